@@ -1,0 +1,14 @@
+//! Every byte Ritma hashes, signs or stores: deterministic CBOR, the record types,
+//! content-derived ids, Merkle trees, signed checkpoints and key history.
+//!
+//! The normative description of these bytes is `docs/FORMAT.md`; this crate is its
+//! reference implementation and the tests keep the two in step.
+
+pub mod cbor;
+pub mod hash;
+pub mod keys;
+pub mod merkle;
+pub mod note;
+pub mod records;
+
+pub use hash::{Hash32, Id128};

@@ -1,0 +1,496 @@
+//! RFC 6962 / RFC 9162 Merkle trees, generic over the hash: roots, inclusion and
+//! consistency proofs, their verifiers, and an append-only [`Frontier`] holding
+//! O(log n) hashes. FORMAT.md §2 is normative.
+//!
+//! Ritma instantiates it with [`Blake3Tree`] (keyed BLAKE3 domains); [`Sha256Tree`]
+//! is the RFC 6962 instantiation the published test vectors use.
+
+use crate::hash::{Domain, Hash32};
+use sha2::Digest;
+
+/// How leaves and interior nodes are hashed.
+pub trait TreeHash {
+    /// Hash of a leaf's bytes.
+    fn leaf(data: &[u8]) -> Hash32;
+    /// Hash of an interior node from its children.
+    fn node(left: &Hash32, right: &Hash32) -> Hash32;
+    /// Root of the empty tree.
+    fn empty() -> Hash32;
+}
+
+/// Ritma's tree: keyed BLAKE3, a leaf and a node key (FORMAT.md §2). A node's input
+/// is exactly one 64-byte BLAKE3 block, so a node costs one compression.
+pub struct Blake3Tree;
+
+impl TreeHash for Blake3Tree {
+    #[inline]
+    fn leaf(data: &[u8]) -> Hash32 {
+        Domain::MerkleLeaf.hash(data)
+    }
+
+    #[inline]
+    fn node(left: &Hash32, right: &Hash32) -> Hash32 {
+        let mut block = [0u8; 64];
+        block[..32].copy_from_slice(left);
+        block[32..].copy_from_slice(right);
+        Domain::MerkleNode.hash(&block)
+    }
+
+    fn empty() -> Hash32 {
+        crate::hash::blake3(b"")
+    }
+}
+
+/// RFC 6962 with SHA-256: leaf = H(0x00 ‖ data), node = H(0x01 ‖ left ‖ right).
+pub struct Sha256Tree;
+
+impl TreeHash for Sha256Tree {
+    fn leaf(data: &[u8]) -> Hash32 {
+        let mut h = sha2::Sha256::new();
+        h.update([0u8]);
+        h.update(data);
+        h.finalize().into()
+    }
+
+    fn node(left: &Hash32, right: &Hash32) -> Hash32 {
+        let mut h = sha2::Sha256::new();
+        h.update([1u8]);
+        h.update(left);
+        h.update(right);
+        h.finalize().into()
+    }
+
+    fn empty() -> Hash32 {
+        sha2::Sha256::digest(b"").into()
+    }
+}
+
+/// Why a proof did not verify or could not be made.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    #[error("leaf index {index} is outside a tree of size {size}")]
+    IndexOutOfRange { index: u64, size: u64 },
+    #[error("proof has {found} hashes, a tree of this shape needs {expected}")]
+    WrongProofLength { expected: usize, found: usize },
+    #[error("the proof does not lead to the expected root")]
+    RootMismatch,
+    #[error("first size {first} is larger than second size {second}")]
+    SizesReversed { first: u64, second: u64 },
+    #[error("a consistency proof from the empty tree proves nothing")]
+    FromEmptyTree,
+    #[error("equal sizes need an empty proof")]
+    NonEmptyProof,
+    #[error("the range [{start}, {end}) cannot be hashed from what is held")]
+    RangeUnavailable { start: u64, end: u64 },
+}
+
+/// Largest power of two strictly less than `n` (n ≥ 2).
+#[inline]
+fn split_point(n: u64) -> u64 {
+    debug_assert!(n >= 2);
+    1u64 << (63 - (n - 1).leading_zeros())
+}
+
+/// An append-only log's right edge: the roots of its perfect subtrees, largest
+/// first — one per set bit of the size. Appending costs one leaf hash plus one
+/// node hash amortised.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Frontier {
+    size: u64,
+    /// Roots of the perfect subtrees, left (largest) to right.
+    nodes: Vec<Hash32>,
+}
+
+impl Frontier {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rebuilds a frontier from its parts; `nodes` must have one hash per set bit of `size`.
+    pub fn from_parts(size: u64, nodes: Vec<Hash32>) -> Option<Self> {
+        (nodes.len() == size.count_ones() as usize).then_some(Frontier { size, nodes })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The perfect-subtree roots, largest first.
+    pub fn nodes(&self) -> &[Hash32] {
+        &self.nodes
+    }
+
+    /// Appends a leaf given its leaf hash.
+    #[inline]
+    pub fn push<H: TreeHash>(&mut self, leaf_hash: Hash32) {
+        let mut h = leaf_hash;
+        let mut s = self.size;
+        // Each trailing one bit of the old size is a subtree the new one completes.
+        while s & 1 == 1 {
+            let left = self.nodes.pop().expect("one node per set bit");
+            h = H::node(&left, &h);
+            s >>= 1;
+        }
+        self.nodes.push(h);
+        self.size += 1;
+    }
+
+    /// Hashes `data` as a leaf and appends it.
+    #[inline]
+    pub fn push_data<H: TreeHash>(&mut self, data: &[u8]) {
+        self.push::<H>(H::leaf(data));
+    }
+
+    /// The tree's root (RFC 9162 MTH of all leaves so far).
+    pub fn root<H: TreeHash>(&self) -> Hash32 {
+        fold_right::<H>(&self.nodes).unwrap_or_else(H::empty)
+    }
+}
+
+/// MTH of a range made of consecutive perfect subtrees of decreasing size.
+fn fold_right<H: TreeHash>(nodes: &[Hash32]) -> Option<Hash32> {
+    let (last, rest) = nodes.split_last()?;
+    Some(rest.iter().rev().fold(*last, |acc, n| H::node(n, &acc)))
+}
+
+/// Something that can give the root of a range of leaves of a tree.
+pub trait Subtrees {
+    fn size(&self) -> u64;
+    /// MTH of leaves `[start, end)`, `start < end ≤ size`.
+    fn subtree_root<H: TreeHash>(&self, start: u64, end: u64) -> Result<Hash32, ProofError>;
+}
+
+/// All leaf hashes of a tree, in order.
+impl Subtrees for [Hash32] {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn subtree_root<H: TreeHash>(&self, start: u64, end: u64) -> Result<Hash32, ProofError> {
+        let leaves = self
+            .get(start as usize..end as usize)
+            .ok_or(ProofError::RangeUnavailable { start, end })?;
+        Ok(root::<H>(leaves))
+    }
+}
+
+/// A log known as the frontier at an old size plus the leaf hashes appended since:
+/// enough to prove consistency from the old size to any later one without the
+/// old leaves (the hour seal's case).
+pub struct Extension<'a> {
+    pub old: &'a Frontier,
+    pub appended: &'a [Hash32],
+}
+
+impl Subtrees for Extension<'_> {
+    fn size(&self) -> u64 {
+        self.old.size + self.appended.len() as u64
+    }
+
+    fn subtree_root<H: TreeHash>(&self, start: u64, end: u64) -> Result<Hash32, ProofError> {
+        let m = self.old.size;
+        if start >= m {
+            return self.appended.subtree_root::<H>(start - m, end - m);
+        }
+        // Below the old size only unions of whole frontier subtrees are known.
+        let mut offset = 0u64;
+        let mut first = None;
+        for (i, bit) in (0..64).rev().filter(|b| m & (1u64 << b) != 0).enumerate() {
+            if offset == start {
+                first = Some(i);
+            }
+            offset += 1u64 << bit;
+            if offset == end {
+                if let Some(f) = first {
+                    return fold_right::<H>(&self.old.nodes[f..=i])
+                        .ok_or(ProofError::RangeUnavailable { start, end });
+                }
+            }
+        }
+        Err(ProofError::RangeUnavailable { start, end })
+    }
+}
+
+/// MTH of a list of leaf hashes.
+pub fn root<H: TreeHash>(leaf_hashes: &[Hash32]) -> Hash32 {
+    let mut f = Frontier::new();
+    for h in leaf_hashes {
+        f.push::<H>(*h);
+    }
+    f.root::<H>()
+}
+
+/// RFC 9162 §2.1.3.1 inclusion proof for leaf `index`.
+pub fn inclusion_proof<H: TreeHash, S: Subtrees + ?Sized>(
+    tree: &S,
+    index: u64,
+) -> Result<Vec<Hash32>, ProofError> {
+    let size = tree.size();
+    if index >= size {
+        return Err(ProofError::IndexOutOfRange { index, size });
+    }
+    let mut proof = Vec::new();
+    path::<H, S>(tree, index, 0, size, &mut proof)?;
+    Ok(proof)
+}
+
+/// PATH(m, D[start:end]), pushing the deepest hash first.
+fn path<H: TreeHash, S: Subtrees + ?Sized>(
+    tree: &S,
+    m: u64,
+    start: u64,
+    end: u64,
+    out: &mut Vec<Hash32>,
+) -> Result<(), ProofError> {
+    let n = end - start;
+    if n <= 1 {
+        return Ok(());
+    }
+    let k = split_point(n);
+    if m < k {
+        path::<H, S>(tree, m, start, start + k, out)?;
+        out.push(tree.subtree_root::<H>(start + k, end)?);
+    } else {
+        path::<H, S>(tree, m - k, start + k, end, out)?;
+        out.push(tree.subtree_root::<H>(start, start + k)?);
+    }
+    Ok(())
+}
+
+/// RFC 9162 §2.1.4.1 consistency proof from size `old_size` to the tree's size.
+pub fn consistency_proof<H: TreeHash, S: Subtrees + ?Sized>(
+    tree: &S,
+    old_size: u64,
+) -> Result<Vec<Hash32>, ProofError> {
+    let size = tree.size();
+    if old_size > size {
+        return Err(ProofError::SizesReversed {
+            first: old_size,
+            second: size,
+        });
+    }
+    if old_size == 0 {
+        return Err(ProofError::FromEmptyTree);
+    }
+    let mut proof = Vec::new();
+    subproof::<H, S>(tree, old_size, 0, size, true, &mut proof)?;
+    Ok(proof)
+}
+
+/// SUBPROOF(m, D[start:end], b).
+fn subproof<H: TreeHash, S: Subtrees + ?Sized>(
+    tree: &S,
+    m: u64,
+    start: u64,
+    end: u64,
+    complete: bool,
+    out: &mut Vec<Hash32>,
+) -> Result<(), ProofError> {
+    let n = end - start;
+    if m == n {
+        if !complete {
+            out.push(tree.subtree_root::<H>(start, end)?);
+        }
+        return Ok(());
+    }
+    let k = split_point(n);
+    if m <= k {
+        subproof::<H, S>(tree, m, start, start + k, complete, out)?;
+        out.push(tree.subtree_root::<H>(start + k, end)?);
+    } else {
+        subproof::<H, S>(tree, m - k, start + k, end, false, out)?;
+        out.push(tree.subtree_root::<H>(start, start + k)?);
+    }
+    Ok(())
+}
+
+/// The root an inclusion proof leads to (RFC 9162 §2.1.3.2), or an error if the
+/// proof has the wrong shape for `index` in a tree of `size`.
+pub fn root_from_inclusion<H: TreeHash>(
+    index: u64,
+    size: u64,
+    leaf_hash: &Hash32,
+    proof: &[Hash32],
+) -> Result<Hash32, ProofError> {
+    if index >= size {
+        return Err(ProofError::IndexOutOfRange { index, size });
+    }
+    // Inner part: levels where index and size-1 differ; border part: the right edge.
+    let inner = 64 - (index ^ (size - 1)).leading_zeros() as usize;
+    let border = (index >> inner).count_ones() as usize;
+    if proof.len() != inner + border {
+        return Err(ProofError::WrongProofLength {
+            expected: inner + border,
+            found: proof.len(),
+        });
+    }
+    let mut h = *leaf_hash;
+    for (level, p) in proof[..inner].iter().enumerate() {
+        h = if (index >> level) & 1 == 0 {
+            H::node(&h, p)
+        } else {
+            H::node(p, &h)
+        };
+    }
+    for p in &proof[inner..] {
+        h = H::node(p, &h);
+    }
+    Ok(h)
+}
+
+/// Checks that `leaf_hash` is leaf `index` of the tree of `size` with `root`.
+pub fn verify_inclusion<H: TreeHash>(
+    index: u64,
+    size: u64,
+    leaf_hash: &Hash32,
+    proof: &[Hash32],
+    root: &Hash32,
+) -> Result<(), ProofError> {
+    if root_from_inclusion::<H>(index, size, leaf_hash, proof)? == *root {
+        Ok(())
+    } else {
+        Err(ProofError::RootMismatch)
+    }
+}
+
+/// Checks that the tree of `size2` with `root2` extends the tree of `size1` with
+/// `root1` (RFC 9162 §2.1.4.2).
+pub fn verify_consistency<H: TreeHash>(
+    size1: u64,
+    size2: u64,
+    root1: &Hash32,
+    root2: &Hash32,
+    proof: &[Hash32],
+) -> Result<(), ProofError> {
+    if size2 < size1 {
+        return Err(ProofError::SizesReversed {
+            first: size1,
+            second: size2,
+        });
+    }
+    if size1 == size2 {
+        if !proof.is_empty() {
+            return Err(ProofError::NonEmptyProof);
+        }
+        // A tree of size 0 has exactly one root.
+        if root1 != root2 || (size1 == 0 && *root1 != H::empty()) {
+            return Err(ProofError::RootMismatch);
+        }
+        return Ok(());
+    }
+    if size1 == 0 {
+        return Err(ProofError::FromEmptyTree);
+    }
+    // Skip the levels where the old tree is a complete left subtree: its root is implied.
+    let shift = size1.trailing_zeros();
+    let inner = (64 - ((size1 - 1) ^ (size2 - 1)).leading_zeros()) as usize - shift as usize;
+    let border = (((size1 - 1) >> shift) >> inner).count_ones() as usize;
+    // The proof starts with the old tree's 2^shift-subtree root unless that is root1 itself.
+    let start = usize::from(size1 != 1u64 << shift);
+    if proof.len() != start + inner + border {
+        return Err(ProofError::WrongProofLength {
+            expected: start + inner + border,
+            found: proof.len(),
+        });
+    }
+    let seed = if start == 0 { *root1 } else { proof[0] };
+    let rest = &proof[start..];
+    let mask = (size1 - 1) >> shift;
+    // Old root: only the hashes on the left of the path; new root: all of them.
+    let mut h1 = seed;
+    let mut h2 = seed;
+    for (level, p) in rest[..inner].iter().enumerate() {
+        if (mask >> level) & 1 == 1 {
+            h1 = H::node(p, &h1);
+            h2 = H::node(p, &h2);
+        } else {
+            h2 = H::node(&h2, p);
+        }
+    }
+    for p in &rest[inner..] {
+        h1 = H::node(p, &h1);
+        h2 = H::node(p, &h2);
+    }
+    if h1 != *root1 || h2 != *root2 {
+        return Err(ProofError::RootMismatch);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaves<H: TreeHash>(n: u64) -> Vec<Hash32> {
+        (0..n).map(|i| H::leaf(&i.to_be_bytes())).collect()
+    }
+
+    /// RFC 9162 MTH written directly from its recursive definition.
+    fn mth_reference<H: TreeHash>(l: &[Hash32]) -> Hash32 {
+        match l.len() {
+            0 => H::empty(),
+            1 => l[0],
+            n => {
+                let k = split_point(n as u64) as usize;
+                H::node(&mth_reference::<H>(&l[..k]), &mth_reference::<H>(&l[k..]))
+            }
+        }
+    }
+
+    #[test]
+    fn frontier_root_matches_recursive_definition() {
+        for n in 0..70u64 {
+            let l = leaves::<Blake3Tree>(n);
+            assert_eq!(
+                root::<Blake3Tree>(&l),
+                mth_reference::<Blake3Tree>(&l),
+                "n={n}"
+            );
+            assert_eq!(
+                root::<Sha256Tree>(&l),
+                mth_reference::<Sha256Tree>(&l),
+                "n={n}"
+            );
+        }
+    }
+
+    #[test]
+    fn frontier_holds_one_hash_per_set_bit() {
+        let mut f = Frontier::new();
+        for i in 0..1000u64 {
+            f.push_data::<Blake3Tree>(&i.to_le_bytes());
+            assert_eq!(f.nodes().len(), f.size().count_ones() as usize);
+        }
+    }
+
+    #[test]
+    fn extension_gives_the_same_consistency_proofs_as_full_leaves() {
+        for old in 1..40u64 {
+            for new in old..45u64 {
+                let l = leaves::<Blake3Tree>(new);
+                let mut f = Frontier::new();
+                for h in &l[..old as usize] {
+                    f.push::<Blake3Tree>(*h);
+                }
+                let ext = Extension {
+                    old: &f,
+                    appended: &l[old as usize..],
+                };
+                let a = consistency_proof::<Blake3Tree, _>(&ext, old).unwrap();
+                let b = consistency_proof::<Blake3Tree, _>(&l[..], old).unwrap();
+                assert_eq!(a, b, "old={old} new={new}");
+            }
+        }
+    }
+
+    #[test]
+    fn empty_and_single() {
+        assert_eq!(
+            Frontier::new().root::<Blake3Tree>(),
+            crate::hash::blake3(b"")
+        );
+        let h = Blake3Tree::leaf(b"x");
+        assert_eq!(root::<Blake3Tree>(&[h]), h);
+        verify_inclusion::<Blake3Tree>(0, 1, &h, &[], &h).unwrap();
+    }
+}
