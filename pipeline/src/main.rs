@@ -1,1 +1,148 @@
-fn main() {}
+//! `ritma`: the command line of the Ritma evidence pipeline.
+
+mod keystore;
+
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+use clap::{Parser, Subcommand};
+use keystore::Keystore;
+use ritma_schemas::records::is_valid_node_name;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(
+    name = "ritma",
+    version,
+    about = "Tamper-evident evidence of what happens on a Linux host"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create or inspect a store's signing key.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an Ed25519 signing key under DIR/_meta/keys (never overwrites one).
+    Init {
+        /// The store (RITMA_OUT) directory.
+        #[arg(long, env = "RITMA_OUT")]
+        out: PathBuf,
+        /// Node name, 1-64 of A-Z a-z 0-9 . _ - (default: the host name).
+        #[arg(long, env = "RITMA_NODE_ID")]
+        node: Option<String>,
+    },
+    /// Print a store's public key, key id and key history.
+    Show {
+        /// The store (RITMA_OUT) directory.
+        dir: PathBuf,
+    },
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("ritma: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Keys(KeysCommand::Init { out, node }) => keys_init(&out, node),
+        Command::Keys(KeysCommand::Show { dir }) => keys_show(&dir),
+    }
+}
+
+fn default_node() -> Result<String> {
+    let host =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").context("reading the host name")?;
+    Ok(host.trim().to_owned())
+}
+
+fn keys_init(out: &Path, node: Option<String>) -> Result<()> {
+    let node = match node {
+        Some(n) => n,
+        None => default_node()?,
+    };
+    if !is_valid_node_name(&node) {
+        bail!("node name `{node}` is invalid: use 1-64 of A-Z a-z 0-9 . _ - not starting with `.` (--node or RITMA_NODE_ID)");
+    }
+    let mut seed = [0u8; 32];
+    getrandom(&mut seed)?;
+    let store = Keystore::for_store(out);
+    let signer = store.init(&node, seed)?;
+    let v = signer.verifier();
+    println!("node:        {node}");
+    println!("key name:    {}", v.name());
+    println!("key id:      {:08x}", v.key_id());
+    println!(
+        "public key:  {}",
+        base64::engine::general_purpose::STANDARD.encode(v.public_key())
+    );
+    println!("vkey:        {}", v.to_vkey());
+    println!(
+        "private key: {} (mode 0600)",
+        store.private_path().display()
+    );
+    Ok(())
+}
+
+fn keys_show(dir: &Path) -> Result<()> {
+    let store = Keystore::for_store(dir);
+    let v = store.load_verifier()?;
+    let node = v
+        .name()
+        .strip_prefix("ritma/")
+        .unwrap_or(v.name())
+        .to_owned();
+    let history = store.load_history(&node)?;
+    // The vkey beside the events must be a key the history knows.
+    if !history.spans().iter().any(|s| s.verifier == v) {
+        bail!(
+            "{}: key {:08x} is not in the key history",
+            store.public_path().display(),
+            v.key_id()
+        );
+    }
+    let private = match store.private_path().exists() {
+        true => match store.load_signer() {
+            Ok(_) => "present, mode 0600, matches the public key".to_owned(),
+            Err(e) => format!("UNUSABLE: {e}"),
+        },
+        false => "absent (verification only)".to_owned(),
+    };
+    println!("node:        {node}");
+    println!("key name:    {}", v.name());
+    println!("key id:      {:08x}", v.key_id());
+    println!(
+        "public key:  {}",
+        base64::engine::general_purpose::STANDARD.encode(v.public_key())
+    );
+    println!("vkey:        {}", v.to_vkey());
+    println!("private key: {private}");
+    println!("key history ({} keys):", history.spans().len());
+    for s in history.spans() {
+        let until = s.until.map_or("∞".to_owned(), |u| u.to_string());
+        println!(
+            "  {:08x}  log sizes [{}, {until})  {}",
+            s.verifier.key_id(),
+            s.from,
+            s.verifier.to_vkey()
+        );
+    }
+    Ok(())
+}
+
+/// Fills `buf` from the kernel's CSPRNG.
+fn getrandom(buf: &mut [u8]) -> Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .context("reading /dev/urandom")
+}

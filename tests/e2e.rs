@@ -1,0 +1,5 @@
+//! End-to-end tests: each drives the real `ritma` binary in a temporary directory.
+
+mod util;
+
+mod keys;
