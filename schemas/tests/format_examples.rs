@@ -1,0 +1,262 @@
+//! Keeps the worked examples in docs/FORMAT.md true: every block marked
+//! `<!-- example:NAME -->` must equal what the code produces for NAME.
+//! Run with `RITMA_BLESS=1` to rewrite the blocks after a deliberate format change.
+
+use ritma_schemas::hash::Domain;
+use ritma_schemas::keys::sign_key_event;
+use ritma_schemas::merkle::{consistency_proof, inclusion_proof, Blake3Tree, Frontier, TreeHash};
+use ritma_schemas::note::{Checkpoint, NoteSigner};
+use ritma_schemas::records::*;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Hex wrapped at 64 characters, so long encodings stay readable.
+fn wrapped(b: &[u8]) -> String {
+    let h = hex(b);
+    h.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join("\n")
+}
+
+fn seq16(start: u8) -> [u8; 16] {
+    std::array::from_fn(|i| start + i as u8)
+}
+
+fn seq32(start: u8) -> [u8; 32] {
+    std::array::from_fn(|i| start.wrapping_add(i as u8))
+}
+
+fn examples() -> BTreeMap<&'static str, String> {
+    let mut ex = BTreeMap::new();
+
+    let mut keys = String::new();
+    for d in [Domain::MerkleLeaf, Domain::MerkleNode, Domain::Dict, Domain::Actor] {
+        writeln!(keys, "{:<22} {}", d.name(), hex(d.key())).unwrap();
+    }
+    ex.insert("domain-keys", keys.trim_end().to_owned());
+
+    let passwd = DictEntry::new(DictKind::Path, b"/etc/passwd");
+    ex.insert("dict-entry", format!("id    {}\nbytes {}", hex(&passwd.id), wrapped(&passwd.encode())));
+
+    let boot_id = seq16(0);
+    let actor_id = ActorRecord::id_of("web-1", &boot_id, 1234, 5_000_000_000);
+    ex.insert("actor-id", hex(&actor_id));
+
+    let atom = EventAtom {
+        seq: 1_000_000,
+        t_ns: 250_000_000,
+        event_type: EventType::Open,
+        actor: actor_id,
+        object: passwd.id,
+        flags: atom_flags::READ,
+        arg_hash: None,
+        payload_ref: None,
+    };
+    ex.insert("event-atom", wrapped(&atom.encode()));
+
+    let late = EventAtom { t_ns: -20_000_000, flags: atom_flags::READ | atom_flags::LATE, arg_hash: Some(seq32(0xa0)), ..atom.clone() };
+    ex.insert("event-atom-late", wrapped(&late.encode()));
+
+    let actor = ActorRecord {
+        actor: actor_id,
+        pid: 1234,
+        ppid: 1,
+        parent: None,
+        start_ns: 5_000_000_000,
+        uid: 0,
+        gid: 0,
+        euid: 0,
+        exe: Some(DictEntry::id_of(DictKind::Exe, b"/usr/bin/cat")),
+        exe_hash: None,
+        comm: DictEntry::id_of(DictKind::Comm, b"cat"),
+        cgroup_id: 4242,
+        mnt_ns: 4026531841,
+        pid_ns: 4026531836,
+        net_ns: 4026531840,
+        container: None,
+        service: Some(DictEntry::id_of(DictKind::Service, b"nginx.service")),
+    };
+    ex.insert("actor-record", wrapped(&actor.encode()));
+
+    let edge = Edge {
+        kind: EdgeKind::ProcToFile,
+        src: actor_id,
+        dst: passwd.id,
+        flags: edge_flags::READ,
+        first_t_ns: 250_000_000,
+        last_t_ns: 260_000_000,
+        count: 2,
+    };
+    ex.insert("edge", format!("key   {}\nbytes {}", hex(&edge.key()), wrapped(&edge.encode())));
+
+    let cone = ConeInstance {
+        cone_id: "download_exec_tmp".into(),
+        cone_version: 1,
+        t_start_ns: 100_000_000,
+        first_seq: 999_990,
+        last_seq: 1_000_000,
+        count: 1,
+        bindings: vec![("f".into(), DictEntry::id_of(DictKind::Path, b"/tmp/x")), ("p".into(), actor_id)],
+        exceptions: vec![],
+    };
+    ex.insert("cone-instance", wrapped(&cone.encode()));
+
+    let window = WindowRecord {
+        node: "web-1".into(),
+        window: 1_763_884_800,
+        window_len_ns: 1_000_000_000,
+        first_seq: 1_000_000,
+        event_count: 1,
+        dict_count: 1,
+        actor_count: 1,
+        edge_count: 1,
+        cone_count: 0,
+        lost: vec![(LossReason::KernelRingbufFull, 3)],
+        late_events: 0,
+        capture_mode: CaptureMode::Thin,
+        cone_lib_version: 1,
+        window_root: seq32(0x10),
+    };
+    ex.insert("window-record", wrapped(&window.encode()));
+
+    let hour = HourSeal {
+        node: "web-1".into(),
+        hour: 489_968,
+        first_window: 1_763_884_800,
+        last_window: 1_763_888_399,
+        log_size: 7200,
+        log_root: seq32(0x20),
+        prev: Some(PrevHour { hour: 489_967, log_size: 3600, log_root: seq32(0x40) }),
+        consistency: vec![seq32(0x60)],
+    };
+    ex.insert("hour-seal", wrapped(&hour.encode()));
+
+    let run = RunMeta {
+        node: "web-1".into(),
+        boot_id,
+        sensor_version: "ritma 0.1.0".into(),
+        config_digest: seq32(0x80),
+        window_len_ns: 1_000_000_000,
+        wall_minus_mono_ns: 1_763_800_000_000_000_000,
+        first_seq: 0,
+        started_wall_ns: 1_763_884_800_000_000_000,
+    };
+    ex.insert("run-meta", wrapped(&run.encode()));
+
+    let health = HealthRecord {
+        node: "web-1".into(),
+        t_wall_ns: 1_763_884_801_000_000_000,
+        kind: HealthKind::ProbeReattached,
+        subject: "sys_enter_openat".into(),
+        window: 1_763_884_801,
+        lost: 17,
+    };
+    ex.insert("health-record", wrapped(&health.encode()));
+
+    // Merkle: three leaves "a", "b", "c".
+    let leaves: Vec<_> = [b"a", b"b", b"c"].iter().map(|d| Blake3Tree::leaf(*d)).collect();
+    let mut f = Frontier::new();
+    for l in &leaves {
+        f.push::<Blake3Tree>(*l);
+    }
+    let mut m = String::new();
+    writeln!(m, "empty root  {}", hex(&Blake3Tree::empty())).unwrap();
+    for (i, l) in leaves.iter().enumerate() {
+        writeln!(m, "leaf {i}      {}", hex(l)).unwrap();
+    }
+    writeln!(m, "node(0,1)   {}", hex(&Blake3Tree::node(&leaves[0], &leaves[1]))).unwrap();
+    writeln!(m, "root (3)    {}", hex(&f.root::<Blake3Tree>())).unwrap();
+    for p in inclusion_proof::<Blake3Tree, _>(&leaves[..], 2).unwrap() {
+        writeln!(m, "inclusion proof of leaf 2: {}", hex(&p)).unwrap();
+    }
+    for p in consistency_proof::<Blake3Tree, _>(&leaves[..], 2).unwrap() {
+        writeln!(m, "consistency proof 2 -> 3:  {}", hex(&p)).unwrap();
+    }
+    ex.insert("merkle", m.trim_end().to_owned());
+
+    // Signing: a fixed seed, never a real key.
+    let signer = NoteSigner::from_seed("ritma/web-1", [7u8; 32]).unwrap();
+    let v = signer.verifier();
+    ex.insert(
+        "keys",
+        format!(
+            "seed        {}\npublic key  {}\nkey id      {:08x}\nvkey        {}\nprivate     {}",
+            hex(&[7u8; 32]),
+            hex(&v.public_key()),
+            v.key_id(),
+            v.to_vkey(),
+            signer.to_private_key_text()
+        ),
+    );
+    let note = Checkpoint::for_node("web-1", 3, f.root::<Blake3Tree>()).unwrap().sign(&signer).unwrap();
+    ex.insert("checkpoint", note.trim_end().to_owned());
+
+    let key_event = KeyEvent {
+        node: "web-1".into(),
+        kind: KeyEventKind::Add,
+        public_key: v.public_key(),
+        log_size: 0,
+        previous_key: None,
+    };
+    ex.insert("key-event", wrapped(&key_event.encode()));
+    ex.insert("signed-key-event", wrapped(&sign_key_event(&key_event, &signer).encode()));
+    ex
+}
+
+const MARK: &str = "<!-- example:";
+
+#[test]
+fn format_md_examples_match_the_code() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/FORMAT.md");
+    let doc = std::fs::read_to_string(&path).expect("docs/FORMAT.md");
+    let ex = examples();
+    let mut out = String::new();
+    let mut rest = doc.as_str();
+    let mut seen = Vec::new();
+    let mut mismatches = Vec::new();
+    while let Some(i) = rest.find(MARK) {
+        let (before, after) = rest.split_at(i);
+        out.push_str(before);
+        let name_end = after.find(" -->").expect("unterminated example marker");
+        let name = &after[MARK.len()..name_end];
+        let fence = after[name_end..].find("```\n").expect("example without a code block") + name_end + 4;
+        let close = after[fence..].find("\n```").expect("unterminated code block") + fence;
+        let have = &after[fence..close];
+        let want = ex.get(name).unwrap_or_else(|| panic!("FORMAT.md names unknown example `{name}`"));
+        if have != want {
+            mismatches.push(name.to_owned());
+        }
+        out.push_str(&after[..fence]);
+        out.push_str(want);
+        seen.push(name.to_owned());
+        rest = &after[close..];
+    }
+    out.push_str(rest);
+    let missing: Vec<_> = ex.keys().filter(|k| !seen.iter().any(|s| s == *k)).collect();
+    if std::env::var_os("RITMA_BLESS").is_some() {
+        std::fs::write(&path, out).unwrap();
+        return;
+    }
+    assert!(missing.is_empty(), "examples missing from FORMAT.md: {missing:?}");
+    assert!(mismatches.is_empty(), "FORMAT.md examples differ from the code (RITMA_BLESS=1 rewrites them): {mismatches:?}");
+}
+
+/// Every example encoding decodes strictly back to its value (the spec's bytes are valid).
+#[test]
+fn example_encodings_decode() {
+    let ex = examples();
+    let records = [
+        "dict-entry", "event-atom", "event-atom-late", "actor-record", "edge", "cone-instance",
+        "window-record", "hour-seal", "key-event", "run-meta", "health-record", "signed-key-event",
+    ];
+    for name in records {
+        let text = &ex[name];
+        // Examples with a labelled id or key give the encoding after `bytes `.
+        let hex_text = text.split_once("bytes ").map_or(text.as_str(), |(_, b)| b);
+        let b = hex::decode(hex_text.replace('\n', "")).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let r = AnyRecord::decode(&b).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(r.encode(), b, "{name}");
+    }
+}
