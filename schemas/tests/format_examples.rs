@@ -17,7 +17,11 @@ fn hex(b: &[u8]) -> String {
 /// Hex wrapped at 64 characters, so long encodings stay readable.
 fn wrapped(b: &[u8]) -> String {
     let h = hex(b);
-    h.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join("\n")
+    h.as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn seq16(start: u8) -> [u8; 16] {
@@ -32,13 +36,25 @@ fn examples() -> BTreeMap<&'static str, String> {
     let mut ex = BTreeMap::new();
 
     let mut keys = String::new();
-    for d in [Domain::MerkleLeaf, Domain::MerkleNode, Domain::Dict, Domain::Actor] {
+    for d in [
+        Domain::MerkleLeaf,
+        Domain::MerkleNode,
+        Domain::Dict,
+        Domain::Actor,
+    ] {
         writeln!(keys, "{:<22} {}", d.name(), hex(d.key())).unwrap();
     }
     ex.insert("domain-keys", keys.trim_end().to_owned());
 
     let passwd = DictEntry::new(DictKind::Path, b"/etc/passwd");
-    ex.insert("dict-entry", format!("id    {}\nbytes {}", hex(&passwd.id), wrapped(&passwd.encode())));
+    ex.insert(
+        "dict-entry",
+        format!(
+            "id    {}\nbytes {}",
+            hex(&passwd.id),
+            wrapped(&passwd.encode())
+        ),
+    );
 
     let boot_id = seq16(0);
     let actor_id = ActorRecord::id_of("web-1", &boot_id, 1234, 5_000_000_000);
@@ -56,7 +72,12 @@ fn examples() -> BTreeMap<&'static str, String> {
     };
     ex.insert("event-atom", wrapped(&atom.encode()));
 
-    let late = EventAtom { t_ns: -20_000_000, flags: atom_flags::READ | atom_flags::LATE, arg_hash: Some(seq32(0xa0)), ..atom.clone() };
+    let late = EventAtom {
+        t_ns: -20_000_000,
+        flags: atom_flags::READ | atom_flags::LATE,
+        arg_hash: Some(seq32(0xa0)),
+        ..atom.clone()
+    };
     ex.insert("event-atom-late", wrapped(&late.encode()));
 
     let actor = ActorRecord {
@@ -89,7 +110,14 @@ fn examples() -> BTreeMap<&'static str, String> {
         last_t_ns: 260_000_000,
         count: 2,
     };
-    ex.insert("edge", format!("key   {}\nbytes {}", hex(&edge.key()), wrapped(&edge.encode())));
+    ex.insert(
+        "edge",
+        format!(
+            "key   {}\nbytes {}",
+            hex(&edge.key()),
+            wrapped(&edge.encode())
+        ),
+    );
 
     let cone = ConeInstance {
         cone_id: "download_exec_tmp".into(),
@@ -98,7 +126,10 @@ fn examples() -> BTreeMap<&'static str, String> {
         first_seq: 999_990,
         last_seq: 1_000_000,
         count: 1,
-        bindings: vec![("f".into(), DictEntry::id_of(DictKind::Path, b"/tmp/x")), ("p".into(), actor_id)],
+        bindings: vec![
+            ("f".into(), DictEntry::id_of(DictKind::Path, b"/tmp/x")),
+            ("p".into(), actor_id),
+        ],
         exceptions: vec![],
     };
     ex.insert("cone-instance", wrapped(&cone.encode()));
@@ -128,7 +159,11 @@ fn examples() -> BTreeMap<&'static str, String> {
         last_window: 1_763_888_399,
         log_size: 7200,
         log_root: seq32(0x20),
-        prev: Some(PrevHour { hour: 489_967, log_size: 3600, log_root: seq32(0x40) }),
+        prev: Some(PrevHour {
+            hour: 489_967,
+            log_size: 3600,
+            log_root: seq32(0x40),
+        }),
         consistency: vec![seq32(0x60)],
     };
     ex.insert("hour-seal", wrapped(&hour.encode()));
@@ -156,7 +191,10 @@ fn examples() -> BTreeMap<&'static str, String> {
     ex.insert("health-record", wrapped(&health.encode()));
 
     // Merkle: three leaves "a", "b", "c".
-    let leaves: Vec<_> = [b"a", b"b", b"c"].iter().map(|d| Blake3Tree::leaf(*d)).collect();
+    let leaves: Vec<_> = [b"a", b"b", b"c"]
+        .iter()
+        .map(|d| Blake3Tree::leaf(*d))
+        .collect();
     let mut f = Frontier::new();
     for l in &leaves {
         f.push::<Blake3Tree>(*l);
@@ -166,7 +204,12 @@ fn examples() -> BTreeMap<&'static str, String> {
     for (i, l) in leaves.iter().enumerate() {
         writeln!(m, "leaf {i}      {}", hex(l)).unwrap();
     }
-    writeln!(m, "node(0,1)   {}", hex(&Blake3Tree::node(&leaves[0], &leaves[1]))).unwrap();
+    writeln!(
+        m,
+        "node(0,1)   {}",
+        hex(&Blake3Tree::node(&leaves[0], &leaves[1]))
+    )
+    .unwrap();
     writeln!(m, "root (3)    {}", hex(&f.root::<Blake3Tree>())).unwrap();
     for p in inclusion_proof::<Blake3Tree, _>(&leaves[..], 2).unwrap() {
         writeln!(m, "inclusion proof of leaf 2: {}", hex(&p)).unwrap();
@@ -190,7 +233,10 @@ fn examples() -> BTreeMap<&'static str, String> {
             signer.to_private_key_text()
         ),
     );
-    let note = Checkpoint::for_node("web-1", 3, f.root::<Blake3Tree>()).unwrap().sign(&signer).unwrap();
+    let note = Checkpoint::for_node("web-1", 3, f.root::<Blake3Tree>())
+        .unwrap()
+        .sign(&signer)
+        .unwrap();
     ex.insert("checkpoint", note.trim_end().to_owned());
 
     let key_event = KeyEvent {
@@ -201,46 +247,21 @@ fn examples() -> BTreeMap<&'static str, String> {
         previous_key: None,
     };
     ex.insert("key-event", wrapped(&key_event.encode()));
-    ex.insert("signed-key-event", wrapped(&sign_key_event(&key_event, &signer).encode()));
+    ex.insert(
+        "signed-key-event",
+        wrapped(&sign_key_event(&key_event, &signer).encode()),
+    );
     ex
 }
-
-const MARK: &str = "<!-- example:";
 
 #[test]
 fn format_md_examples_match_the_code() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/FORMAT.md");
-    let doc = std::fs::read_to_string(&path).expect("docs/FORMAT.md");
-    let ex = examples();
-    let mut out = String::new();
-    let mut rest = doc.as_str();
-    let mut seen = Vec::new();
-    let mut mismatches = Vec::new();
-    while let Some(i) = rest.find(MARK) {
-        let (before, after) = rest.split_at(i);
-        out.push_str(before);
-        let name_end = after.find(" -->").expect("unterminated example marker");
-        let name = &after[MARK.len()..name_end];
-        let fence = after[name_end..].find("```\n").expect("example without a code block") + name_end + 4;
-        let close = after[fence..].find("\n```").expect("unterminated code block") + fence;
-        let have = &after[fence..close];
-        let want = ex.get(name).unwrap_or_else(|| panic!("FORMAT.md names unknown example `{name}`"));
-        if have != want {
-            mismatches.push(name.to_owned());
-        }
-        out.push_str(&after[..fence]);
-        out.push_str(want);
-        seen.push(name.to_owned());
-        rest = &after[close..];
-    }
-    out.push_str(rest);
-    let missing: Vec<_> = ex.keys().filter(|k| !seen.iter().any(|s| s == *k)).collect();
-    if std::env::var_os("RITMA_BLESS").is_some() {
-        std::fs::write(&path, out).unwrap();
-        return;
-    }
-    assert!(missing.is_empty(), "examples missing from FORMAT.md: {missing:?}");
-    assert!(mismatches.is_empty(), "FORMAT.md examples differ from the code (RITMA_BLESS=1 rewrites them): {mismatches:?}");
+    let ex = examples()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    ritma_schemas::format_doc::check_examples(&path, "schemas", &ex);
 }
 
 /// Every example encoding decodes strictly back to its value (the spec's bytes are valid).
@@ -248,8 +269,18 @@ fn format_md_examples_match_the_code() {
 fn example_encodings_decode() {
     let ex = examples();
     let records = [
-        "dict-entry", "event-atom", "event-atom-late", "actor-record", "edge", "cone-instance",
-        "window-record", "hour-seal", "key-event", "run-meta", "health-record", "signed-key-event",
+        "dict-entry",
+        "event-atom",
+        "event-atom-late",
+        "actor-record",
+        "edge",
+        "cone-instance",
+        "window-record",
+        "hour-seal",
+        "key-event",
+        "run-meta",
+        "health-record",
+        "signed-key-event",
     ];
     for name in records {
         let text = &ex[name];

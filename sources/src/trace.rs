@@ -1,0 +1,812 @@
+//! `.rtrace` trace files: the WAL of raw events (FORMAT.md §7.2).
+//!
+//! A file is an 8-byte magic followed by frames. A frame is a 44-byte header and a
+//! zstd-compressed payload; the header carries the payload's lengths, the first
+//! `seq`, the event count and a BLAKE3 checksum over header and payload. Run frames
+//! hold a `RunMeta`; batch frames hold consecutive raw events of one run. The writer
+//! fsyncs once per frame; the reader is strict and reports a torn tail or a corrupt
+//! frame with file, offset and frame number, and can skip past a corrupt frame.
+
+use crate::raw::RawEvent;
+use ritma_schemas::cbor::{DecodeError, Decoder};
+use ritma_schemas::records::{Record, RunMeta};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// First bytes of every trace file: "RTRACE", then format version 1.
+pub const FILE_MAGIC: [u8; 8] = *b"RTRACE\x00\x01";
+/// First bytes of every frame.
+pub const FRAME_MAGIC: [u8; 4] = *b"RTBF";
+pub const FRAME_HEADER_LEN: usize = 44;
+/// Largest compressed or uncompressed payload of one frame.
+pub const MAX_PAYLOAD_LEN: u32 = 64 << 20;
+/// Most events in one batch frame.
+pub const MAX_BATCH_EVENTS: u32 = 1 << 20;
+/// zstd level of the WAL: cheap to write, it is read once per replay.
+const ZSTD_LEVEL: i32 = 1;
+
+const KIND_RUN: u8 = 1;
+const KIND_BATCH: u8 = 2;
+
+/// Where in a trace something went wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TracePos {
+    pub path: PathBuf,
+    /// Byte offset of the frame (or of the file header).
+    pub offset: u64,
+    /// Frame number, counting from 0.
+    pub frame: u64,
+}
+
+impl std::fmt::Display for TracePos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} frame {} at byte {}",
+            self.path.display(),
+            self.frame,
+            self.offset
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: not a Ritma trace (bad file magic)")]
+    NotATrace { path: PathBuf },
+    #[error(
+        "{pos}: torn tail: the file ends {missing} bytes into the frame (an interrupted write)"
+    )]
+    TornTail { pos: TracePos, missing: u64 },
+    #[error("{pos}: corrupt frame: {reason}")]
+    Corrupt { pos: TracePos, reason: String },
+    #[error("{pos}: event {index} of the batch: {source}")]
+    Event {
+        pos: TracePos,
+        index: u32,
+        source: DecodeError,
+    },
+    #[error("{pos}: run metadata: {source}")]
+    Run { pos: TracePos, source: DecodeError },
+    #[error("{path}: {reason}")]
+    Misuse { path: PathBuf, reason: String },
+}
+
+/// One item read from a trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TraceItem {
+    /// A run starts; later batches name it by `run` (its order among run frames).
+    Run { run: u16, meta: RunMeta },
+    /// Consecutive events of one run, `seq` = first_seq, first_seq + 1, ….
+    Batch { run: u16, events: Vec<RawEvent> },
+}
+
+struct FrameHeader {
+    kind: u8,
+    run: u16,
+    first_seq: u64,
+    count: u32,
+    raw_len: u32,
+    comp_len: u32,
+    checksum: [u8; 16],
+}
+
+impl FrameHeader {
+    fn encode_without_checksum(&self) -> [u8; 28] {
+        let mut h = [0u8; 28];
+        h[..4].copy_from_slice(&FRAME_MAGIC);
+        h[4] = self.kind;
+        h[6..8].copy_from_slice(&self.run.to_be_bytes());
+        h[8..16].copy_from_slice(&self.first_seq.to_be_bytes());
+        h[16..20].copy_from_slice(&self.count.to_be_bytes());
+        h[20..24].copy_from_slice(&self.raw_len.to_be_bytes());
+        h[24..28].copy_from_slice(&self.comp_len.to_be_bytes());
+        h
+    }
+
+    /// Parses the fixed fields; semantic checks happen in the reader.
+    fn parse(b: &[u8; FRAME_HEADER_LEN]) -> Result<Self, String> {
+        if b[..4] != FRAME_MAGIC {
+            return Err("bad frame magic".into());
+        }
+        if b[5] != 0 {
+            return Err("reserved header byte is not zero".into());
+        }
+        let be32 = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let mut checksum = [0u8; 16];
+        checksum.copy_from_slice(&b[28..44]);
+        Ok(FrameHeader {
+            kind: b[4],
+            run: u16::from_be_bytes([b[6], b[7]]),
+            first_seq: u64::from_be_bytes(b[8..16].try_into().expect("8 bytes")),
+            count: be32(16),
+            raw_len: be32(20),
+            comp_len: be32(24),
+            checksum,
+        })
+    }
+}
+
+fn checksum(header: &[u8; 28], payload: &[u8]) -> [u8; 16] {
+    let mut h = blake3::Hasher::new();
+    h.update(header);
+    h.update(payload);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    out
+}
+
+/// Reads a trace file frame by frame.
+pub struct TraceReader {
+    path: PathBuf,
+    file: io::BufReader<File>,
+    offset: u64,
+    frame: u64,
+    /// Next expected seq of each run seen so far.
+    next_seq: Vec<u64>,
+}
+
+impl TraceReader {
+    pub fn open(path: &Path) -> Result<Self, TraceError> {
+        let io_err = |source| TraceError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = io::BufReader::with_capacity(1 << 20, File::open(path).map_err(io_err)?);
+        let mut magic = [0u8; 8];
+        match read_full(&mut file, &mut magic).map_err(io_err)? {
+            8 if magic == FILE_MAGIC => {}
+            _ => {
+                return Err(TraceError::NotATrace {
+                    path: path.to_owned(),
+                })
+            }
+        }
+        Ok(TraceReader {
+            path: path.to_owned(),
+            file,
+            offset: 8,
+            frame: 0,
+            next_seq: Vec::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Byte offset of the next frame.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    fn pos(&self) -> TracePos {
+        TracePos {
+            path: self.path.clone(),
+            offset: self.offset,
+            frame: self.frame,
+        }
+    }
+
+    fn corrupt(&self, reason: impl Into<String>) -> TraceError {
+        TraceError::Corrupt {
+            pos: self.pos(),
+            reason: reason.into(),
+        }
+    }
+
+    fn io(&self, source: io::Error) -> TraceError {
+        TraceError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The next item, `None` at a clean end of file.
+    pub fn next_item(&mut self) -> Result<Option<TraceItem>, TraceError> {
+        let mut hb = [0u8; FRAME_HEADER_LEN];
+        let got = read_full(&mut self.file, &mut hb).map_err(|e| self.io(e))?;
+        if got == 0 {
+            return Ok(None);
+        }
+        if got < FRAME_HEADER_LEN {
+            return Err(TraceError::TornTail {
+                pos: self.pos(),
+                missing: (FRAME_HEADER_LEN - got) as u64,
+            });
+        }
+        let h = FrameHeader::parse(&hb).map_err(|r| self.corrupt(r))?;
+        if h.comp_len > MAX_PAYLOAD_LEN || h.raw_len > MAX_PAYLOAD_LEN {
+            return Err(self.corrupt(format!(
+                "payload length {}/{} exceeds {MAX_PAYLOAD_LEN}",
+                h.comp_len, h.raw_len
+            )));
+        }
+        let mut payload = vec![0u8; h.comp_len as usize];
+        let got = read_full(&mut self.file, &mut payload).map_err(|e| self.io(e))?;
+        if got < payload.len() {
+            return Err(TraceError::TornTail {
+                pos: self.pos(),
+                missing: (payload.len() - got) as u64,
+            });
+        }
+        let head: [u8; 28] = hb[..28].try_into().expect("28 bytes");
+        if checksum(&head, &payload) != h.checksum {
+            return Err(self.corrupt("checksum mismatch"));
+        }
+        let item = self.decode_frame(&h, &payload)?;
+        self.offset += (FRAME_HEADER_LEN + payload.len()) as u64;
+        self.frame += 1;
+        Ok(Some(item))
+    }
+
+    fn decode_frame(&mut self, h: &FrameHeader, payload: &[u8]) -> Result<TraceItem, TraceError> {
+        let mut raw = Vec::with_capacity(h.raw_len as usize);
+        let mut dec = zstd::stream::read::Decoder::new(payload)
+            .map_err(|e| self.corrupt(format!("zstd: {e}")))?;
+        // Read one byte more than announced, to catch a payload longer than its header says.
+        (&mut dec)
+            .take(h.raw_len as u64 + 1)
+            .read_to_end(&mut raw)
+            .map_err(|e| self.corrupt(format!("zstd: {e}")))?;
+        if raw.len() != h.raw_len as usize {
+            return Err(self.corrupt(format!(
+                "payload is {} bytes uncompressed, header says {}",
+                raw.len(),
+                h.raw_len
+            )));
+        }
+        match h.kind {
+            KIND_RUN => {
+                if h.run as usize != self.next_seq.len() || h.count != 0 {
+                    return Err(self.corrupt(format!(
+                        "run frame numbered {} with count {}, expected run {} and count 0",
+                        h.run,
+                        h.count,
+                        self.next_seq.len()
+                    )));
+                }
+                let meta = RunMeta::decode(&raw).map_err(|source| TraceError::Run {
+                    pos: self.pos(),
+                    source,
+                })?;
+                if meta.first_seq != h.first_seq {
+                    return Err(self.corrupt("run frame first_seq differs from its RunMeta"));
+                }
+                self.next_seq.push(meta.first_seq);
+                Ok(TraceItem::Run { run: h.run, meta })
+            }
+            KIND_BATCH => {
+                let Some(&expected) = self.next_seq.get(h.run as usize) else {
+                    return Err(self.corrupt(format!(
+                        "batch of run {} before that run's run frame",
+                        h.run
+                    )));
+                };
+                if h.first_seq != expected {
+                    return Err(self.corrupt(format!(
+                        "batch starts at seq {}, run {} continues at {expected}",
+                        h.first_seq, h.run
+                    )));
+                }
+                if h.count == 0 || h.count > MAX_BATCH_EVENTS {
+                    return Err(self.corrupt(format!("batch of {} events", h.count)));
+                }
+                let mut d = Decoder::new(&raw, "RawEvent");
+                let mut events = Vec::with_capacity(h.count as usize);
+                for index in 0..h.count {
+                    let e = RawEvent::decode_from(&mut d).map_err(|source| TraceError::Event {
+                        pos: self.pos(),
+                        index,
+                        source,
+                    })?;
+                    if e.seq != h.first_seq + index as u64 {
+                        return Err(self.corrupt(format!(
+                            "event {index} has seq {}, expected {}",
+                            e.seq,
+                            h.first_seq + index as u64
+                        )));
+                    }
+                    events.push(e);
+                }
+                d.finish().map_err(|source| TraceError::Event {
+                    pos: self.pos(),
+                    index: h.count,
+                    source,
+                })?;
+                self.next_seq[h.run as usize] = h.first_seq + h.count as u64;
+                Ok(TraceItem::Batch { run: h.run, events })
+            }
+            k => Err(self.corrupt(format!("unknown frame kind {k}"))),
+        }
+    }
+
+    /// After a corrupt frame: moves to the next frame whose checksum is valid and
+    /// returns how many bytes were skipped. Events lost in the skipped bytes show
+    /// as a gap in `seq`, which the next batch is allowed to jump over (the caller
+    /// counts the gap as loss). Returns `None` if no valid frame follows.
+    pub fn skip_corrupt(&mut self) -> Result<Option<u64>, TraceError> {
+        let start = self.offset;
+        let file = self.file.get_mut();
+        file.seek(SeekFrom::Start(start + 1))
+            .map_err(|e| TraceError::Io {
+                path: self.path.clone(),
+                source: e,
+            })?;
+        let mut rest = Vec::new();
+        file.read_to_end(&mut rest).map_err(|e| TraceError::Io {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        let mut i = 0;
+        while let Some(p) = find(&rest[i..], &FRAME_MAGIC) {
+            let at = i + p;
+            if let Some(h) = valid_frame_at(&rest[at..]) {
+                let new_offset = start + 1 + at as u64;
+                self.file
+                    .seek(SeekFrom::Start(new_offset))
+                    .map_err(|e| TraceError::Io {
+                        path: self.path.clone(),
+                        source: e,
+                    })?;
+                self.offset = new_offset;
+                self.frame += 1;
+                // Let the next batch of its run start wherever the skipped data ended.
+                if h.kind == KIND_BATCH {
+                    if let Some(n) = self.next_seq.get_mut(h.run as usize) {
+                        if h.first_seq > *n {
+                            *n = h.first_seq;
+                        }
+                    }
+                }
+                return Ok(Some(new_offset - start));
+            }
+            i = at + 1;
+        }
+        Ok(None)
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The header at the start of `b`, if a whole frame with a valid checksum is there.
+fn valid_frame_at(b: &[u8]) -> Option<FrameHeader> {
+    let hb: &[u8; FRAME_HEADER_LEN] = b.get(..FRAME_HEADER_LEN)?.try_into().ok()?;
+    let h = FrameHeader::parse(hb).ok()?;
+    let payload = b.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + h.comp_len as usize)?;
+    (checksum(&h.encode_without_checksum(), payload) == h.checksum).then_some(h)
+}
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// What `TraceWriter::open_append` found and repaired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    /// The runs in the file, in order.
+    pub runs: Vec<RunMeta>,
+    /// Next seq of each run.
+    pub next_seq: Vec<u64>,
+    /// Bytes of a torn tail that were cut off (0 if the file ended cleanly).
+    pub truncated: u64,
+}
+
+/// Appends frames to a trace file, one fsync per frame.
+pub struct TraceWriter {
+    path: PathBuf,
+    file: File,
+    next_seq: Vec<u64>,
+    raw: Vec<u8>,
+}
+
+impl TraceWriter {
+    /// Creates a new trace file; fails if it exists.
+    pub fn create(path: &Path) -> Result<Self, TraceError> {
+        let io_err = |source| TraceError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(io_err)?;
+        file.write_all(&FILE_MAGIC).map_err(io_err)?;
+        file.sync_all().map_err(io_err)?;
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|source| TraceError::Io {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+        }
+        Ok(TraceWriter {
+            path: path.to_owned(),
+            file,
+            next_seq: Vec::new(),
+            raw: Vec::new(),
+        })
+    }
+
+    /// Opens an existing trace for appending after a crash: reads every frame, cuts
+    /// off a torn tail, and continues each run's seq. A corrupt frame in the middle
+    /// is an error: the WAL is never rewritten.
+    pub fn open_append(path: &Path) -> Result<(Self, Recovery), TraceError> {
+        let mut reader = TraceReader::open(path)?;
+        let mut runs = Vec::new();
+        let mut truncated = 0;
+        loop {
+            match reader.next_item() {
+                Ok(Some(TraceItem::Run { meta, .. })) => runs.push(meta),
+                Ok(Some(TraceItem::Batch { .. })) => {}
+                Ok(None) => break,
+                Err(TraceError::TornTail { .. }) => {
+                    let len = std::fs::metadata(path)
+                        .map_err(|source| TraceError::Io {
+                            path: path.to_owned(),
+                            source,
+                        })?
+                        .len();
+                    truncated = len - reader.offset();
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let io_err = |source| TraceError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = OpenOptions::new().write(true).open(path).map_err(io_err)?;
+        if truncated > 0 {
+            file.set_len(reader.offset()).map_err(io_err)?;
+            file.sync_all().map_err(io_err)?;
+        }
+        file.seek(SeekFrom::Start(reader.offset()))
+            .map_err(io_err)?;
+        let next_seq = reader.next_seq.clone();
+        let w = TraceWriter {
+            path: path.to_owned(),
+            file,
+            next_seq: next_seq.clone(),
+            raw: Vec::new(),
+        };
+        Ok((
+            w,
+            Recovery {
+                runs,
+                next_seq,
+                truncated,
+            },
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Next seq of `run`.
+    pub fn next_seq(&self, run: u16) -> Option<u64> {
+        self.next_seq.get(run as usize).copied()
+    }
+
+    /// Starts a run; returns its number for `append_batch`.
+    pub fn add_run(&mut self, meta: &RunMeta) -> Result<u16, TraceError> {
+        let run = u16::try_from(self.next_seq.len())
+            .map_err(|_| self.misuse("more than 65535 runs in one trace"))?;
+        let raw = meta.encode();
+        self.write_frame(KIND_RUN, run, meta.first_seq, 0, &raw)?;
+        self.next_seq.push(meta.first_seq);
+        Ok(run)
+    }
+
+    /// Appends consecutive events of `run` (seqs must continue the run) and fsyncs.
+    pub fn append_batch(&mut self, run: u16, events: &[RawEvent]) -> Result<(), TraceError> {
+        let Some(&first) = self.next_seq.get(run as usize) else {
+            return Err(self.misuse(format!("run {run} was never added")));
+        };
+        if events.is_empty() || events.len() > MAX_BATCH_EVENTS as usize {
+            return Err(self.misuse(format!(
+                "a batch holds 1 to {MAX_BATCH_EVENTS} events, not {}",
+                events.len()
+            )));
+        }
+        let mut raw = std::mem::take(&mut self.raw);
+        raw.clear();
+        for (i, e) in events.iter().enumerate() {
+            if e.seq != first + i as u64 {
+                self.raw = raw;
+                return Err(self.misuse(format!(
+                    "event {i} has seq {}, the run continues at {}",
+                    e.seq,
+                    first + i as u64
+                )));
+            }
+            e.encode_into(&mut raw);
+        }
+        let result = self.write_frame(KIND_BATCH, run, first, events.len() as u32, &raw);
+        self.raw = raw;
+        result?;
+        self.next_seq[run as usize] = first + events.len() as u64;
+        Ok(())
+    }
+
+    fn misuse(&self, reason: impl Into<String>) -> TraceError {
+        TraceError::Misuse {
+            path: self.path.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn write_frame(
+        &mut self,
+        kind: u8,
+        run: u16,
+        first_seq: u64,
+        count: u32,
+        raw: &[u8],
+    ) -> Result<(), TraceError> {
+        let io_err = |source| TraceError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        if raw.len() > MAX_PAYLOAD_LEN as usize {
+            return Err(self.misuse(format!(
+                "frame payload of {} bytes exceeds {MAX_PAYLOAD_LEN}",
+                raw.len()
+            )));
+        }
+        let comp = zstd::bulk::compress(raw, ZSTD_LEVEL).map_err(io_err)?;
+        if comp.len() > MAX_PAYLOAD_LEN as usize {
+            return Err(self.misuse("compressed frame too large"));
+        }
+        let mut h = FrameHeader {
+            kind,
+            run,
+            first_seq,
+            count,
+            raw_len: raw.len() as u32,
+            comp_len: comp.len() as u32,
+            checksum: [0; 16],
+        };
+        let head = h.encode_without_checksum();
+        h.checksum = checksum(&head, &comp);
+        let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + comp.len());
+        frame.extend_from_slice(&head);
+        frame.extend_from_slice(&h.checksum);
+        frame.extend_from_slice(&comp);
+        self.file.write_all(&frame).map_err(io_err)?;
+        self.file.sync_data().map_err(io_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raw::{RawBody, Task};
+
+    fn meta(node: &str, first_seq: u64) -> RunMeta {
+        RunMeta {
+            node: node.into(),
+            boot_id: [1; 16],
+            sensor_version: "test".into(),
+            config_digest: [2; 32],
+            window_len_ns: 1_000_000_000,
+            wall_minus_mono_ns: 1_700_000_000_000_000_000,
+            first_seq,
+            started_wall_ns: 1_700_000_000_000_000_000,
+        }
+    }
+
+    fn events(first: u64, n: u64) -> Vec<RawEvent> {
+        (first..first + n)
+            .map(|seq| RawEvent {
+                seq,
+                mono_ns: seq * 1000,
+                task: Task {
+                    pid: 100 + (seq % 7) as u32,
+                    comm: b"cat".to_vec(),
+                    ..Task::default()
+                },
+                body: RawBody::Open {
+                    path: format!("/tmp/f{seq}").into_bytes(),
+                    flags: 0,
+                    mode: 0,
+                    result: 3,
+                },
+            })
+            .collect()
+    }
+
+    fn read_all(path: &Path) -> Result<Vec<TraceItem>, TraceError> {
+        let mut r = TraceReader::open(path)?;
+        let mut out = Vec::new();
+        while let Some(i) = r.next_item()? {
+            out.push(i);
+        }
+        Ok(out)
+    }
+
+    fn write_sample(path: &Path) -> Vec<u64> {
+        let mut w = TraceWriter::create(path).unwrap();
+        let run = w.add_run(&meta("n1", 0)).unwrap();
+        let mut offsets = vec![];
+        for b in 0..3 {
+            offsets.push(std::fs::metadata(path).unwrap().len());
+            w.append_batch(run, &events(b * 10, 10)).unwrap();
+        }
+        offsets.push(std::fs::metadata(path).unwrap().len());
+        offsets
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.rtrace");
+        write_sample(&p);
+        let items = read_all(&p).unwrap();
+        assert_eq!(items.len(), 4);
+        assert_eq!(
+            items[0],
+            TraceItem::Run {
+                run: 0,
+                meta: meta("n1", 0)
+            }
+        );
+        assert_eq!(
+            items[2],
+            TraceItem::Batch {
+                run: 0,
+                events: events(10, 10)
+            }
+        );
+    }
+
+    #[test]
+    fn writer_refuses_seq_gaps_and_unknown_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.rtrace");
+        let mut w = TraceWriter::create(&p).unwrap();
+        assert!(matches!(
+            w.append_batch(0, &events(0, 1)),
+            Err(TraceError::Misuse { .. })
+        ));
+        let run = w.add_run(&meta("n1", 5)).unwrap();
+        assert!(matches!(
+            w.append_batch(run, &events(0, 3)),
+            Err(TraceError::Misuse { .. })
+        ));
+        w.append_batch(run, &events(5, 3)).unwrap();
+        assert!(
+            TraceWriter::create(&p).is_err(),
+            "create must not overwrite"
+        );
+    }
+
+    #[test]
+    fn torn_tail_is_reported_precisely_and_repaired_on_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.rtrace");
+        let offsets = write_sample(&p);
+        // Cut the last frame short at every possible length.
+        let full = std::fs::read(&p).unwrap();
+        let last = offsets[2] as usize;
+        for cut in [last + 1, last + 20, last + FRAME_HEADER_LEN, full.len() - 1] {
+            std::fs::write(&p, &full[..cut]).unwrap();
+            match read_all(&p) {
+                Err(TraceError::TornTail { pos, .. }) => {
+                    assert_eq!((pos.offset, pos.frame), (last as u64, 3), "cut at {cut}");
+                    assert!(pos.to_string().contains("frame 3 at byte"));
+                }
+                other => panic!("cut at {cut}: {other:?}"),
+            }
+            let (mut w, rec) = TraceWriter::open_append(&p).unwrap();
+            assert_eq!(rec.truncated, (cut - last) as u64);
+            assert_eq!(rec.next_seq, vec![20]);
+            assert_eq!(std::fs::metadata(&p).unwrap().len(), last as u64);
+            // Appending continues the run where the last whole batch ended.
+            w.append_batch(0, &events(20, 10)).unwrap();
+            assert_eq!(std::fs::read(&p).unwrap(), full);
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_anywhere_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.rtrace");
+        write_sample(&p);
+        let full = std::fs::read(&p).unwrap();
+        for i in 0..full.len() {
+            let mut b = full.clone();
+            b[i] ^= 0x10;
+            std::fs::write(&p, &b).unwrap();
+            assert!(read_all(&p).is_err(), "flip at byte {i} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn reading_resumes_after_a_corrupt_frame_and_the_gap_shows_in_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.rtrace");
+        let offsets = write_sample(&p);
+        let mut b = std::fs::read(&p).unwrap();
+        b[offsets[1] as usize + FRAME_HEADER_LEN + 3] ^= 0xff; // payload of batch 1 (seq 10..20)
+        std::fs::write(&p, &b).unwrap();
+        let mut r = TraceReader::open(&p).unwrap();
+        assert!(matches!(
+            r.next_item().unwrap(),
+            Some(TraceItem::Run { .. })
+        ));
+        assert!(matches!(
+            r.next_item().unwrap(),
+            Some(TraceItem::Batch { .. })
+        ));
+        match r.next_item() {
+            Err(TraceError::Corrupt { pos, reason }) => {
+                assert_eq!((pos.offset, pos.frame), (offsets[1], 2));
+                assert_eq!(reason, "checksum mismatch");
+            }
+            other => panic!("{other:?}"),
+        }
+        let skipped = r.skip_corrupt().unwrap().unwrap();
+        assert_eq!(skipped, offsets[2] - offsets[1]);
+        match r.next_item().unwrap() {
+            Some(TraceItem::Batch { events: e, .. }) => assert_eq!(e[0].seq, 20),
+            other => panic!("{other:?}"),
+        }
+        assert!(r.next_item().unwrap().is_none());
+        // The corrupt WAL is never rewritten by the appender.
+        assert!(matches!(
+            TraceWriter::open_append(&p),
+            Err(TraceError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn not_a_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x");
+        std::fs::write(&p, b"hello world").unwrap();
+        assert!(matches!(
+            TraceReader::open(&p),
+            Err(TraceError::NotATrace { .. })
+        ));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn arbitrary_files_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("f.rtrace");
+            let mut b = FILE_MAGIC.to_vec();
+            b.extend_from_slice(&body);
+            std::fs::write(&p, &b).unwrap();
+            let mut r = TraceReader::open(&p).unwrap();
+            for _ in 0..50 {
+                match r.next_item() {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(_) => if r.skip_corrupt().unwrap().is_none() { break },
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Keeps the raw-event and trace examples of docs/FORMAT.md §7 true.
+
+use ritma_schemas::records::RunMeta;
+use ritma_sources::raw::{RawBody, RawEvent, Task};
+use ritma_sources::trace::{TraceWriter, FILE_MAGIC, FRAME_HEADER_LEN};
+use std::collections::BTreeMap;
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn wrapped(b: &[u8]) -> String {
+    hex(b)
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn open_event() -> RawEvent {
+    RawEvent {
+        seq: 7,
+        mono_ns: 5_250_000_000,
+        task: Task {
+            pid: 4242,
+            tid: 4242,
+            ppid: 1,
+            start_ns: 5_000_000_000,
+            uid: 1000,
+            gid: 1000,
+            euid: 1000,
+            egid: 1000,
+            cgroup_id: 4242,
+            mnt_ns: 4026531841,
+            pid_ns: 4026531836,
+            net_ns: 4026531840,
+            comm: b"cat".to_vec(),
+        },
+        body: RawBody::Open {
+            path: b"/etc/passwd".to_vec(),
+            flags: 0,
+            mode: 0,
+            result: 3,
+        },
+    }
+}
+
+#[test]
+fn format_md_examples_match_the_code() {
+    let mut ex = BTreeMap::new();
+    ex.insert("raw-open".to_owned(), wrapped(&open_event().encode()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("t.rtrace");
+    let mut w = TraceWriter::create(&p).unwrap();
+    let run = w
+        .add_run(&RunMeta {
+            node: "web-1".into(),
+            boot_id: std::array::from_fn(|i| i as u8),
+            sensor_version: "ritma 0.1.0".into(),
+            config_digest: std::array::from_fn(|i| 0x80 + i as u8),
+            window_len_ns: 1_000_000_000,
+            wall_minus_mono_ns: 1_763_800_000_000_000_000,
+            first_seq: 7,
+            started_wall_ns: 1_763_884_800_000_000_000,
+        })
+        .unwrap();
+    let after_run = std::fs::metadata(&p).unwrap().len() as usize;
+    w.append_batch(run, &[open_event()]).unwrap();
+    let bytes = std::fs::read(&p).unwrap();
+    assert_eq!(bytes[..8], FILE_MAGIC);
+    ex.insert(
+        "trace-headers".to_owned(),
+        format!(
+            "run frame header   {}\nbatch frame header {}",
+            hex(&bytes[8..8 + FRAME_HEADER_LEN]),
+            hex(&bytes[after_run..after_run + FRAME_HEADER_LEN])
+        ),
+    );
+    let doc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/FORMAT.md");
+    ritma_schemas::format_doc::check_examples(&doc, "sources", &ex);
+}
