@@ -173,6 +173,8 @@ wire_enum!(
         Service = 7,
         Env = 8,
         Cgroup = 9,
+        /// A short name: memfd name, kernel module, BPF program, trigger.
+        Name = 10,
     }
 );
 

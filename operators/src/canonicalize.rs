@@ -1,0 +1,544 @@
+//! canonicalize: a raw event → an `EventAtom` plus the dictionary entries it names.
+//! Stateless: ids are content-derived (FORMAT.md §2.2), so any worker canonicalises
+//! any event with no coordination.
+
+use ritma_schemas::cbor::Encoder;
+use ritma_schemas::hash::blake3;
+use ritma_schemas::records::{
+    atom_flags, ActorRecord, CaptureMode, DictEntry, DictKind, EventAtom, RunMeta,
+};
+use ritma_schemas::Id128;
+use ritma_sources::raw::{IdCall, RawBody, RawEvent, SockAddr, Task, ID_UNCHANGED};
+
+/// Id used as the object of events that have none (exit, listen, id changes).
+pub const NO_OBJECT: Id128 = [0; 16];
+
+/// What canonicalisation needs to know about the run an event came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunContext {
+    pub node: String,
+    pub boot_id: Id128,
+    pub window_len_ns: u64,
+    pub wall_minus_mono_ns: i64,
+}
+
+impl RunContext {
+    pub fn from_meta(m: &RunMeta) -> Self {
+        RunContext {
+            node: m.node.clone(),
+            boot_id: m.boot_id,
+            window_len_ns: m.window_len_ns,
+            wall_minus_mono_ns: m.wall_minus_mono_ns,
+        }
+    }
+
+    /// Wall-clock ns of a monotonic time (saturating: a clock before 1970 is 0).
+    pub fn wall_ns(&self, mono_ns: u64) -> u64 {
+        (mono_ns as i128 + self.wall_minus_mono_ns as i128).clamp(0, u64::MAX as i128) as u64
+    }
+
+    /// The window an event's own time falls in.
+    pub fn window_of(&self, mono_ns: u64) -> u64 {
+        self.wall_ns(mono_ns) / self.window_len_ns
+    }
+
+    pub fn actor_id(&self, pid: u32, start_ns: u64) -> Id128 {
+        ActorRecord::id_of(&self.node, &self.boot_id, pid, start_ns)
+    }
+}
+
+/// A canonical event, with what later operators need from the raw event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CanonicalEvent {
+    /// The window (epoch) the event is sealed in.
+    pub window: u64,
+    pub atom: EventAtom,
+    /// Dictionary entries the atom refers to, in the order made.
+    pub dict: Vec<DictEntry>,
+    /// The task, for attribution.
+    pub task: Task,
+    /// What only some event types carry.
+    pub detail: Detail,
+}
+
+/// Per-type facts the attribute and graph-edge operators use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Detail {
+    None,
+    /// The task now runs this executable (dictionary id of its path).
+    Exec {
+        exe: Id128,
+        exe_dev: u64,
+        exe_ino: u64,
+    },
+    /// A child process started.
+    Fork {
+        child: Id128,
+        child_pid: u32,
+        child_start_ns: u64,
+    },
+    /// The task's process exited.
+    Exit,
+    /// A rename's source path (the object is the destination).
+    Rename {
+        from: Id128,
+    },
+    /// ptrace's target, known only by pid until attribution resolves it.
+    PtraceTarget {
+        pid: u32,
+    },
+    /// The task's credentials changed (the new uid/gid triple).
+    Credentials {
+        uid: Option<u32>,
+        euid: Option<u32>,
+    },
+}
+
+fn dict(out: &mut Vec<DictEntry>, kind: DictKind, value: &[u8]) -> Id128 {
+    let e = DictEntry::new(kind, value);
+    let id = e.id;
+    out.push(e);
+    id
+}
+
+/// Encodes a socket address as flow bytes: family (2 bytes BE) ‖ address ‖ port (2 bytes BE).
+pub fn flow_bytes(a: &SockAddr) -> Vec<u8> {
+    let mut b = Vec::with_capacity(20);
+    match a {
+        SockAddr::V4 { addr, port } => {
+            b.extend_from_slice(&2u16.to_be_bytes());
+            b.extend_from_slice(addr);
+            b.extend_from_slice(&port.to_be_bytes());
+        }
+        SockAddr::V6 { addr, port } => {
+            b.extend_from_slice(&10u16.to_be_bytes());
+            b.extend_from_slice(addr);
+            b.extend_from_slice(&port.to_be_bytes());
+        }
+        SockAddr::Unix { path } => {
+            b.extend_from_slice(&1u16.to_be_bytes());
+            b.extend_from_slice(path);
+        }
+        SockAddr::Other { family } => b.extend_from_slice(&family.to_be_bytes()),
+    }
+    b
+}
+
+fn failed(result: i64) -> u32 {
+    if result < 0 {
+        atom_flags::FAILED
+    } else {
+        0
+    }
+}
+
+/// open(2) flags → atom flags.
+fn open_flags(flags: u32) -> u32 {
+    const O_ACCMODE: u32 = 3;
+    const O_CREAT: u32 = 0o100;
+    const O_TRUNC: u32 = 0o1000;
+    let mut f = match flags & O_ACCMODE {
+        0 => atom_flags::READ,
+        1 => atom_flags::WRITE,
+        _ => atom_flags::READ | atom_flags::WRITE,
+    };
+    if flags & O_CREAT != 0 {
+        f |= atom_flags::CREATE;
+    }
+    if flags & O_TRUNC != 0 {
+        f |= atom_flags::TRUNCATE;
+    }
+    f
+}
+
+/// Canonicalises `raw`, sealed in `window` (its own window, or a later one if it
+/// arrived after its own had closed, which marks it late).
+pub fn canonicalize(
+    ctx: &RunContext,
+    window: u64,
+    raw: RawEvent,
+    mode: CaptureMode,
+) -> CanonicalEvent {
+    let start = window as i128 * ctx.window_len_ns as i128;
+    let t_ns =
+        (ctx.wall_ns(raw.mono_ns) as i128 - start).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+    let mut flags = if ctx.window_of(raw.mono_ns) < window {
+        atom_flags::LATE
+    } else {
+        0
+    };
+    let mut dict_out = Vec::new();
+    let mut arg_hash = None;
+    let mut detail = Detail::None;
+    let event_type = raw.body.event_type();
+    let object = match &raw.body {
+        RawBody::Exec {
+            filename,
+            argv,
+            exe_dev,
+            exe_ino,
+            ..
+        } => {
+            flags |= atom_flags::EXEC;
+            let exe = dict(&mut dict_out, DictKind::Exe, filename);
+            if !argv.is_empty() {
+                let mut e = Encoder::new();
+                e.array(argv.len() as u64);
+                for a in argv {
+                    e.bytes(a);
+                }
+                let encoded = e.into_bytes();
+                arg_hash = Some(blake3(&encoded));
+                // Thin mode keeps the hash only; Thick and Full keep the argv too.
+                if mode != CaptureMode::Thin {
+                    let entry = DictEntry::new(DictKind::Argv, &encoded);
+                    if entry.hashed {
+                        flags |= atom_flags::ARG_HASHED;
+                    }
+                    dict_out.push(entry);
+                }
+            }
+            detail = Detail::Exec {
+                exe,
+                exe_dev: *exe_dev,
+                exe_ino: *exe_ino,
+            };
+            exe
+        }
+        RawBody::Fork {
+            child_pid,
+            child_start_ns,
+        } => {
+            let child = ctx.actor_id(*child_pid, *child_start_ns);
+            detail = Detail::Fork {
+                child,
+                child_pid: *child_pid,
+                child_start_ns: *child_start_ns,
+            };
+            child
+        }
+        RawBody::Exit { code } => {
+            if *code != 0 {
+                flags |= atom_flags::FAILED;
+            }
+            detail = Detail::Exit;
+            NO_OBJECT
+        }
+        RawBody::Open {
+            path,
+            flags: f,
+            result,
+            ..
+        } => {
+            flags |= open_flags(*f) | failed(*result);
+            dict(&mut dict_out, DictKind::Path, path)
+        }
+        RawBody::Unlink { path, result, .. } => {
+            flags |= failed(*result);
+            dict(&mut dict_out, DictKind::Path, path)
+        }
+        RawBody::Rename {
+            old, new, result, ..
+        } => {
+            flags |= failed(*result);
+            let from = dict(&mut dict_out, DictKind::Path, old);
+            detail = Detail::Rename { from };
+            dict(&mut dict_out, DictKind::Path, new)
+        }
+        RawBody::Connect { addr, result }
+        | RawBody::Accept { addr, result }
+        | RawBody::Bind { addr, result } => {
+            flags |= failed(*result);
+            dict(&mut dict_out, DictKind::Flow, &flow_bytes(addr))
+        }
+        RawBody::Listen { result, .. } => {
+            flags |= failed(*result);
+            NO_OBJECT
+        }
+        RawBody::Ptrace {
+            request,
+            target_pid,
+            result,
+        } => {
+            flags |= failed(*result);
+            arg_hash = Some(blake3(&request.to_be_bytes()));
+            detail = Detail::PtraceTarget { pid: *target_pid };
+            NO_OBJECT
+        }
+        RawBody::SetUid { call, ids, result } | RawBody::SetGid { call, ids, result } => {
+            flags |= failed(*result);
+            let mut e = Encoder::new();
+            e.array(4)
+                .uint(*call as u64)
+                .uint(ids[0] as u64)
+                .uint(ids[1] as u64)
+                .uint(ids[2] as u64);
+            arg_hash = Some(blake3(e.as_bytes()));
+            if *result >= 0 && matches!(raw.body, RawBody::SetUid { .. }) {
+                detail = Detail::Credentials {
+                    uid: new_uid(*call, ids),
+                    euid: new_euid(*call, ids),
+                };
+            }
+            NO_OBJECT
+        }
+        RawBody::CapSet {
+            effective,
+            permitted,
+            inheritable,
+            result,
+        } => {
+            flags |= failed(*result);
+            let mut e = Encoder::new();
+            e.array(3)
+                .uint(*effective)
+                .uint(*permitted)
+                .uint(*inheritable);
+            arg_hash = Some(blake3(e.as_bytes()));
+            NO_OBJECT
+        }
+        RawBody::MemfdCreate { name, result, .. } => {
+            flags |= failed(*result);
+            dict(
+                &mut dict_out,
+                DictKind::Name,
+                &[b"memfd:".as_slice(), name].concat(),
+            )
+        }
+        RawBody::ModuleLoad { name, result, .. } => {
+            flags |= failed(*result);
+            dict(&mut dict_out, DictKind::Name, name)
+        }
+        RawBody::BpfProgLoad { name, result, .. } => {
+            flags |= failed(*result);
+            dict(&mut dict_out, DictKind::Name, name)
+        }
+    };
+    let actor = ctx.actor_id(raw.task.pid, raw.task.start_ns);
+    CanonicalEvent {
+        window,
+        atom: EventAtom {
+            seq: raw.seq,
+            t_ns,
+            event_type,
+            actor,
+            object,
+            flags,
+            arg_hash,
+            payload_ref: None,
+        },
+        dict: dict_out,
+        task: raw.task,
+        detail,
+    }
+}
+
+fn set_id(v: u32) -> Option<u32> {
+    (v != ID_UNCHANGED).then_some(v)
+}
+
+/// The real uid after a successful set*uid call, if it changed.
+fn new_uid(call: IdCall, ids: &[u32; 3]) -> Option<u32> {
+    match call {
+        IdCall::Set | IdCall::SetRe | IdCall::SetRes => set_id(ids[0]),
+        IdCall::SetFs => None,
+    }
+}
+
+/// The effective uid after a successful set*uid call, if it changed.
+fn new_euid(call: IdCall, ids: &[u32; 3]) -> Option<u32> {
+    match call {
+        IdCall::Set => set_id(ids[0]),
+        IdCall::SetRe | IdCall::SetRes => set_id(ids[1]),
+        IdCall::SetFs => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ritma_schemas::records::EventType;
+
+    fn ctx() -> RunContext {
+        RunContext {
+            node: "n1".into(),
+            boot_id: [9; 16],
+            window_len_ns: 1_000_000_000,
+            wall_minus_mono_ns: 1_000_000_000_000,
+        }
+    }
+
+    fn raw(mono_ns: u64, body: RawBody) -> RawEvent {
+        RawEvent {
+            seq: 42,
+            mono_ns,
+            task: Task {
+                pid: 7,
+                start_ns: 100,
+                ..Task::default()
+            },
+            body,
+        }
+    }
+
+    #[test]
+    fn open_maps_flags_path_and_time() {
+        let c = ctx();
+        let e = canonicalize(
+            &c,
+            1000,
+            raw(
+                250_000_000,
+                RawBody::Open {
+                    path: b"/etc/x".to_vec(),
+                    flags: 0o1101,
+                    mode: 0o644,
+                    result: 3,
+                },
+            ),
+            CaptureMode::Thin,
+        );
+        assert_eq!(e.atom.event_type, EventType::Open);
+        assert_eq!(e.atom.t_ns, 250_000_000);
+        assert_eq!(
+            e.atom.flags,
+            atom_flags::WRITE | atom_flags::CREATE | atom_flags::TRUNCATE
+        );
+        assert_eq!(e.atom.object, DictEntry::id_of(DictKind::Path, b"/etc/x"));
+        assert_eq!(e.atom.actor, ActorRecord::id_of("n1", &[9; 16], 7, 100));
+        assert_eq!(e.dict, vec![DictEntry::new(DictKind::Path, b"/etc/x")]);
+        let failed = canonicalize(
+            &c,
+            1000,
+            raw(
+                0,
+                RawBody::Open {
+                    path: b"/x".to_vec(),
+                    flags: 0,
+                    mode: 0,
+                    result: -2,
+                },
+            ),
+            CaptureMode::Thin,
+        );
+        assert_eq!(failed.atom.flags, atom_flags::READ | atom_flags::FAILED);
+    }
+
+    #[test]
+    fn a_late_event_keeps_its_true_time_and_is_flagged() {
+        let c = ctx();
+        let e = canonicalize(
+            &c,
+            1001,
+            raw(900_000_000, RawBody::Exit { code: 0 }),
+            CaptureMode::Thin,
+        );
+        assert_eq!(e.atom.t_ns, -100_000_000);
+        assert_eq!(e.atom.flags, atom_flags::LATE);
+    }
+
+    #[test]
+    fn exec_keeps_argv_only_above_thin() {
+        let c = ctx();
+        let body = RawBody::Exec {
+            filename: b"/bin/ls".to_vec(),
+            argv: vec![b"ls".to_vec(), b"-l".to_vec()],
+            argv_truncated: false,
+            exe_dev: 1,
+            exe_ino: 2,
+        };
+        let thin = canonicalize(&c, 1000, raw(0, body.clone()), CaptureMode::Thin);
+        let thick = canonicalize(&c, 1000, raw(0, body), CaptureMode::Thick);
+        assert_eq!(thin.atom, thick.atom);
+        assert!(thin.atom.arg_hash.is_some());
+        assert_eq!(thin.dict.len(), 1);
+        assert_eq!(thick.dict.len(), 2);
+        assert_eq!(thick.dict[1].kind, DictKind::Argv);
+        assert!(matches!(thin.detail, Detail::Exec { exe_ino: 2, .. }));
+    }
+
+    #[test]
+    fn oversize_argv_is_hashed_and_flagged_never_cut() {
+        let c = ctx();
+        let argv = vec![vec![b'a'; 4000], vec![b'b'; 100]];
+        let body = RawBody::Exec {
+            filename: b"/bin/x".to_vec(),
+            argv,
+            argv_truncated: false,
+            exe_dev: 1,
+            exe_ino: 2,
+        };
+        let e = canonicalize(&c, 1000, raw(0, body), CaptureMode::Thick);
+        assert!(e.atom.flags & atom_flags::ARG_HASHED != 0);
+        assert!(e.dict[1].hashed);
+    }
+
+    #[test]
+    fn fork_names_the_child_actor_and_flows_are_encoded() {
+        let c = ctx();
+        let e = canonicalize(
+            &c,
+            1000,
+            raw(
+                0,
+                RawBody::Fork {
+                    child_pid: 8,
+                    child_start_ns: 200,
+                },
+            ),
+            CaptureMode::Thin,
+        );
+        assert_eq!(e.atom.object, c.actor_id(8, 200));
+        let addr = SockAddr::V4 {
+            addr: [10, 0, 0, 1],
+            port: 443,
+        };
+        assert_eq!(flow_bytes(&addr), vec![0, 2, 10, 0, 0, 1, 1, 187]);
+        let e = canonicalize(
+            &c,
+            1000,
+            raw(0, RawBody::Connect { addr, result: 0 }),
+            CaptureMode::Thin,
+        );
+        assert_eq!(e.dict[0].kind, DictKind::Flow);
+    }
+
+    #[test]
+    fn setuid_reports_new_credentials() {
+        let c = ctx();
+        let e = canonicalize(
+            &c,
+            1000,
+            raw(
+                0,
+                RawBody::SetUid {
+                    call: IdCall::SetRes,
+                    ids: [ID_UNCHANGED, 0, ID_UNCHANGED],
+                    result: 0,
+                },
+            ),
+            CaptureMode::Thin,
+        );
+        assert_eq!(
+            e.detail,
+            Detail::Credentials {
+                uid: None,
+                euid: Some(0)
+            }
+        );
+        let e = canonicalize(
+            &c,
+            1000,
+            raw(
+                0,
+                RawBody::SetUid {
+                    call: IdCall::Set,
+                    ids: [0, 0, 0],
+                    result: -1,
+                },
+            ),
+            CaptureMode::Thin,
+        );
+        assert_eq!(e.detail, Detail::None);
+    }
+}

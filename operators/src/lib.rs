@@ -1,0 +1,4 @@
+//! The operators of Ritma's dataflow, each a plain state machine that tests drive
+//! directly; the timely wrappers in the pipeline are a few lines around them.
+
+pub mod canonicalize;
