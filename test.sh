@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs Ritma's whole test suite: installs what it needs when missing, then `cargo test`.
+# Usage: ./test.sh   (as root on a fresh machine; CARGO_TARGET_DIR is honoured)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need_apt=()
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "test.sh: installing ${need_apt[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+command -v cargo >/dev/null 2>&1 || { echo "test.sh: cargo not found: install Rust 1.95 (rustup)" >&2; exit 1; }
+
+# Benchmarks are not run here (timing belongs in benches/RESULTS.md), but they must compile.
+cargo bench --workspace --locked --no-run 2>&1 | tail -n 2
+cargo test --workspace --locked 2>&1
