@@ -2,3 +2,5 @@
 //! directly; the timely wrappers in the pipeline are a few lines around them.
 
 pub mod canonicalize;
+pub mod graph_edge;
+pub mod window_merkle;

@@ -1,0 +1,349 @@
+//! window-merkle: all records of a window → the window tree, its `WindowRecord`,
+//! and a signed checkpoint of the node log after appending that record
+//! (FORMAT.md §2.3, §3.6, §4). Canonical order inside a window is fixed by the
+//! data — dictionary entries by id, actors by id, atoms by seq, edges by key, cone
+//! instances by (cone, start, first seq) — never by arrival or worker.
+
+use ritma_schemas::merkle::{Blake3Tree, Frontier, TreeHash};
+use ritma_schemas::note::{Checkpoint, NoteError, NoteSigner};
+use ritma_schemas::records::{
+    ActorRecord, CaptureMode, ConeInstance, DictEntry, Edge, EventAtom, LossReason, Record,
+    WindowRecord,
+};
+use ritma_schemas::Hash32;
+
+/// Everything sealed in one window, in any order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WindowContents {
+    pub dict: Vec<DictEntry>,
+    pub actors: Vec<ActorRecord>,
+    pub atoms: Vec<EventAtom>,
+    pub edges: Vec<Edge>,
+    pub cones: Vec<ConeInstance>,
+    /// Lost events by reason (any order, may repeat a reason).
+    pub lost: Vec<(LossReason, u64)>,
+    pub late_events: u64,
+}
+
+/// A sealed window: what the store writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedWindow {
+    pub record: WindowRecord,
+    /// The encoded WindowRecord: the node log's leaf.
+    pub record_bytes: Vec<u8>,
+    /// The window's records, encoded, in canonical (leaf) order.
+    pub leaves: Vec<Vec<u8>>,
+    /// Node-log size and root after this window.
+    pub log_size: u64,
+    pub log_root: Hash32,
+    /// The signed checkpoint (signed-note text) of the node log at `log_size`.
+    pub checkpoint: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SealError {
+    #[error("window {got} sealed out of order: the node log continues at window {expected}")]
+    OutOfOrder { expected: u64, got: u64 },
+    #[error("window {window}: event seq {seq} appears twice")]
+    DuplicateSeq { window: u64, seq: u64 },
+    #[error("window {window}: two dictionary entries with id {id} differ")]
+    DictConflict { window: u64, id: String },
+    #[error("signing the checkpoint: {0}")]
+    Sign(#[from] NoteError),
+}
+
+/// One node's append-only log of windows, with its signing key.
+pub struct NodeLog {
+    node: String,
+    window_len_ns: u64,
+    cone_lib_version: u32,
+    frontier: Frontier,
+    /// The next window to seal; `None` before the first.
+    next_window: Option<u64>,
+    /// The seq after the highest seen so far (first_seq of an empty window).
+    next_seq: u64,
+    signer: NoteSigner,
+}
+
+impl NodeLog {
+    pub fn new(node: &str, window_len_ns: u64, cone_lib_version: u32, signer: NoteSigner) -> Self {
+        NodeLog {
+            node: node.to_owned(),
+            window_len_ns,
+            cone_lib_version,
+            frontier: Frontier::new(),
+            next_window: None,
+            next_seq: 0,
+            signer,
+        }
+    }
+
+    /// Continues a log from its last signed state.
+    pub fn resume(mut self, frontier: Frontier, next_window: u64, next_seq: u64) -> Self {
+        self.frontier = frontier;
+        self.next_window = Some(next_window);
+        self.next_seq = next_seq;
+        self
+    }
+
+    pub fn next_window(&self) -> Option<u64> {
+        self.next_window
+    }
+
+    pub fn frontier(&self) -> &Frontier {
+        &self.frontier
+    }
+
+    /// Seals `window`. Windows must be sealed consecutively; seal empty contents for
+    /// a window without events so the log has no gaps.
+    pub fn seal(
+        &mut self,
+        window: u64,
+        mode: CaptureMode,
+        mut c: WindowContents,
+    ) -> Result<SealedWindow, SealError> {
+        if let Some(expected) = self.next_window {
+            if window != expected {
+                return Err(SealError::OutOfOrder {
+                    expected,
+                    got: window,
+                });
+            }
+        }
+        c.dict.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut dup = None;
+        c.dict.dedup_by(|b, a| {
+            if a.id == b.id && a != b {
+                dup = Some(a.id);
+            }
+            a.id == b.id
+        });
+        if let Some(id) = dup {
+            return Err(SealError::DictConflict {
+                window,
+                id: id.iter().map(|b| format!("{b:02x}")).collect(),
+            });
+        }
+        c.actors.sort_by(|a, b| a.actor.cmp(&b.actor));
+        c.actors.dedup();
+        c.atoms.sort_by_key(|a| a.seq);
+        if let Some(w) = c.atoms.windows(2).find(|w| w[0].seq == w[1].seq) {
+            return Err(SealError::DuplicateSeq {
+                window,
+                seq: w[0].seq,
+            });
+        }
+        c.edges.sort_by_key(|e| e.key());
+        c.cones.sort_by(|a, b| {
+            (&a.cone_id, a.t_start_ns, a.first_seq).cmp(&(&b.cone_id, b.t_start_ns, b.first_seq))
+        });
+        c.lost.sort();
+        let mut lost: Vec<(LossReason, u64)> = Vec::new();
+        for (reason, n) in c.lost.into_iter().filter(|(_, n)| *n > 0) {
+            match lost.last_mut() {
+                Some((r, total)) if *r == reason => *total += n,
+                _ => lost.push((reason, n)),
+            }
+        }
+
+        let mut leaves = Vec::with_capacity(
+            c.dict.len() + c.actors.len() + c.atoms.len() + c.edges.len() + c.cones.len(),
+        );
+        leaves.extend(c.dict.iter().map(Record::encode));
+        leaves.extend(c.actors.iter().map(Record::encode));
+        leaves.extend(c.atoms.iter().map(Record::encode));
+        leaves.extend(c.edges.iter().map(Record::encode));
+        leaves.extend(c.cones.iter().map(Record::encode));
+        let mut tree = Frontier::new();
+        for leaf in &leaves {
+            tree.push_data::<Blake3Tree>(leaf);
+        }
+
+        let first_seq = c.atoms.first().map_or(self.next_seq, |a| a.seq);
+        if let Some(last) = c.atoms.last() {
+            self.next_seq = self.next_seq.max(last.seq + 1);
+        }
+        let record = WindowRecord {
+            node: self.node.clone(),
+            window,
+            window_len_ns: self.window_len_ns,
+            first_seq,
+            event_count: c.atoms.len() as u64,
+            dict_count: c.dict.len() as u64,
+            actor_count: c.actors.len() as u64,
+            edge_count: c.edges.len() as u64,
+            cone_count: c.cones.len() as u64,
+            lost,
+            late_events: c.late_events,
+            capture_mode: mode,
+            cone_lib_version: self.cone_lib_version,
+            window_root: tree.root::<Blake3Tree>(),
+        };
+        let record_bytes = record.encode();
+        let mut log = self.frontier.clone();
+        log.push::<Blake3Tree>(Blake3Tree::leaf(&record_bytes));
+        let log_root = log.root::<Blake3Tree>();
+        let checkpoint =
+            Checkpoint::for_node(&self.node, log.size(), log_root)?.sign(&self.signer)?;
+        // Only a signed checkpoint advances the log: a failure above leaves it as it was.
+        self.frontier = log;
+        self.next_window = Some(window + 1);
+        Ok(SealedWindow {
+            record,
+            record_bytes,
+            leaves,
+            log_size: self.frontier.size(),
+            log_root,
+            checkpoint,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ritma_schemas::keys::{sign_key_event, KeyHistory};
+    use ritma_schemas::merkle::{inclusion_proof, root, verify_inclusion};
+    use ritma_schemas::records::{DictKind, EdgeKind, EventType, KeyEvent, KeyEventKind};
+
+    fn signer() -> NoteSigner {
+        NoteSigner::from_seed("ritma/n1", [3; 32]).unwrap()
+    }
+
+    fn atom(seq: u64) -> EventAtom {
+        EventAtom {
+            seq,
+            t_ns: seq as i64,
+            event_type: EventType::Open,
+            actor: [1; 16],
+            object: DictEntry::id_of(DictKind::Path, format!("/f{}", seq % 3).as_bytes()),
+            flags: 2,
+            arg_hash: None,
+            payload_ref: None,
+        }
+    }
+
+    fn contents(seqs: impl Iterator<Item = u64>) -> WindowContents {
+        let mut c = WindowContents::default();
+        for s in seqs {
+            c.atoms.push(atom(s));
+            c.dict.push(DictEntry::new(
+                DictKind::Path,
+                format!("/f{}", s % 3).as_bytes(),
+            ));
+            c.edges.push(Edge {
+                kind: EdgeKind::ProcToFile,
+                src: [1; 16],
+                dst: atom(s).object,
+                flags: 1,
+                first_t_ns: 0,
+                last_t_ns: 0,
+                count: 1,
+            });
+        }
+        c.lost = vec![
+            (LossReason::QueueShed, 2),
+            (LossReason::KernelRingbufFull, 1),
+            (LossReason::QueueShed, 3),
+        ];
+        c
+    }
+
+    #[test]
+    fn sealing_is_independent_of_input_order() {
+        let mut a = NodeLog::new("n1", 1_000_000_000, 1, signer());
+        let mut b = NodeLog::new("n1", 1_000_000_000, 1, signer());
+        let sa = a.seal(10, CaptureMode::Thin, contents(0..20)).unwrap();
+        let sb = b
+            .seal(10, CaptureMode::Thin, contents((0..20).rev()))
+            .unwrap();
+        assert_eq!(sa, sb);
+        assert_eq!(sa.record.dict_count, 3);
+        assert_eq!(
+            sa.record.lost,
+            vec![
+                (LossReason::KernelRingbufFull, 1),
+                (LossReason::QueueShed, 5)
+            ]
+        );
+        // The window root is the tree over the encoded leaves, and each leaf is provable.
+        let hashes: Vec<_> = sa.leaves.iter().map(|l| Blake3Tree::leaf(l)).collect();
+        assert_eq!(root::<Blake3Tree>(&hashes), sa.record.window_root);
+        let p = inclusion_proof::<Blake3Tree, _>(&hashes[..], 5).unwrap();
+        verify_inclusion::<Blake3Tree>(
+            5,
+            hashes.len() as u64,
+            &hashes[5],
+            &p,
+            &sa.record.window_root,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn every_window_gets_a_checkpoint_the_key_history_accepts() {
+        let s = signer();
+        let mut history = KeyHistory::new("n1").unwrap();
+        let add = KeyEvent {
+            node: "n1".into(),
+            kind: KeyEventKind::Add,
+            public_key: s.verifier().public_key(),
+            log_size: 0,
+            previous_key: None,
+        };
+        history.apply(&sign_key_event(&add, &s)).unwrap();
+        let mut log = NodeLog::new("n1", 1_000_000_000, 1, s);
+        let mut leaves = Vec::new();
+        for (i, w) in (100..105u64).enumerate() {
+            let c = if w == 102 {
+                WindowContents::default()
+            } else {
+                contents(i as u64 * 10..i as u64 * 10 + 10)
+            };
+            let sealed = log.seal(w, CaptureMode::Thin, c).unwrap();
+            leaves.push(Blake3Tree::leaf(&sealed.record_bytes));
+            let cp = history.verify_checkpoint(&sealed.checkpoint).unwrap();
+            assert_eq!(
+                (cp.size, cp.root),
+                (i as u64 + 1, root::<Blake3Tree>(&leaves))
+            );
+            if w == 102 {
+                // An empty window continues the seq where the last one ended.
+                assert_eq!(
+                    (sealed.record.event_count, sealed.record.first_seq),
+                    (0, 20)
+                );
+                assert_eq!(sealed.record.window_root, Blake3Tree::empty());
+            }
+        }
+        assert_eq!(
+            log.seal(200, CaptureMode::Thin, WindowContents::default()),
+            Err(SealError::OutOfOrder {
+                expected: 105,
+                got: 200
+            })
+        );
+    }
+
+    #[test]
+    fn duplicate_seqs_and_conflicting_dictionary_entries_are_refused() {
+        let mut log = NodeLog::new("n1", 1_000_000_000, 1, signer());
+        let mut c = contents(0..3);
+        c.atoms.push(atom(1));
+        assert_eq!(
+            log.seal(1, CaptureMode::Thin, c),
+            Err(SealError::DuplicateSeq { window: 1, seq: 1 })
+        );
+        let mut c = contents(0..3);
+        let mut bad = c.dict[0].clone();
+        bad.value.push(b'!');
+        c.dict.push(bad);
+        assert!(matches!(
+            log.seal(1, CaptureMode::Thin, c),
+            Err(SealError::DictConflict { .. })
+        ));
+        // A refused window leaves the log unchanged.
+        assert_eq!(log.frontier().size(), 0);
+        assert!(log.seal(1, CaptureMode::Thin, contents(0..3)).is_ok());
+    }
+}
