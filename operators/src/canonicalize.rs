@@ -83,9 +83,10 @@ pub enum Detail {
     Rename {
         from: Id128,
     },
-    /// ptrace's target, known only by pid until attribution resolves it.
+    /// ptrace's target pid and request (the object is the target's actor when known).
     PtraceTarget {
         pid: u32,
+        request: u64,
     },
     /// The task's credentials changed (the new uid/gid triple).
     Credentials {
@@ -258,12 +259,21 @@ pub fn canonicalize(
         RawBody::Ptrace {
             request,
             target_pid,
+            target_start_ns,
             result,
         } => {
             flags |= failed(*result);
             arg_hash = Some(blake3(&request.to_be_bytes()));
-            detail = Detail::PtraceTarget { pid: *target_pid };
-            NO_OBJECT
+            detail = Detail::PtraceTarget {
+                pid: *target_pid,
+                request: *request,
+            };
+            // Without the target's start time its actor id is unknown: no object, no edge.
+            if *target_start_ns == 0 {
+                NO_OBJECT
+            } else {
+                ctx.actor_id(*target_pid, *target_start_ns)
+            }
         }
         RawBody::SetUid { call, ids, result } | RawBody::SetGid { call, ids, result } => {
             flags |= failed(*result);

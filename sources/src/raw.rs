@@ -26,6 +26,8 @@ pub struct Task {
     pub tid: u32,
     /// Parent's process id.
     pub ppid: u32,
+    /// Parent's start time (with ppid: the parent's actor id without any lookup).
+    pub parent_start_ns: u64,
     /// Process start time, kernel monotonic ns (with pid: unique across pid reuse).
     pub start_ns: u64,
     pub uid: u32,
@@ -141,6 +143,8 @@ pub enum RawBody {
     Ptrace {
         request: u64,
         target_pid: u32,
+        /// The target's start time, 0 if the sensor could not read it.
+        target_start_ns: u64,
         result: i64,
     },
     /// `ids` are (real, effective, saved) for setres*, (real, effective, unchanged) for setre*, and the one id first for set*/setfs*.
@@ -234,10 +238,11 @@ impl RawEvent {
             .uint(RAW_EVENT_VERSION)
             .uint(self.seq)
             .uint(self.mono_ns);
-        e.array(13)
+        e.array(14)
             .uint(t.pid as u64)
             .uint(t.tid as u64)
             .uint(t.ppid as u64)
+            .uint(t.parent_start_ns)
             .uint(t.start_ns)
             .uint(t.uid as u64)
             .uint(t.gid as u64)
@@ -316,11 +321,13 @@ impl RawEvent {
             RawBody::Ptrace {
                 request,
                 target_pid,
+                target_start_ns,
                 result,
             } => {
-                e.array(3)
+                e.array(4)
                     .uint(*request)
                     .uint(*target_pid as u64)
+                    .uint(*target_start_ns)
                     .int(*result);
             }
             RawBody::SetUid { call, ids, result } | RawBody::SetGid { call, ids, result } => {
@@ -402,11 +409,12 @@ impl RawEvent {
         }
         let seq = d.uint("seq")?;
         let mono_ns = d.uint("mono_ns")?;
-        d.array_exact("task", 13)?;
+        d.array_exact("task", 14)?;
         let task = Task {
             pid: d.u32("task.pid")?,
             tid: d.u32("task.tid")?,
             ppid: d.u32("task.ppid")?,
+            parent_start_ns: d.uint("task.parent_start_ns")?,
             start_ns: d.uint("task.start_ns")?,
             uid: d.u32("task.uid")?,
             gid: d.u32("task.gid")?,
@@ -607,10 +615,11 @@ fn decode_body(d: &mut Decoder<'_>, kind: EventType) -> Result<RawBody, DecodeEr
             }
         }
         EventType::Ptrace => {
-            d.array_exact("body", 3)?;
+            d.array_exact("body", 4)?;
             RawBody::Ptrace {
                 request: d.uint("request")?,
                 target_pid: d.u32("target_pid")?,
+                target_start_ns: d.uint("target_start_ns")?,
                 result: d.int("result")?,
             }
         }
@@ -739,13 +748,14 @@ pub(crate) mod tests {
             (sockaddr(), any::<i64>()).prop_map(|(addr, result)| RawBody::Bind { addr, result }),
             (any::<u32>(), any::<i64>())
                 .prop_map(|(backlog, result)| RawBody::Listen { backlog, result }),
-            (any::<u64>(), any::<u32>(), any::<i64>()).prop_map(|(request, target_pid, result)| {
-                RawBody::Ptrace {
+            (any::<u64>(), any::<u32>(), any::<u64>(), any::<i64>()).prop_map(
+                |(request, target_pid, target_start_ns, result)| RawBody::Ptrace {
                     request,
                     target_pid,
+                    target_start_ns,
                     result,
                 }
-            }),
+            ),
             (call(), any::<[u32; 3]>(), any::<i64>())
                 .prop_map(|(call, ids, result)| RawBody::SetUid { call, ids, result }),
             (call(), any::<[u32; 3]>(), any::<i64>())
@@ -787,6 +797,7 @@ pub(crate) mod tests {
             pid: a[0],
             tid: a[1],
             ppid: a[2],
+            parent_start_ns: b[4].rotate_left(7),
             uid: a[3],
             gid: a[4],
             euid: a[5],

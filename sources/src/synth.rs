@@ -16,6 +16,8 @@ const START_MONO_NS: u64 = 1_000_000_000_000;
 const MEAN_GAP_NS: u64 = 20_000;
 /// One attack sequence per this many events per host, on average.
 const ATTACK_EVERY: u64 = 20_000;
+/// Start time of the container's service, the ptrace injection's target.
+const JAVA_START_NS: u64 = 500_100_000_000;
 
 const O_WRONLY: u32 = 0o1;
 const O_CREAT: u32 = 0o100;
@@ -127,6 +129,7 @@ impl Rng {
 struct Proc {
     pid: u32,
     ppid: u32,
+    parent_start_ns: u64,
     start_ns: u64,
     uid: u32,
     gid: u32,
@@ -190,6 +193,7 @@ impl Host {
         let p = |pid, ppid, start_ns, uid, comm, cgroup_id, ns: (u64, u64, u64)| Proc {
             pid,
             ppid,
+            parent_start_ns: 0,
             start_ns,
             uid,
             gid: uid,
@@ -201,7 +205,7 @@ impl Host {
             net_ns: ns.2,
             resident: true,
         };
-        let procs = vec![
+        let mut procs = vec![
             p(1, 0, 1_000_000, 0, b"systemd".as_slice(), CG_INIT, HOST_NS),
             p(812, 1, 2_500_000_000, 0, b"sshd", CG_SSH, HOST_NS),
             p(901, 1, 3_000_000_000, 0, b"nginx", CG_NGINX, HOST_NS),
@@ -229,13 +233,21 @@ impl Host {
             p(
                 1410,
                 1400,
-                500_100_000_000,
+                JAVA_START_NS,
                 0,
                 b"java",
                 CG_CONTAINER,
                 CONTAINER_NS,
             ),
         ];
+        // Resident processes' parents are resident too: fill in their start times.
+        let starts: Vec<(u32, u64)> = procs.iter().map(|p| (p.pid, p.start_ns)).collect();
+        for p in &mut procs {
+            p.parent_start_ns = starts
+                .iter()
+                .find(|(pid, _)| *pid == p.ppid)
+                .map_or(0, |s| s.1);
+        }
         let until_attack = 1 + rng.below(ATTACK_EVERY);
         Host {
             node: format!("synth-{index}"),
@@ -272,6 +284,7 @@ impl Host {
             pid: p.pid,
             tid: p.pid,
             ppid: p.ppid,
+            parent_start_ns: p.parent_start_ns,
             start_ns: p.start_ns,
             uid: p.uid,
             gid: p.gid,
@@ -322,6 +335,7 @@ impl Host {
         let mut child = Proc {
             pid,
             ppid: self.procs[parent].pid,
+            parent_start_ns: self.procs[parent].start_ns,
             start_ns,
             resident: false,
             ..self.procs[parent].clone()
@@ -581,6 +595,7 @@ impl Host {
                         RawBody::Ptrace {
                             request,
                             target_pid: 1410,
+                            target_start_ns: JAVA_START_NS,
                             result: 0,
                         },
                     );

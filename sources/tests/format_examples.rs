@@ -26,6 +26,7 @@ fn open_event() -> RawEvent {
             pid: 4242,
             tid: 4242,
             ppid: 1,
+            parent_start_ns: 1_000_000,
             start_ns: 5_000_000_000,
             uid: 1000,
             gid: 1000,
