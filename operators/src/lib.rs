@@ -1,6 +1,7 @@
 //! The operators of Ritma's dataflow, each a plain state machine that tests drive
 //! directly; the timely wrappers in the pipeline are a few lines around them.
 
+pub mod attribute;
 pub mod canonicalize;
 pub mod graph_edge;
 pub mod window_merkle;
