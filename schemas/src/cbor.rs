@@ -279,7 +279,13 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    fn error_at(&self, field: &'static str, offset: usize, kind: DecodeErrorKind) -> DecodeError {
+    /// An error at an earlier `offset` (the start of the item at fault).
+    pub fn error_at(
+        &self,
+        field: &'static str,
+        offset: usize,
+        kind: DecodeErrorKind,
+    ) -> DecodeError {
         DecodeError {
             record: self.record,
             field,

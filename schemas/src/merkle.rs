@@ -317,7 +317,8 @@ pub fn root_from_inclusion<H: TreeHash>(
     }
     // Inner part: levels where index and size-1 differ; border part: the right edge.
     let inner = 64 - (index ^ (size - 1)).leading_zeros() as usize;
-    let border = (index >> inner).count_ones() as usize;
+    // checked_shr: inner is 64 when index and size-1 differ in bit 63 (trees over 2^63 leaves).
+    let border = index.checked_shr(inner as u32).unwrap_or(0).count_ones() as usize;
     if proof.len() != inner + border {
         return Err(ProofError::WrongProofLength {
             expected: inner + border,
@@ -384,7 +385,10 @@ pub fn verify_consistency<H: TreeHash>(
     // Skip the levels where the old tree is a complete left subtree: its root is implied.
     let shift = size1.trailing_zeros();
     let inner = (64 - ((size1 - 1) ^ (size2 - 1)).leading_zeros()) as usize - shift as usize;
-    let border = (((size1 - 1) >> shift) >> inner).count_ones() as usize;
+    let border = ((size1 - 1) >> shift)
+        .checked_shr(inner as u32)
+        .unwrap_or(0)
+        .count_ones() as usize;
     // The proof starts with the old tree's 2^shift-subtree root unless that is root1 itself.
     let start = usize::from(size1 != 1u64 << shift);
     if proof.len() != start + inner + border {

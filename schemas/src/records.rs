@@ -153,8 +153,9 @@ macro_rules! wire_enum {
             pub fn as_u64(self) -> u64 { self as u8 as u64 }
 
             fn decode(d: &mut Decoder<'_>, field: &'static str) -> Result<Self, DecodeError> {
+                let at = d.position();
                 let v = d.uint(field)?;
-                Self::from_u64(v).ok_or_else(|| d.error(field, DecodeErrorKind::UnknownValue { value: v }))
+                Self::from_u64(v).ok_or_else(|| d.error_at(field, at, DecodeErrorKind::UnknownValue { value: v }))
             }
         }
     };
@@ -287,9 +288,10 @@ pub mod edge_flags {
 }
 
 fn flags(d: &mut Decoder<'_>, field: &'static str, all: u64) -> Result<u64, DecodeError> {
+    let at = d.position();
     let v = d.uint(field)?;
     if v & !all != 0 {
-        return Err(d.error(field, DecodeErrorKind::UnknownFlags { bits: v & !all }));
+        return Err(d.error_at(field, at, DecodeErrorKind::UnknownFlags { bits: v & !all }));
     }
     Ok(v)
 }
@@ -298,14 +300,8 @@ fn node_name(d: &mut Decoder<'_>) -> Result<String, DecodeError> {
     let at = d.position();
     let s = d.text("node", MAX_NODE_NAME_LEN as u64)?;
     if !is_valid_node_name(s) {
-        return Err(DecodeError {
-            record: "node",
-            field: "node",
-            offset: at,
-            kind: DecodeErrorKind::Invalid(
-                "node name must be 1-64 of A-Z a-z 0-9 . _ - and not start with .",
-            ),
-        });
+        let why = "node name must be 1-64 of A-Z a-z 0-9 . _ - and not start with .";
+        return Err(d.error_at("node", at, DecodeErrorKind::Invalid(why)));
     }
     Ok(s.to_owned())
 }
@@ -1100,7 +1096,17 @@ impl Record for SignedRecord {
     }
 
     fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let at = d.position();
         let body = d.bytes("body", (MAX_RECORD_LEN - 128) as u64)?.to_vec();
+        // The body must itself be a strict record, and not another signed wrapper.
+        let why = match AnyRecord::decode(&body) {
+            Ok(AnyRecord::Signed(_)) => Some("a signed record cannot wrap another"),
+            Ok(_) => None,
+            Err(_) => Some("body is not a strictly encoded record"),
+        };
+        if let Some(why) = why {
+            return Err(d.error_at("body", at, DecodeErrorKind::Invalid(why)));
+        }
         let key_id = d.u32("key_id")?;
         let signature = d.fixed("signature")?;
         Ok(SignedRecord {

@@ -1,0 +1,281 @@
+//! Writes the seed corpora in `seeds/<target>/`: one valid encoding of every record type,
+//! genuine signed checkpoints (plain and witness-cosigned) by the `signed_note` target's
+//! fixed key, and valid inclusion/consistency proofs in the `proofs` target's layout.
+//!
+//!     cd fuzz && cargo run --example gen_seeds
+use std::fs;
+use std::path::Path;
+
+use ritma_schemas::merkle::{consistency_proof, inclusion_proof, Blake3Tree, Sha256Tree, TreeHash};
+use ritma_schemas::note::{Checkpoint, NoteSigner};
+use ritma_schemas::records::*;
+
+fn write(dir: &str, name: &str, bytes: &[u8]) {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("seeds")
+        .join(dir);
+    fs::create_dir_all(&d).unwrap();
+    fs::write(d.join(name), bytes).unwrap();
+}
+
+fn proof_seed(mode: u8, a: u64, b: u64, h0: [u8; 32], h1: [u8; 32], proof: &[[u8; 32]]) -> Vec<u8> {
+    let mut v = vec![mode];
+    v.extend(a.to_be_bytes());
+    v.extend(b.to_be_bytes());
+    v.extend(h0);
+    v.extend(h1);
+    for p in proof {
+        v.extend(p);
+    }
+    v
+}
+
+fn main() {
+    let key = KeyEvent {
+        node: "web-1".into(),
+        kind: KeyEventKind::Rotate,
+        public_key: [1; 32],
+        log_size: 10,
+        previous_key: Some([2; 32]),
+    };
+    let records: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "dict",
+            DictEntry::new(DictKind::Path, b"/etc/passwd").encode(),
+        ),
+        (
+            "dict-hashed",
+            DictEntry::new(DictKind::Argv, &[b'x'; 5000]).encode(),
+        ),
+        (
+            "atom",
+            EventAtom {
+                seq: 1_000_000,
+                t_ns: -20,
+                event_type: EventType::Open,
+                actor: [1; 16],
+                object: [2; 16],
+                flags: 0x42,
+                arg_hash: Some([3; 32]),
+                payload_ref: None,
+            }
+            .encode(),
+        ),
+        (
+            "actor",
+            ActorRecord {
+                actor: [1; 16],
+                pid: 1234,
+                ppid: 1,
+                parent: Some([2; 16]),
+                start_ns: 5_000_000_000,
+                uid: 0,
+                gid: 0,
+                euid: 1000,
+                exe: Some([3; 16]),
+                exe_hash: None,
+                comm: [4; 16],
+                cgroup_id: 77,
+                mnt_ns: 4026531840,
+                pid_ns: 4026531836,
+                net_ns: 4026531992,
+                container: None,
+                service: Some([5; 16]),
+            }
+            .encode(),
+        ),
+        (
+            "edge",
+            Edge {
+                kind: EdgeKind::ProcToFile,
+                src: [1; 16],
+                dst: [2; 16],
+                flags: 3,
+                first_t_ns: -10,
+                last_t_ns: 20,
+                count: 3,
+            }
+            .encode(),
+        ),
+        (
+            "cone",
+            ConeInstance {
+                cone_id: "download_exec_tmp".into(),
+                cone_version: 1,
+                t_start_ns: 100,
+                first_seq: 10,
+                last_seq: 20,
+                count: 1,
+                bindings: vec![("a".into(), [1; 16]), ("b".into(), [2; 16])],
+                exceptions: vec![11, 12, 300],
+            }
+            .encode(),
+        ),
+        (
+            "window",
+            WindowRecord {
+                node: "web-1".into(),
+                window: 1_763_000_000,
+                window_len_ns: 1_000_000_000,
+                first_seq: 1000,
+                event_count: 10,
+                dict_count: 3,
+                actor_count: 2,
+                edge_count: 4,
+                cone_count: 1,
+                lost: vec![
+                    (LossReason::KernelRingbufFull, 2),
+                    (LossReason::ProbeDetached, 1),
+                ],
+                late_events: 0,
+                capture_mode: CaptureMode::Thick,
+                cone_lib_version: 7,
+                window_root: [9; 32],
+            }
+            .encode(),
+        ),
+        (
+            "hour",
+            HourSeal {
+                node: "web-1".into(),
+                hour: 490_000,
+                first_window: 100,
+                last_window: 3699,
+                log_size: 3600,
+                log_root: [1; 32],
+                prev: Some(PrevHour {
+                    hour: 489_999,
+                    log_size: 1800,
+                    log_root: [2; 32],
+                }),
+                consistency: vec![[3; 32], [4; 32]],
+            }
+            .encode(),
+        ),
+        (
+            "hour-first",
+            HourSeal {
+                node: "a".into(),
+                hour: 0,
+                first_window: 0,
+                last_window: 0,
+                log_size: 0,
+                log_root: [0; 32],
+                prev: None,
+                consistency: vec![],
+            }
+            .encode(),
+        ),
+        ("key", key.encode()),
+        (
+            "run",
+            RunMeta {
+                node: "web-1".into(),
+                boot_id: [1; 16],
+                sensor_version: "ritma 0.1.0".into(),
+                config_digest: [2; 32],
+                window_len_ns: 1_000_000_000,
+                wall_minus_mono_ns: 1_700_000_000_000_000_000,
+                first_seq: 0,
+                started_wall_ns: 1_760_000_000_000_000_000,
+            }
+            .encode(),
+        ),
+        (
+            "health",
+            HealthRecord {
+                node: "web-1".into(),
+                t_wall_ns: 1_760_000_000_000_000_000,
+                kind: HealthKind::ProbeDetached,
+                subject: "sys_enter_openat".into(),
+                window: 1_763_000_001,
+                lost: 17,
+            }
+            .encode(),
+        ),
+        (
+            "signed",
+            SignedRecord {
+                body: key.encode(),
+                key_id: 0xdead_beef,
+                signature: [7; 64],
+            }
+            .encode(),
+        ),
+    ];
+    for (name, bytes) in &records {
+        assert!(AnyRecord::decode(bytes).is_ok(), "{name}");
+        write("records", name, bytes);
+    }
+
+    let signer = NoteSigner::from_seed("ritma/web-1", [7; 32]).unwrap();
+    let cp = Checkpoint::for_node("web-1", 1234, std::array::from_fn(|i| i as u8)).unwrap();
+    let note = cp.sign(&signer).unwrap();
+    let witness = NoteSigner::from_seed("witness.example/w1", [9; 32]).unwrap();
+    let cosig = witness.sign(&cp.body()).unwrap();
+    let wline = cosig.rsplit_once("\n\n").unwrap().1;
+    write("signed_note", "genuine", note.as_bytes());
+    write(
+        "signed_note",
+        "cosigned",
+        format!("{note}{wline}").as_bytes(),
+    );
+    write(
+        "signed_note",
+        "vkey",
+        signer.verifier().to_vkey().as_bytes(),
+    );
+    write("signed_note", "body", cp.body().as_bytes());
+
+    fn leaves<H: TreeHash>(n: u64) -> Vec<[u8; 32]> {
+        (0..n).map(|i| H::leaf(&i.to_be_bytes())).collect()
+    }
+    for (mode, n, i, m) in [
+        (0u8, 7u64, 4u64, 3u64),
+        (0, 1, 0, 1),
+        (0, 64, 63, 32),
+        (1, 13, 0, 5),
+        (1, 200, 150, 199),
+    ] {
+        let (l, root, old_root, p, c) = if mode & 1 == 1 {
+            let l = leaves::<Sha256Tree>(n);
+            let r = ritma_schemas::merkle::root::<Sha256Tree>(&l);
+            let o = ritma_schemas::merkle::root::<Sha256Tree>(&l[..m as usize]);
+            let p = inclusion_proof::<Sha256Tree, _>(&l[..], i).unwrap();
+            let c = if m < n {
+                consistency_proof::<Sha256Tree, _>(&l[..], m).unwrap()
+            } else {
+                vec![]
+            };
+            (l, r, o, p, c)
+        } else {
+            let l = leaves::<Blake3Tree>(n);
+            let r = ritma_schemas::merkle::root::<Blake3Tree>(&l);
+            let o = ritma_schemas::merkle::root::<Blake3Tree>(&l[..m as usize]);
+            let p = inclusion_proof::<Blake3Tree, _>(&l[..], i).unwrap();
+            let c = if m < n {
+                consistency_proof::<Blake3Tree, _>(&l[..], m).unwrap()
+            } else {
+                vec![]
+            };
+            (l, r, o, p, c)
+        };
+        write(
+            "proofs",
+            &format!("incl-{mode}-{n}-{i}"),
+            &proof_seed(mode, i, n, l[i as usize], root, &p),
+        );
+        write(
+            "proofs",
+            &format!("cons-{mode}-{m}-{n}"),
+            &proof_seed(mode, m, n, old_root, root, &c),
+        );
+    }
+    // Sizes over 2^63 (read as is: mode bit 1).
+    write(
+        "proofs",
+        "huge",
+        &proof_seed(2, 1, (1 << 63) + 1, [0; 32], [0; 32], &[]),
+    );
+    eprintln!("seeds written under {}/seeds", env!("CARGO_MANIFEST_DIR"));
+}
