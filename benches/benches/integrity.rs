@@ -24,25 +24,8 @@ const PROOF_TREE_LEAVES: usize = 1 << 20;
 /// Number of precomputed inclusion proofs.
 const PROOFS: usize = 1024;
 
-/// SplitMix64: deterministic "random" bytes without a rand dependency.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn fill(&mut self, out: &mut [u8]) {
-        for chunk in out.chunks_mut(8) {
-            let v = self.next().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-    }
-}
+/// Deterministic "random" bytes: the synthetic workload's generator.
+use ritma_sources::synth::Rng as SplitMix;
 
 /// 100_000 deterministic 100-byte leaves, stored contiguously.
 fn window_leaves() -> Vec<[u8; LEAF_LEN]> {

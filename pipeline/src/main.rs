@@ -98,7 +98,13 @@ fn keys_init(out: &Path, node: Option<String>) -> Result<()> {
     getrandom(&mut seed)?;
     let store = Keystore::for_store(out);
     let signer = store.init(&node, seed)?;
-    let v = signer.verifier();
+    let private = format!("{} (mode 0600)", store.private_path().display());
+    print_key(&node, &signer.verifier(), &private);
+    Ok(())
+}
+
+/// The lines `keys init` and `keys show` print about a key.
+fn print_key(node: &str, v: &ritma_schemas::note::NoteVerifier, private: &str) {
     println!("node:        {node}");
     println!("key name:    {}", v.name());
     println!("key id:      {:08x}", v.key_id());
@@ -107,11 +113,7 @@ fn keys_init(out: &Path, node: Option<String>) -> Result<()> {
         base64::engine::general_purpose::STANDARD.encode(v.public_key())
     );
     println!("vkey:        {}", v.to_vkey());
-    println!(
-        "private key: {} (mode 0600)",
-        store.private_path().display()
-    );
-    Ok(())
+    println!("private key: {private}");
 }
 
 fn keys_show(dir: &Path) -> Result<()> {
@@ -138,15 +140,7 @@ fn keys_show(dir: &Path) -> Result<()> {
         },
         false => "absent (verification only)".to_owned(),
     };
-    println!("node:        {node}");
-    println!("key name:    {}", v.name());
-    println!("key id:      {:08x}", v.key_id());
-    println!(
-        "public key:  {}",
-        base64::engine::general_purpose::STANDARD.encode(v.public_key())
-    );
-    println!("vkey:        {}", v.to_vkey());
-    println!("private key: {private}");
+    print_key(&node, &v, &private);
     println!("key history ({} keys):", history.spans().len());
     for s in history.spans() {
         let until = s.until.map_or("∞".to_owned(), |u| u.to_string());
