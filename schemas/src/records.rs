@@ -1117,6 +1117,105 @@ impl Record for SignedRecord {
     }
 }
 
+/// Most records in one block file.
+pub const MAX_BLOCK_RECORDS: usize = 1000;
+
+/// A block: up to 1000 consecutive leaves (encoded records) of one window's tree,
+/// stored zstd-compressed (FORMAT.md §8). Leaf bytes are kept exactly as hashed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    pub window: u64,
+    /// Position of the block among its window's blocks, from 0.
+    pub index: u32,
+    /// Leaf index of the first record in the window's tree.
+    pub first_leaf: u64,
+    pub records: Vec<Vec<u8>>,
+}
+
+impl Record for Block {
+    const TYPE: u64 = 12;
+    const VERSION: u64 = 1;
+    const NAME: &'static str = "Block";
+    const FIELDS: u64 = 6;
+    const MAX_LEN: usize = MAX_BLOCK_RECORDS * (MAX_EVENT_RECORD_LEN + 3) + 64;
+
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.uint(self.window)
+            .uint(self.index as u64)
+            .uint(self.first_leaf)
+            .array(self.records.len() as u64);
+        for r in &self.records {
+            e.bytes(r);
+        }
+    }
+
+    fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let window = d.uint("window")?;
+        let index = d.u32("index")?;
+        let first_leaf = d.uint("first_leaf")?;
+        let n = d.array("records", MAX_BLOCK_RECORDS as u64)?;
+        if n == 0 {
+            return Err(invalid(d, "records", "a block holds at least one record"));
+        }
+        let records = (0..n)
+            .map(|_| {
+                d.bytes("records", MAX_EVENT_RECORD_LEN as u64)
+                    .map(<[u8]>::to_vec)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Block {
+            window,
+            index,
+            first_leaf,
+            records,
+        })
+    }
+}
+
+/// What a store (one node's RITMA_OUT tree) is: `_meta/store.cbor`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreMeta {
+    /// Version of this FORMAT the store follows.
+    pub format_version: u32,
+    pub node: String,
+    pub window_len_ns: u64,
+    pub cone_lib_version: u32,
+}
+
+impl Record for StoreMeta {
+    const TYPE: u64 = 13;
+    const VERSION: u64 = 1;
+    const NAME: &'static str = "StoreMeta";
+    const FIELDS: u64 = 6;
+    const MAX_LEN: usize = MAX_RECORD_LEN;
+
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.uint(self.format_version as u64)
+            .text(&self.node)
+            .uint(self.window_len_ns)
+            .uint(self.cone_lib_version as u64);
+    }
+
+    fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let format_version = d.u32("format_version")?;
+        let node = node_name(d)?;
+        let window_len_ns = d.uint("window_len_ns")?;
+        if window_len_ns == 0 || 3_600_000_000_000 % window_len_ns != 0 {
+            return Err(invalid(
+                d,
+                "window_len_ns",
+                "window length must divide one hour",
+            ));
+        }
+        Ok(StoreMeta {
+            format_version,
+            node,
+            window_len_ns,
+            cone_lib_version: d.u32("cone_lib_version")?,
+        })
+    }
+}
+
 /// The name of record type `t`, if defined.
 pub fn record_name(t: u64) -> Option<&'static str> {
     Some(match t {
@@ -1131,6 +1230,8 @@ pub fn record_name(t: u64) -> Option<&'static str> {
         RunMeta::TYPE => RunMeta::NAME,
         HealthRecord::TYPE => HealthRecord::NAME,
         SignedRecord::TYPE => SignedRecord::NAME,
+        Block::TYPE => Block::NAME,
+        StoreMeta::TYPE => StoreMeta::NAME,
         _ => return None,
     })
 }

@@ -1248,7 +1248,7 @@ fn trailing_bytes_are_rejected() {
 #[test]
 fn an_unknown_record_type_is_rejected() {
     let b = sample_atom().encode();
-    for t in [0, 12, 99, 1000, u64::MAX] {
+    for t in [0, 14, 99, 1000, u64::MAX] {
         let m = with_field(&b, 0, &uint(t));
         let kind = DecodeErrorKind::UnknownRecordType { record_type: t };
         let a = AnyRecord::decode(&m).unwrap_err();
@@ -2211,4 +2211,45 @@ proptest! {
             Value::Integer(pid.into()), Value::Integer(start.into()),
         ]))[..]);
     }
+}
+
+#[test]
+fn blocks_and_store_meta_round_trip_and_are_strict() {
+    let block = Block {
+        window: 7,
+        index: 1,
+        first_leaf: 1000,
+        records: vec![sample_atom().encode(), vec![0x80]],
+    };
+    assert_eq!(Block::decode(&block.encode()).unwrap(), block);
+    let empty = Block {
+        records: vec![],
+        ..block.clone()
+    };
+    assert_eq!(Block::decode(&empty.encode()).unwrap_err().field, "records");
+    let meta = StoreMeta {
+        format_version: 1,
+        node: "web-1".into(),
+        window_len_ns: 1_000_000_000,
+        cone_lib_version: 1,
+    };
+    assert_eq!(StoreMeta::decode(&meta.encode()).unwrap(), meta);
+    let bad = StoreMeta {
+        window_len_ns: 7,
+        ..meta
+    };
+    assert_eq!(
+        StoreMeta::decode(&bad.encode()).unwrap_err().field,
+        "window_len_ns"
+    );
+    // Neither is a window leaf: AnyRecord does not accept them, a typed decoder names them.
+    assert!(AnyRecord::decode(&block.encode()).is_err());
+    let e = EventAtom::decode(&block.encode()).unwrap_err();
+    assert_eq!(
+        e.kind,
+        DecodeErrorKind::WrongRecordType {
+            expected: 2,
+            found: 12
+        }
+    );
 }

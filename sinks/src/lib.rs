@@ -1,0 +1,4 @@
+//! Where sealed evidence goes. The RITMA_OUT store is the primary, durable sink;
+//! every other sink is fed from what it holds.
+
+pub mod store;

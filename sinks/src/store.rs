@@ -1,0 +1,268 @@
+//! RITMA_OUT, the on-disk evidence store (FORMAT.md §8): one tree per node with
+//! `_meta/store.cbor` and, per sealed window, its blocks, its `WindowRecord` and its
+//! signed checkpoint. Every file is written to a temporary name, fsynced and
+//! renamed; the checkpoint (`.sig`) is written last, so a window is on disk exactly
+//! when its `.sig` is.
+
+use ritma_schemas::cbor::DecodeError;
+use ritma_schemas::records::{Block, Record, StoreMeta, WindowRecord, MAX_BLOCK_RECORDS};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Version of FORMAT.md a store written by this code follows.
+pub const FORMAT_VERSION: u32 = 1;
+/// zstd level of blocks.
+const BLOCK_ZSTD_LEVEL: i32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Decode { path: PathBuf, source: DecodeError },
+    #[error("{path}: the store is for {found:?}, not {expected:?}")]
+    WrongStore {
+        path: PathBuf,
+        expected: Box<StoreMeta>,
+        found: Box<StoreMeta>,
+    },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Civil date (year, month, day) of days since 1970-01-01 (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Where one window's files live inside a node's tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowPaths {
+    /// `windows/YYYY/MM/DD/HH`
+    pub hour_dir: PathBuf,
+    /// The window's index within its hour (the file number).
+    pub index: u64,
+}
+
+impl WindowPaths {
+    pub fn new(window: u64, window_len_ns: u64) -> Self {
+        let start_s = (window as u128 * window_len_ns as u128 / 1_000_000_000) as i64;
+        let (y, m, d) = civil_from_days(start_s.div_euclid(86_400));
+        let hour = start_s.rem_euclid(86_400) / 3600;
+        let per_hour = 3_600_000_000_000 / window_len_ns;
+        WindowPaths {
+            hour_dir: PathBuf::from(format!("windows/{y:04}/{m:02}/{d:02}/{hour:02}")),
+            index: window % per_hour,
+        }
+    }
+
+    pub fn record(&self) -> PathBuf {
+        self.hour_dir.join(format!("micro/w{:04}.cbor", self.index))
+    }
+
+    pub fn checkpoint(&self) -> PathBuf {
+        self.hour_dir.join(format!("micro/w{:04}.sig", self.index))
+    }
+
+    pub fn block(&self, block: u32) -> PathBuf {
+        self.hour_dir
+            .join(format!("blocks/w{:04}.{block:04}.cbor.zst", self.index))
+    }
+}
+
+/// Writes a file atomically: temporary name, fsync, rename. The caller fsyncs the
+/// directory once per window.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// One node's tree in a store.
+pub struct NodeStore {
+    root: PathBuf,
+    meta: StoreMeta,
+}
+
+impl NodeStore {
+    /// The tree of `meta.node` under `root` (the store root itself, or
+    /// `nodes/<node>` of a multi-node store), creating `_meta/store.cbor` if absent
+    /// and refusing a store written for another node or window length.
+    pub fn open(root: &Path, meta: StoreMeta) -> Result<Self, StoreError> {
+        let path = root.join("_meta/store.cbor");
+        match fs::read(&path) {
+            Ok(bytes) => {
+                let found = StoreMeta::decode(&bytes).map_err(|source| StoreError::Decode {
+                    path: path.clone(),
+                    source,
+                })?;
+                if found != meta {
+                    return Err(StoreError::WrongStore {
+                        path,
+                        expected: Box::new(meta),
+                        found: Box::new(found),
+                    });
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                write_atomic(&path, &meta.encode())?;
+                sync_dir(&root.join("_meta"))?;
+            }
+            Err(e) => return Err(StoreError::Io { path, source: e }),
+        }
+        Ok(NodeStore {
+            root: root.to_owned(),
+            meta,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn meta(&self) -> &StoreMeta {
+        &self.meta
+    }
+
+    /// Writes a sealed window: blocks, then the window record, then the checkpoint.
+    pub fn write_window(
+        &self,
+        record: &WindowRecord,
+        record_bytes: &[u8],
+        leaves: &[Vec<u8>],
+        checkpoint: &str,
+    ) -> Result<(), StoreError> {
+        let p = WindowPaths::new(record.window, self.meta.window_len_ns);
+        for (i, chunk) in leaves.chunks(MAX_BLOCK_RECORDS).enumerate() {
+            let block = Block {
+                window: record.window,
+                index: i as u32,
+                first_leaf: (i * MAX_BLOCK_RECORDS) as u64,
+                records: chunk.to_vec(),
+            };
+            let path = self.root.join(p.block(i as u32));
+            let bytes =
+                zstd::bulk::compress(&block.encode(), BLOCK_ZSTD_LEVEL).map_err(io(&path))?;
+            write_atomic(&path, &bytes)?;
+        }
+        if !leaves.is_empty() {
+            sync_dir(&self.root.join(&p.hour_dir).join("blocks"))?;
+        }
+        write_atomic(&self.root.join(p.record()), record_bytes)?;
+        let sig = self.root.join(p.checkpoint());
+        write_atomic(&sig, checkpoint.as_bytes())?;
+        sync_dir(sig.parent().expect("micro dir"))
+    }
+}
+
+/// Reads a block file: zstd, then a strict `Block` of `window` at `index`.
+pub fn read_block(path: &Path, window: u64, index: u32) -> Result<Block, StoreError> {
+    let bytes = fs::read(path).map_err(io(path))?;
+    let limit = Block::MAX_LEN;
+    let raw = zstd::bulk::decompress(&bytes, limit).map_err(|e| StoreError::Invalid {
+        path: path.to_owned(),
+        reason: format!("not a zstd block: {e}"),
+    })?;
+    let block = Block::decode(&raw).map_err(|source| StoreError::Decode {
+        path: path.to_owned(),
+        source,
+    })?;
+    if block.window != window || block.index != index {
+        return Err(StoreError::Invalid {
+            path: path.to_owned(),
+            reason: format!(
+                "block says window {} index {}, its name says window {window} index {index}",
+                block.window, block.index
+            ),
+        });
+    }
+    Ok(block)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates_match_known_days() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_758), (2026, 11, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn window_paths_use_the_hour_and_the_index_within_it() {
+        // 2026-11-01T00:00:00Z is window 1 793 491 200 of 1 s.
+        let p = WindowPaths::new(1_793_491_200 + 3600 + 61, 1_000_000_000);
+        assert_eq!(p.hour_dir, PathBuf::from("windows/2026/11/01/01"));
+        assert_eq!(p.index, 61);
+        assert_eq!(
+            p.record(),
+            PathBuf::from("windows/2026/11/01/01/micro/w0061.cbor")
+        );
+        assert_eq!(
+            p.block(2),
+            PathBuf::from("windows/2026/11/01/01/blocks/w0061.0002.cbor.zst")
+        );
+        let p = WindowPaths::new(1_793_491_200 / 60 + 59, 60_000_000_000);
+        assert_eq!(
+            (p.hour_dir, p.index),
+            (PathBuf::from("windows/2026/11/01/00"), 59)
+        );
+    }
+
+    #[test]
+    fn a_store_refuses_another_node_or_window_length() {
+        let d = tempfile::tempdir().unwrap();
+        let meta = StoreMeta {
+            format_version: FORMAT_VERSION,
+            node: "a".into(),
+            window_len_ns: 1_000_000_000,
+            cone_lib_version: 1,
+        };
+        NodeStore::open(d.path(), meta.clone()).unwrap();
+        NodeStore::open(d.path(), meta.clone()).unwrap();
+        let other = StoreMeta {
+            node: "b".into(),
+            ..meta
+        };
+        assert!(matches!(
+            NodeStore::open(d.path(), other),
+            Err(StoreError::WrongStore { .. })
+        ));
+    }
+}
