@@ -14,7 +14,7 @@ use ritma_sources::raw::{IdCall, RawBody, RawEvent, SockAddr, Task, ID_UNCHANGED
 pub const NO_OBJECT: Id128 = [0; 16];
 
 /// What canonicalisation needs to know about the run an event came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunContext {
     pub node: String,
     pub boot_id: Id128,
@@ -48,7 +48,7 @@ impl RunContext {
 }
 
 /// A canonical event, with what later operators need from the raw event.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CanonicalEvent {
     /// The window (epoch) the event is sealed in.
     pub window: u64,
@@ -62,7 +62,7 @@ pub struct CanonicalEvent {
 }
 
 /// Per-type facts the attribute and graph-edge operators use.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Detail {
     None,
     /// The task now runs this executable (dictionary id of its path).

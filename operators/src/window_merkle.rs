@@ -134,6 +134,17 @@ impl NodeLog {
             });
         }
         c.edges.sort_by_key(|e| e.key());
+        // Shards may each hold part of one edge (a file renamed by two actors): merge them.
+        c.edges.dedup_by(|later, kept| {
+            if later.key() != kept.key() {
+                return false;
+            }
+            kept.flags |= later.flags;
+            kept.first_t_ns = kept.first_t_ns.min(later.first_t_ns);
+            kept.last_t_ns = kept.last_t_ns.max(later.last_t_ns);
+            kept.count += later.count;
+            true
+        });
         c.cones.sort_by(|a, b| {
             (&a.cone_id, a.t_start_ns, a.first_seq).cmp(&(&b.cone_id, b.t_start_ns, b.first_seq))
         });
@@ -322,6 +333,36 @@ mod tests {
                 expected: 105,
                 got: 200
             })
+        );
+    }
+
+    #[test]
+    fn parts_of_one_edge_from_several_shards_are_merged() {
+        let mut log = NodeLog::new("n1", 1_000_000_000, 1, signer());
+        let e = |flags, t, count| Edge {
+            kind: EdgeKind::FileToFile,
+            src: [1; 16],
+            dst: [2; 16],
+            flags,
+            first_t_ns: t,
+            last_t_ns: t,
+            count,
+        };
+        let c = WindowContents {
+            edges: vec![e(1, 50, 2), e(2, 10, 1)],
+            ..WindowContents::default()
+        };
+        let sealed = log.seal(1, CaptureMode::Thin, c).unwrap();
+        assert_eq!(sealed.record.edge_count, 1);
+        let merged = Edge::decode(&sealed.leaves[0]).unwrap();
+        assert_eq!(
+            (
+                merged.flags,
+                merged.first_t_ns,
+                merged.last_t_ns,
+                merged.count
+            ),
+            (3, 10, 50, 3)
         );
     }
 

@@ -139,7 +139,7 @@ fn check_header(d: &mut Decoder<'_>, want_type: u64, want_version: u64) -> Resul
 macro_rules! wire_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $val:expr),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
         #[repr(u8)]
         pub enum $name { $($(#[$vm])* $variant = $val),+ }
 
@@ -311,7 +311,7 @@ fn invalid(d: &Decoder<'_>, field: &'static str, why: &'static str) -> DecodeErr
 }
 
 /// A dictionary entry: a content-derived id for a byte string (path, exe, comm …).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DictEntry {
     pub id: Id128,
     pub kind: DictKind,
@@ -381,7 +381,7 @@ impl Record for DictEntry {
 }
 
 /// One canonical event (the seed's CanonicalEventAtom).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EventAtom {
     /// Node-local sequence number, assigned by the source in read order.
     pub seq: u64,
@@ -432,7 +432,7 @@ impl Record for EventAtom {
 }
 
 /// A process as Ritma attributes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ActorRecord {
     pub actor: Id128,
     pub pid: u32,
@@ -524,7 +524,7 @@ impl Record for ActorRecord {
 }
 
 /// A graph edge, aggregated over one window.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Edge {
     pub kind: EdgeKind,
     pub src: Id128,
@@ -599,7 +599,7 @@ pub const MAX_CONE_BINDINGS: usize = 16;
 pub const MAX_CONE_EXCEPTIONS: usize = 64;
 
 /// One instantiation of a cone (behaviour template) within a window.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConeInstance {
     pub cone_id: String,
     pub cone_version: u32,
@@ -688,7 +688,7 @@ impl Record for ConeInstance {
 }
 
 /// The sealed summary of one micro-window: the leaf of the node log.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WindowRecord {
     pub node: String,
     /// Window number: floor(wall time ns / window_len_ns). The window starts at
@@ -803,7 +803,7 @@ impl Record for WindowRecord {
 pub const MAX_PROOF_HASHES: usize = 128;
 
 /// The previous hour an hour seal extends.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PrevHour {
     pub hour: u64,
     pub log_size: u64,
@@ -812,7 +812,7 @@ pub struct PrevHour {
 
 /// The seal of one hour: the node-log checkpoint at its last window, chained to the
 /// previous hour by a consistency proof.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HourSeal {
     pub node: String,
     /// floor(wall time ns / 3600 s).
@@ -910,7 +910,7 @@ impl Record for HourSeal {
 }
 
 /// A change to a node's signing keys, effective from node-log size `log_size`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KeyEvent {
     pub node: String,
     pub kind: KeyEventKind,
@@ -957,7 +957,7 @@ impl Record for KeyEvent {
 }
 
 /// Identity and clock of one sensor run; the first record of a trace.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunMeta {
     pub node: String,
     /// /proc/sys/kernel/random/boot_id as 16 bytes.
@@ -1018,7 +1018,7 @@ impl Record for RunMeta {
 }
 
 /// A sensor health observation (probe detached or re-attached, drops, clock resync).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HealthRecord {
     pub node: String,
     pub t_wall_ns: u64,
@@ -1122,7 +1122,7 @@ pub const MAX_BLOCK_RECORDS: usize = 1000;
 
 /// A block: up to 1000 consecutive leaves (encoded records) of one window's tree,
 /// stored zstd-compressed (FORMAT.md §8). Leaf bytes are kept exactly as hashed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Block {
     pub window: u64,
     /// Position of the block among its window's blocks, from 0.
@@ -1173,7 +1173,7 @@ impl Record for Block {
 }
 
 /// What a store (one node's RITMA_OUT tree) is: `_meta/store.cbor`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoreMeta {
     /// Version of this FORMAT the store follows.
     pub format_version: u32,

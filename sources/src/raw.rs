@@ -18,7 +18,7 @@ pub const MAX_ARGV: usize = 64;
 pub const MAX_NAME_LEN: usize = 256;
 
 /// The task an event happened in, as the kernel reports it.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Task {
     /// Process id (the kernel's tgid).
     pub pid: u32,
@@ -43,7 +43,7 @@ pub struct Task {
 }
 
 /// A socket address as the syscall saw it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SockAddr {
     V4 {
         addr: [u8; 4],
@@ -67,7 +67,7 @@ const AF_INET: u64 = 2;
 const AF_INET6: u64 = 10;
 
 /// Which id-changing syscall ran.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum IdCall {
     Set = 1,
     SetRe = 2,
@@ -91,7 +91,7 @@ impl IdCall {
 pub const ID_UNCHANGED: u32 = u32::MAX;
 
 /// What happened. Negative `result`s are `-errno`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RawBody {
     Exec {
         filename: Vec<u8>,
@@ -208,7 +208,7 @@ impl RawBody {
 }
 
 /// One raw event.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RawEvent {
     /// Node-local sequence number, assigned by the source in read order.
     pub seq: u64,
