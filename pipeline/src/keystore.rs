@@ -120,31 +120,11 @@ impl Keystore {
         Ok(signer)
     }
 
-    /// Loads the private key, refusing a file that others can read or that another user owns.
+    /// Loads the private key, refusing a file that others can read or that another
+    /// user owns, or one that does not match the public key beside it.
     pub fn load_signer(&self) -> Result<NoteSigner, KeystoreError> {
         let path = self.private_path();
-        let meta = fs::metadata(&path).map_err(io(&path))?;
-        let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o077 != 0 {
-            return Err(KeystoreError::TooOpen { path, mode });
-        }
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
-        if meta.uid() != me {
-            return Err(KeystoreError::WrongOwner {
-                path,
-                owner: meta.uid(),
-                me,
-            });
-        }
-        let text = fs::read_to_string(&path).map_err(io(&path))?;
-        let signer =
-            NoteSigner::from_private_key_text(text.trim_end_matches('\n')).map_err(|source| {
-                KeystoreError::Key {
-                    path: path.clone(),
-                    source,
-                }
-            })?;
+        let signer = load_private_key(&path)?;
         if signer.verifier() != self.load_verifier()? {
             return Err(KeystoreError::Mismatch {
                 path,
@@ -195,6 +175,28 @@ impl Keystore {
         }
         Ok(history)
     }
+}
+
+/// Loads a private key file, refusing one that others can read or another user owns.
+pub fn load_private_key(path: &Path) -> Result<NoteSigner, KeystoreError> {
+    let path = path.to_owned();
+    let meta = fs::metadata(&path).map_err(io(&path))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(KeystoreError::TooOpen { path, mode });
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(KeystoreError::WrongOwner {
+            path,
+            owner: meta.uid(),
+            me,
+        });
+    }
+    let text = fs::read_to_string(&path).map_err(io(&path))?;
+    NoteSigner::from_private_key_text(text.trim_end_matches('\n'))
+        .map_err(|source| KeystoreError::Key { path, source })
 }
 
 fn event_name(i: u64) -> String {

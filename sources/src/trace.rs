@@ -370,6 +370,44 @@ impl TraceReader {
     }
 }
 
+/// The runs of a trace, read from its run frames alone (batch payloads are skipped
+/// unread, so this is cheap; `TraceReader` checks everything on the real pass).
+pub fn scan_runs(path: &Path) -> Result<Vec<RunMeta>, TraceError> {
+    let mut r = TraceReader::open(path)?;
+    let mut runs = Vec::new();
+    loop {
+        let mut hb = [0u8; FRAME_HEADER_LEN];
+        let got = read_full(&mut r.file, &mut hb).map_err(|e| r.io(e))?;
+        if got < FRAME_HEADER_LEN {
+            return Ok(runs);
+        }
+        let h = FrameHeader::parse(&hb).map_err(|reason| r.corrupt(reason))?;
+        if h.comp_len > MAX_PAYLOAD_LEN || h.raw_len > MAX_PAYLOAD_LEN {
+            return Err(r.corrupt("payload length exceeds its bound"));
+        }
+        if h.kind == KIND_RUN {
+            let mut payload = vec![0u8; h.comp_len as usize];
+            if read_full(&mut r.file, &mut payload).map_err(|e| r.io(e))? < payload.len() {
+                return Ok(runs);
+            }
+            let head: [u8; 28] = hb[..28].try_into().expect("28 bytes");
+            if checksum(&head, &payload) != h.checksum {
+                return Err(r.corrupt("checksum mismatch"));
+            }
+            match r.decode_frame(&h, &payload)? {
+                TraceItem::Run { meta, .. } => runs.push(meta),
+                TraceItem::Batch { .. } => unreachable!("kind checked above"),
+            }
+        } else {
+            r.file
+                .seek_relative(h.comp_len as i64)
+                .map_err(|e| r.io(e))?;
+        }
+        r.offset += (FRAME_HEADER_LEN + h.comp_len as usize) as u64;
+        r.frame += 1;
+    }
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -777,6 +815,18 @@ mod tests {
             TraceWriter::open_append(&p),
             Err(TraceError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn run_scan_finds_every_run_without_reading_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.rtrace");
+        let mut w = TraceWriter::create(&p).unwrap();
+        let a = w.add_run(&meta("n1", 0)).unwrap();
+        w.append_batch(a, &events(0, 5)).unwrap();
+        let b = w.add_run(&meta("n2", 100)).unwrap();
+        w.append_batch(b, &events(100, 5)).unwrap();
+        assert_eq!(scan_runs(&p).unwrap(), vec![meta("n1", 0), meta("n2", 100)]);
     }
 
     #[test]

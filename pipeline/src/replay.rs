@@ -1,0 +1,567 @@
+//! `ritma replay`: recorded traces through the timely dataflow into RITMA_OUT.
+//!
+//! The timestamp is the window number. Worker 0 reads the traces, assigns each
+//! event its window (its own, or the oldest open one if it arrives late) and feeds
+//! the dataflow; the input's time is the oldest window still open on any node.
+//!
+//! canonicalize (sharded by process) → attribute + graph-edge (sharded by actor,
+//! a window at a time in seq order) → window-merkle + store (sharded by node).
+//! Everything a window holds is ordered by the data before it is hashed, so the
+//! output is byte-identical for any number of workers.
+
+use crate::keystore::Keystore;
+use anyhow::{bail, Result};
+use ritma_operators::attribute::{ActorTable, ActorTableConfig};
+use ritma_operators::canonicalize::{canonicalize, CanonicalEvent, RunContext};
+use ritma_operators::graph_edge::EdgeTable;
+use ritma_operators::window_merkle::{NodeLog, WindowContents};
+use ritma_schemas::note::NoteSigner;
+use ritma_schemas::records::{
+    ActorRecord, CaptureMode, DictEntry, Edge, EventAtom, LossReason, RunMeta, StoreMeta,
+};
+use ritma_sinks::store::{NodeStore, FORMAT_VERSION};
+use ritma_sources::raw::RawEvent;
+use ritma_sources::trace::{scan_runs, TraceError, TraceItem, TraceReader};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use timely::dataflow::channels::pact::Exchange as ExchangePact;
+use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::{Capability, Exchange as _, Operator, Probe};
+use timely::dataflow::{InputHandle, ProbeHandle};
+
+/// The version of the cone library windows are sealed with.
+pub const CONE_LIB_VERSION: u32 = 1;
+/// How far behind the source the dataflow may fall, in windows, before the source waits.
+const MAX_LAG_WINDOWS: u64 = 8;
+
+pub struct ReplayConfig {
+    pub traces: Vec<PathBuf>,
+    pub out: PathBuf,
+    pub workers: usize,
+    /// A private key file for a single-node trace (default: the store's own key).
+    pub key: Option<PathBuf>,
+    /// How long after a window's end it stays open for late events.
+    pub slack_ns: u64,
+    pub mode: CaptureMode,
+}
+
+/// What replay did.
+#[derive(Debug, Default)]
+pub struct ReplaySummary {
+    pub events: u64,
+    pub windows: u64,
+    pub lost: u64,
+    pub nodes: Vec<String>,
+}
+
+/// A message from the source.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+enum SourceMsg {
+    Event {
+        node: u32,
+        window: u64,
+        raw: RawEvent,
+    },
+    Lost {
+        node: u32,
+        window: u64,
+        reason: LossReason,
+        count: u64,
+    },
+}
+
+/// A canonical event or a loss, on its way to attribution.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+enum CanonMsg {
+    Event {
+        node: u32,
+        event: CanonicalEvent,
+    },
+    Lost {
+        node: u32,
+        window: u64,
+        reason: LossReason,
+        count: u64,
+    },
+}
+
+impl CanonMsg {
+    fn window(&self) -> u64 {
+        match self {
+            CanonMsg::Event { event, .. } => event.window,
+            CanonMsg::Lost { window, .. } => *window,
+        }
+    }
+}
+
+/// One shard's share of one node's window.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+struct WindowPart {
+    node: u32,
+    window: u64,
+    dict: Vec<DictEntry>,
+    actors: Vec<ActorRecord>,
+    atoms: Vec<EventAtom>,
+    edges: Vec<Edge>,
+    lost: Vec<(LossReason, u64)>,
+}
+
+/// SplitMix64's finaliser: spreads keys over workers (DESIGN: not raw low bits).
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn route_source(m: &SourceMsg) -> u64 {
+    match m {
+        SourceMsg::Event { node, raw, .. } => {
+            mix(mix(*node as u64 ^ raw.task.start_ns) ^ raw.task.pid as u64)
+        }
+        SourceMsg::Lost { node, .. } => mix(*node as u64),
+    }
+}
+
+fn route_actor(m: &CanonMsg) -> u64 {
+    match m {
+        CanonMsg::Event { event, .. } => mix(u64::from_le_bytes(
+            event.atom.actor[..8].try_into().expect("8 bytes"),
+        )),
+        CanonMsg::Lost { node, .. } => mix(*node as u64),
+    }
+}
+
+/// Assigns windows to one node's events and decides when windows close.
+struct Windowing {
+    ctx: RunContext,
+    slack_ns: u64,
+    oldest_open: Option<u64>,
+    max_wall: u64,
+}
+
+impl Windowing {
+    /// The window an event is sealed in: its own, or the oldest open one if its own closed.
+    fn assign(&mut self, mono_ns: u64, floor: u64) -> u64 {
+        let own = self.ctx.window_of(mono_ns);
+        let open = *self.oldest_open.get_or_insert(own.max(floor));
+        let window = own.max(open);
+        self.max_wall = self.max_wall.max(self.ctx.wall_ns(mono_ns));
+        // Every window ending at least `slack` before the newest time seen is closed.
+        let closed_below = self.max_wall.saturating_sub(self.slack_ns) / self.ctx.window_len_ns;
+        self.oldest_open = Some(open.max(closed_below));
+        window
+    }
+}
+
+/// Node names, contexts and stores of the traces' runs, in first-seen order.
+struct Nodes {
+    names: Vec<String>,
+    metas: Vec<RunMeta>,
+}
+
+fn scan_nodes(traces: &[PathBuf]) -> Result<Nodes> {
+    let mut nodes = Nodes {
+        names: Vec::new(),
+        metas: Vec::new(),
+    };
+    for t in traces {
+        for meta in scan_runs(t)? {
+            match nodes.names.iter().position(|n| *n == meta.node) {
+                Some(i) => {
+                    let first = &nodes.metas[i];
+                    if (first.boot_id, first.window_len_ns, first.wall_minus_mono_ns)
+                        != (meta.boot_id, meta.window_len_ns, meta.wall_minus_mono_ns)
+                    {
+                        bail!("{}: node {} appears again with another boot, window length or clock offset", t.display(), meta.node);
+                    }
+                }
+                None => {
+                    nodes.names.push(meta.node.clone());
+                    nodes.metas.push(meta);
+                }
+            }
+        }
+    }
+    if nodes.names.is_empty() {
+        bail!(
+            "no runs in {}",
+            traces
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let len = nodes.metas[0].window_len_ns;
+    if let Some(m) = nodes.metas.iter().find(|m| m.window_len_ns != len) {
+        bail!("node {} uses windows of {} ns, node {} of {len} ns: one replay needs one window length", m.node, m.window_len_ns, nodes.names[0]);
+    }
+    Ok(nodes)
+}
+
+/// Where node `name`'s tree lives: the store itself for one node, `nodes/<name>` for several.
+pub fn node_root(out: &Path, name: &str, multi: bool) -> PathBuf {
+    if multi {
+        out.join("nodes").join(name)
+    } else {
+        out.to_owned()
+    }
+}
+
+fn load_signers(cfg: &ReplayConfig, nodes: &Nodes) -> Result<Vec<NoteSigner>> {
+    let multi = nodes.names.len() > 1;
+    if cfg.key.is_some() && multi {
+        bail!("--key names one key, but the traces hold {} nodes: give each node its key with `ritma keys init --out {}/nodes/<node> --node <node>`", nodes.names.len(), cfg.out.display());
+    }
+    nodes
+        .names
+        .iter()
+        .map(|name| {
+            let signer = match &cfg.key {
+                Some(path) => crate::keystore::load_private_key(path)?,
+                None => {
+                    let root = node_root(&cfg.out, name, multi);
+                    let ks = Keystore::for_store(&root);
+                    if !ks.private_path().exists() {
+                        bail!("no signing key for node {name} at {}: run `ritma keys init --out {} --node {name}` or pass --key", ks.private_path().display(), root.display());
+                    }
+                    ks.load_signer()?
+                }
+            };
+            if signer.name() != format!("ritma/{name}") {
+                bail!("the signing key is for `{}`, but the trace's node is `{name}`", signer.name());
+            }
+            Ok(signer)
+        })
+        .collect()
+}
+
+pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
+    let nodes = scan_nodes(&cfg.traces)?;
+    let signers = load_signers(&cfg, &nodes)?;
+    let multi = nodes.names.len() > 1;
+    let mut stores = Vec::new();
+    for (i, name) in nodes.names.iter().enumerate() {
+        let root = node_root(&cfg.out, name, multi);
+        let meta = StoreMeta {
+            format_version: FORMAT_VERSION,
+            node: name.clone(),
+            window_len_ns: nodes.metas[i].window_len_ns,
+            cone_lib_version: CONE_LIB_VERSION,
+        };
+        let store = NodeStore::open(&root, meta)?;
+        if root.join("windows").exists() {
+            bail!(
+                "{} already holds sealed windows of node {name}; replay writes a new store",
+                root.display()
+            );
+        }
+        stores.push(store);
+    }
+    let ctxs: Arc<Vec<RunContext>> =
+        Arc::new(nodes.metas.iter().map(RunContext::from_meta).collect());
+    let shared = Arc::new(Mutex::new((
+        signers,
+        stores.into_iter().map(Some).collect::<Vec<_>>(),
+    )));
+    let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let traces = Arc::new(cfg.traces.clone());
+    let (slack_ns, mode) = (cfg.slack_ns, cfg.mode);
+    let window_counts: Arc<Mutex<(u64, u64)>> = Arc::new(Mutex::new((0, 0)));
+    let names = Arc::new(nodes.names.clone());
+
+    let (e2, wc2, names2) = (errors.clone(), window_counts.clone(), names.clone());
+    let guards = timely::execute(timely::Config::process(cfg.workers.max(1)), move |worker| {
+        let index = worker.index();
+        let mut input: InputHandle<u64, _> = InputHandle::new();
+        let probe = ProbeHandle::new();
+        let (ctxs, shared, errors, window_counts) = (ctxs.clone(), shared.clone(), e2.clone(), wc2.clone());
+        let ctxs_canon = ctxs.clone();
+        let ctxs_merkle = ctxs.clone();
+        worker.dataflow::<u64, _, _>(|scope| {
+            let canon = input
+                .to_stream(scope)
+                .container::<Vec<SourceMsg>>()
+                .exchange(route_source)
+                .map(move |m| match m {
+                    SourceMsg::Event { node, window, raw } => {
+                        CanonMsg::Event { node, event: canonicalize(&ctxs_canon[node as usize], window, raw, mode) }
+                    }
+                    SourceMsg::Lost { node, window, reason, count } => CanonMsg::Lost { node, window, reason, count },
+                });
+
+            let ctxs_attr = ctxs.clone();
+            let parts = canon.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<WindowPart>>, _, _, _>(
+                ExchangePact::new(route_actor),
+                "attribute+graph-edge",
+                move |_default_cap, _info| {
+                    let mut stash: BTreeMap<u64, (Capability<u64>, Vec<CanonMsg>)> = BTreeMap::new();
+                    let mut tables: HashMap<u32, (ActorTable, EdgeTable)> = HashMap::new();
+                    move |(input, frontier), output| {
+                        input.for_each(|cap, data| {
+                            for m in data.drain(..) {
+                                let w = m.window();
+                                stash.entry(w).or_insert_with(|| (cap.delayed(&w, output.output_index()), Vec::new())).1.push(m);
+                            }
+                        });
+                        while let Some((&w, _)) = stash.first_key_value() {
+                            if frontier.less_equal(&w) {
+                                break;
+                            }
+                            let (cap, mut msgs) = stash.remove(&w).expect("first key");
+                            // One actor's events in seq order, whatever the arrival order.
+                            msgs.sort_by_key(|m| match m {
+                                CanonMsg::Event { node, event } => (*node, 0, event.atom.seq),
+                                CanonMsg::Lost { node, .. } => (*node, 1, 0),
+                            });
+                            let mut by_node: BTreeMap<u32, WindowPart> = BTreeMap::new();
+                            for m in msgs {
+                                match m {
+                                    CanonMsg::Event { node, event } => {
+                                        let part = by_node.entry(node).or_insert_with(|| WindowPart { node, window: w, ..Default::default() });
+                                        let (actors, edges) = tables.entry(node).or_insert_with(|| {
+                                            (ActorTable::new(ctxs_attr[node as usize].clone(), ActorTableConfig::default()), EdgeTable::new())
+                                        });
+                                        part.dict.extend(actors.push(&event));
+                                        edges.push(&event);
+                                        part.dict.extend(event.dict);
+                                        part.atoms.push(event.atom);
+                                    }
+                                    CanonMsg::Lost { node, reason, count, .. } => {
+                                        let part = by_node.entry(node).or_insert_with(|| WindowPart { node, window: w, ..Default::default() });
+                                        part.lost.push((reason, count));
+                                    }
+                                }
+                            }
+                            let mut session = output.session(&cap);
+                            for (node, mut part) in by_node {
+                                if let Some((actors, edges)) = tables.get_mut(&node) {
+                                    part.actors = actors.close(w);
+                                    part.edges = edges.close(w);
+                                }
+                                session.give(part);
+                            }
+                        }
+                    }
+                },
+            );
+
+            parts
+                .unary_frontier::<timely::container::CapacityContainerBuilder<Vec<(u32, u64)>>, _, _, _>(
+                    ExchangePact::new(|p: &WindowPart| mix(p.node as u64)),
+                    "window-merkle",
+                    move |_default_cap, _info| {
+                        let mut stash: BTreeMap<u64, (Capability<u64>, Vec<WindowPart>)> = BTreeMap::new();
+                        let mut logs: HashMap<u32, (NodeLog, NodeStore)> = HashMap::new();
+                        move |(input, frontier), output| {
+                            input.for_each(|cap, data| {
+                                for p in data.drain(..) {
+                                    let w = p.window;
+                                    stash.entry(w).or_insert_with(|| (cap.delayed(&w, output.output_index()), Vec::new())).1.push(p);
+                                }
+                            });
+                            while let Some((&w, _)) = stash.first_key_value() {
+                                if frontier.less_equal(&w) {
+                                    break;
+                                }
+                                let (cap, parts) = stash.remove(&w).expect("first key");
+                                let mut by_node: BTreeMap<u32, WindowContents> = BTreeMap::new();
+                                for p in parts {
+                                    let c = by_node.entry(p.node).or_default();
+                                    c.dict.extend(p.dict);
+                                    c.actors.extend(p.actors);
+                                    c.atoms.extend(p.atoms);
+                                    c.edges.extend(p.edges);
+                                    c.lost.extend(p.lost);
+                                }
+                                let mut session = output.session(&cap);
+                                for (node, mut contents) in by_node {
+                                    if !errors.lock().expect("errors").is_empty() {
+                                        return;
+                                    }
+                                    let (log, store) = logs.entry(node).or_insert_with(|| {
+                                        let mut s = shared.lock().expect("shared");
+                                        let signer = s.0[node as usize].clone();
+                                        let store = s.1[node as usize].take().expect("one owner per node store");
+                                        let ctx = &ctxs_merkle[node as usize];
+                                        (NodeLog::new(&ctx.node, ctx.window_len_ns, CONE_LIB_VERSION, signer), store)
+                                    });
+                                    contents.late_events = contents.atoms.iter().filter(|a| a.flags & ritma_schemas::records::atom_flags::LATE != 0).count() as u64;
+                                    // Windows without events still get a record: the log has no gaps.
+                                    let first = log.next_window().unwrap_or(w);
+                                    for gap in first..w {
+                                        if let Err(e) = seal_and_write(log, store, gap, mode, WindowContents::default()) {
+                                            errors.lock().expect("errors").push(e);
+                                            return;
+                                        }
+                                    }
+                                    match seal_and_write(log, store, w, mode, contents) {
+                                        Ok(n) => {
+                                            let mut c = window_counts.lock().expect("counts");
+                                            c.0 += w - first + 1;
+                                            c.1 += n;
+                                            session.give((node, w));
+                                        }
+                                        Err(e) => {
+                                            errors.lock().expect("errors").push(e);
+                                            return;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    },
+                )
+                .probe_with(&probe);
+        });
+
+        if index != 0 {
+            drop(input);
+            worker.step_while(|| !probe.done());
+            return Ok::<(u64, u64), String>((0, 0));
+        }
+        let result = feed(&traces, &names2, &ctxs, slack_ns, &mut input, worker, &probe);
+        drop(input);
+        worker.step_while(|| !probe.done());
+        result
+    })
+    .map_err(|e| anyhow::anyhow!("starting the dataflow: {e}"))?;
+
+    let mut summary = ReplaySummary {
+        nodes: names.to_vec(),
+        ..Default::default()
+    };
+    for r in guards.join() {
+        match r {
+            Ok(Ok((events, lost))) => {
+                summary.events += events;
+                summary.lost += lost;
+            }
+            Ok(Err(e)) => bail!("{e}"),
+            Err(panic) => bail!("a dataflow worker failed: {panic}"),
+        }
+    }
+    if let Some(e) = errors.lock().expect("errors").first() {
+        bail!("{e}");
+    }
+    summary.windows = window_counts.lock().expect("counts").0;
+    Ok(summary)
+}
+
+fn seal_and_write(
+    log: &mut NodeLog,
+    store: &NodeStore,
+    window: u64,
+    mode: CaptureMode,
+    contents: WindowContents,
+) -> Result<u64, String> {
+    let sealed = log
+        .seal(window, mode, contents)
+        .map_err(|e| format!("node {}: {e}", store.meta().node))?;
+    store
+        .write_window(
+            &sealed.record,
+            &sealed.record_bytes,
+            &sealed.leaves,
+            &sealed.checkpoint,
+        )
+        .map_err(|e| format!("writing window {window} of node {}: {e}", store.meta().node))?;
+    Ok(sealed.record.event_count)
+}
+
+/// Worker 0: reads every trace and feeds the dataflow; returns (events, lost).
+fn feed(
+    traces: &[PathBuf],
+    names: &[String],
+    ctxs: &[RunContext],
+    slack_ns: u64,
+    input: &mut InputHandle<u64, timely::container::CapacityContainerBuilder<Vec<SourceMsg>>>,
+    worker: &mut timely::worker::Worker,
+    probe: &ProbeHandle<u64>,
+) -> Result<(u64, u64), String> {
+    let mut windowing: Vec<Windowing> = ctxs
+        .iter()
+        .map(|c| Windowing {
+            ctx: c.clone(),
+            slack_ns,
+            oldest_open: None,
+            max_wall: 0,
+        })
+        .collect();
+    let mut next_seq: Vec<Option<u64>> = vec![None; ctxs.len()];
+    let (mut events, mut lost) = (0u64, 0u64);
+    let mut epoch = 0u64;
+    for path in traces {
+        let mut reader = TraceReader::open(path).map_err(|e| e.to_string())?;
+        let mut runs: Vec<u32> = Vec::new();
+        loop {
+            let item = match reader.next_item() {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(TraceError::TornTail { pos, missing }) => {
+                    eprintln!("ritma: {pos}: the trace ends inside a frame ({missing} bytes missing); replaying up to it");
+                    break;
+                }
+                Err(e @ (TraceError::Corrupt { .. } | TraceError::Event { .. })) => {
+                    eprintln!(
+                        "ritma: {e}; skipping to the next valid frame, the gap is sealed as loss"
+                    );
+                    match reader.skip_corrupt().map_err(|e| e.to_string())? {
+                        Some(_) => continue,
+                        None => break,
+                    }
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            match item {
+                TraceItem::Run { meta, .. } => {
+                    let node = names.iter().position(|n| *n == meta.node).expect("scanned") as u32;
+                    runs.push(node);
+                }
+                TraceItem::Batch { run, events: batch } => {
+                    let node = runs[run as usize];
+                    let n = node as usize;
+                    let floor = epoch;
+                    if let (Some(expected), Some(first)) = (next_seq[n], batch.first()) {
+                        if first.seq > expected {
+                            let window = windowing[n].oldest_open.unwrap_or(floor).max(floor);
+                            let count = first.seq - expected;
+                            lost += count;
+                            input.send(SourceMsg::Lost {
+                                node,
+                                window,
+                                reason: LossReason::TraceCorrupt,
+                                count,
+                            });
+                        }
+                    }
+                    next_seq[n] = batch.last().map(|e| e.seq + 1);
+                    for raw in batch {
+                        let window = windowing[n].assign(raw.mono_ns, floor);
+                        events += 1;
+                        input.send(SourceMsg::Event { node, window, raw });
+                    }
+                    // The input may advance to the oldest window still open on any node.
+                    let open = windowing
+                        .iter()
+                        .filter_map(|w| w.oldest_open)
+                        .min()
+                        .unwrap_or(epoch);
+                    if open > epoch {
+                        epoch = open;
+                        input.advance_to(epoch);
+                    }
+                    worker.step();
+                    while probe.less_than(&epoch.saturating_sub(MAX_LAG_WINDOWS)) {
+                        worker.step();
+                    }
+                }
+            }
+        }
+    }
+    Ok((events, lost))
+}
+
+/// How long a window stays open after its end for events that arrive late.
+pub const DEFAULT_SLACK_NS: u64 = 50_000_000;
