@@ -127,7 +127,7 @@ fn inclusion_verify(c: &mut Criterion) {
     let mut rng = SplitMix(0x1c1_0000_0000_0002);
     let proofs: Vec<(u64, Hash32, Vec<Hash32>)> = (0..PROOFS)
         .map(|_| {
-            let i = (rng.next() % size) as usize;
+            let i = (rng.next_u64() % size) as usize;
             (i as u64, levels[0][i], sibling_path(&levels, i))
         })
         .collect();

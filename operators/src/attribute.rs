@@ -330,7 +330,8 @@ mod tests {
     #[test]
     fn cgroup_paths_name_containers_pods_and_units() {
         let id = "4f3c2b1a".repeat(8);
-        let cases: Vec<(String, Option<&str>, Option<&str>, Option<&str>)> = vec![
+        type Case<'a> = (String, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+        let cases: Vec<Case> = vec![
             (format!("/system.slice/docker-{id}.scope"), Some(&id), None, None),
             (format!("/docker/{id}"), Some(&id), None, None),
             (format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0a1b2c3d_1111_2222_3333_444455556666.slice/cri-containerd-{id}.scope"), Some(&id), Some("0a1b2c3d-1111-2222-3333-444455556666"), None),

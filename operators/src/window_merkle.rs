@@ -110,7 +110,7 @@ impl NodeLog {
                 });
             }
         }
-        c.dict.sort_by(|a, b| a.id.cmp(&b.id));
+        c.dict.sort_by_key(|d| d.id);
         let mut dup = None;
         c.dict.dedup_by(|b, a| {
             if a.id == b.id && a != b {
@@ -124,7 +124,7 @@ impl NodeLog {
                 id: id.iter().map(|b| format!("{b:02x}")).collect(),
             });
         }
-        c.actors.sort_by(|a, b| a.actor.cmp(&b.actor));
+        c.actors.sort_by_key(|a| a.actor);
         c.actors.dedup();
         c.atoms.sort_by_key(|a| a.seq);
         if let Some(w) = c.atoms.windows(2).find(|w| w[0].seq == w[1].seq) {

@@ -1,13 +1,12 @@
 //! `ritma`: the command line of the Ritma evidence pipeline.
 
-mod keystore;
 mod replay;
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
 use clap::{Parser, Subcommand};
-use keystore::Keystore;
 use ritma_schemas::records::is_valid_node_name;
+use ritma_sinks::keys::Keystore;
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
@@ -41,6 +40,14 @@ enum Command {
         #[arg(long)]
         key: Option<PathBuf>,
     },
+    /// Check a store: strict bytes, every window root, every signature, continuity.
+    Verify {
+        /// The store (RITMA_OUT) directory.
+        dir: PathBuf,
+        /// The node's verifier key (vkey text or a file holding it), pinning the key history's anchor.
+        #[arg(long)]
+        key: Option<String>,
+    },
     /// Write a deterministic synthetic trace with labelled attack sequences.
     Synth {
         /// Number of raw events (the last attack sequence may add a few).
@@ -55,6 +62,9 @@ enum Command {
         /// The trace file to create; the labels go beside it as `<FILE>.labels.jsonl`.
         #[arg(long)]
         out: PathBuf,
+        /// Events per trace frame (the events are the same for any value).
+        #[arg(long, default_value_t = 8192)]
+        batch: usize,
     },
 }
 
@@ -92,14 +102,53 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             hosts,
             out,
-        } => synth(events, seed, hosts, &out),
+            batch,
+        } => synth(events, seed, hosts, batch, &out),
         Command::Replay {
             traces,
             out,
             workers,
             key,
         } => replay_cmd(traces, out, workers, key),
+        Command::Verify { dir, key } => verify_cmd(&dir, key),
     }
+}
+
+fn verify_cmd(dir: &Path, key: Option<String>) -> Result<()> {
+    let anchor = match key {
+        Some(k) => {
+            let text = match std::fs::read_to_string(&k) {
+                Ok(t) => t,
+                Err(_) => k.clone(),
+            };
+            Some(
+                ritma_schemas::note::NoteVerifier::from_vkey(text.trim())
+                    .with_context(|| format!("--key {k}: not a verifier key"))?,
+            )
+        }
+        None => None,
+    };
+    let reports = ritma_sinks::verify::verify_store(dir, anchor.as_ref())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for r in &reports {
+        let span = match (r.first_window, r.last_window) {
+            (Some(a), Some(b)) => format!("windows {a}..={b}"),
+            _ => "no windows".to_owned(),
+        };
+        println!(
+            "OK {}: {} windows ({span}), {} events, {} lost, node log size {} root {}",
+            r.node,
+            r.windows,
+            r.events,
+            r.lost,
+            r.log_size,
+            base64::engine::general_purpose::STANDARD.encode(r.log_root)
+        );
+    }
+    if anchor.is_none() {
+        eprintln!("ritma: the key history's first key was taken from the store itself; pass --key to pin it");
+    }
+    Ok(())
 }
 
 fn replay_cmd(
@@ -208,11 +257,14 @@ fn keys_show(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn synth(events: u64, seed: u64, hosts: u32, out: &Path) -> Result<()> {
+fn synth(events: u64, seed: u64, hosts: u32, batch: usize, out: &Path) -> Result<()> {
     use ritma_sources::synth::{generate, SynthConfig};
     use ritma_sources::trace::TraceWriter;
     if hosts == 0 || hosts > 1000 {
         bail!("--hosts must be 1 to 1000, not {hosts}");
+    }
+    if batch == 0 || batch > 1 << 20 {
+        bail!("--batch must be 1 to 1048576, not {batch}");
     }
     let labels_path = PathBuf::from(format!("{}.labels.jsonl", out.display()));
     let mut writer = TraceWriter::create(out)?;
@@ -220,7 +272,7 @@ fn synth(events: u64, seed: u64, hosts: u32, out: &Path) -> Result<()> {
         events,
         seed,
         hosts,
-        batch: 8192,
+        batch,
     };
     let started = std::time::Instant::now();
     let labels = generate(&cfg, &mut writer)?;

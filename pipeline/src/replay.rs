@@ -9,7 +9,6 @@
 //! Everything a window holds is ordered by the data before it is hashed, so the
 //! output is byte-identical for any number of workers.
 
-use crate::keystore::Keystore;
 use anyhow::{bail, Result};
 use ritma_operators::attribute::{ActorTable, ActorTableConfig};
 use ritma_operators::canonicalize::{canonicalize, CanonicalEvent, RunContext};
@@ -19,6 +18,7 @@ use ritma_schemas::note::NoteSigner;
 use ritma_schemas::records::{
     ActorRecord, CaptureMode, DictEntry, Edge, EventAtom, LossReason, RunMeta, StoreMeta,
 };
+use ritma_sinks::keys::Keystore;
 use ritma_sinks::store::{NodeStore, FORMAT_VERSION};
 use ritma_sources::raw::RawEvent;
 use ritma_sources::trace::{scan_runs, TraceError, TraceItem, TraceReader};
@@ -71,7 +71,8 @@ enum SourceMsg {
     },
 }
 
-/// A canonical event or a loss, on its way to attribution.
+/// A canonical event or a loss, on its way to attribution (events are the common case).
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum CanonMsg {
     Event {
@@ -219,7 +220,7 @@ fn load_signers(cfg: &ReplayConfig, nodes: &Nodes) -> Result<Vec<NoteSigner>> {
         .iter()
         .map(|name| {
             let signer = match &cfg.key {
-                Some(path) => crate::keystore::load_private_key(path)?,
+                Some(path) => ritma_sinks::keys::load_private_key(path)?,
                 None => {
                     let root = node_root(&cfg.out, name, multi);
                     let ks = Keystore::for_store(&root);
@@ -255,6 +256,22 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
             bail!(
                 "{} already holds sealed windows of node {name}; replay writes a new store",
                 root.display()
+            );
+        }
+        // The store names its keys, so it can be verified with nothing else present.
+        let keys = Keystore::for_store(&root);
+        keys.init_public(name, &signers[i])?;
+        let history = keys.load_history(name)?;
+        if history.key_at(signers[i].key_id(), 0).is_none()
+            && !history
+                .spans()
+                .iter()
+                .any(|s| s.verifier == signers[i].verifier())
+        {
+            bail!(
+                "{}: the signing key {:08x} is not in this store's key history",
+                root.display(),
+                signers[i].key_id()
             );
         }
         stores.push(store);

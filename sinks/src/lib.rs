@@ -1,4 +1,6 @@
 //! Where sealed evidence goes. The RITMA_OUT store is the primary, durable sink;
 //! every other sink is fed from what it holds.
 
+pub mod keys;
 pub mod store;
+pub mod verify;

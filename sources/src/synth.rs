@@ -103,7 +103,7 @@ pub struct SynthConfig {
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -114,14 +114,14 @@ impl Rng {
     /// Fills `out` with pseudo-random bytes.
     pub fn fill(&mut self, out: &mut [u8]) {
         for chunk in out.chunks_mut(8) {
-            let v = self.next().to_le_bytes();
+            let v = self.next_u64().to_le_bytes();
             chunk.copy_from_slice(&v[..chunk.len()]);
         }
     }
 
     /// Uniform in `0..n` (n > 0).
     fn below(&mut self, n: u64) -> u64 {
-        ((self.next() as u128 * n as u128) >> 64) as u64
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
     }
 
     fn chance(&mut self, percent: u64) -> bool {
@@ -720,8 +720,8 @@ impl Host {
     }
 }
 
-/// Writes `cfg.events` events (a few more, to finish the last attack sequence) to
-/// `writer`; returns the labels of the embedded attacks, in order.
+/// Writes exactly `cfg.events` events to `writer`; returns the labels of the
+/// embedded attacks, in order (an attack cut off by the end is not labelled).
 pub fn generate(cfg: &SynthConfig, writer: &mut TraceWriter) -> Result<Vec<Label>, TraceError> {
     let hosts_n = cfg.hosts.max(1);
     let mut hosts = Vec::with_capacity(hosts_n as usize);
@@ -743,11 +743,22 @@ pub fn generate(cfg: &SynthConfig, writer: &mut TraceWriter) -> Result<Vec<Label
             while h.out.len() < want {
                 h.step(&mut labels);
             }
-            written += h.out.len() as u64;
+            // An attack sequence may overshoot the batch: the rest opens the next one.
+            let rest = h.out.split_off(want);
             writer.append_batch(h.run, &h.out)?;
-            h.out.clear();
+            written += want as u64;
+            h.out = rest;
         }
     }
+    // Seqs below the first unwritten event of each host made it into the trace.
+    labels.retain(|l| {
+        let h = &hosts[l
+            .node
+            .trim_start_matches("synth-")
+            .parse::<usize>()
+            .unwrap_or(0)];
+        h.out.first().is_none_or(|e| l.last_seq < e.seq)
+    });
     Ok(labels)
 }
 

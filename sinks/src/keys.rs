@@ -120,6 +120,38 @@ impl Keystore {
         Ok(signer)
     }
 
+    /// Records a key the store does not hold privately (replay with `--key`): its
+    /// public key and the self-signed add event at log size 0, unless the store
+    /// already has a key history.
+    pub fn init_public(&self, node: &str, signer: &NoteSigner) -> Result<(), KeystoreError> {
+        let events = self.events_dir();
+        if events.join(event_name(0)).exists() {
+            return Ok(());
+        }
+        fs::create_dir_all(&events).map_err(io(&events))?;
+        let event = KeyEvent {
+            node: node.to_owned(),
+            kind: KeyEventKind::Add,
+            public_key: signer.verifier().public_key(),
+            log_size: 0,
+            previous_key: None,
+        };
+        write_new(
+            &self.public_path(),
+            format!("{}\n", signer.verifier().to_vkey()).as_bytes(),
+            0o644,
+        )?;
+        write_new(
+            &events.join(event_name(0)),
+            &sign_key_event(&event, signer).encode(),
+            0o644,
+        )?;
+        for d in [&events, &self.dir] {
+            sync_dir(d)?;
+        }
+        Ok(())
+    }
+
     /// Loads the private key, refusing a file that others can read or that another
     /// user owns, or one that does not match the public key beside it.
     pub fn load_signer(&self) -> Result<NoteSigner, KeystoreError> {

@@ -1,0 +1,479 @@
+//! `ritma verify`: checks a RITMA_OUT store without trusting anything in it but
+//! the key history's anchor (which the caller may pin). Every window record, block
+//! and leaf is decoded strictly; every window root is recomputed from its blocks;
+//! the node log is rebuilt and every checkpoint's signature, size and root checked;
+//! windows must follow each other without gaps or repeats, every event seq must
+//! appear once, and a missing seq must be covered by sealed loss.
+//!
+//! Failures carry a stable code (FORMAT.md §9) and the exact file and window.
+
+use crate::keys::Keystore;
+use crate::store::{read_block, WindowPaths};
+use ritma_schemas::keys::KeyHistory;
+use ritma_schemas::merkle::{Blake3Tree, Frontier, TreeHash};
+use ritma_schemas::note::NoteVerifier;
+use ritma_schemas::records::{
+    atom_flags, AnyRecord, LossReason, Record, StoreMeta, WindowRecord, MAX_BLOCK_RECORDS,
+};
+use ritma_schemas::Hash32;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// A verification failure: a stable code, where, and what.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{code} {path}{}: {detail}", window.map(|w| format!(" (window {w})")).unwrap_or_default())]
+pub struct VerifyError {
+    /// One of the `E_*` codes of FORMAT.md §9.
+    pub code: &'static str,
+    pub path: PathBuf,
+    pub window: Option<u64>,
+    pub detail: String,
+}
+
+fn fail(
+    code: &'static str,
+    path: &Path,
+    window: Option<u64>,
+    detail: impl Into<String>,
+) -> VerifyError {
+    VerifyError {
+        code,
+        path: path.to_owned(),
+        window,
+        detail: detail.into(),
+    }
+}
+
+/// What a verified node's tree holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeReport {
+    pub node: String,
+    pub windows: u64,
+    pub first_window: Option<u64>,
+    pub last_window: Option<u64>,
+    pub events: u64,
+    pub lost: u64,
+    pub log_size: u64,
+    pub log_root: Hash32,
+}
+
+/// Verifies every node tree of the store at `dir`. `anchor` pins the first key of
+/// each node's key history (otherwise it is taken from the store).
+pub fn verify_store(
+    dir: &Path,
+    anchor: Option<&NoteVerifier>,
+) -> Result<Vec<NodeReport>, VerifyError> {
+    if dir.join("_meta/store.cbor").exists() {
+        return Ok(vec![verify_node(dir, anchor)?]);
+    }
+    let nodes = dir.join("nodes");
+    let mut roots: Vec<PathBuf> = match fs::read_dir(&nodes) {
+        Ok(it) => it.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(_) => {
+            return Err(fail(
+                "E_LAYOUT",
+                dir,
+                None,
+                "no _meta/store.cbor and no nodes/: not a Ritma store",
+            ))
+        }
+    };
+    roots.sort();
+    if roots.is_empty() {
+        return Err(fail("E_LAYOUT", &nodes, None, "no node trees"));
+    }
+    roots.iter().map(|r| verify_node(r, anchor)).collect()
+}
+
+/// Sorted names in `dir` (an absent directory is empty).
+fn names(dir: &Path) -> Result<Vec<String>, VerifyError> {
+    let mut v = Vec::new();
+    if let Ok(it) = fs::read_dir(dir) {
+        for e in it {
+            let e = e.map_err(|e| fail("E_IO", dir, None, e.to_string()))?;
+            v.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+/// The hour directories `windows/YYYY/MM/DD/HH`, in time order.
+fn hour_dirs(root: &Path) -> Result<Vec<PathBuf>, VerifyError> {
+    let mut out = vec![PathBuf::from("windows")];
+    for width in [4, 2, 2, 2] {
+        let mut next = Vec::new();
+        for d in &out {
+            for n in names(&root.join(d))? {
+                if n.len() != width || !n.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(fail(
+                        "E_EXTRA",
+                        &root.join(d).join(&n),
+                        None,
+                        "unexpected entry in the windows tree",
+                    ));
+                }
+                next.push(d.join(n));
+            }
+        }
+        out = next;
+    }
+    Ok(out)
+}
+
+/// Parses `w0042.cbor`, `w0042.sig` → (42, ext) and `w0042.0003.cbor.zst` → (42, block 3).
+fn parse_micro(name: &str) -> Option<(u64, &str)> {
+    let (stem, ext) = name.strip_prefix('w')?.split_once('.')?;
+    (stem.len() == 4 && stem.bytes().all(|b| b.is_ascii_digit()) && (ext == "cbor" || ext == "sig"))
+        .then(|| (stem.parse().ok().unwrap_or(0), ext))
+}
+
+fn parse_block(name: &str) -> Option<(u64, u32)> {
+    let rest = name.strip_prefix('w')?.strip_suffix(".cbor.zst")?;
+    let (w, b) = rest.split_once('.')?;
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|c| c.is_ascii_digit());
+    (digits(w, 4) && digits(b, 4)).then(|| (w.parse().unwrap_or(0), b.parse().unwrap_or(0)))
+}
+
+/// Seqs seen so far, as a bitmap from the first window's first seq.
+struct SeqSet {
+    base: Option<u64>,
+    bits: Vec<u64>,
+    max: Option<u64>,
+    count: u64,
+}
+
+impl SeqSet {
+    /// False if `seq` was seen before or lies below the base.
+    fn insert(&mut self, seq: u64) -> bool {
+        let base = *self.base.get_or_insert(seq);
+        let Some(i) = seq.checked_sub(base) else {
+            return false;
+        };
+        let (word, bit) = ((i / 64) as usize, i % 64);
+        if word >= self.bits.len() {
+            self.bits.resize(word + 1, 0);
+        }
+        if self.bits[word] & (1 << bit) != 0 {
+            return false;
+        }
+        self.bits[word] |= 1 << bit;
+        self.max = Some(self.max.map_or(seq, |m| m.max(seq)));
+        self.count += 1;
+        true
+    }
+
+    /// Seqs between the lowest and highest seen that never appeared.
+    fn missing(&self) -> u64 {
+        match (self.base, self.max) {
+            (Some(b), Some(m)) => m - b + 1 - self.count,
+            _ => 0,
+        }
+    }
+}
+
+fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport, VerifyError> {
+    let meta_path = root.join("_meta/store.cbor");
+    let meta_bytes =
+        fs::read(&meta_path).map_err(|e| fail("E_MISSING", &meta_path, None, e.to_string()))?;
+    let meta = StoreMeta::decode(&meta_bytes)
+        .map_err(|e| fail("E_DECODE", &meta_path, None, e.to_string()))?;
+    let keys = Keystore::for_store(root);
+    let vkey = keys
+        .load_verifier()
+        .map_err(|e| fail("E_KEYS", &keys.public_path(), None, e.to_string()))?;
+    if vkey.name() != format!("ritma/{}", meta.node) {
+        let detail = format!(
+            "store.cbor names node `{}` but the store's key is `{}`",
+            meta.node,
+            vkey.name()
+        );
+        return Err(fail("E_LAYOUT", &meta_path, None, detail));
+    }
+    let history: KeyHistory = keys
+        .load_history(&meta.node)
+        .map_err(|e| fail("E_KEYS", &keys.events_dir(), None, e.to_string()))?;
+    if let Some(a) = anchor {
+        history
+            .expect_anchor(a)
+            .map_err(|e| fail("E_KEYS", &keys.events_dir(), None, e.to_string()))?;
+    }
+    // The public key file beside the history must name a key of it.
+    if !history.spans().iter().any(|s| s.verifier == vkey) {
+        return Err(fail(
+            "E_KEYS",
+            &keys.public_path(),
+            None,
+            "the public key is not in the key history",
+        ));
+    }
+
+    let mut log = Frontier::new();
+    let mut prev_window: Option<u64> = None;
+    let mut first_window = None;
+    let mut seqs = SeqSet {
+        base: None,
+        bits: Vec::new(),
+        max: None,
+        count: 0,
+    };
+    let (mut events, mut lost, mut gap_covering_loss) = (0u64, 0u64, 0u64);
+
+    for hour in hour_dirs(root)? {
+        let micro_dir = root.join(&hour).join("micro");
+        let blocks_dir = root.join(&hour).join("blocks");
+        let mut micro: BTreeMap<u64, (bool, bool)> = BTreeMap::new();
+        for n in names(&micro_dir)? {
+            match parse_micro(&n) {
+                Some((w, "cbor")) => micro.entry(w).or_default().0 = true,
+                Some((w, _)) => micro.entry(w).or_default().1 = true,
+                None => {
+                    return Err(fail(
+                        "E_EXTRA",
+                        &micro_dir.join(&n),
+                        None,
+                        "unexpected file",
+                    ))
+                }
+            }
+        }
+        let mut blocks: BTreeMap<u64, u32> = BTreeMap::new();
+        for n in names(&blocks_dir)? {
+            match parse_block(&n) {
+                Some((w, _)) if micro.contains_key(&w) => *blocks.entry(w).or_default() += 1,
+                _ => {
+                    return Err(fail(
+                        "E_EXTRA",
+                        &blocks_dir.join(&n),
+                        None,
+                        "block of no sealed window",
+                    ))
+                }
+            }
+        }
+        for (&index, &(has_record, has_sig)) in &micro {
+            let record_path = micro_dir.join(format!("w{index:04}.cbor"));
+            let sig_path = micro_dir.join(format!("w{index:04}.sig"));
+            if !has_record {
+                return Err(fail(
+                    "E_MISSING",
+                    &record_path,
+                    None,
+                    "a checkpoint without its window record",
+                ));
+            }
+            if !has_sig {
+                return Err(fail(
+                    "E_MISSING",
+                    &sig_path,
+                    None,
+                    "a window record without its signed checkpoint",
+                ));
+            }
+            let bytes = fs::read(&record_path)
+                .map_err(|e| fail("E_IO", &record_path, None, e.to_string()))?;
+            let record = WindowRecord::decode(&bytes)
+                .map_err(|e| fail("E_DECODE", &record_path, None, e.to_string()))?;
+            let w = Some(record.window);
+            if record.node != meta.node
+                || record.window_len_ns != meta.window_len_ns
+                || record.cone_lib_version != meta.cone_lib_version
+            {
+                return Err(fail(
+                    "E_LAYOUT",
+                    &record_path,
+                    w,
+                    "node, window length or cone library differs from _meta/store.cbor",
+                ));
+            }
+            let expected_path = WindowPaths::new(record.window, meta.window_len_ns);
+            if expected_path.hour_dir != hour || expected_path.index != index {
+                return Err(fail(
+                    "E_LAYOUT",
+                    &record_path,
+                    w,
+                    format!(
+                        "window {} belongs in {}",
+                        record.window,
+                        expected_path.record().display()
+                    ),
+                ));
+            }
+            if let Some(p) = prev_window {
+                if record.window != p + 1 {
+                    let what = if record.window <= p {
+                        "repeats or goes back from"
+                    } else {
+                        "leaves a gap after"
+                    };
+                    return Err(fail(
+                        "E_CONTINUITY",
+                        &record_path,
+                        w,
+                        format!("window {} {what} window {p}", record.window),
+                    ));
+                }
+            }
+            prev_window = Some(record.window);
+            first_window.get_or_insert(record.window);
+
+            // The record is authentic first; then its blocks must hash to its root.
+            log.push::<Blake3Tree>(Blake3Tree::leaf(&bytes));
+            let note = fs::read_to_string(&sig_path)
+                .map_err(|e| fail("E_DECODE", &sig_path, w, e.to_string()))?;
+            let cp = history
+                .verify_checkpoint(&note)
+                .map_err(|e| fail("E_SIGNATURE", &sig_path, w, e.to_string()))?;
+            if cp.size != log.size() || cp.root != log.root::<Blake3Tree>() {
+                // The signature held, so the checkpoint is authentic: the records are not.
+                let detail = if cp.size != log.size() {
+                    format!("the node log reaches size {} here, the signed checkpoint says {} (windows missing or added)", log.size(), cp.size)
+                } else {
+                    "the window record (or an earlier one) does not match the signed checkpoint"
+                        .to_owned()
+                };
+                return Err(fail("E_CHECKPOINT", &record_path, w, detail));
+            }
+
+            let leaves_expected = record.dict_count
+                + record.actor_count
+                + record.event_count
+                + record.edge_count
+                + record.cone_count;
+            let block_count = blocks.get(&index).copied().unwrap_or(0) as u64;
+            if block_count != leaves_expected.div_ceil(MAX_BLOCK_RECORDS as u64) {
+                return Err(fail(
+                    "E_COUNT",
+                    &blocks_dir,
+                    w,
+                    format!("{block_count} block files for {leaves_expected} records"),
+                ));
+            }
+            let mut tree = Frontier::new();
+            let mut section = 0u8;
+            let mut counts = [0u64; 5];
+            let mut last_key: Vec<u8> = Vec::new();
+            let mut late = 0u64;
+            let mut min_seq: Option<u64> = None;
+            for b in 0..block_count as u32 {
+                let path = blocks_dir.join(expected_path.block(b).file_name().expect("file name"));
+                let block = read_block(&path, record.window, b)
+                    .map_err(|e| fail("E_DECODE", &path, w, e.to_string()))?;
+                let full = b as u64 + 1 < block_count;
+                if block.first_leaf != b as u64 * MAX_BLOCK_RECORDS as u64
+                    || (full && block.records.len() != MAX_BLOCK_RECORDS)
+                {
+                    return Err(fail(
+                        "E_COUNT",
+                        &path,
+                        w,
+                        "block does not hold the next 1000 leaves",
+                    ));
+                }
+                for (i, leaf) in block.records.iter().enumerate() {
+                    let at = || format!("leaf {}", block.first_leaf + i as u64);
+                    let rec = AnyRecord::decode(leaf)
+                        .map_err(|e| fail("E_DECODE", &path, w, format!("{}: {e}", at())))?;
+                    // Canonical order: sections in turn, each strictly ascending by its key.
+                    let (s, key) = match &rec {
+                        AnyRecord::Dict(d) => (0u8, d.id.to_vec()),
+                        AnyRecord::Actor(a) => (1, a.actor.to_vec()),
+                        AnyRecord::Event(a) => {
+                            if !seqs.insert(a.seq) {
+                                return Err(fail(
+                                    "E_SEQ",
+                                    &path,
+                                    w,
+                                    format!("{}: seq {} appears twice", at(), a.seq),
+                                ));
+                            }
+                            min_seq = Some(min_seq.map_or(a.seq, |m| m.min(a.seq)));
+                            late += u64::from(a.flags & atom_flags::LATE != 0);
+                            (2, a.seq.to_be_bytes().to_vec())
+                        }
+                        AnyRecord::Edge(e) => (3, e.key().to_vec()),
+                        AnyRecord::Cone(c) => (
+                            4,
+                            [
+                                c.cone_id.as_bytes(),
+                                &c.t_start_ns.to_be_bytes(),
+                                &c.first_seq.to_be_bytes(),
+                            ]
+                            .concat(),
+                        ),
+                        _ => {
+                            return Err(fail(
+                                "E_DECODE",
+                                &path,
+                                w,
+                                format!("{}: not a window leaf type", at()),
+                            ))
+                        }
+                    };
+                    if s < section || (s == section && counts[s as usize] > 0 && key <= last_key) {
+                        return Err(fail(
+                            "E_ORDER",
+                            &path,
+                            w,
+                            format!("{}: records out of canonical order", at()),
+                        ));
+                    }
+                    (section, last_key) = (s, key);
+                    counts[s as usize] += 1;
+                    tree.push_data::<Blake3Tree>(leaf);
+                }
+            }
+            let want = [
+                record.dict_count,
+                record.actor_count,
+                record.event_count,
+                record.edge_count,
+                record.cone_count,
+            ];
+            if counts != want || late != record.late_events {
+                return Err(fail("E_COUNT", &record_path, w, format!("blocks hold {counts:?} records and {late} late events, the record says {want:?} and {}", record.late_events)));
+            }
+            if let Some(m) = min_seq {
+                if m != record.first_seq {
+                    return Err(fail(
+                        "E_SEQ",
+                        &record_path,
+                        w,
+                        format!("first_seq {} but the lowest seq is {m}", record.first_seq),
+                    ));
+                }
+            }
+            if tree.root::<Blake3Tree>() != record.window_root {
+                let blocks = blocks_dir.join(format!("w{index:04}.*"));
+                return Err(fail(
+                    "E_ROOT",
+                    &blocks,
+                    w,
+                    "the blocks do not hash to the window's signed root",
+                ));
+            }
+            events += record.event_count;
+            lost += record.lost_total();
+            gap_covering_loss += record
+                .lost
+                .iter()
+                .filter(|(r, _)| matches!(r, LossReason::TraceCorrupt | LossReason::DecodeError))
+                .map(|(_, n)| n)
+                .sum::<u64>();
+        }
+    }
+    if seqs.missing() > gap_covering_loss {
+        return Err(fail("E_SEQ", root, None, format!("{} seqs are missing but only {gap_covering_loss} events are sealed as lost from the trace", seqs.missing())));
+    }
+    Ok(NodeReport {
+        node: meta.node,
+        windows: log.size(),
+        first_window,
+        last_window: prev_window,
+        events,
+        lost,
+        log_size: log.size(),
+        log_root: log.root::<Blake3Tree>(),
+    })
+}

@@ -1,0 +1,247 @@
+//! `ritma synth` → `ritma replay` → `ritma verify`: determinism over workers and
+//! trace batch sizes, and tamper detection over every file of the store.
+
+use crate::util::{Dir, OutputExt};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Every file under `root`, by relative path, with its bytes.
+fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(
+                    p.strip_prefix(root).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// A key made once, outside the stores, so every replay signs with the same key.
+fn key(d: &Dir, node: &str) -> String {
+    d.ritma(&[
+        "keys",
+        "init",
+        "--out",
+        &format!("keys-{node}"),
+        "--node",
+        node,
+    ])
+    .output()
+    .success();
+    d.join(&format!("keys-{node}/_meta/keys/signing.key"))
+        .display()
+        .to_string()
+}
+
+#[test]
+fn replay_is_byte_identical_for_any_worker_count_and_batch_size() {
+    let d = Dir::new();
+    d.ritma(&[
+        "synth", "--events", "40000", "--seed", "3", "--out", "a.rtrace",
+    ])
+    .output()
+    .success();
+    d.ritma(&[
+        "synth", "--events", "40000", "--seed", "3", "--batch", "977", "--out", "b.rtrace",
+    ])
+    .output()
+    .success();
+    assert_ne!(
+        std::fs::read(d.join("a.rtrace")).unwrap(),
+        std::fs::read(d.join("b.rtrace")).unwrap()
+    );
+    let k = key(&d, "synth-0");
+    let mut stores = Vec::new();
+    for (trace, workers) in [
+        ("a.rtrace", "1"),
+        ("a.rtrace", "2"),
+        ("a.rtrace", "4"),
+        ("b.rtrace", "2"),
+    ] {
+        let out = format!("out-{trace}-{workers}");
+        d.ritma(&[
+            "replay",
+            trace,
+            "--out",
+            &out,
+            "--workers",
+            workers,
+            "--key",
+            &k,
+        ])
+        .output()
+        .success();
+        let verified = d
+            .ritma(&[
+                "verify",
+                &out,
+                "--key",
+                &format!(
+                    "{}",
+                    d.join("keys-synth-0/_meta/keys/signing.vkey").display()
+                ),
+            ])
+            .output()
+            .success();
+        assert!(
+            verified.starts_with("OK synth-0: ") && verified.contains("40000 events, 0 lost"),
+            "{verified}"
+        );
+        stores.push(tree(&d.join(&out)));
+    }
+    assert!(stores[0].len() > 10, "a store of {} files", stores[0].len());
+    for s in &stores[1..] {
+        assert_eq!(
+            s.keys().collect::<Vec<_>>(),
+            stores[0].keys().collect::<Vec<_>>()
+        );
+        assert!(s == &stores[0], "stores differ in content");
+    }
+}
+
+#[test]
+fn multi_node_traces_get_one_tree_per_node() {
+    let d = Dir::new();
+    d.ritma(&[
+        "synth", "--events", "30000", "--hosts", "2", "--out", "m.rtrace",
+    ])
+    .output()
+    .success();
+    let err = d
+        .ritma(&["replay", "m.rtrace", "--out", "s"])
+        .output()
+        .failure();
+    assert!(
+        err.contains("no signing key for node synth-0") && err.contains("ritma keys init"),
+        "{err}"
+    );
+    for n in ["synth-0", "synth-1"] {
+        d.ritma(&[
+            "keys",
+            "init",
+            "--out",
+            &format!("s/nodes/{n}"),
+            "--node",
+            n,
+        ])
+        .output()
+        .success();
+    }
+    d.ritma(&["replay", "m.rtrace", "--out", "s", "--workers", "2"])
+        .output()
+        .success();
+    let v = d.ritma(&["verify", "s"]).output().success();
+    assert!(
+        v.contains("OK synth-0:") && v.contains("OK synth-1:"),
+        "{v}"
+    );
+}
+
+#[test]
+fn flipping_any_byte_of_any_file_fails_verification_naming_the_file() {
+    let d = Dir::new();
+    d.ritma(&[
+        "synth", "--events", "3000", "--seed", "11", "--out", "t.rtrace",
+    ])
+    .output()
+    .success();
+    d.ritma(&["keys", "init", "--out", "s", "--node", "synth-0"])
+        .output()
+        .success();
+    d.ritma(&["replay", "t.rtrace", "--out", "s"])
+        .output()
+        .success();
+    d.ritma(&["verify", "s"]).output().success();
+    let files = tree(&d.join("s"));
+    let mut checked = 0;
+    for (rel, bytes) in &files {
+        // The private key is not evidence: verification never reads it.
+        if rel.ends_with("signing.key") {
+            continue;
+        }
+        let path = d.join("s").join(rel);
+        for at in [0, bytes.len() / 2, bytes.len() - 1] {
+            let mut b = bytes.clone();
+            b[at] ^= 0x01;
+            std::fs::write(&path, &b).unwrap();
+            let err = d.ritma(&["verify", "s"]).output().failure();
+            let name = rel.file_name().unwrap().to_string_lossy().into_owned();
+            // A block is named by its window's blocks (the root covers them all).
+            let window_blocks = name
+                .split('.')
+                .next()
+                .map(|w| format!("blocks/{w}.*"))
+                .unwrap_or_default();
+            let names_it = err.contains(&name)
+                || (rel.to_string_lossy().contains("/blocks/") && err.contains(&window_blocks))
+                || (rel.starts_with("_meta/keys") && err.contains("_meta/keys"));
+            assert!(
+                names_it && err.contains(" E_"),
+                "flip at {at} of {}: {err}",
+                rel.display()
+            );
+            checked += 1;
+        }
+        std::fs::write(&path, bytes).unwrap();
+    }
+    assert!(checked > 20, "only {checked} flips");
+    d.ritma(&["verify", "s"]).output().success();
+}
+
+#[test]
+fn deleting_or_duplicating_a_window_breaks_continuity() {
+    let d = Dir::new();
+    d.ritma(&["synth", "--events", "120000", "--out", "t.rtrace"])
+        .output()
+        .success();
+    d.ritma(&["keys", "init", "--out", "s", "--node", "synth-0"])
+        .output()
+        .success();
+    d.ritma(&["replay", "t.rtrace", "--out", "s"])
+        .output()
+        .success();
+    let micro = tree(&d.join("s"))
+        .into_keys()
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "cbor") && p.to_string_lossy().contains("/micro/")
+        })
+        .collect::<Vec<_>>();
+    assert!(micro.len() >= 2, "{micro:?}");
+    let first = d.join("s").join(&micro[0]);
+    let second = d.join("s").join(&micro[1]);
+    // Replace window 1's record with window 0's: a repeat in the wrong place.
+    let saved = std::fs::read(&second).unwrap();
+    std::fs::copy(&first, &second).unwrap();
+    let err = d.ritma(&["verify", "s"]).output().failure();
+    assert!(
+        err.contains("E_LAYOUT") || err.contains("E_CONTINUITY"),
+        "{err}"
+    );
+    std::fs::write(&second, saved).unwrap();
+    // Remove the first window entirely: the first checkpoint no longer matches.
+    for ext in ["cbor", "sig"] {
+        std::fs::remove_file(first.with_extension(ext)).unwrap();
+    }
+    let blocks = first.parent().unwrap().parent().unwrap().join("blocks");
+    for e in std::fs::read_dir(&blocks).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("w0000.")
+        {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let err = d.ritma(&["verify", "s"]).output().failure();
+    assert!(err.contains("E_CHECKPOINT"), "{err}");
+}
