@@ -245,3 +245,68 @@ fn deleting_or_duplicating_a_window_breaks_continuity() {
     let err = d.ritma(&["verify", "s"]).output().failure();
     assert!(err.contains("E_CHECKPOINT"), "{err}");
 }
+
+#[test]
+fn hours_are_sealed_and_chained_and_tampering_with_a_seal_is_caught() {
+    let d = Dir::new();
+    // 5 events/s with 1-minute windows: three hours in 60 000 events.
+    d.ritma(&[
+        "synth",
+        "--events",
+        "60000",
+        "--rate",
+        "5",
+        "--window-ms",
+        "60000",
+        "--out",
+        "h.rtrace",
+    ])
+    .output()
+    .success();
+    d.ritma(&["keys", "init", "--out", "s", "--node", "synth-0"])
+        .output()
+        .success();
+    d.ritma(&["replay", "h.rtrace", "--out", "s", "--workers", "2"])
+        .output()
+        .success();
+    d.ritma(&["verify", "s"]).output().success();
+    let seals: Vec<PathBuf> = tree(&d.join("s"))
+        .into_keys()
+        .filter(|p| p.to_string_lossy().contains("/proofs/"))
+        .collect();
+    assert_eq!(seals.len(), 6, "{seals:?}");
+    for rel in &seals {
+        let path = d.join("s").join(rel);
+        let bytes = std::fs::read(&path).unwrap();
+        let mut b = bytes.clone();
+        let at = b.len() / 2;
+        b[at] ^= 0x04;
+        std::fs::write(&path, &b).unwrap();
+        let err = d.ritma(&["verify", "s"]).output().failure();
+        assert!(
+            err.contains(&*rel.file_name().unwrap().to_string_lossy()) && err.contains(" E_"),
+            "{}: {err}",
+            rel.display()
+        );
+        std::fs::write(&path, &bytes).unwrap();
+    }
+    // Another hour's seal in place of this one's breaks the chain.
+    let cbor: Vec<&PathBuf> = seals
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "cbor"))
+        .collect();
+    let (a, b) = (d.join("s").join(cbor[0]), d.join("s").join(cbor[1]));
+    let saved = std::fs::read(&b).unwrap();
+    std::fs::copy(&a, &b).unwrap();
+    let err = d.ritma(&["verify", "s"]).output().failure();
+    assert!(err.contains("E_CHAIN"), "{err}");
+    // A missing seal for a complete hour is caught too.
+    std::fs::remove_file(&b).unwrap();
+    let err = d.ritma(&["verify", "s"]).output().failure();
+    assert!(
+        err.contains("E_MISSING") && err.contains("hour_root.cbor"),
+        "{err}"
+    );
+    std::fs::write(&b, saved).unwrap();
+    d.ritma(&["verify", "s"]).output().success();
+}

@@ -4,4 +4,5 @@
 pub mod attribute;
 pub mod canonicalize;
 pub mod graph_edge;
+pub mod hour_seal;
 pub mod window_merkle;

@@ -78,14 +78,6 @@ impl NodeLog {
         }
     }
 
-    /// Continues a log from its last signed state.
-    pub fn resume(mut self, frontier: Frontier, next_window: u64, next_seq: u64) -> Self {
-        self.frontier = frontier;
-        self.next_window = Some(next_window);
-        self.next_seq = next_seq;
-        self
-    }
-
     pub fn next_window(&self) -> Option<u64> {
         self.next_window
     }

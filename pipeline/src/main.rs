@@ -65,6 +65,12 @@ enum Command {
         /// Events per trace frame (the events are the same for any value).
         #[arg(long, default_value_t = 8192)]
         batch: usize,
+        /// Mean events per second of each host (sets how much time the trace spans).
+        #[arg(long, default_value_t = ritma_sources::synth::DEFAULT_RATE)]
+        rate: u64,
+        /// Window length in milliseconds, recorded in the trace (must divide one hour).
+        #[arg(long, default_value_t = 1000)]
+        window_ms: u64,
     },
 }
 
@@ -103,7 +109,9 @@ fn run(cli: Cli) -> Result<()> {
             hosts,
             out,
             batch,
-        } => synth(events, seed, hosts, batch, &out),
+            rate,
+            window_ms,
+        } => synth(events, seed, hosts, batch, rate, window_ms, &out),
         Command::Replay {
             traces,
             out,
@@ -257,7 +265,21 @@ fn keys_show(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn synth(events: u64, seed: u64, hosts: u32, batch: usize, out: &Path) -> Result<()> {
+fn synth(
+    events: u64,
+    seed: u64,
+    hosts: u32,
+    batch: usize,
+    rate: u64,
+    window_ms: u64,
+    out: &Path,
+) -> Result<()> {
+    if window_ms == 0 || 3_600_000 % window_ms != 0 {
+        bail!("--window-ms must divide one hour (3600000), not {window_ms}");
+    }
+    if rate == 0 || rate > 1_000_000_000 {
+        bail!("--rate must be 1 to 1000000000 events per second, not {rate}");
+    }
     use ritma_sources::synth::{generate, SynthConfig};
     use ritma_sources::trace::TraceWriter;
     if hosts == 0 || hosts > 1000 {
@@ -269,10 +291,10 @@ fn synth(events: u64, seed: u64, hosts: u32, batch: usize, out: &Path) -> Result
     let labels_path = PathBuf::from(format!("{}.labels.jsonl", out.display()));
     let mut writer = TraceWriter::create(out)?;
     let cfg = SynthConfig {
-        events,
-        seed,
-        hosts,
         batch,
+        rate,
+        window_len_ns: window_ms * 1_000_000,
+        ..SynthConfig::new(events, seed, hosts)
     };
     let started = std::time::Instant::now();
     let labels = generate(&cfg, &mut writer)?;

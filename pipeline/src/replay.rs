@@ -13,7 +13,9 @@ use anyhow::{bail, Result};
 use ritma_operators::attribute::{ActorTable, ActorTableConfig};
 use ritma_operators::canonicalize::{canonicalize, CanonicalEvent, RunContext};
 use ritma_operators::graph_edge::EdgeTable;
+use ritma_operators::hour_seal::HourSealer;
 use ritma_operators::window_merkle::{NodeLog, WindowContents};
+use ritma_schemas::merkle::TreeHash;
 use ritma_schemas::note::NoteSigner;
 use ritma_schemas::records::{
     ActorRecord, CaptureMode, DictEntry, Edge, EventAtom, LossReason, RunMeta, StoreMeta,
@@ -370,7 +372,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                     "window-merkle",
                     move |_default_cap, _info| {
                         let mut stash: BTreeMap<u64, (Capability<u64>, Vec<WindowPart>)> = BTreeMap::new();
-                        let mut logs: HashMap<u32, (NodeLog, NodeStore)> = HashMap::new();
+                        let mut logs: HashMap<u32, (NodeLog, HourSealer, NodeStore)> = HashMap::new();
                         move |(input, frontier), output| {
                             input.for_each(|cap, data| {
                                 for p in data.drain(..) {
@@ -397,23 +399,23 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                                     if !errors.lock().expect("errors").is_empty() {
                                         return;
                                     }
-                                    let (log, store) = logs.entry(node).or_insert_with(|| {
+                                    let (log, hours, store) = logs.entry(node).or_insert_with(|| {
                                         let mut s = shared.lock().expect("shared");
                                         let signer = s.0[node as usize].clone();
                                         let store = s.1[node as usize].take().expect("one owner per node store");
                                         let ctx = &ctxs_merkle[node as usize];
-                                        (NodeLog::new(&ctx.node, ctx.window_len_ns, CONE_LIB_VERSION, signer), store)
+                                        (NodeLog::new(&ctx.node, ctx.window_len_ns, CONE_LIB_VERSION, signer), HourSealer::new(&ctx.node, ctx.window_len_ns), store)
                                     });
                                     contents.late_events = contents.atoms.iter().filter(|a| a.flags & ritma_schemas::records::atom_flags::LATE != 0).count() as u64;
                                     // Windows without events still get a record: the log has no gaps.
                                     let first = log.next_window().unwrap_or(w);
                                     for gap in first..w {
-                                        if let Err(e) = seal_and_write(log, store, gap, mode, WindowContents::default()) {
+                                        if let Err(e) = seal_and_write(log, hours, store, gap, mode, WindowContents::default()) {
                                             errors.lock().expect("errors").push(e);
                                             return;
                                         }
                                     }
-                                    match seal_and_write(log, store, w, mode, contents) {
+                                    match seal_and_write(log, hours, store, w, mode, contents) {
                                         Ok(n) => {
                                             let mut c = window_counts.lock().expect("counts");
                                             c.0 += w - first + 1;
@@ -468,22 +470,29 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
 
 fn seal_and_write(
     log: &mut NodeLog,
+    hours: &mut HourSealer,
     store: &NodeStore,
     window: u64,
     mode: CaptureMode,
     contents: WindowContents,
 ) -> Result<u64, String> {
+    let node = &store.meta().node;
     let sealed = log
         .seal(window, mode, contents)
-        .map_err(|e| format!("node {}: {e}", store.meta().node))?;
+        .map_err(|e| format!("node {node}: {e}"))?;
+    let leaf = ritma_schemas::merkle::Blake3Tree::leaf(&sealed.record_bytes);
+    let hour_seal = hours
+        .push(window, leaf, log.frontier())
+        .map_err(|e| format!("node {node}: sealing the hour of window {window}: {e}"))?;
     store
         .write_window(
             &sealed.record,
             &sealed.record_bytes,
             &sealed.leaves,
             &sealed.checkpoint,
+            hour_seal.as_ref(),
         )
-        .map_err(|e| format!("writing window {window} of node {}: {e}", store.meta().node))?;
+        .map_err(|e| format!("writing window {window} of node {node}: {e}"))?;
     Ok(sealed.record.event_count)
 }
 

@@ -5,7 +5,7 @@
 //! when its `.sig` is.
 
 use ritma_schemas::cbor::DecodeError;
-use ritma_schemas::records::{Block, Record, StoreMeta, WindowRecord, MAX_BLOCK_RECORDS};
+use ritma_schemas::records::{Block, HourSeal, Record, StoreMeta, WindowRecord, MAX_BLOCK_RECORDS};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -83,6 +83,16 @@ impl WindowPaths {
         self.hour_dir.join(format!("micro/w{:04}.sig", self.index))
     }
 
+    /// The hour's seal (written with the hour's last window).
+    pub fn hour_seal(&self) -> PathBuf {
+        self.hour_dir.join("proofs/hour_root.cbor")
+    }
+
+    /// The checkpoint at the hour's last window, beside the seal.
+    pub fn hour_checkpoint(&self) -> PathBuf {
+        self.hour_dir.join("proofs/hour_root.sig")
+    }
+
     pub fn block(&self, block: u32) -> PathBuf {
         self.hour_dir
             .join(format!("blocks/w{:04}.{block:04}.cbor.zst", self.index))
@@ -157,13 +167,15 @@ impl NodeStore {
         &self.meta
     }
 
-    /// Writes a sealed window: blocks, then the window record, then the checkpoint.
+    /// Writes a sealed window: blocks, the window record, the hour's seal if this
+    /// window ends its hour, and the checkpoint last.
     pub fn write_window(
         &self,
         record: &WindowRecord,
         record_bytes: &[u8],
         leaves: &[Vec<u8>],
         checkpoint: &str,
+        hour_seal: Option<&HourSeal>,
     ) -> Result<(), StoreError> {
         let p = WindowPaths::new(record.window, self.meta.window_len_ns);
         for (i, chunk) in leaves.chunks(MAX_BLOCK_RECORDS).enumerate() {
@@ -182,6 +194,11 @@ impl NodeStore {
             sync_dir(&self.root.join(&p.hour_dir).join("blocks"))?;
         }
         write_atomic(&self.root.join(p.record()), record_bytes)?;
+        if let Some(seal) = hour_seal {
+            write_atomic(&self.root.join(p.hour_seal()), &seal.encode())?;
+            write_atomic(&self.root.join(p.hour_checkpoint()), checkpoint.as_bytes())?;
+            sync_dir(&self.root.join(&p.hour_dir).join("proofs"))?;
+        }
         let sig = self.root.join(p.checkpoint());
         write_atomic(&sig, checkpoint.as_bytes())?;
         sync_dir(sig.parent().expect("micro dir"))

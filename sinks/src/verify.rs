@@ -10,10 +10,11 @@
 use crate::keys::Keystore;
 use crate::store::{read_block, WindowPaths};
 use ritma_schemas::keys::KeyHistory;
-use ritma_schemas::merkle::{Blake3Tree, Frontier, TreeHash};
+use ritma_schemas::merkle::{verify_consistency, Blake3Tree, Frontier, TreeHash};
 use ritma_schemas::note::NoteVerifier;
 use ritma_schemas::records::{
-    atom_flags, AnyRecord, LossReason, Record, StoreMeta, WindowRecord, MAX_BLOCK_RECORDS,
+    atom_flags, AnyRecord, HourSeal, LossReason, PrevHour, Record, StoreMeta, WindowRecord,
+    MAX_BLOCK_RECORDS,
 };
 use ritma_schemas::Hash32;
 use std::collections::BTreeMap;
@@ -219,6 +220,8 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
         count: 0,
     };
     let (mut events, mut lost, mut gap_covering_loss) = (0u64, 0u64, 0u64);
+    let per_hour = 3_600_000_000_000 / meta.window_len_ns;
+    let mut hour_prev: Option<PrevHour> = None;
 
     for hour in hour_dirs(root)? {
         let micro_dir = root.join(&hour).join("micro");
@@ -252,6 +255,7 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                 }
             }
         }
+        let mut hour_first: Option<u64> = None;
         for (&index, &(has_record, has_sig)) in &micro {
             let record_path = micro_dir.join(format!("w{index:04}.cbor"));
             let sig_path = micro_dir.join(format!("w{index:04}.sig"));
@@ -461,6 +465,111 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                 .filter(|(r, _)| matches!(r, LossReason::TraceCorrupt | LossReason::DecodeError))
                 .map(|(_, n)| n)
                 .sum::<u64>();
+            hour_first.get_or_insert(record.window);
+        }
+        let proofs_dir = root.join(&hour).join("proofs");
+        let proof_files = names(&proofs_dir)?;
+        if let Some(n) = proof_files
+            .iter()
+            .find(|n| *n != "hour_root.cbor" && *n != "hour_root.sig")
+        {
+            return Err(fail(
+                "E_EXTRA",
+                &proofs_dir.join(n),
+                None,
+                "unexpected file",
+            ));
+        }
+        let complete = micro.keys().next_back() == Some(&(per_hour - 1));
+        if complete {
+            let seal_path = proofs_dir.join("hour_root.cbor");
+            let sig_path = proofs_dir.join("hour_root.sig");
+            let last = prev_window.expect("a complete hour has windows");
+            let w = Some(last);
+            let bytes = fs::read(&seal_path).map_err(|e| {
+                fail(
+                    "E_MISSING",
+                    &seal_path,
+                    w,
+                    format!("the hour's last window is sealed but its hour seal is not: {e}"),
+                )
+            })?;
+            let seal = HourSeal::decode(&bytes)
+                .map_err(|e| fail("E_DECODE", &seal_path, w, e.to_string()))?;
+            let want = (
+                meta.node.as_str(),
+                last / per_hour,
+                hour_first,
+                last,
+                log.size(),
+                log.root::<Blake3Tree>(),
+            );
+            if (
+                seal.node.as_str(),
+                seal.hour,
+                Some(seal.first_window),
+                seal.last_window,
+                seal.log_size,
+                seal.log_root,
+            ) != want
+            {
+                return Err(fail(
+                    "E_CHAIN",
+                    &seal_path,
+                    w,
+                    "the hour seal does not describe this hour's windows and node log",
+                ));
+            }
+            if seal.prev != hour_prev {
+                return Err(fail(
+                    "E_CHAIN",
+                    &seal_path,
+                    w,
+                    "the hour seal does not name the previous hour's seal",
+                ));
+            }
+            if let Some(p) = &seal.prev {
+                verify_consistency::<Blake3Tree>(
+                    p.log_size,
+                    seal.log_size,
+                    &p.log_root,
+                    &seal.log_root,
+                    &seal.consistency,
+                )
+                .map_err(|e| {
+                    fail(
+                        "E_CHAIN",
+                        &seal_path,
+                        w,
+                        format!("consistency proof from the previous hour: {e}"),
+                    )
+                })?;
+            }
+            let note = fs::read_to_string(&sig_path)
+                .map_err(|e| fail("E_MISSING", &sig_path, w, e.to_string()))?;
+            let cp = history
+                .verify_checkpoint(&note)
+                .map_err(|e| fail("E_SIGNATURE", &sig_path, w, e.to_string()))?;
+            if (cp.size, cp.root) != (seal.log_size, seal.log_root) {
+                return Err(fail(
+                    "E_CHAIN",
+                    &sig_path,
+                    w,
+                    "the hour checkpoint is not the seal's size and root",
+                ));
+            }
+            hour_prev = Some(PrevHour {
+                hour: seal.hour,
+                log_size: seal.log_size,
+                log_root: seal.log_root,
+            });
+        } else if !proof_files.is_empty() {
+            return Err(fail(
+                "E_EXTRA",
+                &proofs_dir,
+                None,
+                "an hour seal for an hour whose last window is not sealed",
+            ));
         }
     }
     if seqs.missing() > gap_covering_loss {

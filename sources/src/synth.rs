@@ -12,8 +12,8 @@ use ritma_schemas::records::RunMeta;
 pub const SYNTH_START_WALL_NS: u64 = 1_793_491_200_000_000_000;
 /// Monotonic clock at the start (the hosts have been up 1000 s).
 const START_MONO_NS: u64 = 1_000_000_000_000;
-/// Mean gap between two events of one host: 50k events/s per host.
-const MEAN_GAP_NS: u64 = 20_000;
+/// Default event rate of one host: 50k events/s.
+pub const DEFAULT_RATE: u64 = 50_000;
 /// One attack sequence per this many events per host, on average.
 const ATTACK_EVERY: u64 = 20_000;
 /// Start time of the container's service, the ptrace injection's target.
@@ -97,6 +97,24 @@ pub struct SynthConfig {
     pub hosts: u32,
     /// Events per trace frame.
     pub batch: usize,
+    /// Mean events per second of each host.
+    pub rate: u64,
+    /// Window length recorded in the runs' metadata.
+    pub window_len_ns: u64,
+}
+
+impl SynthConfig {
+    /// `events` of `hosts` hosts at the default rate, 1 s windows, 8192-event frames.
+    pub fn new(events: u64, seed: u64, hosts: u32) -> Self {
+        SynthConfig {
+            events,
+            seed,
+            hosts,
+            batch: 8192,
+            rate: DEFAULT_RATE,
+            window_len_ns: 1_000_000_000,
+        }
+    }
 }
 
 /// SplitMix64: tiny, fast, and fixed here so traces never change with a crate update.
@@ -192,10 +210,13 @@ struct Host {
     attack_round: usize,
     rng: Rng,
     out: Vec<RawEvent>,
+    mean_gap_ns: u64,
+    window_len_ns: u64,
 }
 
 impl Host {
-    fn new(index: u32, seed: u64, run: u16) -> Self {
+    fn new(index: u32, cfg: &SynthConfig, run: u16) -> Self {
+        let seed = cfg.seed;
         let mut rng = Rng(seed ^ (index as u64).wrapping_mul(0xa076_1d64_78bd_642f));
         let mono_ns = START_MONO_NS + index as u64 * 17;
         let p = |pid, ppid, start_ns, uid, comm, cgroup_id, ns: (u64, u64, u64)| Proc {
@@ -268,6 +289,8 @@ impl Host {
             attack_round: index as usize,
             rng,
             out: Vec::new(),
+            mean_gap_ns: (1_000_000_000 / cfg.rate.max(1)).max(1),
+            window_len_ns: cfg.window_len_ns,
         }
     }
 
@@ -280,7 +303,7 @@ impl Host {
             boot_id,
             sensor_version: concat!("ritma-synth ", env!("CARGO_PKG_VERSION")).into(),
             config_digest: *blake3::hash(format!("synth seed={seed}").as_bytes()).as_bytes(),
-            window_len_ns: 1_000_000_000,
+            window_len_ns: self.window_len_ns,
             wall_minus_mono_ns: (SYNTH_START_WALL_NS - START_MONO_NS) as i64,
             first_seq: 0,
             started_wall_ns: SYNTH_START_WALL_NS,
@@ -308,8 +331,8 @@ impl Host {
 
     /// Emits one event by process `i`.
     fn emit(&mut self, i: usize, body: RawBody) {
-        // Exponential-ish gaps: bursts and lulls, mean MEAN_GAP_NS.
-        self.mono_ns += 1 + self.rng.below(2 * MEAN_GAP_NS);
+        // Uneven gaps: bursts and lulls around the mean.
+        self.mono_ns += 1 + self.rng.below(2 * self.mean_gap_ns);
         let task = Self::task(&self.procs[i]);
         self.out.push(RawEvent {
             seq: self.seq,
@@ -726,7 +749,7 @@ pub fn generate(cfg: &SynthConfig, writer: &mut TraceWriter) -> Result<Vec<Label
     let hosts_n = cfg.hosts.max(1);
     let mut hosts = Vec::with_capacity(hosts_n as usize);
     for i in 0..hosts_n {
-        let mut h = Host::new(i, cfg.seed, 0);
+        let mut h = Host::new(i, cfg, 0);
         h.run = writer.add_run(&h.meta(cfg.seed))?;
         hosts.push(h);
     }
@@ -778,10 +801,8 @@ mod tests {
         let mut w = TraceWriter::create(&p).unwrap();
         let labels = generate(
             &SynthConfig {
-                events,
-                seed,
-                hosts,
                 batch: 1000,
+                ..SynthConfig::new(events, seed, hosts)
             },
             &mut w,
         )
