@@ -45,7 +45,7 @@ impl HourSealer {
         self.since.push(record_leaf);
         self.first_window.get_or_insert(window);
         let per_hour = HOUR_NS / self.window_len_ns;
-        if (window + 1) % per_hour != 0 {
+        if !(window + 1).is_multiple_of(per_hour) {
             return Ok(None);
         }
         let consistency = match &self.prev {
