@@ -385,7 +385,7 @@ mod tests {
         assert_eq!(recs.len(), 1);
         let r = &recs[0];
         assert_eq!((r.pid, r.uid, r.euid), (42, 0, 0));
-        assert_eq!(r.exe, Some(DictEntry::id_of(DictKind::Exe, b"/bin/x")));
+        assert_eq!(r.exe, Some(DictEntry::id_of(DictKind::Path, b"/bin/x")));
         assert_eq!(r.parent, Some(ctx().actor_id(1, 10)));
         assert_eq!(
             r.service,

@@ -181,7 +181,8 @@ pub fn canonicalize(
             ..
         } => {
             flags |= atom_flags::EXEC;
-            let exe = dict(&mut dict_out, DictKind::Exe, filename);
+            // The executable's id is its path's id, so a file written and then run is one node.
+            let exe = dict(&mut dict_out, DictKind::Path, filename);
             if !argv.is_empty() {
                 let mut e = Encoder::new();
                 e.array(argv.len() as u64);

@@ -3,6 +3,7 @@
 
 pub mod attribute;
 pub mod canonicalize;
+pub mod cone_match;
 pub mod graph_edge;
 pub mod hour_seal;
 pub mod window_merkle;

@@ -89,7 +89,7 @@ fn examples() -> BTreeMap<&'static str, String> {
         uid: 0,
         gid: 0,
         euid: 0,
-        exe: Some(DictEntry::id_of(DictKind::Exe, b"/usr/bin/cat")),
+        exe: Some(DictEntry::id_of(DictKind::Path, b"/usr/bin/cat")),
         exe_hash: None,
         comm: DictEntry::id_of(DictKind::Comm, b"cat"),
         cgroup_id: 4242,

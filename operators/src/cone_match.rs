@@ -1,0 +1,694 @@
+//! cone-match: declarative behaviour templates ("cones") matched against a node's
+//! canonical events in seq order. A cone is a short sequence of steps within a time
+//! bound; placeholders (`$name`) bind an actor or an object on first use and must
+//! match afterwards. A completed match becomes a `ConeInstance` sealed in the window
+//! where it completed. Partial matches are bounded in number and expire.
+//!
+//! Cone files (FORMAT.md §10), one cone per file:
+//!
+//! ```text
+//! # a comment
+//! cone download_exec_tmp 1
+//! within 30s
+//! step open flags=write path^=/tmp/ path^=/dev/shm/ object=$f
+//! step exec object=$f actor=$x
+//! step connect actor=$x
+//! ```
+//!
+//! Step conditions: `actor=$v`, `object=$v` (bind or match), `path^=P` (object value
+//! starts with P) and `path~=S` (contains S) — path conditions are alternatives, at least
+//! one must hold — `flags=write|read|create`
+//! (all listed), `request=N` (ptrace request), `euid=N` (effective uid after a set*uid),
+//! `uid!=N` (uid before the event).
+
+use crate::canonicalize::{CanonicalEvent, Detail};
+use ritma_schemas::records::{atom_flags, ConeInstance, EventType};
+use ritma_schemas::Id128;
+use std::collections::VecDeque;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{file} line {line}: {reason}")]
+pub struct ConeParseError {
+    pub file: String,
+    pub line: usize,
+    pub reason: String,
+}
+
+/// One condition of a step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Cond {
+    Actor(usize),
+    Object(usize),
+    PathPrefix(Vec<u8>),
+    PathContains(Vec<u8>),
+    Flags(u32),
+    Request(u64),
+    Euid(u32),
+    UidNot(u32),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Step {
+    event: EventType,
+    conds: Vec<Cond>,
+}
+
+/// A parsed cone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConeDef {
+    pub id: String,
+    pub version: u32,
+    pub within_ns: u64,
+    /// Placeholder names, in order of first use.
+    vars: Vec<String>,
+    steps: Vec<Step>,
+}
+
+fn event_type(name: &str) -> Option<EventType> {
+    use EventType::*;
+    Some(match name {
+        "exec" => Exec,
+        "fork" => Fork,
+        "exit" => Exit,
+        "open" => Open,
+        "unlink" => Unlink,
+        "rename" => Rename,
+        "connect" => Connect,
+        "accept" => Accept,
+        "bind" => Bind,
+        "listen" => Listen,
+        "ptrace" => Ptrace,
+        "setuid" => SetUid,
+        "setgid" => SetGid,
+        "capset" => CapSet,
+        "memfd_create" => MemfdCreate,
+        "module_load" => ModuleLoad,
+        "bpf_prog_load" => BpfProgLoad,
+        _ => return None,
+    })
+}
+
+fn duration_ns(s: &str) -> Option<u64> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = n.parse().ok()?;
+    n.checked_mul(match unit {
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        _ => return None,
+    })
+}
+
+impl ConeDef {
+    /// Parses one cone file.
+    pub fn parse(file: &str, text: &str) -> Result<Self, ConeParseError> {
+        let err = |line: usize, reason: String| ConeParseError {
+            file: file.to_owned(),
+            line,
+            reason,
+        };
+        let mut def: Option<ConeDef> = None;
+        let mut within = None;
+        for (i, raw) in text.lines().enumerate() {
+            let n = i + 1;
+            let line = raw.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some("cone") => {
+                    let (Some(id), Some(v), None) = (words.next(), words.next(), words.next())
+                    else {
+                        return Err(err(n, "expected `cone ID VERSION`".into()));
+                    };
+                    if def.is_some() {
+                        return Err(err(n, "one cone per file".into()));
+                    }
+                    if id.is_empty()
+                        || id.len() > 64
+                        || !id
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                    {
+                        return Err(err(n, format!("cone id `{id}` must be 1-64 of a-z 0-9 _")));
+                    }
+                    let version = v
+                        .parse()
+                        .map_err(|_| err(n, format!("bad version `{v}`")))?;
+                    def = Some(ConeDef {
+                        id: id.into(),
+                        version,
+                        within_ns: 0,
+                        vars: Vec::new(),
+                        steps: Vec::new(),
+                    });
+                }
+                Some("within") => {
+                    let d = words
+                        .next()
+                        .and_then(duration_ns)
+                        .ok_or_else(|| err(n, "expected `within DURATION` (ms, s or m)".into()))?;
+                    within = Some(d);
+                }
+                Some("step") => {
+                    let Some(def) = def.as_mut() else {
+                        return Err(err(n, "`step` before `cone`".into()));
+                    };
+                    let name = words.next().unwrap_or("");
+                    let event = event_type(name)
+                        .ok_or_else(|| err(n, format!("unknown event type `{name}`")))?;
+                    let mut conds = Vec::new();
+                    for w in words {
+                        let var =
+                            |def: &mut ConeDef, v: &str| -> Result<usize, ConeParseError> {
+                                let v = v.strip_prefix('$').filter(|v| !v.is_empty()).ok_or_else(
+                                    || err(n, format!("`{w}`: a placeholder starts with $")),
+                                )?;
+                                Ok(match def.vars.iter().position(|x| x == v) {
+                                    Some(i) => i,
+                                    None => {
+                                        def.vars.push(v.into());
+                                        def.vars.len() - 1
+                                    }
+                                })
+                            };
+                        let c = if let Some(v) = w.strip_prefix("actor=") {
+                            Cond::Actor(var(def, v)?)
+                        } else if let Some(v) = w.strip_prefix("object=") {
+                            Cond::Object(var(def, v)?)
+                        } else if let Some(p) = w.strip_prefix("path^=") {
+                            Cond::PathPrefix(p.as_bytes().to_vec())
+                        } else if let Some(p) = w.strip_prefix("path~=") {
+                            Cond::PathContains(p.as_bytes().to_vec())
+                        } else if let Some(f) = w.strip_prefix("flags=") {
+                            let mut bits = 0;
+                            for f in f.split('|') {
+                                bits |= match f {
+                                    "read" => atom_flags::READ,
+                                    "write" => atom_flags::WRITE,
+                                    "create" => atom_flags::CREATE,
+                                    _ => return Err(err(n, format!("unknown flag `{f}`"))),
+                                };
+                            }
+                            Cond::Flags(bits)
+                        } else if let Some(r) = w.strip_prefix("request=") {
+                            Cond::Request(
+                                r.parse()
+                                    .map_err(|_| err(n, format!("bad request `{r}`")))?,
+                            )
+                        } else if let Some(u) = w.strip_prefix("euid=") {
+                            Cond::Euid(u.parse().map_err(|_| err(n, format!("bad uid `{u}`")))?)
+                        } else if let Some(u) = w.strip_prefix("uid!=") {
+                            Cond::UidNot(u.parse().map_err(|_| err(n, format!("bad uid `{u}`")))?)
+                        } else {
+                            return Err(err(n, format!("unknown condition `{w}`")));
+                        };
+                        conds.push(c);
+                    }
+                    def.steps.push(Step { event, conds });
+                }
+                Some(other) => return Err(err(n, format!("unknown keyword `{other}`"))),
+                None => {}
+            }
+        }
+        let mut def = def.ok_or_else(|| err(0, "no `cone` line".into()))?;
+        if def.steps.is_empty() {
+            return Err(err(0, "a cone needs at least one step".into()));
+        }
+        if def.vars.len() > ritma_schemas::records::MAX_CONE_BINDINGS {
+            return Err(err(0, "too many placeholders".into()));
+        }
+        def.within_ns = within.ok_or_else(|| err(0, "missing `within`".into()))?;
+        Ok(def)
+    }
+}
+
+/// A partial match.
+#[derive(Clone, Debug)]
+struct Partial {
+    cone: usize,
+    next_step: usize,
+    bindings: Vec<Option<Id128>>,
+    first_seq: u64,
+    start_wall_ns: u64,
+}
+
+/// Counters reported with the matcher.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConeStats {
+    pub expired: u64,
+    /// Partial matches dropped because the bound was reached (oldest first).
+    pub shed: u64,
+}
+
+/// One node's matcher over a cone library.
+pub struct ConeMatcher {
+    cones: Vec<ConeDef>,
+    partials: VecDeque<Partial>,
+    max_partials: usize,
+    window_len_ns: u64,
+    pub stats: ConeStats,
+}
+
+/// A completed match, before it is placed in its window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConeMatch {
+    pub window: u64,
+    pub instance: ConeInstance,
+}
+
+impl ConeMatcher {
+    pub fn new(cones: Vec<ConeDef>, max_partials: usize, window_len_ns: u64) -> Self {
+        ConeMatcher {
+            cones,
+            partials: VecDeque::new(),
+            max_partials,
+            window_len_ns,
+            stats: ConeStats::default(),
+        }
+    }
+
+    fn step_matches(step: &Step, e: &CanonicalEvent, bindings: &mut [Option<Id128>]) -> bool {
+        if e.atom.event_type != step.event || e.atom.flags & atom_flags::FAILED != 0 {
+            return false;
+        }
+        let object_value = e
+            .dict
+            .iter()
+            .find(|d| d.id == e.atom.object)
+            .map(|d| d.value.as_slice());
+        let mut prefix_seen = false;
+        let mut prefix_ok = false;
+        for c in &step.conds {
+            let ok = match c {
+                Cond::Actor(v) | Cond::Object(v) => {
+                    let id = if matches!(c, Cond::Actor(_)) {
+                        e.atom.actor
+                    } else {
+                        e.atom.object
+                    };
+                    match bindings[*v] {
+                        Some(b) => b == id,
+                        None => {
+                            bindings[*v] = Some(id);
+                            true
+                        }
+                    }
+                }
+                Cond::PathPrefix(p) => {
+                    prefix_seen = true;
+                    prefix_ok |= object_value.is_some_and(|v| v.starts_with(p));
+                    true
+                }
+                Cond::PathContains(s) => {
+                    prefix_seen = true;
+                    prefix_ok |=
+                        object_value.is_some_and(|v| v.windows(s.len()).any(|w| w == s.as_slice()));
+                    true
+                }
+                Cond::Flags(bits) => e.atom.flags & bits == *bits,
+                Cond::Request(r) => {
+                    matches!(e.detail, Detail::PtraceTarget { request, .. } if request == *r)
+                }
+                Cond::Euid(u) => {
+                    matches!(e.detail, Detail::Credentials { euid: Some(x), .. } if x == *u)
+                }
+                Cond::UidNot(u) => e.task.uid != *u,
+            };
+            if !ok {
+                return false;
+            }
+        }
+        !prefix_seen || prefix_ok
+    }
+
+    /// Feeds the node's next event (in seq order); returns the matches it completes.
+    pub fn push(&mut self, e: &CanonicalEvent, wall_ns: u64) -> Vec<ConeMatch> {
+        let mut done = Vec::new();
+        // Expire partial matches whose time bound has passed.
+        let before = self.partials.len();
+        let cones = &self.cones;
+        self.partials
+            .retain(|p| wall_ns.saturating_sub(p.start_wall_ns) <= cones[p.cone].within_ns);
+        self.stats.expired += (before - self.partials.len()) as u64;
+
+        let mut advanced = Vec::new();
+        let mut i = 0;
+        while i < self.partials.len() {
+            let p = &self.partials[i];
+            let mut b = p.bindings.clone();
+            if Self::step_matches(&self.cones[p.cone].steps[p.next_step], e, &mut b) {
+                let mut q = self.partials.remove(i).expect("index in range");
+                q.bindings = b;
+                q.next_step += 1;
+                advanced.push(q);
+            } else {
+                i += 1;
+            }
+        }
+        // A new match may start at any event (several instances of one cone may run).
+        for (c, cone) in self.cones.iter().enumerate() {
+            let mut b = vec![None; cone.vars.len()];
+            if Self::step_matches(&cone.steps[0], e, &mut b) {
+                advanced.push(Partial {
+                    cone: c,
+                    next_step: 1,
+                    bindings: b,
+                    first_seq: e.atom.seq,
+                    start_wall_ns: wall_ns,
+                });
+            }
+        }
+        for p in advanced {
+            let cone = &self.cones[p.cone];
+            if p.next_step == cone.steps.len() {
+                let start = e.window as i128 * self.window_len_ns as i128;
+                let mut bindings: Vec<(String, Id128)> = cone
+                    .vars
+                    .iter()
+                    .zip(&p.bindings)
+                    .filter_map(|(n, b)| b.map(|b| (n.clone(), b)))
+                    .collect();
+                bindings.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                done.push(ConeMatch {
+                    window: e.window,
+                    instance: ConeInstance {
+                        cone_id: cone.id.clone(),
+                        cone_version: cone.version,
+                        t_start_ns: (p.start_wall_ns as i128 - start)
+                            .clamp(i64::MIN as i128, i64::MAX as i128)
+                            as i64,
+                        first_seq: p.first_seq,
+                        last_seq: e.atom.seq,
+                        count: 1,
+                        bindings,
+                        exceptions: Vec::new(),
+                    },
+                });
+            } else {
+                if self.partials.len() >= self.max_partials {
+                    self.partials.pop_front();
+                    self.stats.shed += 1;
+                }
+                self.partials.push_back(p);
+            }
+        }
+        done
+    }
+}
+
+/// The cone library shipped with Ritma, version 1 (`cones/v0001/`).
+pub fn builtin_v0001() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (
+            "download_exec_tmp.cone",
+            include_str!("../../cones/v0001/download_exec_tmp.cone"),
+        ),
+        (
+            "exec_from_tmp.cone",
+            include_str!("../../cones/v0001/exec_from_tmp.cone"),
+        ),
+        (
+            "memfd_exec.cone",
+            include_str!("../../cones/v0001/memfd_exec.cone"),
+        ),
+        (
+            "ptrace_inject.cone",
+            include_str!("../../cones/v0001/ptrace_inject.cone"),
+        ),
+        (
+            "priv_esc_setuid.cone",
+            include_str!("../../cones/v0001/priv_esc_setuid.cone"),
+        ),
+        (
+            "secrets_then_egress.cone",
+            include_str!("../../cones/v0001/secrets_then_egress.cone"),
+        ),
+        (
+            "persistence_write.cone",
+            include_str!("../../cones/v0001/persistence_write.cone"),
+        ),
+        (
+            "module_load.cone",
+            include_str!("../../cones/v0001/module_load.cone"),
+        ),
+        (
+            "bpf_prog_load.cone",
+            include_str!("../../cones/v0001/bpf_prog_load.cone"),
+        ),
+    ]
+}
+
+/// Parses the built-in library.
+pub fn builtin_cones() -> Vec<ConeDef> {
+    builtin_v0001()
+        .into_iter()
+        .map(|(f, t)| ConeDef::parse(f, t).expect("built-in cones parse"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonicalize::{canonicalize, RunContext};
+    use ritma_schemas::records::CaptureMode;
+    use ritma_sources::raw::{IdCall, RawBody, RawEvent, SockAddr, Task};
+
+    fn ctx() -> RunContext {
+        RunContext {
+            node: "n".into(),
+            boot_id: [0; 16],
+            window_len_ns: 1_000_000_000,
+            wall_minus_mono_ns: 0,
+        }
+    }
+
+    fn ev(seq: u64, t_ms: u64, pid: u32, uid: u32, body: RawBody) -> (CanonicalEvent, u64) {
+        let c = ctx();
+        let task = Task {
+            pid,
+            start_ns: pid as u64,
+            uid,
+            euid: uid,
+            ..Task::default()
+        };
+        let mono = t_ms * 1_000_000;
+        (
+            canonicalize(
+                &c,
+                c.window_of(mono),
+                RawEvent {
+                    seq,
+                    mono_ns: mono,
+                    task,
+                    body,
+                },
+                CaptureMode::Thin,
+            ),
+            mono,
+        )
+    }
+
+    fn run(events: Vec<(CanonicalEvent, u64)>) -> Vec<ConeMatch> {
+        let mut m = ConeMatcher::new(builtin_cones(), 1000, 1_000_000_000);
+        events.iter().flat_map(|(e, t)| m.push(e, *t)).collect()
+    }
+
+    fn open(path: &str, flags: u32) -> RawBody {
+        RawBody::Open {
+            path: path.as_bytes().to_vec(),
+            flags,
+            mode: 0,
+            result: 3,
+        }
+    }
+
+    fn exec(path: &str) -> RawBody {
+        RawBody::Exec {
+            filename: path.as_bytes().to_vec(),
+            argv: vec![],
+            argv_truncated: false,
+            exe_dev: 0,
+            exe_ino: 0,
+        }
+    }
+
+    fn connect() -> RawBody {
+        RawBody::Connect {
+            addr: SockAddr::V4 {
+                addr: [203, 0, 113, 9],
+                port: 4444,
+            },
+            result: 0,
+        }
+    }
+
+    #[test]
+    fn the_builtin_library_parses_and_has_at_least_eight_cones() {
+        let cones = builtin_cones();
+        assert!(cones.len() >= 8);
+        let mut ids: Vec<_> = cones.iter().map(|c| c.id.clone()).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), cones.len());
+    }
+
+    #[test]
+    fn download_then_exec_then_connect_matches_across_processes() {
+        let m = run(vec![
+            ev(1, 100, 10, 1000, open("/tmp/.x", 0o1101)),
+            ev(2, 200, 11, 1000, exec("/tmp/.x")),
+            ev(3, 300, 11, 1000, connect()),
+        ]);
+        let ids: Vec<_> = m.iter().map(|m| m.instance.cone_id.as_str()).collect();
+        assert!(
+            ids.contains(&"download_exec_tmp") && ids.contains(&"exec_from_tmp"),
+            "{ids:?}"
+        );
+        let d = m
+            .iter()
+            .find(|m| m.instance.cone_id == "download_exec_tmp")
+            .unwrap();
+        assert_eq!(
+            (
+                d.instance.first_seq,
+                d.instance.last_seq,
+                d.instance.t_start_ns
+            ),
+            (1, 3, 100_000_000)
+        );
+        assert_eq!(
+            d.instance
+                .bindings
+                .iter()
+                .map(|b| b.0.as_str())
+                .collect::<Vec<_>>(),
+            vec!["f", "x"]
+        );
+    }
+
+    #[test]
+    fn steps_must_bind_consistently_and_within_the_time_bound() {
+        // Another file executed: no download-exec.
+        let m = run(vec![
+            ev(1, 100, 10, 1000, open("/tmp/a", 0o1101)),
+            ev(2, 200, 11, 1000, exec("/tmp/b")),
+            ev(3, 300, 11, 1000, connect()),
+        ]);
+        assert!(!m.iter().any(|m| m.instance.cone_id == "download_exec_tmp"));
+        // Too late: the exec comes 40 s after the write.
+        let m = run(vec![
+            ev(1, 100, 10, 1000, open("/tmp/.x", 0o1101)),
+            ev(2, 40_100, 11, 1000, exec("/tmp/.x")),
+            ev(3, 40_200, 11, 1000, connect()),
+        ]);
+        assert!(!m.iter().any(|m| m.instance.cone_id == "download_exec_tmp"));
+    }
+
+    #[test]
+    fn single_step_cones_fire_and_benign_events_do_not() {
+        let cases: Vec<((CanonicalEvent, u64), &str)> = vec![
+            (
+                ev(
+                    1,
+                    0,
+                    5,
+                    1000,
+                    RawBody::SetUid {
+                        call: IdCall::Set,
+                        ids: [0, 0, 0],
+                        result: 0,
+                    },
+                ),
+                "priv_esc_setuid",
+            ),
+            (
+                ev(1, 0, 5, 0, open("/etc/cron.d/x", 0o1101)),
+                "persistence_write",
+            ),
+            (
+                ev(
+                    1,
+                    0,
+                    5,
+                    0,
+                    RawBody::ModuleLoad {
+                        name: b"evil".to_vec(),
+                        from_fd: true,
+                        result: 0,
+                    },
+                ),
+                "module_load",
+            ),
+            (
+                ev(
+                    1,
+                    0,
+                    5,
+                    0,
+                    RawBody::BpfProgLoad {
+                        prog_type: 1,
+                        name: b"x".to_vec(),
+                        result: 0,
+                    },
+                ),
+                "bpf_prog_load",
+            ),
+        ];
+        for (e, id) in cases {
+            let m = run(vec![e]);
+            assert_eq!(
+                m.iter()
+                    .map(|m| m.instance.cone_id.as_str())
+                    .collect::<Vec<_>>(),
+                vec![id]
+            );
+        }
+        let benign = run(vec![
+            ev(1, 0, 5, 1000, open("/etc/ld.so.cache", 0)),
+            ev(
+                2,
+                1,
+                5,
+                0,
+                RawBody::SetUid {
+                    call: IdCall::Set,
+                    ids: [0, 0, 0],
+                    result: 0,
+                },
+            ),
+            ev(3, 2, 5, 1000, exec("/usr/bin/ls")),
+            ev(4, 3, 5, 1000, open("/etc/cron.d/x", 0)),
+        ]);
+        assert!(benign.is_empty(), "{benign:?}");
+    }
+
+    #[test]
+    fn partial_matches_are_bounded() {
+        let mut m = ConeMatcher::new(builtin_cones(), 4, 1_000_000_000);
+        for i in 0..10 {
+            let (e, t) = ev(
+                i,
+                i,
+                10 + i as u32,
+                1000,
+                open(&format!("/tmp/f{i}"), 0o1101),
+            );
+            m.push(&e, t);
+        }
+        assert_eq!(m.partials.len(), 4);
+        assert_eq!(m.stats.shed, 6);
+    }
+
+    #[test]
+    fn parse_errors_name_the_file_and_line() {
+        let e =
+            ConeDef::parse("x.cone", "cone x 1\nwithin 5s\nstep exec colour=red\n").unwrap_err();
+        assert_eq!((e.file.as_str(), e.line), ("x.cone", 3));
+        assert!(ConeDef::parse("y.cone", "cone y 1\nstep exec\n")
+            .unwrap_err()
+            .reason
+            .contains("within"));
+        assert!(ConeDef::parse("z.cone", "cone Z 1\n").is_err());
+    }
+}
