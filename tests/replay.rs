@@ -310,3 +310,63 @@ fn hours_are_sealed_and_chained_and_tampering_with_a_seal_is_caught() {
     std::fs::write(&b, saved).unwrap();
     d.ritma(&["verify", "s"]).output().success();
 }
+
+/// Every ConeInstance sealed in a store, read back through the store's own blocks.
+fn cone_instances(store: &Path) -> Vec<ritma_schemas::records::ConeInstance> {
+    use ritma_schemas::records::{AnyRecord, Block, Record};
+    let mut out = Vec::new();
+    for (rel, bytes) in tree(store) {
+        if rel.to_string_lossy().ends_with(".cbor.zst") {
+            let raw = zstd_decompress(&bytes);
+            for leaf in Block::decode(&raw).unwrap().records {
+                if let AnyRecord::Cone(c) = AnyRecord::decode(&leaf).unwrap() {
+                    out.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn zstd_decompress(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut d = zstd::stream::read::Decoder::new(b).unwrap();
+    std::io::Read::read_to_end(&mut d, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn every_labelled_attack_is_matched_by_its_cone_and_nothing_else_fires() {
+    let d = Dir::new();
+    d.ritma(&["synth", "--events", "150000", "--seed", "21", "--out", "t.rtrace"]).output().success();
+    d.ritma(&["keys", "init", "--out", "s", "--node", "synth-0"]).output().success();
+    d.ritma(&["replay", "t.rtrace", "--out", "s", "--workers", "2"]).output().success();
+    let labels = std::fs::read_to_string(d.join("t.rtrace.labels.jsonl")).unwrap();
+    let labels: Vec<(String, u64, u64)> = labels
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["attack"].as_str().unwrap().to_owned(), v["first_seq"].as_u64().unwrap(), v["last_seq"].as_u64().unwrap())
+        })
+        .collect();
+    let cones = cone_instances(&d.join("s"));
+    let expected = |attack: &str| match attack {
+        "download_exec" => "download_exec_tmp",
+        "memfd_exec" => "memfd_exec",
+        "ptrace_inject" => "ptrace_inject",
+        "priv_esc" => "priv_esc_setuid",
+        "secrets_egress" => "secrets_then_egress",
+        "persistence" => "persistence_write",
+        other => panic!("unknown attack {other}"),
+    };
+    let kinds: std::collections::BTreeSet<_> = labels.iter().map(|l| l.0.as_str()).collect();
+    assert_eq!(kinds.len(), 6, "{kinds:?}");
+    for (attack, first, last) in &labels {
+        let hit = cones.iter().any(|c| c.cone_id == expected(attack) && c.first_seq >= *first && c.last_seq <= *last);
+        assert!(hit, "{attack} at seqs {first}..={last} not matched; cones: {:?}", cones.iter().map(|c| (&c.cone_id, c.first_seq)).collect::<Vec<_>>());
+    }
+    for c in &cones {
+        let inside = labels.iter().any(|(_, f, l)| c.first_seq >= *f && c.last_seq <= *l);
+        assert!(inside, "false positive: {} at seqs {}..={}", c.cone_id, c.first_seq, c.last_seq);
+    }
+}

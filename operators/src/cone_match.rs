@@ -337,8 +337,14 @@ impl ConeMatcher {
         let mut i = 0;
         while i < self.partials.len() {
             let p = &self.partials[i];
+            let step = &self.cones[p.cone].steps[p.next_step];
+            // Cheap test first: most events are of another type than the step wants.
+            if step.event != e.atom.event_type {
+                i += 1;
+                continue;
+            }
             let mut b = p.bindings.clone();
-            if Self::step_matches(&self.cones[p.cone].steps[p.next_step], e, &mut b) {
+            if Self::step_matches(step, e, &mut b) {
                 let mut q = self.partials.remove(i).expect("index in range");
                 q.bindings = b;
                 q.next_step += 1;
@@ -349,6 +355,9 @@ impl ConeMatcher {
         }
         // A new match may start at any event (several instances of one cone may run).
         for (c, cone) in self.cones.iter().enumerate() {
+            if cone.steps[0].event != e.atom.event_type {
+                continue;
+            }
             let mut b = vec![None; cone.vars.len()];
             if Self::step_matches(&cone.steps[0], e, &mut b) {
                 advanced.push(Partial {

@@ -12,12 +12,14 @@
 use anyhow::{bail, Result};
 use ritma_operators::attribute::{ActorTable, ActorTableConfig};
 use ritma_operators::canonicalize::{canonicalize, CanonicalEvent, RunContext};
+use ritma_operators::cone_match::{builtin_cones, ConeDef, ConeMatcher};
 use ritma_operators::graph_edge::EdgeTable;
 use ritma_operators::hour_seal::HourSealer;
 use ritma_operators::window_merkle::{NodeLog, WindowContents};
 use ritma_schemas::merkle::TreeHash;
 use ritma_schemas::note::NoteSigner;
 use ritma_schemas::records::{
+    ConeInstance,
     ActorRecord, CaptureMode, DictEntry, Edge, EventAtom, LossReason, RunMeta, StoreMeta,
 };
 use ritma_sinks::keys::Keystore;
@@ -29,13 +31,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use timely::dataflow::channels::pact::Exchange as ExchangePact;
 use timely::dataflow::operators::vec::Map;
-use timely::dataflow::operators::{Capability, Exchange as _, Operator, Probe};
+use timely::dataflow::operators::{Capability, Concat, Exchange as _, Operator, Probe};
 use timely::dataflow::{InputHandle, ProbeHandle};
 
 /// The version of the cone library windows are sealed with.
 pub const CONE_LIB_VERSION: u32 = 1;
 /// How far behind the source the dataflow may fall, in windows, before the source waits.
 const MAX_LAG_WINDOWS: u64 = 8;
+/// Most partial cone matches kept per node.
+const MAX_PARTIAL_MATCHES: usize = 10_000;
 
 pub struct ReplayConfig {
     pub traces: Vec<PathBuf>,
@@ -107,6 +111,7 @@ struct WindowPart {
     actors: Vec<ActorRecord>,
     atoms: Vec<EventAtom>,
     edges: Vec<Edge>,
+    cones: Vec<ConeInstance>,
     lost: Vec<(LossReason, u64)>,
 }
 
@@ -260,6 +265,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                 root.display()
             );
         }
+        store.write_cone_library(CONE_LIB_VERSION, &ritma_operators::cone_match::builtin_v0001())?;
         // The store names its keys, so it can be verified with nothing else present.
         let keys = Keystore::for_store(&root);
         keys.init_public(name, &signers[i])?;
@@ -311,6 +317,50 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                 });
 
             let ctxs_attr = ctxs.clone();
+            let ctxs_cone = ctxs.clone();
+            let cone_parts = canon.clone().unary_frontier::<timely::container::CapacityContainerBuilder<Vec<WindowPart>>, _, _, _>(
+                ExchangePact::new(|m: &CanonMsg| match m {
+                    CanonMsg::Event { node, .. } | CanonMsg::Lost { node, .. } => mix(*node as u64),
+                }),
+                "cone-match",
+                move |_default_cap, _info| {
+                    let mut stash: BTreeMap<u64, (Capability<u64>, Vec<(u32, CanonicalEvent)>)> = BTreeMap::new();
+                    let mut matchers: HashMap<u32, ConeMatcher> = HashMap::new();
+                    let cones: Vec<ConeDef> = builtin_cones();
+                    move |(input, frontier), output| {
+                        input.for_each(|cap, data| {
+                            for m in data.drain(..) {
+                                if let CanonMsg::Event { node, event } = m {
+                                    let w = event.window;
+                                    stash.entry(w).or_insert_with(|| (cap.delayed(&w, output.output_index()), Vec::new())).1.push((node, event));
+                                }
+                            }
+                        });
+                        while let Some((&w, _)) = stash.first_key_value() {
+                            if frontier.less_equal(&w) {
+                                break;
+                            }
+                            let (cap, mut events) = stash.remove(&w).expect("first key");
+                            // A node's events in seq order: matching is a sequence.
+                            events.sort_by_key(|(node, e)| (*node, e.atom.seq));
+                            let mut by_node: BTreeMap<u32, WindowPart> = BTreeMap::new();
+                            for (node, e) in &events {
+                                let ctx = &ctxs_cone[*node as usize];
+                                let matcher = matchers.entry(*node).or_insert_with(|| ConeMatcher::new(cones.clone(), MAX_PARTIAL_MATCHES, ctx.window_len_ns));
+                                let wall = (e.window as i128 * ctx.window_len_ns as i128 + e.atom.t_ns as i128).max(0) as u64;
+                                for m in matcher.push(e, wall) {
+                                    by_node.entry(*node).or_insert_with(|| WindowPart { node: *node, window: w, ..Default::default() }).cones.push(m.instance);
+                                }
+                            }
+                            let mut session = output.session(&cap);
+                            for (_, part) in by_node {
+                                session.give(part);
+                            }
+                        }
+                    }
+                },
+            );
+
             let parts = canon.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<WindowPart>>, _, _, _>(
                 ExchangePact::new(route_actor),
                 "attribute+graph-edge",
@@ -367,6 +417,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
             );
 
             parts
+                .concat(cone_parts)
                 .unary_frontier::<timely::container::CapacityContainerBuilder<Vec<(u32, u64)>>, _, _, _>(
                     ExchangePact::new(|p: &WindowPart| mix(p.node as u64)),
                     "window-merkle",
@@ -392,6 +443,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                                     c.actors.extend(p.actors);
                                     c.atoms.extend(p.atoms);
                                     c.edges.extend(p.edges);
+                                    c.cones.extend(p.cones);
                                     c.lost.extend(p.lost);
                                 }
                                 let mut session = output.session(&cap);
