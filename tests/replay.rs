@@ -338,15 +338,27 @@ fn zstd_decompress(b: &[u8]) -> Vec<u8> {
 #[test]
 fn every_labelled_attack_is_matched_by_its_cone_and_nothing_else_fires() {
     let d = Dir::new();
-    d.ritma(&["synth", "--events", "150000", "--seed", "21", "--out", "t.rtrace"]).output().success();
-    d.ritma(&["keys", "init", "--out", "s", "--node", "synth-0"]).output().success();
-    d.ritma(&["replay", "t.rtrace", "--out", "s", "--workers", "2"]).output().success();
+    d.ritma(&[
+        "synth", "--events", "150000", "--seed", "21", "--out", "t.rtrace",
+    ])
+    .output()
+    .success();
+    d.ritma(&["keys", "init", "--out", "s", "--node", "synth-0"])
+        .output()
+        .success();
+    d.ritma(&["replay", "t.rtrace", "--out", "s", "--workers", "2"])
+        .output()
+        .success();
     let labels = std::fs::read_to_string(d.join("t.rtrace.labels.jsonl")).unwrap();
     let labels: Vec<(String, u64, u64)> = labels
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (v["attack"].as_str().unwrap().to_owned(), v["first_seq"].as_u64().unwrap(), v["last_seq"].as_u64().unwrap())
+            (
+                v["attack"].as_str().unwrap().to_owned(),
+                v["first_seq"].as_u64().unwrap(),
+                v["last_seq"].as_u64().unwrap(),
+            )
         })
         .collect();
     let cones = cone_instances(&d.join("s"));
@@ -362,11 +374,26 @@ fn every_labelled_attack_is_matched_by_its_cone_and_nothing_else_fires() {
     let kinds: std::collections::BTreeSet<_> = labels.iter().map(|l| l.0.as_str()).collect();
     assert_eq!(kinds.len(), 6, "{kinds:?}");
     for (attack, first, last) in &labels {
-        let hit = cones.iter().any(|c| c.cone_id == expected(attack) && c.first_seq >= *first && c.last_seq <= *last);
-        assert!(hit, "{attack} at seqs {first}..={last} not matched; cones: {:?}", cones.iter().map(|c| (&c.cone_id, c.first_seq)).collect::<Vec<_>>());
+        let hit = cones
+            .iter()
+            .any(|c| c.cone_id == expected(attack) && c.first_seq >= *first && c.last_seq <= *last);
+        assert!(
+            hit,
+            "{attack} at seqs {first}..={last} not matched; cones: {:?}",
+            cones
+                .iter()
+                .map(|c| (&c.cone_id, c.first_seq))
+                .collect::<Vec<_>>()
+        );
     }
     for c in &cones {
-        let inside = labels.iter().any(|(_, f, l)| c.first_seq >= *f && c.last_seq <= *l);
-        assert!(inside, "false positive: {} at seqs {}..={}", c.cone_id, c.first_seq, c.last_seq);
+        let inside = labels
+            .iter()
+            .any(|(_, f, l)| c.first_seq >= *f && c.last_seq <= *l);
+        assert!(
+            inside,
+            "false positive: {} at seqs {}..={}",
+            c.cone_id, c.first_seq, c.last_seq
+        );
     }
 }

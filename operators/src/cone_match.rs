@@ -407,47 +407,7 @@ impl ConeMatcher {
     }
 }
 
-/// The cone library shipped with Ritma, version 1 (`cones/v0001/`).
-pub fn builtin_v0001() -> Vec<(&'static str, &'static str)> {
-    vec![
-        (
-            "download_exec_tmp.cone",
-            include_str!("../../cones/v0001/download_exec_tmp.cone"),
-        ),
-        (
-            "exec_from_tmp.cone",
-            include_str!("../../cones/v0001/exec_from_tmp.cone"),
-        ),
-        (
-            "memfd_exec.cone",
-            include_str!("../../cones/v0001/memfd_exec.cone"),
-        ),
-        (
-            "ptrace_inject.cone",
-            include_str!("../../cones/v0001/ptrace_inject.cone"),
-        ),
-        (
-            "priv_esc_setuid.cone",
-            include_str!("../../cones/v0001/priv_esc_setuid.cone"),
-        ),
-        (
-            "secrets_then_egress.cone",
-            include_str!("../../cones/v0001/secrets_then_egress.cone"),
-        ),
-        (
-            "persistence_write.cone",
-            include_str!("../../cones/v0001/persistence_write.cone"),
-        ),
-        (
-            "module_load.cone",
-            include_str!("../../cones/v0001/module_load.cone"),
-        ),
-        (
-            "bpf_prog_load.cone",
-            include_str!("../../cones/v0001/bpf_prog_load.cone"),
-        ),
-    ]
-}
+pub use ritma_schemas::cone_library::builtin_v0001;
 
 /// Parses the built-in library.
 pub fn builtin_cones() -> Vec<ConeDef> {

@@ -19,8 +19,8 @@ use ritma_operators::window_merkle::{NodeLog, WindowContents};
 use ritma_schemas::merkle::TreeHash;
 use ritma_schemas::note::NoteSigner;
 use ritma_schemas::records::{
-    ConeInstance,
-    ActorRecord, CaptureMode, DictEntry, Edge, EventAtom, LossReason, RunMeta, StoreMeta,
+    ActorRecord, CaptureMode, ConeInstance, DictEntry, Edge, EventAtom, LossReason, RunMeta,
+    StoreMeta,
 };
 use ritma_sinks::keys::Keystore;
 use ritma_sinks::store::{NodeStore, FORMAT_VERSION};
@@ -265,7 +265,10 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                 root.display()
             );
         }
-        store.write_cone_library(CONE_LIB_VERSION, &ritma_operators::cone_match::builtin_v0001())?;
+        store.write_cone_library(
+            CONE_LIB_VERSION,
+            &ritma_operators::cone_match::builtin_v0001(),
+        )?;
         // The store names its keys, so it can be verified with nothing else present.
         let keys = Keystore::for_store(&root);
         keys.init_public(name, &signers[i])?;

@@ -169,13 +169,22 @@ impl NodeStore {
 
     /// Writes the cone library the windows are matched with under `ctgf/cones/vNNNN/`,
     /// refusing to change a file already there (a library version never changes).
-    pub fn write_cone_library(&self, version: u32, files: &[(&str, &str)]) -> Result<(), StoreError> {
+    pub fn write_cone_library(
+        &self,
+        version: u32,
+        files: &[(&str, &str)],
+    ) -> Result<(), StoreError> {
         let dir = self.root.join(format!("ctgf/cones/v{version:04}"));
         for (name, text) in files {
             let path = dir.join(name);
             match fs::read(&path) {
                 Ok(existing) if existing == text.as_bytes() => {}
-                Ok(_) => return Err(StoreError::Invalid { path, reason: "differs from this cone library version".into() }),
+                Ok(_) => {
+                    return Err(StoreError::Invalid {
+                        path,
+                        reason: "differs from this cone library version".into(),
+                    })
+                }
                 Err(_) => write_atomic(&path, text.as_bytes())?,
             }
         }

@@ -210,6 +210,50 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
         ));
     }
 
+    // The cone library the windows name must be the published one, byte for byte.
+    let cones_dir = root.join(format!("ctgf/cones/v{:04}", meta.cone_lib_version));
+    let known = ritma_schemas::cone_library::library(meta.cone_lib_version).ok_or_else(|| {
+        fail(
+            "E_CONES",
+            &meta_path,
+            None,
+            format!(
+                "store.cbor names cone library version {}, unknown to this verifier",
+                meta.cone_lib_version
+            ),
+        )
+    })?;
+    let present = names(&cones_dir)?;
+    if present != known.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>() {
+        return Err(fail(
+            "E_CONES",
+            &cones_dir,
+            None,
+            "the cone files are not those of this library version",
+        ));
+    }
+    for (name, text) in &known {
+        let path = cones_dir.join(name);
+        if fs::read(&path).map_err(|e| fail("E_IO", &path, None, e.to_string()))? != text.as_bytes()
+        {
+            return Err(fail(
+                "E_CONES",
+                &path,
+                None,
+                "differs from the published cone library",
+            ));
+        }
+    }
+    let ctgf = names(&root.join("ctgf/cones"))?;
+    if ctgf != [format!("v{:04}", meta.cone_lib_version)] {
+        return Err(fail(
+            "E_EXTRA",
+            &root.join("ctgf/cones"),
+            None,
+            "cone libraries other than the one the store names",
+        ));
+    }
+
     let mut log = Frontier::new();
     let mut prev_window: Option<u64> = None;
     let mut first_window = None;
