@@ -115,6 +115,9 @@ struct WindowPart {
     lost: Vec<(LossReason, u64)>,
 }
 
+/// Records held per window until the frontier passes it, with the capability to emit there.
+type Stash<D> = BTreeMap<u64, (Capability<u64>, Vec<D>)>;
+
 /// SplitMix64's finaliser: spreads keys over workers (DESIGN: not raw low bits).
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -327,7 +330,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                 }),
                 "cone-match",
                 move |_default_cap, _info| {
-                    let mut stash: BTreeMap<u64, (Capability<u64>, Vec<(u32, CanonicalEvent)>)> = BTreeMap::new();
+                    let mut stash: Stash<(u32, CanonicalEvent)> = BTreeMap::new();
                     let mut matchers: HashMap<u32, ConeMatcher> = HashMap::new();
                     let cones: Vec<ConeDef> = builtin_cones();
                     move |(input, frontier), output| {
@@ -368,7 +371,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                 ExchangePact::new(route_actor),
                 "attribute+graph-edge",
                 move |_default_cap, _info| {
-                    let mut stash: BTreeMap<u64, (Capability<u64>, Vec<CanonMsg>)> = BTreeMap::new();
+                    let mut stash: Stash<CanonMsg> = BTreeMap::new();
                     let mut tables: HashMap<u32, (ActorTable, EdgeTable)> = HashMap::new();
                     move |(input, frontier), output| {
                         input.for_each(|cap, data| {
@@ -425,7 +428,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                     ExchangePact::new(|p: &WindowPart| mix(p.node as u64)),
                     "window-merkle",
                     move |_default_cap, _info| {
-                        let mut stash: BTreeMap<u64, (Capability<u64>, Vec<WindowPart>)> = BTreeMap::new();
+                        let mut stash: Stash<WindowPart> = BTreeMap::new();
                         let mut logs: HashMap<u32, (NodeLog, HourSealer, NodeStore)> = HashMap::new();
                         move |(input, frontier), output| {
                             input.for_each(|cap, data| {
