@@ -14,8 +14,12 @@
 //!
 //! ```sh
 //! cargo run --release -p ritma-benches --bin replay_bench -- TRACE.rtrace \
-//!     [--store DIR] [--json-out FILE.jsonl] [--level 3]
+//!     [--store DIR [--detail]] [--json-out FILE.jsonl] [--level 3]
 //! ```
+//!
+//! `--detail` also opens every block of the store: leaves by record type (count,
+//! uncompressed bytes), and what the blocks would take if each window's leaves
+//! were compressed as one zstd frame instead of one frame per 1000 leaves.
 
 use ritma_sources::raw::{IdCall, RawBody, RawEvent, SockAddr};
 use ritma_sources::trace::{TraceItem, TraceReader};
@@ -42,10 +46,13 @@ struct Args {
     store: Option<PathBuf>,
     json_out: Option<PathBuf>,
     level: i32,
+    detail: bool,
 }
 
 fn usage() -> ! {
-    eprintln!("usage: replay_bench TRACE.rtrace [--store DIR] [--json-out FILE] [--level N]");
+    eprintln!(
+        "usage: replay_bench TRACE.rtrace [--store DIR [--detail]] [--json-out FILE] [--level N]"
+    );
     std::process::exit(2);
 }
 
@@ -55,6 +62,7 @@ fn parse_args() -> Args {
     let mut store = None;
     let mut json_out = None;
     let mut level = 3;
+    let mut detail = false;
     while let Some(a) = it.next() {
         match a.to_str() {
             Some("--store") => store = Some(PathBuf::from(it.next().unwrap_or_else(|| usage()))),
@@ -67,6 +75,7 @@ fn parse_args() -> Args {
                     .and_then(|v| v.to_str().and_then(|s| s.parse().ok()))
                     .unwrap_or_else(|| usage())
             }
+            Some("--detail") => detail = true,
             Some("-h" | "--help") => usage(),
             Some(s) if s.starts_with("--") => usage(),
             _ if trace.is_none() => trace = Some(PathBuf::from(a)),
@@ -78,6 +87,7 @@ fn parse_args() -> Args {
         store,
         json_out,
         level,
+        detail,
     }
 }
 
@@ -429,6 +439,82 @@ fn du(dir: &Path) -> std::io::Result<(u64, u64)> {
     Ok((apparent, disk))
 }
 
+/// Leaves by record type, and a what-if: one zstd frame per window instead of per block.
+fn block_detail(windows: &Path, level: i32, events: u64) -> Result<(), Box<dyn std::error::Error>> {
+    use ritma_schemas::cbor::Decoder;
+    use ritma_schemas::records::{record_name, Block, Record};
+    let mut blocks = Vec::new();
+    let mut stack = vec![windows.to_owned()];
+    while let Some(d) = stack.pop() {
+        for ent in std::fs::read_dir(&d)? {
+            let p = ent?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(".cbor.zst") {
+                blocks.push(p);
+            }
+        }
+    }
+    // By window, then block index: the file names sort that way within an hour.
+    blocks.sort();
+    let mut by_type = std::collections::BTreeMap::<u64, (u64, u64)>::new();
+    let (mut raw_total, mut leaf_total, mut leaves) = (0u64, 0u64, 0u64);
+    let mut per_window = 0u64;
+    let mut window_buf: Vec<u8> = Vec::new();
+    let mut current: Option<(PathBuf, u64)> = None;
+    let flush = |buf: &mut Vec<u8>, acc: &mut u64| -> std::io::Result<()> {
+        if !buf.is_empty() {
+            *acc += zstd::bulk::compress(buf, level)?.len() as u64;
+            buf.clear();
+        }
+        Ok(())
+    };
+    for p in &blocks {
+        let raw = zstd::stream::decode_all(std::fs::File::open(p)?)?;
+        raw_total += raw.len() as u64;
+        let block = Block::decode(&raw).map_err(|e| format!("{}: {e}", p.display()))?;
+        let key = (p.parent().unwrap_or(p).to_owned(), block.window);
+        if current.as_ref() != Some(&key) {
+            flush(&mut window_buf, &mut per_window)?;
+            current = Some(key);
+        }
+        for r in &block.records {
+            let mut d = Decoder::new(r, "leaf");
+            d.array("leaf", 1 << 16)?;
+            let t = d.uint("type")?;
+            let e = by_type.entry(t).or_default();
+            e.0 += 1;
+            e.1 += r.len() as u64;
+            leaves += 1;
+            leaf_total += r.len() as u64;
+            window_buf.extend_from_slice(r);
+        }
+    }
+    flush(&mut window_buf, &mut per_window)?;
+    let per = |b: u64| b as f64 / events.max(1) as f64;
+    println!(
+        "  blocks uncompressed: {raw_total} bytes ({:.2} B/event), {leaves} leaves ({:.3} per event), leaf bytes {leaf_total} ({:.2} B/event)",
+        per(raw_total),
+        leaves as f64 / events.max(1) as f64,
+        per(leaf_total)
+    );
+    println!("  leaves by record type (count, per event, uncompressed B/event, mean leaf bytes):");
+    for (t, (n, b)) in &by_type {
+        println!(
+            "    {:<14} {n:>10} {:>7.3} {:>8.2} {:>8.1}",
+            record_name(*t).unwrap_or("?"),
+            *n as f64 / events.max(1) as f64,
+            per(*b),
+            *b as f64 / (*n).max(1) as f64
+        );
+    }
+    println!(
+        "  what-if, each window's leaves as one zstd -{level} frame: {per_window} bytes, {:.2} B/event",
+        per(per_window)
+    );
+    Ok(())
+}
+
 fn main() {
     let args = parse_args();
     if let Err(e) = run(&args) {
@@ -547,6 +633,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             zstd_bytes as f64 / total.max(1) as f64,
             total as f64 / json_bytes.max(1) as f64
         );
+        if args.detail {
+            block_detail(&windows, args.level, events)?;
+        }
     }
     Ok(())
 }
