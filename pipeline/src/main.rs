@@ -274,7 +274,7 @@ fn synth(
     window_ms: u64,
     out: &Path,
 ) -> Result<()> {
-    if window_ms == 0 || 3_600_000 % window_ms != 0 {
+    if !ritma_schemas::records::window_len_divides_hour(window_ms.saturating_mul(1_000_000)) {
         bail!("--window-ms must divide one hour (3600000), not {window_ms}");
     }
     if rate == 0 || rate > 1_000_000_000 {

@@ -306,6 +306,11 @@ fn node_name(d: &mut Decoder<'_>) -> Result<String, DecodeError> {
     Ok(s.to_owned())
 }
 
+/// True if windows of `window_len_ns` tile an hour exactly (DESIGN §2).
+pub fn window_len_divides_hour(window_len_ns: u64) -> bool {
+    window_len_ns != 0 && 3_600_000_000_000 % window_len_ns == 0
+}
+
 fn invalid(d: &Decoder<'_>, field: &'static str, why: &'static str) -> DecodeError {
     d.error(field, DecodeErrorKind::Invalid(why))
 }
@@ -997,7 +1002,7 @@ impl Record for RunMeta {
         let sensor_version = d.text("sensor_version", 128)?.to_owned();
         let config_digest = d.fixed("config_digest")?;
         let window_len_ns = d.uint("window_len_ns")?;
-        if window_len_ns == 0 || 3_600_000_000_000 % window_len_ns != 0 {
+        if !window_len_divides_hour(window_len_ns) {
             return Err(invalid(
                 d,
                 "window_len_ns",
@@ -1200,7 +1205,7 @@ impl Record for StoreMeta {
         let format_version = d.u32("format_version")?;
         let node = node_name(d)?;
         let window_len_ns = d.uint("window_len_ns")?;
-        if window_len_ns == 0 || 3_600_000_000_000 % window_len_ns != 0 {
+        if !window_len_divides_hour(window_len_ns) {
             return Err(invalid(
                 d,
                 "window_len_ns",

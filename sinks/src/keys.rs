@@ -91,32 +91,13 @@ impl Keystore {
                 });
             }
         }
-        fs::create_dir_all(&events).map_err(io(&events))?;
-        let event = KeyEvent {
-            node: node.to_owned(),
-            kind: KeyEventKind::Add,
-            public_key: signer.verifier().public_key(),
-            log_size: 0,
-            previous_key: None,
-        };
+        fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         write_new(
             &private,
             format!("{}\n", signer.to_private_key_text()).as_bytes(),
             0o600,
         )?;
-        write_new(
-            &self.public_path(),
-            format!("{}\n", signer.verifier().to_vkey()).as_bytes(),
-            0o644,
-        )?;
-        write_new(
-            &events.join(event_name(0)),
-            &sign_key_event(&event, &signer).encode(),
-            0o644,
-        )?;
-        for d in [&events, &self.dir] {
-            sync_dir(d)?;
-        }
+        self.write_anchor(node, &signer)?;
         Ok(signer)
     }
 
@@ -124,10 +105,16 @@ impl Keystore {
     /// public key and the self-signed add event at log size 0, unless the store
     /// already has a key history.
     pub fn init_public(&self, node: &str, signer: &NoteSigner) -> Result<(), KeystoreError> {
-        let events = self.events_dir();
-        if events.join(event_name(0)).exists() {
+        if self.events_dir().join(event_name(0)).exists() {
             return Ok(());
         }
+        self.write_anchor(node, signer)
+    }
+
+    /// Writes the public key and the self-signed add event at log size 0 that
+    /// anchors the key history, and fsyncs their directories.
+    fn write_anchor(&self, node: &str, signer: &NoteSigner) -> Result<(), KeystoreError> {
+        let events = self.events_dir();
         fs::create_dir_all(&events).map_err(io(&events))?;
         let event = KeyEvent {
             node: node.to_owned(),

@@ -124,24 +124,11 @@ fn ktime(out: &mut Vec<u8>, k: &str, mono_ns: u64, wall_minus_mono: i64) {
     );
 }
 
-/// Days since 1970-01-01 to (year, month, day) (H. Hinnant's civil_from_days).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + (m <= 2) as i64, m, d)
-}
-
 /// `"2026-11-23T10:11:12.123456789Z"`.
 fn rfc3339(out: &mut Vec<u8>, wall_ns: u64) {
     let secs = (wall_ns / 1_000_000_000) as i64;
     let nanos = wall_ns % 1_000_000_000;
-    let (y, mo, d) = civil(secs.div_euclid(86_400));
+    let (y, mo, d) = ritma_sinks::store::civil_from_days(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
     write!(
         out,
