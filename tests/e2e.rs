@@ -2,6 +2,8 @@
 
 mod util;
 
+mod index;
 mod keys;
 mod replay;
+mod replay_loss;
 mod synth;

@@ -316,7 +316,7 @@ fn cone_instances(store: &Path) -> Vec<ritma_schemas::records::ConeInstance> {
     use ritma_schemas::records::{AnyRecord, Block, Record};
     let mut out = Vec::new();
     for (rel, bytes) in tree(store) {
-        if rel.to_string_lossy().ends_with(".cbor.zst") {
+        if rel.to_string_lossy().contains("/blocks/") {
             let raw = zstd_decompress(&bytes);
             for leaf in Block::decode(&raw).unwrap().records {
                 if let AnyRecord::Cone(c) = AnyRecord::decode(&leaf).unwrap() {
@@ -396,4 +396,39 @@ fn every_labelled_attack_is_matched_by_its_cone_and_nothing_else_fires() {
             c.cone_id, c.first_seq, c.last_seq
         );
     }
+}
+
+#[test]
+fn a_progress_bar_is_drawn_on_a_terminal_and_nowhere_else() {
+    let d = Dir::new();
+    d.ritma(&["synth", "--events", "100000", "--out", "t.rtrace"])
+        .output()
+        .success();
+    for s in ["a", "b"] {
+        d.ritma(&["keys", "init", "--out", s, "--node", "synth-0"])
+            .output()
+            .success();
+    }
+    // Piped: no bar in the output.
+    let o = d
+        .ritma(&["replay", "t.rtrace", "--out", "a"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("replay ["), "{err}");
+    // On a pseudo-terminal (util-linux `script`): the bar, with bytes and events.
+    let cmd = format!("{} replay t.rtrace --out b", env!("CARGO_BIN_EXE_ritma"));
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(d.path())
+        .output()
+        .expect("util-linux `script` runs a command on a pseudo-terminal");
+    assert!(o.status.success());
+    let tty = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        tty.contains("replay [") && tty.contains(" events, "),
+        "{tty}"
+    );
+    d.ritma(&["verify", "b"]).output().success();
 }

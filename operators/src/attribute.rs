@@ -93,6 +93,14 @@ pub struct AttributeStats {
     pub evicted_capacity: u64,
 }
 
+/// What a cgroup path says about its processes.
+#[derive(Clone, Debug, Default)]
+struct CgroupNames {
+    container: Option<Id128>,
+    service: Option<Id128>,
+    dict: Vec<DictEntry>,
+}
+
 /// The actor table of one shard.
 pub struct ActorTable {
     ctx: RunContext,
@@ -100,7 +108,8 @@ pub struct ActorTable {
     actors: HashMap<Id128, ActorState>,
     /// (last window, actor) of every actor, for idle and capacity eviction in a fixed order.
     by_age: BTreeSet<(u64, Id128)>,
-    cgroups: HashMap<u64, (Option<Id128>, Option<Id128>)>,
+    /// cgroup id → (container, service) and the dictionary entries naming them.
+    cgroups: HashMap<u64, CgroupNames>,
     /// Actors active per open window.
     active: BTreeMap<u64, BTreeSet<Id128>>,
     pub stats: AttributeStats,
@@ -143,8 +152,26 @@ impl ActorTable {
             dict.push(e);
             id
         });
-        self.cgroups.insert(cgroup_id, (container, service));
+        // A path given again for an id (a reused cgroup inode) replaces the old one.
+        let names = CgroupNames {
+            container,
+            service,
+            dict: dict[1..].to_vec(),
+        };
+        self.cgroups.insert(cgroup_id, names);
         dict
+    }
+
+    /// The dictionary entries naming the containers and services `records` refer to,
+    /// once each: a window's records carry the names of the ids they use.
+    pub fn cgroup_dict(&self, records: &[ActorRecord]) -> Vec<DictEntry> {
+        let mut seen = std::collections::BTreeSet::new();
+        records
+            .iter()
+            .filter(|r| seen.insert(r.cgroup_id))
+            .filter_map(|r| self.cgroups.get(&r.cgroup_id))
+            .flat_map(|c| c.dict.iter().cloned())
+            .collect()
     }
 
     /// Attributes one event (events of one actor in seq order, windows in order);
@@ -156,8 +183,7 @@ impl ActorTable {
         let (container, service) = self
             .cgroups
             .get(&t.cgroup_id)
-            .copied()
-            .unwrap_or((None, None));
+            .map_or((None, None), |c| (c.container, c.service));
         let parent = (t.parent_start_ns != 0).then(|| self.ctx.actor_id(t.ppid, t.parent_start_ns));
         let state = match self.actors.get_mut(&actor) {
             Some(s) => {
@@ -392,6 +418,7 @@ mod tests {
             Some(DictEntry::id_of(DictKind::Service, b"cron.service"))
         );
         assert_eq!(t.stats.misses, 1);
+        assert_eq!(t.cgroup_dict(&recs), dict[1..].to_vec());
         // The next window still knows the executable.
         t.push(&open(4, 6, 42));
         assert_eq!(t.close(6)[0].exe, r.exe);

@@ -38,6 +38,10 @@ pub struct SealedWindow {
     pub log_root: Hash32,
     /// The signed checkpoint (signed-note text) of the node log at `log_size`.
     pub checkpoint: String,
+    /// The window's atoms, edges and cone instances in canonical order (for the index).
+    pub atoms: Vec<EventAtom>,
+    pub edges: Vec<Edge>,
+    pub cones: Vec<ConeInstance>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -198,6 +202,9 @@ impl NodeLog {
             log_size: self.frontier.size(),
             log_root,
             checkpoint,
+            atoms: c.atoms,
+            edges: c.edges,
+            cones: c.cones,
         })
     }
 }

@@ -180,15 +180,21 @@ fn replay_cmd(
     let s = replay::replay(cfg)?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "ritma: sealed {} events of {} node(s) in {} windows into {} in {secs:.1} s ({:.0} events/s); {} events lost to corrupt trace frames",
+        "ritma: sealed {} events of {} node(s) in {} windows into {} in {secs:.1} s ({:.0} events/s); {} events lost to corrupt trace frames; seal latency p50 {:.1} ms, p99 {:.1} ms",
         s.events,
         s.nodes.len(),
         s.windows,
         out.display(),
         s.events as f64 / secs.max(1e-9),
-        s.lost
+        s.lost,
+        ms(s.seal_latency(0.5)),
+        ms(s.seal_latency(0.99)),
     );
     Ok(())
+}
+
+fn ms(d: Option<std::time::Duration>) -> f64 {
+    d.map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 fn default_node() -> Result<String> {

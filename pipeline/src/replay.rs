@@ -22,15 +22,17 @@ use ritma_schemas::records::{
     ActorRecord, CaptureMode, ConeInstance, DictEntry, Edge, EventAtom, LossReason, RunMeta,
     StoreMeta,
 };
+use ritma_sinks::index::{write_edge_part, write_hour_index, HourIndexBuilder, IndexedWindow};
 use ritma_sinks::keys::Keystore;
-use ritma_sinks::store::{NodeStore, FORMAT_VERSION};
+use ritma_sinks::store::{NodeStore, WindowPaths, FORMAT_VERSION};
 use ritma_sources::raw::RawEvent;
 use ritma_sources::trace::{scan_runs, TraceError, TraceItem, TraceReader};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use timely::dataflow::channels::pact::Exchange as ExchangePact;
-use timely::dataflow::operators::vec::Map;
+use std::time::{Duration, Instant};
+use timely::dataflow::channels::pact::{Exchange as ExchangePact, Pipeline};
+use timely::dataflow::operators::vec::{Broadcast, Filter, Map};
 use timely::dataflow::operators::{Capability, Concat, Exchange as _, Operator, Probe};
 use timely::dataflow::{InputHandle, ProbeHandle};
 
@@ -59,6 +61,43 @@ pub struct ReplaySummary {
     pub windows: u64,
     pub lost: u64,
     pub nodes: Vec<String>,
+    /// Seal latency of every (node, window): from the moment the source closed the
+    /// window (the input moved past it) to its signed checkpoint being on disk.
+    pub seal_latencies: Vec<Duration>,
+}
+
+impl ReplaySummary {
+    /// The `q`-quantile (0..=1) of the seal latencies.
+    pub fn seal_latency(&self, q: f64) -> Option<Duration> {
+        let mut v = self.seal_latencies.clone();
+        v.sort_unstable();
+        let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+        v.get(i).copied()
+    }
+}
+
+/// When the source closed each window, for seal latency.
+#[derive(Default)]
+struct SealClock {
+    /// (input epoch after an advance, when): windows below the epoch closed then.
+    advances: Vec<(u64, Instant)>,
+    /// When the input ended: the close of every window still open then.
+    ended: Option<Instant>,
+    latencies: Vec<Duration>,
+}
+
+impl SealClock {
+    fn advanced_to(&mut self, epoch: u64) {
+        self.advances.push((epoch, Instant::now()));
+    }
+
+    fn sealed(&mut self, window: u64) {
+        let i = self.advances.partition_point(|(e, _)| *e <= window);
+        let closed = self.advances.get(i).map(|(_, t)| *t).or(self.ended);
+        if let Some(t) = closed {
+            self.latencies.push(t.elapsed());
+        }
+    }
 }
 
 /// A message from the source.
@@ -74,6 +113,13 @@ enum SourceMsg {
         window: u64,
         reason: LossReason,
         count: u64,
+    },
+    /// cgroup paths, for the events of the node from `first_seq` on.
+    Cgroups {
+        node: u32,
+        window: u64,
+        first_seq: u64,
+        entries: Vec<(u64, Vec<u8>)>,
     },
 }
 
@@ -91,13 +137,39 @@ enum CanonMsg {
         reason: LossReason,
         count: u64,
     },
+    Cgroups {
+        node: u32,
+        window: u64,
+        first_seq: u64,
+        entries: Vec<(u64, Vec<u8>)>,
+    },
 }
 
 impl CanonMsg {
     fn window(&self) -> u64 {
         match self {
             CanonMsg::Event { event, .. } => event.window,
-            CanonMsg::Lost { window, .. } => *window,
+            CanonMsg::Lost { window, .. } | CanonMsg::Cgroups { window, .. } => *window,
+        }
+    }
+
+    fn node(&self) -> u32 {
+        match self {
+            CanonMsg::Event { node, .. }
+            | CanonMsg::Lost { node, .. }
+            | CanonMsg::Cgroups { node, .. } => *node,
+        }
+    }
+
+    /// Attribution order within a window: a node's cgroup paths before the events
+    /// they name (by seq), losses last.
+    fn attribution_order(&self) -> (u32, u8, u64, u8) {
+        match self {
+            CanonMsg::Cgroups {
+                node, first_seq, ..
+            } => (*node, 0, *first_seq, 0),
+            CanonMsg::Event { node, event } => (*node, 0, event.atom.seq, 1),
+            CanonMsg::Lost { node, .. } => (*node, 1, 0, 0),
         }
     }
 }
@@ -130,7 +202,7 @@ fn route_source(m: &SourceMsg) -> u64 {
         SourceMsg::Event { node, raw, .. } => {
             mix(mix(*node as u64 ^ raw.task.start_ns) ^ raw.task.pid as u64)
         }
-        SourceMsg::Lost { node, .. } => mix(*node as u64),
+        SourceMsg::Lost { node, .. } | SourceMsg::Cgroups { node, .. } => mix(*node as u64),
     }
 }
 
@@ -139,7 +211,7 @@ fn route_actor(m: &CanonMsg) -> u64 {
         CanonMsg::Event { event, .. } => mix(u64::from_le_bytes(
             event.atom.actor[..8].try_into().expect("8 bytes"),
         )),
-        CanonMsg::Lost { node, .. } => mix(*node as u64),
+        CanonMsg::Lost { node, .. } | CanonMsg::Cgroups { node, .. } => mix(*node as u64),
     }
 }
 
@@ -155,9 +227,12 @@ impl Windowing {
     /// The window an event is sealed in: its own, or the oldest open one if its own closed.
     fn assign(&mut self, mono_ns: u64, floor: u64) -> u64 {
         let own = self.ctx.window_of(mono_ns);
-        let open = *self.oldest_open.get_or_insert(own.max(floor));
+        let wall = self.ctx.wall_ns(mono_ns);
+        // Before the first event nothing has closed: windows within the slack are open.
+        let first_open = wall.saturating_sub(self.slack_ns) / self.ctx.window_len_ns;
+        let open = *self.oldest_open.get_or_insert(first_open.max(floor));
         let window = own.max(open);
-        self.max_wall = self.max_wall.max(self.ctx.wall_ns(mono_ns));
+        self.max_wall = self.max_wall.max(wall);
         // Every window ending at least `slack` before the newest time seen is closed.
         let closed_below = self.max_wall.saturating_sub(self.slack_ns) / self.ctx.window_len_ns;
         self.oldest_open = Some(open.max(closed_below));
@@ -300,14 +375,21 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
     let traces = Arc::new(cfg.traces.clone());
     let (slack_ns, mode) = (cfg.slack_ns, cfg.mode);
     let window_counts: Arc<Mutex<(u64, u64)>> = Arc::new(Mutex::new((0, 0)));
+    let clock: Arc<Mutex<SealClock>> = Arc::default();
     let names = Arc::new(nodes.names.clone());
 
-    let (e2, wc2, names2) = (errors.clone(), window_counts.clone(), names.clone());
+    let (e2, wc2, names2, clock2) = (
+        errors.clone(),
+        window_counts.clone(),
+        names.clone(),
+        clock.clone(),
+    );
     let guards = timely::execute(timely::Config::process(cfg.workers.max(1)), move |worker| {
         let index = worker.index();
         let mut input: InputHandle<u64, _> = InputHandle::new();
         let probe = ProbeHandle::new();
-        let (ctxs, shared, errors, window_counts) = (ctxs.clone(), shared.clone(), e2.clone(), wc2.clone());
+        let (ctxs, shared, errors, window_counts, clock) = (ctxs.clone(), shared.clone(), e2.clone(), wc2.clone(), clock2.clone());
+        let clock_feed = clock.clone();
         let ctxs_canon = ctxs.clone();
         let ctxs_merkle = ctxs.clone();
         worker.dataflow::<u64, _, _>(|scope| {
@@ -320,14 +402,15 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                         CanonMsg::Event { node, event: canonicalize(&ctxs_canon[node as usize], window, raw, mode) }
                     }
                     SourceMsg::Lost { node, window, reason, count } => CanonMsg::Lost { node, window, reason, count },
+                    SourceMsg::Cgroups { node, window, first_seq, entries } => CanonMsg::Cgroups { node, window, first_seq, entries },
                 });
+            // Every attribute shard needs every cgroup path.
+            let cgroups = canon.clone().filter(|m| matches!(m, CanonMsg::Cgroups { .. })).broadcast();
 
             let ctxs_attr = ctxs.clone();
             let ctxs_cone = ctxs.clone();
             let cone_parts = canon.clone().unary_frontier::<timely::container::CapacityContainerBuilder<Vec<WindowPart>>, _, _, _>(
-                ExchangePact::new(|m: &CanonMsg| match m {
-                    CanonMsg::Event { node, .. } | CanonMsg::Lost { node, .. } => mix(*node as u64),
-                }),
+                ExchangePact::new(|m: &CanonMsg| mix(m.node() as u64)),
                 "cone-match",
                 move |_default_cap, _info| {
                     let mut stash: Stash<(u32, CanonicalEvent)> = BTreeMap::new();
@@ -367,29 +450,35 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                 },
             );
 
-            let parts = canon.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<WindowPart>>, _, _, _>(
+            let parts = canon.binary_frontier::<_, timely::container::CapacityContainerBuilder<Vec<WindowPart>>, _, _, _, _>(
+                cgroups,
                 ExchangePact::new(route_actor),
+                Pipeline,
                 "attribute+graph-edge",
                 move |_default_cap, _info| {
                     let mut stash: Stash<CanonMsg> = BTreeMap::new();
                     let mut tables: HashMap<u32, (ActorTable, EdgeTable)> = HashMap::new();
-                    move |(input, frontier), output| {
+                    move |(input, frontier), (cgroup_input, cgroup_frontier), output| {
                         input.for_each(|cap, data| {
+                            // cgroup paths come on the broadcast input.
+                            for m in data.drain(..).filter(|m| !matches!(m, CanonMsg::Cgroups { .. })) {
+                                let w = m.window();
+                                stash.entry(w).or_insert_with(|| (cap.delayed(&w, output.output_index()), Vec::new())).1.push(m);
+                            }
+                        });
+                        cgroup_input.for_each(|cap, data| {
                             for m in data.drain(..) {
                                 let w = m.window();
                                 stash.entry(w).or_insert_with(|| (cap.delayed(&w, output.output_index()), Vec::new())).1.push(m);
                             }
                         });
                         while let Some((&w, _)) = stash.first_key_value() {
-                            if frontier.less_equal(&w) {
+                            if frontier.less_equal(&w) || cgroup_frontier.less_equal(&w) {
                                 break;
                             }
                             let (cap, mut msgs) = stash.remove(&w).expect("first key");
                             // One actor's events in seq order, whatever the arrival order.
-                            msgs.sort_by_key(|m| match m {
-                                CanonMsg::Event { node, event } => (*node, 0, event.atom.seq),
-                                CanonMsg::Lost { node, .. } => (*node, 1, 0),
-                            });
+                            msgs.sort_by_key(CanonMsg::attribution_order);
                             let mut by_node: BTreeMap<u32, WindowPart> = BTreeMap::new();
                             for m in msgs {
                                 match m {
@@ -407,12 +496,22 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                                         let part = by_node.entry(node).or_insert_with(|| WindowPart { node, window: w, ..Default::default() });
                                         part.lost.push((reason, count));
                                     }
+                                    CanonMsg::Cgroups { node, entries, .. } => {
+                                        let (actors, _) = tables.entry(node).or_insert_with(|| {
+                                            (ActorTable::new(ctxs_attr[node as usize].clone(), ActorTableConfig::default()), EdgeTable::new())
+                                        });
+                                        for (id, path) in entries {
+                                            // The names are sealed with the actors that use them.
+                                            actors.add_cgroup(id, &path);
+                                        }
+                                    }
                                 }
                             }
                             let mut session = output.session(&cap);
                             for (node, mut part) in by_node {
                                 if let Some((actors, edges)) = tables.get_mut(&node) {
                                     part.actors = actors.close(w);
+                                    part.dict.extend(actors.cgroup_dict(&part.actors));
                                     part.edges = edges.close(w);
                                 }
                                 session.give(part);
@@ -429,7 +528,8 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                     "window-merkle",
                     move |_default_cap, _info| {
                         let mut stash: Stash<WindowPart> = BTreeMap::new();
-                        let mut logs: HashMap<u32, (NodeLog, HourSealer, NodeStore)> = HashMap::new();
+                        let mut sinks: BTreeMap<u32, NodeSink> = BTreeMap::new();
+                        let mut finished = false;
                         move |(input, frontier), output| {
                             input.for_each(|cap, data| {
                                 for p in data.drain(..) {
@@ -457,30 +557,50 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                                     if !errors.lock().expect("errors").is_empty() {
                                         return;
                                     }
-                                    let (log, hours, store) = logs.entry(node).or_insert_with(|| {
+                                    let sink = sinks.entry(node).or_insert_with(|| {
                                         let mut s = shared.lock().expect("shared");
                                         let signer = s.0[node as usize].clone();
                                         let store = s.1[node as usize].take().expect("one owner per node store");
                                         let ctx = &ctxs_merkle[node as usize];
-                                        (NodeLog::new(&ctx.node, ctx.window_len_ns, CONE_LIB_VERSION, signer), HourSealer::new(&ctx.node, ctx.window_len_ns), store)
+                                        NodeSink {
+                                            log: NodeLog::new(&ctx.node, ctx.window_len_ns, CONE_LIB_VERSION, signer),
+                                            hours: HourSealer::new(&ctx.node, ctx.window_len_ns),
+                                            store,
+                                            index: None,
+                                            mode,
+                                        }
                                     });
                                     contents.late_events = contents.atoms.iter().filter(|a| a.flags & ritma_schemas::records::atom_flags::LATE != 0).count() as u64;
                                     // Windows without events still get a record: the log has no gaps.
-                                    let first = log.next_window().unwrap_or(w);
+                                    let first = sink.log.next_window().unwrap_or(w);
                                     for gap in first..w {
-                                        if let Err(e) = seal_and_write(log, hours, store, gap, mode, WindowContents::default()) {
+                                        if let Err(e) = sink.seal(gap, WindowContents::default()) {
                                             errors.lock().expect("errors").push(e);
                                             return;
                                         }
+                                        clock.lock().expect("clock").sealed(gap);
                                     }
-                                    match seal_and_write(log, hours, store, w, mode, contents) {
+                                    match sink.seal(w, contents) {
                                         Ok(n) => {
+                                            clock.lock().expect("clock").sealed(w);
                                             let mut c = window_counts.lock().expect("counts");
                                             c.0 += w - first + 1;
                                             c.1 += n;
                                             session.give((node, w));
                                         }
                                         Err(e) => {
+                                            errors.lock().expect("errors").push(e);
+                                            return;
+                                        }
+                                    }
+                                }
+                            }
+                            // The input is over: the tail hour gets its index too.
+                            if frontier.is_empty() && !finished {
+                                finished = true;
+                                if errors.lock().expect("errors").is_empty() {
+                                    for sink in sinks.values_mut() {
+                                        if let Err(e) = sink.finish_hour() {
                                             errors.lock().expect("errors").push(e);
                                             return;
                                         }
@@ -498,7 +618,9 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
             worker.step_while(|| !probe.done());
             return Ok::<(u64, u64), String>((0, 0));
         }
-        let result = feed(&traces, &names2, &ctxs, slack_ns, &mut input, worker, &probe);
+        let plan = SourcePlan { traces: &traces, names: &names2, ctxs: &ctxs, slack_ns };
+        let result = feed(plan, &mut input, worker, &probe, &clock_feed);
+        clock_feed.lock().expect("clock").ended = Some(Instant::now());
         drop(input);
         worker.step_while(|| !probe.done());
         result
@@ -523,47 +645,118 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
         bail!("{e}");
     }
     summary.windows = window_counts.lock().expect("counts").0;
+    summary.seal_latencies = std::mem::take(&mut clock.lock().expect("clock").latencies);
     Ok(summary)
 }
 
-fn seal_and_write(
-    log: &mut NodeLog,
-    hours: &mut HourSealer,
-    store: &NodeStore,
-    window: u64,
+/// One node's sealing state on the worker that owns it: log, hour seals, store, index.
+struct NodeSink {
+    log: NodeLog,
+    hours: HourSealer,
+    store: NodeStore,
+    index: Option<HourIndexBuilder>,
     mode: CaptureMode,
-    contents: WindowContents,
-) -> Result<u64, String> {
-    let node = &store.meta().node;
-    let sealed = log
-        .seal(window, mode, contents)
-        .map_err(|e| format!("node {node}: {e}"))?;
-    let leaf = ritma_schemas::merkle::Blake3Tree::leaf(&sealed.record_bytes);
-    let hour_seal = hours
-        .push(window, leaf, log.frontier())
-        .map_err(|e| format!("node {node}: sealing the hour of window {window}: {e}"))?;
-    store
-        .write_window(
-            &sealed.record,
-            &sealed.record_bytes,
-            &sealed.leaves,
-            &sealed.checkpoint,
-            hour_seal.as_ref(),
-        )
-        .map_err(|e| format!("writing window {window} of node {node}: {e}"))?;
-    Ok(sealed.record.event_count)
+}
+
+impl NodeSink {
+    fn per_hour(&self) -> u64 {
+        3_600_000_000_000 / self.store.meta().window_len_ns
+    }
+
+    /// Seals `window`, writes it and its index share; returns its event count.
+    fn seal(&mut self, window: u64, contents: WindowContents) -> Result<u64, String> {
+        let node = self.store.meta().node.clone();
+        let len = self.store.meta().window_len_ns;
+        let sealed = self
+            .log
+            .seal(window, self.mode, contents)
+            .map_err(|e| format!("node {node}: {e}"))?;
+        let leaf = ritma_schemas::merkle::Blake3Tree::leaf(&sealed.record_bytes);
+        let hour_seal = self
+            .hours
+            .push(window, leaf, self.log.frontier())
+            .map_err(|e| format!("node {node}: sealing the hour of window {window}: {e}"))?;
+        self.store
+            .write_window(
+                &sealed.record,
+                &sealed.record_bytes,
+                &sealed.leaves,
+                &sealed.checkpoint,
+                hour_seal.as_ref(),
+            )
+            .map_err(|e| format!("writing window {window} of node {node}: {e}"))?;
+        let hour = window / self.per_hour();
+        let index = self
+            .index
+            .get_or_insert_with(|| HourIndexBuilder::new(&node, len, hour));
+        let r = &sealed.record;
+        let edges_at = (r.dict_count + r.actor_count + r.event_count) as usize;
+        let parts = index.push_window(IndexedWindow {
+            record: r,
+            atoms: &sealed.atoms,
+            edges: &sealed.edges,
+            edge_leaves: &sealed.leaves[edges_at..edges_at + sealed.edges.len()],
+            cones: &sealed.cones,
+        });
+        let paths = WindowPaths::new(window, len);
+        for part in &parts {
+            write_edge_part(self.store.root(), &paths, part).map_err(|e| {
+                format!("writing the graph edges of window {window} of node {node}: {e}")
+            })?;
+        }
+        if hour_seal.is_some() {
+            self.finish_hour()?;
+        }
+        Ok(r.event_count)
+    }
+
+    /// Writes the open hour's last edge part and index files (at the hour's end, or
+    /// at the end of the run for the tail hour).
+    fn finish_hour(&mut self) -> Result<(), String> {
+        let Some(index) = self.index.take() else {
+            return Ok(());
+        };
+        let meta = self.store.meta();
+        let paths = WindowPaths::new(index.hour() * self.per_hour(), meta.window_len_ns);
+        let hour = index.hour();
+        let (files, last) = index.finish();
+        let root = self.store.root();
+        let err = |e: ritma_sinks::store::StoreError| {
+            format!(
+                "writing the index of hour {hour} of node {}: {e}",
+                meta.node
+            )
+        };
+        if let Some(part) = last {
+            write_edge_part(root, &paths, &part).map_err(err)?;
+        }
+        write_hour_index(root, &paths, &files).map_err(err)
+    }
+}
+
+/// What worker 0 reads: the traces, their nodes' names and contexts, the slack.
+struct SourcePlan<'a> {
+    traces: &'a [PathBuf],
+    names: &'a [String],
+    ctxs: &'a [RunContext],
+    slack_ns: u64,
 }
 
 /// Worker 0: reads every trace and feeds the dataflow; returns (events, lost).
 fn feed(
-    traces: &[PathBuf],
-    names: &[String],
-    ctxs: &[RunContext],
-    slack_ns: u64,
+    plan: SourcePlan<'_>,
     input: &mut InputHandle<u64, timely::container::CapacityContainerBuilder<Vec<SourceMsg>>>,
     worker: &mut timely::worker::Worker,
     probe: &ProbeHandle<u64>,
+    clock: &Mutex<SealClock>,
 ) -> Result<(u64, u64), String> {
+    let SourcePlan {
+        traces,
+        names,
+        ctxs,
+        slack_ns,
+    } = plan;
+    let mut progress = Progress::new(traces);
     let mut windowing: Vec<Windowing> = ctxs
         .iter()
         .map(|c| Windowing {
@@ -574,9 +767,11 @@ fn feed(
         })
         .collect();
     let mut next_seq: Vec<Option<u64>> = vec![None; ctxs.len()];
+    let mut pending_cgroups: Vec<Vec<(u64, Vec<(u64, Vec<u8>)>)>> = vec![Vec::new(); ctxs.len()];
     let (mut events, mut lost) = (0u64, 0u64);
     let mut epoch = 0u64;
     for path in traces {
+        progress.next_file();
         let mut reader = TraceReader::open(path).map_err(|e| e.to_string())?;
         let mut runs: Vec<u32> = Vec::new();
         loop {
@@ -584,13 +779,17 @@ fn feed(
                 Ok(Some(item)) => item,
                 Ok(None) => break,
                 Err(TraceError::TornTail { pos, missing }) => {
-                    eprintln!("ritma: {pos}: the trace ends inside a frame ({missing} bytes missing); replaying up to it");
+                    progress.warn(&format!("{pos}: the trace ends inside a frame ({missing} bytes missing); replaying up to it"));
                     break;
                 }
-                Err(e @ (TraceError::Corrupt { .. } | TraceError::Event { .. })) => {
-                    eprintln!(
-                        "ritma: {e}; skipping to the next valid frame, the gap is sealed as loss"
-                    );
+                Err(
+                    e @ (TraceError::Corrupt { .. }
+                    | TraceError::Event { .. }
+                    | TraceError::Cgroup { .. }),
+                ) => {
+                    progress.warn(&format!(
+                        "{e}; skipping to the next valid frame, the gap is sealed as loss"
+                    ));
                     match reader.skip_corrupt().map_err(|e| e.to_string())? {
                         Some(_) => continue,
                         None => break,
@@ -601,28 +800,61 @@ fn feed(
             match item {
                 TraceItem::Run { meta, .. } => {
                     let node = names.iter().position(|n| *n == meta.node).expect("scanned") as u32;
+                    // A corrupt first batch shows as a gap from the run's first seq.
+                    next_seq[node as usize].get_or_insert(meta.first_seq);
                     runs.push(node);
+                }
+                TraceItem::Cgroups {
+                    run,
+                    first_seq,
+                    entries,
+                } => {
+                    let node = runs[run as usize];
+                    match windowing[node as usize].oldest_open {
+                        Some(open) => input.send(SourceMsg::Cgroups {
+                            node,
+                            window: open.max(epoch),
+                            first_seq,
+                            entries,
+                        }),
+                        None => pending_cgroups[node as usize].push((first_seq, entries)),
+                    }
                 }
                 TraceItem::Batch { run, events: batch } => {
                     let node = runs[run as usize];
                     let n = node as usize;
                     let floor = epoch;
-                    if let (Some(expected), Some(first)) = (next_seq[n], batch.first()) {
-                        if first.seq > expected {
-                            let window = windowing[n].oldest_open.unwrap_or(floor).max(floor);
-                            let count = first.seq - expected;
-                            lost += count;
-                            input.send(SourceMsg::Lost {
-                                node,
-                                window,
-                                reason: LossReason::TraceCorrupt,
-                                count,
-                            });
+                    let gap = match (next_seq[n], batch.first()) {
+                        (Some(expected), Some(first)) if first.seq > expected => {
+                            first.seq - expected
                         }
-                    }
+                        _ => 0,
+                    };
+                    // Loss and cgroup paths met before a node's first event wait for its window.
+                    let before = windowing[n].oldest_open.map(|w| w.max(floor));
                     next_seq[n] = batch.last().map(|e| e.seq + 1);
-                    for raw in batch {
+                    for (i, raw) in batch.into_iter().enumerate() {
                         let window = windowing[n].assign(raw.mono_ns, floor);
+                        if i == 0 {
+                            let at = before.unwrap_or(window);
+                            if gap > 0 {
+                                lost += gap;
+                                input.send(SourceMsg::Lost {
+                                    node,
+                                    window: at,
+                                    reason: LossReason::TraceCorrupt,
+                                    count: gap,
+                                });
+                            }
+                            for (first_seq, entries) in pending_cgroups[n].drain(..) {
+                                input.send(SourceMsg::Cgroups {
+                                    node,
+                                    window: at,
+                                    first_seq,
+                                    entries,
+                                });
+                            }
+                        }
                         events += 1;
                         input.send(SourceMsg::Event { node, window, raw });
                     }
@@ -633,9 +865,11 @@ fn feed(
                         .min()
                         .unwrap_or(epoch);
                     if open > epoch {
+                        clock.lock().expect("clock").advanced_to(open);
                         epoch = open;
                         input.advance_to(epoch);
                     }
+                    progress.update(reader.offset(), events);
                     worker.step();
                     while probe.less_than(&epoch.saturating_sub(MAX_LAG_WINDOWS)) {
                         worker.step();
@@ -644,7 +878,71 @@ fn feed(
             }
         }
     }
+    progress.finish();
     Ok((events, lost))
+}
+
+/// A progress bar over the traces' bytes, drawn only when stderr is a terminal.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    sizes: Vec<u64>,
+    /// Bytes of the traces before the current one.
+    done: u64,
+    file: usize,
+}
+
+impl Progress {
+    fn new(traces: &[PathBuf]) -> Self {
+        use std::io::IsTerminal;
+        let sizes: Vec<u64> = traces
+            .iter()
+            .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+            .collect();
+        let bar = if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(sizes.iter().sum());
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "replay [{bar:30}] {bytes}/{total_bytes} {msg} ({eta})",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        Progress {
+            bar,
+            sizes,
+            done: 0,
+            file: 0,
+        }
+    }
+
+    fn next_file(&mut self) {
+        if self.file > 0 {
+            self.done += self.sizes[self.file - 1];
+        }
+        self.file += 1;
+    }
+
+    fn update(&self, offset: u64, events: u64) {
+        self.bar.set_position(self.done + offset);
+        let secs = self.bar.elapsed().as_secs_f64().max(1e-3);
+        self.bar.set_message(format!(
+            "{events} events, {:.0}k/s",
+            events as f64 / secs / 1000.0
+        ));
+    }
+
+    /// A warning printed above the bar (plain on a non-terminal).
+    fn warn(&self, text: &str) {
+        self.bar.suspend(|| eprintln!("ritma: {text}"));
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 /// How long a window stays open after its end for events that arrive late.

@@ -8,6 +8,7 @@ pub mod cbor;
 pub mod cone_library;
 pub mod format_doc;
 pub mod hash;
+pub mod index;
 pub mod keys;
 pub mod merkle;
 pub mod note;

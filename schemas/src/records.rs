@@ -296,7 +296,7 @@ fn flags(d: &mut Decoder<'_>, field: &'static str, all: u64) -> Result<u64, Deco
     Ok(v)
 }
 
-fn node_name(d: &mut Decoder<'_>) -> Result<String, DecodeError> {
+pub(crate) fn node_name(d: &mut Decoder<'_>) -> Result<String, DecodeError> {
     let at = d.position();
     let s = d.text("node", MAX_NODE_NAME_LEN as u64)?;
     if !is_valid_node_name(s) {
@@ -311,7 +311,7 @@ pub fn window_len_divides_hour(window_len_ns: u64) -> bool {
     window_len_ns != 0 && 3_600_000_000_000 % window_len_ns == 0
 }
 
-fn invalid(d: &Decoder<'_>, field: &'static str, why: &'static str) -> DecodeError {
+pub(crate) fn invalid(d: &Decoder<'_>, field: &'static str, why: &'static str) -> DecodeError {
     d.error(field, DecodeErrorKind::Invalid(why))
 }
 
@@ -1237,6 +1237,10 @@ pub fn record_name(t: u64) -> Option<&'static str> {
         SignedRecord::TYPE => SignedRecord::NAME,
         Block::TYPE => Block::NAME,
         StoreMeta::TYPE => StoreMeta::NAME,
+        crate::index::TimeIndex::TYPE => crate::index::TimeIndex::NAME,
+        crate::index::ConeRefs::TYPE => crate::index::ConeRefs::NAME,
+        crate::index::EdgeRefs::TYPE => crate::index::EdgeRefs::NAME,
+        crate::index::EdgePart::TYPE => crate::index::EdgePart::NAME,
         _ => return None,
     })
 }

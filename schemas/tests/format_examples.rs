@@ -3,6 +3,7 @@
 //! Run with `RITMA_BLESS=1` to rewrite the blocks after a deliberate format change.
 
 use ritma_schemas::hash::Domain;
+use ritma_schemas::index::*;
 use ritma_schemas::keys::sign_key_event;
 use ritma_schemas::merkle::{consistency_proof, inclusion_proof, Blake3Tree, Frontier, TreeHash};
 use ritma_schemas::note::{Checkpoint, NoteSigner};
@@ -251,7 +252,83 @@ fn examples() -> BTreeMap<&'static str, String> {
         "signed-key-event",
         wrapped(&sign_key_event(&key_event, &signer).encode()),
     );
+
+    // An hour's index: two events in second 1 763 884 800 (window 0, leaves 3-4) and a
+    // late one of that second sealed in window 1 (leaf 2).
+    let time = TimeIndex {
+        node: "web-1".into(),
+        hour: 489_968,
+        bucket_ns: 1_000_000_000,
+        buckets: vec![TimeBucket {
+            bucket: 1_763_884_800,
+            events: 3,
+            spans: vec![
+                LeafSpan {
+                    window_index: 0,
+                    first_leaf: 3,
+                    last_leaf: 4,
+                },
+                LeafSpan {
+                    window_index: 1,
+                    first_leaf: 2,
+                    last_leaf: 2,
+                },
+            ],
+        }],
+    };
+    ex.insert("time-index", wrapped(&time.encode()));
+    let cone_refs = ConeRefs {
+        node: "web-1".into(),
+        hour: 489_968,
+        cones: vec![("exec_from_tmp".into(), vec![(0, 9), (7, 41)])],
+    };
+    ex.insert("cone-refs", wrapped(&cone_refs.encode()));
+    let edge_refs = EdgeRefs {
+        node: "web-1".into(),
+        hour: 489_968,
+        entities: vec![(seq16(0x10), vec![0, 7]), (seq16(0x20), vec![7])],
+    };
+    ex.insert("edge-refs", wrapped(&edge_refs.encode()));
+    let edge = Edge {
+        kind: EdgeKind::ProcToFile,
+        src: seq16(0x10),
+        dst: seq16(0x20),
+        flags: edge_flags::WRITE,
+        first_t_ns: 1000,
+        last_t_ns: 2000,
+        count: 2,
+    };
+    let part = EdgePart {
+        node: "web-1".into(),
+        hour: 489_968,
+        part: 0,
+        edges: vec![(7, edge.encode())],
+    };
+    ex.insert("edge-part", wrapped(&part.encode()));
     ex
+}
+
+/// The index examples decode strictly back to their values.
+#[test]
+fn index_example_encodings_decode() {
+    let ex = examples();
+    let bytes = |name: &str| hex::decode(ex[name].replace('\n', "")).unwrap();
+    assert_eq!(
+        TimeIndex::decode(&bytes("time-index")).unwrap().encode(),
+        bytes("time-index")
+    );
+    assert_eq!(
+        ConeRefs::decode(&bytes("cone-refs")).unwrap().encode(),
+        bytes("cone-refs")
+    );
+    assert_eq!(
+        EdgeRefs::decode(&bytes("edge-refs")).unwrap().encode(),
+        bytes("edge-refs")
+    );
+    assert_eq!(
+        EdgePart::decode(&bytes("edge-part")).unwrap().encode(),
+        bytes("edge-part")
+    );
 }
 
 #[test]

@@ -7,14 +7,16 @@
 //!
 //! Failures carry a stable code (FORMAT.md §9) and the exact file and window.
 
+use crate::index::{read_compressed, HourIndexBuilder, IndexedWindow};
 use crate::keys::Keystore;
 use crate::store::{read_block, WindowPaths};
+use ritma_schemas::index::{EdgePart, MAX_INDEX_LEN};
 use ritma_schemas::keys::KeyHistory;
 use ritma_schemas::merkle::{verify_consistency, Blake3Tree, Frontier, TreeHash};
 use ritma_schemas::note::NoteVerifier;
 use ritma_schemas::records::{
-    atom_flags, AnyRecord, HourSeal, LossReason, PrevHour, Record, StoreMeta, WindowRecord,
-    MAX_BLOCK_RECORDS,
+    atom_flags, AnyRecord, ConeInstance, Edge, EventAtom, HourSeal, LossReason, PrevHour, Record,
+    StoreMeta, WindowRecord, MAX_BLOCK_RECORDS,
 };
 use ritma_schemas::Hash32;
 use std::collections::BTreeMap;
@@ -139,19 +141,27 @@ fn parse_block(name: &str) -> Option<(u64, u32)> {
 
 /// Seqs seen so far, as a bitmap from the first window's first seq.
 struct SeqSet {
+    /// The seq of bit 0 of `bits` (a multiple of 64).
     base: Option<u64>,
     bits: Vec<u64>,
+    min: Option<u64>,
     max: Option<u64>,
     count: u64,
 }
 
 impl SeqSet {
-    /// False if `seq` was seen before or lies below the base.
+    /// False if `seq` was seen before.
     fn insert(&mut self, seq: u64) -> bool {
-        let base = *self.base.get_or_insert(seq);
-        let Some(i) = seq.checked_sub(base) else {
-            return false;
-        };
+        let base = *self.base.get_or_insert(seq & !63);
+        if seq < base {
+            // A late window may hold a lower seq than the first window: grow downwards.
+            let words = (base - seq).div_ceil(64);
+            self.bits
+                .splice(0..0, std::iter::repeat_n(0, words as usize));
+            self.base = Some(base - words * 64);
+            return self.insert(seq);
+        }
+        let i = seq - base;
         let (word, bit) = ((i / 64) as usize, i % 64);
         if word >= self.bits.len() {
             self.bits.resize(word + 1, 0);
@@ -161,14 +171,15 @@ impl SeqSet {
         }
         self.bits[word] |= 1 << bit;
         self.max = Some(self.max.map_or(seq, |m| m.max(seq)));
+        self.min = Some(self.min.map_or(seq, |m| m.min(seq)));
         self.count += 1;
         true
     }
 
     /// Seqs between the lowest and highest seen that never appeared.
     fn missing(&self) -> u64 {
-        match (self.base, self.max) {
-            (Some(b), Some(m)) => m - b + 1 - self.count,
+        match (self.min, self.max) {
+            (Some(lo), Some(hi)) => hi - lo + 1 - self.count,
             _ => 0,
         }
     }
@@ -260,6 +271,7 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
     let mut seqs = SeqSet {
         base: None,
         bits: Vec::new(),
+        min: None,
         max: None,
         count: 0,
     };
@@ -267,7 +279,22 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
     let per_hour = 3_600_000_000_000 / meta.window_len_ns;
     let mut hour_prev: Option<PrevHour> = None;
 
-    for hour in hour_dirs(root)? {
+    let hours = hour_dirs(root)?;
+    check_graph_dirs(root, &hours)?;
+    for hour in hours {
+        if let Some(n) = names(&root.join(&hour))?
+            .into_iter()
+            .find(|n| !["blocks", "index", "micro", "proofs"].contains(&n.as_str()))
+        {
+            return Err(fail(
+                "E_EXTRA",
+                &root.join(&hour).join(n),
+                None,
+                "unexpected entry in an hour directory",
+            ));
+        }
+        let mut hour_index: Option<HourIndexBuilder> = None;
+        let mut parts_checked = 0u32;
         let micro_dir = root.join(&hour).join("micro");
         let blocks_dir = root.join(&hour).join("blocks");
         let mut micro: BTreeMap<u64, (bool, bool)> = BTreeMap::new();
@@ -404,6 +431,12 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
             let mut last_key: Vec<u8> = Vec::new();
             let mut late = 0u64;
             let mut min_seq: Option<u64> = None;
+            let (mut atoms, mut edges, mut edge_leaves, mut cones): (
+                Vec<EventAtom>,
+                Vec<Edge>,
+                Vec<Vec<u8>>,
+                Vec<ConeInstance>,
+            ) = Default::default();
             for b in 0..block_count as u32 {
                 let path = blocks_dir.join(expected_path.block(b).file_name().expect("file name"));
                 let block = read_block(&path, record.window, b)
@@ -470,6 +503,15 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                     (section, last_key) = (s, key);
                     counts[s as usize] += 1;
                     tree.push_data::<Blake3Tree>(leaf);
+                    match rec {
+                        AnyRecord::Event(a) => atoms.push(a),
+                        AnyRecord::Edge(e) => {
+                            edges.push(e);
+                            edge_leaves.push(leaf.clone());
+                        }
+                        AnyRecord::Cone(c) => cones.push(c),
+                        _ => {}
+                    }
                 }
             }
             let want = [
@@ -501,6 +543,19 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                     "the blocks do not hash to the window's signed root",
                 ));
             }
+            let builder = hour_index.get_or_insert_with(|| {
+                HourIndexBuilder::new(&meta.node, meta.window_len_ns, record.window / per_hour)
+            });
+            for part in builder.push_window(IndexedWindow {
+                record: &record,
+                atoms: &atoms,
+                edges: &edges,
+                edge_leaves: &edge_leaves,
+                cones: &cones,
+            }) {
+                check_edge_part(root, &expected_path, &part, w)?;
+                parts_checked += 1;
+            }
             events += record.event_count;
             lost += record.lost_total();
             gap_covering_loss += record
@@ -510,6 +565,10 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                 .map(|(_, n)| n)
                 .sum::<u64>();
             hour_first.get_or_insert(record.window);
+        }
+        let complete = micro.keys().next_back() == Some(&(per_hour - 1));
+        if let Some(builder) = hour_index {
+            check_hour_index(root, &hour, builder, complete, parts_checked, prev_window)?;
         }
         let proofs_dir = root.join(&hour).join("proofs");
         let proof_files = names(&proofs_dir)?;
@@ -524,7 +583,6 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                 "unexpected file",
             ));
         }
-        let complete = micro.keys().next_back() == Some(&(per_hour - 1));
         if complete {
             let seal_path = proofs_dir.join("hour_root.cbor");
             let sig_path = proofs_dir.join("hour_root.sig");
@@ -629,4 +687,154 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
         log_size: log.size(),
         log_root: log.root::<Blake3Tree>(),
     })
+}
+
+/// An edge part on disk must decode to exactly the part rebuilt from the blocks.
+fn check_edge_part(
+    root: &Path,
+    paths: &WindowPaths,
+    part: &EdgePart,
+    window: Option<u64>,
+) -> Result<(), VerifyError> {
+    let path = root.join(paths.edge_part(part.part));
+    if !path.exists() {
+        return Err(fail("E_INDEX", &path, window, "graph edge part missing"));
+    }
+    let bytes = read_compressed(&path, EdgePart::MAX_LEN)
+        .map_err(|e| fail("E_INDEX", &path, window, e.to_string()))?;
+    if bytes != part.encode() {
+        let detail = match EdgePart::decode(&bytes) {
+            Err(e) => e.to_string(),
+            Ok(_) => "does not hold the edges of the sealed blocks".to_owned(),
+        };
+        return Err(fail("E_INDEX", &path, window, detail));
+    }
+    Ok(())
+}
+
+/// An hour's index files and edge parts must be exactly those rebuilt from its
+/// blocks. A sealed hour must have them; the tail hour of an interrupted run may
+/// lack its index (and then its last, partly filled edge part).
+fn check_hour_index(
+    root: &Path,
+    hour: &Path,
+    builder: HourIndexBuilder,
+    complete: bool,
+    mut parts: u32,
+    last_window: Option<u64>,
+) -> Result<(), VerifyError> {
+    let index_dir = root.join(hour).join("index");
+    let paths = WindowPaths {
+        hour_dir: hour.to_owned(),
+        index: 0,
+    };
+    let present = names(&index_dir)?;
+    let (files, last_part) = builder.finish();
+    if present.is_empty() && !complete {
+        return check_part_names(root, &paths, parts, last_window);
+    }
+    let mut want: Vec<String> = files
+        .files()
+        .iter()
+        .map(|(stem, _)| format!("{stem}.cbor.zst"))
+        .collect();
+    want.sort();
+    if present != want {
+        let detail = format!("holds {present:?}, a sealed hour needs {want:?}");
+        return Err(fail("E_INDEX", &index_dir, last_window, detail));
+    }
+    for (stem, expected) in files.files() {
+        let path = root.join(paths.index_file(stem));
+        let bytes = read_compressed(&path, MAX_INDEX_LEN)
+            .map_err(|e| fail("E_INDEX", &path, last_window, e.to_string()))?;
+        if bytes != expected {
+            return Err(fail(
+                "E_INDEX",
+                &path,
+                last_window,
+                "does not match the index rebuilt from the sealed blocks",
+            ));
+        }
+    }
+    if let Some(part) = last_part {
+        check_edge_part(root, &paths, &part, last_window)?;
+        parts += 1;
+    }
+    check_part_names(root, &paths, parts, last_window)
+}
+
+/// The hour's edge directory holds exactly parts 0..`parts`.
+fn check_part_names(
+    root: &Path,
+    paths: &WindowPaths,
+    parts: u32,
+    window: Option<u64>,
+) -> Result<(), VerifyError> {
+    let dir = root.join(paths.edges_dir());
+    let want: Vec<String> = (0..parts)
+        .map(|p| {
+            paths
+                .edge_part(p)
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    if let Some(n) = names(&dir)?.into_iter().find(|n| !want.contains(n)) {
+        return Err(fail(
+            "E_EXTRA",
+            &dir.join(n),
+            window,
+            "an edge part the sealed blocks do not produce",
+        ));
+    }
+    Ok(())
+}
+
+/// `graph/edges/` holds only hours that have windows.
+fn check_graph_dirs(root: &Path, hours: &[PathBuf]) -> Result<(), VerifyError> {
+    let base = root.join("graph/edges");
+    let mut dirs = vec![PathBuf::new()];
+    for _ in 0..4 {
+        let mut next = Vec::new();
+        for d in &dirs {
+            for n in names(&base.join(d))? {
+                next.push(d.join(n));
+            }
+        }
+        dirs = next;
+    }
+    for d in dirs {
+        if !hours.contains(&Path::new("windows").join(&d)) {
+            return Err(fail(
+                "E_EXTRA",
+                &base.join(d),
+                None,
+                "graph edges of an hour without windows",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeqSet;
+
+    #[test]
+    fn seq_set_takes_seqs_below_its_first_and_counts_gaps() {
+        let mut s = SeqSet {
+            base: None,
+            bits: Vec::new(),
+            min: None,
+            max: None,
+            count: 0,
+        };
+        for seq in [130, 131, 5, 200, 4] {
+            assert!(s.insert(seq), "{seq}");
+        }
+        assert!(!s.insert(5) && !s.insert(131) && !s.insert(4));
+        assert_eq!(s.missing(), 200 - 4 + 1 - 5);
+    }
 }

@@ -1,11 +1,12 @@
 //! A deterministic synthetic workload: the raw events of a few busy Linux hosts —
 //! systemd services, an nginx, cron, a container, an interactive shell — with
 //! process trees (fork/exec/exit with pid reuse), hot and cold file paths, network
-//! flows, and labelled attack sequences embedded among them. The same
+//! flows, and labelled attack sequences embedded among them. Each cgroup's path is
+//! written to the trace before the first batch whose events carry its id. The same
 //! (events, seed, hosts) always gives the same trace, byte for byte.
 
 use crate::raw::{IdCall, RawBody, RawEvent, SockAddr, Task};
-use crate::trace::{TraceError, TraceWriter};
+use crate::trace::{CgroupEntry, TraceError, TraceWriter};
 use ritma_schemas::records::RunMeta;
 
 /// Wall clock of the synthetic runs' start: 2026-11-01T00:00:00Z.
@@ -177,6 +178,49 @@ const CG_CRON: u64 = 1004;
 const CG_SESSION: u64 = 1005;
 const CG_CONTAINER: u64 = 1006;
 
+/// The path of every synthetic cgroup of host `index`, ascending by id. The
+/// container runs under docker on even hosts and under Kubernetes (containerd) on odd ones.
+fn cgroup_paths(index: u32, seed: u64) -> Vec<CgroupEntry> {
+    let digest = |what: &str| {
+        let h = blake3::hash(format!("synth seed={seed} host={index} {what}").as_bytes());
+        h.as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let container = digest("container");
+    let container_path = if index.is_multiple_of(2) {
+        format!("/system.slice/docker-{container}.scope")
+    } else {
+        let p = digest("pod");
+        let pod = format!(
+            "{}_{}_{}_{}_{}",
+            &p[..8],
+            &p[8..12],
+            &p[12..16],
+            &p[16..20],
+            &p[20..32]
+        );
+        format!(
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{pod}.slice/cri-containerd-{container}.scope"
+        )
+    };
+    [
+        (CG_INIT, "/init.scope".to_owned()),
+        (CG_SSH, "/system.slice/ssh.service".to_owned()),
+        (CG_NGINX, "/system.slice/nginx.service".to_owned()),
+        (CG_CRON, "/system.slice/cron.service".to_owned()),
+        (
+            CG_SESSION,
+            "/user.slice/user-1000.slice/session-3.scope".to_owned(),
+        ),
+        (CG_CONTAINER, container_path),
+    ]
+    .into_iter()
+    .map(|(id, path)| (id, path.into_bytes()))
+    .collect()
+}
+
 const HOST_NS: (u64, u64, u64) = (4026531841, 4026531836, 4026531840);
 const CONTAINER_NS: (u64, u64, u64) = (4026532201, 4026532204, 4026532207);
 
@@ -210,6 +254,8 @@ struct Host {
     attack_round: usize,
     rng: Rng,
     out: Vec<RawEvent>,
+    /// Cgroups whose path is not in the trace yet, ascending by id.
+    unannounced_cgroups: Vec<CgroupEntry>,
     mean_gap_ns: u64,
     window_len_ns: u64,
 }
@@ -289,6 +335,7 @@ impl Host {
             attack_round: index as usize,
             rng,
             out: Vec::new(),
+            unannounced_cgroups: cgroup_paths(index, seed),
             mean_gap_ns: (1_000_000_000 / cfg.rate.max(1)).max(1),
             window_len_ns: cfg.window_len_ns,
         }
@@ -731,6 +778,22 @@ impl Host {
         });
     }
 
+    /// Writes the paths of the cgroups that the pending batch (`out`) is the first to use.
+    fn announce_cgroups(&mut self, writer: &mut TraceWriter) -> Result<(), TraceError> {
+        if self.unannounced_cgroups.is_empty() {
+            return Ok(());
+        }
+        let out = &self.out;
+        let (used, unused): (Vec<_>, Vec<_>) = std::mem::take(&mut self.unannounced_cgroups)
+            .into_iter()
+            .partition(|(id, _)| out.iter().any(|e| e.task.cgroup_id == *id));
+        self.unannounced_cgroups = unused;
+        if used.is_empty() {
+            return Ok(());
+        }
+        writer.append_cgroups(self.run, &used)
+    }
+
     /// Produces at least one event.
     fn step(&mut self, labels: &mut Vec<Label>) {
         if self.until_attack == 0 {
@@ -768,6 +831,7 @@ pub fn generate(cfg: &SynthConfig, writer: &mut TraceWriter) -> Result<Vec<Label
             }
             // An attack sequence may overshoot the batch: the rest opens the next one.
             let rest = h.out.split_off(want);
+            h.announce_cgroups(writer)?;
             writer.append_batch(h.run, &h.out)?;
             written += want as u64;
             h.out = rest;
@@ -822,6 +886,74 @@ mod tests {
     }
 
     #[test]
+    fn every_cgroup_is_named_in_the_frame_before_its_first_event() {
+        use std::collections::BTreeMap;
+        let d = tempfile::tempdir().unwrap();
+        for batch in [1, 1000] {
+            let p = d.path().join(format!("b{batch}"));
+            let mut w = TraceWriter::create(&p).unwrap();
+            let cfg = SynthConfig {
+                batch,
+                ..SynthConfig::new(5_000, 3, 2)
+            };
+            generate(&cfg, &mut w).unwrap();
+            let mut r = TraceReader::open(&p).unwrap();
+            let mut paths: Vec<BTreeMap<u64, Vec<u8>>> = Vec::new();
+            // Ids named by a cgroups frame and not yet seen in the run's next batch.
+            let mut just_named: Vec<Vec<u64>> = Vec::new();
+            let (mut events, mut frames) = (0, 0);
+            while let Some(item) = r.next_item().unwrap() {
+                match item {
+                    TraceItem::Run { .. } => {
+                        paths.push(BTreeMap::new());
+                        just_named.push(Vec::new());
+                    }
+                    TraceItem::Cgroups { run, entries, .. } => {
+                        frames += 1;
+                        for (id, path) in entries {
+                            assert!(paths[run as usize].insert(id, path).is_none());
+                            just_named[run as usize].push(id);
+                        }
+                    }
+                    TraceItem::Batch { run, events: e } => {
+                        let run = run as usize;
+                        for ev in &e {
+                            let id = ev.task.cgroup_id;
+                            assert!(paths[run].contains_key(&id), "cgroup {id} used unnamed");
+                        }
+                        for id in just_named[run].drain(..) {
+                            assert!(e.iter().any(|ev| ev.task.cgroup_id == id), "{id} early");
+                        }
+                        events += e.len();
+                    }
+                }
+            }
+            assert_eq!(events, 5_000);
+            // Named lazily: one-event batches need more than one frame per host.
+            assert!(frames > 2 || batch > 1, "{frames} frames for batch {batch}");
+            for (run, p) in paths.iter().enumerate() {
+                assert_eq!(
+                    p.keys().copied().collect::<Vec<_>>(),
+                    (1001..=1006).collect::<Vec<_>>()
+                );
+                assert_eq!(p[&CG_NGINX], b"/system.slice/nginx.service");
+                let container = String::from_utf8(p[&CG_CONTAINER].clone()).unwrap();
+                let (prefix, id) = container
+                    .strip_suffix(".scope")
+                    .and_then(|c| c.rsplit_once('-'))
+                    .unwrap();
+                assert!(id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+                let expected_prefix = if run == 0 {
+                    "/system.slice/docker"
+                } else {
+                    "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
+                };
+                assert!(prefix.starts_with(expected_prefix), "{container}");
+            }
+        }
+    }
+
+    #[test]
     fn trace_reads_back_with_every_attack_labelled_and_pids_reused() {
         let d = tempfile::tempdir().unwrap();
         let (_, labels) = synth(d.path(), "t", 400_000, 1, 2);
@@ -837,6 +969,7 @@ mod tests {
                 TraceItem::Batch { run, events: e } => {
                     events.extend(e.into_iter().map(|e| (run, e)))
                 }
+                TraceItem::Cgroups { .. } => {}
             }
         }
         assert_eq!(runs, 2);

@@ -3,12 +3,13 @@
 //! A file is an 8-byte magic followed by frames. A frame is a 44-byte header and a
 //! zstd-compressed payload; the header carries the payload's lengths, the first
 //! `seq`, the event count and a BLAKE3 checksum over header and payload. Run frames
-//! hold a `RunMeta`; batch frames hold consecutive raw events of one run. The writer
+//! hold a `RunMeta`; batch frames hold consecutive raw events of one run; cgroups
+//! frames name the cgroup paths of ids the run's later events carry. The writer
 //! fsyncs once per frame; the reader is strict and reports a torn tail or a corrupt
 //! frame with file, offset and frame number, and can skip past a corrupt frame.
 
 use crate::raw::RawEvent;
-use ritma_schemas::cbor::{DecodeError, Decoder};
+use ritma_schemas::cbor::{DecodeError, DecodeErrorKind, Decoder, Encoder};
 use ritma_schemas::records::{Record, RunMeta};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -23,11 +24,19 @@ pub const FRAME_HEADER_LEN: usize = 44;
 pub const MAX_PAYLOAD_LEN: u32 = 64 << 20;
 /// Most events in one batch frame.
 pub const MAX_BATCH_EVENTS: u32 = 1 << 20;
+/// Most entries in one cgroups frame.
+pub const MAX_CGROUP_ENTRIES: u32 = 1 << 16;
+/// Longest cgroup path of a cgroups frame entry.
+pub const MAX_CGROUP_PATH_LEN: usize = 4096;
 /// zstd level of the WAL: cheap to write, it is read once per replay.
 const ZSTD_LEVEL: i32 = 1;
 
+/// One entry of a cgroups frame: (cgroup id, cgroup path).
+pub type CgroupEntry = (u64, Vec<u8>);
+
 const KIND_RUN: u8 = 1;
 const KIND_BATCH: u8 = 2;
+const KIND_CGROUPS: u8 = 3;
 
 /// Where in a trace something went wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +78,12 @@ pub enum TraceError {
         index: u32,
         source: DecodeError,
     },
+    #[error("{pos}: cgroup entry {index} of the frame: {source}")]
+    Cgroup {
+        pos: TracePos,
+        index: u32,
+        source: DecodeError,
+    },
     #[error("{pos}: run metadata: {source}")]
     Run { pos: TracePos, source: DecodeError },
     #[error("{path}: {reason}")]
@@ -82,6 +97,13 @@ pub enum TraceItem {
     Run { run: u16, meta: RunMeta },
     /// Consecutive events of one run, `seq` = first_seq, first_seq + 1, ….
     Batch { run: u16, events: Vec<RawEvent> },
+    /// Paths of cgroup ids, for the events of `run` from `first_seq` on (the run's
+    /// next seq when written): (cgroup id, path), ids strictly ascending.
+    Cgroups {
+        run: u16,
+        first_seq: u64,
+        entries: Vec<CgroupEntry>,
+    },
 }
 
 struct FrameHeader {
@@ -280,18 +302,7 @@ impl TraceReader {
                 Ok(TraceItem::Run { run: h.run, meta })
             }
             KIND_BATCH => {
-                let Some(&expected) = self.next_seq.get(h.run as usize) else {
-                    return Err(self.corrupt(format!(
-                        "batch of run {} before that run's run frame",
-                        h.run
-                    )));
-                };
-                if h.first_seq != expected {
-                    return Err(self.corrupt(format!(
-                        "batch starts at seq {}, run {} continues at {expected}",
-                        h.first_seq, h.run
-                    )));
-                }
+                self.check_continues_run(h, "batch")?;
                 if h.count == 0 || h.count > MAX_BATCH_EVENTS {
                     return Err(self.corrupt(format!("batch of {} events", h.count)));
                 }
@@ -320,8 +331,43 @@ impl TraceReader {
                 self.next_seq[h.run as usize] = h.first_seq + h.count as u64;
                 Ok(TraceItem::Batch { run: h.run, events })
             }
+            KIND_CGROUPS => {
+                self.check_continues_run(h, "cgroups frame")?;
+                if h.count == 0 || h.count > MAX_CGROUP_ENTRIES {
+                    return Err(self.corrupt(format!("cgroups frame of {} entries", h.count)));
+                }
+                let entries = decode_cgroup_entries(&raw, h.count).map_err(|(index, source)| {
+                    TraceError::Cgroup {
+                        pos: self.pos(),
+                        index,
+                        source,
+                    }
+                })?;
+                Ok(TraceItem::Cgroups {
+                    run: h.run,
+                    first_seq: h.first_seq,
+                    entries,
+                })
+            }
             k => Err(self.corrupt(format!("unknown frame kind {k}"))),
         }
+    }
+
+    /// A batch or cgroups frame must name a known run and start at its next seq.
+    fn check_continues_run(&self, h: &FrameHeader, what: &str) -> Result<(), TraceError> {
+        let Some(&expected) = self.next_seq.get(h.run as usize) else {
+            return Err(self.corrupt(format!(
+                "{what} of run {} before that run's run frame",
+                h.run
+            )));
+        };
+        if h.first_seq != expected {
+            return Err(self.corrupt(format!(
+                "{what} starts at seq {}, run {} continues at {expected}",
+                h.first_seq, h.run
+            )));
+        }
+        Ok(())
     }
 
     /// After a corrupt frame: moves to the next frame whose checksum is valid and
@@ -354,8 +400,8 @@ impl TraceReader {
                     })?;
                 self.offset = new_offset;
                 self.frame += 1;
-                // Let the next batch of its run start wherever the skipped data ended.
-                if h.kind == KIND_BATCH {
+                // Let the next frame of its run start wherever the skipped data ended.
+                if h.kind == KIND_BATCH || h.kind == KIND_CGROUPS {
                     if let Some(n) = self.next_seq.get_mut(h.run as usize) {
                         if h.first_seq > *n {
                             *n = h.first_seq;
@@ -394,9 +440,8 @@ pub fn scan_runs(path: &Path) -> Result<Vec<RunMeta>, TraceError> {
             if checksum(&head, &payload) != h.checksum {
                 return Err(r.corrupt("checksum mismatch"));
             }
-            match r.decode_frame(&h, &payload)? {
-                TraceItem::Run { meta, .. } => runs.push(meta),
-                TraceItem::Batch { .. } => unreachable!("kind checked above"),
+            if let TraceItem::Run { meta, .. } = r.decode_frame(&h, &payload)? {
+                runs.push(meta);
             }
         } else {
             r.file
@@ -418,6 +463,46 @@ fn valid_frame_at(b: &[u8]) -> Option<FrameHeader> {
     let h = FrameHeader::parse(hb).ok()?;
     let payload = b.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + h.comp_len as usize)?;
     (checksum(&h.encode_without_checksum(), payload) == h.checksum).then_some(h)
+}
+
+/// Why `path` cannot be a cgroups frame entry's path, if it cannot.
+fn cgroup_path_fault(path: &[u8]) -> Option<&'static str> {
+    match path.first() {
+        None => Some("cgroup path is empty"),
+        _ if path.len() > MAX_CGROUP_PATH_LEN => Some("cgroup path is longer than 4096 bytes"),
+        Some(b'/') => None,
+        Some(_) => Some("cgroup path does not start with '/'"),
+    }
+}
+
+/// Decodes `count` entries `[cgroup_id, path]` filling `raw`; an error names the entry
+/// (`count` for bytes after the last one).
+fn decode_cgroup_entries(raw: &[u8], count: u32) -> Result<Vec<CgroupEntry>, (u32, DecodeError)> {
+    let mut d = Decoder::new(raw, "CgroupEntry");
+    // An entry takes at least 4 bytes: a hostile count cannot reserve more than the payload.
+    let mut entries: Vec<CgroupEntry> = Vec::with_capacity((count as usize).min(raw.len() / 4));
+    for index in 0..count {
+        let prev = entries.last().map(|e| e.0);
+        let entry = decode_cgroup_entry(&mut d, prev).map_err(|e| (index, e))?;
+        entries.push(entry);
+    }
+    d.finish().map_err(|e| (count, e))?;
+    Ok(entries)
+}
+
+fn decode_cgroup_entry(d: &mut Decoder<'_>, prev: Option<u64>) -> Result<CgroupEntry, DecodeError> {
+    d.array_exact("(entry)", 2)?;
+    let at = d.position();
+    let id = d.uint("cgroup_id")?;
+    if prev.is_some_and(|p| id <= p) {
+        return Err(d.error_at("cgroup_id", at, DecodeErrorKind::NotAscending));
+    }
+    let at = d.position();
+    let path = d.bytes("path", MAX_CGROUP_PATH_LEN as u64)?;
+    if let Some(why) = cgroup_path_fault(path) {
+        return Err(d.error_at("path", at, DecodeErrorKind::Invalid(why)));
+    }
+    Ok((id, path.to_vec()))
 }
 
 /// Reads until `buf` is full or the file ends; returns the bytes read.
@@ -493,7 +578,7 @@ impl TraceWriter {
         loop {
             match reader.next_item() {
                 Ok(Some(TraceItem::Run { meta, .. })) => runs.push(meta),
-                Ok(Some(TraceItem::Batch { .. })) => {}
+                Ok(Some(TraceItem::Batch { .. } | TraceItem::Cgroups { .. })) => {}
                 Ok(None) => break,
                 Err(TraceError::TornTail { .. }) => {
                     let len = std::fs::metadata(path)
@@ -584,6 +669,42 @@ impl TraceWriter {
         result?;
         self.next_seq[run as usize] = first + events.len() as u64;
         Ok(())
+    }
+
+    /// Records the paths of cgroup ids for the events of `run` from its next seq on, and
+    /// fsyncs. `entries` are (cgroup id, path): 1 to 65536, ids strictly ascending, each
+    /// path 1 to 4096 bytes starting with `/`.
+    pub fn append_cgroups(&mut self, run: u16, entries: &[CgroupEntry]) -> Result<(), TraceError> {
+        let Some(&first) = self.next_seq.get(run as usize) else {
+            return Err(self.misuse(format!("run {run} was never added")));
+        };
+        if entries.is_empty() || entries.len() > MAX_CGROUP_ENTRIES as usize {
+            return Err(self.misuse(format!(
+                "a cgroups frame holds 1 to {MAX_CGROUP_ENTRIES} entries, not {}",
+                entries.len()
+            )));
+        }
+        for (i, (id, path)) in entries.iter().enumerate() {
+            if i > 0 && *id <= entries[i - 1].0 {
+                return Err(self.misuse(format!(
+                    "cgroup entry {i}: id {id} does not ascend past {}",
+                    entries[i - 1].0
+                )));
+            }
+            if let Some(why) = cgroup_path_fault(path) {
+                return Err(self.misuse(format!("cgroup entry {i} (id {id}): {why}")));
+            }
+        }
+        let mut raw = std::mem::take(&mut self.raw);
+        raw.clear();
+        let mut e = Encoder::with_buffer(raw);
+        for (id, path) in entries {
+            e.array(2).uint(*id).bytes(path);
+        }
+        let raw = e.into_bytes();
+        let result = self.write_frame(KIND_CGROUPS, run, first, entries.len() as u32, &raw);
+        self.raw = raw;
+        result
     }
 
     fn misuse(&self, reason: impl Into<String>) -> TraceError {

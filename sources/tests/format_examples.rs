@@ -68,6 +68,15 @@ fn format_md_examples_match_the_code() {
         })
         .unwrap();
     let after_run = std::fs::metadata(&p).unwrap().len() as usize;
+    let cgroups = [
+        (
+            4242,
+            b"/user.slice/user-1000.slice/session-3.scope".to_vec(),
+        ),
+        (4300, b"/system.slice/cron.service".to_vec()),
+    ];
+    w.append_cgroups(run, &cgroups).unwrap();
+    let after_cgroups = std::fs::metadata(&p).unwrap().len() as usize;
     w.append_batch(run, &[open_event()]).unwrap();
     let bytes = std::fs::read(&p).unwrap();
     assert_eq!(bytes[..8], FILE_MAGIC);
@@ -76,7 +85,19 @@ fn format_md_examples_match_the_code() {
         format!(
             "run frame header   {}\nbatch frame header {}",
             hex(&bytes[8..8 + FRAME_HEADER_LEN]),
-            hex(&bytes[after_run..after_run + FRAME_HEADER_LEN])
+            hex(&bytes[after_cgroups..after_cgroups + FRAME_HEADER_LEN])
+        ),
+    );
+    // The payload as the writer stored it, decompressed.
+    let payload =
+        zstd::bulk::decompress(&bytes[after_run + FRAME_HEADER_LEN..after_cgroups], 1 << 16)
+            .unwrap();
+    ex.insert(
+        "trace-cgroups".to_owned(),
+        format!(
+            "header  {}\npayload {}",
+            hex(&bytes[after_run..after_run + FRAME_HEADER_LEN]),
+            wrapped(&payload).replace('\n', "\n        ")
         ),
     );
     let doc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/FORMAT.md");

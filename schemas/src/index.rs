@@ -1,0 +1,351 @@
+//! The per-hour index files and graph edge parts of a store (FORMAT.md §8.3–8.4).
+//!
+//! They are derived data: everything in them follows from the hour's sealed blocks,
+//! and `ritma verify` rebuilds them and compares byte for byte. They exist so a
+//! query can find the windows and leaves it needs without reading every block.
+
+use crate::cbor::{DecodeError, DecodeErrorKind, Decoder, Encoder};
+use crate::records::{invalid, node_name, Edge, Record, MAX_CONE_NAME_LEN, MAX_EVENT_RECORD_LEN};
+use crate::Id128;
+
+/// Largest encoded index file (before compression).
+pub const MAX_INDEX_LEN: usize = 256 << 20;
+/// Edges per graph edge part: parts cut the hour's edges into runs of this many.
+pub const EDGES_PER_PART: usize = 10_000;
+/// The bucket lengths of `t_1s`, `t_10s` and `t_60s`, with their file stems.
+pub const TIME_BUCKETS: [(&str, u64); 3] = [
+    ("t_1s", 1_000_000_000),
+    ("t_10s", 10_000_000_000),
+    ("t_60s", 60_000_000_000),
+];
+
+const MAX_ENTRIES: u64 = 1 << 24;
+
+/// Leaves `first_leaf..=last_leaf` of window `window_index` of the hour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeafSpan {
+    pub window_index: u64,
+    pub first_leaf: u64,
+    pub last_leaf: u64,
+}
+
+/// The events of one time bucket: how many, and the leaf spans that hold them.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TimeBucket {
+    /// floor(event wall time ns / bucket_ns): absolute, so a late event sealed in
+    /// this hour may name a bucket of the hour before.
+    pub bucket: u64,
+    pub events: u64,
+    /// Strictly ascending by window index; each span covers every event of the
+    /// bucket in that window (and possibly others between them).
+    pub spans: Vec<LeafSpan>,
+}
+
+/// `index/t_1s|t_10s|t_60s.cbor.zst`: where the events of each time bucket are.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TimeIndex {
+    pub node: String,
+    pub hour: u64,
+    pub bucket_ns: u64,
+    /// Strictly ascending by bucket.
+    pub buckets: Vec<TimeBucket>,
+}
+
+impl Record for TimeIndex {
+    const TYPE: u64 = 14;
+    const VERSION: u64 = 1;
+    const NAME: &'static str = "TimeIndex";
+    const FIELDS: u64 = 6;
+    const MAX_LEN: usize = MAX_INDEX_LEN;
+
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.text(&self.node)
+            .uint(self.hour)
+            .uint(self.bucket_ns)
+            .array(self.buckets.len() as u64);
+        for b in &self.buckets {
+            e.array(3)
+                .uint(b.bucket)
+                .uint(b.events)
+                .array(b.spans.len() as u64);
+            for s in &b.spans {
+                e.array(3)
+                    .uint(s.window_index)
+                    .uint(s.first_leaf)
+                    .uint(s.last_leaf);
+            }
+        }
+    }
+
+    fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let node = node_name(d)?;
+        let hour = d.uint("hour")?;
+        let bucket_ns = d.uint("bucket_ns")?;
+        if !TIME_BUCKETS.iter().any(|(_, len)| *len == bucket_ns) {
+            return Err(invalid(
+                d,
+                "bucket_ns",
+                "bucket length is not 1 s, 10 s or 60 s",
+            ));
+        }
+        let n = d.array("buckets", MAX_ENTRIES)?;
+        let mut buckets: Vec<TimeBucket> = Vec::with_capacity(n.min(4096) as usize);
+        for _ in 0..n {
+            d.array_exact("buckets", 3)?;
+            let bucket = d.uint("buckets.bucket")?;
+            if buckets.last().is_some_and(|p| p.bucket >= bucket) {
+                return Err(d.error("buckets.bucket", DecodeErrorKind::NotAscending));
+            }
+            let events = d.uint("buckets.events")?;
+            if events == 0 {
+                return Err(invalid(
+                    d,
+                    "buckets.events",
+                    "a bucket holds at least one event",
+                ));
+            }
+            let m = d.array("buckets.spans", MAX_ENTRIES)?;
+            if m == 0 {
+                return Err(invalid(
+                    d,
+                    "buckets.spans",
+                    "a bucket has at least one span",
+                ));
+            }
+            let mut spans: Vec<LeafSpan> = Vec::with_capacity(m.min(64) as usize);
+            for _ in 0..m {
+                d.array_exact("buckets.spans", 3)?;
+                let window_index = d.uint("spans.window_index")?;
+                if spans.last().is_some_and(|p| p.window_index >= window_index) {
+                    return Err(d.error("spans.window_index", DecodeErrorKind::NotAscending));
+                }
+                let first_leaf = d.uint("spans.first_leaf")?;
+                let last_leaf = d.uint("spans.last_leaf")?;
+                if last_leaf < first_leaf {
+                    return Err(invalid(d, "spans.last_leaf", "span ends before it starts"));
+                }
+                spans.push(LeafSpan {
+                    window_index,
+                    first_leaf,
+                    last_leaf,
+                });
+            }
+            buckets.push(TimeBucket {
+                bucket,
+                events,
+                spans,
+            });
+        }
+        Ok(TimeIndex {
+            node,
+            hour,
+            bucket_ns,
+            buckets,
+        })
+    }
+}
+
+/// `index/cone_refs.cbor.zst`: every cone instance of the hour, by cone.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConeRefs {
+    pub node: String,
+    pub hour: u64,
+    /// Strictly ascending by cone id bytes; each with its (window index, leaf)
+    /// pairs, strictly ascending.
+    pub cones: Vec<(String, Vec<(u64, u64)>)>,
+}
+
+impl Record for ConeRefs {
+    const TYPE: u64 = 15;
+    const VERSION: u64 = 1;
+    const NAME: &'static str = "ConeRefs";
+    const FIELDS: u64 = 5;
+    const MAX_LEN: usize = MAX_INDEX_LEN;
+
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.text(&self.node)
+            .uint(self.hour)
+            .array(self.cones.len() as u64);
+        for (cone, refs) in &self.cones {
+            e.array(2).text(cone).array(refs.len() as u64);
+            for (w, leaf) in refs {
+                e.array(2).uint(*w).uint(*leaf);
+            }
+        }
+    }
+
+    fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let node = node_name(d)?;
+        let hour = d.uint("hour")?;
+        let n = d.array("cones", MAX_ENTRIES)?;
+        let mut cones: Vec<(String, Vec<(u64, u64)>)> = Vec::with_capacity(n.min(64) as usize);
+        for _ in 0..n {
+            d.array_exact("cones", 2)?;
+            let cone = d.text("cones.cone_id", MAX_CONE_NAME_LEN as u64)?;
+            if cone.is_empty() {
+                return Err(invalid(d, "cones.cone_id", "empty cone id"));
+            }
+            if cones
+                .last()
+                .is_some_and(|(p, _)| p.as_bytes() >= cone.as_bytes())
+            {
+                return Err(d.error("cones.cone_id", DecodeErrorKind::NotAscending));
+            }
+            let cone = cone.to_owned();
+            let m = d.array("cones.refs", MAX_ENTRIES)?;
+            if m == 0 {
+                return Err(invalid(
+                    d,
+                    "cones.refs",
+                    "a cone is listed with at least one instance",
+                ));
+            }
+            let mut refs: Vec<(u64, u64)> = Vec::with_capacity(m.min(64) as usize);
+            for _ in 0..m {
+                d.array_exact("cones.refs", 2)?;
+                let r = (d.uint("refs.window_index")?, d.uint("refs.leaf")?);
+                if refs.last().is_some_and(|p| *p >= r) {
+                    return Err(d.error("cones.refs", DecodeErrorKind::NotAscending));
+                }
+                refs.push(r);
+            }
+            cones.push((cone, refs));
+        }
+        Ok(ConeRefs { node, hour, cones })
+    }
+}
+
+/// `index/edge_refs.cbor.zst`: for every graph node (actor, file, flow …) an edge of
+/// the hour touches, the windows whose edges touch it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EdgeRefs {
+    pub node: String,
+    pub hour: u64,
+    /// Strictly ascending by id; window indexes strictly ascending, at least one.
+    pub entities: Vec<(Id128, Vec<u64>)>,
+}
+
+impl Record for EdgeRefs {
+    const TYPE: u64 = 16;
+    const VERSION: u64 = 1;
+    const NAME: &'static str = "EdgeRefs";
+    const FIELDS: u64 = 5;
+    const MAX_LEN: usize = MAX_INDEX_LEN;
+
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.text(&self.node)
+            .uint(self.hour)
+            .array(self.entities.len() as u64);
+        for (id, windows) in &self.entities {
+            e.array(2).bytes(id).array(windows.len() as u64);
+            for w in windows {
+                e.uint(*w);
+            }
+        }
+    }
+
+    fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let node = node_name(d)?;
+        let hour = d.uint("hour")?;
+        let n = d.array("entities", MAX_ENTRIES)?;
+        let mut entities: Vec<(Id128, Vec<u64>)> = Vec::with_capacity(n.min(4096) as usize);
+        for _ in 0..n {
+            d.array_exact("entities", 2)?;
+            let id: Id128 = d.fixed("entities.id")?;
+            if entities.last().is_some_and(|(p, _)| *p >= id) {
+                return Err(d.error("entities.id", DecodeErrorKind::NotAscending));
+            }
+            let m = d.array("entities.windows", MAX_ENTRIES)?;
+            if m == 0 {
+                return Err(invalid(
+                    d,
+                    "entities.windows",
+                    "an entity is listed with at least one window",
+                ));
+            }
+            let mut windows: Vec<u64> = Vec::with_capacity(m.min(64) as usize);
+            for _ in 0..m {
+                let w = d.uint("entities.windows")?;
+                if windows.last().is_some_and(|p| *p >= w) {
+                    return Err(d.error("entities.windows", DecodeErrorKind::NotAscending));
+                }
+                windows.push(w);
+            }
+            entities.push((id, windows));
+        }
+        Ok(EdgeRefs {
+            node,
+            hour,
+            entities,
+        })
+    }
+}
+
+/// `graph/edges/YYYY/MM/DD/HH/pNNNN.edges.cbor.zst`: a run of the hour's edges in
+/// window and leaf order, each exactly its leaf bytes, so any edge here can be
+/// proven against its window's signed root.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EdgePart {
+    pub node: String,
+    pub hour: u64,
+    /// Position of this part among the hour's parts, from 0.
+    pub part: u32,
+    /// (window index, Edge leaf bytes); 1 to [`EDGES_PER_PART`] entries, window
+    /// indexes non-decreasing, edge keys strictly ascending within a window.
+    pub edges: Vec<(u64, Vec<u8>)>,
+}
+
+impl Record for EdgePart {
+    const TYPE: u64 = 17;
+    const VERSION: u64 = 1;
+    const NAME: &'static str = "EdgePart";
+    const FIELDS: u64 = 6;
+    const MAX_LEN: usize = EDGES_PER_PART * (MAX_EVENT_RECORD_LEN + 16) + 128;
+
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.text(&self.node)
+            .uint(self.hour)
+            .uint(self.part as u64)
+            .array(self.edges.len() as u64);
+        for (w, edge) in &self.edges {
+            e.array(2).uint(*w).bytes(edge);
+        }
+    }
+
+    fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let node = node_name(d)?;
+        let hour = d.uint("hour")?;
+        let part = d.u32("part")?;
+        let n = d.array("edges", EDGES_PER_PART as u64)?;
+        if n == 0 {
+            return Err(invalid(d, "edges", "a part holds at least one edge"));
+        }
+        let mut edges: Vec<(u64, Vec<u8>)> = Vec::with_capacity(n as usize);
+        let mut last: Option<(u64, [u8; 33])> = None;
+        for _ in 0..n {
+            d.array_exact("edges", 2)?;
+            let w = d.uint("edges.window_index")?;
+            let at = d.position();
+            let bytes = d.bytes("edges.edge", MAX_EVENT_RECORD_LEN as u64)?;
+            let edge = Edge::decode(bytes).map_err(|_| {
+                d.error_at(
+                    "edges.edge",
+                    at,
+                    DecodeErrorKind::Invalid("not a strict Edge record"),
+                )
+            })?;
+            let key = (w, edge.key());
+            if last.is_some_and(|l| l >= key) {
+                return Err(d.error_at("edges.edge", at, DecodeErrorKind::NotAscending));
+            }
+            last = Some(key);
+            edges.push((w, bytes.to_vec()));
+        }
+        Ok(EdgePart {
+            node,
+            hour,
+            part,
+            edges,
+        })
+    }
+}

@@ -1,0 +1,402 @@
+//! Builds an hour's index files and graph edge parts from its sealed windows
+//! (FORMAT.md §8.3–8.4). The writer and `ritma verify` use the same builder, so
+//! what verify rebuilds is by construction what an honest writer wrote.
+
+use crate::store::{io, sync_dir, write_atomic, StoreError, WindowPaths};
+use ritma_schemas::index::{
+    ConeRefs, EdgePart, EdgeRefs, LeafSpan, TimeBucket, TimeIndex, EDGES_PER_PART, TIME_BUCKETS,
+};
+use ritma_schemas::records::{ConeInstance, Edge, EventAtom, Record, WindowRecord};
+use ritma_schemas::Id128;
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// zstd level of index files and edge parts.
+const INDEX_ZSTD_LEVEL: i32 = 3;
+
+/// The indexed records of one sealed window, in canonical (leaf) order.
+pub struct IndexedWindow<'a> {
+    pub record: &'a WindowRecord,
+    pub atoms: &'a [EventAtom],
+    pub edges: &'a [Edge],
+    /// The edges' leaf bytes, one per edge.
+    pub edge_leaves: &'a [Vec<u8>],
+    pub cones: &'a [ConeInstance],
+}
+
+/// An hour's finished index files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HourIndex {
+    /// t_1s, t_10s, t_60s, in that order.
+    pub time: Vec<TimeIndex>,
+    pub cone_refs: ConeRefs,
+    pub edge_refs: EdgeRefs,
+}
+
+impl HourIndex {
+    /// (file stem, encoded record) of each index file, in file-name order.
+    pub fn files(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let mut files = vec![
+            ("cone_refs", self.cone_refs.encode()),
+            ("edge_refs", self.edge_refs.encode()),
+        ];
+        for (t, (stem, _)) in self.time.iter().zip(TIME_BUCKETS) {
+            files.push((stem, t.encode()));
+        }
+        files
+    }
+}
+
+/// Accumulates one hour of one node.
+pub struct HourIndexBuilder {
+    node: String,
+    window_len_ns: u64,
+    hour: u64,
+    time: [BTreeMap<u64, (u64, Vec<LeafSpan>)>; 3],
+    cones: BTreeMap<String, Vec<(u64, u64)>>,
+    entities: HashMap<Id128, Vec<u64>>,
+    pending: Vec<(u64, Vec<u8>)>,
+    next_part: u32,
+}
+
+impl HourIndexBuilder {
+    pub fn new(node: &str, window_len_ns: u64, hour: u64) -> Self {
+        HourIndexBuilder {
+            node: node.to_owned(),
+            window_len_ns,
+            hour,
+            time: Default::default(),
+            cones: BTreeMap::new(),
+            entities: HashMap::new(),
+            pending: Vec::new(),
+            next_part: 0,
+        }
+    }
+
+    pub fn hour(&self) -> u64 {
+        self.hour
+    }
+
+    /// Adds the next sealed window of the hour; returns the edge parts it filled.
+    pub fn push_window(&mut self, w: IndexedWindow<'_>) -> Vec<EdgePart> {
+        let r = w.record;
+        let per_hour = 3_600_000_000_000 / self.window_len_ns;
+        debug_assert_eq!(r.window / per_hour, self.hour);
+        let index = r.window % per_hour;
+        let atoms_at = r.dict_count + r.actor_count;
+        let edges_at = atoms_at + r.event_count;
+        let cones_at = edges_at + r.edge_count;
+        let start = r.window as i128 * self.window_len_ns as i128;
+        for (i, atom) in w.atoms.iter().enumerate() {
+            let leaf = atoms_at + i as u64;
+            let wall = (start + atom.t_ns as i128).max(0) as u64;
+            for (map, (_, len)) in self.time.iter_mut().zip(TIME_BUCKETS) {
+                let (events, spans) = map.entry(wall / len).or_default();
+                *events += 1;
+                match spans.last_mut() {
+                    Some(s) if s.window_index == index => {
+                        s.first_leaf = s.first_leaf.min(leaf);
+                        s.last_leaf = s.last_leaf.max(leaf);
+                    }
+                    _ => spans.push(LeafSpan {
+                        window_index: index,
+                        first_leaf: leaf,
+                        last_leaf: leaf,
+                    }),
+                }
+            }
+        }
+        for (i, cone) in w.cones.iter().enumerate() {
+            self.cones
+                .entry(cone.cone_id.clone())
+                .or_default()
+                .push((index, cones_at + i as u64));
+        }
+        let mut full = Vec::new();
+        for (edge, leaf) in w.edges.iter().zip(w.edge_leaves) {
+            for id in [edge.src, edge.dst] {
+                let windows = self.entities.entry(id).or_default();
+                if windows.last() != Some(&index) {
+                    windows.push(index);
+                }
+            }
+            self.pending.push((index, leaf.clone()));
+            if self.pending.len() == EDGES_PER_PART {
+                full.push(self.take_part());
+            }
+        }
+        full
+    }
+
+    fn take_part(&mut self) -> EdgePart {
+        let part = EdgePart {
+            node: self.node.clone(),
+            hour: self.hour,
+            part: self.next_part,
+            edges: std::mem::take(&mut self.pending),
+        };
+        self.next_part += 1;
+        part
+    }
+
+    /// Ends the hour: its index files and the last, partly filled edge part.
+    pub fn finish(mut self) -> (HourIndex, Option<EdgePart>) {
+        let last = (!self.pending.is_empty()).then(|| self.take_part());
+        let time = self
+            .time
+            .into_iter()
+            .zip(TIME_BUCKETS)
+            .map(|(map, (_, bucket_ns))| TimeIndex {
+                node: self.node.clone(),
+                hour: self.hour,
+                bucket_ns,
+                buckets: map
+                    .into_iter()
+                    .map(|(bucket, (events, spans))| TimeBucket {
+                        bucket,
+                        events,
+                        spans,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut entities: Vec<(Id128, Vec<u64>)> = self.entities.into_iter().collect();
+        entities.sort_unstable_by_key(|(id, _)| *id);
+        let index = HourIndex {
+            time,
+            cone_refs: ConeRefs {
+                node: self.node.clone(),
+                hour: self.hour,
+                cones: self.cones.into_iter().collect(),
+            },
+            edge_refs: EdgeRefs {
+                node: self.node,
+                hour: self.hour,
+                entities,
+            },
+        };
+        (index, last)
+    }
+}
+
+impl WindowPaths {
+    /// `windows/…/HH/index/<stem>.cbor.zst`
+    pub fn index_file(&self, stem: &str) -> PathBuf {
+        self.hour_dir.join(format!("index/{stem}.cbor.zst"))
+    }
+
+    /// `graph/edges/YYYY/MM/DD/HH/`, the hour's edge parts.
+    pub fn edges_dir(&self) -> PathBuf {
+        let date_hour = self
+            .hour_dir
+            .strip_prefix("windows")
+            .expect("hour dirs start with windows/");
+        Path::new("graph/edges").join(date_hour)
+    }
+
+    /// `graph/edges/YYYY/MM/DD/HH/pNNNN.edges.cbor.zst`
+    pub fn edge_part(&self, part: u32) -> PathBuf {
+        self.edges_dir().join(format!("p{part:04}.edges.cbor.zst"))
+    }
+}
+
+/// Compresses and writes one index or edge file atomically.
+fn write_compressed(path: &Path, encoded: &[u8]) -> Result<(), StoreError> {
+    let bytes = zstd::bulk::compress(encoded, INDEX_ZSTD_LEVEL).map_err(io(path))?;
+    write_atomic(path, &bytes)
+}
+
+/// Writes a graph edge part (the directory is synced with the hour's index).
+pub fn write_edge_part(
+    root: &Path,
+    paths: &WindowPaths,
+    part: &EdgePart,
+) -> Result<(), StoreError> {
+    let path = root.join(paths.edge_part(part.part));
+    write_compressed(&path, &part.encode())?;
+    sync_dir(path.parent().expect("edges dir"))
+}
+
+/// Writes an hour's index files (after its last edge part).
+pub fn write_hour_index(
+    root: &Path,
+    paths: &WindowPaths,
+    index: &HourIndex,
+) -> Result<(), StoreError> {
+    for (stem, bytes) in index.files() {
+        write_compressed(&root.join(paths.index_file(stem)), &bytes)?;
+    }
+    sync_dir(&root.join(&paths.hour_dir).join("index"))
+}
+
+/// Reads an index or edge file back to its encoded record bytes.
+pub fn read_compressed(path: &Path, limit: usize) -> Result<Vec<u8>, StoreError> {
+    let bytes = fs::read(path).map_err(io(path))?;
+    zstd::bulk::decompress(&bytes, limit).map_err(|e| StoreError::Invalid {
+        path: path.to_owned(),
+        reason: format!("not a zstd frame of at most {limit} bytes: {e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ritma_schemas::records::{atom_flags, CaptureMode, EdgeKind, EventType};
+
+    fn record(window: u64, atoms: u64, edges: u64, cones: u64) -> WindowRecord {
+        WindowRecord {
+            node: "n".into(),
+            window,
+            window_len_ns: 1_000_000_000,
+            first_seq: 0,
+            event_count: atoms,
+            dict_count: 2,
+            actor_count: 1,
+            edge_count: edges,
+            cone_count: cones,
+            lost: vec![],
+            late_events: 0,
+            capture_mode: CaptureMode::Thin,
+            cone_lib_version: 1,
+            window_root: [0; 32],
+        }
+    }
+
+    fn atom(seq: u64, t_ns: i64) -> EventAtom {
+        EventAtom {
+            seq,
+            t_ns,
+            event_type: EventType::Open,
+            actor: [1; 16],
+            object: [2; 16],
+            flags: atom_flags::READ,
+            arg_hash: None,
+            payload_ref: None,
+        }
+    }
+
+    fn edge(src: u8, dst: u8) -> Edge {
+        Edge {
+            kind: EdgeKind::ProcToFile,
+            src: [src; 16],
+            dst: [dst; 16],
+            flags: 0,
+            first_t_ns: 0,
+            last_t_ns: 0,
+            count: 1,
+        }
+    }
+
+    #[test]
+    fn buckets_use_true_time_and_leaf_spans() {
+        let hour = 500_000;
+        let w0 = hour * 3600;
+        let mut b = HourIndexBuilder::new("n", 1_000_000_000, hour);
+        // Window 0: two events in second 0; window 1: one event in second 1 and a
+        // late one that happened in second 0.
+        let atoms0 = [atom(0, 10), atom(1, 20)];
+        b.push_window(IndexedWindow {
+            record: &record(w0, 2, 0, 0),
+            atoms: &atoms0,
+            edges: &[],
+            edge_leaves: &[],
+            cones: &[],
+        });
+        let atoms1 = [atom(2, 5), atom(3, -400_000_000)];
+        b.push_window(IndexedWindow {
+            record: &record(w0 + 1, 2, 0, 0),
+            atoms: &atoms1,
+            edges: &[],
+            edge_leaves: &[],
+            cones: &[],
+        });
+        let (index, last) = b.finish();
+        assert!(last.is_none());
+        let t1 = &index.time[0];
+        assert_eq!(t1.bucket_ns, 1_000_000_000);
+        assert_eq!(t1.buckets.len(), 2);
+        assert_eq!(t1.buckets[0].bucket, w0);
+        assert_eq!(t1.buckets[0].events, 3);
+        assert_eq!(
+            t1.buckets[0].spans,
+            vec![
+                LeafSpan {
+                    window_index: 0,
+                    first_leaf: 3,
+                    last_leaf: 4
+                },
+                LeafSpan {
+                    window_index: 1,
+                    first_leaf: 4,
+                    last_leaf: 4
+                },
+            ]
+        );
+        assert_eq!(t1.buckets[1].events, 1);
+        let t60 = &index.time[2];
+        assert_eq!(t60.buckets.len(), 1);
+        assert_eq!(t60.buckets[0].events, 4);
+        for t in &index.time {
+            assert_eq!(TimeIndex::decode(&t.encode()).unwrap(), *t);
+        }
+    }
+
+    #[test]
+    fn edges_fill_parts_of_ten_thousand_and_refs_name_windows() {
+        let mut b = HourIndexBuilder::new("n", 1_000_000_000, 0);
+        let edges: Vec<Edge> = (0..6000u32)
+            .map(|i| edge((i / 200) as u8, (i % 200) as u8))
+            .collect();
+        let leaves: Vec<Vec<u8>> = edges.iter().map(Record::encode).collect();
+        let cone = ConeInstance {
+            cone_id: "exec_from_tmp".into(),
+            cone_version: 1,
+            t_start_ns: 0,
+            first_seq: 1,
+            last_seq: 1,
+            count: 1,
+            bindings: vec![],
+            exceptions: vec![],
+        };
+        let mut parts = Vec::new();
+        for w in 0..3u64 {
+            parts.extend(b.push_window(IndexedWindow {
+                record: &record(w, 0, 6000, 1),
+                atoms: &[],
+                edges: &edges,
+                edge_leaves: &leaves,
+                cones: std::slice::from_ref(&cone),
+            }));
+        }
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].edges.len(), EDGES_PER_PART);
+        assert_eq!(parts[0].edges[5999].0, 0);
+        assert_eq!(parts[0].edges[6000].0, 1);
+        let (index, last) = b.finish();
+        let last = last.unwrap();
+        assert_eq!((last.part, last.edges.len()), (1, 8000));
+        assert_eq!(
+            index.cone_refs.cones,
+            vec![(
+                "exec_from_tmp".to_string(),
+                vec![(0, 6003), (1, 6003), (2, 6003)]
+            )]
+        );
+        assert_eq!(index.edge_refs.entities.len(), 200);
+        assert!(index
+            .edge_refs
+            .entities
+            .iter()
+            .all(|(_, w)| *w == vec![0, 1, 2]));
+        assert_eq!(
+            ConeRefs::decode(&index.cone_refs.encode()).unwrap(),
+            index.cone_refs
+        );
+        assert_eq!(
+            EdgeRefs::decode(&index.edge_refs.encode()).unwrap(),
+            index.edge_refs
+        );
+        assert_eq!(EdgePart::decode(&parts[0].encode()).unwrap(), parts[0]);
+    }
+}

@@ -1,0 +1,170 @@
+//! The hour index and graph edge parts a replay writes: what they say must match
+//! the sealed blocks, and `ritma verify` rebuilds and checks them.
+
+use crate::util::{Dir, OutputExt};
+use ritma_schemas::index::{ConeRefs, EdgePart, EdgeRefs, TimeIndex, MAX_INDEX_LEN};
+use ritma_schemas::records::{AnyRecord, Record};
+use ritma_sinks::index::read_compressed;
+use ritma_sinks::store::read_block;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+fn files_under(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(it) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in it {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(suffix) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every leaf of window file `index` in `hour_dir`, in leaf order.
+fn leaves(hour_dir: &Path, window: u64, index: u64) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for b in 0.. {
+        let p = hour_dir.join(format!("blocks/w{index:04}.{b:04}.cbor.zst"));
+        if !p.exists() {
+            break;
+        }
+        out.extend(read_block(&p, window, b).unwrap().records);
+    }
+    out
+}
+
+fn decode<R: Record>(p: &Path) -> R {
+    R::decode(&read_compressed(p, MAX_INDEX_LEN).unwrap()).unwrap()
+}
+
+#[test]
+fn index_files_and_edge_parts_describe_the_sealed_blocks() {
+    let d = Dir::new();
+    d.ritma(&["synth", "--events", "150000", "--out", "t.rtrace"])
+        .output()
+        .success();
+    d.ritma(&["keys", "init", "--out", "s", "--node", "synth-0"])
+        .output()
+        .success();
+    d.ritma(&["replay", "t.rtrace", "--out", "s"])
+        .output()
+        .success();
+    d.ritma(&["verify", "s"]).output().success();
+    let store = d.join("s");
+
+    let micro = files_under(&store.join("windows"), ".cbor")
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/micro/"))
+        .collect::<Vec<_>>();
+    let index_dirs: BTreeSet<PathBuf> = micro
+        .iter()
+        .map(|p| p.parent().unwrap().parent().unwrap().to_path_buf())
+        .collect();
+    assert_eq!(index_dirs.len(), 1, "one hour: {index_dirs:?}");
+    let hour_dir = index_dirs.into_iter().next().unwrap();
+
+    // Every edge leaf of every window, in order, and every cone leaf by position.
+    let (mut edge_leaves, mut cone_leaves, mut events, mut entities) =
+        (Vec::new(), Vec::new(), 0u64, BTreeSet::new());
+    for m in &micro {
+        let r = ritma_schemas::records::WindowRecord::decode(&std::fs::read(m).unwrap()).unwrap();
+        let index = r.window % 3600;
+        for (i, leaf) in leaves(&hour_dir, r.window, index).into_iter().enumerate() {
+            match AnyRecord::decode(&leaf).unwrap() {
+                AnyRecord::Edge(e) => {
+                    entities.insert(e.src);
+                    entities.insert(e.dst);
+                    edge_leaves.push((index, leaf));
+                }
+                AnyRecord::Cone(c) => cone_leaves.push((c.cone_id, index, i as u64)),
+                AnyRecord::Event(_) => events += 1,
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(events, 150_000);
+
+    // Graph parts: the hour's edges, in order, cut every 10 000.
+    let parts = files_under(&store.join("graph/edges"), ".edges.cbor.zst");
+    assert!(parts.len() >= 2, "{parts:?}");
+    let mut from_parts = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        let part: EdgePart = decode(p);
+        assert_eq!(part.part as usize, i);
+        if i + 1 < parts.len() {
+            assert_eq!(part.edges.len(), 10_000);
+        }
+        from_parts.extend(part.edges);
+    }
+    assert_eq!(from_parts, edge_leaves);
+
+    // Time index: every event once in each bucket length, spans inside real windows.
+    for stem in ["t_1s", "t_10s", "t_60s"] {
+        let t: TimeIndex = decode(&hour_dir.join(format!("index/{stem}.cbor.zst")));
+        assert_eq!(
+            t.buckets.iter().map(|b| b.events).sum::<u64>(),
+            150_000,
+            "{stem}"
+        );
+    }
+    // Cone refs point at the cone leaves, all of them.
+    let cones: ConeRefs = decode(&hour_dir.join("index/cone_refs.cbor.zst"));
+    let mut refs: Vec<(String, u64, u64)> = cones
+        .cones
+        .iter()
+        .flat_map(|(c, r)| r.iter().map(move |(w, l)| (c.clone(), *w, *l)))
+        .collect();
+    refs.sort();
+    cone_leaves.sort();
+    assert!(!refs.is_empty());
+    assert_eq!(refs, cone_leaves);
+    // Edge refs name every entity an edge touches.
+    let edge_refs: EdgeRefs = decode(&hour_dir.join("index/edge_refs.cbor.zst"));
+    let named: BTreeSet<_> = edge_refs.entities.iter().map(|(id, _)| *id).collect();
+    assert_eq!(named, entities);
+
+    // A changed index file is caught even when it is well formed.
+    let path = hour_dir.join("index/edge_refs.cbor.zst");
+    let saved = std::fs::read(&path).unwrap();
+    let mut fewer = edge_refs.clone();
+    fewer.entities.pop();
+    std::fs::write(&path, zstd::bulk::compress(&fewer.encode(), 3).unwrap()).unwrap();
+    let err = d.ritma(&["verify", "s"]).output().failure();
+    assert!(
+        err.contains("E_INDEX") && err.contains("edge_refs"),
+        "{err}"
+    );
+    std::fs::write(&path, &saved).unwrap();
+
+    // One index file missing is caught; an extra edge part too.
+    let t10 = hour_dir.join("index/t_10s.cbor.zst");
+    let t10_saved = std::fs::read(&t10).unwrap();
+    std::fs::remove_file(&t10).unwrap();
+    let err = d.ritma(&["verify", "s"]).output().failure();
+    assert!(err.contains("E_INDEX"), "{err}");
+    std::fs::write(&t10, &t10_saved).unwrap();
+    let extra = parts[0].with_file_name("p0099.edges.cbor.zst");
+    std::fs::copy(&parts[0], &extra).unwrap();
+    let err = d.ritma(&["verify", "s"]).output().failure();
+    assert!(err.contains("E_EXTRA") && err.contains("p0099"), "{err}");
+    std::fs::remove_file(&extra).unwrap();
+    d.ritma(&["verify", "s"]).output().success();
+
+    // A run cut off mid-hour leaves no index and no last part: still intact.
+    std::fs::remove_dir_all(hour_dir.join("index")).unwrap();
+    std::fs::remove_file(parts.last().unwrap()).unwrap();
+    d.ritma(&["verify", "s"]).output().success();
+    // But a full part missing is not.
+    std::fs::remove_file(&parts[0]).unwrap();
+    let err = d.ritma(&["verify", "s"]).output().failure();
+    assert!(err.contains("E_INDEX") && err.contains("p0000"), "{err}");
+}

@@ -1,0 +1,567 @@
+//! Late events, corrupt frames and torn tails through `ritma replay`: traces are
+//! written with exact event times, and the sealed windows are read back from the store.
+
+use crate::util::{Dir, OutputExt};
+use ritma_schemas::records::{
+    atom_flags, AnyRecord, EventAtom, LossReason, Record, RunMeta, WindowRecord,
+};
+use ritma_sinks::store::{read_block, WindowPaths};
+use ritma_sources::raw::{RawBody, RawEvent, Task};
+use ritma_sources::trace::{TraceWriter, FRAME_HEADER_LEN};
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+const NODE: &str = "edge-1";
+const MS: u64 = 1_000_000;
+const WINDOW_LEN_NS: u64 = 1_000 * MS;
+/// The trace's first window: 2023-11-14T22:13:20Z, window 800 of its hour, so no hour completes.
+const W0: u64 = 1_700_000_000;
+/// Kernel monotonic time at W0's start.
+const MONO_AT_W0: u64 = 5_000 * MS;
+
+fn run_meta() -> RunMeta {
+    RunMeta {
+        node: NODE.into(),
+        boot_id: [7; 16],
+        sensor_version: "replay-loss-test".into(),
+        config_digest: [3; 32],
+        window_len_ns: WINDOW_LEN_NS,
+        wall_minus_mono_ns: (W0 * WINDOW_LEN_NS - MONO_AT_W0) as i64,
+        first_seq: 0,
+        started_wall_ns: W0 * WINDOW_LEN_NS,
+    }
+}
+
+/// An open of its own file at `ms` after W0's start, by one of five processes.
+fn raw_event(seq: u64, ms: u64) -> RawEvent {
+    let pid = 100 + (seq % 5) as u32;
+    RawEvent {
+        seq,
+        mono_ns: MONO_AT_W0 + ms * MS,
+        task: Task {
+            pid,
+            tid: pid,
+            ppid: 1,
+            start_ns: 1_000 + u64::from(pid),
+            comm: b"worker".to_vec(),
+            ..Task::default()
+        },
+        body: RawBody::Open {
+            path: format!("/data/f{seq}").into_bytes(),
+            flags: 0,
+            mode: 0,
+            result: 3,
+        },
+    }
+}
+
+/// Writes a one-run trace with a batch frame per slice of event times (ms after W0's
+/// start), seqs counting from 0; returns the byte range of each batch frame.
+fn write_trace(path: &Path, batches: &[Vec<u64>]) -> Vec<Range<usize>> {
+    let mut w = TraceWriter::create(path).unwrap();
+    let run = w.add_run(&run_meta()).unwrap();
+    let file_len = || std::fs::metadata(path).unwrap().len() as usize;
+    let mut frames = Vec::new();
+    let mut seq = 0;
+    for times in batches {
+        let events: Vec<RawEvent> = times
+            .iter()
+            .enumerate()
+            .map(|(i, &ms)| raw_event(seq + i as u64, ms))
+            .collect();
+        seq += events.len() as u64;
+        let start = file_len();
+        w.append_batch(run, &events).unwrap();
+        frames.push(start..file_len());
+    }
+    frames
+}
+
+/// `n` event times from `from_ms`, `step_ms` apart.
+fn spaced(from_ms: u64, n: u64, step_ms: u64) -> Vec<u64> {
+    (0..n).map(|i| from_ms + i * step_ms).collect()
+}
+
+/// Rewrites `path` with the byte at `at` inverted.
+fn flip_byte(path: &Path, at: usize) {
+    let mut b = std::fs::read(path).unwrap();
+    b[at] ^= 0xff;
+    std::fs::write(path, b).unwrap();
+}
+
+/// Makes the signing key once, outside the stores, so every replay signs alike;
+/// returns the private key file and the vkey file.
+fn make_key(d: &Dir) -> (String, String) {
+    d.ritma(&["keys", "init", "--out", "keys", "--node", NODE])
+        .output()
+        .success();
+    let key = |f: &str| {
+        d.join(&format!("keys/_meta/keys/{f}"))
+            .display()
+            .to_string()
+    };
+    (key("signing.key"), key("signing.vkey"))
+}
+
+/// `ritma replay TRACE --out OUT --workers N --key KEY`; asserts success, returns stderr.
+fn replay(d: &Dir, trace: &str, out: &str, workers: usize, key: &str) -> String {
+    let o = d
+        .ritma(&[
+            "replay",
+            trace,
+            "--out",
+            out,
+            "--workers",
+            &workers.to_string(),
+            "--key",
+            key,
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "replay {trace} failed: {err}");
+    err
+}
+
+/// `ritma verify OUT --key VKEY`; asserts success, returns stdout.
+fn verify(d: &Dir, out: &str, vkey: &str) -> String {
+    d.ritma(&["verify", out, "--key", vkey]).output().success()
+}
+
+/// Every file under `root`, by relative path, with its bytes.
+fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_path_buf();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// (seq, t_ns, late) of one sealed event.
+type SealedEvent = (u64, i64, bool);
+/// A window's number after W0, and its events.
+type WindowEvents = (u64, Vec<SealedEvent>);
+
+/// A window as sealed in the store: its record and its event atoms in block order.
+struct Sealed {
+    record: WindowRecord,
+    atoms: Vec<EventAtom>,
+}
+
+impl Sealed {
+    fn events(&self) -> Vec<SealedEvent> {
+        self.atoms
+            .iter()
+            .map(|a| (a.seq, a.t_ns, a.flags & atom_flags::LATE != 0))
+            .collect()
+    }
+
+    fn seqs(&self) -> Vec<u64> {
+        self.atoms.iter().map(|a| a.seq).collect()
+    }
+}
+
+/// Every window of a store, by window number, read from its record and blocks.
+fn sealed_windows(store: &Path) -> BTreeMap<u64, Sealed> {
+    let mut out = BTreeMap::new();
+    for (rel, bytes) in tree(store) {
+        let name = rel.to_string_lossy();
+        if !(name.contains("/micro/") && name.ends_with(".cbor")) {
+            continue;
+        }
+        let record = WindowRecord::decode(&bytes).unwrap();
+        let paths = WindowPaths::new(record.window, record.window_len_ns);
+        assert_eq!(
+            paths.record(),
+            rel,
+            "window {} filed elsewhere",
+            record.window
+        );
+        let mut atoms = Vec::new();
+        let mut index = 0;
+        while store.join(paths.block(index)).exists() {
+            let block = read_block(&store.join(paths.block(index)), record.window, index).unwrap();
+            for leaf in &block.records {
+                if let AnyRecord::Event(a) = AnyRecord::decode(leaf).unwrap() {
+                    atoms.push(a);
+                }
+            }
+            index += 1;
+        }
+        assert_eq!(atoms.len() as u64, record.event_count);
+        out.insert(record.window, Sealed { record, atoms });
+    }
+    out
+}
+
+/// Each window's number after W0 and its events.
+fn events_by_window(windows: &BTreeMap<u64, Sealed>) -> Vec<WindowEvents> {
+    windows
+        .values()
+        .map(|w| (w.record.window - W0, w.events()))
+        .collect()
+}
+
+/// All seqs of a store, in window order.
+fn all_seqs(windows: &BTreeMap<u64, Sealed>) -> Vec<u64> {
+    windows.values().flat_map(Sealed::seqs).collect()
+}
+
+/// (window, loss) of every window that seals loss.
+fn losses(windows: &BTreeMap<u64, Sealed>) -> Vec<(u64, Vec<(LossReason, u64)>)> {
+    windows
+        .values()
+        .filter(|w| !w.record.lost.is_empty())
+        .map(|w| (w.record.window, w.record.lost.clone()))
+        .collect()
+}
+
+const fn ns(ms: i64) -> i64 {
+    ms * MS as i64
+}
+
+#[test]
+fn late_events_join_the_oldest_open_window_and_keep_their_true_time() {
+    let d = Dir::new();
+    let (key, vkey) = make_key(&d);
+    // Event times in ms after W0's start, seq = position; W0 + n covers [n s, n + 1 s).
+    let times: Vec<u64> = vec![
+        100, 900,  // 0, 1: W0
+        1200, // 2: W0+1; 1200 ≥ 1000 + 50 closes W0
+        980,  // 3: 220 ms back into closed W0: late into W0+1
+        1100, // 4: 100 ms back, but its own window is open: not late
+        2030, // 5: W0+2; W0+1 stays open (2030 < 2050)
+        1990, // 6: 40 ms back across a window boundary, within the slack: not late
+        2060, // 7: W0+2; closes W0+1
+        1995, // 8: 65 ms back into closed W0+1: late into W0+2
+        5020, // 9: W0+5; closes W0+2 and W0+3, W0+4 stays open (5020 < 5050)
+        4990, // 10: 30 ms back after a jump, W0+4 is open: not late
+        2500, // 11: W0+2 closed long ago: late into W0+4, the oldest open
+        5600, // 12: W0+5; closes W0+4
+        100,  // 13: W0's time: late into W0+5
+        5080, // 14: 520 ms back, its own window is open: not late
+    ];
+    // (window offset, [(seq, t_ns, late)]); a late event keeps its true time, so its
+    // t_ns is negative: event time − the start of the window it joined.
+    let expected: Vec<WindowEvents> = vec![
+        (0, vec![(0, ns(100), false), (1, ns(900), false)]),
+        (
+            1,
+            vec![
+                (2, ns(200), false),
+                (3, ns(-20), true),
+                (4, ns(100), false),
+                (6, ns(990), false),
+            ],
+        ),
+        (
+            2,
+            vec![(5, ns(30), false), (7, ns(60), false), (8, ns(-5), true)],
+        ),
+        (3, vec![]),
+        (4, vec![(10, ns(990), false), (11, ns(-1500), true)]),
+        (
+            5,
+            vec![
+                (9, ns(20), false),
+                (12, ns(600), false),
+                (13, ns(-4900), true),
+                (14, ns(80), false),
+            ],
+        ),
+    ];
+
+    // The same events in one batch and in a batch each seal the same store.
+    write_trace(&d.join("one.rtrace"), std::slice::from_ref(&times));
+    let singles: Vec<Vec<u64>> = times.iter().map(|&t| vec![t]).collect();
+    write_trace(&d.join("many.rtrace"), &singles);
+    replay(&d, "one.rtrace", "one", 2, &key);
+    replay(&d, "many.rtrace", "many", 2, &key);
+    assert!(
+        tree(&d.join("one")) == tree(&d.join("many")),
+        "batching changed the store"
+    );
+
+    let windows = sealed_windows(&d.join("one"));
+    assert_eq!(events_by_window(&windows), expected);
+    for w in windows.values() {
+        let late = w.events().iter().filter(|e| e.2).count() as u64;
+        assert_eq!(w.record.late_events, late, "window {}", w.record.window);
+        assert!(w.record.lost.is_empty());
+    }
+    let late_total: u64 = windows.values().map(|w| w.record.late_events).sum();
+    assert_eq!(late_total, 4);
+    let mut seqs = all_seqs(&windows);
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..times.len() as u64).collect::<Vec<_>>());
+
+    let ok = verify(&d, "one", &vkey);
+    assert!(
+        ok.contains(&format!(
+            "OK {NODE}: 6 windows (windows {W0}..={}), 15 events, 0 lost",
+            W0 + 5
+        )),
+        "{ok}"
+    );
+}
+
+#[test]
+fn events_going_back_less_than_the_slack_before_the_first_event_are_not_late() {
+    let d = Dir::new();
+    let (key, vkey) = make_key(&d);
+    // Seq 1 is 20 ms before seq 0 and in the window before it; nothing has reached
+    // 50 ms past W0's end, so W0 is open and seq 1 belongs there.
+    write_trace(&d.join("t.rtrace"), &[vec![1010, 990, 1020, 2100]]);
+    replay(&d, "t.rtrace", "s", 1, &key);
+    verify(&d, "s", &vkey);
+    assert_eq!(
+        events_by_window(&sealed_windows(&d.join("s"))),
+        vec![
+            (0, vec![(1, ns(990), false)]),
+            (1, vec![(0, ns(10), false), (2, ns(20), false)]),
+            (2, vec![(3, ns(100), false)]),
+        ]
+    );
+}
+
+/// Batches of 10, 15 and 10 events in W0, W0+1 and W0+2.
+fn three_batches() -> Vec<Vec<u64>> {
+    vec![
+        spaced(100, 10, 50),
+        spaced(1100, 15, 50),
+        spaced(2100, 10, 50),
+    ]
+}
+
+#[test]
+fn a_corrupt_middle_frame_is_skipped_and_sealed_as_trace_loss() {
+    let d = Dir::new();
+    let (key, vkey) = make_key(&d);
+    let frames = write_trace(&d.join("clean.rtrace"), &three_batches());
+    replay(&d, "clean.rtrace", "clean", 1, &key);
+    let clean = sealed_windows(&d.join("clean"));
+    let ok = verify(&d, "clean", &vkey);
+    assert!(
+        ok.contains("3 windows") && ok.contains("35 events, 0 lost"),
+        "{ok}"
+    );
+    assert_eq!(clean[&(W0 + 1)].seqs(), (10..25).collect::<Vec<_>>());
+
+    let middle = &frames[1];
+    // A byte of the header's first_seq, of the payload, and the frame's last byte.
+    for at in [
+        middle.start + 15,
+        middle.start + FRAME_HEADER_LEN + (middle.len() - FRAME_HEADER_LEN) / 2,
+        middle.end - 1,
+    ] {
+        let out = format!("flip-{at}");
+        std::fs::copy(d.join("clean.rtrace"), d.join("t.rtrace")).unwrap();
+        flip_byte(&d.join("t.rtrace"), at);
+        let err = replay(&d, "t.rtrace", &out, 1, &key);
+        assert!(
+            err.contains(&format!(
+                "t.rtrace frame 2 at byte {}: corrupt frame: checksum mismatch",
+                middle.start
+            )),
+            "flip at {at}: {err}"
+        );
+        assert!(
+            err.contains("sealed 20 events")
+                && err.contains("15 events lost to corrupt trace frames"),
+            "flip at {at}: {err}"
+        );
+
+        let windows = sealed_windows(&d.join(&out));
+        assert_eq!(
+            windows.keys().copied().collect::<Vec<_>>(),
+            vec![W0, W0 + 1, W0 + 2]
+        );
+        // The gap is found when the next batch arrives and is sealed in the oldest
+        // window still open then: W0 (nothing had reached 50 ms past its end).
+        assert_eq!(
+            losses(&windows),
+            vec![(W0, vec![(LossReason::TraceCorrupt, 15)])],
+            "flip at {at}"
+        );
+        assert_eq!(windows[&W0].seqs(), (0..10).collect::<Vec<_>>());
+        assert_eq!(windows[&(W0 + 1)].record.event_count, 0);
+        assert_eq!(windows[&(W0 + 2)].seqs(), (25..35).collect::<Vec<_>>());
+
+        let total =
+            |w: &BTreeMap<u64, Sealed>| -> u64 { w.values().map(|s| s.record.event_count).sum() };
+        assert_eq!(total(&clean) - total(&windows), 15);
+        let mut with_gap = all_seqs(&windows);
+        with_gap.extend(10..25);
+        with_gap.sort_unstable();
+        assert_eq!(with_gap, all_seqs(&clean));
+
+        let ok = verify(&d, &out, &vkey);
+        assert!(
+            ok.contains("3 windows") && ok.contains("20 events, 15 lost"),
+            "flip at {at}: {ok}"
+        );
+    }
+}
+
+#[test]
+fn a_corrupt_first_batch_is_sealed_as_trace_loss() {
+    let d = Dir::new();
+    let (key, vkey) = make_key(&d);
+    let frames = write_trace(&d.join("t.rtrace"), &three_batches());
+    flip_byte(&d.join("t.rtrace"), frames[0].start + FRAME_HEADER_LEN + 2);
+    let err = replay(&d, "t.rtrace", "s", 1, &key);
+    assert!(
+        err.contains(&format!(
+            "t.rtrace frame 1 at byte {}: corrupt frame",
+            frames[0].start
+        )),
+        "{err}"
+    );
+    let windows = sealed_windows(&d.join("s"));
+    assert_eq!(all_seqs(&windows), (10..35).collect::<Vec<_>>());
+    let lost: u64 = windows.values().map(|w| w.record.lost_total()).sum();
+    assert_eq!(
+        lost, 10,
+        "the run starts at seq 0, the first seq read is 10"
+    );
+    let ok = verify(&d, "s", &vkey);
+    assert!(ok.contains("25 events, 10 lost"), "{ok}");
+}
+
+#[test]
+fn a_torn_tail_is_replayed_up_to_the_tear() {
+    let d = Dir::new();
+    let (key, vkey) = make_key(&d);
+    let batches = three_batches();
+    let frames = write_trace(&d.join("full.rtrace"), &batches);
+    write_trace(&d.join("prefix.rtrace"), &batches[..2]);
+    replay(&d, "prefix.rtrace", "prefix", 1, &key);
+    let prefix = tree(&d.join("prefix"));
+    let full = std::fs::read(d.join("full.rtrace")).unwrap();
+
+    let last = &frames[2];
+    let payload_len = last.len() - FRAME_HEADER_LEN;
+    // Inside the header (only header bytes count as missing), mid-payload, one byte short.
+    for (cut, missing) in [
+        (last.start + 20, FRAME_HEADER_LEN - 20),
+        (
+            last.start + FRAME_HEADER_LEN + payload_len / 2,
+            payload_len - payload_len / 2,
+        ),
+        (last.end - 1, 1),
+    ] {
+        let out = format!("cut-{cut}");
+        std::fs::write(d.join("t.rtrace"), &full[..cut]).unwrap();
+        let err = replay(&d, "t.rtrace", &out, 2, &key);
+        assert!(
+            err.contains(&format!(
+                "t.rtrace frame 3 at byte {}: the trace ends inside a frame ({missing} bytes missing)",
+                last.start
+            )),
+            "cut at {cut}: {err}"
+        );
+        assert!(
+            err.contains("sealed 25 events") && err.contains("0 events lost"),
+            "cut at {cut}: {err}"
+        );
+        let windows = sealed_windows(&d.join(&out));
+        assert_eq!(all_seqs(&windows), (0..25).collect::<Vec<_>>());
+        assert!(losses(&windows).is_empty(), "cut at {cut}");
+        let ok = verify(&d, &out, &vkey);
+        assert!(
+            ok.contains("2 windows") && ok.contains("25 events, 0 lost"),
+            "cut at {cut}: {ok}"
+        );
+        assert!(
+            tree(&d.join(&out)) == prefix,
+            "cut at {cut}: the store differs from the trace without its last batch"
+        );
+    }
+}
+
+#[test]
+fn a_damaged_trace_seals_byte_identical_stores_for_any_worker_count() {
+    let d = Dir::new();
+    let (key, vkey) = make_key(&d);
+    let mut b1 = spaced(1100, 20, 40);
+    b1.extend([700, 30]); // W0 closed at 1100: both late into W0+1
+    let mut b3 = spaced(3100, 20, 40);
+    b3.extend([1500, 2990]); // W0+1 and W0+2 closed at 3100: both late into W0+3
+    let batches = vec![
+        spaced(100, 20, 40),
+        b1,
+        spaced(2100, 20, 40), // corrupted below: seqs 42..62
+        b3,
+        spaced(4100, 20, 40), // torn below
+    ];
+    let frames = write_trace(&d.join("t.rtrace"), &batches);
+    flip_byte(&d.join("t.rtrace"), frames[2].start + FRAME_HEADER_LEN + 5);
+    let full = std::fs::read(d.join("t.rtrace")).unwrap();
+    std::fs::write(d.join("t.rtrace"), &full[..frames[4].end - 7]).unwrap();
+
+    let mut stores = Vec::new();
+    for workers in [1, 2, 3] {
+        let out = format!("w{workers}");
+        replay(&d, "t.rtrace", &out, workers, &key);
+        let ok = verify(&d, &out, &vkey);
+        assert!(
+            ok.contains("4 windows") && ok.contains("64 events, 20 lost"),
+            "{ok}"
+        );
+        stores.push(tree(&d.join(&out)));
+    }
+    assert!(stores[0].len() > 8, "a store of {} files", stores[0].len());
+    for (i, s) in stores.iter().enumerate().skip(1) {
+        assert_eq!(
+            s.keys().collect::<Vec<_>>(),
+            stores[0].keys().collect::<Vec<_>>()
+        );
+        assert!(
+            s == &stores[0],
+            "{} workers sealed other bytes than 1",
+            i + 1
+        );
+    }
+
+    let windows = sealed_windows(&d.join("w2"));
+    let summary: Vec<(u64, u64, u64)> = windows
+        .values()
+        .map(|w| {
+            (
+                w.record.window - W0,
+                w.record.event_count,
+                w.record.late_events,
+            )
+        })
+        .collect();
+    assert_eq!(summary, vec![(0, 20, 0), (1, 22, 2), (2, 0, 0), (3, 22, 2)]);
+    // Found when batch 3 arrives; W0+1 is then the oldest open window.
+    assert_eq!(
+        losses(&windows),
+        vec![(W0 + 1, vec![(LossReason::TraceCorrupt, 20)])]
+    );
+    let late: Vec<(u64, i64)> = windows
+        .values()
+        .flat_map(|w| w.atoms.iter().filter(|a| a.flags & atom_flags::LATE != 0))
+        .map(|a| (a.seq, a.t_ns))
+        .collect();
+    assert_eq!(
+        late,
+        vec![
+            (40, ns(-300)),
+            (41, ns(-970)),
+            (82, ns(-1500)),
+            (83, ns(-10))
+        ]
+    );
+}
