@@ -26,7 +26,7 @@ use ritma_sinks::index::{write_edge_part, write_hour_index, HourIndexBuilder, In
 use ritma_sinks::keys::Keystore;
 use ritma_sinks::store::{NodeStore, WindowPaths, FORMAT_VERSION};
 use ritma_sources::raw::RawEvent;
-use ritma_sources::trace::{scan_runs, TraceError, TraceItem, TraceReader};
+use ritma_sources::trace::{scan_runs, CgroupEntry, TraceError, TraceItem, TraceReader};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -767,7 +767,7 @@ fn feed(
         })
         .collect();
     let mut next_seq: Vec<Option<u64>> = vec![None; ctxs.len()];
-    let mut pending_cgroups: Vec<Vec<(u64, Vec<(u64, Vec<u8>)>)>> = vec![Vec::new(); ctxs.len()];
+    let mut pending_cgroups: Vec<Vec<(u64, Vec<CgroupEntry>)>> = vec![Vec::new(); ctxs.len()];
     let (mut events, mut lost) = (0u64, 0u64);
     let mut epoch = 0u64;
     for path in traces {
