@@ -2,7 +2,7 @@
 //! the sealed blocks, and `ritma verify` rebuilds and checks them.
 
 use crate::util::{Dir, OutputExt};
-use ritma_schemas::index::{ConeRefs, EdgePart, EdgeRefs, TimeIndex, MAX_INDEX_LEN};
+use ritma_schemas::index::{ConeRefs, EdgePart, EdgeRefs, TaintIndex, TimeIndex, MAX_INDEX_LEN};
 use ritma_schemas::records::{AnyRecord, Record};
 use ritma_sinks::index::read_compressed;
 use ritma_sinks::store::read_block;
@@ -131,6 +131,32 @@ fn index_files_and_edge_parts_describe_the_sealed_blocks() {
     let edge_refs: EdgeRefs = decode(&hour_dir.join("index/edge_refs.cbor.zst"));
     let named: BTreeSet<_> = edge_refs.entities.iter().map(|(id, _)| *id).collect();
     assert_eq!(named, entities);
+
+    // Taint: what the matched actors reached, entering before it leaves; verify has
+    // already rebuilt it with the plain reference tracker and found it equal.
+    let taint: TaintIndex = decode(&hour_dir.join("index/taint.cbor.zst"));
+    assert_eq!(taint.ttl_windows, 300);
+    assert!(
+        taint.changes.iter().any(|c| c.enters),
+        "no taint in a trace with attacks"
+    );
+    let mut live = BTreeSet::new();
+    for c in &taint.changes {
+        let pair = (c.seed, c.entity);
+        if c.enters {
+            assert!(live.insert(pair), "{c:?} enters twice");
+        } else {
+            assert!(live.remove(&pair), "{c:?} leaves without entering");
+        }
+    }
+    let path = hour_dir.join("index/taint.cbor.zst");
+    let saved = std::fs::read(&path).unwrap();
+    let mut forged = taint.clone();
+    forged.changes.remove(0);
+    std::fs::write(&path, zstd::bulk::compress(&forged.encode(), 3).unwrap()).unwrap();
+    let err = d.ritma(&["verify", "s"]).output().failure();
+    assert!(err.contains("E_INDEX") && err.contains("taint"), "{err}");
+    std::fs::write(&path, &saved).unwrap();
 
     // A changed index file is caught even when it is well formed.
     let path = hour_dir.join("index/edge_refs.cbor.zst");

@@ -432,3 +432,80 @@ fn a_progress_bar_is_drawn_on_a_terminal_and_nowhere_else() {
     );
     d.ritma(&["verify", "b"]).output().success();
 }
+
+#[test]
+fn cgroup_paths_attribute_containers_and_services_and_link_containers_to_processes() {
+    use ritma_schemas::records::{AnyRecord, Block, DictKind, EdgeKind, Record};
+    use std::collections::{BTreeMap, BTreeSet};
+    let d = Dir::new();
+    d.ritma(&["synth", "--events", "60000", "--out", "t.rtrace"])
+        .output()
+        .success();
+    d.ritma(&["keys", "init", "--out", "s", "--node", "synth-0"])
+        .output()
+        .success();
+    d.ritma(&["replay", "t.rtrace", "--out", "s"])
+        .output()
+        .success();
+    // Per window: dictionary names, actors' container/service, container edges.
+    let mut windows = 0;
+    let (mut containers, mut services, mut linked) = (BTreeSet::new(), BTreeSet::new(), 0);
+    // Leaves by window: a window's blocks are `wIIII.BBBB.cbor.zst`, in order.
+    let mut by_window: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for (rel, bytes) in tree(&d.join("s")) {
+        let name = rel.to_string_lossy().into_owned();
+        if let Some((window, _)) = name
+            .contains("/blocks/")
+            .then(|| name.rsplit_once(".0"))
+            .flatten()
+        {
+            let block = Block::decode(&zstd_decompress(&bytes)).unwrap();
+            by_window
+                .entry(window.to_owned())
+                .or_default()
+                .extend(block.records);
+        }
+    }
+    for leaves in by_window.into_values() {
+        windows += 1;
+        let (mut dict, mut actors, mut edges) = (BTreeMap::new(), BTreeMap::new(), Vec::new());
+        for leaf in leaves {
+            match AnyRecord::decode(&leaf).unwrap() {
+                AnyRecord::Dict(e) => {
+                    dict.insert(e.id, (e.kind, e.value));
+                }
+                AnyRecord::Actor(a) => {
+                    actors.insert(a.actor, a);
+                }
+                AnyRecord::Edge(e) if e.kind == EdgeKind::ContainerToProc => edges.push(e),
+                _ => {}
+            }
+        }
+        for a in actors.values() {
+            // Every name an actor uses is in its window's dictionary.
+            if let Some(c) = a.container {
+                let (kind, value) = &dict[&c];
+                assert_eq!(*kind, DictKind::Container);
+                containers.insert(value.clone());
+            }
+            if let Some(s) = a.service {
+                let (kind, value) = &dict[&s];
+                assert_eq!(*kind, DictKind::Service);
+                services.insert(String::from_utf8(value.clone()).unwrap());
+            }
+        }
+        for e in &edges {
+            // A container edge joins a container to an actor that runs in it.
+            assert_eq!(actors[&e.dst].container, Some(e.src));
+            linked += 1;
+        }
+        let in_containers = actors.values().filter(|a| a.container.is_some()).count();
+        assert!(edges.len() <= in_containers);
+    }
+    assert!(windows > 0);
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    assert!(linked > 0);
+    for s in ["ssh.service", "nginx.service", "cron.service"] {
+        assert!(services.contains(s), "{s} not in {services:?}");
+    }
+}

@@ -252,6 +252,11 @@ impl ActorTable {
         vec![comm]
     }
 
+    /// The container an attributed actor runs in, if its cgroup names one.
+    pub fn container_of(&self, actor: &Id128) -> Option<Id128> {
+        self.actors.get(actor).and_then(|s| s.record.container)
+    }
+
     /// Closes `window`: the records of its active actors (by actor id), then evicts
     /// exited, idle and over-capacity actors.
     pub fn close(&mut self, window: u64) -> Vec<ActorRecord> {
@@ -419,6 +424,7 @@ mod tests {
         );
         assert_eq!(t.stats.misses, 1);
         assert_eq!(t.cgroup_dict(&recs), dict[1..].to_vec());
+        assert_eq!(t.container_of(&r.actor), None);
         // The next window still knows the executable.
         t.push(&open(4, 6, 42));
         assert_eq!(t.close(6)[0].exe, r.exe);

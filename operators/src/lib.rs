@@ -6,4 +6,5 @@ pub mod canonicalize;
 pub mod cone_match;
 pub mod graph_edge;
 pub mod hour_seal;
+pub mod taint;
 pub mod window_merkle;

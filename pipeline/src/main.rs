@@ -1,6 +1,7 @@
 //! `ritma`: the command line of the Ritma evidence pipeline.
 
 mod replay;
+mod taint;
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
@@ -39,6 +40,9 @@ enum Command {
         /// Private key file for a single-node trace (default: the store's own key).
         #[arg(long)]
         key: Option<PathBuf>,
+        /// Seconds taint follows a flow or a cone-matched actor after it was last seen.
+        #[arg(long, default_value_t = 300)]
+        taint_ttl: u64,
     },
     /// Check a store: strict bytes, every window root, every signature, continuity.
     Verify {
@@ -117,7 +121,8 @@ fn run(cli: Cli) -> Result<()> {
             out,
             workers,
             key,
-        } => replay_cmd(traces, out, workers, key),
+            taint_ttl,
+        } => replay_cmd(traces, out, workers, key, taint_ttl),
         Command::Verify { dir, key } => verify_cmd(&dir, key),
     }
 }
@@ -164,9 +169,13 @@ fn replay_cmd(
     out: PathBuf,
     workers: usize,
     key: Option<PathBuf>,
+    taint_ttl_s: u64,
 ) -> Result<()> {
     if workers == 0 || workers > 256 {
         bail!("--workers must be 1 to 256, not {workers}");
+    }
+    if taint_ttl_s == 0 || taint_ttl_s > 86_400 {
+        bail!("--taint-ttl must be 1 to 86400 seconds, not {taint_ttl_s}");
     }
     let started = std::time::Instant::now();
     let cfg = replay::ReplayConfig {
@@ -175,6 +184,7 @@ fn replay_cmd(
         workers,
         key,
         slack_ns: replay::DEFAULT_SLACK_NS,
+        taint_ttl_ns: taint_ttl_s * 1_000_000_000,
         mode: ritma_schemas::records::CaptureMode::Thin,
     };
     let s = replay::replay(cfg)?;

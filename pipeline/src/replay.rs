@@ -9,19 +9,22 @@
 //! Everything a window holds is ordered by the data before it is hashed, so the
 //! output is byte-identical for any number of workers.
 
+use crate::taint::taint_changes;
 use anyhow::{bail, Result};
 use ritma_operators::attribute::{ActorTable, ActorTableConfig};
 use ritma_operators::canonicalize::{canonicalize, CanonicalEvent, RunContext};
 use ritma_operators::cone_match::{builtin_cones, ConeDef, ConeMatcher};
 use ritma_operators::graph_edge::EdgeTable;
 use ritma_operators::hour_seal::HourSealer;
+use ritma_operators::taint::{taint_flows, TaintChange};
 use ritma_operators::window_merkle::{NodeLog, WindowContents};
 use ritma_schemas::merkle::TreeHash;
 use ritma_schemas::note::NoteSigner;
 use ritma_schemas::records::{
-    ActorRecord, CaptureMode, ConeInstance, DictEntry, Edge, EventAtom, LossReason, RunMeta,
-    StoreMeta,
+    ActorRecord, CaptureMode, ConeInstance, DictEntry, Edge, EdgeKind, EventAtom, LossReason,
+    RunMeta, StoreMeta,
 };
+use ritma_schemas::Id128;
 use ritma_sinks::index::{write_edge_part, write_hour_index, HourIndexBuilder, IndexedWindow};
 use ritma_sinks::keys::Keystore;
 use ritma_sinks::store::{NodeStore, WindowPaths, FORMAT_VERSION};
@@ -52,6 +55,8 @@ pub struct ReplayConfig {
     /// How long after a window's end it stays open for late events.
     pub slack_ns: u64,
     pub mode: CaptureMode,
+    /// How long a taint flow or seed lives after its last sighting, in ns.
+    pub taint_ttl_ns: u64,
 }
 
 /// What replay did.
@@ -185,6 +190,10 @@ struct WindowPart {
     edges: Vec<Edge>,
     cones: Vec<ConeInstance>,
     lost: Vec<(LossReason, u64)>,
+    /// Actors that completed a cone match: taint seeds.
+    seeds: Vec<Id128>,
+    /// Changes of the taint relation at this window.
+    taint: Vec<TaintChange>,
 }
 
 /// Records held per window until the frontier passes it, with the capability to emit there.
@@ -374,6 +383,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
     let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let traces = Arc::new(cfg.traces.clone());
     let (slack_ns, mode) = (cfg.slack_ns, cfg.mode);
+    let taint_ttl = (cfg.taint_ttl_ns / nodes.metas[0].window_len_ns).max(1);
     let window_counts: Arc<Mutex<(u64, u64)>> = Arc::new(Mutex::new((0, 0)));
     let clock: Arc<Mutex<SealClock>> = Arc::default();
     let names = Arc::new(nodes.names.clone());
@@ -438,7 +448,9 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                                 let matcher = matchers.entry(*node).or_insert_with(|| ConeMatcher::new(cones.clone(), MAX_PARTIAL_MATCHES, ctx.window_len_ns));
                                 let wall = (e.window as i128 * ctx.window_len_ns as i128 + e.atom.t_ns as i128).max(0) as u64;
                                 for m in matcher.push(e, wall) {
-                                    by_node.entry(*node).or_insert_with(|| WindowPart { node: *node, window: w, ..Default::default() }).cones.push(m.instance);
+                                    let part = by_node.entry(*node).or_insert_with(|| WindowPart { node: *node, window: w, ..Default::default() });
+                                    part.cones.push(m.instance);
+                                    part.seeds.push(e.atom.actor);
                                 }
                             }
                             let mut session = output.session(&cap);
@@ -489,6 +501,9 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                                         });
                                         part.dict.extend(actors.push(&event));
                                         edges.push(&event);
+                                        if let Some(container) = actors.container_of(&event.atom.actor) {
+                                            edges.add(w, EdgeKind::ContainerToProc, container, event.atom.actor, 0, event.atom.t_ns);
+                                        }
                                         part.dict.extend(event.dict);
                                         part.atoms.push(event.atom);
                                     }
@@ -521,14 +536,27 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                 },
             );
 
+            // Taint: flows of the windows' edges from the actors that matched a cone.
+            let flows = parts.clone().flat_map(|p: WindowPart| {
+                let node = p.node;
+                p.edges.iter().flat_map(taint_flows).map(|(from, to)| (node, from, to)).collect::<Vec<_>>()
+            });
+            let seeds = cone_parts.clone().flat_map(|p: WindowPart| {
+                let node = p.node;
+                p.seeds.into_iter().map(move |s| (node, s))
+            });
+            let taint = taint_changes(flows, seeds, taint_ttl).map(|c| WindowPart { node: c.node, window: c.window, taint: vec![c], ..Default::default() });
+
             parts
                 .concat(cone_parts)
+                .concat(taint)
                 .unary_frontier::<timely::container::CapacityContainerBuilder<Vec<(u32, u64)>>, _, _, _>(
                     ExchangePact::new(|p: &WindowPart| mix(p.node as u64)),
                     "window-merkle",
                     move |_default_cap, _info| {
                         let mut stash: Stash<WindowPart> = BTreeMap::new();
                         let mut sinks: BTreeMap<u32, NodeSink> = BTreeMap::new();
+                        let mut taint_at: BTreeMap<u32, BTreeMap<u64, Vec<TaintChange>>> = BTreeMap::new();
                         let mut finished = false;
                         move |(input, frontier), output| {
                             input.for_each(|cap, data| {
@@ -543,7 +571,12 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                                 }
                                 let (cap, parts) = stash.remove(&w).expect("first key");
                                 let mut by_node: BTreeMap<u32, WindowContents> = BTreeMap::new();
-                                for p in parts {
+                                for mut p in parts {
+                                    if !p.taint.is_empty() {
+                                        // Taint alone never seals a window: it waits for the window's record.
+                                        taint_at.entry(p.node).or_default().entry(w).or_default().append(&mut p.taint);
+                                        continue;
+                                    }
                                     let c = by_node.entry(p.node).or_default();
                                     c.dict.extend(p.dict);
                                     c.actors.extend(p.actors);
@@ -568,19 +601,21 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                                             store,
                                             index: None,
                                             mode,
+                                            taint_ttl,
                                         }
                                     });
                                     contents.late_events = contents.atoms.iter().filter(|a| a.flags & ritma_schemas::records::atom_flags::LATE != 0).count() as u64;
                                     // Windows without events still get a record: the log has no gaps.
                                     let first = sink.log.next_window().unwrap_or(w);
+                                    let taint = taint_at.entry(node).or_default();
                                     for gap in first..w {
-                                        if let Err(e) = sink.seal(gap, WindowContents::default()) {
+                                        if let Err(e) = sink.seal(gap, WindowContents::default(), taint.remove(&gap).unwrap_or_default()) {
                                             errors.lock().expect("errors").push(e);
                                             return;
                                         }
                                         clock.lock().expect("clock").sealed(gap);
                                     }
-                                    match sink.seal(w, contents) {
+                                    match sink.seal(w, contents, taint.remove(&w).unwrap_or_default()) {
                                         Ok(n) => {
                                             clock.lock().expect("clock").sealed(w);
                                             let mut c = window_counts.lock().expect("counts");
@@ -656,6 +691,7 @@ struct NodeSink {
     store: NodeStore,
     index: Option<HourIndexBuilder>,
     mode: CaptureMode,
+    taint_ttl: u64,
 }
 
 impl NodeSink {
@@ -664,7 +700,12 @@ impl NodeSink {
     }
 
     /// Seals `window`, writes it and its index share; returns its event count.
-    fn seal(&mut self, window: u64, contents: WindowContents) -> Result<u64, String> {
+    fn seal(
+        &mut self,
+        window: u64,
+        contents: WindowContents,
+        mut taint: Vec<TaintChange>,
+    ) -> Result<u64, String> {
         let node = self.store.meta().node.clone();
         let len = self.store.meta().window_len_ns;
         let sealed = self
@@ -688,7 +729,8 @@ impl NodeSink {
         let hour = window / self.per_hour();
         let index = self
             .index
-            .get_or_insert_with(|| HourIndexBuilder::new(&node, len, hour));
+            .get_or_insert_with(|| HourIndexBuilder::new(&node, len, hour, self.taint_ttl));
+        taint.sort();
         let r = &sealed.record;
         let edges_at = (r.dict_count + r.actor_count + r.event_count) as usize;
         let parts = index.push_window(IndexedWindow {
@@ -697,6 +739,10 @@ impl NodeSink {
             edges: &sealed.edges,
             edge_leaves: &sealed.leaves[edges_at..edges_at + sealed.edges.len()],
             cones: &sealed.cones,
+            taint: &taint
+                .iter()
+                .map(|c| (c.seed, c.entity, c.diff > 0))
+                .collect::<Vec<_>>(),
         });
         let paths = WindowPaths::new(window, len);
         for part in &parts {

@@ -281,6 +281,85 @@ impl Record for EdgeRefs {
     }
 }
 
+/// One change of the taint relation: `entity` became (`enters`) or stopped being
+/// reachable from `seed` at the start of window `window_index` of the hour.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct TaintEntry {
+    pub window_index: u64,
+    pub seed: Id128,
+    pub entity: Id128,
+    pub enters: bool,
+}
+
+/// `index/taint.cbor.zst`: how the taint relation (FORMAT.md §8.5) changed during the hour.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TaintIndex {
+    pub node: String,
+    pub hour: u64,
+    pub ttl_windows: u64,
+    /// Strictly ascending by (window_index, seed, entity).
+    pub changes: Vec<TaintEntry>,
+}
+
+impl Record for TaintIndex {
+    const TYPE: u64 = 18;
+    const VERSION: u64 = 1;
+    const NAME: &'static str = "TaintIndex";
+    const FIELDS: u64 = 6;
+    const MAX_LEN: usize = MAX_INDEX_LEN;
+
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.text(&self.node)
+            .uint(self.hour)
+            .uint(self.ttl_windows)
+            .array(self.changes.len() as u64);
+        for c in &self.changes {
+            e.array(4)
+                .uint(c.window_index)
+                .bytes(&c.seed)
+                .bytes(&c.entity)
+                .bool(c.enters);
+        }
+    }
+
+    fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let node = node_name(d)?;
+        let hour = d.uint("hour")?;
+        let ttl_windows = d.uint("ttl_windows")?;
+        if ttl_windows == 0 {
+            return Err(invalid(d, "ttl_windows", "taint lives at least one window"));
+        }
+        let n = d.array("changes", MAX_ENTRIES)?;
+        let mut changes: Vec<TaintEntry> = Vec::with_capacity(n.min(4096) as usize);
+        for _ in 0..n {
+            d.array_exact("changes", 4)?;
+            let c = TaintEntry {
+                window_index: d.uint("changes.window_index")?,
+                seed: d.fixed("changes.seed")?,
+                entity: d.fixed("changes.entity")?,
+                enters: d.bool("changes.enters")?,
+            };
+            if c.seed == c.entity {
+                return Err(invalid(d, "changes.entity", "a seed does not taint itself"));
+            }
+            if changes.last().is_some_and(|p| {
+                (p.window_index, p.seed, p.entity) >= (c.window_index, c.seed, c.entity)
+            }) {
+                return Err(d.error("changes", DecodeErrorKind::NotAscending));
+            }
+            changes.push(c);
+        }
+        Ok(TaintIndex {
+            node,
+            hour,
+            ttl_windows,
+            changes,
+        })
+    }
+}
+
 /// `graph/edges/YYYY/MM/DD/HH/pNNNN.edges.cbor.zst`: a run of the hour's edges in
 /// window and leaf order, each exactly its leaf bytes, so any edge here can be
 /// proven against its window's signed root.

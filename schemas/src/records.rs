@@ -1241,6 +1241,7 @@ pub fn record_name(t: u64) -> Option<&'static str> {
         crate::index::ConeRefs::TYPE => crate::index::ConeRefs::NAME,
         crate::index::EdgeRefs::TYPE => crate::index::EdgeRefs::NAME,
         crate::index::EdgePart::TYPE => crate::index::EdgePart::NAME,
+        crate::index::TaintIndex::TYPE => crate::index::TaintIndex::NAME,
         _ => return None,
     })
 }

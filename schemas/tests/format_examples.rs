@@ -305,6 +305,26 @@ fn examples() -> BTreeMap<&'static str, String> {
         edges: vec![(7, edge.encode())],
     };
     ex.insert("edge-part", wrapped(&part.encode()));
+    let taint = TaintIndex {
+        node: "web-1".into(),
+        hour: 489_968,
+        ttl_windows: 300,
+        changes: vec![
+            TaintEntry {
+                window_index: 3,
+                seed: seq16(0x10),
+                entity: seq16(0x20),
+                enters: true,
+            },
+            TaintEntry {
+                window_index: 9,
+                seed: seq16(0x10),
+                entity: seq16(0x20),
+                enters: false,
+            },
+        ],
+    };
+    ex.insert("taint-index", wrapped(&taint.encode()));
     ex
 }
 
@@ -328,6 +348,10 @@ fn index_example_encodings_decode() {
     assert_eq!(
         EdgePart::decode(&bytes("edge-part")).unwrap().encode(),
         bytes("edge-part")
+    );
+    assert_eq!(
+        TaintIndex::decode(&bytes("taint-index")).unwrap().encode(),
+        bytes("taint-index")
     );
 }
 

@@ -4,7 +4,8 @@
 
 use crate::store::{io, sync_dir, write_atomic, StoreError, WindowPaths};
 use ritma_schemas::index::{
-    ConeRefs, EdgePart, EdgeRefs, LeafSpan, TimeBucket, TimeIndex, EDGES_PER_PART, TIME_BUCKETS,
+    ConeRefs, EdgePart, EdgeRefs, LeafSpan, TaintEntry, TaintIndex, TimeBucket, TimeIndex,
+    EDGES_PER_PART, TIME_BUCKETS,
 };
 use ritma_schemas::records::{ConeInstance, Edge, EventAtom, Record, WindowRecord};
 use ritma_schemas::Id128;
@@ -23,6 +24,8 @@ pub struct IndexedWindow<'a> {
     /// The edges' leaf bytes, one per edge.
     pub edge_leaves: &'a [Vec<u8>],
     pub cones: &'a [ConeInstance],
+    /// Taint changes at this window: (seed, entity, enters).
+    pub taint: &'a [(Id128, Id128, bool)],
 }
 
 /// An hour's finished index files.
@@ -32,6 +35,7 @@ pub struct HourIndex {
     pub time: Vec<TimeIndex>,
     pub cone_refs: ConeRefs,
     pub edge_refs: EdgeRefs,
+    pub taint: TaintIndex,
 }
 
 impl HourIndex {
@@ -40,6 +44,7 @@ impl HourIndex {
         let mut files = vec![
             ("cone_refs", self.cone_refs.encode()),
             ("edge_refs", self.edge_refs.encode()),
+            ("taint", self.taint.encode()),
         ];
         for (t, (stem, _)) in self.time.iter().zip(TIME_BUCKETS) {
             files.push((stem, t.encode()));
@@ -58,10 +63,12 @@ pub struct HourIndexBuilder {
     entities: HashMap<Id128, Vec<u64>>,
     pending: Vec<(u64, Vec<u8>)>,
     next_part: u32,
+    ttl_windows: u64,
+    taint: Vec<TaintEntry>,
 }
 
 impl HourIndexBuilder {
-    pub fn new(node: &str, window_len_ns: u64, hour: u64) -> Self {
+    pub fn new(node: &str, window_len_ns: u64, hour: u64, ttl_windows: u64) -> Self {
         HourIndexBuilder {
             node: node.to_owned(),
             window_len_ns,
@@ -71,6 +78,8 @@ impl HourIndexBuilder {
             entities: HashMap::new(),
             pending: Vec::new(),
             next_part: 0,
+            ttl_windows,
+            taint: Vec::new(),
         }
     }
 
@@ -113,6 +122,18 @@ impl HourIndexBuilder {
                 .or_default()
                 .push((index, cones_at + i as u64));
         }
+        let mut taint: Vec<TaintEntry> = w
+            .taint
+            .iter()
+            .map(|&(seed, entity, enters)| TaintEntry {
+                window_index: index,
+                seed,
+                entity,
+                enters,
+            })
+            .collect();
+        taint.sort_unstable();
+        self.taint.extend(taint);
         let mut full = Vec::new();
         for (edge, leaf) in w.edges.iter().zip(w.edge_leaves) {
             for id in [edge.src, edge.dst] {
@@ -171,9 +192,15 @@ impl HourIndexBuilder {
                 cones: self.cones.into_iter().collect(),
             },
             edge_refs: EdgeRefs {
-                node: self.node,
+                node: self.node.clone(),
                 hour: self.hour,
                 entities,
+            },
+            taint: TaintIndex {
+                node: self.node,
+                hour: self.hour,
+                ttl_windows: self.ttl_windows,
+                changes: self.taint,
             },
         };
         (index, last)
@@ -292,7 +319,7 @@ mod tests {
     fn buckets_use_true_time_and_leaf_spans() {
         let hour = 500_000;
         let w0 = hour * 3600;
-        let mut b = HourIndexBuilder::new("n", 1_000_000_000, hour);
+        let mut b = HourIndexBuilder::new("n", 1_000_000_000, hour, 300);
         // Window 0: two events in second 0; window 1: one event in second 1 and a
         // late one that happened in second 0.
         let atoms0 = [atom(0, 10), atom(1, 20)];
@@ -302,6 +329,7 @@ mod tests {
             edges: &[],
             edge_leaves: &[],
             cones: &[],
+            taint: &[],
         });
         let atoms1 = [atom(2, 5), atom(3, -400_000_000)];
         b.push_window(IndexedWindow {
@@ -310,6 +338,7 @@ mod tests {
             edges: &[],
             edge_leaves: &[],
             cones: &[],
+            taint: &[],
         });
         let (index, last) = b.finish();
         assert!(last.is_none());
@@ -344,7 +373,7 @@ mod tests {
 
     #[test]
     fn edges_fill_parts_of_ten_thousand_and_refs_name_windows() {
-        let mut b = HourIndexBuilder::new("n", 1_000_000_000, 0);
+        let mut b = HourIndexBuilder::new("n", 1_000_000_000, 0, 300);
         let edges: Vec<Edge> = (0..6000u32)
             .map(|i| edge((i / 200) as u8, (i % 200) as u8))
             .collect();
@@ -367,6 +396,10 @@ mod tests {
                 edges: &edges,
                 edge_leaves: &leaves,
                 cones: std::slice::from_ref(&cone),
+                taint: &[
+                    ([1; 16], [(w + 3) as u8; 16], true),
+                    ([1; 16], [2; 16], w == 0),
+                ],
             }));
         }
         assert_eq!(parts.len(), 1);
@@ -398,5 +431,20 @@ mod tests {
             index.edge_refs
         );
         assert_eq!(EdgePart::decode(&parts[0].encode()).unwrap(), parts[0]);
+        // Taint changes in window order, then by seed and entity.
+        let t = &index.taint.changes;
+        assert_eq!(t.len(), 6);
+        assert_eq!(
+            (t[0].window_index, t[0].entity, t[0].enters),
+            (0, [2; 16], true)
+        );
+        assert_eq!(
+            (t[2].window_index, t[2].entity, t[2].enters),
+            (1, [2; 16], false)
+        );
+        assert_eq!(
+            TaintIndex::decode(&index.taint.encode()).unwrap(),
+            index.taint
+        );
     }
 }

@@ -10,7 +10,8 @@
 use crate::index::{read_compressed, HourIndexBuilder, IndexedWindow};
 use crate::keys::Keystore;
 use crate::store::{read_block, WindowPaths};
-use ritma_schemas::index::{EdgePart, MAX_INDEX_LEN};
+use ritma_operators::taint::TaintTracker;
+use ritma_schemas::index::{EdgePart, TaintIndex, MAX_INDEX_LEN};
 use ritma_schemas::keys::KeyHistory;
 use ritma_schemas::merkle::{verify_consistency, Blake3Tree, Frontier, TreeHash};
 use ritma_schemas::note::NoteVerifier;
@@ -281,6 +282,9 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
 
     let hours = hour_dirs(root)?;
     check_graph_dirs(root, &hours)?;
+    // Taint is rebuilt over the whole log with the lifetime the first index names.
+    let ttl = taint_ttl(root, &hours)?;
+    let mut taint = TaintTracker::new(ttl);
     for hour in hours {
         if let Some(n) = names(&root.join(&hour))?
             .into_iter()
@@ -543,8 +547,24 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                     "the blocks do not hash to the window's signed root",
                 ));
             }
+            // Seeds: the actors of the events that completed a cone match.
+            let seeds: Vec<_> = cones
+                .iter()
+                .filter_map(|c| atoms.iter().find(|a| a.seq == c.last_seq).map(|a| a.actor))
+                .collect();
+            taint.push(0, record.window, &edges, &seeds);
+            let changes: Vec<_> = taint
+                .close(record.window)
+                .into_iter()
+                .map(|c| (c.seed, c.entity, c.diff > 0))
+                .collect();
             let builder = hour_index.get_or_insert_with(|| {
-                HourIndexBuilder::new(&meta.node, meta.window_len_ns, record.window / per_hour)
+                HourIndexBuilder::new(
+                    &meta.node,
+                    meta.window_len_ns,
+                    record.window / per_hour,
+                    ttl,
+                )
             });
             for part in builder.push_window(IndexedWindow {
                 record: &record,
@@ -552,6 +572,7 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                 edges: &edges,
                 edge_leaves: &edge_leaves,
                 cones: &cones,
+                taint: &changes,
             }) {
                 check_edge_part(root, &expected_path, &part, w)?;
                 parts_checked += 1;
@@ -687,6 +708,22 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
         log_size: log.size(),
         log_root: log.root::<Blake3Tree>(),
     })
+}
+
+/// The taint lifetime of the first hour index in the store (any value when there is none:
+/// then no taint index is compared).
+fn taint_ttl(root: &Path, hours: &[PathBuf]) -> Result<u64, VerifyError> {
+    for hour in hours {
+        let path = root.join(hour).join("index/taint.cbor.zst");
+        if path.exists() {
+            let bytes = read_compressed(&path, MAX_INDEX_LEN)
+                .map_err(|e| fail("E_INDEX", &path, None, e.to_string()))?;
+            let index = TaintIndex::decode(&bytes)
+                .map_err(|e| fail("E_INDEX", &path, None, e.to_string()))?;
+            return Ok(index.ttl_windows);
+        }
+    }
+    Ok(1)
 }
 
 /// An edge part on disk must decode to exactly the part rebuilt from the blocks.
