@@ -352,6 +352,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                 root.display()
             );
         }
+        store.write_schema(ritma_schemas::FORMAT_SPEC)?;
         store.write_cone_library(
             CONE_LIB_VERSION,
             &ritma_operators::cone_match::builtin_v0001(),

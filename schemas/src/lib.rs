@@ -15,3 +15,7 @@ pub mod note;
 pub mod records;
 
 pub use hash::{Hash32, Id128};
+
+/// The FORMAT specification this code implements, copied into every store's
+/// `_meta/schema/` so the bytes can be read without this repository.
+pub const FORMAT_SPEC: &str = include_str!("../../docs/FORMAT.md");

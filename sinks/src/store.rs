@@ -167,6 +167,20 @@ impl NodeStore {
         &self.meta
     }
 
+    /// Writes `_meta/schema/FORMAT-vN.md`, the specification the store's bytes follow
+    /// (informative: a verifier checks against its own). An existing copy is kept.
+    pub fn write_schema(&self, spec: &str) -> Result<(), StoreError> {
+        let path = self.root.join(format!(
+            "_meta/schema/FORMAT-v{}.md",
+            self.meta.format_version
+        ));
+        if !path.exists() {
+            write_atomic(&path, spec.as_bytes())?;
+            sync_dir(path.parent().expect("schema dir"))?;
+        }
+        Ok(())
+    }
+
     /// Writes the cone library the windows are matched with under `ctgf/cones/vNNNN/`,
     /// refusing to change a file already there (a library version never changes).
     pub fn write_cone_library(
