@@ -422,6 +422,17 @@ fn a_progress_bar_is_drawn_on_a_terminal_and_nowhere_else() {
     assert!(o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains("replay ["), "{err}");
+    // The closing lines: operator counters, then totals with the seal latency.
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines[lines.len() - 2].starts_with("ritma: cone partial matches expired "),
+        "{err}"
+    );
+    let last = lines[lines.len() - 1];
+    assert!(
+        last.contains("sealed 100000 events") && last.contains("seal latency p50 "),
+        "{err}"
+    );
     // On a pseudo-terminal (util-linux `script`): the bar, with bytes and events.
     let cmd = format!("{} replay t.rtrace --out b", env!("CARGO_BIN_EXE_ritma"));
     let o = std::process::Command::new("script")

@@ -189,6 +189,16 @@ fn replay_cmd(
     };
     let s = replay::replay(cfg)?;
     let secs = started.elapsed().as_secs_f64();
+    let o = s.operators;
+    eprintln!(
+        "ritma: cone partial matches expired {}, shed at the bound {}; actor table misses {}, evicted on exit {}, idle {}, at capacity {}",
+        o.cone_partials_expired,
+        o.cone_partials_shed,
+        o.actor_misses,
+        o.actors_evicted_exit,
+        o.actors_evicted_idle,
+        o.actors_evicted_capacity
+    );
     eprintln!(
         "ritma: sealed {} events of {} node(s) in {} windows into {} in {secs:.1} s ({:.0} events/s); {} events lost to corrupt trace frames; seal latency p50 {:.1} ms, p99 {:.1} ms",
         s.events,
@@ -200,6 +210,7 @@ fn replay_cmd(
         ms(s.seal_latency(0.5)),
         ms(s.seal_latency(0.99)),
     );
+
     Ok(())
 }
 

@@ -69,6 +69,21 @@ pub struct ReplaySummary {
     /// Seal latency of every (node, window): from the moment the source closed the
     /// window (the input moved past it) to its signed checkpoint being on disk.
     pub seal_latencies: Vec<Duration>,
+    pub operators: OperatorStats,
+}
+
+/// The operators' counters, summed over workers and nodes. None of them is event loss
+/// (every event is sealed), but each bounds what the matcher or the actor table saw.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OperatorStats {
+    /// Partial cone matches that ran out of time, and that were dropped at the bound.
+    pub cone_partials_expired: u64,
+    pub cone_partials_shed: u64,
+    /// Events of an actor the table did not hold (first sight or after eviction).
+    pub actor_misses: u64,
+    pub actors_evicted_exit: u64,
+    pub actors_evicted_idle: u64,
+    pub actors_evicted_capacity: u64,
 }
 
 impl ReplaySummary {
@@ -387,6 +402,8 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
     let taint_ttl = (cfg.taint_ttl_ns / nodes.metas[0].window_len_ns).max(1);
     let window_counts: Arc<Mutex<(u64, u64)>> = Arc::new(Mutex::new((0, 0)));
     let clock: Arc<Mutex<SealClock>> = Arc::default();
+    let stats: Arc<Mutex<OperatorStats>> = Arc::default();
+    let stats2 = stats.clone();
     let names = Arc::new(nodes.names.clone());
 
     let (e2, wc2, names2, clock2) = (
@@ -401,6 +418,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
         let probe = ProbeHandle::new();
         let (ctxs, shared, errors, window_counts, clock) = (ctxs.clone(), shared.clone(), e2.clone(), wc2.clone(), clock2.clone());
         let clock_feed = clock.clone();
+        let (stats_cone, stats_attr) = (stats2.clone(), stats2.clone());
         let ctxs_canon = ctxs.clone();
         let ctxs_merkle = ctxs.clone();
         worker.dataflow::<u64, _, _>(|scope| {
@@ -457,6 +475,13 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                             let mut session = output.session(&cap);
                             for (_, part) in by_node {
                                 session.give(part);
+                            }
+                        }
+                        if frontier.is_empty() {
+                            let mut s = stats_cone.lock().expect("stats");
+                            for m in matchers.values_mut() {
+                                s.cone_partials_expired += std::mem::take(&mut m.stats.expired);
+                                s.cone_partials_shed += std::mem::take(&mut m.stats.shed);
                             }
                         }
                     }
@@ -531,6 +556,16 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                                     part.edges = edges.close(w);
                                 }
                                 session.give(part);
+                            }
+                        }
+                        if frontier.is_empty() && cgroup_frontier.is_empty() {
+                            let mut s = stats_attr.lock().expect("stats");
+                            for (actors, _) in tables.values_mut() {
+                                let a = std::mem::take(&mut actors.stats);
+                                s.actor_misses += a.misses;
+                                s.actors_evicted_exit += a.evicted_exit;
+                                s.actors_evicted_idle += a.evicted_idle;
+                                s.actors_evicted_capacity += a.evicted_capacity;
                             }
                         }
                     }
@@ -682,6 +717,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
     }
     summary.windows = window_counts.lock().expect("counts").0;
     summary.seal_latencies = std::mem::take(&mut clock.lock().expect("clock").latencies);
+    summary.operators = *stats.lock().expect("stats");
     Ok(summary)
 }
 
