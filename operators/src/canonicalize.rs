@@ -5,7 +5,7 @@
 use ritma_schemas::cbor::Encoder;
 use ritma_schemas::hash::blake3;
 use ritma_schemas::records::{
-    atom_flags, ActorRecord, CaptureMode, DictEntry, DictKind, EventAtom, RunMeta,
+    atom_flags, ActorRecord, CaptureMode, DictEntry, DictKind, EventAtom, EventType, RunMeta,
 };
 use ritma_schemas::Id128;
 use ritma_sources::raw::{IdCall, RawBody, RawEvent, SockAddr, Task, ID_UNCHANGED};
@@ -95,8 +95,8 @@ pub enum Detail {
     },
 }
 
-fn dict(out: &mut Vec<DictEntry>, kind: DictKind, value: &[u8]) -> Id128 {
-    let e = DictEntry::new(kind, value);
+fn dict(out: &mut Vec<DictEntry>, kind: DictKind, value: Vec<u8>) -> Id128 {
+    let e = DictEntry::from_vec(kind, value);
     let id = e.id;
     out.push(e);
     id
@@ -123,6 +123,29 @@ pub fn flow_bytes(a: &SockAddr) -> Vec<u8> {
         SockAddr::Other { family } => b.extend_from_slice(&family.to_be_bytes()),
     }
     b
+}
+
+/// How many dictionary entries an event of this body makes (at most), so its list
+/// is allocated once and at its size: events wait in window stashes by the thousand.
+fn dict_entries_of(body: &RawBody) -> usize {
+    match body {
+        RawBody::Exec { .. } | RawBody::Rename { .. } => 2,
+        RawBody::Open { .. }
+        | RawBody::Unlink { .. }
+        | RawBody::Connect { .. }
+        | RawBody::Accept { .. }
+        | RawBody::Bind { .. }
+        | RawBody::MemfdCreate { .. }
+        | RawBody::ModuleLoad { .. }
+        | RawBody::BpfProgLoad { .. } => 1,
+        RawBody::Fork { .. }
+        | RawBody::Exit { .. }
+        | RawBody::Listen { .. }
+        | RawBody::Ptrace { .. }
+        | RawBody::SetUid { .. }
+        | RawBody::SetGid { .. }
+        | RawBody::CapSet { .. } => 0,
+    }
 }
 
 fn failed(result: i64) -> u32 {
@@ -168,11 +191,18 @@ pub fn canonicalize(
     } else {
         0
     };
-    let mut dict_out = Vec::new();
+    let mut dict_out = Vec::with_capacity(dict_entries_of(&raw.body));
     let mut arg_hash = None;
     let mut detail = Detail::None;
     let event_type = raw.body.event_type();
-    let object = match &raw.body {
+    let RawEvent {
+        seq,
+        mono_ns: _,
+        task,
+        body,
+    } = raw;
+    // Paths and names move into their dictionary entries: no copy per event.
+    let object = match body {
         RawBody::Exec {
             filename,
             argv,
@@ -186,14 +216,14 @@ pub fn canonicalize(
             if !argv.is_empty() {
                 let mut e = Encoder::new();
                 e.array(argv.len() as u64);
-                for a in argv {
+                for a in &argv {
                     e.bytes(a);
                 }
                 let encoded = e.into_bytes();
                 arg_hash = Some(blake3(&encoded));
                 // Thin mode keeps the hash only; Thick and Full keep the argv too.
                 if mode != CaptureMode::Thin {
-                    let entry = DictEntry::new(DictKind::Argv, &encoded);
+                    let entry = DictEntry::from_vec(DictKind::Argv, encoded);
                     if entry.hashed {
                         flags |= atom_flags::ARG_HASHED;
                     }
@@ -202,8 +232,8 @@ pub fn canonicalize(
             }
             detail = Detail::Exec {
                 exe,
-                exe_dev: *exe_dev,
-                exe_ino: *exe_ino,
+                exe_dev,
+                exe_ino,
             };
             exe
         }
@@ -211,16 +241,16 @@ pub fn canonicalize(
             child_pid,
             child_start_ns,
         } => {
-            let child = ctx.actor_id(*child_pid, *child_start_ns);
+            let child = ctx.actor_id(child_pid, child_start_ns);
             detail = Detail::Fork {
                 child,
-                child_pid: *child_pid,
-                child_start_ns: *child_start_ns,
+                child_pid,
+                child_start_ns,
             };
             child
         }
         RawBody::Exit { code } => {
-            if *code != 0 {
+            if code != 0 {
                 flags |= atom_flags::FAILED;
             }
             detail = Detail::Exit;
@@ -232,17 +262,17 @@ pub fn canonicalize(
             result,
             ..
         } => {
-            flags |= open_flags(*f) | failed(*result);
+            flags |= open_flags(f) | failed(result);
             dict(&mut dict_out, DictKind::Path, path)
         }
         RawBody::Unlink { path, result, .. } => {
-            flags |= failed(*result);
+            flags |= failed(result);
             dict(&mut dict_out, DictKind::Path, path)
         }
         RawBody::Rename {
             old, new, result, ..
         } => {
-            flags |= failed(*result);
+            flags |= failed(result);
             let from = dict(&mut dict_out, DictKind::Path, old);
             detail = Detail::Rename { from };
             dict(&mut dict_out, DictKind::Path, new)
@@ -250,11 +280,11 @@ pub fn canonicalize(
         RawBody::Connect { addr, result }
         | RawBody::Accept { addr, result }
         | RawBody::Bind { addr, result } => {
-            flags |= failed(*result);
-            dict(&mut dict_out, DictKind::Flow, &flow_bytes(addr))
+            flags |= failed(result);
+            dict(&mut dict_out, DictKind::Flow, flow_bytes(&addr))
         }
         RawBody::Listen { result, .. } => {
-            flags |= failed(*result);
+            flags |= failed(result);
             NO_OBJECT
         }
         RawBody::Ptrace {
@@ -263,32 +293,32 @@ pub fn canonicalize(
             target_start_ns,
             result,
         } => {
-            flags |= failed(*result);
+            flags |= failed(result);
             arg_hash = Some(blake3(&request.to_be_bytes()));
             detail = Detail::PtraceTarget {
-                pid: *target_pid,
-                request: *request,
+                pid: target_pid,
+                request,
             };
             // Without the target's start time its actor id is unknown: no object, no edge.
-            if *target_start_ns == 0 {
+            if target_start_ns == 0 {
                 NO_OBJECT
             } else {
-                ctx.actor_id(*target_pid, *target_start_ns)
+                ctx.actor_id(target_pid, target_start_ns)
             }
         }
         RawBody::SetUid { call, ids, result } | RawBody::SetGid { call, ids, result } => {
-            flags |= failed(*result);
+            flags |= failed(result);
             let mut e = Encoder::new();
             e.array(4)
-                .uint(*call as u64)
+                .uint(call as u64)
                 .uint(ids[0] as u64)
                 .uint(ids[1] as u64)
                 .uint(ids[2] as u64);
             arg_hash = Some(blake3(e.as_bytes()));
-            if *result >= 0 && matches!(raw.body, RawBody::SetUid { .. }) {
+            if result >= 0 && event_type == EventType::SetUid {
                 detail = Detail::Credentials {
-                    uid: new_uid(*call, ids),
-                    euid: new_euid(*call, ids),
+                    uid: new_uid(call, &ids),
+                    euid: new_euid(call, &ids),
                 };
             }
             NO_OBJECT
@@ -299,37 +329,30 @@ pub fn canonicalize(
             inheritable,
             result,
         } => {
-            flags |= failed(*result);
+            flags |= failed(result);
             let mut e = Encoder::new();
-            e.array(3)
-                .uint(*effective)
-                .uint(*permitted)
-                .uint(*inheritable);
+            e.array(3).uint(effective).uint(permitted).uint(inheritable);
             arg_hash = Some(blake3(e.as_bytes()));
             NO_OBJECT
         }
         RawBody::MemfdCreate { name, result, .. } => {
-            flags |= failed(*result);
+            flags |= failed(result);
             dict(
                 &mut dict_out,
                 DictKind::Name,
-                &[b"memfd:".as_slice(), name].concat(),
+                [b"memfd:".as_slice(), &name].concat(),
             )
         }
-        RawBody::ModuleLoad { name, result, .. } => {
-            flags |= failed(*result);
-            dict(&mut dict_out, DictKind::Name, name)
-        }
-        RawBody::BpfProgLoad { name, result, .. } => {
-            flags |= failed(*result);
+        RawBody::ModuleLoad { name, result, .. } | RawBody::BpfProgLoad { name, result, .. } => {
+            flags |= failed(result);
             dict(&mut dict_out, DictKind::Name, name)
         }
     };
-    let actor = ctx.actor_id(raw.task.pid, raw.task.start_ns);
+    let actor = ctx.actor_id(task.pid, task.start_ns);
     CanonicalEvent {
         window,
         atom: EventAtom {
-            seq: raw.seq,
+            seq,
             t_ns,
             event_type,
             actor,
@@ -339,7 +362,7 @@ pub fn canonicalize(
             payload_ref: None,
         },
         dict: dict_out,
-        task: raw.task,
+        task,
         detail,
     }
 }
@@ -368,7 +391,6 @@ fn new_euid(call: IdCall, ids: &[u32; 3]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ritma_schemas::records::EventType;
 
     fn ctx() -> RunContext {
         RunContext {

@@ -224,12 +224,28 @@ impl ConeDef {
     }
 }
 
+/// True if `needle` occurs in `hay` (an empty needle occurs everywhere).
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    // Compare only where the first byte matches.
+    hay.iter()
+        .enumerate()
+        .take((hay.len() + 1).saturating_sub(needle.len()))
+        .any(|(i, &b)| b == first && hay[i + 1..].starts_with(rest))
+}
+
+/// A match's placeholder values, inline: trying a step costs no allocation.
+type Bindings = [Option<Id128>; ritma_schemas::records::MAX_CONE_BINDINGS];
+
 /// A partial match.
 #[derive(Clone, Debug)]
 struct Partial {
     cone: usize,
     next_step: usize,
-    bindings: Vec<Option<Id128>>,
+    /// By placeholder number (`ConeDef::vars`); a cone has at most `MAX_CONE_BINDINGS`.
+    bindings: Bindings,
     first_seq: u64,
     start_wall_ns: u64,
 }
@@ -273,11 +289,16 @@ impl ConeMatcher {
         if e.atom.event_type != step.event || e.atom.flags & atom_flags::FAILED != 0 {
             return false;
         }
-        let object_value = e
-            .dict
-            .iter()
-            .find(|d| d.id == e.atom.object)
-            .map(|d| d.value.as_slice());
+        // Looked up on the first path condition only: most steps have none.
+        let mut object_value: Option<Option<&[u8]>> = None;
+        let mut object_value = || {
+            *object_value.get_or_insert_with(|| {
+                e.dict
+                    .iter()
+                    .find(|d| d.id == e.atom.object)
+                    .map(|d| d.value.as_slice())
+            })
+        };
         let mut prefix_seen = false;
         let mut prefix_ok = false;
         for c in &step.conds {
@@ -298,13 +319,12 @@ impl ConeMatcher {
                 }
                 Cond::PathPrefix(p) => {
                     prefix_seen = true;
-                    prefix_ok |= object_value.is_some_and(|v| v.starts_with(p));
+                    prefix_ok = prefix_ok || object_value().is_some_and(|v| v.starts_with(p));
                     true
                 }
                 Cond::PathContains(s) => {
                     prefix_seen = true;
-                    prefix_ok |=
-                        object_value.is_some_and(|v| v.windows(s.len()).any(|w| w == s.as_slice()));
+                    prefix_ok = prefix_ok || object_value().is_some_and(|v| contains(v, s));
                     true
                 }
                 Cond::Flags(bits) => e.atom.flags & bits == *bits,
@@ -343,7 +363,7 @@ impl ConeMatcher {
                 i += 1;
                 continue;
             }
-            let mut b = p.bindings.clone();
+            let mut b = p.bindings;
             if Self::step_matches(step, e, &mut b) {
                 let mut q = self.partials.remove(i).expect("index in range");
                 q.bindings = b;
@@ -358,7 +378,7 @@ impl ConeMatcher {
             if cone.steps[0].event != e.atom.event_type {
                 continue;
             }
-            let mut b = vec![None; cone.vars.len()];
+            let mut b: Bindings = [None; ritma_schemas::records::MAX_CONE_BINDINGS];
             if Self::step_matches(&cone.steps[0], e, &mut b) {
                 advanced.push(Partial {
                     cone: c,
@@ -423,6 +443,25 @@ mod tests {
     use crate::canonicalize::{canonicalize, RunContext};
     use ritma_schemas::records::CaptureMode;
     use ritma_sources::raw::{IdCall, RawBody, RawEvent, SockAddr, Task};
+
+    #[test]
+    fn contains_finds_every_occurrence_a_naive_scan_finds() {
+        let hay = b"/tmp/.x/tmp/aab/.ssh/id_rsa";
+        for len in 0..6 {
+            for start in 0..=hay.len() - len {
+                let needle = &hay[start..start + len];
+                assert!(contains(hay, needle), "{needle:?}");
+            }
+        }
+        for needle in [&b"/tmp/x"[..], b"aaab", b"id_rsa.", b"/.sshx"] {
+            let naive = hay.windows(needle.len()).any(|w| w == needle);
+            assert_eq!(contains(hay, needle), naive, "{needle:?}");
+            assert!(!naive);
+        }
+        assert!(!contains(b"", b"a"));
+        assert!(!contains(b"ab", b"abc"));
+        assert!(contains(b"", b""));
+    }
 
     fn ctx() -> RunContext {
         RunContext {

@@ -56,6 +56,37 @@ pub enum SealError {
     Sign(#[from] NoteError),
 }
 
+/// The canonical edge order: by key `kind ‖ src ‖ dst` (FORMAT.md §3.4), compared
+/// field by field instead of building two 33-byte keys per comparison.
+fn edge_key_order(a: &Edge, b: &Edge) -> std::cmp::Ordering {
+    (a.kind as u8, &a.src, &a.dst).cmp(&(b.kind as u8, &b.src, &b.dst))
+}
+
+/// Encodes a window's leaves in order and hashes each into the window tree as it goes.
+struct LeafWriter {
+    leaves: Vec<Vec<u8>>,
+    tree: Frontier,
+    /// One reused encoding buffer: each leaf is then allocated at its exact size.
+    scratch: Vec<u8>,
+}
+
+impl LeafWriter {
+    fn with_capacity(n: usize) -> Self {
+        LeafWriter {
+            leaves: Vec::with_capacity(n),
+            tree: Frontier::new(),
+            scratch: Vec::with_capacity(256),
+        }
+    }
+
+    fn push<R: Record>(&mut self, record: &R) {
+        self.scratch.clear();
+        record.encode_into(&mut self.scratch);
+        self.tree.push_data::<Blake3Tree>(&self.scratch);
+        self.leaves.push(self.scratch.clone());
+    }
+}
+
 /// One node's append-only log of windows, with its signing key.
 pub struct NodeLog {
     node: String,
@@ -106,7 +137,8 @@ impl NodeLog {
                 });
             }
         }
-        c.dict.sort_by_key(|d| d.id);
+        // Equal ids are equal entries or a conflict, so an unstable sort loses nothing.
+        c.dict.sort_unstable_by_key(|d| d.id);
         let mut dup = None;
         c.dict.dedup_by(|b, a| {
             if a.id == b.id && a != b {
@@ -120,16 +152,25 @@ impl NodeLog {
                 id: id.iter().map(|b| format!("{b:02x}")).collect(),
             });
         }
-        c.actors.sort_by_key(|a| a.actor);
+        // One shard's records arrive sorted; a sort would still allocate its scratch.
+        if !c.actors.is_sorted_by_key(|a| a.actor) {
+            c.actors.sort_by_key(|a| a.actor);
+        }
         c.actors.dedup();
-        c.atoms.sort_by_key(|a| a.seq);
+        // Seqs are unique (a repeat is refused below), so an in-place sort is exact.
+        if !c.atoms.is_sorted_by_key(|a| a.seq) {
+            c.atoms.sort_unstable_by_key(|a| a.seq);
+        }
         if let Some(w) = c.atoms.windows(2).find(|w| w[0].seq == w[1].seq) {
             return Err(SealError::DuplicateSeq {
                 window,
                 seq: w[0].seq,
             });
         }
-        c.edges.sort_by_key(|e| e.key());
+        // Parts of one edge merge by OR, min, max and sum: their order does not matter.
+        if !c.edges.is_sorted_by(|a, b| edge_key_order(a, b).is_le()) {
+            c.edges.sort_unstable_by(edge_key_order);
+        }
         // Shards may each hold part of one edge (a file renamed by two actors): merge them.
         c.edges.dedup_by(|later, kept| {
             if later.key() != kept.key() {
@@ -153,18 +194,15 @@ impl NodeLog {
             }
         }
 
-        let mut leaves = Vec::with_capacity(
+        let mut leaves = LeafWriter::with_capacity(
             c.dict.len() + c.actors.len() + c.atoms.len() + c.edges.len() + c.cones.len(),
         );
-        leaves.extend(c.dict.iter().map(Record::encode));
-        leaves.extend(c.actors.iter().map(Record::encode));
-        leaves.extend(c.atoms.iter().map(Record::encode));
-        leaves.extend(c.edges.iter().map(Record::encode));
-        leaves.extend(c.cones.iter().map(Record::encode));
-        let mut tree = Frontier::new();
-        for leaf in &leaves {
-            tree.push_data::<Blake3Tree>(leaf);
-        }
+        c.dict.iter().for_each(|r| leaves.push(r));
+        c.actors.iter().for_each(|r| leaves.push(r));
+        c.atoms.iter().for_each(|r| leaves.push(r));
+        c.edges.iter().for_each(|r| leaves.push(r));
+        c.cones.iter().for_each(|r| leaves.push(r));
+        let LeafWriter { leaves, tree, .. } = leaves;
 
         let first_seq = c.atoms.first().map_or(self.next_seq, |a| a.seq);
         if let Some(last) = c.atoms.last() {

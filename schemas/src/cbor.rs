@@ -238,6 +238,13 @@ pub struct Decoder<'a> {
     record: &'static str,
 }
 
+/// The first `N` bytes of `b` as a big-endian integer, if `b` has them.
+#[inline]
+fn be<const N: usize>(b: &[u8]) -> Option<u64> {
+    let bytes: [u8; N] = b.get(..N)?.try_into().ok()?;
+    Some(bytes.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64))
+}
+
 fn major_name(major: u8) -> &'static str {
     match major {
         MAJOR_UINT => "unsigned integer",
@@ -332,17 +339,16 @@ impl<'a> Decoder<'a> {
         let (arg, extra) = match info {
             0..=23 => (info as u64, 0usize),
             24..=27 => {
-                let n = 1usize << (info - 24);
-                let Some(b) = self.buf.get(self.pos + 1..self.pos + 1 + n) else {
-                    return Err(self.error(field, DecodeErrorKind::Truncated));
+                let rest = &self.buf[self.pos + 1..];
+                // (value, width, smallest value that needs this width: shortest form)
+                let (v, n, min) = match info {
+                    24 => (rest.first().map(|&b| b as u64), 1, 24),
+                    25 => (be::<2>(rest), 2, 0x100),
+                    26 => (be::<4>(rest), 4, 0x1_0000),
+                    _ => (be::<8>(rest), 8, 0x1_0000_0000),
                 };
-                let v = b.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64);
-                // Shortest form: each width must be needed.
-                let min = match info {
-                    24 => 24,
-                    25 => 0x100,
-                    26 => 0x1_0000,
-                    _ => 0x1_0000_0000,
+                let Some(v) = v else {
+                    return Err(self.error(field, DecodeErrorKind::Truncated));
                 };
                 if v < min {
                     return Err(self.error(field, DecodeErrorKind::NonShortest));
@@ -356,6 +362,7 @@ impl<'a> Decoder<'a> {
         Ok((major, arg))
     }
 
+    #[inline]
     fn expect(&mut self, field: &'static str, want: u8) -> Result<u64, DecodeError> {
         let start = self.pos;
         let (major, arg) = self.head(field)?;

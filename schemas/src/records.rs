@@ -315,6 +315,28 @@ pub(crate) fn invalid(d: &Decoder<'_>, field: &'static str, why: &'static str) -
     d.error(field, DecodeErrorKind::Invalid(why))
 }
 
+thread_local! {
+    /// The message an id is hashed from, built in one reused buffer.
+    static ID_MESSAGE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// The id in `domain` of the CBOR message `write` encodes (FORMAT.md §2.2).
+fn id_of_message(domain: Domain, write: impl FnOnce(&mut Encoder)) -> Id128 {
+    ID_MESSAGE.with(|cell| {
+        let mut buf = cell.take();
+        buf.clear();
+        let mut e = Encoder::with_buffer(buf);
+        write(&mut e);
+        let id = domain.id(e.as_bytes());
+        let buf = e.into_bytes();
+        // A huge argv is rare: do not keep its buffer.
+        if buf.capacity() <= MAX_EVENT_RECORD_LEN {
+            cell.set(buf);
+        }
+        id
+    })
+}
+
 /// A dictionary entry: a content-derived id for a byte string (path, exe, comm …).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DictEntry {
@@ -328,27 +350,33 @@ pub struct DictEntry {
 impl DictEntry {
     /// The id of `value` of `kind`: keyed BLAKE3 (domain Dict) of `[kind, value]`, first 16 bytes.
     pub fn id_of(kind: DictKind, value: &[u8]) -> Id128 {
-        let mut e = Encoder::with_buffer(Vec::with_capacity(value.len() + 8));
-        e.array(2).uint(kind.as_u64()).bytes(value);
-        Domain::Dict.id(e.as_bytes())
+        id_of_message(Domain::Dict, |e| {
+            e.array(2).uint(kind.as_u64()).bytes(value);
+        })
     }
 
     /// The entry for `value`, hashing it if it is too long to store.
     pub fn new(kind: DictKind, value: &[u8]) -> Self {
-        let id = Self::id_of(kind, value);
+        Self::from_vec(kind, value.to_vec())
+    }
+
+    /// [`DictEntry::new`] of a value the caller owns: it becomes the entry's value
+    /// without a copy (or is replaced by its hash if too long).
+    pub fn from_vec(kind: DictKind, value: Vec<u8>) -> Self {
+        let id = Self::id_of(kind, &value);
         if value.len() > MAX_DICT_VALUE_LEN {
             DictEntry {
                 id,
                 kind,
                 hashed: true,
-                value: crate::hash::blake3(value).to_vec(),
+                value: crate::hash::blake3(&value).to_vec(),
             }
         } else {
             DictEntry {
                 id,
                 kind,
                 hashed: false,
-                value: value.to_vec(),
+                value,
             }
         }
     }
@@ -468,13 +496,13 @@ pub struct ActorRecord {
 impl ActorRecord {
     /// Actor id: keyed BLAKE3 (domain Actor) of `[node, boot_id, pid, start_ns]`, first 16 bytes.
     pub fn id_of(node: &str, boot_id: &Id128, pid: u32, start_ns: u64) -> Id128 {
-        let mut e = Encoder::with_buffer(Vec::with_capacity(96));
-        e.array(4)
-            .text(node)
-            .bytes(boot_id)
-            .uint(pid as u64)
-            .uint(start_ns);
-        Domain::Actor.id(e.as_bytes())
+        id_of_message(Domain::Actor, |e| {
+            e.array(4)
+                .text(node)
+                .bytes(boot_id)
+                .uint(pid as u64)
+                .uint(start_ns);
+        })
     }
 }
 
@@ -1137,6 +1165,39 @@ pub struct Block {
     pub records: Vec<Vec<u8>>,
 }
 
+impl Block {
+    /// Appends to `buf` the encoding of the block these parts make, exactly as
+    /// [`Record::encode_into`] of that `Block` would, without copying the records first.
+    pub fn encode_parts_into<R: AsRef<[u8]>>(
+        window: u64,
+        index: u32,
+        first_leaf: u64,
+        records: &[R],
+        buf: &mut Vec<u8>,
+    ) {
+        let mut e = Encoder::with_buffer(std::mem::take(buf));
+        e.array(Self::FIELDS).uint(Self::TYPE).uint(Self::VERSION);
+        Self::encode_fields_of(&mut e, window, index, first_leaf, records);
+        *buf = e.into_bytes();
+    }
+
+    fn encode_fields_of<R: AsRef<[u8]>>(
+        e: &mut Encoder,
+        window: u64,
+        index: u32,
+        first_leaf: u64,
+        records: &[R],
+    ) {
+        e.uint(window)
+            .uint(index as u64)
+            .uint(first_leaf)
+            .array(records.len() as u64);
+        for r in records {
+            e.bytes(r.as_ref());
+        }
+    }
+}
+
 impl Record for Block {
     const TYPE: u64 = 12;
     const VERSION: u64 = 1;
@@ -1145,13 +1206,7 @@ impl Record for Block {
     const MAX_LEN: usize = MAX_BLOCK_RECORDS * (MAX_EVENT_RECORD_LEN + 3) + 64;
 
     fn encode_fields(&self, e: &mut Encoder) {
-        e.uint(self.window)
-            .uint(self.index as u64)
-            .uint(self.first_leaf)
-            .array(self.records.len() as u64);
-        for r in &self.records {
-            e.bytes(r);
-        }
+        Self::encode_fields_of(e, self.window, self.index, self.first_leaf, &self.records);
     }
 
     fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
@@ -1305,6 +1360,94 @@ impl AnyRecord {
             AnyRecord::Run(r) => r.encode(),
             AnyRecord::Health(r) => r.encode(),
             AnyRecord::Signed(r) => r.encode(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ids as FORMAT.md §2.2 defines them, hashed here without the memo or the
+    /// reused message buffer.
+    fn dict_id_by_spec(kind: DictKind, value: &[u8]) -> Id128 {
+        let mut e = Encoder::new();
+        e.array(2).uint(kind.as_u64()).bytes(value);
+        Domain::Dict.id_uncached(e.as_bytes())
+    }
+
+    fn actor_id_by_spec(node: &str, boot_id: &Id128, pid: u32, start_ns: u64) -> Id128 {
+        let mut e = Encoder::new();
+        e.array(4)
+            .text(node)
+            .bytes(boot_id)
+            .uint(pid as u64)
+            .uint(start_ns);
+        Domain::Actor.id_uncached(e.as_bytes())
+    }
+
+    #[test]
+    fn ids_match_their_definition_whatever_came_before() {
+        // Long, short and repeated values interleaved, so the reused buffer is left
+        // longer than the next message and the memo answers some of them.
+        let values: Vec<Vec<u8>> = vec![
+            b"/etc/passwd".to_vec(),
+            vec![b'x'; 5000],
+            b"/x".to_vec(),
+            Vec::new(),
+            vec![b'y'; 200],
+            b"/etc/passwd".to_vec(),
+        ];
+        for round in 0..2 {
+            for v in &values {
+                for kind in [DictKind::Path, DictKind::Comm] {
+                    assert_eq!(
+                        DictEntry::id_of(kind, v),
+                        dict_id_by_spec(kind, v),
+                        "{round}"
+                    );
+                }
+                let node = std::str::from_utf8(&v[..v.len().min(64)]).unwrap();
+                assert_eq!(
+                    ActorRecord::id_of(node, &[7; 16], 1234, v.len() as u64),
+                    actor_id_by_spec(node, &[7; 16], 1234, v.len() as u64)
+                );
+            }
+        }
+        // The FORMAT.md example (§2.2).
+        let hex: String = ActorRecord::id_of(
+            "web-1",
+            &core::array::from_fn(|i| i as u8),
+            1234,
+            5_000_000_000,
+        )
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+        assert_eq!(hex, "92a79279d88b41114e37a834d399e771");
+    }
+
+    #[test]
+    fn a_block_encoded_from_its_parts_is_the_block_encoded() {
+        let records: Vec<Vec<u8>> = (0..1000u32)
+            .map(|i| vec![i as u8; (i % 300) as usize + 1])
+            .collect();
+        for (window, index, n) in [
+            (0u64, 0u32, 1usize),
+            (1_793_491_261, 3, 1000),
+            (u64::MAX, u32::MAX, 24),
+        ] {
+            let block = Block {
+                window,
+                index,
+                first_leaf: index as u64 * 1000,
+                records: records[..n].to_vec(),
+            };
+            let mut buf = b"prefix".to_vec();
+            Block::encode_parts_into(window, index, block.first_leaf, &records[..n], &mut buf);
+            assert_eq!(&buf[..6], b"prefix");
+            assert_eq!(buf[6..], block.encode()[..]);
+            assert_eq!(Block::decode(&buf[6..]).unwrap(), block);
         }
     }
 }

@@ -104,27 +104,110 @@ impl WindowPaths {
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io(dir))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))
+    let mut one = AtomicBatch::new();
+    one.write(path.to_owned(), bytes)?;
+    one.commit()
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
+/// Files of one directory written to temporary names, then each fsynced and renamed
+/// in order: the guarantee of [`write_atomic`] file by file (a name appears only for
+/// contents already on disk), but every file's writeback starts when it is written,
+/// so the device works on the next files while the first fsync waits.
+struct AtomicBatch {
+    /// (open temporary file, its path, the final path), in write order.
+    files: Vec<(File, PathBuf, PathBuf)>,
+}
+
+impl AtomicBatch {
+    /// Open files held at most before the batch commits what it has (fd limits).
+    const MAX_OPEN: usize = 64;
+
+    fn new() -> Self {
+        AtomicBatch { files: Vec::new() }
+    }
+
+    /// Writes `bytes` to `path`'s temporary name; `path`'s directory must exist.
+    fn write(&mut self, path: PathBuf, bytes: &[u8]) -> Result<(), StoreError> {
+        if self.files.len() == Self::MAX_OPEN {
+            self.commit()?;
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+        let tmp = path.with_file_name(format!(".{name}.tmp"));
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
+        f.write_all(bytes).map_err(io(&tmp))?;
+        start_writeback(&f);
+        self.files.push((f, tmp, path));
+        Ok(())
+    }
+
+    /// fsyncs and renames every file written so far, in order.
+    fn commit(&mut self) -> Result<(), StoreError> {
+        for (f, tmp, path) in self.files.drain(..) {
+            f.sync_all().map_err(io(&tmp))?;
+            drop(f);
+            fs::rename(&tmp, &path).map_err(io(&path))?;
+        }
+        Ok(())
+    }
+}
+
+/// Asks the kernel to start writing `f`'s dirty pages now; the fsync that follows
+/// still waits for them (and is the durability guarantee), so a failure is ignored.
+fn start_writeback(f: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on an open descriptor; it touches no memory of ours.
+    let _ = unsafe { libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+}
+
+/// A zstd context and buffers for block files, reused from window to window.
+struct BlockEncoder {
+    zstd: zstd::bulk::Compressor<'static>,
+    raw: Vec<u8>,
+    compressed: Vec<u8>,
+}
+
+impl BlockEncoder {
+    fn new() -> std::io::Result<Self> {
+        Ok(BlockEncoder {
+            zstd: zstd::bulk::Compressor::new(BLOCK_ZSTD_LEVEL)?,
+            raw: Vec::new(),
+            compressed: Vec::new(),
+        })
+    }
+
+    /// The block file's bytes: the `Block` of these leaves (§8.2) as one zstd frame.
+    fn block_file(
+        &mut self,
+        window: u64,
+        index: u32,
+        leaves: &[Vec<u8>],
+    ) -> std::io::Result<&[u8]> {
+        self.raw.clear();
+        let first_leaf = index as u64 * MAX_BLOCK_RECORDS as u64;
+        Block::encode_parts_into(window, index, first_leaf, leaves, &mut self.raw);
+        self.compressed.clear();
+        self.compressed
+            .reserve(zstd::zstd_safe::compress_bound(self.raw.len()));
+        self.zstd
+            .compress_to_buffer(&self.raw, &mut self.compressed)?;
+        Ok(&self.compressed)
+    }
+}
+
 /// One node's tree in a store.
 pub struct NodeStore {
     root: PathBuf,
     meta: StoreMeta,
+    blocks: std::sync::Mutex<BlockEncoder>,
 }
 
 impl NodeStore {
@@ -156,6 +239,7 @@ impl NodeStore {
         Ok(NodeStore {
             root: root.to_owned(),
             meta,
+            blocks: std::sync::Mutex::new(BlockEncoder::new().map_err(io(root))?),
         })
     }
 
@@ -206,7 +290,9 @@ impl NodeStore {
     }
 
     /// Writes a sealed window: blocks, the window record, the hour's seal if this
-    /// window ends its hour, and the checkpoint last.
+    /// window ends its hour, and the checkpoint last. Each file reaches its name only
+    /// once its contents are fsynced; the blocks' directory is fsynced before the
+    /// record is written, the proofs' before the checkpoint, and the checkpoint's last.
     pub fn write_window(
         &self,
         record: &WindowRecord,
@@ -216,26 +302,31 @@ impl NodeStore {
         hour_seal: Option<&HourSeal>,
     ) -> Result<(), StoreError> {
         let p = WindowPaths::new(record.window, self.meta.window_len_ns);
-        for (i, chunk) in leaves.chunks(MAX_BLOCK_RECORDS).enumerate() {
-            let block = Block {
-                window: record.window,
-                index: i as u32,
-                first_leaf: (i * MAX_BLOCK_RECORDS) as u64,
-                records: chunk.to_vec(),
-            };
-            let path = self.root.join(p.block(i as u32));
-            let bytes =
-                zstd::bulk::compress(&block.encode(), BLOCK_ZSTD_LEVEL).map_err(io(&path))?;
-            write_atomic(&path, &bytes)?;
-        }
+        let hour_dir = self.root.join(&p.hour_dir);
         if !leaves.is_empty() {
-            sync_dir(&self.root.join(&p.hour_dir).join("blocks"))?;
+            let dir = hour_dir.join("blocks");
+            fs::create_dir_all(&dir).map_err(io(&dir))?;
+            let mut encoder = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+            let mut batch = AtomicBatch::new();
+            for (i, chunk) in leaves.chunks(MAX_BLOCK_RECORDS).enumerate() {
+                let path = self.root.join(p.block(i as u32));
+                let bytes = encoder
+                    .block_file(record.window, i as u32, chunk)
+                    .map_err(io(&path))?;
+                batch.write(path, bytes)?;
+            }
+            batch.commit()?;
+            sync_dir(&dir)?;
         }
         write_atomic(&self.root.join(p.record()), record_bytes)?;
         if let Some(seal) = hour_seal {
-            write_atomic(&self.root.join(p.hour_seal()), &seal.encode())?;
-            write_atomic(&self.root.join(p.hour_checkpoint()), checkpoint.as_bytes())?;
-            sync_dir(&self.root.join(&p.hour_dir).join("proofs"))?;
+            let dir = hour_dir.join("proofs");
+            fs::create_dir_all(&dir).map_err(io(&dir))?;
+            let mut batch = AtomicBatch::new();
+            batch.write(self.root.join(p.hour_seal()), &seal.encode())?;
+            batch.write(self.root.join(p.hour_checkpoint()), checkpoint.as_bytes())?;
+            batch.commit()?;
+            sync_dir(&dir)?;
         }
         let sig = self.root.join(p.checkpoint());
         write_atomic(&sig, checkpoint.as_bytes())?;
@@ -297,6 +388,91 @@ mod tests {
         assert_eq!(
             (p.hour_dir, p.index),
             (PathBuf::from("windows/2026/11/01/00"), 59)
+        );
+    }
+
+    #[test]
+    fn a_window_of_many_blocks_is_written_exactly_as_blocks_are_defined() {
+        let d = tempfile::tempdir().unwrap();
+        let meta = StoreMeta {
+            format_version: FORMAT_VERSION,
+            node: "a".into(),
+            window_len_ns: 1_000_000_000,
+            cone_lib_version: 1,
+        };
+        let store = NodeStore::open(d.path(), meta).unwrap();
+        let window = 1_793_491_200 + 3599;
+        // More blocks than the batch keeps open, the last one short.
+        let n = (AtomicBatch::MAX_OPEN + 2) * MAX_BLOCK_RECORDS + 17;
+        let leaves: Vec<Vec<u8>> = (0..n).map(|i| format!("leaf {i}").into_bytes()).collect();
+        let record = WindowRecord {
+            node: "a".into(),
+            window,
+            window_len_ns: 1_000_000_000,
+            first_seq: 0,
+            event_count: 0,
+            dict_count: 0,
+            actor_count: 0,
+            edge_count: 0,
+            cone_count: 0,
+            lost: Vec::new(),
+            late_events: 0,
+            capture_mode: ritma_schemas::records::CaptureMode::Thin,
+            cone_lib_version: 1,
+            window_root: [7; 32],
+        };
+        let seal = HourSeal {
+            node: "a".into(),
+            hour: window / 3600,
+            first_window: window - 3599,
+            last_window: window,
+            log_size: 3600,
+            log_root: [8; 32],
+            prev: None,
+            consistency: Vec::new(),
+        };
+        for _ in 0..2 {
+            // Twice: the second window reuses the encoder and replaces every file.
+            store
+                .write_window(&record, &record.encode(), &leaves, "sig\n", Some(&seal))
+                .unwrap();
+        }
+        let p = WindowPaths::new(window, 1_000_000_000);
+        let blocks = n.div_ceil(MAX_BLOCK_RECORDS);
+        for (i, chunk) in leaves.chunks(MAX_BLOCK_RECORDS).enumerate() {
+            let path = d.path().join(p.block(i as u32));
+            let by_definition = Block {
+                window,
+                index: i as u32,
+                first_leaf: (i * MAX_BLOCK_RECORDS) as u64,
+                records: chunk.to_vec(),
+            };
+            let bytes = fs::read(&path).unwrap();
+            let expected = zstd::bulk::compress(&by_definition.encode(), BLOCK_ZSTD_LEVEL).unwrap();
+            assert!(bytes == expected, "block {i} differs");
+            assert_eq!(read_block(&path, window, i as u32).unwrap(), by_definition);
+        }
+        let names = |dir: &str| -> Vec<String> {
+            let mut v: Vec<String> = fs::read_dir(d.path().join(&p.hour_dir).join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        // No temporary file is left behind, and nothing but the window's files exist.
+        assert_eq!(names("blocks").len(), blocks);
+        assert!(names("blocks").iter().all(|n| n.starts_with("w3599.")));
+        assert_eq!(names("micro"), ["w3599.cbor", "w3599.sig"]);
+        assert_eq!(names("proofs"), ["hour_root.cbor", "hour_root.sig"]);
+        assert_eq!(
+            fs::read(d.path().join(p.hour_seal())).unwrap(),
+            seal.encode()
+        );
+        assert_eq!(fs::read(d.path().join(p.checkpoint())).unwrap(), b"sig\n");
+        assert_eq!(
+            fs::read(d.path().join(p.record())).unwrap(),
+            record.encode()
         );
     }
 

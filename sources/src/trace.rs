@@ -169,7 +169,15 @@ pub struct TraceReader {
     frame: u64,
     /// Next expected seq of each run seen so far.
     next_seq: Vec<u64>,
+    /// One zstd context and two buffers for every frame: large buffers freed and
+    /// allocated again per frame make the allocator consolidate its free lists.
+    zstd: zstd::bulk::Decompressor<'static>,
+    payload: Vec<u8>,
+    raw: Vec<u8>,
 }
+
+/// Frame buffers larger than this are not kept for the next frame.
+const KEEP_BUFFER_LEN: usize = 8 << 20;
 
 impl TraceReader {
     pub fn open(path: &Path) -> Result<Self, TraceError> {
@@ -193,6 +201,9 @@ impl TraceReader {
             offset: 8,
             frame: 0,
             next_seq: Vec::new(),
+            zstd: zstd::bulk::Decompressor::new().map_err(io_err)?,
+            payload: Vec::new(),
+            raw: Vec::new(),
         })
     }
 
@@ -247,7 +258,9 @@ impl TraceReader {
                 h.comp_len, h.raw_len
             )));
         }
-        let mut payload = vec![0u8; h.comp_len as usize];
+        let mut payload = std::mem::take(&mut self.payload);
+        payload.clear();
+        payload.resize(h.comp_len as usize, 0);
         let got = read_full(&mut self.file, &mut payload).map_err(|e| self.io(e))?;
         if got < payload.len() {
             return Err(TraceError::TornTail {
@@ -262,25 +275,45 @@ impl TraceReader {
         let item = self.decode_frame(&h, &payload)?;
         self.offset += (FRAME_HEADER_LEN + payload.len()) as u64;
         self.frame += 1;
+        if payload.capacity() <= KEEP_BUFFER_LEN {
+            self.payload = payload;
+        }
         Ok(Some(item))
     }
 
-    fn decode_frame(&mut self, h: &FrameHeader, payload: &[u8]) -> Result<TraceItem, TraceError> {
-        let mut raw = Vec::with_capacity(h.raw_len as usize);
-        let mut dec = zstd::stream::read::Decoder::new(payload)
+    /// Decompresses a frame's payload into `self.raw`: exactly `raw_len` bytes.
+    fn decompress(&mut self, h: &FrameHeader, payload: &[u8]) -> Result<(), TraceError> {
+        // One byte of room more than announced, to catch a payload longer than its header says.
+        let room = h.raw_len as usize + 1;
+        if self.raw.len() < room {
+            self.raw.resize(room, 0);
+        }
+        let n = self
+            .zstd
+            .decompress_to_buffer(payload, &mut self.raw[..room])
             .map_err(|e| self.corrupt(format!("zstd: {e}")))?;
-        // Read one byte more than announced, to catch a payload longer than its header says.
-        (&mut dec)
-            .take(h.raw_len as u64 + 1)
-            .read_to_end(&mut raw)
-            .map_err(|e| self.corrupt(format!("zstd: {e}")))?;
-        if raw.len() != h.raw_len as usize {
+        if n != h.raw_len as usize {
             return Err(self.corrupt(format!(
-                "payload is {} bytes uncompressed, header says {}",
-                raw.len(),
+                "payload is {n} bytes uncompressed, header says {}",
                 h.raw_len
             )));
         }
+        Ok(())
+    }
+
+    fn decode_frame(&mut self, h: &FrameHeader, payload: &[u8]) -> Result<TraceItem, TraceError> {
+        self.decompress(h, payload)?;
+        let mut raw = std::mem::take(&mut self.raw);
+        let item = self.decode_raw(h, &raw[..h.raw_len as usize]);
+        if raw.len() > KEEP_BUFFER_LEN {
+            raw = Vec::new();
+        }
+        self.raw = raw;
+        item
+    }
+
+    /// Decodes a frame's uncompressed payload.
+    fn decode_raw(&mut self, h: &FrameHeader, raw: &[u8]) -> Result<TraceItem, TraceError> {
         match h.kind {
             KIND_RUN => {
                 if h.run as usize != self.next_seq.len() || h.count != 0 {
@@ -291,7 +324,7 @@ impl TraceReader {
                         self.next_seq.len()
                     )));
                 }
-                let meta = RunMeta::decode(&raw).map_err(|source| TraceError::Run {
+                let meta = RunMeta::decode(raw).map_err(|source| TraceError::Run {
                     pos: self.pos(),
                     source,
                 })?;
@@ -306,7 +339,7 @@ impl TraceReader {
                 if h.count == 0 || h.count > MAX_BATCH_EVENTS {
                     return Err(self.corrupt(format!("batch of {} events", h.count)));
                 }
-                let mut d = Decoder::new(&raw, "RawEvent");
+                let mut d = Decoder::new(raw, "RawEvent");
                 let mut events = Vec::with_capacity(h.count as usize);
                 for index in 0..h.count {
                     let e = RawEvent::decode_from(&mut d).map_err(|source| TraceError::Event {
@@ -336,7 +369,7 @@ impl TraceReader {
                 if h.count == 0 || h.count > MAX_CGROUP_ENTRIES {
                     return Err(self.corrupt(format!("cgroups frame of {} entries", h.count)));
                 }
-                let entries = decode_cgroup_entries(&raw, h.count).map_err(|(index, source)| {
+                let entries = decode_cgroup_entries(raw, h.count).map_err(|(index, source)| {
                     TraceError::Cgroup {
                         pos: self.pos(),
                         index,
@@ -834,6 +867,86 @@ mod tests {
             TraceItem::Batch {
                 run: 0,
                 events: events(10, 10)
+            }
+        );
+    }
+
+    /// A batch frame of run 0 from `first_seq` whose header states `raw_len` for the
+    /// payload `raw`, with a valid checksum.
+    fn frame_claiming(raw: &[u8], raw_len: u32, first_seq: u64, count: u32) -> Vec<u8> {
+        let comp = zstd::bulk::compress(raw, ZSTD_LEVEL).unwrap();
+        let mut h = FrameHeader {
+            kind: KIND_BATCH,
+            run: 0,
+            first_seq,
+            count,
+            raw_len,
+            comp_len: comp.len() as u32,
+            checksum: [0; 16],
+        };
+        let head = h.encode_without_checksum();
+        h.checksum = checksum(&head, &comp);
+        [&head[..], &h.checksum, &comp].concat()
+    }
+
+    fn encoded(events: &[RawEvent]) -> Vec<u8> {
+        let mut raw = Vec::new();
+        for e in events {
+            e.encode_into(&mut raw);
+        }
+        raw
+    }
+
+    #[test]
+    fn a_payload_of_another_length_than_its_header_says_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.rtrace");
+        let mut w = TraceWriter::create(&p).unwrap();
+        w.add_run(&meta("n1", 0)).unwrap();
+        drop(w);
+        let start = std::fs::read(&p).unwrap();
+        // A large frame first, so the reader's reused buffers are longer than the next one.
+        let big = encoded(&events(0, 200));
+        let good = frame_claiming(&big, big.len() as u32, 0, 200);
+        let small = encoded(&events(200, 40));
+        let n = small.len() as u32;
+        for claimed in [n - 1, n + 1, n / 2] {
+            let lying = frame_claiming(&small, claimed, 200, 40);
+            std::fs::write(&p, [&start[..], &good, &lying].concat()).unwrap();
+            let mut r = TraceReader::open(&p).unwrap();
+            assert!(matches!(r.next_item(), Ok(Some(TraceItem::Run { .. }))));
+            assert_eq!(
+                r.next_item().unwrap(),
+                Some(TraceItem::Batch {
+                    run: 0,
+                    events: events(0, 200)
+                })
+            );
+            match r.next_item() {
+                Err(TraceError::Corrupt { pos, reason }) => {
+                    assert_eq!(pos.frame, 2, "claimed {claimed}");
+                    if claimed == n / 2 {
+                        // More than one byte over: zstd runs out of room.
+                        assert!(reason.starts_with("zstd: "), "{reason}");
+                    } else {
+                        assert_eq!(
+                            reason,
+                            format!("payload is {n} bytes uncompressed, header says {claimed}")
+                        );
+                    }
+                }
+                other => panic!("claimed {claimed} of {n}: {other:?}"),
+            }
+        }
+        // Told the truth, the same frame reads.
+        let honest = frame_claiming(&small, n, 200, 40);
+        std::fs::write(&p, [&start[..], &good, &honest].concat()).unwrap();
+        let items = read_all(&p).unwrap();
+        assert_eq!(
+            items[2],
+            TraceItem::Batch {
+                run: 0,
+                events: events(200, 40)
             }
         );
     }

@@ -20,6 +20,20 @@
 //! `--detail` also opens every block of the store: leaves by record type (count,
 //! uncompressed bytes), and what the blocks would take if each window's leaves
 //! were compressed as one zstd frame instead of one frame per 1000 leaves.
+//!
+//! With `--replay RITMA` it first runs `RITMA replay TRACE --key KEY` itself,
+//! `--reps` times for each worker count of `--workers` (default 1,2), each into a
+//! fresh store under `--runs DIR`, and reports per run and as the median: events/s
+//! (the figure replay prints), wall and CPU time (user + system, from the children's
+//! times in `/proc/self/stat`), peak RSS (the child's `VmHWM`, polled every 10 ms),
+//! and the seal latency p50/p99 that replay prints on its closing line. It checks
+//! that every worker count wrote the same bytes, and sizes the first run's store
+//! unless `--store` names another.
+//!
+//! ```sh
+//! replay_bench TRACE.rtrace --replay target/release/ritma --key KEYFILE \
+//!     [--workers 1,2] [--reps 3] [--runs DIR] [--detail]
+//! ```
 
 use ritma_sources::raw::{IdCall, RawBody, RawEvent, SockAddr};
 use ritma_sources::trace::{TraceItem, TraceReader};
@@ -47,11 +61,22 @@ struct Args {
     json_out: Option<PathBuf>,
     level: i32,
     detail: bool,
+    replay: Option<ReplayRuns>,
+}
+
+/// What `--replay` runs.
+struct ReplayRuns {
+    ritma: PathBuf,
+    key: PathBuf,
+    workers: Vec<usize>,
+    reps: usize,
+    runs_dir: PathBuf,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: replay_bench TRACE.rtrace [--store DIR [--detail]] [--json-out FILE] [--level N]"
+        "usage: replay_bench TRACE.rtrace [--store DIR] [--detail] [--json-out FILE] [--level N]\n\
+         \x20      [--replay RITMA --key KEYFILE [--workers 1,2] [--reps 3] [--runs DIR]]"
     );
     std::process::exit(2);
 }
@@ -63,8 +88,34 @@ fn parse_args() -> Args {
     let mut json_out = None;
     let mut level = 3;
     let mut detail = false;
+    let (mut ritma, mut key, mut runs_dir) = (None, None, None);
+    let (mut workers, mut reps) = (vec![1, 2], 3);
+    let path = |it: &mut std::iter::Skip<std::env::ArgsOs>| {
+        PathBuf::from(it.next().unwrap_or_else(|| usage()))
+    };
     while let Some(a) = it.next() {
         match a.to_str() {
+            Some("--replay") => ritma = Some(path(&mut it)),
+            Some("--key") => key = Some(path(&mut it)),
+            Some("--runs") => runs_dir = Some(path(&mut it)),
+            Some("--workers") => {
+                workers = it
+                    .next()
+                    .and_then(|v| {
+                        v.to_str()?
+                            .split(',')
+                            .map(|w| w.parse().ok().filter(|&w: &usize| w > 0))
+                            .collect()
+                    })
+                    .unwrap_or_else(|| usage())
+            }
+            Some("--reps") => {
+                reps = it
+                    .next()
+                    .and_then(|v| v.to_str().and_then(|s| s.parse().ok()))
+                    .filter(|&r: &usize| r > 0)
+                    .unwrap_or_else(|| usage())
+            }
             Some("--store") => store = Some(PathBuf::from(it.next().unwrap_or_else(|| usage()))),
             Some("--json-out") => {
                 json_out = Some(PathBuf::from(it.next().unwrap_or_else(|| usage())))
@@ -82,12 +133,25 @@ fn parse_args() -> Args {
             _ => usage(),
         }
     }
+    let trace: PathBuf = trace.unwrap_or_else(|| usage());
+    let replay = match (ritma, key) {
+        (Some(ritma), Some(key)) => Some(ReplayRuns {
+            ritma,
+            key,
+            workers,
+            reps,
+            runs_dir: runs_dir.unwrap_or_else(|| trace.with_extension("runs")),
+        }),
+        (None, None) => None,
+        _ => usage(),
+    };
     Args {
-        trace: trace.unwrap_or_else(|| usage()),
+        trace,
         store,
         json_out,
         level,
         detail,
+        replay,
     }
 }
 
@@ -363,43 +427,93 @@ fn json_line(out: &mut Vec<u8>, node: &str, wmm: i64, e: &RawEvent) {
 
 // ---------------------------------------------------------------- store size
 
-#[derive(Default, Debug)]
-struct StoreBytes {
-    blocks: (u64, u64),
-    micro_records: (u64, u64),
-    sigs: (u64, u64),
-    other: (u64, u64),
+/// What a store file is, by where it lives (FORMAT.md §8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum FileKind {
+    /// `windows/…/blocks/*.cbor.zst`
+    Blocks,
+    /// `windows/…/micro/*.cbor`
+    MicroRecords,
+    /// `windows/…/micro/*.sig`
+    Checkpoints,
+    /// `windows/…/index/*.cbor.zst` (time, cone, edge and taint indexes)
+    Index,
+    /// `graph/edges/…/*.edges.cbor.zst`
+    GraphEdges,
+    /// `windows/…/proofs/` (hour seals)
+    Proofs,
+    /// `_meta/`, `ctgf/` and anything else
+    Meta,
 }
+
+impl FileKind {
+    const ALL: [FileKind; 7] = [
+        FileKind::Blocks,
+        FileKind::MicroRecords,
+        FileKind::Checkpoints,
+        FileKind::Index,
+        FileKind::GraphEdges,
+        FileKind::Proofs,
+        FileKind::Meta,
+    ];
+
+    fn of(relative: &Path) -> FileKind {
+        let parts: Vec<&str> = relative.iter().filter_map(|c| c.to_str()).collect();
+        let name = parts.last().copied().unwrap_or("");
+        let parent = parts.len().checked_sub(2).map(|i| parts[i]);
+        let in_graph_edges = parts.windows(2).any(|w| w == ["graph", "edges"]);
+        match parent {
+            Some("blocks") if name.ends_with(".cbor.zst") => FileKind::Blocks,
+            Some("micro") if name.ends_with(".cbor") => FileKind::MicroRecords,
+            Some("micro") if name.ends_with(".sig") => FileKind::Checkpoints,
+            Some("index") if name.ends_with(".cbor.zst") => FileKind::Index,
+            Some("proofs") => FileKind::Proofs,
+            _ if in_graph_edges && name.ends_with(".edges.cbor.zst") => FileKind::GraphEdges,
+            _ => FileKind::Meta,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            FileKind::Blocks => "blocks *.cbor.zst",
+            FileKind::MicroRecords => "micro *.cbor",
+            FileKind::Checkpoints => "checkpoints *.sig",
+            FileKind::Index => "index *.cbor.zst",
+            FileKind::GraphEdges => "graph edges",
+            FileKind::Proofs => "hour seals (proofs/)",
+            FileKind::Meta => "_meta/, ctgf/",
+        }
+    }
+}
+
+/// (files, bytes) of a store by kind.
+#[derive(Default, Debug)]
+struct StoreBytes(std::collections::BTreeMap<FileKind, (u64, u64)>);
 
 impl StoreBytes {
+    fn get(&self, k: FileKind) -> (u64, u64) {
+        self.0.get(&k).copied().unwrap_or_default()
+    }
     fn total(&self) -> u64 {
-        self.blocks.1 + self.micro_records.1 + self.sigs.1 + self.other.1
+        self.0.values().map(|v| v.1).sum()
     }
     fn files(&self) -> u64 {
-        self.blocks.0 + self.micro_records.0 + self.sigs.0 + self.other.0
+        self.0.values().map(|v| v.0).sum()
     }
 }
 
-fn walk(dir: &Path, acc: &mut StoreBytes) -> std::io::Result<()> {
+fn walk(root: &Path, dir: &Path, acc: &mut StoreBytes) -> std::io::Result<()> {
     for ent in std::fs::read_dir(dir)? {
         let ent = ent?;
         let ft = ent.file_type()?;
         let p = ent.path();
         if ft.is_dir() {
-            walk(&p, acc)?;
+            walk(root, &p, acc)?;
         } else if ft.is_file() {
-            let len = ent.metadata()?.len();
-            let name = ent.file_name();
-            let name = name.to_string_lossy();
-            let parent = dir.file_name().map(|n| n.to_string_lossy().into_owned());
-            let slot = match parent.as_deref() {
-                Some("blocks") if name.ends_with(".cbor.zst") => &mut acc.blocks,
-                Some("micro") if name.ends_with(".cbor") => &mut acc.micro_records,
-                Some("micro") if name.ends_with(".sig") => &mut acc.sigs,
-                _ => &mut acc.other,
-            };
+            let kind = FileKind::of(p.strip_prefix(root).unwrap_or(&p));
+            let slot = acc.0.entry(kind).or_default();
             slot.0 += 1;
-            slot.1 += len;
+            slot.1 += ent.metadata()?.len();
         }
     }
     Ok(())
@@ -437,7 +551,7 @@ fn block_detail(windows: &Path, level: i32, events: u64) -> Result<(), Box<dyn s
             let p = ent?.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.to_string_lossy().ends_with(".cbor.zst") {
+            } else if FileKind::of(&p) == FileKind::Blocks {
                 blocks.push(p);
             }
         }
@@ -511,6 +625,16 @@ fn main() {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    // The replays run first, on a machine not yet busy with the JSON conversion.
+    let mut store = args.store.clone();
+    if let Some(r) = &args.replay {
+        let results = replay_runs(&args.trace, r)?;
+        print_runs(&results);
+        check_identical(&results)?;
+        if store.is_none() {
+            store = results.first().map(|x| x.store.clone());
+        }
+    }
     let started = Instant::now();
     let mut reader = TraceReader::open(&args.trace)?;
     let trace_bytes = std::fs::metadata(&args.trace)?.len();
@@ -587,44 +711,369 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     for (t, (n, b)) in &per_type {
         println!("  {t:<14} {n:>10} {:>8.1}", *b as f64 / (*n).max(1) as f64);
     }
-    if let Some(store) = &args.store {
-        let windows = store.join("windows");
+    if let Some(store) = &store {
         let mut sb = StoreBytes::default();
-        walk(&windows, &mut sb)?;
+        walk(store, store, &mut sb)?;
         let total = sb.total();
         println!("store:              {}", store.display());
         println!(
-            "  windows/ total:   {total} bytes in {} files, {:.2} B/event",
+            "  whole store:      {total} bytes in {} files, {:.2} B/event",
             sb.files(),
             per(total)
         );
-        for (name, (n, b)) in [
-            ("blocks *.cbor.zst", sb.blocks),
-            ("micro *.cbor", sb.micro_records),
-            ("sigs *.sig", sb.sigs),
-            ("other (proofs/ …)", sb.other),
-        ] {
+        for kind in FileKind::ALL {
+            let (n, b) = sb.get(kind);
             println!(
-                "    {name:<20} {b:>12} bytes in {n:>6} files, {:.3} B/event",
+                "    {:<22} {b:>12} bytes in {n:>6} files, {:>7.3} B/event",
+                kind.label(),
                 per(b)
             );
         }
+        let windows: u64 = [
+            FileKind::Blocks,
+            FileKind::MicroRecords,
+            FileKind::Checkpoints,
+            FileKind::Index,
+            FileKind::Proofs,
+        ]
+        .iter()
+        .map(|k| sb.get(*k).1)
+        .sum();
         let (apparent, disk) = du(store)?;
         println!(
-            "  whole store:      {apparent} bytes ({:.2} B/event), {disk} bytes on disk ({:.2} B/event)",
-            per(apparent),
+            "  on disk:          {apparent} bytes apparent, {disk} bytes allocated ({:.2} B/event)",
             per(disk)
         );
         println!(
-            "  ratio store windows/ : JSON+zstd -{} = {:.3} ({:.1}x smaller); : JSON = {:.4}",
+            "  ratio whole store : JSON+zstd -{} = {:.3}; windows/ alone = {:.3}; blocks alone = {:.3}; store : JSON = {:.4}",
             args.level,
             total as f64 / zstd_bytes.max(1) as f64,
-            zstd_bytes as f64 / total.max(1) as f64,
+            windows as f64 / zstd_bytes.max(1) as f64,
+            sb.get(FileKind::Blocks).1 as f64 / zstd_bytes.max(1) as f64,
             total as f64 / json_bytes.max(1) as f64
         );
         if args.detail {
-            block_detail(&windows, args.level, events)?;
+            block_detail(&store.join("windows"), args.level, events)?;
         }
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------- replay runs
+
+/// One `ritma replay` run.
+struct RunResult {
+    workers: usize,
+    rep: usize,
+    events: u64,
+    /// The events/s replay printed (its own elapsed time, end to end).
+    rate: f64,
+    wall_s: f64,
+    /// User + system time of the child.
+    cpu_s: f64,
+    peak_rss_kib: u64,
+    seal_p50_ms: f64,
+    seal_p99_ms: f64,
+    store: PathBuf,
+}
+
+fn replay_runs(trace: &Path, r: &ReplayRuns) -> Result<Vec<RunResult>, Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(&r.runs_dir)?;
+    println!(
+        "replay runs of {} ({}):",
+        r.ritma.display(),
+        trace.display()
+    );
+    println!("  workers    rep   events/s   wall s    CPU s  CPU µs/ev  peak RSS MiB  seal p50 ms  seal p99 ms");
+    let mut results = Vec::new();
+    for &workers in &r.workers {
+        for rep in 1..=r.reps {
+            let store = r.runs_dir.join(format!("w{workers}-r{rep}"));
+            if store.exists() {
+                std::fs::remove_dir_all(&store)?;
+            }
+            let log_path = r.runs_dir.join(format!("w{workers}-r{rep}.log"));
+            let cpu_before = children_cpu_s()?;
+            let started = Instant::now();
+            let mut child = std::process::Command::new(&r.ritma)
+                .arg("replay")
+                .arg(trace)
+                .arg("--out")
+                .arg(&store)
+                .arg("--workers")
+                .arg(workers.to_string())
+                .arg("--key")
+                .arg(&r.key)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(&log_path)?)
+                .spawn()?;
+            let status_path = PathBuf::from(format!("/proc/{}/status", child.id()));
+            let mut peak_rss_kib = 0;
+            let status = loop {
+                if let Some(status) = child.try_wait()? {
+                    break status;
+                }
+                if let Some(hwm) = std::fs::read_to_string(&status_path)
+                    .ok()
+                    .as_deref()
+                    .and_then(vm_hwm_kib)
+                {
+                    peak_rss_kib = peak_rss_kib.max(hwm);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            };
+            let wall_s = started.elapsed().as_secs_f64();
+            let cpu_s = children_cpu_s()? - cpu_before;
+            let log = std::fs::read_to_string(&log_path)?;
+            if !status.success() {
+                return Err(format!("{} failed ({status}): {log}", r.ritma.display()).into());
+            }
+            let closing = parse_closing_line(&log).ok_or_else(|| {
+                format!("no closing `sealed … seal latency` line in {log_path:?}")
+            })?;
+            let result = RunResult {
+                workers,
+                rep,
+                events: closing.events,
+                rate: closing.rate,
+                wall_s,
+                cpu_s,
+                peak_rss_kib,
+                seal_p50_ms: closing.p50_ms,
+                seal_p99_ms: closing.p99_ms,
+                store,
+            };
+            print_run("", &result);
+            results.push(result);
+        }
+    }
+    Ok(results)
+}
+
+/// What replay's closing line says.
+#[derive(Debug, PartialEq)]
+struct ClosingLine {
+    events: u64,
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Parses replay's closing line, e.g. `ritma: sealed 2000000 events of 1 node(s) in 41
+/// windows into S in 16.3 s (122620 events/s); …; seal latency p50 1226.6 ms, p99 1931.1 ms`.
+fn parse_closing_line(log: &str) -> Option<ClosingLine> {
+    let line = log.lines().rev().find(|l| l.contains("seal latency p50"))?;
+    let after = |key: &str| line.split(key).nth(1);
+    let number = |s: &str| -> Option<f64> {
+        let n: String = s
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        n.parse().ok()
+    };
+    let rate_text = line.rsplit_once(" events/s)")?.0;
+    let rate = number(rate_text.rsplit_once('(')?.1)?;
+    Some(ClosingLine {
+        events: number(after("sealed ")?)? as u64,
+        rate,
+        p50_ms: number(after("seal latency p50 ")?)?,
+        p99_ms: number(after(", p99 ")?)?,
+    })
+}
+
+/// `VmHWM` (peak resident set) of a `/proc/PID/status` text, in KiB.
+fn vm_hwm_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// User + system time of this process's waited-for children, in seconds
+/// (`cutime` + `cstime` of `/proc/self/stat`, in USER_HZ = 100 ticks per second).
+fn children_cpu_s() -> Result<f64, Box<dyn std::error::Error>> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .ok_or("odd /proc/self/stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    // Fields after the command name start at field 3 (state); cutime is 16, cstime 17.
+    let ticks = |field: usize| -> Result<f64, Box<dyn std::error::Error>> {
+        Ok(fields
+            .get(field - 3)
+            .ok_or("short /proc/self/stat")?
+            .parse::<f64>()?)
+    };
+    Ok((ticks(16)? + ticks(17)?) / 100.0)
+}
+
+fn print_run(label: &str, r: &RunResult) {
+    let rep = if label.is_empty() {
+        r.rep.to_string()
+    } else {
+        label.to_owned()
+    };
+    println!(
+        "  {:>7} {rep:>6} {:>10.0} {:>8.2} {:>8.2} {:>10.2} {:>13.1} {:>12.1} {:>12.1}",
+        r.workers,
+        r.rate,
+        r.wall_s,
+        r.cpu_s,
+        r.cpu_s * 1e6 / r.events.max(1) as f64,
+        r.peak_rss_kib as f64 / 1024.0,
+        r.seal_p50_ms,
+        r.seal_p99_ms
+    );
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Each worker count's runs again as medians, and the speed-up over the fewest workers.
+fn print_runs(results: &[RunResult]) {
+    let mut medians = Vec::new();
+    let mut workers: Vec<usize> = results.iter().map(|r| r.workers).collect();
+    workers.dedup();
+    for w in workers {
+        let runs: Vec<&RunResult> = results.iter().filter(|r| r.workers == w).collect();
+        let m = |f: fn(&RunResult) -> f64| median(runs.iter().map(|r| f(r)).collect());
+        let med = RunResult {
+            workers: w,
+            rep: 0,
+            events: runs[0].events,
+            rate: m(|r| r.rate),
+            wall_s: m(|r| r.wall_s),
+            cpu_s: m(|r| r.cpu_s),
+            peak_rss_kib: m(|r| r.peak_rss_kib as f64) as u64,
+            seal_p50_ms: m(|r| r.seal_p50_ms),
+            seal_p99_ms: m(|r| r.seal_p99_ms),
+            store: PathBuf::new(),
+        };
+        print_run("median", &med);
+        medians.push((w, med.rate));
+    }
+    if let [(w0, r0), rest @ ..] = medians.as_slice() {
+        for (w, r) in rest {
+            println!("  {w} workers / {w0}: {:.2}x (median events/s)", r / r0);
+        }
+    }
+}
+
+/// Fails unless the first run of every worker count wrote the same files with the same bytes.
+fn check_identical(results: &[RunResult]) -> Result<(), Box<dyn std::error::Error>> {
+    let mut firsts = results.iter().filter(|r| r.rep == 1);
+    let Some(reference) = firsts.next() else {
+        return Ok(());
+    };
+    let want = store_files(&reference.store)?;
+    for other in firsts {
+        if store_files(&other.store)? != want {
+            return Err(format!(
+                "{} and {} differ: the store depends on the worker count",
+                reference.store.display(),
+                other.store.display()
+            )
+            .into());
+        }
+        println!(
+            "  {} workers wrote the same {} files as {} worker(s)",
+            other.workers,
+            want.len(),
+            reference.workers
+        );
+    }
+    Ok(())
+}
+
+/// Every file of a tree: relative path → contents.
+fn store_files(root: &Path) -> std::io::Result<std::collections::BTreeMap<PathBuf, Vec<u8>>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(d) = stack.pop() {
+        for ent in std::fs::read_dir(&d)? {
+            let p = ent?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(root).unwrap_or(&p).to_owned();
+                files.insert(rel, std::fs::read(&p)?);
+            }
+        }
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_closing_line_is_parsed() {
+        let log = "ritma: cone partial matches expired 0, shed at the bound 0\n\
+                   ritma: sealed 2000000 events of 1 node(s) in 41 windows into runs/s1 in 16.3 s \
+                   (122620 events/s); 0 events lost to corrupt trace frames; seal latency p50 1226.6 ms, p99 1931.1 ms\n";
+        assert_eq!(
+            parse_closing_line(log),
+            Some(ClosingLine {
+                events: 2_000_000,
+                rate: 122_620.0,
+                p50_ms: 1226.6,
+                p99_ms: 1931.1
+            })
+        );
+        assert_eq!(parse_closing_line("ritma: sealed 5 events in 1 s"), None);
+    }
+
+    #[test]
+    fn store_files_are_sorted_into_kinds() {
+        let kind = |p: &str| FileKind::of(Path::new(p));
+        assert_eq!(
+            kind("windows/2026/11/01/00/blocks/w0001.0002.cbor.zst"),
+            FileKind::Blocks
+        );
+        assert_eq!(
+            kind("nodes/a/windows/2026/11/01/00/micro/w0001.cbor"),
+            FileKind::MicroRecords
+        );
+        assert_eq!(
+            kind("windows/2026/11/01/00/micro/w0001.sig"),
+            FileKind::Checkpoints
+        );
+        assert_eq!(
+            kind("windows/2026/11/01/00/index/t_1s.cbor.zst"),
+            FileKind::Index
+        );
+        assert_eq!(
+            kind("windows/2026/11/01/00/index/taint.cbor.zst"),
+            FileKind::Index
+        );
+        assert_eq!(
+            kind("graph/edges/2026/11/01/00/p0003.edges.cbor.zst"),
+            FileKind::GraphEdges
+        );
+        assert_eq!(
+            kind("windows/2026/11/01/00/proofs/hour_root.sig"),
+            FileKind::Proofs
+        );
+        assert_eq!(kind("_meta/keys/events/00000000.cbor"), FileKind::Meta);
+        assert_eq!(kind("ctgf/cones/v0001/memfd_exec.cone"), FileKind::Meta);
+    }
+
+    #[test]
+    fn peak_rss_and_child_cpu_are_read_from_proc() {
+        assert_eq!(
+            vm_hwm_kib("Name:\tx\nVmHWM:\t  123456 kB\nVmRSS:\t 1 kB\n"),
+            Some(123_456)
+        );
+        assert_eq!(vm_hwm_kib("Name:\tx\n"), None);
+        let before = children_cpu_s().unwrap();
+        std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"])
+            .status()
+            .unwrap();
+        assert!(children_cpu_s().unwrap() > before);
+    }
 }
