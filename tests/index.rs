@@ -1,45 +1,20 @@
 //! The hour index and graph edge parts a replay writes: what they say must match
 //! the sealed blocks, and `ritma verify` rebuilds and checks them.
 
-use crate::util::{Dir, OutputExt};
+use crate::util::{tree, window_leaves, Dir, OutputExt};
 use ritma_schemas::index::{ConeRefs, EdgePart, EdgeRefs, TaintIndex, TimeIndex, MAX_INDEX_LEN};
 use ritma_schemas::records::{AnyRecord, Record};
 use ritma_sinks::index::read_compressed;
-use ritma_sinks::store::read_block;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+/// The files under `dir` whose names end in `suffix`, sorted.
 fn files_under(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(it) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in it {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.to_string_lossy().ends_with(suffix) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Every leaf of window file `index` in `hour_dir`, in leaf order.
-fn leaves(hour_dir: &Path, window: u64, index: u64) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for b in 0.. {
-        let p = hour_dir.join(format!("blocks/w{index:04}.{b:04}.cbor.zst"));
-        if !p.exists() {
-            break;
-        }
-        out.extend(read_block(&p, window, b).unwrap().records);
-    }
-    out
+    tree(dir)
+        .into_keys()
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .map(|p| dir.join(p))
+        .collect()
 }
 
 fn decode<R: Record>(p: &Path) -> R {
@@ -49,15 +24,7 @@ fn decode<R: Record>(p: &Path) -> R {
 #[test]
 fn index_files_and_edge_parts_describe_the_sealed_blocks() {
     let d = Dir::new();
-    d.ritma(&["synth", "--events", "150000", "--out", "t.rtrace"])
-        .output()
-        .success();
-    d.ritma(&["keys", "init", "--out", "s", "--node", "synth-0"])
-        .output()
-        .success();
-    d.ritma(&["replay", "t.rtrace", "--out", "s"])
-        .output()
-        .success();
+    d.sealed_store(&["--events", "150000"]);
     d.ritma(&["verify", "s"]).output().success();
     let store = d.join("s");
 
@@ -75,10 +42,9 @@ fn index_files_and_edge_parts_describe_the_sealed_blocks() {
     // Every edge leaf of every window, in order, and every cone leaf by position.
     let (mut edge_leaves, mut cone_leaves, mut events, mut entities) =
         (Vec::new(), Vec::new(), 0u64, BTreeSet::new());
-    for m in &micro {
-        let r = ritma_schemas::records::WindowRecord::decode(&std::fs::read(m).unwrap()).unwrap();
+    for (r, leaves) in window_leaves(&store) {
         let index = r.window % 3600;
-        for (i, leaf) in leaves(&hour_dir, r.window, index).into_iter().enumerate() {
+        for (i, leaf) in leaves.into_iter().enumerate() {
             match AnyRecord::decode(&leaf).unwrap() {
                 AnyRecord::Edge(e) => {
                     entities.insert(e.src);

@@ -1,29 +1,8 @@
 //! `ritma synth` → `ritma replay` → `ritma verify`: determinism over workers and
 //! trace batch sizes, and tamper detection over every file of the store.
 
-use crate::util::{Dir, OutputExt};
-use std::collections::BTreeMap;
+use crate::util::{tree, window_leaves, Dir, OutputExt};
 use std::path::{Path, PathBuf};
-
-/// Every file under `root`, by relative path, with its bytes.
-fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(
-                    p.strip_prefix(root).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    out
-}
 
 /// A key made once, outside the stores, so every replay signs with the same key.
 fn key(d: &Dir, node: &str) -> String {
@@ -149,17 +128,7 @@ fn multi_node_traces_get_one_tree_per_node() {
 #[test]
 fn flipping_any_byte_of_any_file_fails_verification_naming_the_file() {
     let d = Dir::new();
-    d.ritma(&[
-        "synth", "--events", "3000", "--seed", "11", "--out", "t.rtrace",
-    ])
-    .output()
-    .success();
-    d.ritma(&["keys", "init", "--out", "s", "--node", "synth-0"])
-        .output()
-        .success();
-    d.ritma(&["replay", "t.rtrace", "--out", "s"])
-        .output()
-        .success();
+    d.sealed_store(&["--events", "3000", "--seed", "11"]);
     d.ritma(&["verify", "s"]).output().success();
     let files = tree(&d.join("s"));
     assert_eq!(
@@ -205,15 +174,7 @@ fn flipping_any_byte_of_any_file_fails_verification_naming_the_file() {
 #[test]
 fn deleting_or_duplicating_a_window_breaks_continuity() {
     let d = Dir::new();
-    d.ritma(&["synth", "--events", "120000", "--out", "t.rtrace"])
-        .output()
-        .success();
-    d.ritma(&["keys", "init", "--out", "s", "--node", "synth-0"])
-        .output()
-        .success();
-    d.ritma(&["replay", "t.rtrace", "--out", "s"])
-        .output()
-        .success();
+    d.sealed_store(&["--events", "120000"]);
     let micro = tree(&d.join("s"))
         .into_keys()
         .filter(|p| {
@@ -451,38 +412,14 @@ fn a_progress_bar_is_drawn_on_a_terminal_and_nowhere_else() {
 
 #[test]
 fn cgroup_paths_attribute_containers_and_services_and_link_containers_to_processes() {
-    use ritma_schemas::records::{AnyRecord, Block, DictKind, EdgeKind, Record};
+    use ritma_schemas::records::{AnyRecord, DictKind, EdgeKind};
     use std::collections::{BTreeMap, BTreeSet};
     let d = Dir::new();
-    d.ritma(&["synth", "--events", "60000", "--out", "t.rtrace"])
-        .output()
-        .success();
-    d.ritma(&["keys", "init", "--out", "s", "--node", "synth-0"])
-        .output()
-        .success();
-    d.ritma(&["replay", "t.rtrace", "--out", "s"])
-        .output()
-        .success();
+    d.sealed_store(&["--events", "60000"]);
     // Per window: dictionary names, actors' container/service, container edges.
     let mut windows = 0;
     let (mut containers, mut services, mut linked) = (BTreeSet::new(), BTreeSet::new(), 0);
-    // Leaves by window: a window's blocks are `wIIII.BBBB.cbor.zst`, in order.
-    let mut by_window: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-    for (rel, bytes) in tree(&d.join("s")) {
-        let name = rel.to_string_lossy().into_owned();
-        if let Some((window, _)) = name
-            .contains("/blocks/")
-            .then(|| name.rsplit_once(".0"))
-            .flatten()
-        {
-            let block = Block::decode(&zstd_decompress(&bytes)).unwrap();
-            by_window
-                .entry(window.to_owned())
-                .or_default()
-                .extend(block.records);
-        }
-    }
-    for leaves in by_window.into_values() {
+    for (_, leaves) in window_leaves(&d.join("s")) {
         windows += 1;
         let (mut dict, mut actors, mut edges) = (BTreeMap::new(), BTreeMap::new(), Vec::new());
         for leaf in leaves {

@@ -1,7 +1,7 @@
 //! Late events, corrupt frames and torn tails through `ritma replay`: traces are
 //! written with exact event times, and the sealed windows are read back from the store.
 
-use crate::util::{Dir, OutputExt};
+use crate::util::{tree, Dir, OutputExt};
 use ritma_schemas::records::{
     atom_flags, AnyRecord, EventAtom, LossReason, Record, RunMeta, WindowRecord,
 };
@@ -10,7 +10,7 @@ use ritma_sources::raw::{RawBody, RawEvent, Task};
 use ritma_sources::trace::{TraceWriter, FRAME_HEADER_LEN};
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const NODE: &str = "edge-1";
 const MS: u64 = 1_000_000;
@@ -127,24 +127,6 @@ fn replay(d: &Dir, trace: &str, out: &str, workers: usize, key: &str) -> String 
 /// `ritma verify OUT --key VKEY`; asserts success, returns stdout.
 fn verify(d: &Dir, out: &str, vkey: &str) -> String {
     d.ritma(&["verify", out, "--key", vkey]).output().success()
-}
-
-/// Every file under `root`, by relative path, with its bytes.
-fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().to_path_buf();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 /// (seq, t_ns, late) of one sealed event.

@@ -1,5 +1,8 @@
 //! A temporary directory and a command builder for the real `ritma` binary.
 
+use ritma_schemas::records::{Record, WindowRecord};
+use ritma_sinks::store::{read_block, WindowPaths};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -31,6 +34,67 @@ impl Dir {
             .env_remove("RITMA_NODE_ID");
         c
     }
+}
+
+impl Dir {
+    /// `ritma synth SYNTH_ARGS… --out t.rtrace`, a key for node synth-0 in store `s`,
+    /// and `ritma replay t.rtrace --out s`: a sealed single-node store at `s`.
+    pub fn sealed_store(&self, synth_args: &[&str]) {
+        let mut synth = vec!["synth"];
+        synth.extend_from_slice(synth_args);
+        synth.extend_from_slice(&["--out", "t.rtrace"]);
+        self.ritma(&synth).output().success();
+        self.ritma(&["keys", "init", "--out", "s", "--node", "synth-0"])
+            .output()
+            .success();
+        self.ritma(&["replay", "t.rtrace", "--out", "s"])
+            .output()
+            .success();
+    }
+}
+
+/// Every file under `root`, by relative path, with its bytes.
+pub fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(
+                    p.strip_prefix(root).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Every sealed window of the single-node store at `store`, in window order, with its
+/// leaves read back from its blocks.
+pub fn window_leaves(store: &Path) -> Vec<(WindowRecord, Vec<Vec<u8>>)> {
+    let mut out = Vec::new();
+    for (rel, bytes) in tree(&store.join("windows")) {
+        if !rel.to_string_lossy().contains("/micro/") || rel.extension().unwrap() != "cbor" {
+            continue;
+        }
+        let record = WindowRecord::decode(&bytes).unwrap();
+        let paths = WindowPaths::new(record.window, record.window_len_ns);
+        let mut leaves = Vec::new();
+        for b in 0.. {
+            let p = store.join(paths.block(b));
+            if !p.exists() {
+                break;
+            }
+            leaves.extend(read_block(&p, record.window, b).unwrap().records);
+        }
+        out.push((record, leaves));
+    }
+    out.sort_by_key(|(r, _)| r.window);
+    out
 }
 
 pub trait OutputExt {

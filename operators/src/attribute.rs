@@ -93,6 +93,15 @@ pub struct AttributeStats {
     pub evicted_capacity: u64,
 }
 
+/// What attributing one event found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attributed {
+    /// The dictionary entry of the actor's command name (sealed in the event's window).
+    pub comm: DictEntry,
+    /// The container the actor runs in, if its cgroup names one.
+    pub container: Option<Id128>,
+}
+
 /// What a cgroup path says about its processes.
 #[derive(Clone, Debug, Default)]
 struct CgroupNames {
@@ -174,9 +183,8 @@ impl ActorTable {
             .collect()
     }
 
-    /// Attributes one event (events of one actor in seq order, windows in order);
-    /// returns dictionary entries it newly names (the command name).
-    pub fn push(&mut self, e: &CanonicalEvent) -> Vec<DictEntry> {
+    /// Attributes one event (events of one actor in seq order, windows in order).
+    pub fn push(&mut self, e: &CanonicalEvent) -> Attributed {
         let t = &e.task;
         let actor = e.atom.actor;
         let comm = DictEntry::new(DictKind::Comm, &t.comm);
@@ -249,11 +257,12 @@ impl ActorTable {
         state.last_window = state.last_window.max(e.window);
         self.by_age.insert((state.last_window, actor));
         self.active.entry(e.window).or_default().insert(actor);
-        vec![comm]
+        Attributed { comm, container }
     }
 
     /// The container an attributed actor runs in, if its cgroup names one.
-    pub fn container_of(&self, actor: &Id128) -> Option<Id128> {
+    #[cfg(test)]
+    fn container_of(&self, actor: &Id128) -> Option<Id128> {
         self.actors.get(actor).and_then(|s| s.record.container)
     }
 

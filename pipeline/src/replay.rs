@@ -211,8 +211,46 @@ struct WindowPart {
     taint: Vec<TaintChange>,
 }
 
+impl WindowPart {
+    fn at(node: u32, window: u64) -> Self {
+        WindowPart {
+            node,
+            window,
+            ..Default::default()
+        }
+    }
+}
+
 /// Records held per window until the frontier passes it, with the capability to emit there.
-type Stash<D> = BTreeMap<u64, (Capability<u64>, Vec<D>)>;
+struct Stash<D>(BTreeMap<u64, (Capability<u64>, Vec<D>)>);
+
+impl<D> Stash<D> {
+    fn new() -> Self {
+        Stash(BTreeMap::new())
+    }
+
+    /// Holds `item` for window `w`; `cap` makes the window's capability on first use.
+    fn push(&mut self, w: u64, item: D, cap: impl FnOnce() -> Capability<u64>) {
+        self.0
+            .entry(w)
+            .or_insert_with(|| (cap(), Vec::new()))
+            .1
+            .push(item);
+    }
+
+    /// The oldest held window, once `open(w)` says no more input can arrive for it.
+    fn pop_closed(
+        &mut self,
+        open: impl Fn(&u64) -> bool,
+    ) -> Option<(u64, Capability<u64>, Vec<D>)> {
+        let (&w, _) = self.0.first_key_value()?;
+        if open(&w) {
+            return None;
+        }
+        let (cap, items) = self.0.remove(&w).expect("first key");
+        Some((w, cap, items))
+    }
+}
 
 /// SplitMix64's finaliser: spreads keys over workers (DESIGN: not raw low bits).
 fn mix(mut z: u64) -> u64 {
@@ -235,7 +273,7 @@ fn route_actor(m: &CanonMsg) -> u64 {
         CanonMsg::Event { event, .. } => mix(u64::from_le_bytes(
             event.atom.actor[..8].try_into().expect("8 bytes"),
         )),
-        CanonMsg::Lost { node, .. } | CanonMsg::Cgroups { node, .. } => mix(*node as u64),
+        _ => mix(m.node() as u64),
     }
 }
 
@@ -442,7 +480,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                 ExchangePact::new(|m: &CanonMsg| mix(m.node() as u64)),
                 "cone-match",
                 move |_default_cap, _info| {
-                    let mut stash: Stash<(u32, CanonicalEvent)> = BTreeMap::new();
+                    let mut stash: Stash<(u32, CanonicalEvent)> = Stash::new();
                     let mut matchers: HashMap<u32, ConeMatcher> = HashMap::new();
                     let cones: Vec<ConeDef> = builtin_cones();
                     move |(input, frontier), output| {
@@ -450,15 +488,11 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                             for m in data.drain(..) {
                                 if let CanonMsg::Event { node, event } = m {
                                     let w = event.window;
-                                    stash.entry(w).or_insert_with(|| (cap.delayed(&w, output.output_index()), Vec::new())).1.push((node, event));
+                                    stash.push(w, (node, event), || cap.delayed(&w, output.output_index()));
                                 }
                             }
                         });
-                        while let Some((&w, _)) = stash.first_key_value() {
-                            if frontier.less_equal(&w) {
-                                break;
-                            }
-                            let (cap, mut events) = stash.remove(&w).expect("first key");
+                        while let Some((w, cap, mut events)) = stash.pop_closed(|w| frontier.less_equal(w)) {
                             // A node's events in seq order: matching is a sequence.
                             events.sort_by_key(|(node, e)| (*node, e.atom.seq));
                             let mut by_node: BTreeMap<u32, WindowPart> = BTreeMap::new();
@@ -467,7 +501,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                                 let matcher = matchers.entry(*node).or_insert_with(|| ConeMatcher::new(cones.clone(), MAX_PARTIAL_MATCHES, ctx.window_len_ns));
                                 let wall = (e.window as i128 * ctx.window_len_ns as i128 + e.atom.t_ns as i128).max(0) as u64;
                                 for m in matcher.push(e, wall) {
-                                    let part = by_node.entry(*node).or_insert_with(|| WindowPart { node: *node, window: w, ..Default::default() });
+                                    let part = by_node.entry(*node).or_insert_with(|| WindowPart::at(*node, w));
                                     part.cones.push(m.instance);
                                     part.seeds.push(e.atom.actor);
                                 }
@@ -494,53 +528,47 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                 Pipeline,
                 "attribute+graph-edge",
                 move |_default_cap, _info| {
-                    let mut stash: Stash<CanonMsg> = BTreeMap::new();
+                    let mut stash: Stash<CanonMsg> = Stash::new();
                     let mut tables: HashMap<u32, (ActorTable, EdgeTable)> = HashMap::new();
+                    let new_tables = move |node: u32| (ActorTable::new(ctxs_attr[node as usize].clone(), ActorTableConfig::default()), EdgeTable::new());
                     move |(input, frontier), (cgroup_input, cgroup_frontier), output| {
                         input.for_each(|cap, data| {
                             // cgroup paths come on the broadcast input.
                             for m in data.drain(..).filter(|m| !matches!(m, CanonMsg::Cgroups { .. })) {
                                 let w = m.window();
-                                stash.entry(w).or_insert_with(|| (cap.delayed(&w, output.output_index()), Vec::new())).1.push(m);
+                                stash.push(w, m, || cap.delayed(&w, output.output_index()));
                             }
                         });
                         cgroup_input.for_each(|cap, data| {
                             for m in data.drain(..) {
                                 let w = m.window();
-                                stash.entry(w).or_insert_with(|| (cap.delayed(&w, output.output_index()), Vec::new())).1.push(m);
+                                stash.push(w, m, || cap.delayed(&w, output.output_index()));
                             }
                         });
-                        while let Some((&w, _)) = stash.first_key_value() {
-                            if frontier.less_equal(&w) || cgroup_frontier.less_equal(&w) {
-                                break;
-                            }
-                            let (cap, mut msgs) = stash.remove(&w).expect("first key");
+                        while let Some((w, cap, mut msgs)) = stash.pop_closed(|w| frontier.less_equal(w) || cgroup_frontier.less_equal(w)) {
                             // One actor's events in seq order, whatever the arrival order.
                             msgs.sort_by_key(CanonMsg::attribution_order);
                             let mut by_node: BTreeMap<u32, WindowPart> = BTreeMap::new();
                             for m in msgs {
                                 match m {
                                     CanonMsg::Event { node, event } => {
-                                        let part = by_node.entry(node).or_insert_with(|| WindowPart { node, window: w, ..Default::default() });
-                                        let (actors, edges) = tables.entry(node).or_insert_with(|| {
-                                            (ActorTable::new(ctxs_attr[node as usize].clone(), ActorTableConfig::default()), EdgeTable::new())
-                                        });
-                                        part.dict.extend(actors.push(&event));
+                                        let part = by_node.entry(node).or_insert_with(|| WindowPart::at(node, w));
+                                        let (actors, edges) = tables.entry(node).or_insert_with(|| new_tables(node));
+                                        let attributed = actors.push(&event);
+                                        part.dict.push(attributed.comm);
                                         edges.push(&event);
-                                        if let Some(container) = actors.container_of(&event.atom.actor) {
+                                        if let Some(container) = attributed.container {
                                             edges.add(w, EdgeKind::ContainerToProc, container, event.atom.actor, 0, event.atom.t_ns);
                                         }
                                         part.dict.extend(event.dict);
                                         part.atoms.push(event.atom);
                                     }
                                     CanonMsg::Lost { node, reason, count, .. } => {
-                                        let part = by_node.entry(node).or_insert_with(|| WindowPart { node, window: w, ..Default::default() });
+                                        let part = by_node.entry(node).or_insert_with(|| WindowPart::at(node, w));
                                         part.lost.push((reason, count));
                                     }
                                     CanonMsg::Cgroups { node, entries, .. } => {
-                                        let (actors, _) = tables.entry(node).or_insert_with(|| {
-                                            (ActorTable::new(ctxs_attr[node as usize].clone(), ActorTableConfig::default()), EdgeTable::new())
-                                        });
+                                        let (actors, _) = tables.entry(node).or_insert_with(|| new_tables(node));
                                         for (id, path) in entries {
                                             // The names are sealed with the actors that use them.
                                             actors.add_cgroup(id, &path);
@@ -590,7 +618,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                     ExchangePact::new(|p: &WindowPart| mix(p.node as u64)),
                     "window-merkle",
                     move |_default_cap, _info| {
-                        let mut stash: Stash<WindowPart> = BTreeMap::new();
+                        let mut stash: Stash<WindowPart> = Stash::new();
                         let mut sinks: BTreeMap<u32, NodeSink> = BTreeMap::new();
                         let mut taint_at: BTreeMap<u32, BTreeMap<u64, Vec<TaintChange>>> = BTreeMap::new();
                         let mut finished = false;
@@ -598,14 +626,10 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                             input.for_each(|cap, data| {
                                 for p in data.drain(..) {
                                     let w = p.window;
-                                    stash.entry(w).or_insert_with(|| (cap.delayed(&w, output.output_index()), Vec::new())).1.push(p);
+                                    stash.push(w, p, || cap.delayed(&w, output.output_index()));
                                 }
                             });
-                            while let Some((&w, _)) = stash.first_key_value() {
-                                if frontier.less_equal(&w) {
-                                    break;
-                                }
-                                let (cap, parts) = stash.remove(&w).expect("first key");
+                            while let Some((w, cap, parts)) = stash.pop_closed(|w| frontier.less_equal(w)) {
                                 let mut by_node: BTreeMap<u32, WindowContents> = BTreeMap::new();
                                 for mut p in parts {
                                     if !p.taint.is_empty() {
