@@ -1,6 +1,7 @@
 //! Proptest "fuzzing" of every decoder a hostile file or peer reaches: record decoding
 //! (`AnyRecord::decode` and each typed `Record::decode`), signed notes and checkpoints,
-//! key texts, key histories, and the Merkle proof verifiers.
+//! key texts, key histories, the Merkle proof verifiers, and the store files outside
+//! `AnyRecord` (hour index, graph edge parts, blocks, StoreMeta).
 //!
 //! Inputs come from three sources: arbitrary bytes/strings; a grammar that builds
 //! records field by field with boundary values (and sometimes a wrong item), which gets
@@ -19,6 +20,7 @@ use proptest::sample::{select, Index};
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 use ritma_schemas::cbor::{DecodeError, DecodeErrorKind, Encoder};
+use ritma_schemas::index::*;
 use ritma_schemas::keys::{sign_key_event, KeyHistory};
 use ritma_schemas::merkle::{
     root_from_inclusion, verify_consistency, verify_inclusion, Blake3Tree, ProofError, Sha256Tree,
@@ -1071,5 +1073,194 @@ fn merkle_verifiers_do_not_panic_on_trees_over_2_63_leaves() {
             r.unwrap(),
             Err(ProofError::WrongProofLength { expected, found: 0 })
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Store files outside AnyRecord: the hour index, graph edge parts, blocks, StoreMeta.
+// What a decoder accepts re-encodes to its input; the re-encode guard never refuses.
+// ---------------------------------------------------------------------------------------
+
+/// Decodes `bytes` as record type `ty` and re-encodes what it accepts.
+fn store_roundtrip(ty: u64, bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    fn re<R: Record>(b: &[u8]) -> Result<Vec<u8>, DecodeError> {
+        R::decode(b).map(|r| r.encode())
+    }
+    match ty {
+        12 => re::<Block>(bytes),
+        13 => re::<StoreMeta>(bytes),
+        14 => re::<TimeIndex>(bytes),
+        15 => re::<ConeRefs>(bytes),
+        16 => re::<EdgeRefs>(bytes),
+        17 => re::<EdgePart>(bytes),
+        _ => re::<TaintIndex>(bytes),
+    }
+}
+
+const STORE_TYPES: [u64; 7] = [12, 13, 14, 15, 16, 17, 18];
+
+fn check_store_decoders(bytes: &[u8]) -> Result<usize, TestCaseError> {
+    let mut accepted = 0;
+    for ty in STORE_TYPES {
+        match store_roundtrip(ty, bytes) {
+            Ok(again) => {
+                prop_assert_eq!(&again, bytes, "type {} accepted a non-canonical input", ty);
+                accepted += 1;
+            }
+            Err(e) => {
+                prop_assert_ne!(
+                    &e.kind,
+                    &DecodeErrorKind::NotCanonical,
+                    "guard fired: {}",
+                    e
+                );
+                prop_assert!(e.offset <= bytes.len());
+            }
+        }
+    }
+    // The type element tells the records apart: at most one accepts.
+    prop_assert!(accepted <= 1);
+    Ok(accepted)
+}
+
+fn same16(b: u8) -> [u8; 16] {
+    [b; 16]
+}
+
+/// One valid encoding of each type, with several entries so mutations reach the rules
+/// between entries (ordering, counts, nested records).
+fn store_seeds() -> Vec<Vec<u8>> {
+    let edge = |s: u8, d: u8| Edge {
+        kind: EdgeKind::ProcToFile,
+        src: same16(s),
+        dst: same16(d),
+        flags: edge_flags::WRITE,
+        first_t_ns: -5,
+        last_t_ns: 900,
+        count: 3,
+    };
+    vec![
+        Block {
+            window: 1_700_000_000,
+            index: 1,
+            first_leaf: 1000,
+            records: vec![edge(1, 2).encode(), edge(1, 3).encode()],
+        }
+        .encode(),
+        StoreMeta {
+            format_version: 1,
+            node: "web-1".into(),
+            window_len_ns: 1_000_000_000,
+            cone_lib_version: 1,
+        }
+        .encode(),
+        TimeIndex {
+            node: "web-1".into(),
+            hour: 472_222,
+            bucket_ns: 10_000_000_000,
+            buckets: vec![
+                TimeBucket {
+                    bucket: 170_000_000,
+                    events: 4,
+                    spans: vec![
+                        LeafSpan {
+                            window_index: 3,
+                            first_leaf: 2,
+                            last_leaf: 9,
+                        },
+                        LeafSpan {
+                            window_index: 4,
+                            first_leaf: 0,
+                            last_leaf: 0,
+                        },
+                    ],
+                },
+                TimeBucket {
+                    bucket: 170_000_001,
+                    events: 1,
+                    spans: vec![LeafSpan {
+                        window_index: 12,
+                        first_leaf: 5,
+                        last_leaf: 5,
+                    }],
+                },
+            ],
+        }
+        .encode(),
+        ConeRefs {
+            node: "web-1".into(),
+            hour: 472_222,
+            cones: vec![
+                ("exec_from_tmp".into(), vec![(0, 9), (7, 41)]),
+                ("memfd_exec".into(), vec![(3, 300)]),
+            ],
+        }
+        .encode(),
+        EdgeRefs {
+            node: "web-1".into(),
+            hour: 472_222,
+            entities: vec![(same16(1), vec![0, 7, 8]), (same16(2), vec![7])],
+        }
+        .encode(),
+        EdgePart {
+            node: "web-1".into(),
+            hour: 472_222,
+            part: 2,
+            edges: vec![
+                (3, edge(1, 2).encode()),
+                (3, edge(1, 3).encode()),
+                (4, edge(1, 2).encode()),
+            ],
+        }
+        .encode(),
+        TaintIndex {
+            node: "web-1".into(),
+            hour: 472_222,
+            ttl_windows: 300,
+            changes: vec![
+                TaintEntry {
+                    window_index: 3,
+                    seed: same16(1),
+                    entity: same16(2),
+                    enters: true,
+                },
+                TaintEntry {
+                    window_index: 3,
+                    seed: same16(1),
+                    entity: same16(3),
+                    enters: true,
+                },
+                TaintEntry {
+                    window_index: 9,
+                    seed: same16(1),
+                    entity: same16(2),
+                    enters: false,
+                },
+            ],
+        }
+        .encode(),
+    ]
+}
+
+#[test]
+fn every_store_seed_is_accepted_by_exactly_its_decoder() {
+    for (seed, ty) in store_seeds().iter().zip(STORE_TYPES) {
+        assert_eq!(store_roundtrip(ty, seed).unwrap(), *seed, "type {ty}");
+        assert_eq!(check_store_decoders(seed).unwrap(), 1, "type {ty}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn store_decoders_on_arbitrary_bytes(bytes in vec(any::<u8>(), 0..300)) {
+        check_store_decoders(&bytes)?;
+    }
+
+    #[test]
+    fn store_decoders_on_mutated_valid_files(seed in any::<Index>(), ops in vec(op(), 1..6)) {
+        let seeds = store_seeds();
+        check_store_decoders(&apply(&ops, seed.get(&seeds).clone(), &seeds))?;
     }
 }
