@@ -35,14 +35,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use timely::dataflow::channels::pact::{Exchange as ExchangePact, Pipeline};
-use timely::dataflow::operators::vec::{Broadcast, Filter, Map};
+use timely::dataflow::operators::vec::{Broadcast, Map, Partition};
 use timely::dataflow::operators::{Capability, Concat, Exchange as _, Operator, Probe};
 use timely::dataflow::{InputHandle, ProbeHandle};
 
 /// The version of the cone library windows are sealed with.
 pub const CONE_LIB_VERSION: u32 = 1;
 /// How far behind the source the dataflow may fall, in windows, before the source waits.
-const MAX_LAG_WINDOWS: u64 = 8;
+const MAX_LAG_WINDOWS: u64 = 2;
 /// Most partial cone matches kept per node.
 const MAX_PARTIAL_MATCHES: usize = 10_000;
 
@@ -192,6 +192,80 @@ impl CanonMsg {
             CanonMsg::Lost { node, .. } => (*node, 1, 0, 0),
         }
     }
+}
+
+/// What the cone matcher of a node needs of one event: the event itself when some cone
+/// step can take it, else only its time (`ConeMatcher::could_match`), which is most events.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+enum ConeMsg {
+    Event {
+        node: u32,
+        event: CanonicalEvent,
+    },
+    Tick {
+        node: u32,
+        window: u64,
+        seq: u64,
+        wall_ns: u64,
+    },
+}
+
+impl ConeMsg {
+    fn window(&self) -> u64 {
+        match self {
+            ConeMsg::Event { event, .. } => event.window,
+            ConeMsg::Tick { window, .. } => *window,
+        }
+    }
+
+    fn node(&self) -> u32 {
+        match self {
+            ConeMsg::Event { node, .. } | ConeMsg::Tick { node, .. } => *node,
+        }
+    }
+
+    fn order(&self) -> (u32, u64) {
+        match self {
+            ConeMsg::Event { node, event } => (*node, event.atom.seq),
+            ConeMsg::Tick { node, seq, .. } => (*node, *seq),
+        }
+    }
+}
+
+/// Canonicalize's outputs, split into one stream each so no consumer clones another's data.
+#[allow(clippy::large_enum_variant)]
+enum Routed {
+    /// To attribution, sharded by actor.
+    Attr(CanonMsg),
+    /// To cone matching, sharded by node.
+    Cone(ConeMsg),
+    /// To every attribution shard.
+    Cgroups(CanonMsg),
+}
+
+impl Routed {
+    fn port(&self) -> u64 {
+        match self {
+            Routed::Attr(_) => 0,
+            Routed::Cone(_) => 1,
+            Routed::Cgroups(_) => 2,
+        }
+    }
+}
+
+/// Attribution's outputs: window parts to seal, and the taint flows of their edges.
+enum AttrOut {
+    Part(WindowPart),
+    Flows {
+        node: u32,
+        flows: Vec<(Id128, Id128)>,
+    },
+}
+
+/// An event's wall-clock time, as cone bounds measure it.
+fn event_wall(ctx: &RunContext, e: &CanonicalEvent) -> u64 {
+    (e.window as i128 * ctx.window_len_ns as i128 + e.atom.t_ns as i128).max(0) as u64
 }
 
 /// One shard's share of one node's window.
@@ -460,48 +534,71 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
         let ctxs_canon = ctxs.clone();
         let ctxs_merkle = ctxs.clone();
         worker.dataflow::<u64, _, _>(|scope| {
-            let canon = input
+            let cone_defs: Vec<ConeDef> = builtin_cones();
+            let mut routed = input
                 .to_stream(scope)
                 .container::<Vec<SourceMsg>>()
                 .exchange(route_source)
-                .map(move |m| match m {
-                    SourceMsg::Event { node, window, raw } => {
-                        CanonMsg::Event { node, event: canonicalize(&ctxs_canon[node as usize], window, raw, mode) }
-                    }
-                    SourceMsg::Lost { node, window, reason, count } => CanonMsg::Lost { node, window, reason, count },
-                    SourceMsg::Cgroups { node, window, first_seq, entries } => CanonMsg::Cgroups { node, window, first_seq, entries },
-                });
+                .flat_map(move |m| {
+                    let (first, cone) = match m {
+                        SourceMsg::Event { node, window, raw } => {
+                            let ctx = &ctxs_canon[node as usize];
+                            let event = canonicalize(ctx, window, raw, mode);
+                            let cone = if ConeMatcher::could_match(&cone_defs, &event) {
+                                ConeMsg::Event { node, event: event.clone() }
+                            } else {
+                                ConeMsg::Tick { node, window, seq: event.atom.seq, wall_ns: event_wall(ctx, &event) }
+                            };
+                            (Routed::Attr(CanonMsg::Event { node, event }), Some(Routed::Cone(cone)))
+                        }
+                        SourceMsg::Lost { node, window, reason, count } => (Routed::Attr(CanonMsg::Lost { node, window, reason, count }), None),
+                        SourceMsg::Cgroups { node, window, first_seq, entries } => (Routed::Cgroups(CanonMsg::Cgroups { node, window, first_seq, entries }), None),
+                    };
+                    std::iter::once(first).chain(cone)
+                })
+                .partition(3, |r| (r.port(), r))
+                .into_iter();
+            let (Some(canon), Some(cone_input), Some(cgroups)) = (routed.next(), routed.next(), routed.next()) else {
+                unreachable!("partition makes three streams");
+            };
+            let canon = canon.flat_map(|r| match r { Routed::Attr(m) => Some(m), _ => None });
+            let cone_input = cone_input.flat_map(|r| match r { Routed::Cone(m) => Some(m), _ => None });
             // Every attribute shard needs every cgroup path.
-            let cgroups = canon.clone().filter(|m| matches!(m, CanonMsg::Cgroups { .. })).broadcast();
+            let cgroups = cgroups.flat_map(|r| match r { Routed::Cgroups(m) => Some(m), _ => None }).broadcast();
 
             let ctxs_attr = ctxs.clone();
             let ctxs_cone = ctxs.clone();
-            let cone_parts = canon.clone().unary_frontier::<timely::container::CapacityContainerBuilder<Vec<WindowPart>>, _, _, _>(
-                ExchangePact::new(|m: &CanonMsg| mix(m.node() as u64)),
+            let cone_parts = cone_input.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<WindowPart>>, _, _, _>(
+                ExchangePact::new(|m: &ConeMsg| mix(m.node() as u64)),
                 "cone-match",
                 move |_default_cap, _info| {
-                    let mut stash: Stash<(u32, CanonicalEvent)> = Stash::new();
+                    let mut stash: Stash<ConeMsg> = Stash::new();
                     let mut matchers: HashMap<u32, ConeMatcher> = HashMap::new();
                     let cones: Vec<ConeDef> = builtin_cones();
                     move |(input, frontier), output| {
                         input.for_each(|cap, data| {
                             for m in data.drain(..) {
-                                if let CanonMsg::Event { node, event } = m {
-                                    let w = event.window;
-                                    stash.push(w, (node, event), || cap.delayed(&w, output.output_index()));
-                                }
+                                let w = m.window();
+                                stash.push(w, m, || cap.delayed(&w, output.output_index()));
                             }
                         });
-                        while let Some((w, cap, mut events)) = stash.pop_closed(|w| frontier.less_equal(w)) {
+                        while let Some((w, cap, mut msgs)) = stash.pop_closed(|w| frontier.less_equal(w)) {
                             // A node's events in seq order: matching is a sequence.
-                            events.sort_by_key(|(node, e)| (*node, e.atom.seq));
+                            msgs.sort_by_key(ConeMsg::order);
                             let mut by_node: BTreeMap<u32, WindowPart> = BTreeMap::new();
-                            for (node, e) in &events {
-                                let ctx = &ctxs_cone[*node as usize];
-                                let matcher = matchers.entry(*node).or_insert_with(|| ConeMatcher::new(cones.clone(), MAX_PARTIAL_MATCHES, ctx.window_len_ns));
-                                let wall = (e.window as i128 * ctx.window_len_ns as i128 + e.atom.t_ns as i128).max(0) as u64;
-                                for m in matcher.push(e, wall) {
-                                    let part = by_node.entry(*node).or_insert_with(|| WindowPart::at(*node, w));
+                            for m in &msgs {
+                                let node = m.node();
+                                let ctx = &ctxs_cone[node as usize];
+                                let matcher = matchers.entry(node).or_insert_with(|| ConeMatcher::new(cones.clone(), MAX_PARTIAL_MATCHES, ctx.window_len_ns));
+                                let e = match m {
+                                    ConeMsg::Tick { wall_ns, .. } => {
+                                        matcher.expire(*wall_ns);
+                                        continue;
+                                    }
+                                    ConeMsg::Event { event, .. } => event,
+                                };
+                                for m in matcher.push(e, event_wall(ctx, e)) {
+                                    let part = by_node.entry(node).or_insert_with(|| WindowPart::at(node, w));
                                     part.cones.push(m.instance);
                                     part.seeds.push(e.atom.actor);
                                 }
@@ -522,7 +619,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                 },
             );
 
-            let parts = canon.binary_frontier::<_, timely::container::CapacityContainerBuilder<Vec<WindowPart>>, _, _, _, _>(
+            let attributed = canon.binary_frontier::<_, timely::container::CapacityContainerBuilder<Vec<AttrOut>>, _, _, _, _>(
                 cgroups,
                 ExchangePact::new(route_actor),
                 Pipeline,
@@ -533,8 +630,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                     let new_tables = move |node: u32| (ActorTable::new(ctxs_attr[node as usize].clone(), ActorTableConfig::default()), EdgeTable::new());
                     move |(input, frontier), (cgroup_input, cgroup_frontier), output| {
                         input.for_each(|cap, data| {
-                            // cgroup paths come on the broadcast input.
-                            for m in data.drain(..).filter(|m| !matches!(m, CanonMsg::Cgroups { .. })) {
+                            for m in data.drain(..) {
                                 let w = m.window();
                                 stash.push(w, m, || cap.delayed(&w, output.output_index()));
                             }
@@ -583,7 +679,11 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                                     part.dict.extend(actors.cgroup_dict(&part.actors));
                                     part.edges = edges.close(w);
                                 }
-                                session.give(part);
+                                let flows: Vec<(Id128, Id128)> = part.edges.iter().flat_map(taint_flows).collect();
+                                if !flows.is_empty() {
+                                    session.give(AttrOut::Flows { node, flows });
+                                }
+                                session.give(AttrOut::Part(part));
                             }
                         }
                         if frontier.is_empty() && cgroup_frontier.is_empty() {
@@ -600,10 +700,15 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                 },
             );
 
+            let mut attributed = attributed.partition(2, |o| (matches!(o, AttrOut::Flows { .. }) as u64, o)).into_iter();
+            let (Some(parts), Some(flows)) = (attributed.next(), attributed.next()) else {
+                unreachable!("partition makes two streams");
+            };
+            let parts = parts.flat_map(|o| match o { AttrOut::Part(p) => Some(p), AttrOut::Flows { .. } => None });
             // Taint: flows of the windows' edges from the actors that matched a cone.
-            let flows = parts.clone().flat_map(|p: WindowPart| {
-                let node = p.node;
-                p.edges.iter().flat_map(taint_flows).map(|(from, to)| (node, from, to)).collect::<Vec<_>>()
+            let flows = flows.flat_map(|o| match o {
+                AttrOut::Flows { node, flows } => flows.into_iter().map(|(from, to)| (node, from, to)).collect(),
+                AttrOut::Part(_) => Vec::new(),
             });
             let seeds = cone_parts.clone().flat_map(|p: WindowPart| {
                 let node = p.node;

@@ -29,17 +29,21 @@ pub fn taint_changes<'scope>(
     seeds: StreamVec<'scope, u64, (u32, Id128)>,
     ttl_windows: u64,
 ) -> StreamVec<'scope, u64, TaintChange> {
+    // Flows are the bulk of the state: one arrangement, outside the loop, holds them. A flow
+    // sighted twice has count 2; no `distinct` is needed as the loop's `distinct` makes
+    // reachability a set whatever the multiplicities.
     let live_flows = lifetimes(flows, ttl_windows, "taint-flow-lifetimes")
-        .distinct()
-        .map(|(node, from, to)| ((node, from), to));
-    let live_seeds = lifetimes(seeds, ttl_windows, "taint-seed-lifetimes").distinct();
+        .map(|(node, from, to)| ((node, from), to))
+        .arrange_by_key();
+    let live_seeds = lifetimes(seeds, ttl_windows, "taint-seed-lifetimes");
     // Reached sets keyed by (node, entity) so they join with flows keyed by (node, from).
     let roots = live_seeds.map(|(node, seed)| ((node, seed), seed));
     let reached = roots.clone().iterate(|scope, reached| {
         let flows = live_flows.enter(scope);
         let roots = roots.enter(scope);
         reached
-            .join_map(flows, |&(node, _), &seed, &to| ((node, to), seed))
+            .arrange_by_key()
+            .join_core(flows, |&(node, _), &seed, &to| Some(((node, to), seed)))
             .concat(roots)
             .distinct()
     });
