@@ -94,7 +94,7 @@ fn index_files_and_edge_parts_describe_the_sealed_blocks() {
     assert!(!refs.is_empty());
     assert_eq!(refs, cone_leaves);
     // Edge refs name every entity an edge touches.
-    let edge_refs: EdgeRefs = decode(&hour_dir.join("index/edge_refs.cbor.zst"));
+    let edge_refs: EdgeRefs = decode(&hour_dir.join("index/edge_refs.p0000.cbor.zst"));
     let named: BTreeSet<_> = edge_refs.entities.iter().map(|(id, _)| *id).collect();
     assert_eq!(named, entities);
 
@@ -125,7 +125,7 @@ fn index_files_and_edge_parts_describe_the_sealed_blocks() {
     std::fs::write(&path, &saved).unwrap();
 
     // A changed index file is caught even when it is well formed.
-    let path = hour_dir.join("index/edge_refs.cbor.zst");
+    let path = hour_dir.join("index/edge_refs.p0000.cbor.zst");
     let saved = std::fs::read(&path).unwrap();
     let mut fewer = edge_refs.clone();
     fewer.entities.pop();

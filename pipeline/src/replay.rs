@@ -25,7 +25,9 @@ use ritma_schemas::records::{
     RunMeta, StoreMeta,
 };
 use ritma_schemas::Id128;
-use ritma_sinks::index::{write_edge_part, write_hour_index, HourIndexBuilder, IndexedWindow};
+use ritma_sinks::index::{
+    write_edge_part, write_edge_refs, write_hour_index, HourIndexBuilder, IndexedWindow,
+};
 use ritma_sinks::keys::Keystore;
 use ritma_sinks::store::{NodeStore, WindowPaths, FORMAT_VERSION};
 use ritma_sources::raw::RawEvent;
@@ -899,7 +901,7 @@ impl NodeSink {
         taint.sort();
         let r = &sealed.record;
         let edges_at = (r.dict_count + r.actor_count + r.event_count) as usize;
-        let parts = index.push_window(IndexedWindow {
+        let closed = index.push_window(IndexedWindow {
             record: r,
             atoms: &sealed.atoms,
             edges: &sealed.edges,
@@ -911,9 +913,14 @@ impl NodeSink {
                 .collect::<Vec<_>>(),
         });
         let paths = WindowPaths::new(window, len);
-        for part in &parts {
+        for part in &closed.edges {
             write_edge_part(self.store.root(), &paths, part).map_err(|e| {
                 format!("writing the graph edges of window {window} of node {node}: {e}")
+            })?;
+        }
+        if let Some(refs) = &closed.edge_refs {
+            write_edge_refs(self.store.root(), &paths, refs).map_err(|e| {
+                format!("writing the edge refs of window {window} of node {node}: {e}")
             })?;
         }
         if hour_seal.is_some() {

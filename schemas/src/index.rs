@@ -12,6 +12,9 @@ use crate::Id128;
 pub const MAX_INDEX_LEN: usize = 256 << 20;
 /// Edges per graph edge part: parts cut the hour's edges into runs of this many.
 pub const EDGES_PER_PART: usize = 10_000;
+/// An hour's edge refs go into a new part once this many (entity, window) pairs wait,
+/// checked after each window: a window's refs are never split, and memory stays bounded.
+pub const EDGE_REFS_PER_PART: usize = 1 << 20;
 /// The bucket lengths of `t_1s`, `t_10s` and `t_60s`, with their file stems.
 pub const TIME_BUCKETS: [(&str, u64); 3] = [
     ("t_1s", 1_000_000_000),
@@ -215,12 +218,13 @@ impl Record for ConeRefs {
     }
 }
 
-/// `index/edge_refs.cbor.zst`: for every graph node (actor, file, flow …) an edge of
-/// the hour touches, the windows whose edges touch it.
+/// `index/edge_refs.pNNNN.cbor.zst`: for every graph node (actor, file, flow …) an edge
+/// of the part's windows touches, those windows. Parts cover consecutive runs of windows.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EdgeRefs {
     pub node: String,
     pub hour: u64,
+    pub part: u32,
     /// Strictly ascending by id; window indexes strictly ascending, at least one.
     pub entities: Vec<(Id128, Vec<u64>)>,
 }
@@ -229,12 +233,13 @@ impl Record for EdgeRefs {
     const TYPE: u64 = 16;
     const VERSION: u64 = 1;
     const NAME: &'static str = "EdgeRefs";
-    const FIELDS: u64 = 5;
+    const FIELDS: u64 = 6;
     const MAX_LEN: usize = MAX_INDEX_LEN;
 
     fn encode_fields(&self, e: &mut Encoder) {
         e.text(&self.node)
             .uint(self.hour)
+            .uint(self.part as u64)
             .array(self.entities.len() as u64);
         for (id, windows) in &self.entities {
             e.array(2).bytes(id).array(windows.len() as u64);
@@ -247,6 +252,7 @@ impl Record for EdgeRefs {
     fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
         let node = node_name(d)?;
         let hour = d.uint("hour")?;
+        let part = d.u32("part")?;
         let n = d.array("entities", MAX_ENTRIES)?;
         let mut entities: Vec<(Id128, Vec<u64>)> = Vec::with_capacity(n.min(4096) as usize);
         for _ in 0..n {
@@ -276,6 +282,7 @@ impl Record for EdgeRefs {
         Ok(EdgeRefs {
             node,
             hour,
+            part,
             entities,
         })
     }

@@ -286,6 +286,7 @@ fn examples() -> BTreeMap<&'static str, String> {
     let edge_refs = EdgeRefs {
         node: "web-1".into(),
         hour: 489_968,
+        part: 0,
         entities: vec![(seq16(0x10), vec![0, 7]), (seq16(0x20), vec![7])],
     };
     ex.insert("edge-refs", wrapped(&edge_refs.encode()));

@@ -1199,6 +1199,7 @@ fn store_seeds() -> Vec<Vec<u8>> {
         EdgeRefs {
             node: "web-1".into(),
             hour: 472_222,
+            part: 1,
             entities: vec![(same16(1), vec![0, 7, 8]), (same16(2), vec![7])],
         }
         .encode(),

@@ -5,11 +5,11 @@
 use crate::store::{io, sync_dir, write_atomic, StoreError, WindowPaths};
 use ritma_schemas::index::{
     ConeRefs, EdgePart, EdgeRefs, LeafSpan, TaintEntry, TaintIndex, TimeBucket, TimeIndex,
-    EDGES_PER_PART, TIME_BUCKETS,
+    EDGES_PER_PART, EDGE_REFS_PER_PART, TIME_BUCKETS,
 };
 use ritma_schemas::records::{ConeInstance, Edge, EventAtom, Record, WindowRecord};
 use ritma_schemas::Id128;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -34,23 +34,37 @@ pub struct HourIndex {
     /// t_1s, t_10s, t_60s, in that order.
     pub time: Vec<TimeIndex>,
     pub cone_refs: ConeRefs,
+    /// The hour's last edge refs part (the earlier ones were written as they closed).
     pub edge_refs: EdgeRefs,
     pub taint: TaintIndex,
 }
 
+/// The file stem of edge refs part `part`.
+pub fn edge_refs_stem(part: u32) -> String {
+    format!("edge_refs.p{part:04}")
+}
+
 impl HourIndex {
-    /// (file stem, encoded record) of each index file, in file-name order.
-    pub fn files(&self) -> Vec<(&'static str, Vec<u8>)> {
+    /// (file stem, encoded record) of each index file written at the hour's end, in
+    /// file-name order.
+    pub fn files(&self) -> Vec<(String, Vec<u8>)> {
         let mut files = vec![
-            ("cone_refs", self.cone_refs.encode()),
-            ("edge_refs", self.edge_refs.encode()),
-            ("taint", self.taint.encode()),
+            ("cone_refs".to_owned(), self.cone_refs.encode()),
+            (edge_refs_stem(self.edge_refs.part), self.edge_refs.encode()),
+            ("taint".to_owned(), self.taint.encode()),
         ];
         for (t, (stem, _)) in self.time.iter().zip(TIME_BUCKETS) {
-            files.push((stem, t.encode()));
+            files.push(((*stem).to_owned(), t.encode()));
         }
         files
     }
+}
+
+/// What a window closed: full graph edge parts, and an edge refs part.
+#[derive(Debug, Default)]
+pub struct ClosedParts {
+    pub edges: Vec<EdgePart>,
+    pub edge_refs: Option<EdgeRefs>,
 }
 
 /// Accumulates one hour of one node.
@@ -60,7 +74,9 @@ pub struct HourIndexBuilder {
     hour: u64,
     time: [BTreeMap<u64, (u64, Vec<LeafSpan>)>; 3],
     cones: BTreeMap<String, Vec<(u64, u64)>>,
-    entities: HashMap<Id128, Vec<u64>>,
+    /// (entity, window index) pairs since the last edge refs part, each window's deduplicated.
+    refs: Vec<(Id128, u32)>,
+    next_refs_part: u32,
     pending: Vec<(u64, Vec<u8>)>,
     next_part: u32,
     ttl_windows: u64,
@@ -75,7 +91,8 @@ impl HourIndexBuilder {
             hour,
             time: Default::default(),
             cones: BTreeMap::new(),
-            entities: HashMap::new(),
+            refs: Vec::new(),
+            next_refs_part: 0,
             pending: Vec::new(),
             next_part: 0,
             ttl_windows,
@@ -87,8 +104,8 @@ impl HourIndexBuilder {
         self.hour
     }
 
-    /// Adds the next sealed window of the hour; returns the edge parts it filled.
-    pub fn push_window(&mut self, w: IndexedWindow<'_>) -> Vec<EdgePart> {
+    /// Adds the next sealed window of the hour; returns the parts it closed.
+    pub fn push_window(&mut self, w: IndexedWindow<'_>) -> ClosedParts {
         let r = w.record;
         let per_hour = 3_600_000_000_000 / self.window_len_ns;
         debug_assert_eq!(r.window / per_hour, self.hour);
@@ -134,20 +151,45 @@ impl HourIndexBuilder {
             .collect();
         taint.sort_unstable();
         self.taint.extend(taint);
-        let mut full = Vec::new();
+        let mut closed = ClosedParts::default();
+        let window_refs = self.refs.len();
         for (edge, leaf) in w.edges.iter().zip(w.edge_leaves) {
-            for id in [edge.src, edge.dst] {
-                let windows = self.entities.entry(id).or_default();
-                if windows.last() != Some(&index) {
-                    windows.push(index);
-                }
-            }
+            self.refs.push((edge.src, index as u32));
+            self.refs.push((edge.dst, index as u32));
             self.pending.push((index, leaf.clone()));
             if self.pending.len() == EDGES_PER_PART {
-                full.push(self.take_part());
+                closed.edges.push(self.take_part());
             }
         }
-        full
+        let mut this_window = self.refs.split_off(window_refs);
+        this_window.sort_unstable();
+        this_window.dedup();
+        self.refs.append(&mut this_window);
+        if self.refs.len() >= EDGE_REFS_PER_PART {
+            closed.edge_refs = Some(self.take_refs_part());
+        }
+        closed
+    }
+
+    /// The pairs since the last part, as the next edge refs part.
+    fn take_refs_part(&mut self) -> EdgeRefs {
+        let mut refs = std::mem::take(&mut self.refs);
+        refs.sort_unstable();
+        let mut entities: Vec<(Id128, Vec<u64>)> = Vec::new();
+        for (id, window) in refs {
+            match entities.last_mut() {
+                Some((last, windows)) if *last == id => windows.push(window as u64),
+                _ => entities.push((id, vec![window as u64])),
+            }
+        }
+        let part = EdgeRefs {
+            node: self.node.clone(),
+            hour: self.hour,
+            part: self.next_refs_part,
+            entities,
+        };
+        self.next_refs_part += 1;
+        part
     }
 
     fn take_part(&mut self) -> EdgePart {
@@ -164,6 +206,7 @@ impl HourIndexBuilder {
     /// Ends the hour: its index files and the last, partly filled edge part.
     pub fn finish(mut self) -> (HourIndex, Option<EdgePart>) {
         let last = (!self.pending.is_empty()).then(|| self.take_part());
+        let edge_refs = self.take_refs_part();
         let time = self
             .time
             .into_iter()
@@ -182,8 +225,6 @@ impl HourIndexBuilder {
                     .collect(),
             })
             .collect();
-        let mut entities: Vec<(Id128, Vec<u64>)> = self.entities.into_iter().collect();
-        entities.sort_unstable_by_key(|(id, _)| *id);
         let index = HourIndex {
             time,
             cone_refs: ConeRefs {
@@ -191,11 +232,7 @@ impl HourIndexBuilder {
                 hour: self.hour,
                 cones: self.cones.into_iter().collect(),
             },
-            edge_refs: EdgeRefs {
-                node: self.node.clone(),
-                hour: self.hour,
-                entities,
-            },
+            edge_refs,
             taint: TaintIndex {
                 node: self.node,
                 hour: self.hour,
@@ -252,9 +289,20 @@ pub fn write_hour_index(
     index: &HourIndex,
 ) -> Result<(), StoreError> {
     for (stem, bytes) in index.files() {
-        write_compressed(&root.join(paths.index_file(stem)), &bytes)?;
+        write_compressed(&root.join(paths.index_file(&stem)), &bytes)?;
     }
     sync_dir(&root.join(&paths.hour_dir).join("index"))
+}
+
+/// Writes an edge refs part closed before the hour's end.
+pub fn write_edge_refs(
+    root: &Path,
+    paths: &WindowPaths,
+    refs: &EdgeRefs,
+) -> Result<(), StoreError> {
+    let path = root.join(paths.index_file(&edge_refs_stem(refs.part)));
+    write_compressed(&path, &refs.encode())?;
+    sync_dir(path.parent().expect("index dir"))
 }
 
 /// Reads an index or edge file back to its encoded record bytes.
@@ -390,7 +438,7 @@ mod tests {
         };
         let mut parts = Vec::new();
         for w in 0..3u64 {
-            parts.extend(b.push_window(IndexedWindow {
+            let closed = b.push_window(IndexedWindow {
                 record: &record(w, 0, 6000, 1),
                 atoms: &[],
                 edges: &edges,
@@ -400,7 +448,9 @@ mod tests {
                     ([1; 16], [(w + 3) as u8; 16], true),
                     ([1; 16], [2; 16], w == 0),
                 ],
-            }));
+            });
+            assert!(closed.edge_refs.is_none());
+            parts.extend(closed.edges);
         }
         assert_eq!(parts.len(), 1);
         assert_eq!(parts[0].edges.len(), EDGES_PER_PART);
@@ -416,6 +466,7 @@ mod tests {
                 vec![(0, 6003), (1, 6003), (2, 6003)]
             )]
         );
+        assert_eq!(index.edge_refs.part, 0);
         assert_eq!(index.edge_refs.entities.len(), 200);
         assert!(index
             .edge_refs
@@ -446,5 +497,53 @@ mod tests {
             TaintIndex::decode(&index.taint.encode()).unwrap(),
             index.taint
         );
+    }
+
+    #[test]
+    fn edge_refs_close_a_part_after_the_window_that_fills_it() {
+        let hour = 500_000;
+        let mut b = HourIndexBuilder::new("n", 1_000_000_000, hour, 300);
+        let id = |n: u64| {
+            let mut v = [0u8; 16];
+            v[..8].copy_from_slice(&n.to_be_bytes());
+            v
+        };
+        // 600 000 edges per window, each with its own source and one shared target:
+        // 600 001 pairs a window, so windows 0 and 1 fill part 0 and window 2 is left.
+        let n = 600_000u64;
+        let leaves = vec![vec![0u8]; n as usize];
+        let mut closed_at = Vec::new();
+        for w in 0..3u64 {
+            let edges: Vec<Edge> = (0..n)
+                .map(|i| Edge {
+                    src: id(w * n + i + 1),
+                    dst: id(0),
+                    ..edge(0, 0)
+                })
+                .collect();
+            let closed = b.push_window(IndexedWindow {
+                record: &record(hour * 3600 + w, 0, n, 0),
+                atoms: &[],
+                edges: &edges,
+                edge_leaves: &leaves,
+                cones: &[],
+                taint: &[],
+            });
+            if let Some(part) = closed.edge_refs {
+                closed_at.push((w, part));
+            }
+        }
+        assert_eq!(closed_at.len(), 1);
+        let (w, part0) = &closed_at[0];
+        assert_eq!((*w, part0.part, part0.entities.len()), (1, 0, 2 * n as usize + 1));
+        assert_eq!(part0.entities[0], (id(0), vec![0, 1]));
+        assert_eq!(EdgeRefs::decode(&part0.encode()).unwrap(), *part0);
+        let (index, _) = b.finish();
+        let last = &index.edge_refs;
+        assert_eq!((last.part, last.entities.len()), (1, n as usize + 1));
+        assert_eq!(last.entities[0], (id(0), vec![2]));
+        assert!(last.entities[1..].iter().all(|(_, w)| *w == vec![2]));
+        let stems: Vec<String> = index.files().into_iter().map(|(s, _)| s).collect();
+        assert!(stems.contains(&"edge_refs.p0001".to_owned()), "{stems:?}");
     }
 }

@@ -7,11 +7,11 @@
 //!
 //! Failures carry a stable code (FORMAT.md §9) and the exact file and window.
 
-use crate::index::{read_compressed, HourIndexBuilder, IndexedWindow};
+use crate::index::{edge_refs_stem, read_compressed, HourIndexBuilder, IndexedWindow};
 use crate::keys::Keystore;
 use crate::store::{read_block, WindowPaths};
 use ritma_operators::taint::TaintTracker;
-use ritma_schemas::index::{EdgePart, TaintIndex, MAX_INDEX_LEN};
+use ritma_schemas::index::{EdgePart, EdgeRefs, TaintIndex, MAX_INDEX_LEN};
 use ritma_schemas::keys::KeyHistory;
 use ritma_schemas::merkle::{verify_consistency, Blake3Tree, Frontier, TreeHash};
 use ritma_schemas::note::NoteVerifier;
@@ -299,6 +299,7 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
         }
         let mut hour_index: Option<HourIndexBuilder> = None;
         let mut parts_checked = 0u32;
+        let mut refs_checked = 0u32;
         let micro_dir = root.join(&hour).join("micro");
         let blocks_dir = root.join(&hour).join("blocks");
         let mut micro: BTreeMap<u64, (bool, bool)> = BTreeMap::new();
@@ -566,16 +567,21 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                     ttl,
                 )
             });
-            for part in builder.push_window(IndexedWindow {
+            let closed = builder.push_window(IndexedWindow {
                 record: &record,
                 atoms: &atoms,
                 edges: &edges,
                 edge_leaves: &edge_leaves,
                 cones: &cones,
                 taint: &changes,
-            }) {
+            });
+            for part in closed.edges {
                 check_edge_part(root, &expected_path, &part, w)?;
                 parts_checked += 1;
+            }
+            if let Some(refs) = closed.edge_refs {
+                check_edge_refs(root, &expected_path, &refs, w)?;
+                refs_checked += 1;
             }
             events += record.event_count;
             lost += record.lost_total();
@@ -589,7 +595,11 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
         }
         let complete = micro.keys().next_back() == Some(&(per_hour - 1));
         if let Some(builder) = hour_index {
-            check_hour_index(root, &hour, builder, complete, parts_checked, prev_window)?;
+            let checked = CheckedParts {
+                edges: parts_checked,
+                edge_refs: refs_checked,
+            };
+            check_hour_index(root, &hour, builder, complete, checked, prev_window)?;
         }
         let proofs_dir = root.join(&hour).join("proofs");
         let proof_files = names(&proofs_dir)?;
@@ -749,15 +759,45 @@ fn check_edge_part(
     Ok(())
 }
 
+/// An edge refs part closed before the hour's end must be the one rebuilt.
+fn check_edge_refs(
+    root: &Path,
+    paths: &WindowPaths,
+    refs: &EdgeRefs,
+    window: Option<u64>,
+) -> Result<(), VerifyError> {
+    let path = root.join(paths.index_file(&edge_refs_stem(refs.part)));
+    if !path.exists() {
+        return Err(fail("E_INDEX", &path, window, "edge refs part missing"));
+    }
+    let bytes = read_compressed(&path, MAX_INDEX_LEN)
+        .map_err(|e| fail("E_INDEX", &path, window, e.to_string()))?;
+    if bytes != refs.encode() {
+        let detail = match EdgeRefs::decode(&bytes) {
+            Err(e) => e.to_string(),
+            Ok(_) => "does not match the edge refs rebuilt from the sealed blocks".to_owned(),
+        };
+        return Err(fail("E_INDEX", &path, window, detail));
+    }
+    Ok(())
+}
+
+/// How many parts of an hour were closed, and checked, before its end.
+struct CheckedParts {
+    edges: u32,
+    edge_refs: u32,
+}
+
 /// An hour's index files and edge parts must be exactly those rebuilt from its
 /// blocks. A sealed hour must have them; the tail hour of an interrupted run may
-/// lack its index (and then its last, partly filled edge part).
+/// lack what is written at the hour's end (its index files but the edge refs parts
+/// closed before, and its last, partly filled edge part).
 fn check_hour_index(
     root: &Path,
     hour: &Path,
     builder: HourIndexBuilder,
     complete: bool,
-    mut parts: u32,
+    checked: CheckedParts,
     last_window: Option<u64>,
 ) -> Result<(), VerifyError> {
     let index_dir = root.join(hour).join("index");
@@ -765,15 +805,20 @@ fn check_hour_index(
         hour_dir: hour.to_owned(),
         index: 0,
     };
+    let mut parts = checked.edges;
     let present = names(&index_dir)?;
+    let early: Vec<String> = (0..checked.edge_refs)
+        .map(|p| format!("{}.cbor.zst", edge_refs_stem(p)))
+        .collect();
     let (files, last_part) = builder.finish();
-    if present.is_empty() && !complete {
+    if !complete && present == early {
         return check_part_names(root, &paths, parts, last_window);
     }
     let mut want: Vec<String> = files
         .files()
         .iter()
         .map(|(stem, _)| format!("{stem}.cbor.zst"))
+        .chain(early)
         .collect();
     want.sort();
     if present != want {
@@ -781,7 +826,7 @@ fn check_hour_index(
         return Err(fail("E_INDEX", &index_dir, last_window, detail));
     }
     for (stem, expected) in files.files() {
-        let path = root.join(paths.index_file(stem));
+        let path = root.join(paths.index_file(&stem));
         let bytes = read_compressed(&path, MAX_INDEX_LEN)
             .map_err(|e| fail("E_INDEX", &path, last_window, e.to_string()))?;
         if bytes != expected {
