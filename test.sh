@@ -6,6 +6,9 @@ cd "$(dirname "$0")"
 
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+# The eBPF object's rebuild check (ebpf/tests/object_rebuild.rs) compiles the C programs.
+command -v clang >/dev/null 2>&1 || need_apt+=(clang)
+[ -f /usr/include/bpf/bpf_helpers.h ] || need_apt+=(libbpf-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test.sh: installing ${need_apt[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

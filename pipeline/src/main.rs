@@ -96,6 +96,10 @@ enum KeysCommand {
     },
 }
 
+// Many small allocations per event: mimalloc's per-thread pages beat glibc's bins here.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     if let Err(e) = run(Cli::parse()) {
         eprintln!("ritma: error: {e:#}");

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/* Ring-buffer wire format shared by ritma.bpf.c and the Rust decoder (src/wire.rs).
+ * Every record is a ritma_hdr, then the fixed body of its kind, then the body's
+ * variable-length bytes in the order the body lists their lengths. All integers are
+ * little-endian (the host's order on x86_64); README.md gives every offset. */
+#ifndef RITMA_EVENT_H
+#define RITMA_EVENT_H
+
+#define RITMA_WIRE_VERSION 1
+
+/* Bounds, shared with the decoder. */
+#define RITMA_PATH_MAX 4096  /* a path buffer, NUL included: paths are at most 4095 bytes */
+#define RITMA_NAME_MAX 256   /* memfd name, BPF program name (NUL included) */
+#define RITMA_ARGV_BYTES 8192 /* argv bytes copied from the new mm at exec */
+#define RITMA_UNIX_PATH_MAX 108
+#define RITMA_REC_MAX 16384  /* largest record, and the scratch buffer's size */
+
+/* Kinds equal the raw model's EventType numbers (FORMAT.md §3). */
+enum ritma_kind {
+	RITMA_EXEC = 1,
+	RITMA_FORK = 2,
+	RITMA_EXIT = 3,
+	RITMA_OPEN = 4,
+	RITMA_UNLINK = 5,
+	RITMA_RENAME = 6,
+	RITMA_CONNECT = 7,
+	RITMA_ACCEPT = 8,
+	RITMA_BIND = 9,
+	RITMA_LISTEN = 10,
+	RITMA_PTRACE = 11,
+	RITMA_SETUID = 12,
+	RITMA_SETGID = 13,
+	RITMA_CAPSET = 14,
+	RITMA_MEMFD_CREATE = 15,
+	RITMA_MODULE_LOAD = 16,
+	RITMA_BPF_PROG_LOAD = 17,
+};
+
+/* Indexes of the per-CPU drop counter (ritma_drops). */
+enum ritma_drop_reason {
+	RITMA_DROP_RINGBUF_FULL = 0, /* bpf_ringbuf_output failed: no room */
+	RITMA_DROP_STASH_FULL = 1,   /* syscall args could not be stashed: its exit is lost */
+	RITMA_DROP_UNREPRESENTABLE = 2, /* a socket address with family 0 (AF_UNSPEC) or unreadable */
+	RITMA_DROP_REASONS = 3,
+};
+
+/* Which set*id call (the raw model's IdCall). */
+enum ritma_id_call {
+	RITMA_ID_SET = 1,
+	RITMA_ID_SETRE = 2,
+	RITMA_ID_SETRES = 3,
+	RITMA_ID_SETFS = 4,
+};
+
+struct ritma_hdr {
+	__u16 kind;
+	__u16 version;
+	__u32 len; /* the whole record, header included */
+	__u64 mono_ns;
+	__u64 start_ns;
+	__u64 parent_start_ns;
+	__u64 cgroup_id;
+	__u64 mnt_ns;
+	__u64 pid_ns;
+	__u64 net_ns;
+	__u32 pid;
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u32 euid;
+	__u32 egid;
+	char comm[16];
+	__u32 pad;
+};
+
+/* Then filename_len bytes, then argv_len bytes (the NUL-separated argv block). */
+struct ritma_exec {
+	__u64 exe_dev;
+	__u64 exe_ino;
+	__u32 argv_total;
+	__u16 filename_len;
+	__u16 argv_len;
+};
+
+struct ritma_fork {
+	__u32 child_pid;
+	__u32 pad;
+	__u64 child_start_ns;
+};
+
+struct ritma_exit {
+	__s32 code;
+	__u32 pad;
+};
+
+/* Then path_len bytes. */
+struct ritma_open {
+	__s64 result;
+	__u32 flags;
+	__u32 mode;
+	__u16 path_len;
+	__u16 pad16;
+	__u32 pad;
+};
+
+/* Then path_len bytes. */
+struct ritma_unlink {
+	__s64 result;
+	__u32 flags;
+	__u16 path_len;
+	__u16 pad16;
+};
+
+/* Then old_len bytes, then new_len bytes. */
+struct ritma_rename {
+	__s64 result;
+	__u32 flags;
+	__u16 old_len;
+	__u16 new_len;
+};
+
+/* connect, accept, bind. Then addr_len bytes. */
+struct ritma_sock {
+	__s64 result;
+	__u16 family;
+	__u16 port; /* host order */
+	__u16 addr_len;
+	__u16 pad;
+};
+
+struct ritma_listen {
+	__s64 result;
+	__u32 backlog;
+	__u32 pad;
+};
+
+struct ritma_ptrace {
+	__s64 result;
+	__u64 request;
+	__u64 target_start_ns;
+	__u32 target_pid;
+	__u32 pad;
+};
+
+/* setuid and setgid families. */
+struct ritma_setid {
+	__s64 result;
+	__u32 call;
+	__u32 ids[3];
+};
+
+struct ritma_capset {
+	__s64 result;
+	__u64 effective;
+	__u64 permitted;
+	__u64 inheritable;
+};
+
+/* memfd_create (arg: flags), module load (arg: 1 from fd), BPF prog load (arg: prog type).
+ * Then name_len bytes. */
+struct ritma_named {
+	__s64 result;
+	__u32 arg;
+	__u16 name_len;
+	__u16 pad;
+};
+
+/* Key of the ignored-prefix LPM trie: prefixlen in bits, then the prefix bytes. */
+#define RITMA_PREFIX_MAX 256
+struct ritma_prefix_key {
+	__u32 prefixlen;
+	__u8 data[RITMA_PREFIX_MAX];
+};
+
+#endif

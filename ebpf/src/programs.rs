@@ -1,0 +1,148 @@
+//! The programs in the embedded object and where each attaches.
+
+/// The compiled object (`bpf/ritma.bpf.o`, rebuilt by `build-bpf.sh`), 8-byte aligned as
+/// the ELF parser needs.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/ritma.bpf.o");
+
+/// Maps the loader touches, by their names in `ritma.bpf.c`.
+pub const RING_MAP: &str = "ritma_events";
+pub const DROPS_MAP: &str = "ritma_drops";
+pub const IGNORE_MAP: &str = "ritma_ignore";
+/// The `.rodata` constant holding the sensor's own tgid.
+pub const SELF_TGID_GLOBAL: &str = "ritma_self_tgid";
+
+/// Where a program attaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// A classic tracepoint under tracefs `events/<category>/<name>`.
+    TracePoint {
+        category: &'static str,
+        name: &'static str,
+    },
+    /// A BTF-typed raw tracepoint (`tp_btf`).
+    BtfTracePoint { name: &'static str },
+    /// A raw tracepoint.
+    RawTracePoint { name: &'static str },
+}
+
+/// A program and its hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProgramSpec {
+    pub program: &'static str,
+    pub hook: Hook,
+}
+
+/// How much a missing syscall tracepoint matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Every supported kernel has it: missing is an error.
+    Required,
+    /// Legacy syscalls some architectures lack (their *at successors are required).
+    Optional,
+    /// Module syscalls: missing on kernels without module support, where the raw
+    /// `sys_enter`/`sys_exit` programs stand in.
+    RawFallback,
+}
+
+/// A hooked syscall: its tracepoints and the programs attached to them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Syscall {
+    pub name: &'static str,
+    pub need: Need,
+    pub enter: ProgramSpec,
+    pub exit: ProgramSpec,
+}
+
+macro_rules! syscalls {
+    ($($name:literal => $need:ident),* $(,)?) => {
+        /// Every hooked syscall, in attach order.
+        pub const SYSCALLS: &[Syscall] = &[$(Syscall {
+            name: $name,
+            need: Need::$need,
+            enter: ProgramSpec {
+                program: concat!("enter_", $name),
+                hook: Hook::TracePoint { category: "syscalls", name: concat!("sys_enter_", $name) },
+            },
+            exit: ProgramSpec {
+                program: concat!("exit_", $name),
+                hook: Hook::TracePoint { category: "syscalls", name: concat!("sys_exit_", $name) },
+            },
+        }),*];
+    };
+}
+
+syscalls! {
+    "openat" => Required,
+    "openat2" => Required,
+    "unlinkat" => Required,
+    "unlink" => Optional,
+    "renameat2" => Required,
+    "renameat" => Optional,
+    "rename" => Optional,
+    "connect" => Required,
+    "accept4" => Required,
+    "accept" => Optional,
+    "bind" => Required,
+    "listen" => Required,
+    "ptrace" => Required,
+    "setuid" => Required,
+    "setgid" => Required,
+    "setreuid" => Required,
+    "setregid" => Required,
+    "setresuid" => Required,
+    "setresgid" => Required,
+    "setfsuid" => Required,
+    "setfsgid" => Required,
+    "capset" => Required,
+    "memfd_create" => Required,
+    "init_module" => RawFallback,
+    "finit_module" => RawFallback,
+    "bpf" => Required,
+}
+
+/// The process lifecycle programs.
+pub const LIFECYCLE: &[ProgramSpec] = &[
+    ProgramSpec {
+        program: "ritma_exec",
+        hook: Hook::TracePoint {
+            category: "sched",
+            name: "sched_process_exec",
+        },
+    },
+    ProgramSpec {
+        program: "ritma_fork",
+        hook: Hook::BtfTracePoint {
+            name: "sched_process_fork",
+        },
+    },
+    ProgramSpec {
+        program: "ritma_exit",
+        hook: Hook::TracePoint {
+            category: "sched",
+            name: "sched_process_exit",
+        },
+    },
+];
+
+/// The module syscalls' stand-ins on kernels without their tracepoints.
+pub const MODULE_FALLBACK: &[ProgramSpec] = &[
+    ProgramSpec {
+        program: "raw_exit_module",
+        hook: Hook::RawTracePoint { name: "sys_exit" },
+    },
+    ProgramSpec {
+        program: "raw_enter_module",
+        hook: Hook::RawTracePoint { name: "sys_enter" },
+    },
+];
+
+/// Every program in the object with the hook it would take (the module syscalls appear
+/// with both their tracepoint pair and their raw stand-ins).
+pub fn all_programs() -> Vec<ProgramSpec> {
+    let mut v = LIFECYCLE.to_vec();
+    for sc in SYSCALLS {
+        v.extend([sc.exit, sc.enter]);
+    }
+    v.extend(MODULE_FALLBACK);
+    v
+}

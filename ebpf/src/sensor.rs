@@ -1,0 +1,471 @@
+//! The live sensor: loads the embedded object, attaches every program, and turns
+//! ring-buffer records into raw events.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use aya::maps::lpm_trie::{Key, LpmTrie};
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::{BtfTracePoint, ProgramError, RawTracePoint, TracePoint};
+use aya::{Btf, Ebpf, EbpfLoader};
+use ritma_sources::raw::RawEvent;
+
+use crate::error::EbpfError;
+use crate::programs::{
+    self, Hook, Need, ProgramSpec, DROPS_MAP, IGNORE_MAP, LIFECYCLE, MODULE_FALLBACK, OBJECT,
+    RING_MAP, SELF_TGID_GLOBAL, SYSCALLS,
+};
+use crate::system;
+use crate::wire::decode_record;
+
+/// Longest ignored prefix (the LPM trie key's data) and most prefixes (its max_entries).
+pub const MAX_PREFIX_LEN: usize = 256;
+pub const MAX_PREFIXES: usize = 64;
+/// Most records one `poll` decodes, so a full ring cannot stall the caller for long.
+const MAX_RECORDS_PER_POLL: usize = 65_536;
+/// Verifier log lines kept in a rejection error.
+const LOG_TAIL_LINES: usize = 20;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SensorConfig {
+    /// Byte prefixes of paths whose open/unlink/rename events the kernel drops before they
+    /// reach the ring buffer (a rename only when both paths match). Each 1 to 256 bytes,
+    /// at most 64; "/proc" also matches "/procx": end a directory prefix with '/'.
+    pub ignore_prefixes: Vec<Vec<u8>>,
+    /// Ring buffer size in bytes: a power of two, at least 4096.
+    pub ring_bytes: u32,
+    /// Turn on the kernel's BPF run statistics while the sensor runs, for `run_counts`.
+    pub run_counts: bool,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        SensorConfig {
+            ignore_prefixes: Vec::new(),
+            ring_bytes: 8 << 20,
+            run_counts: true,
+        }
+    }
+}
+
+/// Events the kernel side could not deliver, summed over CPUs, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    /// The ring buffer was full.
+    pub ringbuf_full: u64,
+    /// The per-thread syscall stash was full, so a syscall's exit had nothing to report.
+    pub stash_full: u64,
+    /// A socket address the raw model cannot hold (family 0, or unreadable).
+    pub unrepresentable: u64,
+}
+
+impl DropCounts {
+    pub fn total(&self) -> u64 {
+        self.ringbuf_full + self.stash_full + self.unrepresentable
+    }
+}
+
+/// One program's kernel run statistics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramRuns {
+    pub program: &'static str,
+    pub run_count: u64,
+    pub run_time: Duration,
+}
+
+pub struct Sensor {
+    ebpf: Ebpf,
+    ring: RingBuf<MapData>,
+    drops: PerCpuArray<MapData, u64>,
+    attached: Vec<ProgramSpec>,
+    missing_optional: Vec<&'static str>,
+    stats: Result<OwnedFd, String>,
+}
+
+impl Sensor {
+    /// Mounts tracefs and bpffs if needed, loads the programs with this process filtered
+    /// out, fills the ignored prefixes and attaches every program.
+    pub fn start(config: SensorConfig) -> Result<Sensor, EbpfError> {
+        validate(&config)?;
+        system::check_privileges()?;
+        system::ensure_filesystems()?;
+        let btf = Btf::from_sys_fs().map_err(EbpfError::NoKernelBtf)?;
+        let self_tgid = std::process::id();
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&btf))
+            .override_global(SELF_TGID_GLOBAL, &self_tgid, true)
+            .map_max_entries(RING_MAP, config.ring_bytes)
+            .load(OBJECT)
+            .map_err(|e| EbpfError::Object(Box::new(e)))?;
+        fill_ignore_prefixes(&mut ebpf, &config.ignore_prefixes)?;
+
+        let (plan, missing_optional) = attach_plan()?;
+        for spec in &plan {
+            load_program(&mut ebpf, &btf, spec)?;
+            attach_program(&mut ebpf, spec)?;
+        }
+        let stats = if config.run_counts {
+            aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(|e| e.to_string())
+        } else {
+            Err("not requested".to_string())
+        };
+        let ring = take_map(&mut ebpf, RING_MAP)?;
+        let ring = RingBuf::try_from(ring).map_err(map_err(RING_MAP, "open ring buffer"))?;
+        let drops = take_map(&mut ebpf, DROPS_MAP)?;
+        let drops = PerCpuArray::try_from(drops).map_err(map_err(DROPS_MAP, "open"))?;
+        Ok(Sensor {
+            ebpf,
+            ring,
+            drops,
+            attached: plan,
+            missing_optional,
+            stats,
+        })
+    }
+
+    /// Appends the events available within `timeout` to `out` and returns how many. Waits
+    /// on the ring buffer's fd (poll(2)) only when nothing is pending. A malformed record
+    /// is consumed and returned as an error; events decoded before it stay in `out`.
+    pub fn poll(&mut self, timeout: Duration, out: &mut Vec<RawEvent>) -> Result<usize, EbpfError> {
+        let n = self.drain(out)?;
+        if n > 0 {
+            return Ok(n);
+        }
+        if !wait_readable(self.ring.as_raw_fd(), timeout)? {
+            return Ok(0);
+        }
+        self.drain(out)
+    }
+
+    fn drain(&mut self, out: &mut Vec<RawEvent>) -> Result<usize, EbpfError> {
+        let mut n = 0;
+        while n < MAX_RECORDS_PER_POLL {
+            let Some(item) = self.ring.next() else { break };
+            out.push(decode_record(&item)?);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The kernel's drop counters, summed over CPUs.
+    pub fn drops(&self) -> Result<DropCounts, EbpfError> {
+        let sum = |reason: u32| -> Result<u64, EbpfError> {
+            let per_cpu = self
+                .drops
+                .get(&reason, 0)
+                .map_err(map_err(DROPS_MAP, "read"))?;
+            Ok(per_cpu.iter().sum())
+        };
+        Ok(DropCounts {
+            ringbuf_full: sum(0)?,
+            stash_full: sum(1)?,
+            unrepresentable: sum(2)?,
+        })
+    }
+
+    /// Run counts per attached program, or why the kernel keeps none (run statistics
+    /// could not be turned on, or were not requested).
+    pub fn run_counts(&self) -> Result<Vec<ProgramRuns>, String> {
+        self.stats.as_ref().map_err(Clone::clone)?;
+        self.attached
+            .iter()
+            .map(|spec| {
+                let prog = self.ebpf.program(spec.program).ok_or("program vanished")?;
+                let info = prog.info().map_err(|e| e.to_string())?;
+                Ok(ProgramRuns {
+                    program: spec.program,
+                    run_count: info.run_count(),
+                    run_time: info.run_time(),
+                })
+            })
+            .collect()
+    }
+
+    /// The programs attached, with their hooks.
+    pub fn attached(&self) -> &[ProgramSpec] {
+        &self.attached
+    }
+
+    /// Optional syscalls this kernel has no tracepoint for (so they are not watched).
+    pub fn missing_optional(&self) -> &[&'static str] {
+        &self.missing_optional
+    }
+}
+
+fn validate(config: &SensorConfig) -> Result<(), EbpfError> {
+    let ring = config.ring_bytes;
+    if !ring.is_power_of_two() || ring < 4096 {
+        return Err(EbpfError::Config(format!(
+            "ring_bytes {ring} is not a power of two of at least 4096"
+        )));
+    }
+    if config.ignore_prefixes.len() > MAX_PREFIXES {
+        return Err(EbpfError::Config(format!(
+            "{} ignored prefixes, at most {MAX_PREFIXES}",
+            config.ignore_prefixes.len()
+        )));
+    }
+    if let Some(p) = config
+        .ignore_prefixes
+        .iter()
+        .find(|p| p.is_empty() || p.len() > MAX_PREFIX_LEN)
+    {
+        return Err(EbpfError::Config(format!(
+            "ignored prefix of {} bytes: each must be 1 to {MAX_PREFIX_LEN}",
+            p.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The programs to attach on this kernel, in order, and the optional syscalls it lacks.
+fn attach_plan() -> Result<(Vec<ProgramSpec>, Vec<&'static str>), EbpfError> {
+    let mut plan = Vec::new();
+    let mut missing = Vec::new();
+    let mut fallback = false;
+    for spec in LIFECYCLE {
+        if let Hook::TracePoint { category, name } = spec.hook {
+            require_tracepoint(category, name)?;
+        }
+        plan.push(*spec);
+    }
+    for sc in SYSCALLS {
+        let present = [sc.enter, sc.exit].iter().all(|p| match p.hook {
+            Hook::TracePoint { category, name } => system::tracepoint_exists(category, name),
+            _ => true,
+        });
+        match (present, sc.need) {
+            (true, _) => plan.extend([sc.exit, sc.enter]),
+            (false, Need::Required) => {
+                let Hook::TracePoint { category, name } = sc.enter.hook else {
+                    unreachable!("syscall programs are tracepoints")
+                };
+                return Err(missing_tracepoint(category, name));
+            }
+            (false, Need::Optional) => missing.push(sc.name),
+            (false, Need::RawFallback) => fallback = true,
+        }
+    }
+    if fallback {
+        plan.extend(MODULE_FALLBACK);
+    }
+    Ok((plan, missing))
+}
+
+fn missing_tracepoint(category: &'static str, name: &'static str) -> EbpfError {
+    EbpfError::TracepointMissing {
+        category,
+        name,
+        tracefs: system::TRACEFS.into(),
+    }
+}
+
+fn require_tracepoint(category: &'static str, name: &'static str) -> Result<(), EbpfError> {
+    if system::tracepoint_exists(category, name) {
+        Ok(())
+    } else {
+        Err(missing_tracepoint(category, name))
+    }
+}
+
+fn fill_ignore_prefixes(ebpf: &mut Ebpf, prefixes: &[Vec<u8>]) -> Result<(), EbpfError> {
+    let map = ebpf.map_mut(IGNORE_MAP).ok_or(EbpfError::MissingInObject {
+        what: "map",
+        name: IGNORE_MAP,
+    })?;
+    let mut trie: LpmTrie<_, [u8; MAX_PREFIX_LEN], u8> =
+        LpmTrie::try_from(map).map_err(map_err(IGNORE_MAP, "open"))?;
+    for p in prefixes {
+        let mut data = [0u8; MAX_PREFIX_LEN];
+        data[..p.len()].copy_from_slice(p);
+        let key = Key::new((p.len() * 8) as u32, data);
+        trie.insert(&key, 1, 0)
+            .map_err(map_err(IGNORE_MAP, "insert prefix"))?;
+    }
+    Ok(())
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, EbpfError> {
+    ebpf.take_map(name)
+        .ok_or(EbpfError::MissingInObject { what: "map", name })
+}
+
+fn map_err(
+    map: &'static str,
+    action: &'static str,
+) -> impl FnOnce(aya::maps::MapError) -> EbpfError {
+    move |e| EbpfError::Map {
+        map,
+        action,
+        source: Box::new(e),
+    }
+}
+
+fn program_err(
+    program: &'static str,
+    action: &'static str,
+) -> impl FnOnce(ProgramError) -> EbpfError {
+    move |e| match e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => EbpfError::VerifierRejected {
+            program,
+            io_error,
+            log_tail: log_tail(&verifier_log.to_string()),
+        },
+        e => EbpfError::Program {
+            program,
+            action,
+            source: Box::new(e),
+        },
+    }
+}
+
+fn log_tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    let from = lines.len().saturating_sub(LOG_TAIL_LINES);
+    lines[from..].join("\n")
+}
+
+/// Loads one program into the kernel (the verifier runs here).
+pub(crate) fn load_program(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    spec: &ProgramSpec,
+) -> Result<(), EbpfError> {
+    let name = spec.program;
+    let prog = ebpf.program_mut(name).ok_or(EbpfError::MissingInObject {
+        what: "program",
+        name,
+    })?;
+    let check = program_err(name, "type check");
+    match spec.hook {
+        Hook::TracePoint { .. } => {
+            let p: &mut TracePoint = prog.try_into().map_err(check)?;
+            p.load().map_err(program_err(name, "load"))
+        }
+        Hook::BtfTracePoint { name: tp } => {
+            let p: &mut BtfTracePoint = prog.try_into().map_err(check)?;
+            p.load(tp, btf).map_err(program_err(name, "load"))
+        }
+        Hook::RawTracePoint { .. } => {
+            let p: &mut RawTracePoint = prog.try_into().map_err(check)?;
+            p.load().map_err(program_err(name, "load"))
+        }
+    }
+}
+
+fn attach_program(ebpf: &mut Ebpf, spec: &ProgramSpec) -> Result<(), EbpfError> {
+    let name = spec.program;
+    let prog = ebpf.program_mut(name).ok_or(EbpfError::MissingInObject {
+        what: "program",
+        name,
+    })?;
+    let attach = program_err(name, "attach");
+    let check = program_err(name, "type check");
+    match spec.hook {
+        Hook::TracePoint { category, name: tp } => {
+            let p: &mut TracePoint = prog.try_into().map_err(check)?;
+            p.attach(category, tp).map(drop).map_err(attach)
+        }
+        Hook::BtfTracePoint { .. } => {
+            let p: &mut BtfTracePoint = prog.try_into().map_err(check)?;
+            p.attach().map(drop).map_err(attach)
+        }
+        Hook::RawTracePoint { name: tp } => {
+            let p: &mut RawTracePoint = prog.try_into().map_err(check)?;
+            p.attach(tp).map(drop).map_err(attach)
+        }
+    }
+}
+
+/// Loads every program in the object into the kernel without attaching any, so the
+/// verifier judges them all (including stand-ins this kernel would not use); returns how
+/// many loaded. Everything is unloaded on return.
+pub fn verify_object() -> Result<usize, EbpfError> {
+    system::check_privileges()?;
+    let btf = Btf::from_sys_fs().map_err(EbpfError::NoKernelBtf)?;
+    let mut ebpf = EbpfLoader::new()
+        .btf(Some(&btf))
+        .load(OBJECT)
+        .map_err(|e| EbpfError::Object(Box::new(e)))?;
+    let specs = programs::all_programs();
+    for spec in &specs {
+        load_program(&mut ebpf, &btf, spec)?;
+    }
+    let in_object = ebpf.programs().count();
+    if in_object != specs.len() {
+        return Err(EbpfError::Config(format!(
+            "the object has {in_object} programs, the program table {}",
+            specs.len()
+        )));
+    }
+    Ok(specs.len())
+}
+
+/// Waits until `fd` is readable or `timeout` passes; false on timeout or a signal.
+fn wait_readable(fd: i32, timeout: Duration) -> Result<bool, EbpfError> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
+    // SAFETY: pfd is a valid pollfd array of length 1.
+    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if rc < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            return Ok(false);
+        }
+        return Err(EbpfError::Poll(e));
+    }
+    Ok(rc > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_outside_the_kernel_bounds_are_refused() {
+        let ok = SensorConfig::default();
+        assert!(validate(&ok).is_ok());
+        for bad in [
+            SensorConfig {
+                ring_bytes: 3 << 20,
+                ..ok.clone()
+            },
+            SensorConfig {
+                ring_bytes: 2048,
+                ..ok.clone()
+            },
+            SensorConfig {
+                ignore_prefixes: vec![Vec::new()],
+                ..ok.clone()
+            },
+            SensorConfig {
+                ignore_prefixes: vec![vec![b'a'; MAX_PREFIX_LEN + 1]],
+                ..ok.clone()
+            },
+            SensorConfig {
+                ignore_prefixes: vec![b"/p".to_vec(); MAX_PREFIXES + 1],
+                ..ok.clone()
+            },
+        ] {
+            assert!(
+                matches!(validate(&bad), Err(EbpfError::Config(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn log_tail_keeps_the_last_lines() {
+        let log: String = (0..50).map(|i| format!("line {i}\n")).collect();
+        let tail = log_tail(&log);
+        assert_eq!(tail.lines().count(), LOG_TAIL_LINES);
+        assert!(tail.ends_with("line 49"));
+    }
+}

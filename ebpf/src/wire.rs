@@ -1,0 +1,690 @@
+//! Decoding of ring-buffer records (the layout of `bpf/ritma_event.h`, specified in
+//! README.md "Wire format") into raw events. Strict: every record either decodes to exactly
+//! one event or to a `WireError`; nothing here panics on input.
+
+use ritma_sources::raw::{IdCall, RawBody, RawEvent, SockAddr, Task, MAX_ARGV, MAX_PATH_LEN};
+
+pub const WIRE_VERSION: u16 = 1;
+pub const HEADER_LEN: usize = 112;
+/// Longest path or filename on the wire (a 4096-byte buffer with its NUL).
+pub const WIRE_PATH_MAX: usize = 4095;
+/// Longest memfd/program/module name on the wire (a 256-byte buffer with its NUL).
+pub const WIRE_NAME_MAX: usize = 255;
+/// Most argv bytes the exec program copies.
+pub const ARGV_BYTES: usize = 8192;
+pub const UNIX_PATH_MAX: usize = 108;
+/// Largest record the programs emit (their scratch buffer).
+pub const RECORD_MAX: usize = 16384;
+
+const AF_UNIX: u16 = 1;
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("record too short: {need} bytes needed at offset {at}, {len} in the record")]
+    Short { at: usize, need: usize, len: usize },
+    #[error("record of {len} bytes exceeds the {RECORD_MAX}-byte maximum")]
+    TooLong { len: usize },
+    #[error("header says {header} bytes, the record has {actual}")]
+    LengthMismatch { header: usize, actual: usize },
+    #[error("wire version {found}, this decoder reads {WIRE_VERSION}")]
+    Version { found: u16 },
+    #[error("unknown record kind {found}")]
+    Kind { found: u16 },
+    #[error("{field} is {value}, expected 0")]
+    NonZeroPad { field: &'static str, value: u64 },
+    #[error("{field} is {len} bytes, at most {max} allowed")]
+    FieldTooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("{used} bytes used by the body, {len} in the record: {trailing} trailing")]
+    Trailing {
+        used: usize,
+        len: usize,
+        trailing: usize,
+    },
+    #[error("argv: {copied} bytes copied of a {total}-byte block")]
+    ArgvLength { copied: usize, total: usize },
+    #[error("socket address family {family} with a {len}-byte address")]
+    AddressLength { family: u16, len: usize },
+    #[error("socket address family {family} with port {port}: only inet addresses have one")]
+    Port { family: u16, port: u16 },
+    #[error("socket address family 0 is not an address")]
+    FamilyZero,
+    #[error("unknown set*id call {found}")]
+    IdCall { found: u32 },
+    #[error("module load from_fd flag is {found}, expected 0 or 1")]
+    FromFd { found: u32 },
+}
+
+/// Bounds-checked little-endian reads over one record.
+struct Reader<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        let end = self.at.checked_add(n).filter(|e| *e <= self.buf.len());
+        let end = end.ok_or(WireError::Short {
+            at: self.at,
+            need: n,
+            len: self.buf.len(),
+        })?;
+        let s = &self.buf[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    fn u16(&mut self) -> Result<u16, WireError> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, WireError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, WireError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    fn i32(&mut self) -> Result<i32, WireError> {
+        Ok(i32::from_le_bytes(self.array()?))
+    }
+
+    fn i64(&mut self) -> Result<i64, WireError> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+
+    fn zero(&mut self, field: &'static str, width: usize) -> Result<(), WireError> {
+        let v = self.take(width)?;
+        let value = v.iter().fold(0u64, |acc, b| (acc << 8) | *b as u64);
+        if value != 0 {
+            return Err(WireError::NonZeroPad { field, value });
+        }
+        Ok(())
+    }
+
+    /// A length field, checked against its bound before any bytes are taken.
+    fn len(&mut self, field: &'static str, max: usize) -> Result<usize, WireError> {
+        let len = self.u16()? as usize;
+        if len > max {
+            return Err(WireError::FieldTooLong { field, len, max });
+        }
+        Ok(len)
+    }
+}
+
+/// Decodes one ring-buffer record into a raw event with `seq` 0 (the caller assigns seqs).
+pub fn decode_record(buf: &[u8]) -> Result<RawEvent, WireError> {
+    if buf.len() > RECORD_MAX {
+        return Err(WireError::TooLong { len: buf.len() });
+    }
+    let mut r = Reader { buf, at: 0 };
+    let kind = r.u16()?;
+    let version = r.u16()?;
+    if version != WIRE_VERSION {
+        return Err(WireError::Version { found: version });
+    }
+    let len = r.u32()? as usize;
+    if len != buf.len() {
+        return Err(WireError::LengthMismatch {
+            header: len,
+            actual: buf.len(),
+        });
+    }
+    let mono_ns = r.u64()?;
+    let start_ns = r.u64()?;
+    let parent_start_ns = r.u64()?;
+    let cgroup_id = r.u64()?;
+    let mnt_ns = r.u64()?;
+    let pid_ns = r.u64()?;
+    let net_ns = r.u64()?;
+    let pid = r.u32()?;
+    let tid = r.u32()?;
+    let ppid = r.u32()?;
+    let uid = r.u32()?;
+    let gid = r.u32()?;
+    let euid = r.u32()?;
+    let egid = r.u32()?;
+    let comm = r.take(16)?;
+    r.zero("header pad", 4)?;
+    let comm_len = comm.iter().position(|b| *b == 0).unwrap_or(comm.len());
+    let task = Task {
+        pid,
+        tid,
+        ppid,
+        parent_start_ns,
+        start_ns,
+        uid,
+        gid,
+        euid,
+        egid,
+        cgroup_id,
+        mnt_ns,
+        pid_ns,
+        net_ns,
+        comm: comm[..comm_len].to_vec(),
+    };
+    let body = decode_body(&mut r, kind)?;
+    if r.at != buf.len() {
+        return Err(WireError::Trailing {
+            used: r.at,
+            len: buf.len(),
+            trailing: buf.len() - r.at,
+        });
+    }
+    Ok(RawEvent {
+        seq: 0,
+        mono_ns,
+        task,
+        body,
+    })
+}
+
+fn decode_body(r: &mut Reader<'_>, kind: u16) -> Result<RawBody, WireError> {
+    Ok(match kind {
+        1 => decode_exec(r)?,
+        2 => {
+            let child_pid = r.u32()?;
+            r.zero("fork pad", 4)?;
+            RawBody::Fork {
+                child_pid,
+                child_start_ns: r.u64()?,
+            }
+        }
+        3 => {
+            let code = r.i32()?;
+            r.zero("exit pad", 4)?;
+            RawBody::Exit { code }
+        }
+        4 => {
+            let result = r.i64()?;
+            let flags = r.u32()?;
+            let mode = r.u32()?;
+            let path_len = r.len("open path", WIRE_PATH_MAX)?;
+            r.zero("open pad", 6)?;
+            RawBody::Open {
+                path: r.take(path_len)?.to_vec(),
+                flags,
+                mode,
+                result,
+            }
+        }
+        5 => {
+            let result = r.i64()?;
+            let flags = r.u32()?;
+            let path_len = r.len("unlink path", WIRE_PATH_MAX)?;
+            r.zero("unlink pad", 2)?;
+            RawBody::Unlink {
+                path: r.take(path_len)?.to_vec(),
+                flags,
+                result,
+            }
+        }
+        6 => {
+            let result = r.i64()?;
+            let flags = r.u32()?;
+            let old_len = r.len("rename old", WIRE_PATH_MAX)?;
+            let new_len = r.len("rename new", WIRE_PATH_MAX)?;
+            RawBody::Rename {
+                old: r.take(old_len)?.to_vec(),
+                new: r.take(new_len)?.to_vec(),
+                flags,
+                result,
+            }
+        }
+        7..=9 => {
+            let result = r.i64()?;
+            let addr = decode_sockaddr(r)?;
+            match kind {
+                7 => RawBody::Connect { addr, result },
+                8 => RawBody::Accept { addr, result },
+                _ => RawBody::Bind { addr, result },
+            }
+        }
+        10 => {
+            let result = r.i64()?;
+            let backlog = r.u32()?;
+            r.zero("listen pad", 4)?;
+            RawBody::Listen { backlog, result }
+        }
+        11 => {
+            let result = r.i64()?;
+            let request = r.u64()?;
+            let target_start_ns = r.u64()?;
+            let target_pid = r.u32()?;
+            r.zero("ptrace pad", 4)?;
+            RawBody::Ptrace {
+                request,
+                target_pid,
+                target_start_ns,
+                result,
+            }
+        }
+        12 | 13 => {
+            let result = r.i64()?;
+            let found = r.u32()?;
+            let call = match found {
+                1 => IdCall::Set,
+                2 => IdCall::SetRe,
+                3 => IdCall::SetRes,
+                4 => IdCall::SetFs,
+                _ => return Err(WireError::IdCall { found }),
+            };
+            let ids = [r.u32()?, r.u32()?, r.u32()?];
+            if kind == 12 {
+                RawBody::SetUid { call, ids, result }
+            } else {
+                RawBody::SetGid { call, ids, result }
+            }
+        }
+        14 => RawBody::CapSet {
+            result: r.i64()?,
+            effective: r.u64()?,
+            permitted: r.u64()?,
+            inheritable: r.u64()?,
+        },
+        15..=17 => decode_named(r, kind)?,
+        found => return Err(WireError::Kind { found }),
+    })
+}
+
+fn decode_exec(r: &mut Reader<'_>) -> Result<RawBody, WireError> {
+    let exe_dev = r.u64()?;
+    let exe_ino = r.u64()?;
+    let argv_total = r.u32()? as usize;
+    let filename_len = r.len("exec filename", WIRE_PATH_MAX)?;
+    let argv_len = r.len("exec argv", ARGV_BYTES)?;
+    if argv_len > argv_total {
+        return Err(WireError::ArgvLength {
+            copied: argv_len,
+            total: argv_total,
+        });
+    }
+    let filename = r.take(filename_len)?.to_vec();
+    let block = r.take(argv_len)?;
+    let (argv, cut) = split_argv(block);
+    Ok(RawBody::Exec {
+        filename,
+        argv,
+        argv_truncated: cut || argv_len < argv_total,
+        exe_dev,
+        exe_ino,
+    })
+}
+
+/// Splits the NUL-separated argv block; true when elements or bytes had to be cut.
+fn split_argv(block: &[u8]) -> (Vec<Vec<u8>>, bool) {
+    let body = block.strip_suffix(&[0]).unwrap_or(block);
+    if block.is_empty() {
+        return (Vec::new(), false);
+    }
+    let mut argv = Vec::new();
+    let mut cut = false;
+    for arg in body.split(|b| *b == 0) {
+        if argv.len() == MAX_ARGV {
+            cut = true;
+            break;
+        }
+        if arg.len() > MAX_PATH_LEN {
+            cut = true;
+        }
+        argv.push(arg[..arg.len().min(MAX_PATH_LEN)].to_vec());
+    }
+    (argv, cut)
+}
+
+fn decode_sockaddr(r: &mut Reader<'_>) -> Result<SockAddr, WireError> {
+    let family = r.u16()?;
+    let port = r.u16()?;
+    let len = r.len("address", UNIX_PATH_MAX)?;
+    r.zero("address pad", 2)?;
+    let bytes = r.take(len)?;
+    let wrong = || WireError::AddressLength { family, len };
+    let addr = match family {
+        0 => return Err(WireError::FamilyZero),
+        AF_INET => SockAddr::V4 {
+            addr: bytes.try_into().map_err(|_| wrong())?,
+            port,
+        },
+        AF_INET6 => SockAddr::V6 {
+            addr: bytes.try_into().map_err(|_| wrong())?,
+            port,
+        },
+        AF_UNIX => {
+            // A path name ends at its first NUL; an abstract name (leading NUL) is all its bytes.
+            let path = match bytes.split_first() {
+                Some((0, _)) => bytes,
+                _ => bytes.split(|b| *b == 0).next().unwrap_or(bytes),
+            };
+            SockAddr::Unix {
+                path: path.to_vec(),
+            }
+        }
+        _ if !bytes.is_empty() => return Err(wrong()),
+        _ => SockAddr::Other { family },
+    };
+    if port != 0 && !matches!(addr, SockAddr::V4 { .. } | SockAddr::V6 { .. }) {
+        return Err(WireError::Port { family, port });
+    }
+    Ok(addr)
+}
+
+fn decode_named(r: &mut Reader<'_>, kind: u16) -> Result<RawBody, WireError> {
+    let result = r.i64()?;
+    let arg = r.u32()?;
+    // A module's name is a file path when it came from an fd.
+    let max = if kind == 16 {
+        WIRE_PATH_MAX
+    } else {
+        WIRE_NAME_MAX
+    };
+    let name_len = r.len("name", max)?;
+    r.zero("name pad", 2)?;
+    let name = r.take(name_len)?.to_vec();
+    Ok(match kind {
+        15 => RawBody::MemfdCreate {
+            name,
+            flags: arg,
+            result,
+        },
+        16 => RawBody::ModuleLoad {
+            name,
+            from_fd: match arg {
+                0 => false,
+                1 => true,
+                found => return Err(WireError::FromFd { found }),
+            },
+            result,
+        },
+        _ => RawBody::BpfProgLoad {
+            prog_type: arg,
+            name,
+            result,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds a record the way the kernel side does: header, body, variable bytes.
+    fn header(kind: u16, body_and_tail: &[u8]) -> Vec<u8> {
+        let len = (HEADER_LEN + body_and_tail.len()) as u32;
+        let mut b = Vec::new();
+        b.extend(kind.to_le_bytes());
+        b.extend(WIRE_VERSION.to_le_bytes());
+        b.extend(len.to_le_bytes());
+        for v in [111u64, 222, 333, 444, 555, 666, 777] {
+            b.extend(v.to_le_bytes());
+        }
+        for v in [4242u32, 4243, 1, 1000, 1001, 0, 0] {
+            b.extend(v.to_le_bytes());
+        }
+        b.extend(b"cat\0\0\0\0\0\0\0\0\0\0\0\0\0");
+        b.extend(0u32.to_le_bytes());
+        assert_eq!(b.len(), HEADER_LEN);
+        b.extend(body_and_tail);
+        b
+    }
+
+    fn open_record(path: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend(3i64.to_le_bytes());
+        body.extend(0o100u32.to_le_bytes());
+        body.extend(0o644u32.to_le_bytes());
+        body.extend((path.len() as u16).to_le_bytes());
+        body.extend([0u8; 6]);
+        body.extend(path);
+        header(4, &body)
+    }
+
+    fn exec_record(filename: &[u8], argv: &[u8], total: u32) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend(0x803u64.to_le_bytes());
+        body.extend(1234u64.to_le_bytes());
+        body.extend(total.to_le_bytes());
+        body.extend((filename.len() as u16).to_le_bytes());
+        body.extend((argv.len() as u16).to_le_bytes());
+        body.extend(filename);
+        body.extend(argv);
+        header(1, &body)
+    }
+
+    fn sock_record(kind: u16, family: u16, port: u16, addr: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend((-111i64).to_le_bytes());
+        body.extend(family.to_le_bytes());
+        body.extend(port.to_le_bytes());
+        body.extend((addr.len() as u16).to_le_bytes());
+        body.extend([0u8; 2]);
+        body.extend(addr);
+        header(kind, &body)
+    }
+
+    #[test]
+    fn open_record_decodes_every_field() {
+        let e = decode_record(&open_record(b"/etc/passwd")).unwrap();
+        assert_eq!(e.seq, 0);
+        assert_eq!(e.mono_ns, 111);
+        assert_eq!(e.task.start_ns, 222);
+        assert_eq!(e.task.parent_start_ns, 333);
+        assert_eq!(e.task.cgroup_id, 444);
+        assert_eq!(
+            (e.task.mnt_ns, e.task.pid_ns, e.task.net_ns),
+            (555, 666, 777)
+        );
+        assert_eq!((e.task.pid, e.task.tid, e.task.ppid), (4242, 4243, 1));
+        assert_eq!((e.task.uid, e.task.gid), (1000, 1001));
+        assert_eq!(e.task.comm, b"cat");
+        assert_eq!(
+            e.body,
+            RawBody::Open {
+                path: b"/etc/passwd".to_vec(),
+                flags: 0o100,
+                mode: 0o644,
+                result: 3
+            }
+        );
+    }
+
+    #[test]
+    fn every_truncation_of_a_record_is_an_error() {
+        for rec in [
+            open_record(b"/etc/passwd"),
+            exec_record(b"/bin/ls", b"ls\0-l\0", 6),
+            sock_record(7, AF_INET, 443, &[10, 0, 0, 1]),
+        ] {
+            for cut in 0..rec.len() {
+                assert!(decode_record(&rec[..cut]).is_err(), "cut at {cut}");
+            }
+            assert!(decode_record(&rec).is_ok());
+        }
+    }
+
+    #[test]
+    fn header_length_must_match_the_record() {
+        let mut rec = open_record(b"/x");
+        rec.push(0);
+        assert_eq!(
+            decode_record(&rec),
+            Err(WireError::LengthMismatch {
+                header: rec.len() - 1,
+                actual: rec.len()
+            })
+        );
+        // A header that agrees with the size but a body that leaves bytes over.
+        let mut rec = open_record(b"/x");
+        rec.push(b'y');
+        let len = rec.len() as u32;
+        rec[4..8].copy_from_slice(&len.to_le_bytes());
+        assert!(matches!(
+            decode_record(&rec),
+            Err(WireError::Trailing { trailing: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_kind_version_and_dirty_padding_are_rejected() {
+        let mut rec = open_record(b"/x");
+        rec[0] = 99;
+        assert_eq!(decode_record(&rec), Err(WireError::Kind { found: 99 }));
+        let mut rec = open_record(b"/x");
+        rec[2] = 2;
+        assert_eq!(decode_record(&rec), Err(WireError::Version { found: 2 }));
+        let mut rec = open_record(b"/x");
+        rec[HEADER_LEN - 1] = 1;
+        assert!(matches!(
+            decode_record(&rec),
+            Err(WireError::NonZeroPad { .. })
+        ));
+    }
+
+    #[test]
+    fn lengths_over_their_bounds_are_rejected_before_reading() {
+        let mut rec = open_record(b"/x");
+        rec[HEADER_LEN + 16..HEADER_LEN + 18].copy_from_slice(&5000u16.to_le_bytes());
+        assert_eq!(
+            decode_record(&rec),
+            Err(WireError::FieldTooLong {
+                field: "open path",
+                len: 5000,
+                max: WIRE_PATH_MAX
+            })
+        );
+    }
+
+    #[test]
+    fn argv_block_splits_on_nul_and_reports_cuts() {
+        let e = decode_record(&exec_record(b"/bin/ls", b"ls\0\0-l\0", 7)).unwrap();
+        let RawBody::Exec {
+            argv,
+            argv_truncated,
+            exe_dev,
+            exe_ino,
+            filename,
+        } = e.body
+        else {
+            panic!("not an exec")
+        };
+        assert_eq!(filename, b"/bin/ls");
+        assert_eq!(argv, vec![b"ls".to_vec(), b"".to_vec(), b"-l".to_vec()]);
+        assert!(!argv_truncated);
+        assert_eq!((exe_dev, exe_ino), (0x803, 1234));
+
+        // Fewer bytes copied than the block holds: the last element is partial.
+        let e = decode_record(&exec_record(b"/bin/ls", b"ls\0-lon", 20)).unwrap();
+        assert!(
+            matches!(e.body, RawBody::Exec { ref argv, argv_truncated: true, .. } if argv[1] == b"-lon")
+        );
+
+        // More than MAX_ARGV elements.
+        let many: Vec<u8> = (0..70).flat_map(|_| *b"a\0").collect();
+        let e = decode_record(&exec_record(b"/bin/x", &many, many.len() as u32)).unwrap();
+        assert!(
+            matches!(e.body, RawBody::Exec { ref argv, argv_truncated: true, .. } if argv.len() == MAX_ARGV)
+        );
+
+        assert_eq!(
+            decode_record(&exec_record(b"/bin/x", b"a\0", 1)),
+            Err(WireError::ArgvLength {
+                copied: 2,
+                total: 1
+            })
+        );
+    }
+
+    #[test]
+    fn socket_addresses_are_checked_by_family() {
+        let e = decode_record(&sock_record(7, AF_INET, 8080, &[127, 0, 0, 1])).unwrap();
+        assert_eq!(
+            e.body,
+            RawBody::Connect {
+                addr: SockAddr::V4 {
+                    addr: [127, 0, 0, 1],
+                    port: 8080
+                },
+                result: -111
+            }
+        );
+        let e = decode_record(&sock_record(9, AF_UNIX, 0, b"/run/x.sock\0junk")).unwrap();
+        assert_eq!(
+            e.body,
+            RawBody::Bind {
+                addr: SockAddr::Unix {
+                    path: b"/run/x.sock".to_vec()
+                },
+                result: -111
+            }
+        );
+        let e = decode_record(&sock_record(8, AF_UNIX, 0, b"\0abstract")).unwrap();
+        assert!(
+            matches!(e.body, RawBody::Accept { addr: SockAddr::Unix { ref path }, .. } if path == b"\0abstract")
+        );
+        assert_eq!(
+            decode_record(&sock_record(7, AF_INET, 1, &[1, 2, 3])),
+            Err(WireError::AddressLength {
+                family: AF_INET,
+                len: 3
+            })
+        );
+        assert_eq!(
+            decode_record(&sock_record(7, AF_UNIX, 80, b"/x")),
+            Err(WireError::Port {
+                family: AF_UNIX,
+                port: 80
+            })
+        );
+        assert_eq!(
+            decode_record(&sock_record(7, 0, 0, b"")),
+            Err(WireError::FamilyZero)
+        );
+        let e = decode_record(&sock_record(7, 16, 0, b"")).unwrap();
+        assert!(matches!(
+            e.body,
+            RawBody::Connect {
+                addr: SockAddr::Other { family: 16 },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        // A deterministic xorshift stream: random lengths, random bytes, and valid headers
+        // with random bodies, all of which must decode or error without a panic.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..20_000 {
+            let n = (next() % 400) as usize;
+            let mut buf: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+            if round % 2 == 0 && buf.len() >= 8 {
+                let kind = (next() % 19) as u16;
+                buf[0..2].copy_from_slice(&kind.to_le_bytes());
+                buf[2..4].copy_from_slice(&WIRE_VERSION.to_le_bytes());
+                buf[4..8].copy_from_slice(&(n as u32).to_le_bytes());
+                if n >= HEADER_LEN {
+                    buf[HEADER_LEN - 4..HEADER_LEN].fill(0);
+                }
+            }
+            let _ = decode_record(&buf);
+        }
+        assert!(decode_record(&vec![0xff; RECORD_MAX + 1]).is_err());
+    }
+}
