@@ -1,5 +1,6 @@
 //! `ritma`: the command line of the Ritma evidence pipeline.
 
+mod record;
 mod replay;
 mod taint;
 
@@ -43,6 +44,18 @@ enum Command {
         /// Seconds taint follows a flow or a cone-matched actor after it was last seen.
         #[arg(long, default_value_t = 300)]
         taint_ttl: u64,
+    },
+    /// Capture live events with the eBPF sensor into a new trace file (needs root).
+    Record {
+        /// The trace file (.rtrace) to create; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+        /// Stop after this many seconds (default: at SIGINT or SIGTERM).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Node name, 1-64 of A-Z a-z 0-9 . _ - (default: the host name).
+        #[arg(long, env = "RITMA_NODE_ID")]
+        node: Option<String>,
     },
     /// Check a store: strict bytes, every window root, every signature, continuity.
     Verify {
@@ -128,7 +141,33 @@ fn run(cli: Cli) -> Result<()> {
             taint_ttl,
         } => replay_cmd(traces, out, workers, key, taint_ttl),
         Command::Verify { dir, key } => verify_cmd(&dir, key),
+        Command::Record {
+            out,
+            duration,
+            node,
+        } => record_cmd(out, duration, node),
     }
+}
+
+fn record_cmd(out: PathBuf, duration: Option<f64>, node: Option<String>) -> Result<()> {
+    let duration = match duration {
+        Some(s) if !(s.is_finite() && s > 0.0 && s <= 1e9) => {
+            bail!("--duration must be a positive number of seconds, not {s}")
+        }
+        Some(s) => Some(std::time::Duration::from_secs_f64(s)),
+        None => None,
+    };
+    let node = match node {
+        Some(n) => n,
+        None => default_node()?,
+    };
+    let summary = record::record(record::RecordConfig {
+        out: out.clone(),
+        duration,
+        node,
+    })?;
+    eprintln!("{}", record::summary_line(&out, &summary));
+    Ok(())
 }
 
 fn verify_cmd(dir: &Path, key: Option<String>) -> Result<()> {
@@ -204,13 +243,14 @@ fn replay_cmd(
         o.actors_evicted_capacity
     );
     eprintln!(
-        "ritma: sealed {} events of {} node(s) in {} windows into {} in {secs:.1} s ({:.0} events/s); {} events lost to corrupt trace frames; seal latency p50 {:.1} ms, p99 {:.1} ms",
+        "ritma: sealed {} events of {} node(s) in {} windows into {} in {secs:.1} s ({:.0} events/s); {} events lost to corrupt trace frames, {} recorded as lost in the trace; seal latency p50 {:.1} ms, p99 {:.1} ms",
         s.events,
         s.nodes.len(),
         s.windows,
         out.display(),
         s.events as f64 / secs.max(1e-9),
         s.lost,
+        s.recorded_lost,
         ms(s.seal_latency(0.5)),
         ms(s.seal_latency(0.99)),
     );

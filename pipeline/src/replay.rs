@@ -66,7 +66,10 @@ pub struct ReplayConfig {
 pub struct ReplaySummary {
     pub events: u64,
     pub windows: u64,
+    /// Events lost to corrupt trace frames (seq gaps).
     pub lost: u64,
+    /// Events the trace's loss frames count (lost by the kernel or the recorder).
+    pub recorded_lost: u64,
     pub nodes: Vec<String>,
     /// Seal latency of every (node, window): from the moment the source closed the
     /// window (the input moved past it) to its signed checkpoint being on disk.
@@ -818,7 +821,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
         if index != 0 {
             drop(input);
             worker.step_while(|| !probe.done());
-            return Ok::<(u64, u64), String>((0, 0));
+            return Ok::<FeedCounts, String>(FeedCounts::default());
         }
         let plan = SourcePlan { traces: &traces, names: &names2, ctxs: &ctxs, slack_ns };
         let result = feed(plan, &mut input, worker, &probe, &clock_feed);
@@ -835,9 +838,10 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
     };
     for r in guards.join() {
         match r {
-            Ok(Ok((events, lost))) => {
-                summary.events += events;
-                summary.lost += lost;
+            Ok(Ok(c)) => {
+                summary.events += c.events;
+                summary.lost += c.gap_lost;
+                summary.recorded_lost += c.recorded_lost;
             }
             Ok(Err(e)) => bail!("{e}"),
             Err(panic) => bail!("a dataflow worker failed: {panic}"),
@@ -961,14 +965,22 @@ struct SourcePlan<'a> {
     slack_ns: u64,
 }
 
-/// Worker 0: reads every trace and feeds the dataflow; returns (events, lost).
+/// What the source fed: events, events lost to seq gaps, events its loss frames count.
+#[derive(Clone, Copy, Debug, Default)]
+struct FeedCounts {
+    events: u64,
+    gap_lost: u64,
+    recorded_lost: u64,
+}
+
+/// Worker 0: reads every trace and feeds the dataflow.
 fn feed(
     plan: SourcePlan<'_>,
     input: &mut InputHandle<u64, timely::container::CapacityContainerBuilder<Vec<SourceMsg>>>,
     worker: &mut timely::worker::Worker,
     probe: &ProbeHandle<u64>,
     clock: &Mutex<SealClock>,
-) -> Result<(u64, u64), String> {
+) -> Result<FeedCounts, String> {
     let SourcePlan {
         traces,
         names,
@@ -987,7 +999,9 @@ fn feed(
         .collect();
     let mut next_seq: Vec<Option<u64>> = vec![None; ctxs.len()];
     let mut pending_cgroups: Vec<Vec<(u64, Vec<CgroupEntry>)>> = vec![Vec::new(); ctxs.len()];
-    let (mut events, mut lost) = (0u64, 0u64);
+    // Loss frames wait for the node's next event: they are sealed where a seq gap would be.
+    let mut pending_loss: Vec<Vec<(LossReason, u64)>> = vec![Vec::new(); ctxs.len()];
+    let (mut events, mut lost, mut recorded_lost) = (0u64, 0u64, 0u64);
     let mut epoch = 0u64;
     for path in traces {
         progress.next_file();
@@ -1004,7 +1018,8 @@ fn feed(
                 Err(
                     e @ (TraceError::Corrupt { .. }
                     | TraceError::Event { .. }
-                    | TraceError::Cgroup { .. }),
+                    | TraceError::Cgroup { .. }
+                    | TraceError::Loss { .. }),
                 ) => {
                     progress.warn(&format!(
                         "{e}; skipping to the next valid frame, the gap is sealed as loss"
@@ -1039,6 +1054,12 @@ fn feed(
                         None => pending_cgroups[node as usize].push((first_seq, entries)),
                     }
                 }
+                TraceItem::Loss {
+                    run, reason, count, ..
+                } => {
+                    let node = runs[run as usize];
+                    pending_loss[node as usize].push((reason, count));
+                }
                 TraceItem::Batch { run, events: batch } => {
                     let node = runs[run as usize];
                     let n = node as usize;
@@ -1063,6 +1084,15 @@ fn feed(
                                     window: at,
                                     reason: LossReason::TraceCorrupt,
                                     count: gap,
+                                });
+                            }
+                            for (reason, count) in pending_loss[n].drain(..) {
+                                recorded_lost += count;
+                                input.send(SourceMsg::Lost {
+                                    node,
+                                    window: at,
+                                    reason,
+                                    count,
                                 });
                             }
                             for (first_seq, entries) in pending_cgroups[n].drain(..) {
@@ -1097,8 +1127,35 @@ fn feed(
             }
         }
     }
+    // Loss after a node's last event goes to its oldest open window.
+    for (n, pending) in pending_loss.iter_mut().enumerate() {
+        if pending.is_empty() {
+            continue;
+        }
+        let Some(open) = windowing[n].oldest_open else {
+            let total: u64 = pending.iter().map(|(_, c)| c).sum();
+            progress.warn(&format!(
+                "node {}: {total} events lost before any event was recorded; no window holds them",
+                names[n]
+            ));
+            continue;
+        };
+        for (reason, count) in pending.drain(..) {
+            recorded_lost += count;
+            input.send(SourceMsg::Lost {
+                node: n as u32,
+                window: open.max(epoch),
+                reason,
+                count,
+            });
+        }
+    }
     progress.finish();
-    Ok((events, lost))
+    Ok(FeedCounts {
+        events,
+        gap_lost: lost,
+        recorded_lost,
+    })
 }
 
 /// A progress bar over the traces' bytes, drawn only when stderr is a terminal.

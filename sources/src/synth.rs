@@ -915,6 +915,7 @@ mod tests {
                             just_named[run as usize].push(id);
                         }
                     }
+                    TraceItem::Loss { .. } => panic!("synth writes no loss frames"),
                     TraceItem::Batch { run, events: e } => {
                         let run = run as usize;
                         for ev in &e {
@@ -969,7 +970,7 @@ mod tests {
                 TraceItem::Batch { run, events: e } => {
                     events.extend(e.into_iter().map(|e| (run, e)))
                 }
-                TraceItem::Cgroups { .. } => {}
+                TraceItem::Cgroups { .. } | TraceItem::Loss { .. } => {}
             }
         }
         assert_eq!(runs, 2);

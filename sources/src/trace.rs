@@ -4,13 +4,14 @@
 //! zstd-compressed payload; the header carries the payload's lengths, the first
 //! `seq`, the event count and a BLAKE3 checksum over header and payload. Run frames
 //! hold a `RunMeta`; batch frames hold consecutive raw events of one run; cgroups
-//! frames name the cgroup paths of ids the run's later events carry. The writer
+//! frames name the cgroup paths of ids the run's later events carry; loss frames
+//! count events the recorder knows were lost before the run's next event. The writer
 //! fsyncs once per frame; the reader is strict and reports a torn tail or a corrupt
 //! frame with file, offset and frame number, and can skip past a corrupt frame.
 
 use crate::raw::RawEvent;
 use ritma_schemas::cbor::{DecodeError, DecodeErrorKind, Decoder, Encoder};
-use ritma_schemas::records::{Record, RunMeta};
+use ritma_schemas::records::{LossReason, Record, RunMeta};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -37,6 +38,7 @@ pub type CgroupEntry = (u64, Vec<u8>);
 const KIND_RUN: u8 = 1;
 const KIND_BATCH: u8 = 2;
 const KIND_CGROUPS: u8 = 3;
+const KIND_LOSS: u8 = 4;
 
 /// Where in a trace something went wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,6 +86,8 @@ pub enum TraceError {
         index: u32,
         source: DecodeError,
     },
+    #[error("{pos}: loss frame: {source}")]
+    Loss { pos: TracePos, source: DecodeError },
     #[error("{pos}: run metadata: {source}")]
     Run { pos: TracePos, source: DecodeError },
     #[error("{path}: {reason}")]
@@ -103,6 +107,14 @@ pub enum TraceItem {
         run: u16,
         first_seq: u64,
         entries: Vec<CgroupEntry>,
+    },
+    /// `count` events of `run` were lost (by the kernel or the recorder) just before
+    /// the event with seq `at_seq` (the run's next seq when written), for `reason`.
+    Loss {
+        run: u16,
+        at_seq: u64,
+        reason: LossReason,
+        count: u64,
     },
 }
 
@@ -382,11 +394,27 @@ impl TraceReader {
                     entries,
                 })
             }
+            KIND_LOSS => {
+                self.check_continues_run(h, "loss frame")?;
+                if h.count != 0 {
+                    return Err(self.corrupt(format!("loss frame with count {}, not 0", h.count)));
+                }
+                let (reason, count) = decode_loss(raw).map_err(|source| TraceError::Loss {
+                    pos: self.pos(),
+                    source,
+                })?;
+                Ok(TraceItem::Loss {
+                    run: h.run,
+                    at_seq: h.first_seq,
+                    reason,
+                    count,
+                })
+            }
             k => Err(self.corrupt(format!("unknown frame kind {k}"))),
         }
     }
 
-    /// A batch or cgroups frame must name a known run and start at its next seq.
+    /// A batch, cgroups or loss frame must name a known run and start at its next seq.
     fn check_continues_run(&self, h: &FrameHeader, what: &str) -> Result<(), TraceError> {
         let Some(&expected) = self.next_seq.get(h.run as usize) else {
             return Err(self.corrupt(format!(
@@ -434,7 +462,7 @@ impl TraceReader {
                 self.offset = new_offset;
                 self.frame += 1;
                 // Let the next frame of its run start wherever the skipped data ended.
-                if h.kind == KIND_BATCH || h.kind == KIND_CGROUPS {
+                if matches!(h.kind, KIND_BATCH | KIND_CGROUPS | KIND_LOSS) {
                     if let Some(n) = self.next_seq.get_mut(h.run as usize) {
                         if h.first_seq > *n {
                             *n = h.first_seq;
@@ -538,6 +566,30 @@ fn decode_cgroup_entry(d: &mut Decoder<'_>, prev: Option<u64>) -> Result<CgroupE
     Ok((id, path.to_vec()))
 }
 
+/// Largest count of one loss frame (a larger loss takes several frames).
+pub const MAX_LOSS_COUNT: u64 = u32::MAX as u64;
+
+/// Decodes a loss frame's payload `[reason, count]`.
+fn decode_loss(raw: &[u8]) -> Result<(LossReason, u64), DecodeError> {
+    let mut d = Decoder::new(raw, "Loss");
+    d.array_exact("(loss)", 2)?;
+    let at = d.position();
+    let v = d.uint("reason")?;
+    let reason = LossReason::from_u64(v)
+        .ok_or_else(|| d.error_at("reason", at, DecodeErrorKind::UnknownValue { value: v }))?;
+    let at = d.position();
+    let count = d.uint("count")?;
+    if count == 0 || count > MAX_LOSS_COUNT {
+        return Err(d.error_at(
+            "count",
+            at,
+            DecodeErrorKind::Invalid("loss count is not 1 to 4294967295"),
+        ));
+    }
+    d.finish()?;
+    Ok((reason, count))
+}
+
 /// Reads until `buf` is full or the file ends; returns the bytes read.
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
@@ -611,7 +663,9 @@ impl TraceWriter {
         loop {
             match reader.next_item() {
                 Ok(Some(TraceItem::Run { meta, .. })) => runs.push(meta),
-                Ok(Some(TraceItem::Batch { .. } | TraceItem::Cgroups { .. })) => {}
+                Ok(Some(
+                    TraceItem::Batch { .. } | TraceItem::Cgroups { .. } | TraceItem::Loss { .. },
+                )) => {}
                 Ok(None) => break,
                 Err(TraceError::TornTail { .. }) => {
                     let len = std::fs::metadata(path)
@@ -738,6 +792,28 @@ impl TraceWriter {
         let result = self.write_frame(KIND_CGROUPS, run, first, entries.len() as u32, &raw);
         self.raw = raw;
         result
+    }
+
+    /// Records that `count` events of `run` were lost just before its next event (for
+    /// `reason`), and fsyncs. `count` is 1 to `MAX_LOSS_COUNT`; the run's seq does not advance.
+    pub fn append_loss(
+        &mut self,
+        run: u16,
+        reason: LossReason,
+        count: u64,
+    ) -> Result<(), TraceError> {
+        let Some(&at_seq) = self.next_seq.get(run as usize) else {
+            return Err(self.misuse(format!("run {run} was never added")));
+        };
+        if count == 0 || count > MAX_LOSS_COUNT {
+            return Err(self.misuse(format!(
+                "a loss frame counts 1 to {MAX_LOSS_COUNT} events, not {count}"
+            )));
+        }
+        let mut e = Encoder::new();
+        e.array(2).uint(reason.as_u64()).uint(count);
+        let raw = e.into_bytes();
+        self.write_frame(KIND_LOSS, run, at_seq, 0, &raw)
     }
 
     fn misuse(&self, reason: impl Into<String>) -> TraceError {

@@ -1,6 +1,6 @@
 //! Keeps the raw-event and trace examples of docs/FORMAT.md §7 true.
 
-use ritma_schemas::records::RunMeta;
+use ritma_schemas::records::{LossReason, RunMeta};
 use ritma_sources::raw::{RawBody, RawEvent, Task};
 use ritma_sources::trace::{TraceWriter, FILE_MAGIC, FRAME_HEADER_LEN};
 use std::collections::BTreeMap;
@@ -78,6 +78,9 @@ fn format_md_examples_match_the_code() {
     w.append_cgroups(run, &cgroups).unwrap();
     let after_cgroups = std::fs::metadata(&p).unwrap().len() as usize;
     w.append_batch(run, &[open_event()]).unwrap();
+    let after_batch = std::fs::metadata(&p).unwrap().len() as usize;
+    w.append_loss(run, LossReason::KernelRingbufFull, 12)
+        .unwrap();
     let bytes = std::fs::read(&p).unwrap();
     assert_eq!(bytes[..8], FILE_MAGIC);
     ex.insert(
@@ -98,6 +101,15 @@ fn format_md_examples_match_the_code() {
             "header  {}\npayload {}",
             hex(&bytes[after_run..after_run + FRAME_HEADER_LEN]),
             wrapped(&payload).replace('\n', "\n        ")
+        ),
+    );
+    let loss = zstd::bulk::decompress(&bytes[after_batch + FRAME_HEADER_LEN..], 1 << 16).unwrap();
+    ex.insert(
+        "trace-loss".to_owned(),
+        format!(
+            "header  {}\npayload {}",
+            hex(&bytes[after_batch..after_batch + FRAME_HEADER_LEN]),
+            hex(&loss)
         ),
     );
     let doc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/FORMAT.md");

@@ -330,8 +330,8 @@ fn reader_rejects_bad_cgroups_headers() {
         reason,
         "cgroups frame starts at seq 3, run 0 continues at 0"
     );
-    let reason = corrupt_reason(frame(4, 0, 0, 1, &raw));
-    assert_eq!(reason, "unknown frame kind 4");
+    let reason = corrupt_reason(frame(5, 0, 0, 1, &raw));
+    assert_eq!(reason, "unknown frame kind 5");
     let reason = corrupt_reason(frame(0, 0, 0, 1, &raw));
     assert_eq!(reason, "unknown frame kind 0");
 }
@@ -380,6 +380,7 @@ fn read_skipping(p: &Path) -> Vec<(u8, u64)> {
             Ok(Some(TraceItem::Run { meta, .. })) => out.push((KIND_RUN, meta.first_seq)),
             Ok(Some(TraceItem::Batch { events, .. })) => out.push((KIND_BATCH, events[0].seq)),
             Ok(Some(TraceItem::Cgroups { first_seq, .. })) => out.push((KIND_CGROUPS, first_seq)),
+            Ok(Some(TraceItem::Loss { .. })) => panic!("no loss frames were written"),
             Ok(None) => return out,
             Err(_) => {
                 r.skip_corrupt().unwrap().expect("a valid frame follows");

@@ -1,0 +1,505 @@
+//! `ritma record`: live capture with the eBPF sensor into a `.rtrace` trace file.
+//!
+//! One run (RunMeta: node, boot id, 1 s windows, the wall − monotonic clock offset read
+//! once, first seq 0), then batch frames of the events in read order (seq assigned here),
+//! each preceded by the frames it needs: a loss frame per reason whose counter grew since
+//! the last batch, and a cgroups frame naming the cgroup ids the batch uses for the first
+//! time. The writer fsyncs every frame.
+//!
+//! Loss reasons (FORMAT.md §7.2, loss frames):
+//!
+//! | sensor counter (`DropCounts`) | LossReason |
+//! |---|---|
+//! | `ringbuf_full` (ring buffer full) | `KernelRingbufFull` |
+//! | `stash_full` (the kernel's bounded syscall stash shed the call) | `QueueShed` |
+//! | `unrepresentable` (an event the raw model cannot hold) | `DecodeError` |
+//! | a malformed ring-buffer record (consumed, not decodable) | `DecodeError` |
+
+use anyhow::{bail, Context, Result};
+use ritma_ebpf::{DropCounts, EbpfError, Sensor, SensorConfig};
+use ritma_schemas::records::{is_valid_node_name, LossReason, RunMeta};
+use ritma_sources::raw::RawEvent;
+use ritma_sources::trace::{CgroupEntry, TraceWriter, MAX_CGROUP_PATH_LEN, MAX_LOSS_COUNT};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Most events in one batch frame.
+pub const BATCH_EVENTS: usize = 8192;
+/// Longest a read event waits for its batch frame.
+pub const BATCH_AGE: Duration = Duration::from_millis(200);
+/// Longest one poll of the ring buffer: the stop flag is checked at least this often.
+const POLL_SLICE: Duration = Duration::from_millis(100);
+const WINDOW_LEN_NS: u64 = 1_000_000_000;
+/// Where the cgroup v2 hierarchy is usually mounted (else found in /proc/self/mountinfo):
+/// a cgroup's id is the inode number of its directory there.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Set by SIGINT/SIGTERM.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_sig: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_stop_handlers() -> Result<()> {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction is valid; the handler only stores to an atomic
+        // (async-signal-safe), and sa_mask is initialised with sigemptyset.
+        let rc = unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_stop_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            sa.sa_flags = 0;
+            libc::sigaction(sig, &sa, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("installing the handler of signal {sig}"));
+        }
+    }
+    Ok(())
+}
+
+pub struct RecordConfig {
+    pub out: PathBuf,
+    /// Stop after this long (else only on SIGINT/SIGTERM).
+    pub duration: Option<Duration>,
+    pub node: String,
+}
+
+/// What a recording wrote.
+#[derive(Debug, Default)]
+pub struct RecordSummary {
+    pub events: u64,
+    pub batches: u64,
+    pub cgroups_named: u64,
+    /// Events counted in loss frames, by reason.
+    pub lost: BTreeMap<LossReason, u64>,
+    pub bytes: u64,
+    pub elapsed: Duration,
+}
+
+pub fn record(cfg: RecordConfig) -> Result<RecordSummary> {
+    if !is_valid_node_name(&cfg.node) {
+        bail!(
+            "node name `{}` is invalid: use 1-64 of A-Z a-z 0-9 . _ - not starting with `.` (--node)",
+            cfg.node
+        );
+    }
+    if cfg.out.exists() {
+        bail!(
+            "{}: already exists; ritma record never overwrites a trace",
+            cfg.out.display()
+        );
+    }
+    let boot_id = read_boot_id()?;
+    install_stop_handlers()?;
+    let sensor_cfg = SensorConfig {
+        run_counts: false,
+        ..SensorConfig::default()
+    };
+    let mut sensor = Sensor::start(sensor_cfg.clone()).context("starting the eBPF sensor")?;
+    // Counters start from the sensor's load: nothing before it is ours to report.
+    let mut drops_seen = sensor
+        .drops()
+        .context("reading the sensor's drop counters")?;
+    let wall_minus_mono_ns = wall_minus_mono_ns();
+    let started = Instant::now();
+    let started_wall_ns = clock_ns(libc::CLOCK_REALTIME).max(0) as u64;
+    let meta = RunMeta {
+        node: cfg.node.clone(),
+        boot_id,
+        sensor_version: concat!("ritma-ebpf ", env!("CARGO_PKG_VERSION")).into(),
+        config_digest: ritma_schemas::hash::blake3(
+            format!(
+                "ritma record v1 ring_bytes={} ignore_prefixes={:?} window_len_ns={WINDOW_LEN_NS}",
+                sensor_cfg.ring_bytes, sensor_cfg.ignore_prefixes
+            )
+            .as_bytes(),
+        ),
+        window_len_ns: WINDOW_LEN_NS,
+        wall_minus_mono_ns,
+        first_seq: 0,
+        started_wall_ns,
+    };
+    let mut writer = TraceWriter::create(&cfg.out)?;
+    let run = writer.add_run(&meta)?;
+
+    let deadline = cfg.duration.map(|d| started + d);
+    let mut rec = Recorder {
+        writer,
+        run,
+        next_seq: 0,
+        cgroups: CgroupNames::default(),
+        decode_errors: 0,
+        decode_errors_written: 0,
+        summary: RecordSummary::default(),
+    };
+    let mut batch: Vec<RawEvent> = Vec::with_capacity(BATCH_EVENTS);
+    let mut batch_started: Option<Instant> = None;
+    let mut read = Vec::new();
+    loop {
+        let now = Instant::now();
+        if STOP.load(Ordering::SeqCst) || deadline.is_some_and(|d| now >= d) {
+            break;
+        }
+        let mut timeout = POLL_SLICE;
+        if let Some(d) = deadline {
+            timeout = timeout.min(d - now);
+        }
+        if let Some(b) = batch_started {
+            timeout = timeout.min((b + BATCH_AGE).saturating_duration_since(now));
+        }
+        match sensor.poll(timeout, &mut read) {
+            Ok(_) => {}
+            Err(EbpfError::Wire(e)) => {
+                if rec.decode_errors == 0 {
+                    eprintln!("ritma: a malformed ring-buffer record was dropped ({e}); such drops are recorded as decode_error loss");
+                }
+                rec.decode_errors += 1;
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("reading the sensor's ring buffer")),
+        }
+        for mut e in read.drain(..) {
+            e.seq = rec.next_seq;
+            rec.next_seq += 1;
+            batch.push(e);
+            batch_started.get_or_insert_with(Instant::now);
+            if batch.len() >= BATCH_EVENTS {
+                rec.flush(&sensor, &mut drops_seen, &mut batch)?;
+                batch_started = None;
+            }
+        }
+        if batch_started.is_some_and(|b| b.elapsed() >= BATCH_AGE) {
+            rec.flush(&sensor, &mut drops_seen, &mut batch)?;
+            batch_started = None;
+        }
+    }
+    // What is still in the ring buffer was captured before the stop: keep it.
+    loop {
+        match sensor.poll(Duration::ZERO, &mut read) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(EbpfError::Wire(_)) => rec.decode_errors += 1,
+            Err(e) => return Err(anyhow::Error::new(e).context("reading the sensor's ring buffer")),
+        }
+        for mut e in read.drain(..) {
+            e.seq = rec.next_seq;
+            rec.next_seq += 1;
+            batch.push(e);
+            if batch.len() >= BATCH_EVENTS {
+                rec.flush(&sensor, &mut drops_seen, &mut batch)?;
+            }
+        }
+    }
+    // The last batch, then any loss counted after it (a trailing loss frame).
+    rec.flush(&sensor, &mut drops_seen, &mut batch)?;
+    rec.write_losses(&sensor, &mut drops_seen)?;
+    let mut summary = rec.summary;
+    summary.elapsed = started.elapsed();
+    // Detaching every program takes the kernel a few seconds (RCU grace periods).
+    drop(sensor);
+    summary.bytes = std::fs::metadata(&cfg.out).map_or(0, |m| m.len());
+    Ok(summary)
+}
+
+struct Recorder {
+    writer: TraceWriter,
+    run: u16,
+    next_seq: u64,
+    cgroups: CgroupNames,
+    /// Malformed ring-buffer records seen, and how many of them loss frames hold.
+    decode_errors: u64,
+    decode_errors_written: u64,
+    summary: RecordSummary,
+}
+
+impl Recorder {
+    /// Writes the loss frames and cgroups frame `batch` needs, then the batch (as frames
+    /// of at most `BATCH_EVENTS` events), and empties it.
+    fn flush(
+        &mut self,
+        sensor: &Sensor,
+        drops_seen: &mut DropCounts,
+        batch: &mut Vec<RawEvent>,
+    ) -> Result<()> {
+        self.write_losses(sensor, drops_seen)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let entries = self.cgroups.entries_for(batch);
+        if !entries.is_empty() {
+            self.writer.append_cgroups(self.run, &entries)?;
+            self.summary.cgroups_named += entries.len() as u64;
+        }
+        for chunk in batch.chunks(BATCH_EVENTS) {
+            self.writer.append_batch(self.run, chunk)?;
+            self.summary.batches += 1;
+        }
+        self.summary.events += batch.len() as u64;
+        batch.clear();
+        Ok(())
+    }
+
+    /// A loss frame per reason whose count grew since the last call.
+    fn write_losses(&mut self, sensor: &Sensor, seen: &mut DropCounts) -> Result<()> {
+        let now = sensor
+            .drops()
+            .context("reading the sensor's drop counters")?;
+        let mut grown: BTreeMap<LossReason, u64> = BTreeMap::new();
+        let mut add = |reason, n: u64| {
+            if n > 0 {
+                *grown.entry(reason).or_default() += n;
+            }
+        };
+        add(
+            LossReason::KernelRingbufFull,
+            now.ringbuf_full.saturating_sub(seen.ringbuf_full),
+        );
+        add(
+            LossReason::QueueShed,
+            now.stash_full.saturating_sub(seen.stash_full),
+        );
+        add(
+            LossReason::DecodeError,
+            now.unrepresentable.saturating_sub(seen.unrepresentable),
+        );
+        add(
+            LossReason::DecodeError,
+            self.decode_errors - self.decode_errors_written,
+        );
+        for (reason, mut n) in grown {
+            while n > 0 {
+                let part = n.min(MAX_LOSS_COUNT);
+                self.writer.append_loss(self.run, reason, part)?;
+                *self.summary.lost.entry(reason).or_default() += part;
+                n -= part;
+            }
+        }
+        *seen = now;
+        self.decode_errors_written = self.decode_errors;
+        Ok(())
+    }
+}
+
+/// Cgroup ids already named in the trace, and the paths of the last scan.
+#[derive(Default)]
+struct CgroupNames {
+    written: HashSet<u64>,
+    scanned: HashMap<u64, Vec<u8>>,
+    /// Ids a scan after their event did not find (the cgroup is gone): not scanned for again.
+    unfindable: HashSet<u64>,
+}
+
+impl CgroupNames {
+    /// The (id, path) entries to write before `batch`: its ids not yet named, found in
+    /// the cgroup tree (rescanned at most once, when an id is unknown).
+    fn entries_for(&mut self, batch: &[RawEvent]) -> Vec<CgroupEntry> {
+        let new: BTreeSet<u64> = batch
+            .iter()
+            .map(|e| e.task.cgroup_id)
+            .filter(|id| !self.written.contains(id) && !self.unfindable.contains(id))
+            .collect();
+        if new.iter().any(|id| !self.scanned.contains_key(id)) {
+            let root = cgroup2_mount().unwrap_or_else(|| PathBuf::from(CGROUP_ROOT));
+            self.scanned = scan_cgroups(&root);
+        }
+        let mut entries = Vec::new();
+        for id in new {
+            match self.scanned.get(&id) {
+                Some(path) => {
+                    self.written.insert(id);
+                    entries.push((id, path.clone()));
+                }
+                None => {
+                    self.unfindable.insert(id);
+                }
+            }
+        }
+        entries
+    }
+}
+
+/// The mount point of the whole cgroup v2 hierarchy (a `cgroup2` mount of its root), if
+/// mounted: `/sys/fs/cgroup` on unified systems, `/sys/fs/cgroup/unified` on hybrid ones.
+fn cgroup2_mount() -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    text.lines().find_map(|line| {
+        // id parent major:minor root mount-point options… - fstype source super-options
+        let (left, right) = line.split_once(" - ")?;
+        let f: Vec<&str> = left.split(' ').collect();
+        if right.split(' ').next() != Some("cgroup2") || f.get(3) != Some(&"/") {
+            return None;
+        }
+        Some(PathBuf::from(unescape_mountinfo(f.get(4)?)))
+    })
+}
+
+/// Mount points in mountinfo escape space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Every cgroup directory under `root` by inode number (= cgroup v2 id), as its path
+/// below `root` ("/" for the root). Unreadable directories are skipped.
+pub fn scan_cgroups(root: &Path) -> HashMap<u64, Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = HashMap::new();
+    // A cgroup v1 hierarchy's inode numbers are not cgroup v2 ids.
+    if !root.join("cgroup.controllers").exists() {
+        return out;
+    }
+    let Ok(meta) = std::fs::symlink_metadata(root) else {
+        return out;
+    };
+    out.insert(meta.ino(), b"/".to_vec());
+    let mut stack = vec![(root.to_path_buf(), Vec::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(ft) = entry.file_type() else { continue };
+            if !ft.is_dir() {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            let mut path: Vec<u8> = rel.clone();
+            path.push(b'/');
+            path.extend_from_slice(entry.file_name().as_bytes());
+            if path.len() <= MAX_CGROUP_PATH_LEN {
+                out.insert(meta.ino(), path.clone());
+            }
+            stack.push((entry.path(), path));
+        }
+    }
+    out
+}
+
+fn read_boot_id() -> Result<[u8; 16]> {
+    let path = "/proc/sys/kernel/random/boot_id";
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    parse_boot_id(&text).with_context(|| format!("{path}: not a UUID: {:?}", text.trim()))
+}
+
+fn parse_boot_id(text: &str) -> Result<[u8; 16]> {
+    let hex: Vec<u8> = text.trim().bytes().filter(|b| *b != b'-').collect();
+    if hex.len() != 32 {
+        bail!("{} hex digits, not 32", hex.len());
+    }
+    let digit = |b: u8| -> Result<u8> {
+        (b as char)
+            .to_digit(16)
+            .map(|d| d as u8)
+            .context("not a hex digit")
+    };
+    let mut out = [0u8; 16];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Ok(out)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec to write to.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+/// Wall-clock ns minus kernel monotonic ns (the clock of `bpf_ktime_get_ns`), read once.
+fn wall_minus_mono_ns() -> i64 {
+    let wall = clock_ns(libc::CLOCK_REALTIME);
+    let mono = clock_ns(libc::CLOCK_MONOTONIC);
+    wall - mono
+}
+
+/// The one-line summary printed on stderr.
+pub fn summary_line(out: &Path, s: &RecordSummary) -> String {
+    let reasons: Vec<String> = [
+        (LossReason::KernelRingbufFull, "kernel_ringbuf_full"),
+        (LossReason::QueueShed, "queue_shed"),
+        (LossReason::DecodeError, "decode_error"),
+    ]
+    .iter()
+    .map(|(r, name)| format!("{name} {}", s.lost.get(r).copied().unwrap_or(0)))
+    .collect();
+    format!(
+        "ritma: recorded {} events in {} batches to {} ({} bytes) in {:.1} s; lost {} ({}); {} cgroups named",
+        s.events,
+        s.batches,
+        out.display(),
+        s.bytes,
+        s.elapsed.as_secs_f64(),
+        s.lost.values().sum::<u64>(),
+        reasons.join(", "),
+        s.cgroups_named
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_ids_parse_from_the_kernel_text() {
+        let id = parse_boot_id("0123abcd-4567-89ef-0123-456789abcdef\n").unwrap();
+        assert_eq!(id[0], 0x01);
+        assert_eq!(id[15], 0xef);
+        assert!(parse_boot_id("0123").is_err());
+        assert!(parse_boot_id("0123abcd-4567-89ef-0123-456789abcdeg").is_err());
+        // This machine's own boot id reads.
+        read_boot_id().unwrap();
+    }
+
+    #[test]
+    fn the_cgroup_scan_names_directories_by_inode() {
+        let d = tempfile::tempdir().unwrap();
+        // Not a cgroup v2 mount (no cgroup.controllers): nothing.
+        assert!(scan_cgroups(d.path()).is_empty());
+        std::fs::write(d.path().join("cgroup.controllers"), "").unwrap();
+        std::fs::create_dir_all(d.path().join("a.slice/b.scope")).unwrap();
+        let ino = |p: &str| std::fs::metadata(d.path().join(p)).unwrap().ino();
+        let m = scan_cgroups(d.path());
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[&ino("")], b"/");
+        assert_eq!(m[&ino("a.slice")], b"/a.slice");
+        assert_eq!(m[&ino("a.slice/b.scope")], b"/a.slice/b.scope");
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mountinfo(r"/a\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/sys/fs/cgroup"), "/sys/fs/cgroup");
+        assert_eq!(unescape_mountinfo(r"/x\0"), r"/x\0");
+    }
+
+    #[test]
+    fn the_clock_offset_is_wall_minus_monotonic() {
+        let off = wall_minus_mono_ns();
+        let wall = clock_ns(libc::CLOCK_REALTIME);
+        let mono = clock_ns(libc::CLOCK_MONOTONIC);
+        assert!((wall - mono - off).abs() < 1_000_000_000);
+    }
+}
