@@ -7,47 +7,14 @@
 
 use proptest::prelude::*;
 use ritma_schemas::cbor::{DecodeError, DecodeErrorKind, Encoder};
-use ritma_schemas::records::{Record, RunMeta};
-use ritma_sources::raw::{RawBody, RawEvent, Task};
 use ritma_sources::trace::{
-    scan_runs, CgroupEntry, TraceError, TraceItem, TraceReader, TraceWriter, FILE_MAGIC,
-    FRAME_HEADER_LEN,
+    scan_runs, CgroupEntry, TraceError, TraceItem, TraceReader, TraceWriter, FRAME_HEADER_LEN,
 };
+mod common;
+
+use common::*;
 use std::path::Path;
 use std::sync::OnceLock;
-
-const KIND_RUN: u8 = 1;
-const KIND_BATCH: u8 = 2;
-const KIND_CGROUPS: u8 = 3;
-
-fn meta(node: &str) -> RunMeta {
-    RunMeta {
-        node: node.into(),
-        boot_id: [1; 16],
-        sensor_version: "test".into(),
-        config_digest: [2; 32],
-        window_len_ns: 1_000_000_000,
-        wall_minus_mono_ns: 1_700_000_000_000_000_000,
-        first_seq: 0,
-        started_wall_ns: 1_700_000_000_000_000_000,
-    }
-}
-
-fn events(first: u64, n: u64, cgroup_id: u64) -> Vec<RawEvent> {
-    (first..first + n)
-        .map(|seq| RawEvent {
-            seq,
-            mono_ns: 1000 + seq,
-            task: Task {
-                pid: 100,
-                cgroup_id,
-                comm: b"cat".to_vec(),
-                ..Task::default()
-            },
-            body: RawBody::Exit { code: 0 },
-        })
-        .collect()
-}
 
 fn entries(list: &[(u64, &str)]) -> Vec<CgroupEntry> {
     list.iter()
@@ -62,41 +29,6 @@ fn payload(list: &[CgroupEntry]) -> Vec<u8> {
         e.array(2).uint(*id).bytes(path);
     }
     e.into_bytes()
-}
-
-/// One frame exactly as FORMAT.md §7.2 lays it out.
-fn frame(kind: u8, run: u16, first_seq: u64, count: u32, raw: &[u8]) -> Vec<u8> {
-    let comp = zstd::bulk::compress(raw, 1).unwrap();
-    let mut f = b"RTBF".to_vec();
-    f.push(kind);
-    f.push(0);
-    f.extend_from_slice(&run.to_be_bytes());
-    f.extend_from_slice(&first_seq.to_be_bytes());
-    f.extend_from_slice(&count.to_be_bytes());
-    f.extend_from_slice(&(raw.len() as u32).to_be_bytes());
-    f.extend_from_slice(&(comp.len() as u32).to_be_bytes());
-    let mut h = blake3::Hasher::new();
-    h.update(&f);
-    h.update(&comp);
-    f.extend_from_slice(&h.finalize().as_bytes()[..16]);
-    f.extend_from_slice(&comp);
-    f
-}
-
-/// File magic and the run frame of run 0.
-fn trace_start() -> Vec<u8> {
-    let mut b = FILE_MAGIC.to_vec();
-    b.extend(frame(KIND_RUN, 0, 0, 0, &meta("n1").encode()));
-    b
-}
-
-fn read_all(path: &Path) -> Result<Vec<TraceItem>, TraceError> {
-    let mut r = TraceReader::open(path)?;
-    let mut out = Vec::new();
-    while let Some(i) = r.next_item()? {
-        out.push(i);
-    }
-    Ok(out)
 }
 
 /// Reads a trace of a run frame then `frame`; returns the error the frame gives.
@@ -369,24 +301,6 @@ fn write_mixed(p: &Path) -> (Vec<u8>, Vec<usize>) {
     offsets.push(len());
     w.append_batch(run, &events(20, 10, 3)).unwrap();
     (std::fs::read(p).unwrap(), offsets)
-}
-
-/// Every item read after skipping the corrupt frame, as (kind, first seq).
-fn read_skipping(p: &Path) -> Vec<(u8, u64)> {
-    let mut r = TraceReader::open(p).unwrap();
-    let mut out = vec![];
-    loop {
-        match r.next_item() {
-            Ok(Some(TraceItem::Run { meta, .. })) => out.push((KIND_RUN, meta.first_seq)),
-            Ok(Some(TraceItem::Batch { events, .. })) => out.push((KIND_BATCH, events[0].seq)),
-            Ok(Some(TraceItem::Cgroups { first_seq, .. })) => out.push((KIND_CGROUPS, first_seq)),
-            Ok(Some(TraceItem::Loss { .. })) => panic!("no loss frames were written"),
-            Ok(None) => return out,
-            Err(_) => {
-                r.skip_corrupt().unwrap().expect("a valid frame follows");
-            }
-        }
-    }
 }
 
 #[test]

@@ -6,44 +6,15 @@
 
 use proptest::prelude::*;
 use ritma_schemas::cbor::{DecodeErrorKind, Encoder};
-use ritma_schemas::records::{LossReason, Record, RunMeta};
-use ritma_sources::raw::{RawBody, RawEvent, Task};
+use ritma_schemas::records::{LossReason, Record};
 use ritma_sources::trace::{
     scan_runs, TraceError, TraceItem, TraceReader, TraceWriter, FILE_MAGIC, FRAME_HEADER_LEN,
     MAX_LOSS_COUNT,
 };
+mod common;
+
+use common::*;
 use std::path::Path;
-
-const KIND_RUN: u8 = 1;
-const KIND_LOSS: u8 = 4;
-
-fn meta(node: &str) -> RunMeta {
-    RunMeta {
-        node: node.into(),
-        boot_id: [1; 16],
-        sensor_version: "test".into(),
-        config_digest: [2; 32],
-        window_len_ns: 1_000_000_000,
-        wall_minus_mono_ns: 1_700_000_000_000_000_000,
-        first_seq: 0,
-        started_wall_ns: 1_700_000_000_000_000_000,
-    }
-}
-
-fn events(first: u64, n: u64) -> Vec<RawEvent> {
-    (first..first + n)
-        .map(|seq| RawEvent {
-            seq,
-            mono_ns: 1000 + seq,
-            task: Task {
-                pid: 100,
-                comm: b"cat".to_vec(),
-                ..Task::default()
-            },
-            body: RawBody::Exit { code: 0 },
-        })
-        .collect()
-}
 
 /// A loss payload as FORMAT.md encodes it: `[reason, count]`.
 fn payload(reason: u64, count: u64) -> Vec<u8> {
@@ -52,40 +23,11 @@ fn payload(reason: u64, count: u64) -> Vec<u8> {
     e.into_bytes()
 }
 
-/// One frame exactly as FORMAT.md §7.2 lays it out.
-fn frame(kind: u8, run: u16, first_seq: u64, count: u32, raw: &[u8]) -> Vec<u8> {
-    let comp = zstd::bulk::compress(raw, 1).unwrap();
-    let mut f = b"RTBF".to_vec();
-    f.push(kind);
-    f.push(0);
-    f.extend_from_slice(&run.to_be_bytes());
-    f.extend_from_slice(&first_seq.to_be_bytes());
-    f.extend_from_slice(&count.to_be_bytes());
-    f.extend_from_slice(&(raw.len() as u32).to_be_bytes());
-    f.extend_from_slice(&(comp.len() as u32).to_be_bytes());
-    let mut h = blake3::Hasher::new();
-    h.update(&f);
-    h.update(&comp);
-    f.extend_from_slice(&h.finalize().as_bytes()[..16]);
-    f.extend_from_slice(&comp);
-    f
-}
-
-fn read_all(path: &Path) -> Result<Vec<TraceItem>, TraceError> {
-    let mut r = TraceReader::open(path)?;
-    let mut out = Vec::new();
-    while let Some(i) = r.next_item()? {
-        out.push(i);
-    }
-    Ok(out)
-}
-
 /// The error a trace of run frame 0 then `frame` gives at that frame.
 fn frame_error(frame: Vec<u8>) -> TraceError {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("t.rtrace");
-    let mut b = FILE_MAGIC.to_vec();
-    b.extend(self::frame(KIND_RUN, 0, 0, 0, &meta("n1").encode()));
+    let mut b = trace_start();
     b.extend(frame);
     std::fs::write(&p, &b).unwrap();
     let mut r = TraceReader::open(&p).unwrap();
@@ -99,14 +41,14 @@ fn loss_frames_round_trip_between_batches_with_the_spec_bytes() {
     let p = dir.path().join("t.rtrace");
     let mut w = TraceWriter::create(&p).unwrap();
     let run = w.add_run(&meta("n1")).unwrap();
-    w.append_batch(run, &events(0, 4)).unwrap();
+    w.append_batch(run, &events(0, 4, 0)).unwrap();
     let at = std::fs::metadata(&p).unwrap().len() as usize;
     w.append_loss(run, LossReason::KernelRingbufFull, 17)
         .unwrap();
     w.append_loss(run, LossReason::QueueShed, 2).unwrap();
     // A loss frame does not advance the run's seq.
     assert_eq!(w.next_seq(run), Some(4));
-    w.append_batch(run, &events(4, 2)).unwrap();
+    w.append_batch(run, &events(4, 2, 0)).unwrap();
     w.append_loss(run, LossReason::DecodeError, MAX_LOSS_COUNT)
         .unwrap();
     drop(w);
@@ -250,35 +192,17 @@ fn write_mixed(p: &Path) -> (Vec<u8>, Vec<usize>) {
     let run = w.add_run(&meta("n1")).unwrap();
     let len = || std::fs::metadata(p).unwrap().len() as usize;
     let mut offsets = vec![len()];
-    w.append_batch(run, &events(0, 10)).unwrap();
+    w.append_batch(run, &events(0, 10, 0)).unwrap();
     offsets.push(len());
     w.append_loss(run, LossReason::KernelRingbufFull, 3)
         .unwrap();
     offsets.push(len());
-    w.append_batch(run, &events(10, 10)).unwrap();
+    w.append_batch(run, &events(10, 10, 0)).unwrap();
     offsets.push(len());
     w.append_loss(run, LossReason::QueueShed, 4).unwrap();
     offsets.push(len());
-    w.append_batch(run, &events(20, 10)).unwrap();
+    w.append_batch(run, &events(20, 10, 0)).unwrap();
     (std::fs::read(p).unwrap(), offsets)
-}
-
-/// Every item after skipping corrupt frames, as (kind, seq).
-fn read_skipping(p: &Path) -> Vec<(u8, u64)> {
-    let mut r = TraceReader::open(p).unwrap();
-    let mut out = vec![];
-    loop {
-        match r.next_item() {
-            Ok(Some(TraceItem::Run { .. })) => out.push((1, 0)),
-            Ok(Some(TraceItem::Batch { events, .. })) => out.push((2, events[0].seq)),
-            Ok(Some(TraceItem::Cgroups { first_seq, .. })) => out.push((3, first_seq)),
-            Ok(Some(TraceItem::Loss { at_seq, .. })) => out.push((4, at_seq)),
-            Ok(None) => return out,
-            Err(_) => {
-                r.skip_corrupt().unwrap().expect("a valid frame follows");
-            }
-        }
-    }
 }
 
 #[test]
@@ -317,7 +241,7 @@ fn a_torn_loss_frame_is_cut_off_on_append() {
             ((cut - start) as u64, vec![20])
         );
         w.append_loss(0, LossReason::QueueShed, 4).unwrap();
-        w.append_batch(0, &events(20, 10)).unwrap();
+        w.append_batch(0, &events(20, 10, 0)).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), full, "cut at {cut}");
     }
 }
