@@ -1,155 +1,17 @@
-//! `ritma record` (live capture, as root) and loss frames through `ritma replay`.
+//! `ritma record`: live capture, as root, into a trace that replays and verifies.
 
 #[allow(dead_code)]
 mod util;
 
-use ritma_schemas::records::{LossReason, RunMeta};
-use ritma_sources::raw::{RawBody, RawEvent, Task};
-use ritma_sources::trace::{TraceItem, TraceReader, TraceWriter};
+use ritma_schemas::records::LossReason;
+use ritma_sources::raw::{RawBody, RawEvent};
+use ritma_sources::trace::{TraceItem, TraceReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use util::{tree, window_leaves, Dir, OutputExt};
+use util::{Dir, OutputExt};
 
-const NODE: &str = "edge-1";
-const MS: u64 = 1_000_000;
-const WINDOW_LEN_NS: u64 = 1_000 * MS;
-/// The trace's first window (window 800 of its hour, so no hour completes).
-const W0: u64 = 1_700_000_000;
-const MONO_AT_W0: u64 = 5_000 * MS;
-
-fn run_meta() -> RunMeta {
-    RunMeta {
-        node: NODE.into(),
-        boot_id: [7; 16],
-        sensor_version: "record-test".into(),
-        config_digest: [3; 32],
-        window_len_ns: WINDOW_LEN_NS,
-        wall_minus_mono_ns: (W0 * WINDOW_LEN_NS - MONO_AT_W0) as i64,
-        first_seq: 0,
-        started_wall_ns: W0 * WINDOW_LEN_NS,
-    }
-}
-
-/// An open at `ms` after W0's start.
-fn raw_event(seq: u64, ms: u64) -> RawEvent {
-    RawEvent {
-        seq,
-        mono_ns: MONO_AT_W0 + ms * MS,
-        task: Task {
-            pid: 100,
-            tid: 100,
-            ppid: 1,
-            start_ns: 1_000,
-            comm: b"worker".to_vec(),
-            ..Task::default()
-        },
-        body: RawBody::Open {
-            path: format!("/data/f{seq}").into_bytes(),
-            flags: 0,
-            mode: 0,
-            result: 3,
-        },
-    }
-}
-
-/// A window's number after W0, its `lost` and its event count.
-type WindowLoss = (u64, Vec<(LossReason, u64)>, u64);
-
-/// `ritma keys init` for NODE in `keys`; returns (private key, verifier key) paths.
-fn keys(d: &Dir, node: &str) -> (String, String) {
-    d.ritma(&["keys", "init", "--out", "keys", "--node", node])
-        .output()
-        .success();
-    let key = |f: &str| {
-        d.join(&format!("keys/_meta/keys/{f}"))
-            .display()
-            .to_string()
-    };
-    (key("signing.key"), key("signing.vkey"))
-}
-
-/// Loss frames are sealed in the window where the run's next event is placed (the
-/// oldest open one, like a seq gap), under their own reason; a trailing loss frame in
-/// the oldest window still open at the end; `verify` accepts the store, and the store
-/// is the same for any number of workers.
-#[test]
-fn loss_frames_are_sealed_under_their_reason() {
-    let d = Dir::new();
-    let trace = d.join("loss.rtrace");
-    let mut w = TraceWriter::create(&trace).unwrap();
-    let run = w.add_run(&run_meta()).unwrap();
-    // Before any event: sealed with the first event, in W0.
-    w.append_loss(run, LossReason::DecodeError, 1).unwrap();
-    w.append_batch(run, &[raw_event(0, 100), raw_event(1, 1_100)])
-        .unwrap();
-    // W0 closed at 1100 ms: the oldest open window is W0 + 1, where the next event goes.
-    w.append_loss(run, LossReason::KernelRingbufFull, 5)
-        .unwrap();
-    w.append_loss(run, LossReason::QueueShed, 1).unwrap();
-    w.append_batch(run, &[raw_event(2, 1_500), raw_event(3, 2_500)])
-        .unwrap();
-    // After the last event: the oldest window still open, W0 + 2.
-    w.append_loss(run, LossReason::QueueShed, 2).unwrap();
-    drop(w);
-
-    let (key, vkey) = keys(&d, NODE);
-    let mut stores = Vec::new();
-    for workers in ["1", "3"] {
-        let out = format!("s{workers}");
-        let err = d
-            .ritma(&[
-                "replay",
-                "loss.rtrace",
-                "--out",
-                &out,
-                "--workers",
-                workers,
-                "--key",
-                &key,
-            ])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&err.stderr);
-        assert!(err.status.success(), "{stderr}");
-        assert!(
-            stderr.contains("0 events lost to corrupt trace frames, 9 recorded as lost"),
-            "{stderr}"
-        );
-        let verified = d
-            .ritma(&["verify", &out, "--key", &vkey])
-            .output()
-            .success();
-        assert!(
-            verified.starts_with("OK edge-1: 3 windows") && verified.contains("4 events, 9 lost"),
-            "{verified}"
-        );
-        stores.push(tree(&d.join(&out)));
-        let lost: Vec<WindowLoss> = window_leaves(&d.join(&out))
-            .into_iter()
-            .map(|(r, _)| (r.window - W0, r.lost, r.event_count))
-            .collect();
-        assert_eq!(
-            lost,
-            vec![
-                (0, vec![(LossReason::DecodeError, 1)], 1),
-                (
-                    1,
-                    vec![
-                        (LossReason::KernelRingbufFull, 5),
-                        (LossReason::QueueShed, 1)
-                    ],
-                    2
-                ),
-                (2, vec![(LossReason::QueueShed, 2)], 1),
-            ]
-        );
-    }
-    assert!(
-        stores[0] == stores[1],
-        "the store differs between 1 and 3 workers"
-    );
-}
+const WINDOW_LEN_NS: u64 = 1_000_000_000;
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -290,7 +152,7 @@ fn record_captures_a_live_workload_that_replays_and_verifies() {
         assert!(open.is_some(), "no open of {target} by pid {pid}");
     }
 
-    let (key, vkey) = keys(&d, "rec-test");
+    let (key, vkey) = d.signing_key("rec-test");
     d.ritma(&["replay", "live.rtrace", "--out", "s", "--key", &key])
         .output()
         .success();

@@ -1,7 +1,7 @@
 //! Late events, corrupt frames and torn tails through `ritma replay`: traces are
 //! written with exact event times, and the sealed windows are read back from the store.
 
-use crate::util::{tree, Dir, OutputExt};
+use crate::util::{tree, window_leaves, Dir, OutputExt};
 use ritma_schemas::records::{
     atom_flags, AnyRecord, EventAtom, LossReason, Record, RunMeta, WindowRecord,
 };
@@ -90,20 +90,6 @@ fn flip_byte(path: &Path, at: usize) {
     std::fs::write(path, b).unwrap();
 }
 
-/// Makes the signing key once, outside the stores, so every replay signs alike;
-/// returns the private key file and the vkey file.
-fn make_key(d: &Dir) -> (String, String) {
-    d.ritma(&["keys", "init", "--out", "keys", "--node", NODE])
-        .output()
-        .success();
-    let key = |f: &str| {
-        d.join(&format!("keys/_meta/keys/{f}"))
-            .display()
-            .to_string()
-    };
-    (key("signing.key"), key("signing.vkey"))
-}
-
 /// `ritma replay TRACE --out OUT --workers N --key KEY`; asserts success, returns stderr.
 fn replay(d: &Dir, trace: &str, out: &str, workers: usize, key: &str) -> String {
     let o = d
@@ -129,6 +115,8 @@ fn verify(d: &Dir, out: &str, vkey: &str) -> String {
     d.ritma(&["verify", out, "--key", vkey]).output().success()
 }
 
+/// A window's number after W0, its `lost` and its event count.
+type WindowLoss = (u64, Vec<(LossReason, u64)>, u64);
 /// (seq, t_ns, late) of one sealed event.
 type SealedEvent = (u64, i64, bool);
 /// A window's number after W0, and its events.
@@ -215,7 +203,7 @@ const fn ns(ms: i64) -> i64 {
 #[test]
 fn late_events_join_the_oldest_open_window_and_keep_their_true_time() {
     let d = Dir::new();
-    let (key, vkey) = make_key(&d);
+    let (key, vkey) = d.signing_key(NODE);
     // Event times in ms after W0's start, seq = position; W0 + n covers [n s, n + 1 s).
     let times: Vec<u64> = vec![
         100, 900,  // 0, 1: W0
@@ -300,7 +288,7 @@ fn late_events_join_the_oldest_open_window_and_keep_their_true_time() {
 #[test]
 fn events_going_back_less_than_the_slack_before_the_first_event_are_not_late() {
     let d = Dir::new();
-    let (key, vkey) = make_key(&d);
+    let (key, vkey) = d.signing_key(NODE);
     // Seq 1 is 20 ms before seq 0 and in the window before it; nothing has reached
     // 50 ms past W0's end, so W0 is open and seq 1 belongs there.
     write_trace(&d.join("t.rtrace"), &[vec![1010, 990, 1020, 2100]]);
@@ -328,7 +316,7 @@ fn three_batches() -> Vec<Vec<u64>> {
 #[test]
 fn a_corrupt_middle_frame_is_skipped_and_sealed_as_trace_loss() {
     let d = Dir::new();
-    let (key, vkey) = make_key(&d);
+    let (key, vkey) = d.signing_key(NODE);
     let frames = write_trace(&d.join("clean.rtrace"), &three_batches());
     replay(&d, "clean.rtrace", "clean", 1, &key);
     let clean = sealed_windows(&d.join("clean"));
@@ -398,7 +386,7 @@ fn a_corrupt_middle_frame_is_skipped_and_sealed_as_trace_loss() {
 #[test]
 fn a_corrupt_first_batch_is_sealed_as_trace_loss() {
     let d = Dir::new();
-    let (key, vkey) = make_key(&d);
+    let (key, vkey) = d.signing_key(NODE);
     let frames = write_trace(&d.join("t.rtrace"), &three_batches());
     flip_byte(&d.join("t.rtrace"), frames[0].start + FRAME_HEADER_LEN + 2);
     let err = replay(&d, "t.rtrace", "s", 1, &key);
@@ -423,7 +411,7 @@ fn a_corrupt_first_batch_is_sealed_as_trace_loss() {
 #[test]
 fn a_torn_tail_is_replayed_up_to_the_tear() {
     let d = Dir::new();
-    let (key, vkey) = make_key(&d);
+    let (key, vkey) = d.signing_key(NODE);
     let batches = three_batches();
     let frames = write_trace(&d.join("full.rtrace"), &batches);
     write_trace(&d.join("prefix.rtrace"), &batches[..2]);
@@ -474,7 +462,7 @@ fn a_torn_tail_is_replayed_up_to_the_tear() {
 #[test]
 fn a_damaged_trace_seals_byte_identical_stores_for_any_worker_count() {
     let d = Dir::new();
-    let (key, vkey) = make_key(&d);
+    let (key, vkey) = d.signing_key(NODE);
     let mut b1 = spaced(1100, 20, 40);
     b1.extend([700, 30]); // W0 closed at 1100: both late into W0+1
     let mut b3 = spaced(3100, 20, 40);
@@ -545,5 +533,70 @@ fn a_damaged_trace_seals_byte_identical_stores_for_any_worker_count() {
             (82, ns(-1500)),
             (83, ns(-10))
         ]
+    );
+}
+
+/// Loss frames are sealed in the window where the run's next event is placed (the
+/// oldest open one, like a seq gap), under their own reason; a trailing loss frame in
+/// the oldest window still open at the end; `verify` accepts the store, and the store
+/// is the same for any number of workers.
+#[test]
+fn loss_frames_are_sealed_under_their_reason() {
+    let d = Dir::new();
+    let trace = d.join("loss.rtrace");
+    let mut w = TraceWriter::create(&trace).unwrap();
+    let run = w.add_run(&run_meta()).unwrap();
+    // Before any event: sealed with the first event, in W0.
+    w.append_loss(run, LossReason::DecodeError, 1).unwrap();
+    w.append_batch(run, &[raw_event(0, 100), raw_event(1, 1_100)])
+        .unwrap();
+    // W0 closed at 1100 ms: the oldest open window is W0 + 1, where the next event goes.
+    w.append_loss(run, LossReason::KernelRingbufFull, 5)
+        .unwrap();
+    w.append_loss(run, LossReason::QueueShed, 1).unwrap();
+    w.append_batch(run, &[raw_event(2, 1_500), raw_event(3, 2_500)])
+        .unwrap();
+    // After the last event: the oldest window still open, W0 + 2.
+    w.append_loss(run, LossReason::QueueShed, 2).unwrap();
+    drop(w);
+
+    let (key, vkey) = d.signing_key(NODE);
+    let mut stores = Vec::new();
+    for workers in [1, 3] {
+        let out = format!("s{workers}");
+        let stderr = replay(&d, "loss.rtrace", &out, workers, &key);
+        assert!(
+            stderr.contains("0 events lost to corrupt trace frames, 9 recorded as lost"),
+            "{stderr}"
+        );
+        let verified = verify(&d, &out, &vkey);
+        assert!(
+            verified.starts_with("OK edge-1: 3 windows") && verified.contains("4 events, 9 lost"),
+            "{verified}"
+        );
+        stores.push(tree(&d.join(&out)));
+        let lost: Vec<WindowLoss> = window_leaves(&d.join(&out))
+            .into_iter()
+            .map(|(r, _)| (r.window - W0, r.lost, r.event_count))
+            .collect();
+        assert_eq!(
+            lost,
+            vec![
+                (0, vec![(LossReason::DecodeError, 1)], 1),
+                (
+                    1,
+                    vec![
+                        (LossReason::KernelRingbufFull, 5),
+                        (LossReason::QueueShed, 1)
+                    ],
+                    2
+                ),
+                (2, vec![(LossReason::QueueShed, 2)], 1),
+            ]
+        );
+    }
+    assert!(
+        stores[0] == stores[1],
+        "the store differs between 1 and 3 workers"
     );
 }

@@ -37,6 +37,20 @@ impl Dir {
 }
 
 impl Dir {
+    /// `ritma keys init --out keys --node NODE`, outside any store, so every replay signs
+    /// alike; returns the private key file and the vkey file.
+    pub fn signing_key(&self, node: &str) -> (String, String) {
+        self.ritma(&["keys", "init", "--out", "keys", "--node", node])
+            .output()
+            .success();
+        let key = |f: &str| {
+            self.join(&format!("keys/_meta/keys/{f}"))
+                .display()
+                .to_string()
+        };
+        (key("signing.key"), key("signing.vkey"))
+    }
+
     /// `ritma synth SYNTH_ARGS… --out t.rtrace`, a key for node synth-0 in store `s`,
     /// and `ritma replay t.rtrace --out s`: a sealed single-node store at `s`.
     pub fn sealed_store(&self, synth_args: &[&str]) {
