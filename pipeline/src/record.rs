@@ -153,47 +153,18 @@ pub fn record(cfg: RecordConfig) -> Result<RecordSummary> {
         if let Some(b) = batch_started {
             timeout = timeout.min((b + BATCH_AGE).saturating_duration_since(now));
         }
-        match sensor.poll(timeout, &mut read) {
-            Ok(_) => {}
-            Err(EbpfError::Wire(e)) => {
-                if rec.decode_errors == 0 {
-                    eprintln!("ritma: a malformed ring-buffer record was dropped ({e}); such drops are recorded as decode_error loss");
-                }
-                rec.decode_errors += 1;
-            }
-            Err(e) => return Err(anyhow::Error::new(e).context("reading the sensor's ring buffer")),
-        }
-        for mut e in read.drain(..) {
-            e.seq = rec.next_seq;
-            rec.next_seq += 1;
-            batch.push(e);
-            batch_started.get_or_insert_with(Instant::now);
-            if batch.len() >= BATCH_EVENTS {
-                rec.flush(&sensor, &mut drops_seen, &mut batch)?;
-                batch_started = None;
-            }
-        }
+        rec.poll(&mut sensor, timeout, &mut read)?;
+        rec.take(&mut read, &sensor, &mut drops_seen, &mut batch)?;
+        // The batch's age counts from its first event still waiting.
+        batch_started = (!batch.is_empty()).then(|| batch_started.unwrap_or_else(Instant::now));
         if batch_started.is_some_and(|b| b.elapsed() >= BATCH_AGE) {
             rec.flush(&sensor, &mut drops_seen, &mut batch)?;
             batch_started = None;
         }
     }
     // What is still in the ring buffer was captured before the stop: keep it.
-    loop {
-        match sensor.poll(Duration::ZERO, &mut read) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(EbpfError::Wire(_)) => rec.decode_errors += 1,
-            Err(e) => return Err(anyhow::Error::new(e).context("reading the sensor's ring buffer")),
-        }
-        for mut e in read.drain(..) {
-            e.seq = rec.next_seq;
-            rec.next_seq += 1;
-            batch.push(e);
-            if batch.len() >= BATCH_EVENTS {
-                rec.flush(&sensor, &mut drops_seen, &mut batch)?;
-            }
-        }
+    while rec.poll(&mut sensor, Duration::ZERO, &mut read)? {
+        rec.take(&mut read, &sensor, &mut drops_seen, &mut batch)?;
     }
     // The last batch, then any loss counted after it (a trailing loss frame).
     rec.flush(&sensor, &mut drops_seen, &mut batch)?;
@@ -218,6 +189,46 @@ struct Recorder {
 }
 
 impl Recorder {
+    /// One poll of the ring buffer into `read`; false when it had nothing. A malformed
+    /// record is counted for a decode_error loss frame, not fatal.
+    fn poll(
+        &mut self,
+        sensor: &mut Sensor,
+        timeout: Duration,
+        read: &mut Vec<RawEvent>,
+    ) -> Result<bool> {
+        match sensor.poll(timeout, read) {
+            Ok(n) => Ok(n > 0),
+            Err(EbpfError::Wire(e)) => {
+                if self.decode_errors == 0 {
+                    eprintln!("ritma: a malformed ring-buffer record was dropped ({e}); such drops are recorded as decode_error loss");
+                }
+                self.decode_errors += 1;
+                Ok(true)
+            }
+            Err(e) => Err(anyhow::Error::new(e).context("reading the sensor's ring buffer")),
+        }
+    }
+
+    /// Numbers the events read, in read order, into `batch`, flushing it when full.
+    fn take(
+        &mut self,
+        read: &mut Vec<RawEvent>,
+        sensor: &Sensor,
+        drops_seen: &mut DropCounts,
+        batch: &mut Vec<RawEvent>,
+    ) -> Result<()> {
+        for mut e in read.drain(..) {
+            e.seq = self.next_seq;
+            self.next_seq += 1;
+            batch.push(e);
+            if batch.len() >= BATCH_EVENTS {
+                self.flush(sensor, drops_seen, batch)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes the loss frames and cgroups frame `batch` needs, then the batch (as frames
     /// of at most `BATCH_EVENTS` events), and empties it.
     fn flush(
