@@ -2,6 +2,7 @@
 
 mod record;
 mod replay;
+mod run;
 mod taint;
 
 use anyhow::{bail, Context, Result};
@@ -41,6 +42,24 @@ enum Command {
         /// Private key file for a single-node trace (default: the store's own key).
         #[arg(long)]
         key: Option<PathBuf>,
+        /// Seconds taint follows a flow or a cone-matched actor after it was last seen.
+        #[arg(long, default_value_t = 300)]
+        taint_ttl: u64,
+    },
+    /// Capture live events with the eBPF sensor and seal them into a store as windows close (needs root).
+    Run {
+        /// The store (RITMA_OUT) to create; its signing key is made if absent.
+        #[arg(long, env = "RITMA_OUT", default_value = "RITMA_OUT")]
+        out: PathBuf,
+        /// Stop after this many seconds (default: at SIGINT or SIGTERM).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Node name, 1-64 of A-Z a-z 0-9 . _ - (default: the host name).
+        #[arg(long, env = "RITMA_NODE_ID")]
+        node: Option<String>,
+        /// Dataflow worker threads; the output is the same for any number.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
         /// Seconds taint follows a flow or a cone-matched actor after it was last seen.
         #[arg(long, default_value_t = 300)]
         taint_ttl: u64,
@@ -146,17 +165,72 @@ fn run(cli: Cli) -> Result<()> {
             duration,
             node,
         } => record_cmd(out, duration, node),
+        Command::Run {
+            out,
+            duration,
+            node,
+            workers,
+            taint_ttl,
+        } => run_cmd(out, duration, node, workers, taint_ttl),
     }
 }
 
-fn record_cmd(out: PathBuf, duration: Option<f64>, node: Option<String>) -> Result<()> {
-    let duration = match duration {
+/// `--duration` in seconds, checked.
+fn parse_duration(duration: Option<f64>) -> Result<Option<std::time::Duration>> {
+    match duration {
         Some(s) if !(s.is_finite() && s > 0.0 && s <= 1e9) => {
             bail!("--duration must be a positive number of seconds, not {s}")
         }
-        Some(s) => Some(std::time::Duration::from_secs_f64(s)),
-        None => None,
+        Some(s) => Ok(Some(std::time::Duration::from_secs_f64(s))),
+        None => Ok(None),
+    }
+}
+
+/// `--workers` and `--taint-ttl`, checked; the TTL in ns.
+fn check_dataflow_args(workers: usize, taint_ttl_s: u64) -> Result<u64> {
+    if workers == 0 || workers > 256 {
+        bail!("--workers must be 1 to 256, not {workers}");
+    }
+    if taint_ttl_s == 0 || taint_ttl_s > 86_400 {
+        bail!("--taint-ttl must be 1 to 86400 seconds, not {taint_ttl_s}");
+    }
+    Ok(taint_ttl_s * 1_000_000_000)
+}
+
+fn run_cmd(
+    out: PathBuf,
+    duration: Option<f64>,
+    node: Option<String>,
+    workers: usize,
+    taint_ttl_s: u64,
+) -> Result<()> {
+    let duration = parse_duration(duration)?;
+    let taint_ttl_ns = check_dataflow_args(workers, taint_ttl_s)?;
+    let node = match node {
+        Some(n) => n,
+        None => default_node()?,
     };
+    let s = run::run(run::RunConfig {
+        out: out.clone(),
+        duration,
+        node,
+        workers,
+        taint_ttl_ns,
+    })?;
+    eprintln!("{}", record::summary_line(&s.wal, &s.capture));
+    eprintln!(
+        "ritma: sealed {} events in {} windows into {}; seal latency p50 {:.1} ms, p99 {:.1} ms",
+        s.sealed.events,
+        s.sealed.windows,
+        out.display(),
+        ms(s.sealed.seal_latency(0.5)),
+        ms(s.sealed.seal_latency(0.99)),
+    );
+    Ok(())
+}
+
+fn record_cmd(out: PathBuf, duration: Option<f64>, node: Option<String>) -> Result<()> {
+    let duration = parse_duration(duration)?;
     let node = match node {
         Some(n) => n,
         None => default_node()?,
@@ -214,12 +288,7 @@ fn replay_cmd(
     key: Option<PathBuf>,
     taint_ttl_s: u64,
 ) -> Result<()> {
-    if workers == 0 || workers > 256 {
-        bail!("--workers must be 1 to 256, not {workers}");
-    }
-    if taint_ttl_s == 0 || taint_ttl_s > 86_400 {
-        bail!("--taint-ttl must be 1 to 86400 seconds, not {taint_ttl_s}");
-    }
+    let taint_ttl_ns = check_dataflow_args(workers, taint_ttl_s)?;
     let started = std::time::Instant::now();
     let cfg = replay::ReplayConfig {
         traces,
@@ -227,7 +296,7 @@ fn replay_cmd(
         workers,
         key,
         slack_ns: replay::DEFAULT_SLACK_NS,
-        taint_ttl_ns: taint_ttl_s * 1_000_000_000,
+        taint_ttl_ns,
         mode: ritma_schemas::records::CaptureMode::Thin,
     };
     let s = replay::replay(cfg)?;
@@ -390,7 +459,7 @@ fn synth(
 }
 
 /// Fills `buf` from the kernel's CSPRNG.
-fn getrandom(buf: &mut [u8]) -> Result<()> {
+pub(crate) fn getrandom(buf: &mut [u8]) -> Result<()> {
     use std::io::Read;
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(buf))

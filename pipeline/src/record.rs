@@ -19,11 +19,14 @@ use anyhow::{bail, Context, Result};
 use ritma_ebpf::{DropCounts, EbpfError, Sensor, SensorConfig};
 use ritma_schemas::records::{is_valid_node_name, LossReason, RunMeta};
 use ritma_sources::raw::RawEvent;
-use ritma_sources::trace::{CgroupEntry, TraceWriter, MAX_CGROUP_PATH_LEN, MAX_LOSS_COUNT};
+use ritma_sources::trace::{
+    CgroupEntry, TraceItem, TraceWriter, MAX_CGROUP_PATH_LEN, MAX_LOSS_COUNT,
+};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
 /// Most events in one batch frame.
@@ -83,39 +86,74 @@ pub struct RecordSummary {
 }
 
 pub fn record(cfg: RecordConfig) -> Result<RecordSummary> {
-    if !is_valid_node_name(&cfg.node) {
-        bail!(
-            "node name `{}` is invalid: use 1-64 of A-Z a-z 0-9 . _ - not starting with `.` (--node)",
-            cfg.node
-        );
-    }
+    check_node(&cfg.node)?;
     if cfg.out.exists() {
         bail!(
             "{}: already exists; ritma record never overwrites a trace",
             cfg.out.display()
         );
     }
+    let live = start_capture(&cfg.node, "ritma record v1")?;
+    let mut writer = TraceWriter::create(&cfg.out)?;
+    let run = writer.add_run(&live.meta)?;
+    let mut rec = Recorder::new(writer, run, None, None);
+    let deadline = cfg.duration.map(|d| live.started + d);
+    let (mut sensor, mut drops_seen) = (live.sensor, live.drops_seen);
+    capture(&mut rec, &mut sensor, &mut drops_seen, deadline)?;
+    let mut summary = rec.summary;
+    summary.elapsed = live.started.elapsed();
+    // Detaching every program takes the kernel a few seconds (RCU grace periods).
+    drop(sensor);
+    summary.bytes = std::fs::metadata(&cfg.out).map_or(0, |m| m.len());
+    Ok(summary)
+}
+
+/// Fails unless `node` is a valid node name.
+pub fn check_node(node: &str) -> Result<()> {
+    if !is_valid_node_name(node) {
+        bail!(
+            "node name `{node}` is invalid: use 1-64 of A-Z a-z 0-9 . _ - not starting with `.` (--node or RITMA_NODE_ID)"
+        );
+    }
+    Ok(())
+}
+
+/// A started sensor and the run it records.
+pub struct LiveStart {
+    pub sensor: Sensor,
+    pub meta: RunMeta,
+    /// The drop counters at load: nothing before them is ours to report.
+    pub drops_seen: DropCounts,
+    pub started: Instant,
+    /// Kernel monotonic ns at the start (the clock of the events' `mono_ns`).
+    pub started_mono_ns: u64,
+}
+
+/// Installs the stop handlers, starts the sensor and describes the run: node, this
+/// boot, 1 s windows, the wall − monotonic offset read now, first seq 0. `tool` names
+/// the command in the run's config digest.
+pub fn start_capture(node: &str, tool: &str) -> Result<LiveStart> {
     let boot_id = read_boot_id()?;
     install_stop_handlers()?;
     let sensor_cfg = SensorConfig {
         run_counts: false,
         ..SensorConfig::default()
     };
-    let mut sensor = Sensor::start(sensor_cfg.clone()).context("starting the eBPF sensor")?;
-    // Counters start from the sensor's load: nothing before it is ours to report.
-    let mut drops_seen = sensor
+    let sensor = Sensor::start(sensor_cfg.clone()).context("starting the eBPF sensor")?;
+    let drops_seen = sensor
         .drops()
         .context("reading the sensor's drop counters")?;
     let wall_minus_mono_ns = wall_minus_mono_ns();
     let started = Instant::now();
+    let started_mono_ns = mono_now_ns();
     let started_wall_ns = clock_ns(libc::CLOCK_REALTIME).max(0) as u64;
     let meta = RunMeta {
-        node: cfg.node.clone(),
+        node: node.to_owned(),
         boot_id,
         sensor_version: concat!("ritma-ebpf ", env!("CARGO_PKG_VERSION")).into(),
         config_digest: ritma_schemas::hash::blake3(
             format!(
-                "ritma record v1 ring_bytes={} ignore_prefixes={:?} window_len_ns={WINDOW_LEN_NS}",
+                "{tool} ring_bytes={} ignore_prefixes={:?} window_len_ns={WINDOW_LEN_NS}",
                 sensor_cfg.ring_bytes, sensor_cfg.ignore_prefixes
             )
             .as_bytes(),
@@ -125,25 +163,35 @@ pub fn record(cfg: RecordConfig) -> Result<RecordSummary> {
         first_seq: 0,
         started_wall_ns,
     };
-    let mut writer = TraceWriter::create(&cfg.out)?;
-    let run = writer.add_run(&meta)?;
+    Ok(LiveStart {
+        sensor,
+        meta,
+        drops_seen,
+        started,
+        started_mono_ns,
+    })
+}
 
-    let deadline = cfg.duration.map(|d| started + d);
-    let mut rec = Recorder {
-        writer,
-        run,
-        next_seq: 0,
-        cgroups: CgroupNames::default(),
-        decode_errors: 0,
-        decode_errors_written: 0,
-        summary: RecordSummary::default(),
-    };
+/// Whether SIGINT or SIGTERM asked the capture to stop.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// The capture loop: reads the ring buffer until `deadline` or a stop signal, writing
+/// batches of at most `BATCH_EVENTS` events or `BATCH_AGE` old (and, in a live run, a
+/// clock frame as each window closes), then drains what the ring still holds.
+pub fn capture(
+    rec: &mut Recorder,
+    sensor: &mut Sensor,
+    drops_seen: &mut DropCounts,
+    deadline: Option<Instant>,
+) -> Result<()> {
     let mut batch: Vec<RawEvent> = Vec::with_capacity(BATCH_EVENTS);
     let mut batch_started: Option<Instant> = None;
     let mut read = Vec::new();
     loop {
         let now = Instant::now();
-        if STOP.load(Ordering::SeqCst) || deadline.is_some_and(|d| now >= d) {
+        if stop_requested() || deadline.is_some_and(|d| now >= d) {
             break;
         }
         let mut timeout = POLL_SLICE;
@@ -153,31 +201,75 @@ pub fn record(cfg: RecordConfig) -> Result<RecordSummary> {
         if let Some(b) = batch_started {
             timeout = timeout.min((b + BATCH_AGE).saturating_duration_since(now));
         }
-        rec.poll(&mut sensor, timeout, &mut read)?;
-        rec.take(&mut read, &sensor, &mut drops_seen, &mut batch)?;
+        if let Some(c) = &rec.clock {
+            timeout = timeout.min(c.due_in(mono_now_ns()));
+        }
+        rec.poll(sensor, timeout, &mut read)?;
+        rec.take(&mut read, sensor, drops_seen, &mut batch)?;
         // The batch's age counts from its first event still waiting.
         batch_started = (!batch.is_empty()).then(|| batch_started.unwrap_or_else(Instant::now));
         if batch_started.is_some_and(|b| b.elapsed() >= BATCH_AGE) {
-            rec.flush(&sensor, &mut drops_seen, &mut batch)?;
+            rec.flush(sensor, drops_seen, &mut batch)?;
             batch_started = None;
+        }
+        let now_mono = mono_now_ns();
+        if rec.clock.as_ref().is_some_and(|c| c.due(now_mono)) {
+            // Everything read before the clock reading goes ahead of the clock frame.
+            let mut rounds = 0;
+            while rounds < MAX_DRAIN_ROUNDS && rec.poll(sensor, Duration::ZERO, &mut read)? {
+                rec.take(&mut read, sensor, drops_seen, &mut batch)?;
+                rounds += 1;
+            }
+            rec.flush(sensor, drops_seen, &mut batch)?;
+            batch_started = None;
+            rec.write_clock(now_mono)?;
         }
     }
     // What is still in the ring buffer was captured before the stop: keep it.
-    while rec.poll(&mut sensor, Duration::ZERO, &mut read)? {
-        rec.take(&mut read, &sensor, &mut drops_seen, &mut batch)?;
+    while rec.poll(sensor, Duration::ZERO, &mut read)? {
+        rec.take(&mut read, sensor, drops_seen, &mut batch)?;
     }
     // The last batch, then any loss counted after it (a trailing loss frame).
-    rec.flush(&sensor, &mut drops_seen, &mut batch)?;
-    rec.write_losses(&sensor, &mut drops_seen)?;
-    let mut summary = rec.summary;
-    summary.elapsed = started.elapsed();
-    // Detaching every program takes the kernel a few seconds (RCU grace periods).
-    drop(sensor);
-    summary.bytes = std::fs::metadata(&cfg.out).map_or(0, |m| m.len());
-    Ok(summary)
+    rec.flush(sensor, drops_seen, &mut batch)?;
+    rec.write_losses(sensor, drops_seen)
 }
 
-struct Recorder {
+/// When a live run writes clock frames: as the wall time minus the slack enters a new
+/// window (FORMAT.md §7.2), so a replay closes windows where the live run did.
+pub struct ClockFrames {
+    pub wall_minus_mono_ns: i64,
+    pub window_len_ns: u64,
+    pub slack_ns: u64,
+    /// Windows below this were closed by the last clock frame.
+    pub closed_below: u64,
+}
+
+impl ClockFrames {
+    fn closed_below_at(&self, mono_ns: u64) -> u64 {
+        let wall = (mono_ns as i128 + self.wall_minus_mono_ns as i128).max(0) as u64;
+        wall.saturating_sub(self.slack_ns) / self.window_len_ns
+    }
+
+    /// Whether a clock frame at `mono_ns` would close another window.
+    fn due(&self, mono_ns: u64) -> bool {
+        self.closed_below_at(mono_ns) > self.closed_below
+    }
+
+    /// How long until a clock frame is due.
+    fn due_in(&self, mono_ns: u64) -> Duration {
+        let wall = (mono_ns as i128 + self.wall_minus_mono_ns as i128).max(0) as u64;
+        let at = (self.closed_below + 1) * self.window_len_ns + self.slack_ns;
+        Duration::from_nanos(at.saturating_sub(wall))
+    }
+}
+
+/// Most zero-timeout polls that drain the ring before a clock frame (so a flood cannot
+/// hold the frame back forever; what is left is read after it, as late events).
+const MAX_DRAIN_ROUNDS: usize = 16;
+
+/// Writes what the sensor reads as trace frames (and, in a live run, hands each frame
+/// written to the dataflow).
+pub struct Recorder {
     writer: TraceWriter,
     run: u16,
     next_seq: u64,
@@ -185,10 +277,61 @@ struct Recorder {
     /// Malformed ring-buffer records seen, and how many of them loss frames hold.
     decode_errors: u64,
     decode_errors_written: u64,
-    summary: RecordSummary,
+    /// A live run's dataflow: every frame is sent after it is on disk (the WAL first).
+    items: Option<SyncSender<TraceItem>>,
+    clock: Option<ClockFrames>,
+    pub summary: RecordSummary,
 }
 
 impl Recorder {
+    pub fn new(
+        writer: TraceWriter,
+        run: u16,
+        items: Option<SyncSender<TraceItem>>,
+        clock: Option<ClockFrames>,
+    ) -> Self {
+        Recorder {
+            writer,
+            run,
+            next_seq: 0,
+            cgroups: CgroupNames::default(),
+            decode_errors: 0,
+            decode_errors_written: 0,
+            items,
+            clock,
+            summary: RecordSummary::default(),
+        }
+    }
+
+    /// The run's next seq in the trace (events read but not yet written come after it).
+    fn written_seq(&self) -> u64 {
+        self.writer.next_seq(self.run).unwrap_or(0)
+    }
+
+    /// Hands a written frame to the dataflow; fails once the dataflow has stopped.
+    fn send(&self, item: TraceItem) -> Result<()> {
+        match &self.items {
+            Some(tx) => tx
+                .send(item)
+                .map_err(|_| anyhow::anyhow!("the sealing dataflow stopped")),
+            None => Ok(()),
+        }
+    }
+
+    /// A clock frame (FORMAT.md §7.2): every event read before `mono_ns` is written.
+    pub fn write_clock(&mut self, mono_ns: u64) -> Result<()> {
+        self.writer.append_clock(self.run, mono_ns)?;
+        if let Some(c) = &mut self.clock {
+            c.closed_below = c.closed_below.max(c.closed_below_at(mono_ns));
+        }
+        let at_seq = self.written_seq();
+        self.send(TraceItem::Clock {
+            run: self.run,
+            at_seq,
+            mono_ns,
+        })
+    }
+
     /// One poll of the ring buffer into `read`; false when it had nothing. A malformed
     /// record is counted for a decode_error loss frame, not fatal.
     fn poll(
@@ -243,14 +386,26 @@ impl Recorder {
         }
         let entries = self.cgroups.entries_for(batch);
         if !entries.is_empty() {
+            let first_seq = batch[0].seq;
             self.writer.append_cgroups(self.run, &entries)?;
             self.summary.cgroups_named += entries.len() as u64;
+            self.send(TraceItem::Cgroups {
+                run: self.run,
+                first_seq,
+                entries,
+            })?;
         }
-        for chunk in batch.chunks(BATCH_EVENTS) {
-            self.writer.append_batch(self.run, chunk)?;
-            self.summary.batches += 1;
-        }
+        // `take` flushes at BATCH_EVENTS: a batch is one frame.
+        self.writer.append_batch(self.run, batch)?;
+        self.summary.batches += 1;
         self.summary.events += batch.len() as u64;
+        if self.items.is_some() {
+            let events = std::mem::replace(batch, Vec::with_capacity(BATCH_EVENTS));
+            self.send(TraceItem::Batch {
+                run: self.run,
+                events,
+            })?;
+        }
         batch.clear();
         Ok(())
     }
@@ -288,6 +443,12 @@ impl Recorder {
                 self.writer.append_loss(self.run, reason, part)?;
                 *self.summary.lost.entry(reason).or_default() += part;
                 n -= part;
+                self.send(TraceItem::Loss {
+                    run: self.run,
+                    at_seq: self.written_seq(),
+                    reason,
+                    count: part,
+                })?;
             }
         }
         *seen = now;
@@ -437,6 +598,11 @@ fn clock_ns(clock: libc::clockid_t) -> i64 {
     // SAFETY: ts is a valid timespec to write to.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+/// Kernel monotonic ns now (the clock of `bpf_ktime_get_ns`).
+pub fn mono_now_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC).max(0) as u64
 }
 
 /// Wall-clock ns minus kernel monotonic ns (the clock of `bpf_ktime_get_ns`), read once.

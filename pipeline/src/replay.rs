@@ -34,6 +34,7 @@ use ritma_sources::raw::RawEvent;
 use ritma_sources::trace::{scan_runs, CgroupEntry, TraceError, TraceItem, TraceReader};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use timely::dataflow::channels::pact::{Exchange as ExchangePact, Pipeline};
@@ -146,6 +147,8 @@ enum SourceMsg {
         first_seq: u64,
         entries: Vec<(u64, Vec<u8>)>,
     },
+    /// A clock frame closed the node's `window`: it is sealed even if it holds nothing.
+    Close { node: u32, window: u64 },
 }
 
 /// A canonical event or a loss, on its way to attribution (events are the common case).
@@ -214,19 +217,26 @@ enum ConeMsg {
         seq: u64,
         wall_ns: u64,
     },
+    /// The window must be sealed: the cone matcher gives it an empty part.
+    Close {
+        node: u32,
+        window: u64,
+    },
 }
 
 impl ConeMsg {
     fn window(&self) -> u64 {
         match self {
             ConeMsg::Event { event, .. } => event.window,
-            ConeMsg::Tick { window, .. } => *window,
+            ConeMsg::Tick { window, .. } | ConeMsg::Close { window, .. } => *window,
         }
     }
 
     fn node(&self) -> u32 {
         match self {
-            ConeMsg::Event { node, .. } | ConeMsg::Tick { node, .. } => *node,
+            ConeMsg::Event { node, .. }
+            | ConeMsg::Tick { node, .. }
+            | ConeMsg::Close { node, .. } => *node,
         }
     }
 
@@ -234,6 +244,7 @@ impl ConeMsg {
         match self {
             ConeMsg::Event { node, event } => (*node, event.atom.seq),
             ConeMsg::Tick { node, seq, .. } => (*node, *seq),
+            ConeMsg::Close { node, .. } => (*node, u64::MAX),
         }
     }
 }
@@ -343,7 +354,9 @@ fn route_source(m: &SourceMsg) -> u64 {
         SourceMsg::Event { node, raw, .. } => {
             mix(mix(*node as u64 ^ raw.task.start_ns) ^ raw.task.pid as u64)
         }
-        SourceMsg::Lost { node, .. } | SourceMsg::Cgroups { node, .. } => mix(*node as u64),
+        SourceMsg::Lost { node, .. }
+        | SourceMsg::Cgroups { node, .. }
+        | SourceMsg::Close { node, .. } => mix(*node as u64),
     }
 }
 
@@ -378,6 +391,19 @@ impl Windowing {
         let closed_below = self.max_wall.saturating_sub(self.slack_ns) / self.ctx.window_len_ns;
         self.oldest_open = Some(open.max(closed_below));
         window
+    }
+
+    /// The node's time reached `mono_ns` without an event (a clock frame): closes the
+    /// windows that ended at least the slack before it and returns them.
+    fn clock(&mut self, mono_ns: u64, floor: u64) -> std::ops::Range<u64> {
+        let wall = self.ctx.wall_ns(mono_ns);
+        let first_open = wall.saturating_sub(self.slack_ns) / self.ctx.window_len_ns;
+        let open = *self.oldest_open.get_or_insert(first_open.max(floor));
+        self.max_wall = self.max_wall.max(wall);
+        let closed_below = self.max_wall.saturating_sub(self.slack_ns) / self.ctx.window_len_ns;
+        let now_open = open.max(closed_below);
+        self.oldest_open = Some(now_open);
+        open..now_open
     }
 }
 
@@ -466,7 +492,73 @@ fn load_signers(cfg: &ReplayConfig, nodes: &Nodes) -> Result<Vec<NoteSigner>> {
 
 pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
     let nodes = scan_nodes(&cfg.traces)?;
-    let signers = load_signers(&cfg, &nodes)?;
+    start(&cfg, nodes, ItemSource::Traces(cfg.traces.clone()))?.finish()
+}
+
+/// Starts the dataflow of a live run on one node (`meta`): worker 0 feeds what the
+/// capture loop sends on `items` until it hangs up. `cfg.traces` is not read.
+pub fn start_live(
+    cfg: &ReplayConfig,
+    meta: RunMeta,
+    items: Receiver<TraceItem>,
+) -> Result<Sealing> {
+    let nodes = Nodes {
+        names: vec![meta.node.clone()],
+        metas: vec![meta],
+    };
+    start(cfg, nodes, ItemSource::Live(Mutex::new(Some(items))))
+}
+
+/// Where worker 0 reads the items it feeds.
+enum ItemSource {
+    Traces(Vec<PathBuf>),
+    Live(Mutex<Option<Receiver<TraceItem>>>),
+}
+
+/// A running dataflow: `finish` waits for it to seal everything it was fed.
+pub struct Sealing {
+    guards: timely::communication::WorkerGuards<Result<FeedCounts, String>>,
+    names: Arc<Vec<String>>,
+    errors: Arc<Mutex<Vec<String>>>,
+    window_counts: Arc<Mutex<(u64, u64)>>,
+    clock: Arc<Mutex<SealClock>>,
+    stats: Arc<Mutex<OperatorStats>>,
+}
+
+impl Sealing {
+    /// The first sealing error, if one happened (the dataflow then stops taking input).
+    pub fn error(&self) -> Option<String> {
+        self.errors.lock().expect("errors").first().cloned()
+    }
+
+    pub fn finish(self) -> Result<ReplaySummary> {
+        let mut summary = ReplaySummary {
+            nodes: self.names.to_vec(),
+            ..Default::default()
+        };
+        for r in self.guards.join() {
+            match r {
+                Ok(Ok(c)) => {
+                    summary.events += c.events;
+                    summary.lost += c.gap_lost;
+                    summary.recorded_lost += c.recorded_lost;
+                }
+                Ok(Err(e)) => bail!("{e}"),
+                Err(panic) => bail!("a dataflow worker failed: {panic}"),
+            }
+        }
+        if let Some(e) = self.errors.lock().expect("errors").first() {
+            bail!("{e}");
+        }
+        summary.windows = self.window_counts.lock().expect("counts").0;
+        summary.seal_latencies = std::mem::take(&mut self.clock.lock().expect("clock").latencies);
+        summary.operators = *self.stats.lock().expect("stats");
+        Ok(summary)
+    }
+}
+
+fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource) -> Result<Sealing> {
+    let signers = load_signers(cfg, &nodes)?;
     let multi = nodes.names.len() > 1;
     let mut stores = Vec::new();
     for (i, name) in nodes.names.iter().enumerate() {
@@ -480,7 +572,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
         let store = NodeStore::open(&root, meta)?;
         if root.join("windows").exists() {
             bail!(
-                "{} already holds sealed windows of node {name}; replay writes a new store",
+                "{} already holds sealed windows of node {name}; sealing writes a new store (give another --out)",
                 root.display()
             );
         }
@@ -514,7 +606,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
         stores.into_iter().map(Some).collect::<Vec<_>>(),
     )));
     let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
-    let traces = Arc::new(cfg.traces.clone());
+    let source = Arc::new(source);
     let (slack_ns, mode) = (cfg.slack_ns, cfg.mode);
     let taint_ttl = (cfg.taint_ttl_ns / nodes.metas[0].window_len_ns).max(1);
     let window_counts: Arc<Mutex<(u64, u64)>> = Arc::new(Mutex::new((0, 0)));
@@ -535,6 +627,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
         let probe = ProbeHandle::new();
         let (ctxs, shared, errors, window_counts, clock) = (ctxs.clone(), shared.clone(), e2.clone(), wc2.clone(), clock2.clone());
         let clock_feed = clock.clone();
+        let errors_feed = errors.clone();
         let (stats_cone, stats_attr) = (stats2.clone(), stats2.clone());
         let ctxs_canon = ctxs.clone();
         let ctxs_merkle = ctxs.clone();
@@ -558,6 +651,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                         }
                         SourceMsg::Lost { node, window, reason, count } => (Routed::Attr(CanonMsg::Lost { node, window, reason, count }), None),
                         SourceMsg::Cgroups { node, window, first_seq, entries } => (Routed::Cgroups(CanonMsg::Cgroups { node, window, first_seq, entries }), None),
+                        SourceMsg::Close { node, window } => (Routed::Cone(ConeMsg::Close { node, window }), None),
                     };
                     std::iter::once(first).chain(cone)
                 })
@@ -598,6 +692,10 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
                                 let e = match m {
                                     ConeMsg::Tick { wall_ns, .. } => {
                                         matcher.expire(*wall_ns);
+                                        continue;
+                                    }
+                                    ConeMsg::Close { .. } => {
+                                        by_node.entry(node).or_insert_with(|| WindowPart::at(node, w));
                                         continue;
                                     }
                                     ConeMsg::Event { event, .. } => event,
@@ -823,37 +921,29 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
             worker.step_while(|| !probe.done());
             return Ok::<FeedCounts, String>(FeedCounts::default());
         }
-        let plan = SourcePlan { traces: &traces, names: &names2, ctxs: &ctxs, slack_ns };
-        let result = feed(plan, &mut input, worker, &probe, &clock_feed);
+        let feeder = Feeder::new(&names2, &ctxs, slack_ns);
+        let result = match &*source {
+            ItemSource::Traces(traces) => feed_traces(traces, feeder, &mut input, worker, &probe, &clock_feed),
+            ItemSource::Live(items) => {
+                let items = items.lock().expect("items").take().expect("one feeding worker");
+                let failed = || !errors_feed.lock().expect("errors").is_empty();
+                Ok(feed_live(items, feeder, &mut input, worker, &probe, &clock_feed, failed))
+            }
+        };
         clock_feed.lock().expect("clock").ended = Some(Instant::now());
         drop(input);
         worker.step_while(|| !probe.done());
         result
     })
     .map_err(|e| anyhow::anyhow!("starting the dataflow: {e}"))?;
-
-    let mut summary = ReplaySummary {
-        nodes: names.to_vec(),
-        ..Default::default()
-    };
-    for r in guards.join() {
-        match r {
-            Ok(Ok(c)) => {
-                summary.events += c.events;
-                summary.lost += c.gap_lost;
-                summary.recorded_lost += c.recorded_lost;
-            }
-            Ok(Err(e)) => bail!("{e}"),
-            Err(panic) => bail!("a dataflow worker failed: {panic}"),
-        }
-    }
-    if let Some(e) = errors.lock().expect("errors").first() {
-        bail!("{e}");
-    }
-    summary.windows = window_counts.lock().expect("counts").0;
-    summary.seal_latencies = std::mem::take(&mut clock.lock().expect("clock").latencies);
-    summary.operators = *stats.lock().expect("stats");
-    Ok(summary)
+    Ok(Sealing {
+        guards,
+        names,
+        errors,
+        window_counts,
+        clock,
+        stats,
+    })
 }
 
 /// One node's sealing state on the worker that owns it: log, hour seals, store, index.
@@ -957,13 +1047,8 @@ impl NodeSink {
     }
 }
 
-/// What worker 0 reads: the traces, their nodes' names and contexts, the slack.
-struct SourcePlan<'a> {
-    traces: &'a [PathBuf],
-    names: &'a [String],
-    ctxs: &'a [RunContext],
-    slack_ns: u64,
-}
+/// The dataflow's input on worker 0.
+type SourceInput = InputHandle<u64, timely::container::CapacityContainerBuilder<Vec<SourceMsg>>>;
 
 /// What the source fed: events, events lost to seq gaps, events its loss frames count.
 #[derive(Clone, Copy, Debug, Default)]
@@ -973,40 +1058,212 @@ struct FeedCounts {
     recorded_lost: u64,
 }
 
-/// Worker 0: reads every trace and feeds the dataflow.
-fn feed(
-    plan: SourcePlan<'_>,
-    input: &mut InputHandle<u64, timely::container::CapacityContainerBuilder<Vec<SourceMsg>>>,
+/// Worker 0's source: turns trace items, from files or from the live sensor, into
+/// the dataflow's input. It alone decides windows (from the items, never from when
+/// they arrive), so a live run and a replay of its WAL feed the same messages.
+struct Feeder {
+    names: Vec<String>,
+    windowing: Vec<Windowing>,
+    next_seq: Vec<Option<u64>>,
+    /// Cgroup paths and losses met before a node's first event wait for its window.
+    pending_cgroups: Vec<Vec<(u64, Vec<CgroupEntry>)>>,
+    /// Loss frames wait for the node's next event: they are sealed where a seq gap would be.
+    pending_loss: Vec<Vec<(LossReason, u64)>>,
+    /// Node of each run of the current trace file.
+    runs: Vec<u32>,
+    counts: FeedCounts,
+    /// The input's time: the oldest window still open on any node.
+    epoch: u64,
+}
+
+impl Feeder {
+    fn new(names: &[String], ctxs: &[RunContext], slack_ns: u64) -> Self {
+        Feeder {
+            names: names.to_vec(),
+            windowing: ctxs
+                .iter()
+                .map(|c| Windowing {
+                    ctx: c.clone(),
+                    slack_ns,
+                    oldest_open: None,
+                    max_wall: 0,
+                })
+                .collect(),
+            next_seq: vec![None; ctxs.len()],
+            pending_cgroups: vec![Vec::new(); ctxs.len()],
+            pending_loss: vec![Vec::new(); ctxs.len()],
+            runs: Vec::new(),
+            counts: FeedCounts::default(),
+            epoch: 0,
+        }
+    }
+
+    /// Run numbers start again in every trace file.
+    fn start_file(&mut self) {
+        self.runs.clear();
+    }
+
+    /// Feeds one item; advances the input when the oldest open window moved.
+    fn item(&mut self, item: TraceItem, input: &mut SourceInput, clock: &Mutex<SealClock>) {
+        match item {
+            TraceItem::Run { meta, .. } => {
+                let node = self
+                    .names
+                    .iter()
+                    .position(|n| *n == meta.node)
+                    .expect("scanned") as u32;
+                // A corrupt first batch shows as a gap from the run's first seq.
+                self.next_seq[node as usize].get_or_insert(meta.first_seq);
+                self.runs.push(node);
+            }
+            TraceItem::Cgroups {
+                run,
+                first_seq,
+                entries,
+            } => {
+                let node = self.runs[run as usize];
+                match self.windowing[node as usize].oldest_open {
+                    Some(open) => input.send(SourceMsg::Cgroups {
+                        node,
+                        window: open.max(self.epoch),
+                        first_seq,
+                        entries,
+                    }),
+                    None => self.pending_cgroups[node as usize].push((first_seq, entries)),
+                }
+            }
+            TraceItem::Loss {
+                run, reason, count, ..
+            } => {
+                let node = self.runs[run as usize];
+                self.pending_loss[node as usize].push((reason, count));
+            }
+            TraceItem::Clock { run, mono_ns, .. } => {
+                let node = self.runs[run as usize];
+                let closed = self.windowing[node as usize].clock(mono_ns, self.epoch);
+                for window in closed {
+                    input.send(SourceMsg::Close { node, window });
+                }
+                self.advance(input, clock);
+            }
+            TraceItem::Batch { run, events: batch } => {
+                self.batch(self.runs[run as usize], batch, input);
+                self.advance(input, clock);
+            }
+        }
+    }
+
+    fn batch(&mut self, node: u32, batch: Vec<RawEvent>, input: &mut SourceInput) {
+        let n = node as usize;
+        let floor = self.epoch;
+        let gap = match (self.next_seq[n], batch.first()) {
+            (Some(expected), Some(first)) if first.seq > expected => first.seq - expected,
+            _ => 0,
+        };
+        let before = self.windowing[n].oldest_open.map(|w| w.max(floor));
+        self.next_seq[n] = batch.last().map(|e| e.seq + 1);
+        for (i, raw) in batch.into_iter().enumerate() {
+            let window = self.windowing[n].assign(raw.mono_ns, floor);
+            if i == 0 {
+                let at = before.unwrap_or(window);
+                if gap > 0 {
+                    self.counts.gap_lost += gap;
+                    input.send(SourceMsg::Lost {
+                        node,
+                        window: at,
+                        reason: LossReason::TraceCorrupt,
+                        count: gap,
+                    });
+                }
+                for (reason, count) in self.pending_loss[n].drain(..) {
+                    self.counts.recorded_lost += count;
+                    input.send(SourceMsg::Lost {
+                        node,
+                        window: at,
+                        reason,
+                        count,
+                    });
+                }
+                for (first_seq, entries) in self.pending_cgroups[n].drain(..) {
+                    input.send(SourceMsg::Cgroups {
+                        node,
+                        window: at,
+                        first_seq,
+                        entries,
+                    });
+                }
+            }
+            self.counts.events += 1;
+            input.send(SourceMsg::Event { node, window, raw });
+        }
+    }
+
+    /// The input may advance to the oldest window still open on any node.
+    fn advance(&mut self, input: &mut SourceInput, clock: &Mutex<SealClock>) {
+        let open = self
+            .windowing
+            .iter()
+            .filter_map(|w| w.oldest_open)
+            .min()
+            .unwrap_or(self.epoch);
+        if open > self.epoch {
+            clock.lock().expect("clock").advanced_to(open);
+            self.epoch = open;
+            input.advance_to(open);
+        }
+    }
+
+    /// The end of the input: loss after a node's last event goes to its oldest open window.
+    fn finish(mut self, input: &mut SourceInput, warn: impl Fn(&str)) -> FeedCounts {
+        for n in 0..self.pending_loss.len() {
+            let pending = std::mem::take(&mut self.pending_loss[n]);
+            if pending.is_empty() {
+                continue;
+            }
+            let Some(open) = self.windowing[n].oldest_open else {
+                let total: u64 = pending.iter().map(|(_, c)| c).sum();
+                warn(&format!(
+                    "node {}: {total} events lost before any event was recorded; no window holds them",
+                    self.names[n]
+                ));
+                continue;
+            };
+            for (reason, count) in pending {
+                self.counts.recorded_lost += count;
+                input.send(SourceMsg::Lost {
+                    node: n as u32,
+                    window: open.max(self.epoch),
+                    reason,
+                    count,
+                });
+            }
+        }
+        self.counts
+    }
+}
+
+/// Lets the dataflow catch up until it is at most `MAX_LAG_WINDOWS` behind the input.
+fn catch_up(worker: &mut timely::worker::Worker, probe: &ProbeHandle<u64>, epoch: u64) {
+    worker.step();
+    while probe.less_than(&epoch.saturating_sub(MAX_LAG_WINDOWS)) {
+        worker.step();
+    }
+}
+
+/// Worker 0 in a replay: reads every trace and feeds the dataflow.
+fn feed_traces(
+    traces: &[PathBuf],
+    mut feeder: Feeder,
+    input: &mut SourceInput,
     worker: &mut timely::worker::Worker,
     probe: &ProbeHandle<u64>,
     clock: &Mutex<SealClock>,
 ) -> Result<FeedCounts, String> {
-    let SourcePlan {
-        traces,
-        names,
-        ctxs,
-        slack_ns,
-    } = plan;
     let mut progress = Progress::new(traces);
-    let mut windowing: Vec<Windowing> = ctxs
-        .iter()
-        .map(|c| Windowing {
-            ctx: c.clone(),
-            slack_ns,
-            oldest_open: None,
-            max_wall: 0,
-        })
-        .collect();
-    let mut next_seq: Vec<Option<u64>> = vec![None; ctxs.len()];
-    let mut pending_cgroups: Vec<Vec<(u64, Vec<CgroupEntry>)>> = vec![Vec::new(); ctxs.len()];
-    // Loss frames wait for the node's next event: they are sealed where a seq gap would be.
-    let mut pending_loss: Vec<Vec<(LossReason, u64)>> = vec![Vec::new(); ctxs.len()];
-    let (mut events, mut lost, mut recorded_lost) = (0u64, 0u64, 0u64);
-    let mut epoch = 0u64;
     for path in traces {
         progress.next_file();
+        feeder.start_file();
         let mut reader = TraceReader::open(path).map_err(|e| e.to_string())?;
-        let mut runs: Vec<u32> = Vec::new();
         loop {
             let item = match reader.next_item() {
                 Ok(Some(item)) => item,
@@ -1019,7 +1276,8 @@ fn feed(
                     e @ (TraceError::Corrupt { .. }
                     | TraceError::Event { .. }
                     | TraceError::Cgroup { .. }
-                    | TraceError::Loss { .. }),
+                    | TraceError::Loss { .. }
+                    | TraceError::Clock { .. }),
                 ) => {
                     progress.warn(&format!(
                         "{e}; skipping to the next valid frame, the gap is sealed as loss"
@@ -1031,131 +1289,49 @@ fn feed(
                 }
                 Err(e) => return Err(e.to_string()),
             };
-            match item {
-                TraceItem::Run { meta, .. } => {
-                    let node = names.iter().position(|n| *n == meta.node).expect("scanned") as u32;
-                    // A corrupt first batch shows as a gap from the run's first seq.
-                    next_seq[node as usize].get_or_insert(meta.first_seq);
-                    runs.push(node);
-                }
-                TraceItem::Cgroups {
-                    run,
-                    first_seq,
-                    entries,
-                } => {
-                    let node = runs[run as usize];
-                    match windowing[node as usize].oldest_open {
-                        Some(open) => input.send(SourceMsg::Cgroups {
-                            node,
-                            window: open.max(epoch),
-                            first_seq,
-                            entries,
-                        }),
-                        None => pending_cgroups[node as usize].push((first_seq, entries)),
-                    }
-                }
-                TraceItem::Loss {
-                    run, reason, count, ..
-                } => {
-                    let node = runs[run as usize];
-                    pending_loss[node as usize].push((reason, count));
-                }
-                TraceItem::Batch { run, events: batch } => {
-                    let node = runs[run as usize];
-                    let n = node as usize;
-                    let floor = epoch;
-                    let gap = match (next_seq[n], batch.first()) {
-                        (Some(expected), Some(first)) if first.seq > expected => {
-                            first.seq - expected
-                        }
-                        _ => 0,
-                    };
-                    // Loss and cgroup paths met before a node's first event wait for its window.
-                    let before = windowing[n].oldest_open.map(|w| w.max(floor));
-                    next_seq[n] = batch.last().map(|e| e.seq + 1);
-                    for (i, raw) in batch.into_iter().enumerate() {
-                        let window = windowing[n].assign(raw.mono_ns, floor);
-                        if i == 0 {
-                            let at = before.unwrap_or(window);
-                            if gap > 0 {
-                                lost += gap;
-                                input.send(SourceMsg::Lost {
-                                    node,
-                                    window: at,
-                                    reason: LossReason::TraceCorrupt,
-                                    count: gap,
-                                });
-                            }
-                            for (reason, count) in pending_loss[n].drain(..) {
-                                recorded_lost += count;
-                                input.send(SourceMsg::Lost {
-                                    node,
-                                    window: at,
-                                    reason,
-                                    count,
-                                });
-                            }
-                            for (first_seq, entries) in pending_cgroups[n].drain(..) {
-                                input.send(SourceMsg::Cgroups {
-                                    node,
-                                    window: at,
-                                    first_seq,
-                                    entries,
-                                });
-                            }
-                        }
-                        events += 1;
-                        input.send(SourceMsg::Event { node, window, raw });
-                    }
-                    // The input may advance to the oldest window still open on any node.
-                    let open = windowing
-                        .iter()
-                        .filter_map(|w| w.oldest_open)
-                        .min()
-                        .unwrap_or(epoch);
-                    if open > epoch {
-                        clock.lock().expect("clock").advanced_to(open);
-                        epoch = open;
-                        input.advance_to(epoch);
-                    }
-                    progress.update(reader.offset(), events);
-                    worker.step();
-                    while probe.less_than(&epoch.saturating_sub(MAX_LAG_WINDOWS)) {
-                        worker.step();
-                    }
-                }
+            let advances = matches!(item, TraceItem::Batch { .. } | TraceItem::Clock { .. });
+            feeder.item(item, input, clock);
+            if advances {
+                progress.update(reader.offset(), feeder.counts.events);
+                catch_up(worker, probe, feeder.epoch);
             }
         }
     }
-    // Loss after a node's last event goes to its oldest open window.
-    for (n, pending) in pending_loss.iter_mut().enumerate() {
-        if pending.is_empty() {
-            continue;
+    let counts = feeder.finish(input, |w| progress.warn(w));
+    progress.finish();
+    Ok(counts)
+}
+
+/// Worker 0 in a live run: feeds the items the capture loop sends (it wrote them to the
+/// WAL first) until it hangs up, or stops early when sealing failed (`failed`).
+fn feed_live(
+    items: std::sync::mpsc::Receiver<TraceItem>,
+    mut feeder: Feeder,
+    input: &mut SourceInput,
+    worker: &mut timely::worker::Worker,
+    probe: &ProbeHandle<u64>,
+    clock: &Mutex<SealClock>,
+    failed: impl Fn() -> bool,
+) -> FeedCounts {
+    use std::sync::mpsc::TryRecvError;
+    feeder.start_file();
+    loop {
+        if failed() {
+            // Dropping the receiver stops the capture loop, which reports the error.
+            break;
         }
-        let Some(open) = windowing[n].oldest_open else {
-            let total: u64 = pending.iter().map(|(_, c)| c).sum();
-            progress.warn(&format!(
-                "node {}: {total} events lost before any event was recorded; no window holds them",
-                names[n]
-            ));
-            continue;
-        };
-        for (reason, count) in pending.drain(..) {
-            recorded_lost += count;
-            input.send(SourceMsg::Lost {
-                node: n as u32,
-                window: open.max(epoch),
-                reason,
-                count,
-            });
+        match items.try_recv() {
+            Ok(item) => {
+                feeder.item(item, input, clock);
+                catch_up(worker, probe, feeder.epoch);
+            }
+            Err(TryRecvError::Empty) => {
+                worker.step_or_park(Some(Duration::from_millis(5)));
+            }
+            Err(TryRecvError::Disconnected) => break,
         }
     }
-    progress.finish();
-    Ok(FeedCounts {
-        events,
-        gap_lost: lost,
-        recorded_lost,
-    })
+    feeder.finish(input, |w| eprintln!("ritma: {w}"))
 }
 
 /// A progress bar over the traces' bytes, drawn only when stderr is a terminal.

@@ -915,7 +915,9 @@ mod tests {
                             just_named[run as usize].push(id);
                         }
                     }
-                    TraceItem::Loss { .. } => panic!("synth writes no loss frames"),
+                    TraceItem::Loss { .. } | TraceItem::Clock { .. } => {
+                        panic!("synth writes no loss or clock frames")
+                    }
                     TraceItem::Batch { run, events: e } => {
                         let run = run as usize;
                         for ev in &e {
@@ -970,7 +972,7 @@ mod tests {
                 TraceItem::Batch { run, events: e } => {
                     events.extend(e.into_iter().map(|e| (run, e)))
                 }
-                TraceItem::Cgroups { .. } | TraceItem::Loss { .. } => {}
+                TraceItem::Cgroups { .. } | TraceItem::Loss { .. } | TraceItem::Clock { .. } => {}
             }
         }
         assert_eq!(runs, 2);

@@ -39,6 +39,7 @@ const KIND_RUN: u8 = 1;
 const KIND_BATCH: u8 = 2;
 const KIND_CGROUPS: u8 = 3;
 const KIND_LOSS: u8 = 4;
+const KIND_CLOCK: u8 = 5;
 
 /// Where in a trace something went wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +89,8 @@ pub enum TraceError {
     },
     #[error("{pos}: loss frame: {source}")]
     Loss { pos: TracePos, source: DecodeError },
+    #[error("{pos}: clock frame: {source}")]
+    Clock { pos: TracePos, source: DecodeError },
     #[error("{pos}: run metadata: {source}")]
     Run { pos: TracePos, source: DecodeError },
     #[error("{path}: {reason}")]
@@ -116,6 +119,10 @@ pub enum TraceItem {
         reason: LossReason,
         count: u64,
     },
+    /// The recorder's clock read `mono_ns` (kernel monotonic ns) after it had written
+    /// every event of `run` read before then: time has reached `mono_ns` on that node
+    /// even if no event says so (the watermark's idle advance, recorded).
+    Clock { run: u16, at_seq: u64, mono_ns: u64 },
 }
 
 struct FrameHeader {
@@ -410,6 +417,21 @@ impl TraceReader {
                     count,
                 })
             }
+            KIND_CLOCK => {
+                self.check_continues_run(h, "clock frame")?;
+                if h.count != 0 {
+                    return Err(self.corrupt(format!("clock frame with count {}, not 0", h.count)));
+                }
+                let mono_ns = decode_clock(raw).map_err(|source| TraceError::Clock {
+                    pos: self.pos(),
+                    source,
+                })?;
+                Ok(TraceItem::Clock {
+                    run: h.run,
+                    at_seq: h.first_seq,
+                    mono_ns,
+                })
+            }
             k => Err(self.corrupt(format!("unknown frame kind {k}"))),
         }
     }
@@ -462,7 +484,7 @@ impl TraceReader {
                 self.offset = new_offset;
                 self.frame += 1;
                 // Let the next frame of its run start wherever the skipped data ended.
-                if matches!(h.kind, KIND_BATCH | KIND_CGROUPS | KIND_LOSS) {
+                if matches!(h.kind, KIND_BATCH | KIND_CGROUPS | KIND_LOSS | KIND_CLOCK) {
                     if let Some(n) = self.next_seq.get_mut(h.run as usize) {
                         if h.first_seq > *n {
                             *n = h.first_seq;
@@ -590,6 +612,15 @@ fn decode_loss(raw: &[u8]) -> Result<(LossReason, u64), DecodeError> {
     Ok((reason, count))
 }
 
+/// Decodes a clock frame's payload `[mono_ns]`.
+fn decode_clock(raw: &[u8]) -> Result<u64, DecodeError> {
+    let mut d = Decoder::new(raw, "Clock");
+    d.array_exact("(clock)", 1)?;
+    let mono_ns = d.uint("mono_ns")?;
+    d.finish()?;
+    Ok(mono_ns)
+}
+
 /// Reads until `buf` is full or the file ends; returns the bytes read.
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
@@ -664,7 +695,10 @@ impl TraceWriter {
             match reader.next_item() {
                 Ok(Some(TraceItem::Run { meta, .. })) => runs.push(meta),
                 Ok(Some(
-                    TraceItem::Batch { .. } | TraceItem::Cgroups { .. } | TraceItem::Loss { .. },
+                    TraceItem::Batch { .. }
+                    | TraceItem::Cgroups { .. }
+                    | TraceItem::Loss { .. }
+                    | TraceItem::Clock { .. },
                 )) => {}
                 Ok(None) => break,
                 Err(TraceError::TornTail { .. }) => {
@@ -814,6 +848,18 @@ impl TraceWriter {
         e.array(2).uint(reason.as_u64()).uint(count);
         let raw = e.into_bytes();
         self.write_frame(KIND_LOSS, run, at_seq, 0, &raw)
+    }
+
+    /// Records that the recorder's clock read `mono_ns` with every event of `run` read
+    /// before then already written, and fsyncs. The run's seq does not advance.
+    pub fn append_clock(&mut self, run: u16, mono_ns: u64) -> Result<(), TraceError> {
+        let Some(&at_seq) = self.next_seq.get(run as usize) else {
+            return Err(self.misuse(format!("run {run} was never added")));
+        };
+        let mut e = Encoder::new();
+        e.array(1).uint(mono_ns);
+        let raw = e.into_bytes();
+        self.write_frame(KIND_CLOCK, run, at_seq, 0, &raw)
     }
 
     fn misuse(&self, reason: impl Into<String>) -> TraceError {

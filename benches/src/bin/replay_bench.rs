@@ -659,7 +659,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 runs.push((meta.node.clone(), meta.wall_minus_mono_ns));
             }
             // JSON lines carry the cgroup id in each event; the path table is not an event.
-            TraceItem::Cgroups { .. } | TraceItem::Loss { .. } => {}
+            TraceItem::Cgroups { .. } | TraceItem::Loss { .. } | TraceItem::Clock { .. } => {}
             TraceItem::Batch { run, events: evs } => {
                 let (node, wmm) = &runs[run as usize];
                 buf.clear();

@@ -13,6 +13,7 @@ pub const KIND_RUN: u8 = 1;
 pub const KIND_BATCH: u8 = 2;
 pub const KIND_CGROUPS: u8 = 3;
 pub const KIND_LOSS: u8 = 4;
+pub const KIND_CLOCK: u8 = 5;
 
 pub fn meta(node: &str) -> RunMeta {
     RunMeta {
@@ -89,6 +90,7 @@ pub fn read_skipping(p: &Path) -> Vec<(u8, u64)> {
             Ok(Some(TraceItem::Batch { events, .. })) => out.push((KIND_BATCH, events[0].seq)),
             Ok(Some(TraceItem::Cgroups { first_seq, .. })) => out.push((KIND_CGROUPS, first_seq)),
             Ok(Some(TraceItem::Loss { at_seq, .. })) => out.push((KIND_LOSS, at_seq)),
+            Ok(Some(TraceItem::Clock { at_seq, .. })) => out.push((KIND_CLOCK, at_seq)),
             Ok(None) => return out,
             Err(_) => {
                 r.skip_corrupt().unwrap().expect("a valid frame follows");

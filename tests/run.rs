@@ -1,0 +1,184 @@
+//! `ritma run`: live capture sealed into a store as windows close, as root. The store
+//! verifies, and replaying its WAL gives the same store byte for byte.
+
+#[allow(dead_code)]
+mod live;
+#[allow(dead_code)]
+mod util;
+
+use live::{
+    assert_workload_captured, marker_workload, read_events, skip_without_root, token,
+    wait_until_started, WINDOW_LEN_NS,
+};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use util::{tree, Dir, OutputExt};
+
+/// `ritma run --out s --node NODE` in `d` with `extra` arguments, stderr piped.
+fn spawn_run(d: &Dir, node: &str, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_ritma"))
+        .args(["run", "--out", "s", "--node", node])
+        .args(extra)
+        .current_dir(d.path())
+        .env_remove("RITMA_NODE_ID")
+        .env_remove("RITMA_OUT")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The store's one WAL file, once it exists.
+fn wal_of(store: &Path) -> Option<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(store.join("wal"))
+        .ok()?
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(files.len() <= 1, "one WAL per run: {files:?}");
+    files.pop()
+}
+
+/// The store's files without its WAL and private key (what a replay does not write).
+fn sealed_files(store: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut t = tree(store);
+    t.retain(|p, _| !p.starts_with("wal") && !p.ends_with("signing.key"));
+    t
+}
+
+/// Verifies the store against its own vkey; returns verify's report.
+fn verify(d: &Dir) -> String {
+    let vkey = std::fs::read_to_string(d.join("s/_meta/keys/signing.vkey")).unwrap();
+    d.ritma(&["verify", "s", "--key", vkey.trim()])
+        .output()
+        .success()
+}
+
+#[test]
+fn run_seals_a_live_workload_and_its_wal_replays_byte_identically() {
+    if skip_without_root("run_seals_a_live_workload_and_its_wal_replays_byte_identically") {
+        return;
+    }
+    let d = Dir::new();
+    let store = d.join("s");
+    let marker = format!("ritma-marker-{}", token());
+    let target = format!("/tmp/ritma-run-test-{}", token());
+    let mut child = spawn_run(&d, "run-test", &["--duration", "4"]);
+    wait_until_started(&mut child, || wal_of(&store).is_some());
+    let pids = marker_workload(&marker, &target);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ritma run failed: {stderr}");
+    assert!(
+        stderr.contains("created the signing key of node run-test"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("ritma: sealed "), "{stderr}");
+
+    let wal = wal_of(&store).unwrap();
+    let (events, _lost) = read_events(&wal, "run-test");
+    assert_workload_captured(&events, &pids, &marker, &target);
+    let report = verify(&d);
+    assert!(report.starts_with("OK run-test: "), "{report}");
+    assert!(
+        report.contains(&format!("{} events", events.len())),
+        "{report}"
+    );
+    // A 4 s run seals every window it spanned, empty or not: at least 4.
+    let windows: u64 = report
+        .split(": ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(windows >= 4, "{report}");
+
+    // The WAL replays to the same store, for one worker and for two.
+    let key = store.join("_meta/keys/signing.key");
+    let live = sealed_files(&store);
+    for workers in ["1", "2"] {
+        let out = format!("r{workers}");
+        d.ritma(&[
+            "replay",
+            wal.to_str().unwrap(),
+            "--out",
+            &out,
+            "--workers",
+            workers,
+            "--key",
+            key.to_str().unwrap(),
+        ])
+        .output()
+        .success();
+        let replayed = sealed_files(&d.join(&out));
+        assert_eq!(
+            live.keys().collect::<Vec<_>>(),
+            replayed.keys().collect::<Vec<_>>(),
+            "the same files ({workers} workers)"
+        );
+        for (path, bytes) in &live {
+            assert!(
+                replayed[path] == *bytes,
+                "{} differs after replay with {workers} workers",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn sigint_seals_the_open_window_and_exits_cleanly() {
+    if skip_without_root("sigint_seals_the_open_window_and_exits_cleanly") {
+        return;
+    }
+    let d = Dir::new();
+    let store = d.join("s");
+    let marker = format!("ritma-marker-{}", token());
+    let target = format!("/tmp/ritma-run-test-{}", token());
+    let mut child = spawn_run(&d, "run-int", &[]);
+    wait_until_started(&mut child, || wal_of(&store).is_some());
+    marker_workload(&marker, &target);
+    // SAFETY: kill with a pid of our own child and a valid signal.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let asked = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(30),
+            "ritma run did not exit within 30 s of SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ritma run failed: {stderr}");
+
+    // Every event of the WAL is sealed, those of the window open at the signal too.
+    let wal = wal_of(&store).unwrap();
+    let (events, _) = read_events(&wal, "run-int");
+    let report = verify(&d);
+    assert!(
+        report.contains(&format!("{} events", events.len())),
+        "{report}"
+    );
+    let meta = ritma_sources::trace::scan_runs(&wal).unwrap().remove(0);
+    let last = events.last().unwrap();
+    let last_window =
+        ((last.mono_ns as i128 + meta.wall_minus_mono_ns as i128) as u64) / WINDOW_LEN_NS;
+    assert!(
+        report.contains(&format!("..={last_window})")),
+        "the last event's window {last_window} is the last sealed: {report}"
+    );
+}
+
+#[test]
+fn run_refuses_a_store_that_already_holds_windows() {
+    let d = Dir::new();
+    std::fs::create_dir_all(d.join("s/windows")).unwrap();
+    let err = d
+        .ritma(&["run", "--out", "s", "--node", "x", "--duration", "1"])
+        .output()
+        .failure();
+    assert!(err.contains("already holds sealed windows"), "{err}");
+}
