@@ -2,8 +2,10 @@
 
 mod util;
 
+mod crash;
 mod index;
 mod keys;
+mod prove;
 mod replay;
 mod replay_loss;
 mod synth;

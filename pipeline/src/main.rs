@@ -1,5 +1,6 @@
 //! `ritma`: the command line of the Ritma evidence pipeline.
 
+mod prove;
 mod record;
 mod replay;
 mod run;
@@ -84,6 +85,37 @@ enum Command {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Write a self-contained proof of one sealed event (FORMAT.md §11).
+    Prove {
+        /// The store (RITMA_OUT) directory.
+        dir: PathBuf,
+        /// The event's node-local sequence number.
+        #[arg(long)]
+        seq: u64,
+        /// The node, in a store of several (`nodes/<node>/`).
+        #[arg(long)]
+        node: Option<String>,
+        /// The proof file to create; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+        /// Extend the proof to the signed checkpoint of this node-log size (default: the newest).
+        #[arg(long)]
+        to_size: Option<u64>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a proof file with nothing else present and print the proven event.
+    VerifyProof {
+        /// The proof file.
+        file: PathBuf,
+        /// The node's verifier key (vkey text or a file holding it): the key history's first key or the checkpoints' signer.
+        #[arg(long)]
+        key: Option<String>,
+        /// Print the proven event as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a deterministic synthetic trace with labelled attack sequences.
     Synth {
         /// Number of raw events (the last attack sequence may add a few).
@@ -160,6 +192,26 @@ fn run(cli: Cli) -> Result<()> {
             taint_ttl,
         } => replay_cmd(traces, out, workers, key, taint_ttl),
         Command::Verify { dir, key } => verify_cmd(&dir, key),
+        Command::Prove {
+            dir,
+            seq,
+            node,
+            out,
+            to_size,
+            json,
+        } => prove::prove_cmd(
+            prove::ProveRequest {
+                dir,
+                seq,
+                node,
+                out,
+                to_size,
+            },
+            json,
+        ),
+        Command::VerifyProof { file, key, json } => {
+            prove::verify_proof_cmd(&file, key.as_deref(), json)
+        }
         Command::Record {
             out,
             duration,

@@ -29,7 +29,7 @@ use ritma_sinks::index::{
     write_edge_part, write_edge_refs, write_hour_index, HourIndexBuilder, IndexedWindow,
 };
 use ritma_sinks::keys::Keystore;
-use ritma_sinks::store::{NodeStore, WindowPaths, FORMAT_VERSION};
+use ritma_sinks::store::{NodeStore, StoreLock, WindowPaths, FORMAT_VERSION};
 use ritma_sources::raw::RawEvent;
 use ritma_sources::trace::{scan_runs, CgroupEntry, TraceError, TraceItem, TraceReader};
 use std::collections::{BTreeMap, HashMap};
@@ -492,21 +492,24 @@ fn load_signers(cfg: &ReplayConfig, nodes: &Nodes) -> Result<Vec<NoteSigner>> {
 
 pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
     let nodes = scan_nodes(&cfg.traces)?;
-    start(&cfg, nodes, ItemSource::Traces(cfg.traces.clone()))?.finish()
+    let lock = StoreLock::acquire(&cfg.out, &StoreLock::lock_dir())?;
+    start(&cfg, nodes, ItemSource::Traces(cfg.traces.clone()), lock)?.finish()
 }
 
 /// Starts the dataflow of a live run on one node (`meta`): worker 0 feeds what the
-/// capture loop sends on `items` until it hangs up. `cfg.traces` is not read.
+/// capture loop sends on `items` until it hangs up. `cfg.traces` is not read; the
+/// caller holds the store's lock.
 pub fn start_live(
     cfg: &ReplayConfig,
     meta: RunMeta,
     items: Receiver<TraceItem>,
+    lock: StoreLock,
 ) -> Result<Sealing> {
     let nodes = Nodes {
         names: vec![meta.node.clone()],
         metas: vec![meta],
     };
-    start(cfg, nodes, ItemSource::Live(Mutex::new(Some(items))))
+    start(cfg, nodes, ItemSource::Live(Mutex::new(Some(items))), lock)
 }
 
 /// Where worker 0 reads the items it feeds.
@@ -523,6 +526,8 @@ pub struct Sealing {
     window_counts: Arc<Mutex<(u64, u64)>>,
     clock: Arc<Mutex<SealClock>>,
     stats: Arc<Mutex<OperatorStats>>,
+    /// Held until the sealing is over: one writer per store.
+    _lock: StoreLock,
 }
 
 impl Sealing {
@@ -557,10 +562,13 @@ impl Sealing {
     }
 }
 
-fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource) -> Result<Sealing> {
+fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) -> Result<Sealing> {
     let signers = load_signers(cfg, &nodes)?;
     let multi = nodes.names.len() > 1;
     let mut stores = Vec::new();
+    // A store that already holds windows is resumed: sealing starts again at its first
+    // window, and every file already there must come out byte for byte the same.
+    let mut resume_at = Vec::new();
     for (i, name) in nodes.names.iter().enumerate() {
         let root = node_root(&cfg.out, name, multi);
         let meta = StoreMeta {
@@ -570,12 +578,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource) -> Result<Sealing
             cone_lib_version: CONE_LIB_VERSION,
         };
         let store = NodeStore::open(&root, meta)?;
-        if root.join("windows").exists() {
-            bail!(
-                "{} already holds sealed windows of node {name}; sealing writes a new store (give another --out)",
-                root.display()
-            );
-        }
+        resume_at.push(store.first_sealed_window()?);
         store.write_schema(ritma_schemas::FORMAT_SPEC)?;
         store.write_cone_library(
             CONE_LIB_VERSION,
@@ -603,7 +606,11 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource) -> Result<Sealing
         Arc::new(nodes.metas.iter().map(RunContext::from_meta).collect());
     let shared = Arc::new(Mutex::new((
         signers,
-        stores.into_iter().map(Some).collect::<Vec<_>>(),
+        stores
+            .into_iter()
+            .zip(resume_at)
+            .map(Some)
+            .collect::<Vec<_>>(),
     )));
     let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let source = Arc::new(source);
@@ -831,6 +838,13 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource) -> Result<Sealing
                         let mut taint_at: BTreeMap<u32, BTreeMap<u64, Vec<TaintChange>>> = BTreeMap::new();
                         let mut finished = false;
                         move |(input, frontier), output| {
+                            if !errors.lock().expect("errors").is_empty() {
+                                // Sealing failed: nothing more is written, and every held window
+                                // is let go so the dataflow drains and the run can report it.
+                                input.for_each(|_, data| data.clear());
+                                stash.0.clear();
+                                return;
+                            }
                             input.for_each(|cap, data| {
                                 for p in data.drain(..) {
                                     let w = p.window;
@@ -861,12 +875,13 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource) -> Result<Sealing
                                     let sink = sinks.entry(node).or_insert_with(|| {
                                         let mut s = shared.lock().expect("shared");
                                         let signer = s.0[node as usize].clone();
-                                        let store = s.1[node as usize].take().expect("one owner per node store");
+                                        let (store, resume_at) = s.1[node as usize].take().expect("one owner per node store");
                                         let ctx = &ctxs_merkle[node as usize];
                                         NodeSink {
                                             log: NodeLog::new(&ctx.node, ctx.window_len_ns, CONE_LIB_VERSION, signer),
                                             hours: HourSealer::new(&ctx.node, ctx.window_len_ns),
                                             store,
+                                            resume_at,
                                             index: None,
                                             mode,
                                             taint_ttl,
@@ -922,11 +937,11 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource) -> Result<Sealing
             return Ok::<FeedCounts, String>(FeedCounts::default());
         }
         let feeder = Feeder::new(&names2, &ctxs, slack_ns);
+        let failed = || !errors_feed.lock().expect("errors").is_empty();
         let result = match &*source {
-            ItemSource::Traces(traces) => feed_traces(traces, feeder, &mut input, worker, &probe, &clock_feed),
+            ItemSource::Traces(traces) => feed_traces(traces, feeder, &mut input, worker, &probe, &clock_feed, failed),
             ItemSource::Live(items) => {
                 let items = items.lock().expect("items").take().expect("one feeding worker");
-                let failed = || !errors_feed.lock().expect("errors").is_empty();
                 Ok(feed_live(items, feeder, &mut input, worker, &probe, &clock_feed, failed))
             }
         };
@@ -943,6 +958,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource) -> Result<Sealing
         window_counts,
         clock,
         stats,
+        _lock: lock,
     })
 }
 
@@ -951,6 +967,8 @@ struct NodeSink {
     log: NodeLog,
     hours: HourSealer,
     store: NodeStore,
+    /// The store's first window when it already held windows: sealing must start there.
+    resume_at: Option<u64>,
     index: Option<HourIndexBuilder>,
     mode: CaptureMode,
     taint_ttl: u64,
@@ -970,6 +988,11 @@ impl NodeSink {
     ) -> Result<u64, String> {
         let node = self.store.meta().node.clone();
         let len = self.store.meta().window_len_ns;
+        if let Some(first) = self.resume_at.filter(|_| self.log.next_window().is_none()) {
+            if first != window {
+                return Err(format!("node {node}: {} already holds windows from {first} on, but this input starts at window {window}: it was sealed from another input (give another --out)", self.store.root().display()));
+            }
+        }
         let sealed = self
             .log
             .seal(window, self.mode, contents)
@@ -1242,15 +1265,22 @@ impl Feeder {
     }
 }
 
-/// Lets the dataflow catch up until it is at most `MAX_LAG_WINDOWS` behind the input.
-fn catch_up(worker: &mut timely::worker::Worker, probe: &ProbeHandle<u64>, epoch: u64) {
+/// Lets the dataflow catch up until it is at most `MAX_LAG_WINDOWS` behind the input
+/// (or sealing failed: then it will not catch up).
+fn catch_up(
+    worker: &mut timely::worker::Worker,
+    probe: &ProbeHandle<u64>,
+    epoch: u64,
+    failed: &impl Fn() -> bool,
+) {
     worker.step();
-    while probe.less_than(&epoch.saturating_sub(MAX_LAG_WINDOWS)) {
+    while probe.less_than(&epoch.saturating_sub(MAX_LAG_WINDOWS)) && !failed() {
         worker.step();
     }
 }
 
-/// Worker 0 in a replay: reads every trace and feeds the dataflow.
+/// Worker 0 in a replay: reads every trace and feeds the dataflow, until the end or
+/// until sealing failed.
 fn feed_traces(
     traces: &[PathBuf],
     mut feeder: Feeder,
@@ -1258,6 +1288,7 @@ fn feed_traces(
     worker: &mut timely::worker::Worker,
     probe: &ProbeHandle<u64>,
     clock: &Mutex<SealClock>,
+    failed: impl Fn() -> bool,
 ) -> Result<FeedCounts, String> {
     let mut progress = Progress::new(traces);
     for path in traces {
@@ -1293,7 +1324,11 @@ fn feed_traces(
             feeder.item(item, input, clock);
             if advances {
                 progress.update(reader.offset(), feeder.counts.events);
-                catch_up(worker, probe, feeder.epoch);
+                catch_up(worker, probe, feeder.epoch, &failed);
+                if failed() {
+                    progress.finish();
+                    return Ok(feeder.counts);
+                }
             }
         }
     }
@@ -1323,7 +1358,7 @@ fn feed_live(
         match items.try_recv() {
             Ok(item) => {
                 feeder.item(item, input, clock);
-                catch_up(worker, probe, feeder.epoch);
+                catch_up(worker, probe, feeder.epoch, &failed);
             }
             Err(TryRecvError::Empty) => {
                 worker.step_or_park(Some(Duration::from_millis(5)));

@@ -10,6 +10,7 @@ use crate::replay::{self, ReplayConfig, ReplaySummary};
 use anyhow::{bail, Context, Result};
 use ritma_schemas::records::CaptureMode;
 use ritma_sinks::keys::Keystore;
+use ritma_sinks::store::StoreLock;
 use ritma_sources::trace::TraceWriter;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -46,6 +47,7 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
             cfg.out.display()
         );
     }
+    let lock = StoreLock::acquire(&cfg.out, &StoreLock::lock_dir())?;
     let live = record::start_capture(&cfg.node, "ritma run v1")?;
     let created_key = ensure_signing_key(&cfg.out, &cfg.node)?;
     let wal = wal_dir(&cfg.out);
@@ -70,7 +72,7 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
         meta: live.meta.clone(),
     })
     .expect("the receiver is alive");
-    let sealing = replay::start_live(&seal_cfg, live.meta.clone(), rx)?;
+    let sealing = replay::start_live(&seal_cfg, live.meta.clone(), rx, lock)?;
     if let Some(vkey) = created_key {
         eprintln!(
             "ritma: created the signing key of node {} (verifier key: {vkey})",

@@ -4,6 +4,7 @@
 //! The normative description of these bytes is `docs/FORMAT.md`; this crate is its
 //! reference implementation and the tests keep the two in step.
 
+pub mod cas_manifest;
 pub mod cbor;
 pub mod cone_library;
 pub mod format_doc;
@@ -12,6 +13,7 @@ pub mod index;
 pub mod keys;
 pub mod merkle;
 pub mod note;
+pub mod proof_bundle;
 pub mod records;
 
 pub use hash::{Hash32, Id128};

@@ -32,6 +32,10 @@ pub enum StoreError {
     },
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
+    /// A file already in the store holds other bytes than the ones being sealed: sealed
+    /// evidence is never overwritten (a resumed replay must reproduce it exactly).
+    #[error("{path}: already in the store with different contents; sealed files are never overwritten (was the store written from another trace or key, or changed?)")]
+    Conflict { path: PathBuf },
 }
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -130,10 +134,18 @@ impl AtomicBatch {
         AtomicBatch { files: Vec::new() }
     }
 
-    /// Writes `bytes` to `path`'s temporary name; `path`'s directory must exist.
+    /// Writes `bytes` to `path`'s temporary name; `path`'s directory must exist. A file
+    /// already at `path` (from an interrupted run being resumed) must hold exactly
+    /// `bytes`: it is then kept, else this fails with `Conflict`.
     fn write(&mut self, path: PathBuf, bytes: &[u8]) -> Result<(), StoreError> {
         if self.files.len() == Self::MAX_OPEN {
             self.commit()?;
+        }
+        match fs::read(&path) {
+            Ok(existing) if existing == bytes => return Ok(()),
+            Ok(_) => return Err(StoreError::Conflict { path }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::Io { path, source: e }),
         }
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
         let tmp = path.with_file_name(format!(".{name}.tmp"));
@@ -143,7 +155,15 @@ impl AtomicBatch {
             .truncate(true)
             .open(&tmp)
             .map_err(io(&tmp))?;
-        f.write_all(bytes).map_err(io(&tmp))?;
+        if let Err(e) = f.write_all(bytes) {
+            // A full disk leaves no partial file behind.
+            drop(f);
+            let _ = fs::remove_file(&tmp);
+            return Err(StoreError::Io {
+                path: tmp,
+                source: e,
+            });
+        }
         start_writeback(&f);
         self.files.push((f, tmp, path));
         Ok(())
@@ -151,12 +171,29 @@ impl AtomicBatch {
 
     /// fsyncs and renames every file written so far, in order.
     fn commit(&mut self) -> Result<(), StoreError> {
-        for (f, tmp, path) in self.files.drain(..) {
-            f.sync_all().map_err(io(&tmp))?;
-            drop(f);
-            fs::rename(&tmp, &path).map_err(io(&path))?;
+        let mut files = std::mem::take(&mut self.files).into_iter();
+        while let Some((f, tmp, path)) = files.next() {
+            let done = f
+                .sync_all()
+                .map_err(io(&tmp))
+                .and_then(|()| fs::rename(&tmp, &path).map_err(io(&path)));
+            if let Err(e) = done {
+                for (_, t, _) in std::iter::once((f, tmp, path)).chain(files) {
+                    let _ = fs::remove_file(&t);
+                }
+                return Err(e);
+            }
         }
         Ok(())
+    }
+}
+
+impl Drop for AtomicBatch {
+    /// Temporary files of a batch that failed before its commit are removed.
+    fn drop(&mut self) {
+        for (_, tmp, _) in self.files.drain(..) {
+            let _ = fs::remove_file(&tmp);
+        }
     }
 }
 
@@ -247,6 +284,29 @@ impl NodeStore {
         &self.root
     }
 
+    /// The window number of the store's first window record, if it holds any (a
+    /// resumed run must start there).
+    pub fn first_sealed_window(&self) -> Result<Option<u64>, StoreError> {
+        let mut dir = self.root.join("windows");
+        // windows/YYYY/MM/DD/HH: the smallest name at each level is the earliest.
+        for _ in 0..4 {
+            match first_entry(&dir, |_| true)? {
+                Some(name) => dir = dir.join(name),
+                None => return Ok(None),
+            }
+        }
+        let micro = dir.join("micro");
+        let Some(name) = first_entry(&micro, |n| n.starts_with('w') && n.ends_with(".cbor"))?
+        else {
+            return Ok(None);
+        };
+        let path = micro.join(name);
+        let bytes = fs::read(&path).map_err(io(&path))?;
+        let record =
+            WindowRecord::decode(&bytes).map_err(|source| StoreError::Decode { path, source })?;
+        Ok(Some(record.window))
+    }
+
     pub fn meta(&self) -> &StoreMeta {
         &self.meta
     }
@@ -331,6 +391,98 @@ impl NodeStore {
         let sig = self.root.join(p.checkpoint());
         write_atomic(&sig, checkpoint.as_bytes())?;
         sync_dir(sig.parent().expect("micro dir"))
+    }
+}
+
+/// The smallest name in `dir` that `keep` accepts (none if `dir` is absent or has none);
+/// temporary files (`.name.tmp`) are never taken.
+fn first_entry(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<Option<String>, StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(it) => it,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    let mut first: Option<String> = None;
+    for e in entries {
+        let name = e
+            .map_err(io(dir))?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if !name.starts_with('.') && keep(&name) && first.as_ref().is_none_or(|f| name < *f) {
+            first = Some(name);
+        }
+    }
+    Ok(first)
+}
+
+/// Where writer locks live unless `RITMA_LOCK_DIR` says otherwise (DESIGN §4).
+pub const DEFAULT_LOCK_DIR: &str = "/run/ritma/locks";
+
+/// The one-writer lock of a store: an exclusive `flock` on a file in the lock directory
+/// named after the store's canonical path, held until dropped (the kernel releases it
+/// when the process dies, so a crash never leaves a store locked).
+pub struct StoreLock {
+    _file: File,
+}
+
+impl StoreLock {
+    /// Takes the lock of the store at `store` (created if absent) in `lock_dir`, or fails
+    /// naming the process that holds it.
+    pub fn acquire(store: &Path, lock_dir: &Path) -> Result<Self, StoreError> {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        fs::create_dir_all(store).map_err(io(store))?;
+        let canonical = fs::canonicalize(store).map_err(io(store))?;
+        fs::create_dir_all(lock_dir).map_err(|source| StoreError::Invalid {
+            path: lock_dir.to_owned(),
+            reason: format!("cannot create the lock directory ({source}); set RITMA_LOCK_DIR to a writable directory"),
+        })?;
+        let digest = ritma_schemas::hash::blake3(canonical.as_os_str().as_encoded_bytes());
+        let name: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        let path = lock_dir.join(format!("{name}.lock"));
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io(&path))?;
+        // SAFETY: flock on a descriptor we own; no memory is touched.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(StoreError::Io { path, source: err });
+            }
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Err(StoreError::Invalid {
+                path,
+                reason: format!(
+                    "another process is writing the store {} ({}): one writer per store",
+                    canonical.display(),
+                    holder.trim()
+                ),
+            });
+        }
+        // Who holds it, for the error another writer gets (informative only).
+        let _ = file.set_len(0);
+        let _ = file.write_all(
+            format!(
+                "pid {} writes {}\n",
+                std::process::id(),
+                canonical.display()
+            )
+            .as_bytes(),
+        );
+        Ok(StoreLock { _file: file })
+    }
+
+    /// `RITMA_LOCK_DIR`, else `DEFAULT_LOCK_DIR`.
+    pub fn lock_dir() -> PathBuf {
+        std::env::var_os("RITMA_LOCK_DIR")
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| PathBuf::from(DEFAULT_LOCK_DIR), PathBuf::from)
     }
 }
 
