@@ -10,10 +10,12 @@ use live::{
     assert_workload_captured, marker_workload, read_events, skip_without_root, token,
     wait_until_started, WINDOW_LEN_NS,
 };
+use ritma_schemas::records::AnyRecord;
+use ritma_sources::raw::RawBody;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use util::{tree, Dir, OutputExt};
+use util::{tree, window_leaves, Dir, OutputExt};
 
 /// `ritma run --out s --node NODE` in `d` with `extra` arguments, stderr piped.
 fn spawn_run(d: &Dir, node: &str, extra: &[&str]) -> Child {
@@ -77,6 +79,21 @@ fn run_seals_a_live_workload_and_its_wal_replays_byte_identically() {
     let wal = wal_of(&store).unwrap();
     let (events, _lost) = read_events(&wal, "run-test");
     assert_workload_captured(&events, &pids, &marker, &target);
+    // This test was running before the capture: the start's snapshot names it, and its
+    // sealed actor record knows its executable.
+    let me = std::process::id();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.task.pid == me && matches!(e.body, RawBody::Present { .. })),
+        "no `present` event of the test process {me}"
+    );
+    let known_exe = window_leaves(&store).iter().any(|(_, leaves)| {
+        leaves.iter().any(|l| {
+            matches!(AnyRecord::decode(l), Ok(AnyRecord::Actor(a)) if a.pid == me && a.exe.is_some())
+        })
+    });
+    assert!(known_exe, "the test process's actor record has no exe");
     let report = verify(&d);
     assert!(report.starts_with("OK run-test: "), "{report}");
     assert!(

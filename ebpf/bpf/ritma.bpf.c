@@ -179,12 +179,9 @@ static __always_inline __u64 pid_ns_inum(struct task_struct *t)
 	return BPF_CORE_READ(u.ns, ns.inum);
 }
 
-/* Fills the header's task identity from the current task. */
-static __always_inline void fill_header(__u8 *rec, __u16 kind)
+/* Fills the header fields any task gives, the current one or an iterated one. */
+static __always_inline void fill_task(struct ritma_hdr *h, struct task_struct *t, __u16 kind)
 {
-	struct ritma_hdr *h = (void *)rec;
-	struct task_struct *t = (void *)bpf_get_current_task();
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct task_struct *parent = BPF_CORE_READ(t, real_parent);
 	const struct cred *cred = BPF_CORE_READ(t, real_cred);
 
@@ -195,19 +192,42 @@ static __always_inline void fill_header(__u8 *rec, __u16 kind)
 	/* The process's start: a thread's own start_time would differ from its leader's. */
 	h->start_ns = BPF_CORE_READ(t, group_leader, start_time);
 	h->parent_start_ns = BPF_CORE_READ(parent, group_leader, start_time);
-	h->cgroup_id = bpf_get_current_cgroup_id();
 	h->mnt_ns = BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum);
 	h->pid_ns = pid_ns_inum(t);
 	h->net_ns = BPF_CORE_READ(t, nsproxy, net_ns, ns.inum);
-	h->pid = pid_tgid >> 32;
-	h->tid = (__u32)pid_tgid;
 	h->ppid = BPF_CORE_READ(parent, tgid);
 	h->uid = BPF_CORE_READ(cred, uid.val);
 	h->gid = BPF_CORE_READ(cred, gid.val);
 	h->euid = BPF_CORE_READ(cred, euid.val);
 	h->egid = BPF_CORE_READ(cred, egid.val);
-	bpf_get_current_comm(h->comm, sizeof(h->comm));
 	h->pad = 0;
+}
+
+/* Fills the header's task identity from the current task. */
+static __always_inline void fill_header(__u8 *rec, __u16 kind)
+{
+	struct ritma_hdr *h = (void *)rec;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	fill_task(h, (void *)bpf_get_current_task(), kind);
+	h->cgroup_id = bpf_get_current_cgroup_id();
+	h->pid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+/* Fills the header from task t, as fill_header would if t were current. */
+static __always_inline void fill_header_of(__u8 *rec, __u16 kind, struct task_struct *t)
+{
+	struct ritma_hdr *h = (void *)rec;
+
+	fill_task(h, t, kind);
+	/* What bpf_get_current_cgroup_id returns: the v2 cgroup's kernfs node id. */
+	h->cgroup_id = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
+	h->pid = BPF_CORE_READ(t, tgid);
+	h->tid = BPF_CORE_READ(t, pid);
+	/* comm is NUL-padded in the task (strscpy_pad), as bpf_get_current_comm gives it. */
+	bpf_core_read(h->comm, sizeof(h->comm), &t->comm);
 }
 
 static __always_inline void submit(__u8 *rec, __u32 len)
@@ -261,6 +281,17 @@ static __always_inline long walk_path(struct walk_buf *w, struct task_struct *t,
 		parent = BPF_CORE_READ(d, d_parent);
 		if (d == mnt_root || d == parent) {
 			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+			/* A dentry that is its own parent without being its mount's root is a
+			 * pseudo file (memfd, pipe, socket): its name is all the path it has. */
+			if (d != mnt_root) {
+				n = w->n;
+				if (n >= WALK_COMPONENTS)
+					return -1;
+				w->names[n & (WALK_COMPONENTS - 1)] = BPF_CORE_READ(d, d_name.name);
+				w->lens[n & (WALK_COMPONENTS - 1)] = BPF_CORE_READ(d, d_name.len);
+				w->n = n + 1;
+				break;
+			}
 			/* A mount that is its own parent is the namespace's (or an internal) root. */
 			if (up == mnt || !up)
 				break;
@@ -497,6 +528,134 @@ int ritma_exit(struct trace_event_raw_sched_process_exit *ctx)
 		b->code = BPF_CORE_READ(t, exit_code);
 	b->pad = 0;
 	submit(rec, HDR_LEN + sizeof(*b));
+	return 0;
+}
+
+/* ---------- snapshot: the processes present when capture starts ---------- */
+
+/* The snapshot's own scratch: the iterator may sleep (faulting in another task's argv)
+ * with its buffers half built, and a tracepoint program on the same CPU must not
+ * overwrite them meanwhile. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct record_buf);
+} ritma_snap_record SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct walk_buf);
+} ritma_snap_walk SEC(".maps");
+
+/* Whether t stands for its process in the snapshot: a live user process other than the
+ * sensor, seen from its leader thread, or, when the leader has exited while other
+ * threads run, from each of those (user space keeps the lowest tid). */
+static __always_inline bool snapshot_visible(struct task_struct *t)
+{
+	if ((BPF_CORE_READ(t, flags) & PF_KTHREAD) || BPF_CORE_READ(t, tgid) == ritma_self_tgid)
+		return false;
+	/* No live thread left: the process is exiting (its exit event, if any, is live). */
+	if (BPF_CORE_READ(t, signal, live.counter) == 0 || !BPF_CORE_READ(t, mm))
+		return false;
+	return BPF_CORE_READ(t, group_leader) == t || !BPF_CORE_READ(t, group_leader, mm);
+}
+
+/* Builds t's present record in rec up to its argv: header, then exec's body with the
+ * executable's dev, inode and path (walked from the task's root), argv_total set and
+ * argv_len 0. Returns the record's length so far (where argv goes). */
+static __always_inline __u32 present_record(__u8 *rec, struct walk_buf *w, struct task_struct *t)
+{
+	struct mm_struct *mm = BPF_CORE_READ(t, mm);
+	struct file *exe = BPF_CORE_READ(mm, exe_file);
+	struct ritma_exec *b = (void *)(rec + HDR_LEN);
+	__u32 off = HDR_LEN + sizeof(*b), fname_len = 0;
+	__u64 arg_start, arg_end, total;
+	long l;
+
+	fill_header_of(rec, RITMA_PRESENT, t);
+	b->exe_dev = user_dev(BPF_CORE_READ(exe, f_inode, i_sb, s_dev));
+	b->exe_ino = BPF_CORE_READ(exe, f_inode, i_ino);
+	l = walk_path(w, t, BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt));
+	if (l > 0 && l < RITMA_PATH_MAX) {
+		bpf_probe_read_kernel(rec + off, BOUND(l, PATH_MASK), w->path);
+		fname_len = l & PATH_MASK;
+	}
+	arg_start = BPF_CORE_READ(mm, arg_start);
+	arg_end = BPF_CORE_READ(mm, arg_end);
+	total = arg_end > arg_start ? arg_end - arg_start : 0;
+	b->argv_total = total > 0xffffffff ? 0xffffffff : total;
+	b->filename_len = fname_len;
+	b->argv_len = 0;
+	return off + fname_len;
+}
+
+/* Writes a finished record to the iterator's output. */
+static __always_inline void seq_put(struct seq_file *seq, __u8 *rec, __u32 len)
+{
+	if (len < HDR_LEN || len >= RITMA_REC_MAX)
+		return;
+	len = BOUND(len, RITMA_REC_MAX - 1);
+	((struct ritma_hdr *)rec)->len = len;
+	/* A record that does not fit the read's buffer is written again on the next read. */
+	bpf_seq_write(seq, rec, len);
+}
+
+/* Visits every task once (user space reads the iterator's fd) and writes a present
+ * record per process (snapshot_visible), argv copied from the task's memory, which is
+ * why the program is sleepable. Some kernels' task iteration never yields the pid
+ * namespace's init (this VM's hides pid 1 even from a tid-filtered iterator): the
+ * first visit also writes the reader's namespace's child reaper, from pointers read
+ * out of the kernel, which the argv copy cannot take (its argv_len stays 0, so it
+ * decodes as truncated). User space drops it when the iteration yielded it too. */
+SEC("iter.s/task")
+int ritma_snapshot(struct bpf_iter__task *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct task_struct *t = ctx->task;
+	struct ritma_exec *b;
+	struct walk_buf *w;
+	__u32 zero = 0, len;
+	__u8 *rec;
+
+	if (!t)
+		return 0;
+	rec = bpf_map_lookup_elem(&ritma_snap_record, &zero);
+	w = bpf_map_lookup_elem(&ritma_snap_walk, &zero);
+	if (!rec || !w)
+		return 0;
+	if (ctx->meta->seq_num == 0) {
+		struct task_struct *me = (void *)bpf_get_current_task();
+		struct pid *p = BPF_CORE_READ(me, thread_pid);
+		unsigned int level = BPF_CORE_READ(p, level);
+		struct upid u = {};
+		struct task_struct *reaper;
+
+		bpf_core_read(&u, sizeof(u), &p->numbers[level]);
+		reaper = BPF_CORE_READ(u.ns, child_reaper);
+		if (reaper && reaper != t && snapshot_visible(reaper))
+			seq_put(seq, rec, present_record(rec, w, reaper));
+	}
+	if (!snapshot_visible(t))
+		return 0;
+	len = present_record(rec, w, t);
+	b = (void *)(rec + HDR_LEN);
+	if (b->argv_total > 0) {
+		__u32 want = b->argv_total > RITMA_ARGV_BYTES ? RITMA_ARGV_BYTES : b->argv_total;
+		__u64 arg_start = BPF_CORE_READ(t, mm, arg_start);
+		/* 1 to RITMA_ARGV_BYTES, in a form the verifier bounds (the clamp above may be
+		 * a select it cannot follow). */
+		__u32 size = BOUND(want - 1, RITMA_ARGV_BYTES - 1) + 1;
+
+		if (bpf_copy_from_user_task(rec + BOUND(len, 2 * RITMA_PATH_MAX - 1), size,
+					    (void *)arg_start, t, 0) == 0) {
+			b->argv_len = size;
+			len += size;
+		}
+	}
+	seq_put(seq, rec, len);
 	return 0;
 }
 
@@ -772,7 +931,8 @@ static __always_inline void emit_accept(struct stash *s, long ret)
 		b->addr_len = 4;
 	} else if (family == AF_INET6) {
 		if (ret >= 0) {
-			BPF_CORE_READ_INTO(rec + off, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+			/* All 16 bytes: BPF_CORE_READ_INTO would copy sizeof(*dst), one byte here. */
+			bpf_core_read(rec + off, 16, &sk->__sk_common.skc_v6_daddr);
 			b->port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
 		} else {
 			__builtin_memset(rec + off, 0, 16);

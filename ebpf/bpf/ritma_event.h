@@ -34,6 +34,7 @@ enum ritma_kind {
 	RITMA_MEMFD_CREATE = 15,
 	RITMA_MODULE_LOAD = 16,
 	RITMA_BPF_PROG_LOAD = 17,
+	RITMA_PRESENT = 19, /* 18 is trigger, which the sensor never emits */
 };
 
 /* Indexes of the per-CPU drop counter (ritma_drops). */
@@ -74,7 +75,9 @@ struct ritma_hdr {
 	__u32 pad;
 };
 
-/* Then filename_len bytes, then argv_len bytes (the NUL-separated argv block). */
+/* Then filename_len bytes, then argv_len bytes (the NUL-separated argv block).
+ * A present record (the process snapshot) has the same body, filename being the
+ * executable's path. */
 struct ritma_exec {
 	__u64 exe_dev;
 	__u64 exe_ino;

@@ -73,4 +73,13 @@ pub enum EbpfError {
 
     #[error("malformed ring-buffer record")]
     Wire(#[from] WireError),
+
+    #[error("opening the process snapshot iterator failed")]
+    SnapshotOpen(#[source] Box<aya::programs::links::LinkError>),
+
+    #[error("reading the process snapshot iterator failed")]
+    SnapshotRead(#[source] io::Error),
+
+    #[error("malformed process snapshot record")]
+    SnapshotRecord(#[source] WireError),
 }

@@ -23,6 +23,9 @@ pub enum Hook {
     BtfTracePoint { name: &'static str },
     /// A raw tracepoint.
     RawTracePoint { name: &'static str },
+    /// A BPF iterator over the kernel objects `target` names (`task`): not attached to
+    /// an event, run when user space reads it.
+    Iter { target: &'static str },
 }
 
 /// A program and its hook.
@@ -136,6 +139,12 @@ pub const MODULE_FALLBACK: &[ProgramSpec] = &[
     },
 ];
 
+/// The process snapshot (`Sensor::snapshot_processes`): a sleepable task iterator.
+pub const SNAPSHOT: ProgramSpec = ProgramSpec {
+    program: "ritma_snapshot",
+    hook: Hook::Iter { target: "task" },
+};
+
 /// Every program in the object with the hook it would take (the module syscalls appear
 /// with both their tracepoint pair and their raw stand-ins).
 pub fn all_programs() -> Vec<ProgramSpec> {
@@ -144,5 +153,6 @@ pub fn all_programs() -> Vec<ProgramSpec> {
         v.extend([sc.exit, sc.enter]);
     }
     v.extend(MODULE_FALLBACK);
+    v.push(SNAPSHOT);
     v
 }

@@ -1,20 +1,22 @@
 //! The live sensor: loads the embedded object, attaches every program, and turns
 //! ring-buffer records into raw events.
 
+use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
-use aya::programs::{BtfTracePoint, ProgramError, RawTracePoint, TracePoint};
+use aya::programs::{BtfTracePoint, Iter, ProgramError, RawTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use ritma_sources::raw::RawEvent;
 
 use crate::error::EbpfError;
 use crate::programs::{
     self, Hook, Need, ProgramSpec, DROPS_MAP, IGNORE_MAP, LIFECYCLE, MODULE_FALLBACK, OBJECT,
-    RING_MAP, SELF_TGID_GLOBAL, SYSCALLS,
+    RING_MAP, SELF_TGID_GLOBAL, SNAPSHOT, SYSCALLS,
 };
+use crate::snapshot::parse_snapshot;
 use crate::system;
 use crate::wire::decode_record;
 
@@ -75,6 +77,9 @@ pub struct ProgramRuns {
 
 pub struct Sensor {
     ebpf: Ebpf,
+    btf: Btf,
+    /// The snapshot iterator is loaded on the first `snapshot_processes`.
+    snapshot_loaded: bool,
     ring: RingBuf<MapData>,
     drops: PerCpuArray<MapData, u64>,
     attached: Vec<ProgramSpec>,
@@ -115,6 +120,8 @@ impl Sensor {
         let drops = PerCpuArray::try_from(drops).map_err(map_err(DROPS_MAP, "open"))?;
         Ok(Sensor {
             ebpf,
+            btf,
+            snapshot_loaded: false,
             ring,
             drops,
             attached: plan,
@@ -144,6 +151,43 @@ impl Sensor {
             out.push(decode_record(&item)?);
             n += 1;
         }
+        Ok(n)
+    }
+
+    /// Appends one `present` event (`RawBody::Present`) per process running now to `out`,
+    /// in pid order, and returns how many. Call it once, right after `start`: every
+    /// process is then either in the snapshot or seen starting by the live programs.
+    /// The sensor's own process and kernel threads are left out, as in live capture.
+    /// Each event's task identity is the kernel's, exactly as the process's live events
+    /// carry it (so the same actor id); its `mono_ns` is the kernel monotonic time at
+    /// which the iterator read that process, and `seq` is 0 (the caller assigns seqs).
+    pub fn snapshot_processes(&mut self, out: &mut Vec<RawEvent>) -> Result<usize, EbpfError> {
+        if !self.snapshot_loaded {
+            load_program(&mut self.ebpf, &self.btf, &SNAPSHOT)?;
+            self.snapshot_loaded = true;
+        }
+        let name = SNAPSHOT.program;
+        let prog = self
+            .ebpf
+            .program_mut(name)
+            .ok_or(EbpfError::MissingInObject {
+                what: "program",
+                name,
+            })?;
+        let iter: &mut Iter = prog.try_into().map_err(program_err(name, "type check"))?;
+        let link_id = iter.attach().map_err(program_err(name, "attach"))?;
+        let link = iter
+            .take_link(link_id)
+            .map_err(program_err(name, "take link"))?;
+        let mut file = link
+            .into_file()
+            .map_err(|e| EbpfError::SnapshotOpen(Box::new(e)))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(EbpfError::SnapshotRead)?;
+        let events = parse_snapshot(&bytes).map_err(EbpfError::SnapshotRecord)?;
+        let n = events.len();
+        out.extend(events);
         Ok(n)
     }
 
@@ -353,6 +397,10 @@ pub(crate) fn load_program(
             let p: &mut RawTracePoint = prog.try_into().map_err(check)?;
             p.load().map_err(program_err(name, "load"))
         }
+        Hook::Iter { target } => {
+            let p: &mut Iter = prog.try_into().map_err(check)?;
+            p.load(target, btf).map_err(program_err(name, "load"))
+        }
     }
 }
 
@@ -377,6 +425,9 @@ fn attach_program(ebpf: &mut Ebpf, spec: &ProgramSpec) -> Result<(), EbpfError> 
             let p: &mut RawTracePoint = prog.try_into().map_err(check)?;
             p.attach(tp).map(drop).map_err(attach)
         }
+        Hook::Iter { .. } => Err(EbpfError::Config(format!(
+            "{name} is an iterator: it runs when read (snapshot_processes), not attached at start"
+        ))),
     }
 }
 

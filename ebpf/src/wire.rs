@@ -58,6 +58,15 @@ pub enum WireError {
     IdCall { found: u32 },
     #[error("module load from_fd flag is {found}, expected 0 or 1")]
     FromFd { found: u32 },
+    #[error(
+        "record at byte {at} of the stream says {len} bytes with {remaining} left \
+         (a record is {HEADER_LEN} to {RECORD_MAX} bytes)"
+    )]
+    StreamLength {
+        at: usize,
+        len: usize,
+        remaining: usize,
+    },
 }
 
 /// Bounds-checked little-endian reads over one record.
@@ -193,7 +202,7 @@ pub fn decode_record(buf: &[u8]) -> Result<RawEvent, WireError> {
 
 fn decode_body(r: &mut Reader<'_>, kind: u16) -> Result<RawBody, WireError> {
     Ok(match kind {
-        1 => decode_exec(r)?,
+        1 | 19 => decode_exec(r, kind)?,
         2 => {
             let child_pid = r.u32()?;
             r.zero("fork pad", 4)?;
@@ -299,12 +308,18 @@ fn decode_body(r: &mut Reader<'_>, kind: u16) -> Result<RawBody, WireError> {
     })
 }
 
-fn decode_exec(r: &mut Reader<'_>) -> Result<RawBody, WireError> {
+/// An exec (kind 1) or present (kind 19, the process snapshot) body: the same layout.
+fn decode_exec(r: &mut Reader<'_>, kind: u16) -> Result<RawBody, WireError> {
     let exe_dev = r.u64()?;
     let exe_ino = r.u64()?;
     let argv_total = r.u32()? as usize;
-    let filename_len = r.len("exec filename", WIRE_PATH_MAX)?;
-    let argv_len = r.len("exec argv", ARGV_BYTES)?;
+    let (name_field, argv_field) = if kind == 1 {
+        ("exec filename", "exec argv")
+    } else {
+        ("present exe", "present argv")
+    };
+    let filename_len = r.len(name_field, WIRE_PATH_MAX)?;
+    let argv_len = r.len(argv_field, ARGV_BYTES)?;
     if argv_len > argv_total {
         return Err(WireError::ArgvLength {
             copied: argv_len,
@@ -314,12 +329,23 @@ fn decode_exec(r: &mut Reader<'_>) -> Result<RawBody, WireError> {
     let filename = r.take(filename_len)?.to_vec();
     let block = r.take(argv_len)?;
     let (argv, cut) = split_argv(block);
-    Ok(RawBody::Exec {
-        filename,
-        argv,
-        argv_truncated: cut || argv_len < argv_total,
-        exe_dev,
-        exe_ino,
+    let argv_truncated = cut || argv_len < argv_total;
+    Ok(if kind == 1 {
+        RawBody::Exec {
+            filename,
+            argv,
+            argv_truncated,
+            exe_dev,
+            exe_ino,
+        }
+    } else {
+        RawBody::Present {
+            exe: filename,
+            argv,
+            argv_truncated,
+            exe_dev,
+            exe_ino,
+        }
     })
 }
 
@@ -451,6 +477,11 @@ mod tests {
     }
 
     fn exec_record(filename: &[u8], argv: &[u8], total: u32) -> Vec<u8> {
+        exec_like_record(1, filename, argv, total)
+    }
+
+    /// An exec (kind 1) or present (kind 19) record: the same body.
+    fn exec_like_record(kind: u16, filename: &[u8], argv: &[u8], total: u32) -> Vec<u8> {
         let mut body = Vec::new();
         body.extend(0x803u64.to_le_bytes());
         body.extend(1234u64.to_le_bytes());
@@ -459,7 +490,7 @@ mod tests {
         body.extend((argv.len() as u16).to_le_bytes());
         body.extend(filename);
         body.extend(argv);
-        header(1, &body)
+        header(kind, &body)
     }
 
     fn sock_record(kind: u16, family: u16, port: u16, addr: &[u8]) -> Vec<u8> {
@@ -504,6 +535,7 @@ mod tests {
         for rec in [
             open_record(b"/etc/passwd"),
             exec_record(b"/bin/ls", b"ls\0-l\0", 6),
+            exec_like_record(19, b"/usr/sbin/sshd", b"sshd\0-D\0", 8),
             sock_record(7, AF_INET, 443, &[10, 0, 0, 1]),
         ] {
             for cut in 0..rec.len() {
@@ -606,6 +638,51 @@ mod tests {
     }
 
     #[test]
+    fn present_records_decode_like_exec_but_as_present() {
+        let e = decode_record(&exec_like_record(19, b"/usr/sbin/sshd", b"sshd\0-D\0", 8)).unwrap();
+        assert_eq!((e.task.pid, e.task.start_ns, e.mono_ns), (4242, 222, 111));
+        assert_eq!(
+            e.body,
+            RawBody::Present {
+                exe: b"/usr/sbin/sshd".to_vec(),
+                argv: vec![b"sshd".to_vec(), b"-D".to_vec()],
+                argv_truncated: false,
+                exe_dev: 0x803,
+                exe_ino: 1234,
+            }
+        );
+        // The exec bounds hold for present records too.
+        let big = exec_like_record(19, &[b'/'; WIRE_PATH_MAX + 1], b"", 0);
+        assert_eq!(
+            decode_record(&big),
+            Err(WireError::FieldTooLong {
+                field: "present exe",
+                len: WIRE_PATH_MAX + 1,
+                max: WIRE_PATH_MAX
+            })
+        );
+        assert_eq!(
+            decode_record(&exec_like_record(19, b"/x", b"a\0b\0", 3)),
+            Err(WireError::ArgvLength {
+                copied: 4,
+                total: 3
+            })
+        );
+        let cut = decode_record(&exec_like_record(19, b"/x", b"a\0bb", 9000)).unwrap();
+        assert!(matches!(
+            cut.body,
+            RawBody::Present {
+                argv_truncated: true,
+                ..
+            }
+        ));
+        // Kind 18 (trigger) is never a wire record.
+        let mut rec = exec_like_record(19, b"/x", b"", 0);
+        rec[0] = 18;
+        assert_eq!(decode_record(&rec), Err(WireError::Kind { found: 18 }));
+    }
+
+    #[test]
     fn socket_addresses_are_checked_by_family() {
         let e = decode_record(&sock_record(7, AF_INET, 8080, &[127, 0, 0, 1])).unwrap();
         assert_eq!(
@@ -675,7 +752,7 @@ mod tests {
             let n = (next() % 400) as usize;
             let mut buf: Vec<u8> = (0..n).map(|_| next() as u8).collect();
             if round % 2 == 0 && buf.len() >= 8 {
-                let kind = (next() % 19) as u16;
+                let kind = (next() % 21) as u16;
                 buf[0..2].copy_from_slice(&kind.to_le_bytes());
                 buf[2..4].copy_from_slice(&WIRE_VERSION.to_le_bytes());
                 buf[4..8].copy_from_slice(&(n as u32).to_le_bytes());

@@ -246,7 +246,8 @@ impl ActorTable {
             service,
         );
         match &e.detail {
-            Detail::Exec { exe, .. } => r.exe = Some(*exe),
+            // A process running since before capture is known as if seen exec'ing.
+            Detail::Exec { exe, .. } | Detail::Present { exe, .. } => r.exe = Some(*exe),
             Detail::Credentials { uid, euid } => {
                 r.uid = uid.unwrap_or(r.uid);
                 r.euid = euid.unwrap_or(r.euid);
@@ -437,6 +438,66 @@ mod tests {
         // The next window still knows the executable.
         t.push(&open(4, 6, 42));
         assert_eq!(t.close(6)[0].exe, r.exe);
+    }
+
+    #[test]
+    fn a_present_process_is_attributed_fully_from_its_snapshot() {
+        let mut t = ActorTable::new(ctx(), ActorTableConfig::default());
+        t.add_cgroup(77, b"/system.slice/ssh.service");
+        // Without the snapshot, a process running since before capture has no executable.
+        t.push(&open(1, 5, 50));
+        assert_eq!(t.close(5)[0].exe, None);
+
+        let present = ev(
+            2,
+            5,
+            42,
+            RawBody::Present {
+                exe: b"/usr/sbin/sshd".to_vec(),
+                argv: vec![b"sshd".to_vec()],
+                argv_truncated: false,
+                exe_dev: 1,
+                exe_ino: 2,
+            },
+        );
+        assert_eq!(t.push(&present).comm, DictEntry::new(DictKind::Comm, b"sh"));
+        t.close(5);
+        // Its later events, in later windows, carry what the snapshot said.
+        t.push(&open(3, 9, 42));
+        let recs = t.close(9);
+        assert_eq!(recs.len(), 1);
+        let r = &recs[0];
+        assert_eq!(r.actor, ctx().actor_id(42, 4200));
+        assert_eq!(
+            r.exe,
+            Some(DictEntry::id_of(DictKind::Path, b"/usr/sbin/sshd"))
+        );
+        assert_eq!(r.parent, Some(ctx().actor_id(1, 10)));
+        assert_eq!((r.pid, r.ppid, r.uid, r.euid), (42, 1, 1000, 1000));
+        assert_eq!(r.comm, DictEntry::id_of(DictKind::Comm, b"sh"));
+        assert_eq!(
+            r.service,
+            Some(DictEntry::id_of(DictKind::Service, b"ssh.service"))
+        );
+        // Learnt from the snapshot: the later open was not a miss.
+        assert_eq!(t.stats.misses, 2);
+        // A later exec replaces the executable, as for any process.
+        t.push(&ev(
+            4,
+            10,
+            42,
+            RawBody::Exec {
+                filename: b"/bin/bash".to_vec(),
+                argv: vec![],
+                argv_truncated: false,
+                exe_dev: 1,
+                exe_ino: 3,
+            },
+        ));
+        assert_eq!(
+            t.close(10)[0].exe,
+            Some(DictEntry::id_of(DictKind::Path, b"/bin/bash"))
+        );
     }
 
     #[test]

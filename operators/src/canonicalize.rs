@@ -3,7 +3,7 @@
 //! any event with no coordination.
 
 use ritma_schemas::cbor::Encoder;
-use ritma_schemas::hash::blake3;
+use ritma_schemas::hash::{blake3, Hash32};
 use ritma_schemas::records::{
     atom_flags, ActorRecord, CaptureMode, DictEntry, DictKind, EventAtom, EventType, RunMeta,
 };
@@ -71,6 +71,12 @@ pub enum Detail {
         exe_dev: u64,
         exe_ino: u64,
     },
+    /// The task was running this executable when capture started (not an exec).
+    Present {
+        exe: Id128,
+        exe_dev: u64,
+        exe_ino: u64,
+    },
     /// A child process started.
     Fork {
         child: Id128,
@@ -129,7 +135,7 @@ pub fn flow_bytes(a: &SockAddr) -> Vec<u8> {
 /// is allocated once and at its size: events wait in window stashes by the thousand.
 fn dict_entries_of(body: &RawBody) -> usize {
     match body {
-        RawBody::Exec { .. } | RawBody::Rename { .. } => 2,
+        RawBody::Exec { .. } | RawBody::Present { .. } | RawBody::Rename { .. } => 2,
         RawBody::Open { .. }
         | RawBody::Unlink { .. }
         | RawBody::Connect { .. }
@@ -213,24 +219,25 @@ pub fn canonicalize(
             flags |= atom_flags::EXEC;
             // The executable's id is its path's id, so a file written and then run is one node.
             let exe = dict(&mut dict_out, DictKind::Path, filename);
-            if !argv.is_empty() {
-                let mut e = Encoder::new();
-                e.array(argv.len() as u64);
-                for a in &argv {
-                    e.bytes(a);
-                }
-                let encoded = e.into_bytes();
-                arg_hash = Some(blake3(&encoded));
-                // Thin mode keeps the hash only; Thick and Full keep the argv too.
-                if mode != CaptureMode::Thin {
-                    let entry = DictEntry::from_vec(DictKind::Argv, encoded);
-                    if entry.hashed {
-                        flags |= atom_flags::ARG_HASHED;
-                    }
-                    dict_out.push(entry);
-                }
-            }
+            (arg_hash, flags) = argv_entry(&mut dict_out, &argv, mode, flags);
             detail = Detail::Exec {
+                exe,
+                exe_dev,
+                exe_ino,
+            };
+            exe
+        }
+        RawBody::Present {
+            exe,
+            argv,
+            exe_dev,
+            exe_ino,
+            ..
+        } => {
+            // Like an exec's object and argv, without the exec flag: nothing was exec'd.
+            let exe = dict(&mut dict_out, DictKind::Path, exe);
+            (arg_hash, flags) = argv_entry(&mut dict_out, &argv, mode, flags);
+            detail = Detail::Present {
                 exe,
                 exe_dev,
                 exe_ino,
@@ -367,6 +374,35 @@ pub fn canonicalize(
     }
 }
 
+/// An exec's or present process's argv: its hash, and in Thick and Full modes its
+/// dictionary entry (hashed, and flagged so, when too long). Returns (arg_hash, flags).
+fn argv_entry(
+    dict_out: &mut Vec<DictEntry>,
+    argv: &[Vec<u8>],
+    mode: CaptureMode,
+    mut flags: u32,
+) -> (Option<Hash32>, u32) {
+    if argv.is_empty() {
+        return (None, flags);
+    }
+    let mut e = Encoder::new();
+    e.array(argv.len() as u64);
+    for a in argv {
+        e.bytes(a);
+    }
+    let encoded = e.into_bytes();
+    let hash = blake3(&encoded);
+    // Thin mode keeps the hash only; Thick and Full keep the argv too.
+    if mode != CaptureMode::Thin {
+        let entry = DictEntry::from_vec(DictKind::Argv, encoded);
+        if entry.hashed {
+            flags |= atom_flags::ARG_HASHED;
+        }
+        dict_out.push(entry);
+    }
+    (Some(hash), flags)
+}
+
 fn set_id(v: u32) -> Option<u32> {
     (v != ID_UNCHANGED).then_some(v)
 }
@@ -488,6 +524,63 @@ mod tests {
         assert_eq!(thick.dict.len(), 2);
         assert_eq!(thick.dict[1].kind, DictKind::Argv);
         assert!(matches!(thin.detail, Detail::Exec { exe_ino: 2, .. }));
+    }
+
+    #[test]
+    fn present_is_canonicalised_like_exec_but_is_not_one() {
+        let c = ctx();
+        let argv = vec![b"sshd:".to_vec(), b"/usr/sbin/sshd".to_vec()];
+        let present = RawBody::Present {
+            exe: b"/usr/sbin/sshd".to_vec(),
+            argv: argv.clone(),
+            argv_truncated: false,
+            exe_dev: 0x803,
+            exe_ino: 99,
+        };
+        let exec = RawBody::Exec {
+            filename: b"/usr/sbin/sshd".to_vec(),
+            argv,
+            argv_truncated: false,
+            exe_dev: 0x803,
+            exe_ino: 99,
+        };
+        let p = canonicalize(&c, 1000, raw(0, present.clone()), CaptureMode::Thick);
+        let x = canonicalize(&c, 1000, raw(0, exec), CaptureMode::Thick);
+        assert_eq!(p.atom.event_type, EventType::Present);
+        assert_eq!(p.atom.flags & atom_flags::EXEC, 0);
+        assert_eq!(x.atom.flags & atom_flags::EXEC, atom_flags::EXEC);
+        // Same object, argument hash and dictionary entries as the exec would give.
+        assert_eq!(
+            p.atom.object,
+            DictEntry::id_of(DictKind::Path, b"/usr/sbin/sshd")
+        );
+        assert_eq!(p.atom.object, x.atom.object);
+        assert_eq!(p.atom.arg_hash, x.atom.arg_hash);
+        assert!(p.atom.arg_hash.is_some());
+        assert_eq!(p.dict, x.dict);
+        assert_eq!(p.dict[1].kind, DictKind::Argv);
+        assert_eq!(
+            p.detail,
+            Detail::Present {
+                exe: p.atom.object,
+                exe_dev: 0x803,
+                exe_ino: 99
+            }
+        );
+        // Thin keeps the argv's hash only.
+        let thin = canonicalize(&c, 1000, raw(0, present), CaptureMode::Thin);
+        assert_eq!(thin.dict.len(), 1);
+        assert_eq!(thin.atom.arg_hash, p.atom.arg_hash);
+        // No argv (a process that cleared its arguments): no hash, no entry.
+        let bare = RawBody::Present {
+            exe: b"/x".to_vec(),
+            argv: vec![],
+            argv_truncated: false,
+            exe_dev: 1,
+            exe_ino: 2,
+        };
+        let b = canonicalize(&c, 1000, raw(0, bare), CaptureMode::Full);
+        assert_eq!((b.atom.arg_hash, b.dict.len()), (None, 1));
     }
 
     #[test]

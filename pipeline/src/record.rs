@@ -1,7 +1,8 @@
 //! `ritma record`: live capture with the eBPF sensor into a `.rtrace` trace file.
 //!
 //! One run (RunMeta: node, boot id, 1 s windows, the wall − monotonic clock offset read
-//! once, first seq 0), then batch frames of the events in read order (seq assigned here),
+//! once, first seq 0), then a batch of the processes running at the start (`present`
+//! events from the sensor's snapshot), then batch frames of the events in read order (seq assigned here),
 //! each preceded by the frames it needs: a loss frame per reason whose counter grew since
 //! the last batch, and a cgroups frame naming the cgroup ids the batch uses for the first
 //! time. The writer fsyncs every frame.
@@ -77,6 +78,8 @@ pub struct RecordConfig {
 #[derive(Debug, Default)]
 pub struct RecordSummary {
     pub events: u64,
+    /// Of `events`, the processes running at the start (the first batch).
+    pub present: u64,
     pub batches: u64,
     pub cgroups_named: u64,
     /// Events counted in loss frames, by reason.
@@ -188,7 +191,14 @@ pub fn capture(
 ) -> Result<()> {
     let mut batch: Vec<RawEvent> = Vec::with_capacity(BATCH_EVENTS);
     let mut batch_started: Option<Instant> = None;
+    // The processes already running come first, so their actors are known from the start.
     let mut read = Vec::new();
+    sensor
+        .snapshot_processes(&mut read)
+        .context("reading the processes running at the start")?;
+    rec.summary.present = read.len() as u64;
+    rec.take(&mut read, sensor, drops_seen, &mut batch)?;
+    rec.flush(sensor, drops_seen, &mut batch)?;
     loop {
         let now = Instant::now();
         if stop_requested() || deadline.is_some_and(|d| now >= d) {
@@ -623,8 +633,9 @@ pub fn summary_line(out: &Path, s: &RecordSummary) -> String {
     .map(|(r, name)| format!("{name} {}", s.lost.get(r).copied().unwrap_or(0)))
     .collect();
     format!(
-        "ritma: recorded {} events in {} batches to {} ({} bytes) in {:.1} s; lost {} ({}); {} cgroups named",
+        "ritma: recorded {} events ({} processes running at the start) in {} batches to {} ({} bytes) in {:.1} s; lost {} ({}); {} cgroups named",
         s.events,
+        s.present,
         s.batches,
         out.display(),
         s.bytes,

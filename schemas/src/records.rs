@@ -201,6 +201,9 @@ wire_enum!(
         BpfProgLoad = 17,
         /// A trigger fired (DESIGN §5); the object is the trigger's dictionary entry.
         Trigger = 18,
+        /// A process already running when capture started (the sensor's start-up
+        /// snapshot); the object is its executable's path. Not an exec.
+        Present = 19,
     }
 );
 
@@ -1297,6 +1300,8 @@ pub fn record_name(t: u64) -> Option<&'static str> {
         crate::index::EdgeRefs::TYPE => crate::index::EdgeRefs::NAME,
         crate::index::EdgePart::TYPE => crate::index::EdgePart::NAME,
         crate::index::TaintIndex::TYPE => crate::index::TaintIndex::NAME,
+        crate::proof_bundle::ProofBundle::TYPE => crate::proof_bundle::ProofBundle::NAME,
+        crate::cas_manifest::CasManifest::TYPE => crate::cas_manifest::CasManifest::NAME,
         _ => return None,
     })
 }

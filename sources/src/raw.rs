@@ -180,6 +180,16 @@ pub enum RawBody {
         name: Vec<u8>,
         result: i64,
     },
+    /// The process was already running when capture started (the sensor's start-up
+    /// snapshot): what it runs, as an exec would have said. Not an exec.
+    Present {
+        /// The executable's path (resolved, as seen from the process's root).
+        exe: Vec<u8>,
+        argv: Vec<Vec<u8>>,
+        argv_truncated: bool,
+        exe_dev: u64,
+        exe_ino: u64,
+    },
 }
 
 impl RawBody {
@@ -203,6 +213,7 @@ impl RawBody {
             RawBody::MemfdCreate { .. } => EventType::MemfdCreate,
             RawBody::ModuleLoad { .. } => EventType::ModuleLoad,
             RawBody::BpfProgLoad { .. } => EventType::BpfProgLoad,
+            RawBody::Present { .. } => EventType::Present,
         }
     }
 }
@@ -256,13 +267,20 @@ impl RawEvent {
         e.uint(self.body.event_type().as_u64());
         match &self.body {
             RawBody::Exec {
-                filename,
+                filename: exe,
+                argv,
+                argv_truncated,
+                exe_dev,
+                exe_ino,
+            }
+            | RawBody::Present {
+                exe,
                 argv,
                 argv_truncated,
                 exe_dev,
                 exe_ino,
             } => {
-                e.array(5).bytes(filename).array(argv.len() as u64);
+                e.array(5).bytes(exe).array(argv.len() as u64);
                 for a in argv {
                     e.bytes(a);
                 }
@@ -536,17 +554,37 @@ fn decode_ids(d: &mut Decoder<'_>) -> Result<(IdCall, [u32; 3], i64), DecodeErro
 
 fn decode_body(d: &mut Decoder<'_>, kind: EventType) -> Result<RawBody, DecodeError> {
     Ok(match kind {
-        EventType::Exec => {
+        EventType::Exec | EventType::Present => {
             d.array_exact("body", 5)?;
-            let filename = path(d, "filename")?;
+            let exe = path(
+                d,
+                if kind == EventType::Exec {
+                    "filename"
+                } else {
+                    "exe"
+                },
+            )?;
             let n = d.array("argv", MAX_ARGV as u64)?;
             let argv = (0..n).map(|_| path(d, "argv")).collect::<Result<_, _>>()?;
-            RawBody::Exec {
-                filename,
-                argv,
-                argv_truncated: d.bool("argv_truncated")?,
-                exe_dev: d.uint("exe_dev")?,
-                exe_ino: d.uint("exe_ino")?,
+            let argv_truncated = d.bool("argv_truncated")?;
+            let exe_dev = d.uint("exe_dev")?;
+            let exe_ino = d.uint("exe_ino")?;
+            if kind == EventType::Exec {
+                RawBody::Exec {
+                    filename: exe,
+                    argv,
+                    argv_truncated,
+                    exe_dev,
+                    exe_ino,
+                }
+            } else {
+                RawBody::Present {
+                    exe,
+                    argv,
+                    argv_truncated,
+                    exe_dev,
+                    exe_ino,
+                }
             }
         }
         EventType::Fork => {
@@ -789,6 +827,22 @@ pub(crate) mod tests {
                     result,
                 }
             }),
+            (
+                bytes(200),
+                proptest::collection::vec(bytes(40), 0..8),
+                any::<bool>(),
+                any::<u64>(),
+                any::<u64>()
+            )
+                .prop_map(|(exe, argv, argv_truncated, exe_dev, exe_ino)| {
+                    RawBody::Present {
+                        exe,
+                        argv,
+                        argv_truncated,
+                        exe_dev,
+                        exe_ino,
+                    }
+                }),
         ]
     }
 
@@ -851,6 +905,76 @@ pub(crate) mod tests {
         fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = decode_all(&b);
         }
+    }
+
+    fn present(exe: Vec<u8>, argv: Vec<Vec<u8>>) -> RawEvent {
+        RawEvent {
+            seq: 3,
+            mono_ns: 9_000,
+            task: Task {
+                pid: 812,
+                tid: 812,
+                ppid: 1,
+                start_ns: 4_000,
+                comm: b"sshd".to_vec(),
+                ..Task::default()
+            },
+            body: RawBody::Present {
+                exe,
+                argv,
+                argv_truncated: true,
+                exe_dev: 0x803,
+                exe_ino: 77,
+            },
+        }
+    }
+
+    #[test]
+    fn present_is_kind_19_with_exec_layout_and_bounds() {
+        let e = present(
+            b"/usr/sbin/sshd".to_vec(),
+            vec![b"sshd: /usr/sbin/sshd".to_vec()],
+        );
+        let b = e.encode();
+        assert_eq!(e.body.event_type(), EventType::Present);
+        assert_eq!(decode_all(&b).unwrap(), e);
+        // The kind sits right before the body: [.., 19, [exe, [argv], true, 0x803, 77]].
+        let mut body = Encoder::new();
+        body.uint(19)
+            .array(5)
+            .bytes(b"/usr/sbin/sshd")
+            .array(1)
+            .bytes(b"sshd: /usr/sbin/sshd")
+            .bool(true)
+            .uint(0x803)
+            .uint(77);
+        assert!(b.ends_with(body.as_bytes()));
+        // Same layout as exec, but another kind: never decoded as an exec.
+        assert!(matches!(
+            decode_all(&b).unwrap().body,
+            RawBody::Present { .. }
+        ));
+        for cut in 0..b.len() {
+            assert!(decode_all(&b[..cut]).is_err(), "cut at {cut}");
+        }
+        // Bounds: 64 argv elements, 4096-byte paths and elements.
+        let ok = present(vec![b'/'; MAX_PATH_LEN], vec![vec![b'a'; MAX_PATH_LEN]; 2]);
+        assert!(decode_all(&ok.encode()).is_ok());
+        let long_exe = present(vec![b'/'; MAX_PATH_LEN + 1], vec![]);
+        let err = decode_all(&long_exe.encode()).unwrap_err();
+        assert_eq!(err.field, "exe");
+        let many = present(b"/x".to_vec(), vec![b"a".to_vec(); MAX_ARGV + 1]);
+        let err = decode_all(&many.encode()).unwrap_err();
+        assert_eq!(err.field, "argv");
+        let long_arg = present(b"/x".to_vec(), vec![vec![b'a'; MAX_PATH_LEN + 1]]);
+        let err = decode_all(&long_arg.encode()).unwrap_err();
+        assert_eq!(err.field, "argv");
+        // A body of four elements is not a present body.
+        let mut short = b.clone();
+        let at = b.len() - body.as_bytes().len() + 1;
+        assert_eq!(short[at], 0x85);
+        short[at] = 0x84;
+        assert!(decode_all(&short).is_err());
     }
 
     #[test]

@@ -263,6 +263,7 @@ fn type_name(b: &RawBody) -> &'static str {
         RawBody::MemfdCreate { .. } => "memfd_create",
         RawBody::ModuleLoad { .. } => "module_load",
         RawBody::BpfProgLoad { .. } => "bpf_prog_load",
+        RawBody::Present { .. } => "present",
     }
 }
 
@@ -292,6 +293,13 @@ fn json_line(out: &mut Vec<u8>, node: &str, wmm: i64, e: &RawEvent) {
     match &e.body {
         RawBody::Exec {
             filename,
+            argv,
+            argv_truncated,
+            exe_dev,
+            exe_ino,
+        }
+        | RawBody::Present {
+            exe: filename,
             argv,
             argv_truncated,
             exe_dev,
