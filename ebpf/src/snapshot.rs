@@ -23,7 +23,7 @@ pub fn parse_snapshot(bytes: &[u8]) -> Result<Vec<RawEvent>, WireError> {
             Some(l) => u32::from_le_bytes(l.try_into().expect("4 bytes")) as usize,
             None => rest.len(),
         };
-        if len < HEADER_LEN || len > RECORD_MAX || len > rest.len() {
+        if !(HEADER_LEN..=RECORD_MAX).contains(&len) || len > rest.len() {
             return Err(WireError::StreamLength {
                 at,
                 len,

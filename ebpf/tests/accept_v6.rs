@@ -7,21 +7,10 @@ use std::time::{Duration, Instant};
 use ritma_ebpf::{Sensor, SensorConfig};
 use ritma_sources::raw::{RawBody, RawEvent, SockAddr};
 
-const MISSING: &str = "/ritma-accept-v6-scratch-filler-path";
+mod common;
+use common::live_allowed;
 
-fn live_allowed(test: &str) -> bool {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    assert!(
-        !ci,
-        "{test}: CI=true but not root: live eBPF tests need root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN)"
-    );
-    eprintln!("skipping {test}: not root (live eBPF tests need root; with CI=true this fails)");
-    false
-}
+const MISSING: &str = "/ritma-accept-v6-scratch-filler-path";
 
 fn sockaddr_v6_loopback(port: u16) -> libc::sockaddr_in6 {
     // SAFETY: sockaddr_in6 is plain data; all-zero is a valid value.

@@ -13,19 +13,8 @@ use ritma_ebpf::programs::all_programs;
 use ritma_ebpf::{verify_object, EbpfError, Sensor, SensorConfig};
 use ritma_sources::raw::{IdCall, RawBody, RawEvent, SockAddr, ID_UNCHANGED};
 
-fn live_allowed(test: &str) -> bool {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    assert!(
-        !ci,
-        "{test}: CI=true but not root: live eBPF tests need root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN)"
-    );
-    eprintln!("skipping {test}: not root (live eBPF tests need root; with CI=true this fails)");
-    false
-}
+mod common;
+use common::live_allowed;
 
 /// Runs `f` in a forked child that exits with its return value. The child only makes
 /// libc calls on data prepared before the fork (the parent has other threads).

@@ -18,19 +18,8 @@ use std::time::{Duration, Instant};
 use ritma_ebpf::{Sensor, SensorConfig};
 use ritma_sources::raw::{RawBody, RawEvent, MAX_ARGV};
 
-fn live_allowed(test: &str) -> bool {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    assert!(
-        !ci,
-        "{test}: CI=true but not root: live eBPF tests need root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN)"
-    );
-    eprintln!("skipping {test}: not root (live eBPF tests need root; with CI=true this fails)");
-    false
-}
+mod common;
+use common::live_allowed;
 
 const SH_MARKER: &str = "ritma-snapshot-sh-5d1e";
 const MEMFD_NAME: &str = "ritma-snapshot-memfd";
@@ -293,6 +282,8 @@ fn processes_running_before_start_are_in_the_snapshot() {
     let long_arg = "0".repeat(LONG_ARG_LEN);
     let long_ids: Vec<u32> = (0..LONG_SLEEPERS)
         .map(|_| {
+            // The reaper kills and waits for it by pid.
+            #[allow(clippy::zombie_processes)]
             let child = Command::new(&sleep)
                 .arg("30")
                 .args(std::iter::repeat_n(&long_arg, LONG_ARGS))

@@ -10,7 +10,7 @@
 
 use crate::cbor::{DecodeError, DecodeErrorKind, Decoder, Encoder};
 use crate::hash::Hash32;
-use crate::records::{record_name, Record};
+use crate::records::Record;
 
 /// Largest blob the store holds: 4 GiB.
 pub const MAX_BLOB_LEN: u64 = 4 << 30;
@@ -86,54 +86,6 @@ impl Record for CasManifest {
             return Err(d.error_at("size", size_at, kind));
         }
         Ok(CasManifest { blob, size, chunks })
-    }
-
-    /// Strict decode, as [`Record::decode`], with errors naming `CasManifest` even for
-    /// another record's type number (the record table of records.rs does not list 20).
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut d = Decoder::new(bytes, Self::NAME);
-        if bytes.len() > Self::MAX_LEN {
-            let kind = DecodeErrorKind::Oversize {
-                len: bytes.len(),
-                max: Self::MAX_LEN,
-            };
-            return Err(d.error("(record)", kind));
-        }
-        let len = d.array("(record)", 64)?;
-        let type_at = d.position();
-        let t = d.uint("type")?;
-        if t != Self::TYPE {
-            let kind = match record_name(t) {
-                Some(_) => DecodeErrorKind::WrongRecordType {
-                    expected: Self::TYPE,
-                    found: t,
-                },
-                None => DecodeErrorKind::UnknownRecordType { record_type: t },
-            };
-            return Err(d.error_at("type", type_at, kind));
-        }
-        let version_at = d.position();
-        let v = d.uint("version")?;
-        if v != Self::VERSION {
-            let kind = DecodeErrorKind::UnknownVersion {
-                record_type: t,
-                version: v,
-            };
-            return Err(d.error_at("version", version_at, kind));
-        }
-        if len != Self::FIELDS {
-            let kind = DecodeErrorKind::WrongLength {
-                expected: Self::FIELDS,
-                found: len,
-            };
-            return Err(d.error_at("(record)", 0, kind));
-        }
-        let value = Self::decode_fields(&mut d)?;
-        d.finish()?;
-        if value.encode() != bytes {
-            return Err(d.error_at("(record)", 0, DecodeErrorKind::NotCanonical));
-        }
-        Ok(value)
     }
 }
 

@@ -815,55 +815,6 @@ impl Record for ProofBundle {
             signers,
         })
     }
-
-    /// Strict decode, as [`Record::decode`], with errors naming `ProofBundle` even for
-    /// another record's type number (no record table lists type 19).
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut d = Decoder::new(bytes, Self::NAME);
-        if bytes.len() > Self::MAX_LEN {
-            let kind = DecodeErrorKind::Oversize {
-                len: bytes.len(),
-                max: Self::MAX_LEN,
-            };
-            return Err(d.error("(record)", kind));
-        }
-        let at = d.position();
-        let len = d.array("(record)", 64)?;
-        let type_at = d.position();
-        let t = d.uint("type")?;
-        if t != Self::TYPE {
-            let kind = match crate::records::record_name(t) {
-                Some(_) => DecodeErrorKind::WrongRecordType {
-                    expected: Self::TYPE,
-                    found: t,
-                },
-                None => DecodeErrorKind::UnknownRecordType { record_type: t },
-            };
-            return Err(d.error_at("type", type_at, kind));
-        }
-        let version_at = d.position();
-        let v = d.uint("version")?;
-        if v != Self::VERSION {
-            let kind = DecodeErrorKind::UnknownVersion {
-                record_type: t,
-                version: v,
-            };
-            return Err(d.error_at("version", version_at, kind));
-        }
-        if len != Self::FIELDS {
-            let kind = DecodeErrorKind::WrongLength {
-                expected: Self::FIELDS,
-                found: len,
-            };
-            return Err(d.error_at("(record)", at, kind));
-        }
-        let value = Self::decode_fields(&mut d)?;
-        d.finish()?;
-        if value.encode() != bytes {
-            return Err(d.error_at("(record)", 0, DecodeErrorKind::NotCanonical));
-        }
-        Ok(value)
-    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 use ritma_schemas::cbor::{DecodeErrorKind, Encoder};
-use ritma_sources::trace::{scan_runs, TraceError, TraceItem, TraceReader, TraceWriter};
+use ritma_sources::trace::{scan_runs, TraceError, TraceItem, TraceWriter};
 mod common;
 
 use common::*;
@@ -16,18 +16,6 @@ fn payload(mono_ns: u64) -> Vec<u8> {
     let mut e = Encoder::new();
     e.array(1).uint(mono_ns);
     e.into_bytes()
-}
-
-/// The error a trace of run frame 0 then `frame` gives at that frame.
-fn frame_error(frame: Vec<u8>) -> TraceError {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("t.rtrace");
-    let mut b = trace_start();
-    b.extend(frame);
-    std::fs::write(&p, &b).unwrap();
-    let mut r = TraceReader::open(&p).unwrap();
-    assert!(matches!(r.next_item(), Ok(Some(TraceItem::Run { .. }))));
-    r.next_item().expect_err("the frame must be rejected")
 }
 
 #[test]

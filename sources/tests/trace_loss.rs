@@ -23,18 +23,6 @@ fn payload(reason: u64, count: u64) -> Vec<u8> {
     e.into_bytes()
 }
 
-/// The error a trace of run frame 0 then `frame` gives at that frame.
-fn frame_error(frame: Vec<u8>) -> TraceError {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("t.rtrace");
-    let mut b = trace_start();
-    b.extend(frame);
-    std::fs::write(&p, &b).unwrap();
-    let mut r = TraceReader::open(&p).unwrap();
-    assert!(matches!(r.next_item(), Ok(Some(TraceItem::Run { .. }))));
-    r.next_item().expect_err("the frame must be rejected")
-}
-
 #[test]
 fn loss_frames_round_trip_between_batches_with_the_spec_bytes() {
     let dir = tempfile::tempdir().unwrap();

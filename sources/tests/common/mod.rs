@@ -98,3 +98,15 @@ pub fn read_skipping(p: &Path) -> Vec<(u8, u64)> {
         }
     }
 }
+
+/// The error a trace of run frame 0 then `frame` gives at that frame.
+pub fn frame_error(frame: Vec<u8>) -> TraceError {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("t.rtrace");
+    let mut b = trace_start();
+    b.extend(frame);
+    std::fs::write(&p, &b).unwrap();
+    let mut r = TraceReader::open(&p).unwrap();
+    assert!(matches!(r.next_item(), Ok(Some(TraceItem::Run { .. }))));
+    r.next_item().expect_err("the frame must be rejected")
+}
