@@ -102,8 +102,16 @@ pub fn marker_workload(marker: &str, target: &str) -> Vec<u32> {
     pids
 }
 
-/// Asserts seqs count from 0 and each shell's exec (marker in argv) and open of `target`.
-pub fn assert_workload_captured(events: &[RawEvent], pids: &[u32], marker: &str, target: &str) {
+/// Asserts seqs count from 0 and each shell's exec (marker in argv) and open of `target`;
+/// a failure names the loss the trace recorded (another load on the machine can fill the
+/// ring buffer).
+pub fn assert_workload_captured(
+    events: &[RawEvent],
+    lost: &[(LossReason, u64)],
+    pids: &[u32],
+    marker: &str,
+    target: &str,
+) {
     use ritma_sources::raw::RawBody;
     assert!(!events.is_empty());
     for (i, e) in events.iter().enumerate() {
@@ -117,13 +125,16 @@ pub fn assert_workload_captured(events: &[RawEvent], pids: &[u32], marker: &str,
         });
         assert!(
             exec.is_some(),
-            "no exec of pid {pid} with the marker in its argv"
+            "no exec of pid {pid} with the marker in its argv (loss recorded: {lost:?})"
         );
         let open = events.iter().find(|e| {
             e.task.pid == *pid
                 && matches!(&e.body, RawBody::Open { path, result, .. }
                     if path == target.as_bytes() && *result >= 0)
         });
-        assert!(open.is_some(), "no open of {target} by pid {pid}");
+        assert!(
+            open.is_some(),
+            "no open of {target} by pid {pid} (loss recorded: {lost:?})"
+        );
     }
 }

@@ -46,8 +46,8 @@ fn record_captures_a_live_workload_that_replays_and_verifies() {
         stderr.starts_with("ritma: recorded ") && stderr.contains(" lost "),
         "{stderr}"
     );
-    let (events, _lost) = read_events(&trace, "rec-test");
-    assert_workload_captured(&events, &pids, &marker, &target);
+    let (events, lost) = read_events(&trace, "rec-test");
+    assert_workload_captured(&events, &lost, &pids, &marker, &target);
 
     let (key, vkey) = d.signing_key("rec-test");
     d.ritma(&["replay", "live.rtrace", "--out", "s", "--key", &key])

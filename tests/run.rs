@@ -77,8 +77,8 @@ fn run_seals_a_live_workload_and_its_wal_replays_byte_identically() {
     assert!(stderr.contains("ritma: sealed "), "{stderr}");
 
     let wal = wal_of(&store).unwrap();
-    let (events, _lost) = read_events(&wal, "run-test");
-    assert_workload_captured(&events, &pids, &marker, &target);
+    let (events, lost) = read_events(&wal, "run-test");
+    assert_workload_captured(&events, &lost, &pids, &marker, &target);
     // This test was running before the capture: the start's snapshot names it, and its
     // sealed actor record knows its executable.
     let me = std::process::id();
