@@ -37,6 +37,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Set by the loader before load: the sensor's own process, whose events are dropped. */
 const volatile __u32 ritma_self_tgid = 0;
+/* Bytes waiting in the ring buffer before a record wakes the reader (set by the loader). */
+const volatile __u64 ritma_wakeup_bytes = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -237,7 +239,12 @@ static __always_inline void submit(__u8 *rec, __u32 len)
 	/* Records stay below RITMA_REC_MAX, so the mask changes nothing but the verifier's view. */
 	len = BOUND(len, RITMA_REC_MAX - 1);
 	((struct ritma_hdr *)rec)->len = len;
-	if (bpf_ringbuf_output(&ritma_events, rec, len, 0))
+	/* A wakeup per record is an interrupt per event (a VM exit on a guest): wake the reader
+	 * only once ritma_wakeup_bytes are waiting; it also polls with a timeout of its own. */
+	__u64 flags = bpf_ringbuf_query(&ritma_events, BPF_RB_AVAIL_DATA) >= ritma_wakeup_bytes
+			      ? BPF_RB_FORCE_WAKEUP
+			      : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&ritma_events, rec, len, flags))
 		count_drop(RITMA_DROP_RINGBUF_FULL);
 }
 

@@ -10,6 +10,8 @@ pub const DROPS_MAP: &str = "ritma_drops";
 pub const IGNORE_MAP: &str = "ritma_ignore";
 /// The `.rodata` constant holding the sensor's own tgid.
 pub const SELF_TGID_GLOBAL: &str = "ritma_self_tgid";
+/// The `.rodata` constant: bytes waiting in the ring buffer before a record wakes the reader.
+pub const WAKEUP_BYTES_GLOBAL: &str = "ritma_wakeup_bytes";
 
 /// Where a program attaches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

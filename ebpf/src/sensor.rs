@@ -14,7 +14,7 @@ use ritma_sources::raw::RawEvent;
 use crate::error::EbpfError;
 use crate::programs::{
     self, Hook, Need, ProgramSpec, DROPS_MAP, IGNORE_MAP, LIFECYCLE, MODULE_FALLBACK, OBJECT,
-    RING_MAP, SELF_TGID_GLOBAL, SNAPSHOT, SYSCALLS,
+    RING_MAP, SELF_TGID_GLOBAL, WAKEUP_BYTES_GLOBAL, SNAPSHOT, SYSCALLS,
 };
 use crate::snapshot::parse_snapshot;
 use crate::system;
@@ -25,6 +25,16 @@ pub const MAX_PREFIX_LEN: usize = 256;
 pub const MAX_PREFIXES: usize = 64;
 /// Most records one `poll` decodes, so a full ring cannot stall the caller for long.
 const MAX_RECORDS_PER_POLL: usize = 65_536;
+/// Longest a record may wait in the ring buffer unannounced: the reader is woken once
+/// this much (at most a 32nd of the ring) is waiting, and otherwise reads at its own poll
+/// timeout. A wakeup per record costs an interrupt per event.
+const MAX_WAKEUP_BYTES: u64 = 256 * 1024;
+
+/// The fill at which a record wakes the reader, for a ring of `ring_bytes`.
+fn wakeup_bytes(ring_bytes: u32) -> u64 {
+    (ring_bytes as u64 / 32).min(MAX_WAKEUP_BYTES)
+}
+
 /// Verifier log lines kept in a rejection error.
 const LOG_TAIL_LINES: usize = 20;
 
@@ -96,9 +106,11 @@ impl Sensor {
         system::ensure_filesystems()?;
         let btf = Btf::from_sys_fs().map_err(EbpfError::NoKernelBtf)?;
         let self_tgid = std::process::id();
+        let wakeup_bytes = wakeup_bytes(config.ring_bytes);
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global(SELF_TGID_GLOBAL, &self_tgid, true)
+            .override_global(WAKEUP_BYTES_GLOBAL, &wakeup_bytes, true)
             .map_max_entries(RING_MAP, config.ring_bytes)
             .load(OBJECT)
             .map_err(|e| EbpfError::Object(Box::new(e)))?;
