@@ -261,7 +261,11 @@ pub struct ConeStats {
 /// One node's matcher over a cone library.
 pub struct ConeMatcher {
     cones: Vec<ConeDef>,
-    partials: VecDeque<Partial>,
+    /// Each cone's partial matches in start order (by start time, then first seq): one
+    /// time bound per cone, so the expired ones are always at the front.
+    partials: Vec<VecDeque<Partial>>,
+    /// Partial matches held, over all cones.
+    held: usize,
     max_partials: usize,
     window_len_ns: u64,
     pub stats: ConeStats,
@@ -277,8 +281,9 @@ pub struct ConeMatch {
 impl ConeMatcher {
     pub fn new(cones: Vec<ConeDef>, max_partials: usize, window_len_ns: u64) -> Self {
         ConeMatcher {
+            partials: vec![VecDeque::new(); cones.len()],
             cones,
-            partials: VecDeque::new(),
+            held: 0,
             max_partials,
             window_len_ns,
             stats: ConeStats::default(),
@@ -356,13 +361,48 @@ impl ConeMatcher {
         })
     }
 
-    /// Drops the partial matches whose time bound has passed by `wall_ns`.
+    /// Partial matches held, over all cones.
+    pub fn partials(&self) -> usize {
+        self.held
+    }
+
+    /// Drops the partial matches whose time bound has passed by `wall_ns` (from the front
+    /// of each cone's queue: constant time when none has).
     pub fn expire(&mut self, wall_ns: u64) {
-        let before = self.partials.len();
-        let cones = &self.cones;
-        self.partials
-            .retain(|p| wall_ns.saturating_sub(p.start_wall_ns) <= cones[p.cone].within_ns);
-        self.stats.expired += (before - self.partials.len()) as u64;
+        for (queue, cone) in self.partials.iter_mut().zip(&self.cones) {
+            while queue
+                .front()
+                .is_some_and(|p| wall_ns.saturating_sub(p.start_wall_ns) > cone.within_ns)
+            {
+                queue.pop_front();
+                self.held -= 1;
+                self.stats.expired += 1;
+            }
+        }
+    }
+
+    /// Holds `p` in its cone's queue at its place in start order, first dropping the
+    /// oldest partial match of all when the bound is reached.
+    fn hold(&mut self, p: Partial) {
+        if self.held >= self.max_partials {
+            let oldest = self
+                .partials
+                .iter()
+                .enumerate()
+                .filter_map(|(c, q)| q.front().map(|f| ((f.start_wall_ns, f.first_seq, c), c)))
+                .min()
+                .map(|(_, c)| c);
+            if let Some(c) = oldest {
+                self.partials[c].pop_front();
+                self.held -= 1;
+                self.stats.shed += 1;
+            }
+        }
+        let queue = &mut self.partials[p.cone];
+        let key = (p.start_wall_ns, p.first_seq);
+        let at = queue.partition_point(|q| (q.start_wall_ns, q.first_seq) <= key);
+        queue.insert(at, p);
+        self.held += 1;
     }
 
     /// Feeds the node's next event (in seq order); returns the matches it completes.
@@ -371,23 +411,30 @@ impl ConeMatcher {
         self.expire(wall_ns);
 
         let mut advanced = Vec::new();
-        let mut i = 0;
-        while i < self.partials.len() {
-            let p = &self.partials[i];
-            let step = &self.cones[p.cone].steps[p.next_step];
-            // Cheap test first: most events are of another type than the step wants.
-            if step.event != e.atom.event_type {
-                i += 1;
+        for (queue, cone) in self.partials.iter_mut().zip(&self.cones) {
+            // A cone none of whose later steps takes this event type holds nothing to advance.
+            if !cone.steps[1..].iter().any(|s| s.event == e.atom.event_type) {
                 continue;
             }
-            let mut b = p.bindings;
-            if Self::step_matches(step, e, &mut b) {
-                let mut q = self.partials.remove(i).expect("index in range");
-                q.bindings = b;
-                q.next_step += 1;
-                advanced.push(q);
-            } else {
-                i += 1;
+            let mut i = 0;
+            while i < queue.len() {
+                let p = &queue[i];
+                let step = &cone.steps[p.next_step];
+                // Cheap test first: most events are of another type than the step wants.
+                if step.event != e.atom.event_type {
+                    i += 1;
+                    continue;
+                }
+                let mut b = p.bindings;
+                if Self::step_matches(step, e, &mut b) {
+                    let mut q = queue.remove(i).expect("index in range");
+                    q.bindings = b;
+                    q.next_step += 1;
+                    advanced.push(q);
+                    self.held -= 1;
+                } else {
+                    i += 1;
+                }
             }
         }
         // A new match may start at any event (several instances of one cone may run).
@@ -433,11 +480,7 @@ impl ConeMatcher {
                     },
                 });
             } else {
-                if self.partials.len() >= self.max_partials {
-                    self.partials.pop_front();
-                    self.stats.shed += 1;
-                }
-                self.partials.push_back(p);
+                self.hold(p);
             }
         }
         done
@@ -565,7 +608,9 @@ mod tests {
         let mut x = 7u64;
         let events: Vec<(CanonicalEvent, u64)> = (0..2000u64)
             .map(|seq| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let body = bodies[(x >> 33) as usize % bodies.len()].clone();
                 ev(seq, seq * 97, 10 + (x >> 40) as u32 % 4, 1000, body)
             })
@@ -583,7 +628,11 @@ mod tests {
                 filtered.expire(*t);
             }
         }
-        assert!(!a.is_empty() && skipped > 400, "{} matches, {skipped} skipped", a.len());
+        assert!(
+            !a.is_empty() && skipped > 400,
+            "{} matches, {skipped} skipped",
+            a.len()
+        );
         assert_eq!(a, b);
         assert_eq!(all.stats, filtered.stats);
         assert_eq!(all.partials, filtered.partials);
@@ -741,8 +790,51 @@ mod tests {
             );
             m.push(&e, t);
         }
-        assert_eq!(m.partials.len(), 4);
+        assert_eq!(m.partials(), 4);
         assert_eq!(m.stats.shed, 6);
+        // The oldest went first: the four that started last are held.
+        let held: Vec<u64> = m.partials.iter().flatten().map(|p| p.first_seq).collect();
+        assert_eq!(held, vec![6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn partials_expire_from_the_front_and_a_late_start_keeps_its_place() {
+        let cone = ConeDef::parse(
+            "t.cone",
+            "cone t 1\nwithin 10s\nstep open flags=write path^=/tmp/ object=$f\nstep exec object=$f\nstep exec object=$f\n",
+        )
+        .unwrap();
+        let mut m = ConeMatcher::new(vec![cone], 100, 1_000_000_000);
+        let at =
+            |seq: u64, secs: u64, pid: u32, body: RawBody| ev(seq, secs * 1000, pid, 1000, body);
+        let s = 1_000_000_000u64;
+        // Starts at 5 s, 1 s (a late event: it goes before the first) and 8 s.
+        for (seq, secs, path) in [(0, 5, "/tmp/a"), (1, 1, "/tmp/b"), (2, 8, "/tmp/c")] {
+            let (e, t) = at(seq, secs, 10, open(path, 0o1101));
+            m.push(&e, t);
+        }
+        let starts: Vec<u64> = m.partials[0].iter().map(|p| p.start_wall_ns / s).collect();
+        assert_eq!(starts, vec![1, 5, 8]);
+        // The one that started at 5 s advances and keeps its place in start order.
+        let (e, t) = at(3, 9, 11, exec("/tmp/a"));
+        assert!(m.push(&e, t).is_empty());
+        let order: Vec<(u64, usize)> = m.partials[0]
+            .iter()
+            .map(|p| (p.start_wall_ns / s, p.next_step))
+            .collect();
+        assert_eq!(order, vec![(1, 1), (5, 2), (8, 1)]);
+        // At 12 s only the one started at 1 s has run out of time.
+        m.expire(12 * s);
+        assert_eq!((m.partials(), m.stats.expired), (2, 1));
+        // The one started at 5 s completes at 14 s, within its 10 s.
+        let (e, t) = at(4, 14, 12, exec("/tmp/a"));
+        let done = m.push(&e, t);
+        assert_eq!(done.len(), 1);
+        assert_eq!(
+            (done[0].instance.first_seq, done[0].instance.last_seq),
+            (0, 4)
+        );
+        assert_eq!(m.partials(), 1);
     }
 
     #[test]
