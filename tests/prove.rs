@@ -300,18 +300,7 @@ fn a_multi_node_store_needs_the_node() {
     ])
     .output()
     .success();
-    for n in ["synth-0", "synth-1"] {
-        d.ritma(&[
-            "keys",
-            "init",
-            "--out",
-            &format!("s/nodes/{n}"),
-            "--node",
-            n,
-        ])
-        .output()
-        .success();
-    }
+    d.node_keys("s", &["synth-0", "synth-1"]);
     d.ritma(&["replay", "m.rtrace", "--out", "s"])
         .output()
         .success();

@@ -103,18 +103,7 @@ fn multi_node_traces_get_one_tree_per_node() {
         err.contains("no signing key for node synth-0") && err.contains("ritma keys init"),
         "{err}"
     );
-    for n in ["synth-0", "synth-1"] {
-        d.ritma(&[
-            "keys",
-            "init",
-            "--out",
-            &format!("s/nodes/{n}"),
-            "--node",
-            n,
-        ])
-        .output()
-        .success();
-    }
+    d.node_keys("s", &["synth-0", "synth-1"]);
     d.ritma(&["replay", "m.rtrace", "--out", "s", "--workers", "2"])
         .output()
         .success();

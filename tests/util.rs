@@ -51,6 +51,22 @@ impl Dir {
         (key("signing.key"), key("signing.vkey"))
     }
 
+    /// `ritma keys init` for each node of a multi-node store: `STORE/nodes/<node>`.
+    pub fn node_keys(&self, store: &str, nodes: &[&str]) {
+        for n in nodes {
+            self.ritma(&[
+                "keys",
+                "init",
+                "--out",
+                &format!("{store}/nodes/{n}"),
+                "--node",
+                n,
+            ])
+            .output()
+            .success();
+        }
+    }
+
     /// `ritma synth SYNTH_ARGS… --out t.rtrace`, a key for node synth-0 in store `s`,
     /// and `ritma replay t.rtrace --out s`: a sealed single-node store at `s`.
     pub fn sealed_store(&self, synth_args: &[&str]) {

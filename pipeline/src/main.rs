@@ -9,7 +9,6 @@ mod taint;
 use anyhow::{bail, Context, Result};
 use base64::Engine;
 use clap::{Parser, Subcommand};
-use ritma_schemas::records::is_valid_node_name;
 use ritma_sinks::keys::Keystore;
 use std::path::{Path, PathBuf};
 
@@ -258,10 +257,7 @@ fn run_cmd(
 ) -> Result<()> {
     let duration = parse_duration(duration)?;
     let taint_ttl_ns = check_dataflow_args(workers, taint_ttl_s)?;
-    let node = match node {
-        Some(n) => n,
-        None => default_node()?,
-    };
+    let node = node_or_host(node)?;
     let s = run::run(run::RunConfig {
         out: out.clone(),
         duration,
@@ -283,10 +279,7 @@ fn run_cmd(
 
 fn record_cmd(out: PathBuf, duration: Option<f64>, node: Option<String>) -> Result<()> {
     let duration = parse_duration(duration)?;
-    let node = match node {
-        Some(n) => n,
-        None => default_node()?,
-    };
+    let node = node_or_host(node)?;
     let summary = record::record(record::RecordConfig {
         out: out.clone(),
         duration,
@@ -383,6 +376,14 @@ fn ms(d: Option<std::time::Duration>) -> f64 {
     d.map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
+/// `--node`, or else the host name.
+fn node_or_host(node: Option<String>) -> Result<String> {
+    match node {
+        Some(n) => Ok(n),
+        None => default_node(),
+    }
+}
+
 fn default_node() -> Result<String> {
     let host =
         std::fs::read_to_string("/proc/sys/kernel/hostname").context("reading the host name")?;
@@ -390,13 +391,8 @@ fn default_node() -> Result<String> {
 }
 
 fn keys_init(out: &Path, node: Option<String>) -> Result<()> {
-    let node = match node {
-        Some(n) => n,
-        None => default_node()?,
-    };
-    if !is_valid_node_name(&node) {
-        bail!("node name `{node}` is invalid: use 1-64 of A-Z a-z 0-9 . _ - not starting with `.` (--node or RITMA_NODE_ID)");
-    }
+    let node = node_or_host(node)?;
+    record::check_node(&node)?;
     let mut seed = [0u8; 32];
     getrandom(&mut seed)?;
     let store = Keystore::for_store(out);

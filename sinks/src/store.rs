@@ -334,17 +334,8 @@ impl NodeStore {
     ) -> Result<(), StoreError> {
         let dir = self.root.join(format!("ctgf/cones/v{version:04}"));
         for (name, text) in files {
-            let path = dir.join(name);
-            match fs::read(&path) {
-                Ok(existing) if existing == text.as_bytes() => {}
-                Ok(_) => {
-                    return Err(StoreError::Invalid {
-                        path,
-                        reason: "differs from this cone library version".into(),
-                    })
-                }
-                Err(_) => write_atomic(&path, text.as_bytes())?,
-            }
+            // A file already there must be this one (`Conflict` otherwise).
+            write_atomic(&dir.join(name), text.as_bytes())?;
         }
         sync_dir(&dir)
     }

@@ -81,6 +81,8 @@ fn format_md_examples_match_the_code() {
     let after_batch = std::fs::metadata(&p).unwrap().len() as usize;
     w.append_loss(run, LossReason::KernelRingbufFull, 12)
         .unwrap();
+    let after_loss = std::fs::metadata(&p).unwrap().len() as usize;
+    w.append_clock(run, 123_000_000_000).unwrap();
     let bytes = std::fs::read(&p).unwrap();
     assert_eq!(bytes[..8], FILE_MAGIC);
     ex.insert(
@@ -103,13 +105,26 @@ fn format_md_examples_match_the_code() {
             wrapped(&payload).replace('\n', "\n        ")
         ),
     );
-    let loss = zstd::bulk::decompress(&bytes[after_batch + FRAME_HEADER_LEN..], 1 << 16).unwrap();
+    let loss = zstd::bulk::decompress(
+        &bytes[after_batch + FRAME_HEADER_LEN..after_loss],
+        1 << 16,
+    )
+    .unwrap();
     ex.insert(
         "trace-loss".to_owned(),
         format!(
             "header  {}\npayload {}",
             hex(&bytes[after_batch..after_batch + FRAME_HEADER_LEN]),
             hex(&loss)
+        ),
+    );
+    let clock = zstd::bulk::decompress(&bytes[after_loss + FRAME_HEADER_LEN..], 1 << 16).unwrap();
+    ex.insert(
+        "trace-clock".to_owned(),
+        format!(
+            "header  {}\npayload {}",
+            hex(&bytes[after_loss..after_loss + FRAME_HEADER_LEN]),
+            hex(&clock)
         ),
     );
     let doc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/FORMAT.md");
