@@ -22,6 +22,24 @@ fn replay(d: &Dir, out: &str, key: &str) -> Command {
     d.ritma(&["replay", "t.rtrace", "--out", out, "--key", key])
 }
 
+/// Signature files under `root` while a writer may be renaming files in it: names
+/// only, and entries that vanish are skipped.
+fn seals_so_far(root: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p);
+            } else {
+                n += usize::from(p.extension().is_some_and(|x| x == "sig"));
+            }
+        }
+    }
+    n
+}
+
 /// Temporary files (`.name.tmp`) anywhere under `root`.
 fn temp_files(root: &Path) -> Vec<String> {
     tree(root)
@@ -46,20 +64,30 @@ fn a_replay_killed_at_random_points_resumes_to_the_same_bytes() {
             .count()
     };
     let all = sealed(&reference);
-    // Kill points spread over the run (a fixed sequence: the test is repeatable).
-    let mut partial = 0;
+    // Kill points: half at a time into the run (startup, resume checks or sealing), half as
+    // soon as the store holds a given number of seals, so some surely land mid-sealing.
+    // A fixed sequence: the test is repeatable.
+    let (mut partial, mut n) = (0, 0);
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for _ in 0..8 {
+    for i in 0..8 {
         x = x
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
-        let at = full.mul_f64((x >> 11) as f64 / (1u64 << 53) as f64);
         let mut child = replay(&d, "s", &key).stderr(Stdio::null()).spawn().unwrap();
-        std::thread::sleep(at);
+        if i % 2 == 0 {
+            // One or two more seals than the last run left, short of the whole store.
+            let target = (n + 1 + (x >> 63) as usize).min(all - 1);
+            while seals_so_far(&d.join("s")) < target && child.try_wait().unwrap().is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        } else {
+            // Within the first third of a whole run: startup, resume checks or sealing.
+            std::thread::sleep(full.mul_f64((x >> 11) as f64 / (3u64 << 53) as f64));
+        }
         // SIGKILL: no handler, no cleanup, as in a crash or an OOM kill.
         let _ = child.kill();
         child.wait().unwrap();
-        let n = sealed(&tree(&d.join("s")));
+        n = sealed(&tree(&d.join("s")));
         partial += usize::from(n > 0 && n < all);
     }
     assert!(
