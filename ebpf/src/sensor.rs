@@ -14,7 +14,7 @@ use ritma_sources::raw::RawEvent;
 use crate::error::EbpfError;
 use crate::programs::{
     self, Hook, Need, ProgramSpec, DROPS_MAP, IGNORE_MAP, LIFECYCLE, MODULE_FALLBACK, OBJECT,
-    RING_MAP, SELF_TGID_GLOBAL, WAKEUP_BYTES_GLOBAL, SNAPSHOT, SYSCALLS,
+    RING_MAP, SELF_TGID_GLOBAL, SNAPSHOT, SYSCALLS, WAKEUP_BYTES_GLOBAL,
 };
 use crate::snapshot::parse_snapshot;
 use crate::system;

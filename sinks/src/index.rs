@@ -535,7 +535,10 @@ mod tests {
         }
         assert_eq!(closed_at.len(), 1);
         let (w, part0) = &closed_at[0];
-        assert_eq!((*w, part0.part, part0.entities.len()), (1, 0, 2 * n as usize + 1));
+        assert_eq!(
+            (*w, part0.part, part0.entities.len()),
+            (1, 0, 2 * n as usize + 1)
+        );
         assert_eq!(part0.entities[0], (id(0), vec![0, 1]));
         assert_eq!(EdgeRefs::decode(&part0.encode()).unwrap(), *part0);
         let (index, _) = b.finish();

@@ -105,11 +105,8 @@ fn format_md_examples_match_the_code() {
             wrapped(&payload).replace('\n', "\n        ")
         ),
     );
-    let loss = zstd::bulk::decompress(
-        &bytes[after_batch + FRAME_HEADER_LEN..after_loss],
-        1 << 16,
-    )
-    .unwrap();
+    let loss = zstd::bulk::decompress(&bytes[after_batch + FRAME_HEADER_LEN..after_loss], 1 << 16)
+        .unwrap();
     ex.insert(
         "trace-loss".to_owned(),
         format!(
