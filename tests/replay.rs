@@ -351,6 +351,73 @@ fn every_labelled_attack_is_matched_by_its_cone_and_nothing_else_fires() {
             c.cone_id, c.first_seq, c.last_seq
         );
     }
+    triggers_raise_the_capture_mode(&d.join("s"));
+}
+
+/// Capture modes in a store sealed from a trace with attacks: the run is Thin, every
+/// window where a trigger fired is Thick, a triggered process's argv is kept, and argv
+/// is kept for few execs (the raised ones) only.
+fn triggers_raise_the_capture_mode(store: &Path) {
+    use ritma_schemas::records::{AnyRecord, CaptureMode, DictKind, EventType};
+    let (mut execs, mut kept, mut triggered_argv) = (0, 0, 0);
+    let mut first_trigger = None;
+    for (record, leaves) in window_leaves(store) {
+        let records: Vec<AnyRecord> = leaves
+            .iter()
+            .map(|l| AnyRecord::decode(l).unwrap())
+            .collect();
+        let argv: std::collections::BTreeSet<[u8; 32]> = records
+            .iter()
+            .filter_map(|r| match r {
+                AnyRecord::Dict(d) if d.kind == DictKind::Argv && !d.hashed => {
+                    Some(ritma_schemas::hash::blake3(&d.value))
+                }
+                _ => None,
+            })
+            .collect();
+        let triggered: Vec<_> = records
+            .iter()
+            .filter_map(|r| match r {
+                AnyRecord::Cone(c) => Some(c.bindings.iter().map(|b| b.1).collect::<Vec<_>>()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        if !triggered.is_empty() {
+            first_trigger.get_or_insert(record.window);
+            assert_eq!(
+                record.capture_mode,
+                CaptureMode::Thick,
+                "window {}",
+                record.window
+            );
+        }
+        if first_trigger.is_none() {
+            assert_eq!(
+                record.capture_mode,
+                CaptureMode::Thin,
+                "window {}",
+                record.window
+            );
+            assert!(
+                argv.is_empty(),
+                "argv kept before any trigger, window {}",
+                record.window
+            );
+        }
+        for r in &records {
+            let AnyRecord::Event(a) = r else { continue };
+            let Some(h) = a.arg_hash.filter(|_| a.event_type == EventType::Exec) else {
+                continue;
+            };
+            execs += 1;
+            kept += usize::from(argv.contains(&h));
+            triggered_argv += usize::from(argv.contains(&h) && triggered.contains(&a.actor));
+        }
+    }
+    assert!(first_trigger.is_some());
+    assert!(triggered_argv > 0, "no triggered process had its argv kept");
+    assert!(kept * 10 < execs, "argv kept for {kept} of {execs} execs");
 }
 
 #[test]

@@ -55,6 +55,53 @@ fn verify(d: &Dir) -> String {
         .success()
 }
 
+/// The argv entries sealed in a store, lossily as text.
+fn argv_entries(store: &Path) -> Vec<String> {
+    use ritma_schemas::records::DictKind;
+    window_leaves(store)
+        .iter()
+        .flat_map(|(_, leaves)| leaves.iter())
+        .filter_map(|l| match AnyRecord::decode(l) {
+            Ok(AnyRecord::Dict(d)) if d.kind == DictKind::Argv => {
+                Some(String::from_utf8_lossy(&d.value).into_owned())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// `pid` fired secrets_read (sealed as a cone instance whose last event is its open),
+/// that window is sealed Thick, and its argv (naming `marker`) is kept.
+fn assert_trigger_raised(store: &Path, pid: u32, marker: &str) {
+    use ritma_schemas::records::CaptureMode;
+    let windows = window_leaves(store);
+    let records = |leaves: &[Vec<u8>]| -> Vec<AnyRecord> {
+        leaves
+            .iter()
+            .map(|l| AnyRecord::decode(l).unwrap())
+            .collect()
+    };
+    let fired_in = windows.iter().find(|(_, leaves)| {
+        let r = records(leaves);
+        let actor_of_pid = r.iter().find_map(|x| match x {
+            AnyRecord::Actor(a) if a.pid == pid => Some(a.actor),
+            _ => None,
+        });
+        r.iter().any(|x| match x {
+            AnyRecord::Cone(c) if c.cone_id == "secrets_read" => r.iter().any(|y| {
+                matches!(y, AnyRecord::Event(e) if e.seq == c.last_seq && Some(e.actor) == actor_of_pid)
+            }),
+            _ => false,
+        })
+    });
+    let (record, _) = fired_in.expect("a secrets_read cone instance completed by the cat");
+    assert_eq!(record.capture_mode, CaptureMode::Thick);
+    assert!(
+        argv_entries(store).iter().any(|a| a.contains(marker)),
+        "the cat's argv was not kept"
+    );
+}
+
 #[test]
 fn run_seals_a_live_workload_and_its_wal_replays_byte_identically() {
     if skip_without_root("run_seals_a_live_workload_and_its_wal_replays_byte_identically") {
@@ -67,6 +114,15 @@ fn run_seals_a_live_workload_and_its_wal_replays_byte_identically() {
     let mut child = spawn_run(&d, "run-test", &["--duration", "4"]);
     wait_until_started(&mut child, || wal_of(&store).is_some());
     let pids = marker_workload(&marker, &target);
+    // A secret read: the secrets_read trigger raises the reader to Thick.
+    let cat = std::process::Command::new("/bin/cat")
+        .args(["/etc/shadow", &marker])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cat_pid = cat.id();
+    cat.wait_with_output().unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "ritma run failed: {stderr}");
@@ -94,6 +150,14 @@ fn run_seals_a_live_workload_and_its_wal_replays_byte_identically() {
         })
     });
     assert!(known_exe, "the test process's actor record has no exe");
+    assert_trigger_raised(&store, cat_pid, &marker);
+    // The shells were not triggered: their argv (with the marker) is not kept.
+    let sealed_argv = argv_entries(&store);
+    assert_eq!(
+        sealed_argv.iter().filter(|a| a.contains(&marker)).count(),
+        1,
+        "only the triggered cat's argv names the marker: {sealed_argv:?}"
+    );
     let report = verify(&d);
     assert!(report.starts_with("OK run-test: "), "{report}");
     assert!(

@@ -111,6 +111,9 @@ struct Workload {
     module: libc::pid_t,
     module_errno: i64,
     caps: [u32; 6],
+    /// Runs a copy of /bin/true from /dev/shm; `unlinker` then deletes it.
+    dropper: libc::pid_t,
+    unlinker: libc::pid_t,
 }
 
 const MARK_TRUE: &str = "ritma-live-marker-true-7f3a";
@@ -321,7 +324,12 @@ fn run_workload(dir: &Path, ignored: &Path) -> Workload {
     sleeper.kill().expect("kill sleep");
     sleeper.wait().expect("reap sleep");
 
-    let setid = in_child(|| unsafe {
+    let shadow = cstr("/etc/shadow");
+    let setid = in_child(move || unsafe {
+        // A secret read first (as root), for the secrets_read trigger.
+        if libc::open(shadow.as_ptr(), libc::O_RDONLY) < 0 {
+            return 49;
+        }
         if libc::syscall(libc::SYS_setgid, 4321) != 0 {
             return 50;
         }
@@ -406,6 +414,23 @@ fn run_workload(dir: &Path, ignored: &Path) -> Workload {
     let module_errno = i64::from_ne_bytes(read_pipe::<8>(err_r));
     expect_clean_exit(module, "finit_module");
 
+    // A program run from /dev/shm and deleted right after (exec_from_tmp, deleted_binary_exec).
+    let dropped = format!("/dev/shm/ritma-live-dropper-{}", std::process::id());
+    std::fs::copy("/bin/true", &dropped).expect("copy /bin/true to /dev/shm");
+    let mut dropper = Command::new(&dropped)
+        .spawn()
+        .expect("spawn the dropped copy");
+    let dropper_pid = dropper.id() as libc::pid_t;
+    assert!(dropper.wait().expect("reap dropper").success());
+    let dropped_c = cstr(&dropped);
+    let unlinker = in_child(move || unsafe {
+        if libc::unlink(dropped_c.as_ptr()) != 0 {
+            return 90;
+        }
+        0
+    });
+    expect_clean_exit(unlinker, "unlink of the dropped copy");
+
     Workload {
         sh: sh_pid,
         long: long_pid,
@@ -425,6 +450,8 @@ fn run_workload(dir: &Path, ignored: &Path) -> Workload {
         module,
         module_errno,
         caps,
+        dropper: dropper_pid,
+        unlinker,
     }
 }
 
@@ -519,7 +546,7 @@ fn live_workload_is_captured() {
     let me = std::process::id();
     let ours: HashSet<u32> = [
         w.sh, w.long, w.threaded, w.files, w.server, w.client, w.sleeper, w.tracer, w.setid,
-        w.memfd, w.bpf, w.capset, w.module,
+        w.memfd, w.bpf, w.capset, w.module, w.dropper, w.unlinker,
     ]
     .iter()
     .map(|p| *p as u32)
@@ -534,6 +561,7 @@ fn live_workload_is_captured() {
     check_files(&events, &w, &dir, &ignored, &own, me);
     check_network(&events, &w);
     check_privileged_calls(&events, &w);
+    check_triggers(&events, &w);
 
     let drops = sensor.drops().expect("drop counters");
     assert_eq!(drops.ringbuf_full, 0, "ring buffer overflowed: {drops:?}");
@@ -548,6 +576,71 @@ fn live_workload_is_captured() {
             );
         }
         Err(why) => eprintln!("run counts unavailable: {why}"),
+    }
+}
+
+/// The workload's events through canonicalize, the actor table, the detector cones and
+/// the cone matcher, as the dataflow runs them: the triggers the workload provokes fire
+/// on the right processes, and the ones it does not provoke stay quiet.
+fn check_triggers(events: &[RawEvent], w: &Workload) {
+    use ritma_operators::attribute::{ActorTable, ActorTableConfig};
+    use ritma_operators::canonicalize::{canonicalize, RunContext};
+    use ritma_operators::cone_match::{builtin_cones, ConeMatcher};
+    use ritma_operators::triggers::TriggerDetectors;
+    let ctx = RunContext {
+        node: "live".into(),
+        boot_id: [0; 16],
+        window_len_ns: 1_000_000_000,
+        wall_minus_mono_ns: 0,
+    };
+    let cones = builtin_cones();
+    let mut actors = ActorTable::new(ctx.clone(), ActorTableConfig::default());
+    let mut detectors = TriggerDetectors::new(&cones);
+    let mut matcher = ConeMatcher::new(cones, 10_000, ctx.window_len_ns);
+    let mut fired: Vec<(String, u32)> = Vec::new();
+    // The sensor leaves seqs to its reader: here, the read order.
+    let pid_of = |seq: u64| events[seq as usize].task.pid;
+    for (seq, raw) in events.iter().enumerate() {
+        let raw = RawEvent {
+            seq: seq as u64,
+            ..raw.clone()
+        };
+        let e = canonicalize(&ctx, ctx.window_of(raw.mono_ns), raw.clone());
+        let prev_euid = actors.push(&e).prev_euid;
+        for c in detectors.push(&e, prev_euid) {
+            fired.push((c.cone_id, pid_of(c.last_seq)));
+        }
+        for m in matcher.push(&e, raw.mono_ns) {
+            fired.push((m.instance.cone_id, pid_of(m.instance.last_seq)));
+        }
+    }
+    eprintln!("triggers fired: {fired:?}");
+    let has =
+        |cone: &str, pid: libc::pid_t| fired.iter().any(|(c, p)| c == cone && *p == pid as u32);
+    for (cone, pid) in [
+        ("ptrace_attach", w.tracer),
+        ("secrets_read", w.setid),
+        ("memfd_exec", w.memfd),
+        ("bpf_prog_load", w.bpf),
+        ("exec_from_tmp", w.dropper),
+        ("deleted_binary_exec", w.unlinker),
+    ] {
+        assert!(
+            has(cone, pid),
+            "{cone} did not fire for pid {pid}: {fired:?}"
+        );
+    }
+    // A failed module load, an unprivileged uid change and a one-port client are not triggers.
+    for cone in [
+        "module_load",
+        "uid0_without_setuid_exec",
+        "priv_esc_setuid",
+        "egress_spike",
+    ] {
+        assert!(
+            !fired.iter().any(|(c, _)| c == cone),
+            "{cone} fired: {fired:?}"
+        );
     }
 }
 

@@ -100,6 +100,8 @@ pub struct Attributed {
     pub comm: DictEntry,
     /// The container the actor runs in, if its cgroup names one.
     pub container: Option<Id128>,
+    /// The actor's effective uid before this event (None when the table did not hold it).
+    pub prev_euid: Option<u32>,
 }
 
 /// What a cgroup path says about its processes.
@@ -193,9 +195,11 @@ impl ActorTable {
             .get(&t.cgroup_id)
             .map_or((None, None), |c| (c.container, c.service));
         let parent = (t.parent_start_ns != 0).then(|| self.ctx.actor_id(t.ppid, t.parent_start_ns));
+        let mut prev_euid = None;
         let state = match self.actors.get_mut(&actor) {
             Some(s) => {
                 self.by_age.remove(&(s.last_window, actor));
+                prev_euid = Some(s.record.euid);
                 s
             }
             None => {
@@ -258,7 +262,11 @@ impl ActorTable {
         state.last_window = state.last_window.max(e.window);
         self.by_age.insert((state.last_window, actor));
         self.active.entry(e.window).or_default().insert(actor);
-        Attributed { comm, container }
+        Attributed {
+            comm,
+            container,
+            prev_euid,
+        }
     }
 
     /// The container an attributed actor runs in, if its cgroup names one.
@@ -316,7 +324,6 @@ impl ActorTable {
 mod tests {
     use super::*;
     use crate::canonicalize::canonicalize;
-    use ritma_schemas::records::CaptureMode;
     use ritma_sources::raw::{IdCall, RawBody, RawEvent, Task};
 
     fn ctx() -> RunContext {
@@ -350,7 +357,6 @@ mod tests {
                 task,
                 body,
             },
-            CaptureMode::Thin,
         )
     }
 

@@ -5,7 +5,7 @@
 use ritma_schemas::cbor::Encoder;
 use ritma_schemas::hash::{blake3, Hash32};
 use ritma_schemas::records::{
-    atom_flags, ActorRecord, CaptureMode, DictEntry, DictKind, EventAtom, EventType, RunMeta,
+    atom_flags, ActorRecord, DictEntry, DictKind, EventAtom, EventType, RunMeta,
 };
 use ritma_schemas::Id128;
 use ritma_sources::raw::{IdCall, RawBody, RawEvent, SockAddr, Task, ID_UNCHANGED};
@@ -55,6 +55,9 @@ pub struct CanonicalEvent {
     pub atom: EventAtom,
     /// Dictionary entries the atom refers to, in the order made.
     pub dict: Vec<DictEntry>,
+    /// The argv entry (exec, present): sealed only while the actor's capture mode is
+    /// Thick or above; the atom's `arg_hash` is sealed in every mode.
+    pub thick: Option<DictEntry>,
     /// The task, for attribution.
     pub task: Task,
     /// What only some event types carry.
@@ -183,12 +186,7 @@ fn open_flags(flags: u32) -> u32 {
 
 /// Canonicalises `raw`, sealed in `window` (its own window, or a later one if it
 /// arrived after its own had closed, which marks it late).
-pub fn canonicalize(
-    ctx: &RunContext,
-    window: u64,
-    raw: RawEvent,
-    mode: CaptureMode,
-) -> CanonicalEvent {
+pub fn canonicalize(ctx: &RunContext, window: u64, raw: RawEvent) -> CanonicalEvent {
     let start = window as i128 * ctx.window_len_ns as i128;
     let t_ns =
         (ctx.wall_ns(raw.mono_ns) as i128 - start).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
@@ -199,6 +197,7 @@ pub fn canonicalize(
     };
     let mut dict_out = Vec::with_capacity(dict_entries_of(&raw.body));
     let mut arg_hash = None;
+    let mut thick = None;
     let mut detail = Detail::None;
     let event_type = raw.body.event_type();
     let RawEvent {
@@ -219,7 +218,8 @@ pub fn canonicalize(
             flags |= atom_flags::EXEC;
             // The executable's id is its path's id, so a file written and then run is one node.
             let exe = dict(&mut dict_out, DictKind::Path, filename);
-            (arg_hash, flags) = argv_entry(&mut dict_out, &argv, mode, flags);
+            (arg_hash, thick) = argv_entry(&argv);
+            flags |= argv_flags(&thick);
             detail = Detail::Exec {
                 exe,
                 exe_dev,
@@ -236,7 +236,8 @@ pub fn canonicalize(
         } => {
             // Like an exec's object and argv, without the exec flag: nothing was exec'd.
             let exe = dict(&mut dict_out, DictKind::Path, exe);
-            (arg_hash, flags) = argv_entry(&mut dict_out, &argv, mode, flags);
+            (arg_hash, thick) = argv_entry(&argv);
+            flags |= argv_flags(&thick);
             detail = Detail::Present {
                 exe,
                 exe_dev,
@@ -369,21 +370,17 @@ pub fn canonicalize(
             payload_ref: None,
         },
         dict: dict_out,
+        thick,
         task,
         detail,
     }
 }
 
-/// An exec's or present process's argv: its hash, and in Thick and Full modes its
-/// dictionary entry (hashed, and flagged so, when too long). Returns (arg_hash, flags).
-fn argv_entry(
-    dict_out: &mut Vec<DictEntry>,
-    argv: &[Vec<u8>],
-    mode: CaptureMode,
-    mut flags: u32,
-) -> (Option<Hash32>, u32) {
+/// An exec's or present process's argv: its hash and its dictionary entry (which holds
+/// the hash in place of a value too long to keep).
+fn argv_entry(argv: &[Vec<u8>]) -> (Option<Hash32>, Option<DictEntry>) {
     if argv.is_empty() {
-        return (None, flags);
+        return (None, None);
     }
     let mut e = Encoder::new();
     e.array(argv.len() as u64);
@@ -392,15 +389,19 @@ fn argv_entry(
     }
     let encoded = e.into_bytes();
     let hash = blake3(&encoded);
-    // Thin mode keeps the hash only; Thick and Full keep the argv too.
-    if mode != CaptureMode::Thin {
-        let entry = DictEntry::from_vec(DictKind::Argv, encoded);
-        if entry.hashed {
-            flags |= atom_flags::ARG_HASHED;
-        }
-        dict_out.push(entry);
+    (
+        Some(hash),
+        Some(DictEntry::from_vec(DictKind::Argv, encoded)),
+    )
+}
+
+/// Flags an argv too long to keep, in every mode alike.
+fn argv_flags(entry: &Option<DictEntry>) -> u32 {
+    if entry.as_ref().is_some_and(|d| d.hashed) {
+        atom_flags::ARG_HASHED
+    } else {
+        0
     }
-    (Some(hash), flags)
 }
 
 fn set_id(v: u32) -> Option<u32> {
@@ -465,7 +466,6 @@ mod tests {
                     result: 3,
                 },
             ),
-            CaptureMode::Thin,
         );
         assert_eq!(e.atom.event_type, EventType::Open);
         assert_eq!(e.atom.t_ns, 250_000_000);
@@ -488,7 +488,6 @@ mod tests {
                     result: -2,
                 },
             ),
-            CaptureMode::Thin,
         );
         assert_eq!(failed.atom.flags, atom_flags::READ | atom_flags::FAILED);
     }
@@ -496,18 +495,13 @@ mod tests {
     #[test]
     fn a_late_event_keeps_its_true_time_and_is_flagged() {
         let c = ctx();
-        let e = canonicalize(
-            &c,
-            1001,
-            raw(900_000_000, RawBody::Exit { code: 0 }),
-            CaptureMode::Thin,
-        );
+        let e = canonicalize(&c, 1001, raw(900_000_000, RawBody::Exit { code: 0 }));
         assert_eq!(e.atom.t_ns, -100_000_000);
         assert_eq!(e.atom.flags, atom_flags::LATE);
     }
 
     #[test]
-    fn exec_keeps_argv_only_above_thin() {
+    fn exec_argv_is_hashed_in_the_atom_and_kept_aside_for_thick_mode() {
         let c = ctx();
         let body = RawBody::Exec {
             filename: b"/bin/ls".to_vec(),
@@ -516,14 +510,14 @@ mod tests {
             exe_dev: 1,
             exe_ino: 2,
         };
-        let thin = canonicalize(&c, 1000, raw(0, body.clone()), CaptureMode::Thin);
-        let thick = canonicalize(&c, 1000, raw(0, body), CaptureMode::Thick);
-        assert_eq!(thin.atom, thick.atom);
-        assert!(thin.atom.arg_hash.is_some());
-        assert_eq!(thin.dict.len(), 1);
-        assert_eq!(thick.dict.len(), 2);
-        assert_eq!(thick.dict[1].kind, DictKind::Argv);
-        assert!(matches!(thin.detail, Detail::Exec { exe_ino: 2, .. }));
+        let e = canonicalize(&c, 1000, raw(0, body));
+        assert!(e.atom.arg_hash.is_some());
+        assert_eq!(e.dict.len(), 1);
+        let argv = e.thick.expect("an argv entry");
+        assert_eq!(argv.kind, DictKind::Argv);
+        assert!(!argv.hashed);
+        assert_eq!(e.atom.flags & atom_flags::ARG_HASHED, 0);
+        assert!(matches!(e.detail, Detail::Exec { exe_ino: 2, .. }));
     }
 
     #[test]
@@ -544,8 +538,8 @@ mod tests {
             exe_dev: 0x803,
             exe_ino: 99,
         };
-        let p = canonicalize(&c, 1000, raw(0, present.clone()), CaptureMode::Thick);
-        let x = canonicalize(&c, 1000, raw(0, exec), CaptureMode::Thick);
+        let p = canonicalize(&c, 1000, raw(0, present));
+        let x = canonicalize(&c, 1000, raw(0, exec));
         assert_eq!(p.atom.event_type, EventType::Present);
         assert_eq!(p.atom.flags & atom_flags::EXEC, 0);
         assert_eq!(x.atom.flags & atom_flags::EXEC, atom_flags::EXEC);
@@ -558,7 +552,8 @@ mod tests {
         assert_eq!(p.atom.arg_hash, x.atom.arg_hash);
         assert!(p.atom.arg_hash.is_some());
         assert_eq!(p.dict, x.dict);
-        assert_eq!(p.dict[1].kind, DictKind::Argv);
+        assert_eq!(p.thick, x.thick);
+        assert_eq!(p.thick.as_ref().unwrap().kind, DictKind::Argv);
         assert_eq!(
             p.detail,
             Detail::Present {
@@ -567,10 +562,6 @@ mod tests {
                 exe_ino: 99
             }
         );
-        // Thin keeps the argv's hash only.
-        let thin = canonicalize(&c, 1000, raw(0, present), CaptureMode::Thin);
-        assert_eq!(thin.dict.len(), 1);
-        assert_eq!(thin.atom.arg_hash, p.atom.arg_hash);
         // No argv (a process that cleared its arguments): no hash, no entry.
         let bare = RawBody::Present {
             exe: b"/x".to_vec(),
@@ -579,8 +570,8 @@ mod tests {
             exe_dev: 1,
             exe_ino: 2,
         };
-        let b = canonicalize(&c, 1000, raw(0, bare), CaptureMode::Full);
-        assert_eq!((b.atom.arg_hash, b.dict.len()), (None, 1));
+        let b = canonicalize(&c, 1000, raw(0, bare));
+        assert_eq!((b.atom.arg_hash, b.dict.len(), b.thick), (None, 1, None));
     }
 
     #[test]
@@ -594,9 +585,9 @@ mod tests {
             exe_dev: 1,
             exe_ino: 2,
         };
-        let e = canonicalize(&c, 1000, raw(0, body), CaptureMode::Thick);
+        let e = canonicalize(&c, 1000, raw(0, body));
         assert!(e.atom.flags & atom_flags::ARG_HASHED != 0);
-        assert!(e.dict[1].hashed);
+        assert!(e.thick.unwrap().hashed);
     }
 
     #[test]
@@ -612,7 +603,6 @@ mod tests {
                     child_start_ns: 200,
                 },
             ),
-            CaptureMode::Thin,
         );
         assert_eq!(e.atom.object, c.actor_id(8, 200));
         let addr = SockAddr::V4 {
@@ -620,12 +610,7 @@ mod tests {
             port: 443,
         };
         assert_eq!(flow_bytes(&addr), vec![0, 2, 10, 0, 0, 1, 1, 187]);
-        let e = canonicalize(
-            &c,
-            1000,
-            raw(0, RawBody::Connect { addr, result: 0 }),
-            CaptureMode::Thin,
-        );
+        let e = canonicalize(&c, 1000, raw(0, RawBody::Connect { addr, result: 0 }));
         assert_eq!(e.dict[0].kind, DictKind::Flow);
     }
 
@@ -643,7 +628,6 @@ mod tests {
                     result: 0,
                 },
             ),
-            CaptureMode::Thin,
         );
         assert_eq!(
             e.detail,
@@ -663,7 +647,6 @@ mod tests {
                     result: -1,
                 },
             ),
-            CaptureMode::Thin,
         );
         assert_eq!(e.detail, Detail::None);
     }

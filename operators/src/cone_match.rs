@@ -42,7 +42,8 @@ enum Cond {
     PathPrefix(Vec<u8>),
     PathContains(Vec<u8>),
     Flags(u32),
-    Request(u64),
+    /// Any of these ptrace requests.
+    Request(Vec<u64>),
     Euid(u32),
     UidNot(u32),
 }
@@ -51,6 +52,18 @@ enum Cond {
 struct Step {
     event: EventType,
     conds: Vec<Cond>,
+}
+
+/// A trigger that needs per-process state the step language cannot express; it runs in
+/// the attribute stage (crate::triggers), where each process's events arrive in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detector {
+    /// The effective uid becomes 0 on an event that is neither an exec nor a set*uid
+    /// call (a kernel exploit's credential overwrite).
+    Uid0WithoutSetuidExec,
+    /// One process tries to connect to at least this many destinations (address and
+    /// port) in one window.
+    EgressSpike { destinations: u32 },
 }
 
 /// A parsed cone.
@@ -62,6 +75,8 @@ pub struct ConeDef {
     /// Placeholder names, in order of first use.
     vars: Vec<String>,
     steps: Vec<Step>,
+    /// A built-in detector in place of steps.
+    pub detector: Option<Detector>,
 }
 
 fn event_type(name: &str) -> Option<EventType> {
@@ -142,6 +157,7 @@ impl ConeDef {
                         within_ns: 0,
                         vars: Vec::new(),
                         steps: Vec::new(),
+                        detector: None,
                     });
                 }
                 Some("within") => {
@@ -150,6 +166,30 @@ impl ConeDef {
                         .and_then(duration_ns)
                         .ok_or_else(|| err(n, "expected `within DURATION` (ms, s or m)".into()))?;
                     within = Some(d);
+                }
+                Some("detector") => {
+                    let Some(def) = def.as_mut() else {
+                        return Err(err(n, "`detector` before `cone`".into()));
+                    };
+                    let d = match (words.next(), words.next(), words.next()) {
+                        (Some("uid0_without_setuid_exec"), None, None) => {
+                            Detector::Uid0WithoutSetuidExec
+                        }
+                        (Some("egress_spike"), Some(k), None) => Detector::EgressSpike {
+                            destinations: k.parse().ok().filter(|&k| k > 0).ok_or_else(|| {
+                                err(n, format!("bad destination count `{k}`"))
+                            })?,
+                        },
+                        _ => {
+                            return Err(err(
+                                n,
+                                "expected `detector uid0_without_setuid_exec` or `detector egress_spike N`".into(),
+                            ))
+                        }
+                    };
+                    if def.detector.replace(d).is_some() {
+                        return Err(err(n, "one detector per cone".into()));
+                    }
                 }
                 Some("step") => {
                     let Some(def) = def.as_mut() else {
@@ -194,7 +234,9 @@ impl ConeDef {
                             Cond::Flags(bits)
                         } else if let Some(r) = w.strip_prefix("request=") {
                             Cond::Request(
-                                r.parse()
+                                r.split('|')
+                                    .map(|r| r.parse())
+                                    .collect::<Result<_, _>>()
                                     .map_err(|_| err(n, format!("bad request `{r}`")))?,
                             )
                         } else if let Some(u) = w.strip_prefix("euid=") {
@@ -213,6 +255,15 @@ impl ConeDef {
             }
         }
         let mut def = def.ok_or_else(|| err(0, "no `cone` line".into()))?;
+        if def.detector.is_some() {
+            if !def.steps.is_empty() || within.is_some() {
+                return Err(err(
+                    0,
+                    "a detector cone has no `within` and no steps".into(),
+                ));
+            }
+            return Ok(def);
+        }
         if def.steps.is_empty() {
             return Err(err(0, "a cone needs at least one step".into()));
         }
@@ -279,7 +330,9 @@ pub struct ConeMatch {
 }
 
 impl ConeMatcher {
+    /// A matcher over the step cones of `cones` (detector cones run elsewhere).
     pub fn new(cones: Vec<ConeDef>, max_partials: usize, window_len_ns: u64) -> Self {
+        let cones: Vec<ConeDef> = cones.into_iter().filter(|c| c.detector.is_none()).collect();
         ConeMatcher {
             partials: vec![VecDeque::new(); cones.len()],
             cones,
@@ -334,7 +387,7 @@ impl ConeMatcher {
                 }
                 Cond::Flags(bits) => e.atom.flags & bits == *bits,
                 Cond::Request(r) => {
-                    matches!(e.detail, Detail::PtraceTarget { request, .. } if request == *r)
+                    matches!(e.detail, Detail::PtraceTarget { request, .. } if r.contains(&request))
                 }
                 Cond::Euid(u) => {
                     matches!(e.detail, Detail::Credentials { euid: Some(x), .. } if x == *u)
@@ -487,21 +540,19 @@ impl ConeMatcher {
     }
 }
 
-pub use ritma_schemas::cone_library::builtin_v0001;
-
-/// Parses the built-in library.
+/// Parses the library new windows are matched with (`cone_library::CURRENT`).
 pub fn builtin_cones() -> Vec<ConeDef> {
-    builtin_v0001()
+    ritma_schemas::cone_library::library(ritma_schemas::cone_library::CURRENT)
+        .expect("this build knows its current library")
         .into_iter()
         .map(|(f, t)| ConeDef::parse(f, t).expect("built-in cones parse"))
         .collect()
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::canonicalize::{canonicalize, RunContext};
-    use ritma_schemas::records::CaptureMode;
     use ritma_sources::raw::{IdCall, RawBody, RawEvent, SockAddr, Task};
 
     #[test]
@@ -532,7 +583,14 @@ mod tests {
         }
     }
 
-    fn ev(seq: u64, t_ms: u64, pid: u32, uid: u32, body: RawBody) -> (CanonicalEvent, u64) {
+    /// An event of process `pid` (uid and euid `uid`) at `t_ms`, and its wall time.
+    pub(crate) fn ev(
+        seq: u64,
+        t_ms: u64,
+        pid: u32,
+        uid: u32,
+        body: RawBody,
+    ) -> (CanonicalEvent, u64) {
         let c = ctx();
         let task = Task {
             pid,
@@ -552,7 +610,6 @@ mod tests {
                     task,
                     body,
                 },
-                CaptureMode::Thin,
             ),
             mono,
         )

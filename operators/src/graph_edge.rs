@@ -226,7 +226,6 @@ impl EdgeTable {
 mod tests {
     use super::*;
     use crate::canonicalize::{canonicalize, RunContext};
-    use ritma_schemas::records::CaptureMode;
     use ritma_sources::raw::{RawBody, RawEvent, Task};
 
     fn ev(seq: u64, mono: u64, body: RawBody) -> CanonicalEvent {
@@ -246,7 +245,7 @@ mod tests {
             },
             body,
         };
-        canonicalize(&ctx, ctx.window_of(mono), raw, CaptureMode::Thin)
+        canonicalize(&ctx, ctx.window_of(mono), raw)
     }
 
     #[test]

@@ -3,8 +3,10 @@
 
 pub mod attribute;
 pub mod canonicalize;
+pub mod capture_mode;
 pub mod cone_match;
 pub mod graph_edge;
 pub mod hour_seal;
 pub mod taint;
+pub mod triggers;
 pub mod window_merkle;

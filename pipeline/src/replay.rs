@@ -13,10 +13,12 @@ use crate::taint::taint_changes;
 use anyhow::{bail, Result};
 use ritma_operators::attribute::{ActorTable, ActorTableConfig};
 use ritma_operators::canonicalize::{canonicalize, CanonicalEvent, RunContext};
+use ritma_operators::capture_mode::ModeRaises;
 use ritma_operators::cone_match::{builtin_cones, ConeDef, ConeMatcher};
 use ritma_operators::graph_edge::EdgeTable;
 use ritma_operators::hour_seal::HourSealer;
 use ritma_operators::taint::{taint_flows, TaintChange};
+use ritma_operators::triggers::TriggerDetectors;
 use ritma_operators::window_merkle::{NodeLog, WindowContents};
 use ritma_schemas::merkle::TreeHash;
 use ritma_schemas::note::NoteSigner;
@@ -43,7 +45,7 @@ use timely::dataflow::operators::{Capability, Concat, Exchange as _, Operator, P
 use timely::dataflow::{InputHandle, ProbeHandle};
 
 /// The version of the cone library windows are sealed with.
-pub const CONE_LIB_VERSION: u32 = 1;
+pub const CONE_LIB_VERSION: u32 = ritma_schemas::cone_library::CURRENT;
 /// How far behind the source the dataflow may fall, in windows, before the source waits.
 const MAX_LAG_WINDOWS: u64 = 2;
 /// Most partial cone matches kept per node.
@@ -297,6 +299,8 @@ struct WindowPart {
     lost: Vec<(LossReason, u64)>,
     /// Actors that completed a cone match: taint seeds.
     seeds: Vec<Id128>,
+    /// Argv entries, each with its event's actor: sealed if the actor is raised to Thick.
+    thick: Vec<(Id128, DictEntry)>,
     /// Changes of the taint relation at this window.
     taint: Vec<TaintChange>,
 }
@@ -582,7 +586,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
         store.write_schema(ritma_schemas::FORMAT_SPEC)?;
         store.write_cone_library(
             CONE_LIB_VERSION,
-            &ritma_operators::cone_match::builtin_v0001(),
+            &ritma_schemas::cone_library::library(CONE_LIB_VERSION).expect("the current library"),
         )?;
         // The store names its keys, so it can be verified with nothing else present.
         let keys = Keystore::for_store(&root);
@@ -648,7 +652,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                     let (first, cone) = match m {
                         SourceMsg::Event { node, window, raw } => {
                             let ctx = &ctxs_canon[node as usize];
-                            let event = canonicalize(ctx, window, raw, mode);
+                            let event = canonicalize(ctx, window, raw);
                             let cone = if ConeMatcher::could_match(&cone_defs, &event) {
                                 ConeMsg::Event { node, event: event.clone() }
                             } else {
@@ -736,8 +740,9 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                 "attribute+graph-edge",
                 move |_default_cap, _info| {
                     let mut stash: Stash<CanonMsg> = Stash::new();
-                    let mut tables: HashMap<u32, (ActorTable, EdgeTable)> = HashMap::new();
-                    let new_tables = move |node: u32| (ActorTable::new(ctxs_attr[node as usize].clone(), ActorTableConfig::default()), EdgeTable::new());
+                    let mut tables: HashMap<u32, (ActorTable, EdgeTable, TriggerDetectors)> = HashMap::new();
+                    let detector_cones = builtin_cones();
+                    let new_tables = move |node: u32| (ActorTable::new(ctxs_attr[node as usize].clone(), ActorTableConfig::default()), EdgeTable::new(), TriggerDetectors::new(&detector_cones));
                     move |(input, frontier), (cgroup_input, cgroup_frontier), output| {
                         input.for_each(|cap, data| {
                             for m in data.drain(..) {
@@ -757,11 +762,18 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                             let mut by_node: BTreeMap<u32, WindowPart> = BTreeMap::new();
                             for m in msgs {
                                 match m {
-                                    CanonMsg::Event { node, event } => {
+                                    CanonMsg::Event { node, mut event } => {
                                         let part = by_node.entry(node).or_insert_with(|| WindowPart::at(node, w));
-                                        let (actors, edges) = tables.entry(node).or_insert_with(|| new_tables(node));
+                                        let (actors, edges, detectors) = tables.entry(node).or_insert_with(|| new_tables(node));
                                         let attributed = actors.push(&event);
+                                        for c in detectors.push(&event, attributed.prev_euid) {
+                                            part.cones.push(c);
+                                            part.seeds.push(event.atom.actor);
+                                        }
                                         part.dict.push(attributed.comm);
+                                        if let Some(argv) = event.thick.take() {
+                                            part.thick.push((event.atom.actor, argv));
+                                        }
                                         edges.push(&event);
                                         if let Some(container) = attributed.container {
                                             edges.add(w, EdgeKind::ContainerToProc, container, event.atom.actor, 0, event.atom.t_ns);
@@ -774,7 +786,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                         part.lost.push((reason, count));
                                     }
                                     CanonMsg::Cgroups { node, entries, .. } => {
-                                        let (actors, _) = tables.entry(node).or_insert_with(|| new_tables(node));
+                                        let (actors, _, _) = tables.entry(node).or_insert_with(|| new_tables(node));
                                         for (id, path) in entries {
                                             // The names are sealed with the actors that use them.
                                             actors.add_cgroup(id, &path);
@@ -784,7 +796,8 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                             }
                             let mut session = output.session(&cap);
                             for (node, mut part) in by_node {
-                                if let Some((actors, edges)) = tables.get_mut(&node) {
+                                if let Some((actors, edges, detectors)) = tables.get_mut(&node) {
+                                    detectors.close(w);
                                     part.actors = actors.close(w);
                                     part.dict.extend(actors.cgroup_dict(&part.actors));
                                     part.edges = edges.close(w);
@@ -798,7 +811,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                         }
                         if frontier.is_empty() && cgroup_frontier.is_empty() {
                             let mut s = stats_attr.lock().expect("stats");
-                            for (actors, _) in tables.values_mut() {
+                            for (actors, _, _) in tables.values_mut() {
                                 let a = std::mem::take(&mut actors.stats);
                                 s.actor_misses += a.misses;
                                 s.actors_evicted_exit += a.evicted_exit;
@@ -820,7 +833,8 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                 AttrOut::Flows { node, flows } => flows.into_iter().map(|(from, to)| (node, from, to)).collect(),
                 AttrOut::Part(_) => Vec::new(),
             });
-            let seeds = cone_parts.clone().flat_map(|p: WindowPart| {
+            // Seeds: actors that matched a step cone or fired a detector cone.
+            let seeds = cone_parts.clone().concat(parts.clone()).flat_map(|p: WindowPart| {
                 let node = p.node;
                 p.seeds.into_iter().map(move |s| (node, s))
             });
@@ -853,6 +867,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                             });
                             while let Some((w, cap, parts)) = stash.pop_closed(|w| frontier.less_equal(w)) {
                                 let mut by_node: BTreeMap<u32, WindowContents> = BTreeMap::new();
+                                let mut raising: BTreeMap<u32, Raising> = BTreeMap::new();
                                 for mut p in parts {
                                     if !p.taint.is_empty() {
                                         // Taint alone never seals a window: it waits for the window's record.
@@ -866,6 +881,9 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                     c.edges.extend(p.edges);
                                     c.cones.extend(p.cones);
                                     c.lost.extend(p.lost);
+                                    let r = raising.entry(p.node).or_default();
+                                    r.seeds.extend(p.seeds);
+                                    r.thick.extend(p.thick);
                                 }
                                 let mut session = output.session(&cap);
                                 for (node, mut contents) in by_node {
@@ -883,7 +901,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                             store,
                                             resume_at,
                                             index: None,
-                                            mode,
+                                            raises: ModeRaises::new(mode, taint_ttl),
                                             taint_ttl,
                                         }
                                     });
@@ -892,13 +910,13 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                     let first = sink.log.next_window().unwrap_or(w);
                                     let taint = taint_at.entry(node).or_default();
                                     for gap in first..w {
-                                        if let Err(e) = sink.seal(gap, WindowContents::default(), taint.remove(&gap).unwrap_or_default()) {
+                                        if let Err(e) = sink.seal(gap, WindowContents::default(), Raising::default(), taint.remove(&gap).unwrap_or_default()) {
                                             errors.lock().expect("errors").push(e);
                                             return;
                                         }
                                         clock.lock().expect("clock").sealed(gap);
                                     }
-                                    match sink.seal(w, contents, taint.remove(&w).unwrap_or_default()) {
+                                    match sink.seal(w, contents, raising.remove(&node).unwrap_or_default(), taint.remove(&w).unwrap_or_default()) {
                                         Ok(n) => {
                                             clock.lock().expect("clock").sealed(w);
                                             let mut c = window_counts.lock().expect("counts");
@@ -970,8 +988,18 @@ struct NodeSink {
     /// The store's first window when it already held windows: sealing must start there.
     resume_at: Option<u64>,
     index: Option<HourIndexBuilder>,
-    mode: CaptureMode,
+    /// Which actors triggers raised above the base mode.
+    raises: ModeRaises,
     taint_ttl: u64,
+}
+
+/// What a window's capture modes are decided from, besides its taint changes.
+#[derive(Default)]
+struct Raising {
+    /// Actors that fired a trigger in the window.
+    seeds: Vec<Id128>,
+    /// Argv entries with their events' actors, kept if the actor is raised.
+    thick: Vec<(Id128, DictEntry)>,
 }
 
 impl NodeSink {
@@ -983,7 +1011,8 @@ impl NodeSink {
     fn seal(
         &mut self,
         window: u64,
-        contents: WindowContents,
+        mut contents: WindowContents,
+        raising: Raising,
         mut taint: Vec<TaintChange>,
     ) -> Result<u64, String> {
         let node = self.store.meta().node.clone();
@@ -993,9 +1022,26 @@ impl NodeSink {
                 return Err(format!("node {node}: {} already holds windows from {first} on, but this input starts at window {window}: it was sealed from another input (give another --out)", self.store.root().display()));
             }
         }
+        // Taint sorted first: the raised set is then one function of the window's inputs.
+        taint.sort();
+        self.raises.advance(window, &raising.seeds, &taint);
+        contents.dict.extend(
+            raising
+                .thick
+                .into_iter()
+                .filter(|(actor, _)| self.raises.mode_of(actor) >= CaptureMode::Thick)
+                .map(|(_, argv)| argv),
+        );
+        // The window's mode is the highest any of its events was sealed in.
+        let mode = contents
+            .atoms
+            .iter()
+            .map(|a| self.raises.mode_of(&a.actor))
+            .max()
+            .unwrap_or(self.raises.base());
         let sealed = self
             .log
-            .seal(window, self.mode, contents)
+            .seal(window, mode, contents)
             .map_err(|e| format!("node {node}: {e}"))?;
         let leaf = ritma_schemas::merkle::Blake3Tree::leaf(&sealed.record_bytes);
         let hour_seal = self
@@ -1015,7 +1061,6 @@ impl NodeSink {
         let index = self
             .index
             .get_or_insert_with(|| HourIndexBuilder::new(&node, len, hour, self.taint_ttl));
-        taint.sort();
         let r = &sealed.record;
         let edges_at = (r.dict_count + r.actor_count + r.event_count) as usize;
         let closed = index.push_window(IndexedWindow {
@@ -1236,8 +1281,20 @@ impl Feeder {
         }
     }
 
-    /// The end of the input: loss after a node's last event goes to its oldest open window.
+    /// The end of the input: every window up to the one holding a node's last time (an
+    /// event's or a clock frame's) is sealed, empty or not; loss after a node's last
+    /// event goes to its oldest open window.
     fn finish(mut self, input: &mut SourceInput, warn: impl Fn(&str)) -> FeedCounts {
+        for (n, w) in self.windowing.iter().enumerate() {
+            let Some(open) = w.oldest_open else { continue };
+            let last = w.max_wall / w.ctx.window_len_ns;
+            for window in open.max(self.epoch)..=last {
+                input.send(SourceMsg::Close {
+                    node: n as u32,
+                    window,
+                });
+            }
+        }
         for n in 0..self.pending_loss.len() {
             let pending = std::mem::take(&mut self.pending_loss[n]);
             if pending.is_empty() {

@@ -97,7 +97,9 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
     // The store starts at the run's start: the first window is the one holding it.
     let captured = rec
         .write_clock(live.started_mono_ns)
-        .and_then(|()| record::capture(&mut rec, &mut sensor, &mut drops_seen, deadline));
+        .and_then(|()| record::capture(&mut rec, &mut sensor, &mut drops_seen, deadline))
+        // The stop time: the store covers the run to its end, empty windows too.
+        .and_then(|()| rec.write_clock(record::mono_now_ns()));
     let mut capture = std::mem::take(&mut rec.summary);
     capture.elapsed = live.started.elapsed();
     // Hanging up ends the dataflow's input: it seals every window that holds anything.

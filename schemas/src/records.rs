@@ -199,7 +199,7 @@ wire_enum!(
         MemfdCreate = 15,
         ModuleLoad = 16,
         BpfProgLoad = 17,
-        /// A trigger fired (DESIGN §5); the object is the trigger's dictionary entry.
+        /// Reserved, never written: a trigger is sealed as a ConeInstance (FORMAT.md §10).
         Trigger = 18,
         /// A process already running when capture started (the sensor's start-up
         /// snapshot); the object is its executable's path. Not an exec.
