@@ -161,6 +161,58 @@ fn flipping_any_byte_of_any_file_fails_verification_naming_the_file() {
 }
 
 #[test]
+fn verify_json_reports_the_store_and_names_a_failure() {
+    let d = Dir::new();
+    d.sealed_store(&["--events", "30000"]);
+    let text = d.ritma(&["verify", "s"]).output().success();
+    let out = d.ritma(&["verify", "s", "--json"]).output().success();
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["key_pinned"], false);
+    let node = &v["nodes"][0];
+    assert_eq!(node["node"], "synth-0");
+    // The same figures as the text report.
+    for field in ["windows", "events", "lost"] {
+        let n = node[field].as_u64().unwrap();
+        assert!(
+            text.contains(&format!("{n} {field}")),
+            "{field} {n}: {text}"
+        );
+    }
+    assert!(text.contains(node["log_root"].as_str().unwrap()), "{text}");
+    assert_eq!(
+        node["last_window"].as_u64().unwrap() - node["first_window"].as_u64().unwrap() + 1,
+        node["windows"].as_u64().unwrap()
+    );
+    // A flipped window root: the failure as JSON on stdout, and a non-zero exit.
+    let record = tree(&d.join("s"))
+        .into_keys()
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "cbor") && p.to_string_lossy().contains("/micro/")
+        })
+        .unwrap();
+    let path = d.join("s").join(&record);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let o = d.ritma(&["verify", "s", "--json"]).output().unwrap();
+    assert!(!o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["code"], "E_CHECKPOINT", "{v}");
+    assert!(
+        v["path"]
+            .as_str()
+            .unwrap()
+            .ends_with(&*record.to_string_lossy()),
+        "{v}"
+    );
+    assert!(v["window"].as_u64().is_some(), "{v}");
+    assert!(!v["detail"].as_str().unwrap().is_empty());
+}
+
+#[test]
 fn deleting_or_duplicating_a_window_breaks_continuity() {
     let d = Dir::new();
     d.sealed_store(&["--events", "120000"]);

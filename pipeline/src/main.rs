@@ -83,6 +83,9 @@ enum Command {
         /// The node's verifier key (vkey text or a file holding it), pinning the key history's anchor.
         #[arg(long)]
         key: Option<String>,
+        /// Print the result, or the failure's code, file, window and detail, as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Write a self-contained proof of one sealed event (FORMAT.md §11).
     Prove {
@@ -190,7 +193,7 @@ fn run(cli: Cli) -> Result<()> {
             key,
             taint_ttl,
         } => replay_cmd(traces, out, workers, key, taint_ttl),
-        Command::Verify { dir, key } => verify_cmd(&dir, key),
+        Command::Verify { dir, key, json } => verify_cmd(&dir, key, json),
         Command::Prove {
             dir,
             seq,
@@ -289,7 +292,7 @@ fn record_cmd(out: PathBuf, duration: Option<f64>, node: Option<String>) -> Resu
     Ok(())
 }
 
-fn verify_cmd(dir: &Path, key: Option<String>) -> Result<()> {
+fn verify_cmd(dir: &Path, key: Option<String>, json: bool) -> Result<()> {
     let anchor = match key {
         Some(k) => {
             let text = match std::fs::read_to_string(&k) {
@@ -303,9 +306,43 @@ fn verify_cmd(dir: &Path, key: Option<String>) -> Result<()> {
         }
         None => None,
     };
-    let reports = ritma_sinks::verify::verify_store(dir, anchor.as_ref())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    for r in &reports {
+    let b64 = |h: &[u8]| base64::engine::general_purpose::STANDARD.encode(h);
+    let reports = match ritma_sinks::verify::verify_store(dir, anchor.as_ref()) {
+        Ok(r) => r,
+        Err(e) => {
+            if json {
+                let v = serde_json::json!({
+                    "ok": false,
+                    "code": e.code,
+                    "path": e.path.display().to_string(),
+                    "window": e.window,
+                    "detail": e.detail,
+                });
+                println!("{v}");
+            }
+            bail!("{e}");
+        }
+    };
+    if json {
+        let nodes: Vec<_> = reports
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "node": r.node,
+                    "windows": r.windows,
+                    "first_window": r.first_window,
+                    "last_window": r.last_window,
+                    "events": r.events,
+                    "lost": r.lost,
+                    "log_size": r.log_size,
+                    "log_root": b64(&r.log_root),
+                })
+            })
+            .collect();
+        let v = serde_json::json!({ "ok": true, "key_pinned": anchor.is_some(), "nodes": nodes });
+        println!("{v}");
+    }
+    for r in reports.iter().filter(|_| !json) {
         let span = match (r.first_window, r.last_window) {
             (Some(a), Some(b)) => format!("windows {a}..={b}"),
             _ => "no windows".to_owned(),
@@ -317,7 +354,7 @@ fn verify_cmd(dir: &Path, key: Option<String>) -> Result<()> {
             r.events,
             r.lost,
             r.log_size,
-            base64::engine::general_purpose::STANDARD.encode(r.log_root)
+            b64(&r.log_root)
         );
     }
     if anchor.is_none() {
