@@ -272,12 +272,15 @@ impl Routed {
     }
 }
 
-/// Attribution's outputs: window parts to seal, and the taint flows of their edges.
+/// Attribution's outputs: window parts to seal, and the taint flows of their edges with
+/// the seeds of their detector cones (small: the parts are not copied for taint).
+#[derive(Clone)]
 enum AttrOut {
     Part(WindowPart),
-    Flows {
+    Taint {
         node: u32,
         flows: Vec<(Id128, Id128)>,
+        seeds: Vec<Id128>,
     },
 }
 
@@ -803,8 +806,8 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                     part.edges = edges.close(w);
                                 }
                                 let flows: Vec<(Id128, Id128)> = part.edges.iter().flat_map(taint_flows).collect();
-                                if !flows.is_empty() {
-                                    session.give(AttrOut::Flows { node, flows });
+                                if !flows.is_empty() || !part.seeds.is_empty() {
+                                    session.give(AttrOut::Taint { node, flows, seeds: part.seeds.clone() });
                                 }
                                 session.give(AttrOut::Part(part));
                             }
@@ -823,21 +826,28 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                 },
             );
 
-            let mut attributed = attributed.partition(2, |o| (matches!(o, AttrOut::Flows { .. }) as u64, o)).into_iter();
-            let (Some(parts), Some(flows)) = (attributed.next(), attributed.next()) else {
+            let mut attributed = attributed.partition(2, |o| (matches!(o, AttrOut::Taint { .. }) as u64, o)).into_iter();
+            let (Some(parts), Some(taint_out)) = (attributed.next(), attributed.next()) else {
                 unreachable!("partition makes two streams");
             };
-            let parts = parts.flat_map(|o| match o { AttrOut::Part(p) => Some(p), AttrOut::Flows { .. } => None });
+            let parts = parts.flat_map(|o| match o { AttrOut::Part(p) => Some(p), AttrOut::Taint { .. } => None });
             // Taint: flows of the windows' edges from the actors that matched a cone.
-            let flows = flows.flat_map(|o| match o {
-                AttrOut::Flows { node, flows } => flows.into_iter().map(|(from, to)| (node, from, to)).collect(),
+            let flows = taint_out.clone().flat_map(|o| match o {
+                AttrOut::Taint { node, flows, .. } => flows.into_iter().map(|(from, to)| (node, from, to)).collect(),
                 AttrOut::Part(_) => Vec::new(),
             });
             // Seeds: actors that matched a step cone or fired a detector cone.
-            let seeds = cone_parts.clone().concat(parts.clone()).flat_map(|p: WindowPart| {
-                let node = p.node;
-                p.seeds.into_iter().map(move |s| (node, s))
+            let detector_seeds = taint_out.flat_map(|o| match o {
+                AttrOut::Taint { node, seeds, .. } => seeds.into_iter().map(|s| (node, s)).collect(),
+                AttrOut::Part(_) => Vec::new(),
             });
+            let seeds = cone_parts
+                .clone()
+                .flat_map(|p: WindowPart| {
+                    let node = p.node;
+                    p.seeds.into_iter().map(move |s| (node, s))
+                })
+                .concat(detector_seeds);
             let taint = taint_changes(flows, seeds, taint_ttl).map(|c| WindowPart { node: c.node, window: c.window, taint: vec![c], ..Default::default() });
 
             parts
