@@ -57,7 +57,7 @@ pub struct CanonicalEvent {
     pub dict: Vec<DictEntry>,
     /// The argv entry (exec, present): sealed only while the actor's capture mode is
     /// Thick or above; the atom's `arg_hash` is sealed in every mode.
-    pub thick: Option<DictEntry>,
+    pub thick: Option<EncodedArgv>,
     /// The task, for attribution.
     pub task: Task,
     /// What only some event types carry.
@@ -218,7 +218,7 @@ pub fn canonicalize(ctx: &RunContext, window: u64, raw: RawEvent) -> CanonicalEv
             flags |= atom_flags::EXEC;
             // The executable's id is its path's id, so a file written and then run is one node.
             let exe = dict(&mut dict_out, DictKind::Path, filename);
-            (arg_hash, thick) = argv_entry(&argv);
+            (arg_hash, thick) = encode_argv(&argv);
             flags |= argv_flags(&thick);
             detail = Detail::Exec {
                 exe,
@@ -236,7 +236,7 @@ pub fn canonicalize(ctx: &RunContext, window: u64, raw: RawEvent) -> CanonicalEv
         } => {
             // Like an exec's object and argv, without the exec flag: nothing was exec'd.
             let exe = dict(&mut dict_out, DictKind::Path, exe);
-            (arg_hash, thick) = argv_entry(&argv);
+            (arg_hash, thick) = encode_argv(&argv);
             flags |= argv_flags(&thick);
             detail = Detail::Present {
                 exe,
@@ -376,9 +376,24 @@ pub fn canonicalize(ctx: &RunContext, window: u64, raw: RawEvent) -> CanonicalEv
     }
 }
 
-/// An exec's or present process's argv: its hash and its dictionary entry (which holds
-/// the hash in place of a value too long to keep).
-fn argv_entry(argv: &[Vec<u8>]) -> (Option<Hash32>, Option<DictEntry>) {
+/// An exec's or present process's argv, encoded (FORMAT.md §3.1): its dictionary entry
+/// is made only for the few sealed in Thick mode, off the per-event path.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EncodedArgv(pub Vec<u8>);
+
+impl EncodedArgv {
+    /// Too long for a DictEntry value: its entry will hold its hash.
+    pub fn is_hashed(&self) -> bool {
+        self.0.len() > ritma_schemas::records::MAX_DICT_VALUE_LEN
+    }
+
+    pub fn entry(self) -> DictEntry {
+        DictEntry::from_vec(DictKind::Argv, self.0)
+    }
+}
+
+/// An exec's or present process's argv: its hash and its encoding.
+fn encode_argv(argv: &[Vec<u8>]) -> (Option<Hash32>, Option<EncodedArgv>) {
     if argv.is_empty() {
         return (None, None);
     }
@@ -388,16 +403,12 @@ fn argv_entry(argv: &[Vec<u8>]) -> (Option<Hash32>, Option<DictEntry>) {
         e.bytes(a);
     }
     let encoded = e.into_bytes();
-    let hash = blake3(&encoded);
-    (
-        Some(hash),
-        Some(DictEntry::from_vec(DictKind::Argv, encoded)),
-    )
+    (Some(blake3(&encoded)), Some(EncodedArgv(encoded)))
 }
 
 /// Flags an argv too long to keep, in every mode alike.
-fn argv_flags(entry: &Option<DictEntry>) -> u32 {
-    if entry.as_ref().is_some_and(|d| d.hashed) {
+fn argv_flags(argv: &Option<EncodedArgv>) -> u32 {
+    if argv.as_ref().is_some_and(EncodedArgv::is_hashed) {
         atom_flags::ARG_HASHED
     } else {
         0
@@ -513,7 +524,7 @@ mod tests {
         let e = canonicalize(&c, 1000, raw(0, body));
         assert!(e.atom.arg_hash.is_some());
         assert_eq!(e.dict.len(), 1);
-        let argv = e.thick.expect("an argv entry");
+        let argv = e.thick.expect("an argv entry").entry();
         assert_eq!(argv.kind, DictKind::Argv);
         assert!(!argv.hashed);
         assert_eq!(e.atom.flags & atom_flags::ARG_HASHED, 0);
@@ -553,7 +564,7 @@ mod tests {
         assert!(p.atom.arg_hash.is_some());
         assert_eq!(p.dict, x.dict);
         assert_eq!(p.thick, x.thick);
-        assert_eq!(p.thick.as_ref().unwrap().kind, DictKind::Argv);
+        assert_eq!(p.thick.clone().unwrap().entry().kind, DictKind::Argv);
         assert_eq!(
             p.detail,
             Detail::Present {
@@ -587,7 +598,7 @@ mod tests {
         };
         let e = canonicalize(&c, 1000, raw(0, body));
         assert!(e.atom.flags & atom_flags::ARG_HASHED != 0);
-        assert!(e.thick.unwrap().hashed);
+        assert!(e.thick.unwrap().entry().hashed);
     }
 
     #[test]

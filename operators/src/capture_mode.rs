@@ -54,9 +54,10 @@ impl ModeRaises {
 
     /// The mode `actor` is sealed in at the window last advanced to.
     pub fn mode_of(&self, actor: &Id128) -> CaptureMode {
-        if self.base == CaptureMode::Thin
-            && (self.seeds.contains_key(actor) || self.reached.contains_key(actor))
-        {
+        // Nothing raised is the common case: no lookup per event then.
+        let raised = !(self.seeds.is_empty() && self.reached.is_empty())
+            && (self.seeds.contains_key(actor) || self.reached.contains_key(actor));
+        if self.base == CaptureMode::Thin && raised {
             CaptureMode::Thick
         } else {
             self.base

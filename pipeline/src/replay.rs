@@ -12,7 +12,7 @@
 use crate::taint::taint_changes;
 use anyhow::{bail, Result};
 use ritma_operators::attribute::{ActorTable, ActorTableConfig};
-use ritma_operators::canonicalize::{canonicalize, CanonicalEvent, RunContext};
+use ritma_operators::canonicalize::{canonicalize, CanonicalEvent, EncodedArgv, RunContext};
 use ritma_operators::capture_mode::ModeRaises;
 use ritma_operators::cone_match::{builtin_cones, ConeDef, ConeMatcher};
 use ritma_operators::graph_edge::EdgeTable;
@@ -303,7 +303,7 @@ struct WindowPart {
     /// Actors that completed a cone match: taint seeds.
     seeds: Vec<Id128>,
     /// Argv entries, each with its event's actor: sealed if the actor is raised to Thick.
-    thick: Vec<(Id128, DictEntry)>,
+    thick: Vec<(Id128, EncodedArgv)>,
     /// Changes of the taint relation at this window.
     taint: Vec<TaintChange>,
 }
@@ -1008,8 +1008,8 @@ struct NodeSink {
 struct Raising {
     /// Actors that fired a trigger in the window.
     seeds: Vec<Id128>,
-    /// Argv entries with their events' actors, kept if the actor is raised.
-    thick: Vec<(Id128, DictEntry)>,
+    /// Argv with their events' actors, kept if the actor is raised.
+    thick: Vec<(Id128, EncodedArgv)>,
 }
 
 impl NodeSink {
@@ -1040,7 +1040,7 @@ impl NodeSink {
                 .thick
                 .into_iter()
                 .filter(|(actor, _)| self.raises.mode_of(actor) >= CaptureMode::Thick)
-                .map(|(_, argv)| argv),
+                .map(|(_, argv)| argv.entry()),
         );
         // The window's mode is the highest any of its events was sealed in.
         let mode = contents

@@ -157,27 +157,21 @@ fn putting_the_same_blob_twice_adds_and_rewrites_nothing() {
     let data = random_bytes(20 * MIB, 2);
     let blob = cas.put_bytes(&data).unwrap();
     let before = files(dir.path());
-    let mtimes: Vec<SystemTime> = before
-        .keys()
-        .map(|p| {
-            fs::metadata(dir.path().join(p))
-                .unwrap()
-                .modified()
-                .unwrap()
-        })
-        .collect();
+    let mtimes = || -> Vec<SystemTime> {
+        before
+            .keys()
+            .map(|p| {
+                fs::metadata(dir.path().join(p))
+                    .unwrap()
+                    .modified()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let first = mtimes();
     assert_eq!(cas.put_bytes(&data).unwrap(), blob);
     assert_eq!(files(dir.path()), before);
-    let again: Vec<SystemTime> = before
-        .keys()
-        .map(|p| {
-            fs::metadata(dir.path().join(p))
-                .unwrap()
-                .modified()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(again, mtimes);
+    assert_eq!(mtimes(), first);
 }
 
 /// Chunks of `b` also in `a`, and the bytes they cover.
