@@ -3,6 +3,7 @@
 mod util;
 
 mod crash;
+mod full_capture;
 mod index;
 mod keys;
 mod prove;

@@ -57,7 +57,10 @@ pub fn read_events(path: &Path, node: &str) -> (Vec<RawEvent>, Vec<(LossReason, 
                 assert!(entries.iter().all(|(_, p)| p.starts_with(b"/")));
             }
             TraceItem::Loss { reason, count, .. } => lost.push((reason, count)),
-            TraceItem::Clock { .. } => {}
+            TraceItem::Exes { entries, .. } => {
+                assert!(entries.iter().all(|x| (x.dev, x.ino) != (0, 0)));
+            }
+            TraceItem::Clock { .. } | TraceItem::BlobPart { .. } => {}
         }
     }
     assert_eq!(runs, 1);

@@ -95,11 +95,74 @@ fn assert_trigger_raised(store: &Path, pid: u32, marker: &str) {
         })
     });
     let (record, _) = fired_in.expect("a secrets_read cone instance completed by the cat");
-    assert_eq!(record.capture_mode, CaptureMode::Thick);
+    // Thick, or Full if a kept binary's exec shares the window.
+    assert!(record.capture_mode >= CaptureMode::Thick);
     assert!(
         argv_entries(store).iter().any(|a| a.contains(marker)),
         "the cat's argv was not kept"
     );
+}
+
+/// The implant (`pid`) was exec'd from /tmp and is not in the baseline: its actor names
+/// its hash, its exec names the bytes the CAS keeps, unknown_binary fired on it, and its
+/// window was sealed Full; the shell, listed, is hashed and not kept.
+fn assert_implant_kept(store: &Path, pid: u32, bytes: &[u8]) {
+    use ritma_schemas::records::{CaptureMode, EventType};
+    let hash = *blake3::hash(bytes).as_bytes();
+    let windows = window_leaves(store);
+    let mut found_exec = false;
+    for (record, leaves) in &windows {
+        let r: Vec<AnyRecord> = leaves
+            .iter()
+            .map(|l| AnyRecord::decode(l).unwrap())
+            .collect();
+        let Some(actor) = r.iter().find_map(|x| match x {
+            AnyRecord::Actor(a) if a.pid == pid => Some(a.clone()),
+            _ => None,
+        }) else {
+            continue;
+        };
+        assert_eq!(actor.exe_hash, Some(hash), "the implant's actor record");
+        let exec = r.iter().find_map(|x| match x {
+            AnyRecord::Event(e) if e.actor == actor.actor && e.event_type == EventType::Exec => {
+                Some(e.clone())
+            }
+            _ => None,
+        });
+        if let Some(exec) = exec {
+            found_exec = true;
+            assert_eq!(exec.payload_ref, Some(hash));
+            assert_eq!(record.capture_mode, CaptureMode::Full);
+            assert!(
+                r.iter().any(|x| matches!(x, AnyRecord::Cone(c) if c.cone_id == "unknown_binary" && c.last_seq == exec.seq)),
+                "unknown_binary did not fire on the implant's exec"
+            );
+        }
+    }
+    assert!(found_exec, "the implant's exec was not sealed");
+    let mut kept = Vec::new();
+    ritma_sinks::cas::Cas::open(store)
+        .unwrap()
+        .get(&hash, &mut kept)
+        .unwrap();
+    assert!(
+        kept == bytes,
+        "the CAS holds other bytes than the implant's"
+    );
+    let sh = *blake3::hash(&std::fs::read("/bin/sh").unwrap()).as_bytes();
+    let mut sh_named = false;
+    for (_, leaves) in &windows {
+        for l in leaves {
+            match AnyRecord::decode(l).unwrap() {
+                AnyRecord::Actor(a) if a.exe_hash == Some(sh) => sh_named = true,
+                AnyRecord::Event(e) => {
+                    assert_ne!(e.payload_ref, Some(sh), "a listed binary was kept")
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(sh_named, "no actor record names the shell's hash");
 }
 
 #[test]
@@ -111,9 +174,27 @@ fn run_seals_a_live_workload_and_its_wal_replays_byte_identically() {
     let store = d.join("s");
     let marker = format!("ritma-marker-{}", token());
     let target = format!("/tmp/ritma-run-test-{}", token());
-    let mut child = spawn_run(&d, "run-test", &["--duration", "4"]);
+    // Known binaries: the shell and cat the workload runs; anything else is unknown.
+    d.ritma(&["baseline", "--out", "base.b3", "/bin/sh", "/bin/cat"])
+        .output()
+        .success();
+    // An implant: a copy of true made unique, run from /tmp.
+    let implant = format!("/tmp/ritma-implant-{}", token());
+    let mut implant_bytes = std::fs::read("/bin/true").unwrap();
+    implant_bytes.extend_from_slice(marker.as_bytes());
+    std::fs::write(&implant, &implant_bytes).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&implant, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = spawn_run(
+        &d,
+        "run-test",
+        &["--duration", "4", "--baseline", "base.b3"],
+    );
     wait_until_started(&mut child, || wal_of(&store).is_some());
     let pids = marker_workload(&marker, &target);
+    let implant_run = std::process::Command::new(&implant).spawn().unwrap();
+    let implant_pid = implant_run.id();
+    assert!(implant_run.wait_with_output().unwrap().status.success());
     // A secret read: the secrets_read trigger raises the reader to Thick.
     let cat = std::process::Command::new("/bin/cat")
         .args(["/etc/shadow", &marker])
@@ -124,8 +205,15 @@ fn run_seals_a_live_workload_and_its_wal_replays_byte_identically() {
     let cat_pid = cat.id();
     cat.wait_with_output().unwrap();
     let out = child.wait_with_output().unwrap();
+    // Removed after the run: a deletion while it runs is the deleted_binary_exec trigger,
+    // which would raise this test process and its other children.
+    std::fs::remove_file(&implant).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "ritma run failed: {stderr}");
+    assert!(
+        stderr.contains("compared with the 2 known ones of base.b3"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("created the signing key of node run-test"),
         "{stderr}"
@@ -158,6 +246,7 @@ fn run_seals_a_live_workload_and_its_wal_replays_byte_identically() {
         1,
         "only the triggered cat's argv names the marker: {sealed_argv:?}"
     );
+    assert_implant_kept(&store, implant_pid, &implant_bytes);
     let report = verify(&d);
     assert!(report.starts_with("OK run-test: "), "{report}");
     assert!(

@@ -606,8 +606,8 @@ fn check_triggers(events: &[RawEvent], w: &Workload) {
             ..raw.clone()
         };
         let e = canonicalize(&ctx, ctx.window_of(raw.mono_ns), raw.clone());
-        let prev_euid = actors.push(&e).prev_euid;
-        for c in detectors.push(&e, prev_euid) {
+        let found = actors.push(&e);
+        for c in detectors.push(&e, &found) {
             fired.push((c.cone_id, pid_of(c.last_seq)));
         }
         for m in matcher.push(&e, raw.mono_ns) {

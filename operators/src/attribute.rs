@@ -11,7 +11,7 @@
 
 use crate::canonicalize::{CanonicalEvent, Detail, RunContext};
 use ritma_schemas::records::{ActorRecord, DictEntry, DictKind};
-use ritma_schemas::Id128;
+use ritma_schemas::{Hash32, Id128};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Container and service named by a cgroup path.
@@ -102,6 +102,19 @@ pub struct Attributed {
     pub container: Option<Id128>,
     /// The actor's effective uid before this event (None when the table did not hold it).
     pub prev_euid: Option<u32>,
+    /// For an exec or present event: what the trace says of its executable's content.
+    pub exe: Option<ExeFact>,
+}
+
+/// What the capture side recorded of an executable's content (its exes frame entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExeFact {
+    /// Plain BLAKE3 of the file.
+    pub hash: Hash32,
+    /// The sensor had a baseline of known binaries and this one was not in it.
+    pub unlisted: bool,
+    /// The bytes are in the store's CAS (Full capture kept them).
+    pub kept: bool,
 }
 
 /// What a cgroup path says about its processes.
@@ -121,6 +134,8 @@ pub struct ActorTable {
     by_age: BTreeSet<(u64, Id128)>,
     /// cgroup id → (container, service) and the dictionary entries naming them.
     cgroups: HashMap<u64, CgroupNames>,
+    /// (dev, inode) of an executable → what is known of its content.
+    exes: HashMap<(u64, u64), ExeFact>,
     /// Actors active per open window.
     active: BTreeMap<u64, BTreeSet<Id128>>,
     pub stats: AttributeStats,
@@ -134,6 +149,7 @@ impl ActorTable {
             actors: HashMap::new(),
             by_age: BTreeSet::new(),
             cgroups: HashMap::new(),
+            exes: HashMap::new(),
             active: BTreeMap::new(),
             stats: AttributeStats::default(),
         }
@@ -171,6 +187,11 @@ impl ActorTable {
         };
         self.cgroups.insert(cgroup_id, names);
         dict
+    }
+
+    /// Learns an executable's content hash (a later fact for the same file replaces it).
+    pub fn add_exe(&mut self, dev: u64, ino: u64, fact: ExeFact) {
+        self.exes.insert((dev, ino), fact);
     }
 
     /// The dictionary entries naming the containers and services `records` refer to,
@@ -249,9 +270,23 @@ impl ActorTable {
             container,
             service,
         );
+        let mut exe_fact = None;
         match &e.detail {
             // A process running since before capture is known as if seen exec'ing.
-            Detail::Exec { exe, .. } | Detail::Present { exe, .. } => r.exe = Some(*exe),
+            Detail::Exec {
+                exe,
+                exe_dev,
+                exe_ino,
+            }
+            | Detail::Present {
+                exe,
+                exe_dev,
+                exe_ino,
+            } => {
+                exe_fact = self.exes.get(&(*exe_dev, *exe_ino)).copied();
+                r.exe = Some(*exe);
+                r.exe_hash = exe_fact.map(|f| f.hash);
+            }
             Detail::Credentials { uid, euid } => {
                 r.uid = uid.unwrap_or(r.uid);
                 r.euid = euid.unwrap_or(r.euid);
@@ -266,6 +301,7 @@ impl ActorTable {
             comm,
             container,
             prev_euid,
+            exe: exe_fact,
         }
     }
 

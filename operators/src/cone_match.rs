@@ -64,6 +64,9 @@ pub enum Detector {
     /// One process tries to connect to at least this many destinations (address and
     /// port) in one window.
     EgressSpike { destinations: u32 },
+    /// An exec of a binary whose content hash is not in the sensor's baseline of known
+    /// binaries (the capture side decides, and records it in the trace).
+    UnknownBinary,
 }
 
 /// A parsed cone.
@@ -175,6 +178,7 @@ impl ConeDef {
                         (Some("uid0_without_setuid_exec"), None, None) => {
                             Detector::Uid0WithoutSetuidExec
                         }
+                        (Some("unknown_binary"), None, None) => Detector::UnknownBinary,
                         (Some("egress_spike"), Some(k), None) => Detector::EgressSpike {
                             destinations: k.parse().ok().filter(|&k| k > 0).ok_or_else(|| {
                                 err(n, format!("bad destination count `{k}`"))
@@ -183,7 +187,7 @@ impl ConeDef {
                         _ => {
                             return Err(err(
                                 n,
-                                "expected `detector uid0_without_setuid_exec` or `detector egress_spike N`".into(),
+                                "expected `detector uid0_without_setuid_exec`, `detector unknown_binary` or `detector egress_spike N`".into(),
                             ))
                         }
                     };

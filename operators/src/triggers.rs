@@ -3,6 +3,7 @@
 //! stage, where one process's events arrive in seq order, and fire as ConeInstances
 //! like any cone, binding `p` to the process.
 
+use crate::attribute::Attributed;
 use crate::canonicalize::CanonicalEvent;
 use crate::cone_match::{ConeDef, Detector};
 use ritma_schemas::records::{ConeInstance, EventType};
@@ -35,9 +36,11 @@ impl TriggerDetectors {
         }
     }
 
-    /// Feeds one event (one actor's events in seq order, windows in order) with the
-    /// actor's effective uid before it (`None` when it was not known); returns what fired.
-    pub fn push(&mut self, e: &CanonicalEvent, prev_euid: Option<u32>) -> Vec<ConeInstance> {
+    /// Feeds one event (one actor's events in seq order, windows in order) with what the
+    /// actor table found of it (the actor's effective uid before it, the executable's
+    /// content); returns what fired.
+    pub fn push(&mut self, e: &CanonicalEvent, found: &Attributed) -> Vec<ConeInstance> {
+        let prev_euid = found.prev_euid;
         let mut fired = Vec::new();
         let a = &e.atom;
         for (id, version, detector) in &self.cones {
@@ -56,6 +59,9 @@ impl TriggerDetectors {
                     let became_root = e.task.euid == 0 && prev_euid.is_some_and(|p| p != 0);
                     (became_root && !honest).then_some((a.seq, a.t_ns))
                 }
+                Detector::UnknownBinary => (a.event_type == EventType::Exec
+                    && found.exe.is_some_and(|x| x.unlisted))
+                .then_some((a.seq, a.t_ns)),
                 Detector::EgressSpike { destinations } => {
                     if a.event_type != EventType::Connect {
                         continue;
@@ -131,19 +137,65 @@ mod tests {
         }
     }
 
+    /// What the actor table found: the previous euid, no executable.
+    fn prev(prev_euid: Option<u32>) -> Attributed {
+        Attributed {
+            comm: ritma_schemas::records::DictEntry::new(
+                ritma_schemas::records::DictKind::Comm,
+                b"t",
+            ),
+            container: None,
+            prev_euid,
+            exe: None,
+        }
+    }
+
     fn ids(fired: &[ConeInstance]) -> Vec<&str> {
         fired.iter().map(|c| c.cone_id.as_str()).collect()
+    }
+
+    #[test]
+    fn an_exec_of_an_unlisted_binary_fires_but_not_a_listed_or_unhashed_one() {
+        let mut d = TriggerDetectors::new(&builtin_cones());
+        let exec = || RawBody::Exec {
+            filename: b"/opt/x".to_vec(),
+            argv: vec![],
+            argv_truncated: false,
+            exe_dev: 1,
+            exe_ino: 2,
+        };
+        let with = |unlisted: Option<bool>| Attributed {
+            exe: unlisted.map(|unlisted| crate::attribute::ExeFact {
+                hash: [1; 32],
+                unlisted,
+                kept: false,
+            }),
+            ..prev(Some(1000))
+        };
+        assert!(d.push(&ev(1, 0, 10, 1000, exec()), &with(None)).is_empty());
+        assert!(d
+            .push(&ev(2, 1, 10, 1000, exec()), &with(Some(false)))
+            .is_empty());
+        // Only an exec: the same fact on another event is no trigger.
+        assert!(d
+            .push(&ev(3, 2, 10, 1000, open("/a")), &with(Some(true)))
+            .is_empty());
+        let fired = d.push(&ev(4, 3, 10, 1000, exec()), &with(Some(true)));
+        assert_eq!(ids(&fired), ["unknown_binary"]);
+        assert_eq!((fired[0].first_seq, fired[0].last_seq), (4, 4));
     }
 
     #[test]
     fn root_from_nowhere_fires_but_not_from_exec_or_setuid_or_first_sight() {
         let mut d = TriggerDetectors::new(&builtin_cones());
         // First sight as root: nothing to compare with.
-        assert!(d.push(&ev(1, 0, 10, 0, open("/a")), None).is_empty());
+        assert!(d.push(&ev(1, 0, 10, 0, open("/a")), &prev(None)).is_empty());
         // Root to root, or staying unprivileged: nothing.
-        assert!(d.push(&ev(2, 1, 10, 0, open("/a")), Some(0)).is_empty());
         assert!(d
-            .push(&ev(3, 2, 11, 1000, open("/a")), Some(1000))
+            .push(&ev(2, 1, 10, 0, open("/a")), &prev(Some(0)))
+            .is_empty());
+        assert!(d
+            .push(&ev(3, 2, 11, 1000, open("/a")), &prev(Some(1000)))
             .is_empty());
         // Becoming root by exec of a setuid file or by a set*uid call is honest.
         let exec = RawBody::Exec {
@@ -153,16 +205,18 @@ mod tests {
             exe_dev: 0,
             exe_ino: 0,
         };
-        assert!(d.push(&ev(4, 3, 11, 0, exec), Some(1000)).is_empty());
+        assert!(d.push(&ev(4, 3, 11, 0, exec), &prev(Some(1000))).is_empty());
         let setuid = RawBody::SetUid {
             call: IdCall::Set,
             ids: [0, u32::MAX, u32::MAX],
             result: 0,
         };
-        assert!(d.push(&ev(5, 4, 12, 0, setuid), Some(1000)).is_empty());
+        assert!(d
+            .push(&ev(5, 4, 12, 0, setuid), &prev(Some(1000)))
+            .is_empty());
         // Any other event that shows root after an unprivileged one fires, binding p.
         let e = ev(6, 5, 13, 0, open("/etc/shadow"));
-        let fired = d.push(&e, Some(1000));
+        let fired = d.push(&e, &prev(Some(1000)));
         assert_eq!(ids(&fired), ["uid0_without_setuid_exec"]);
         let c = &fired[0];
         assert_eq!((c.first_seq, c.last_seq, c.count), (6, 6, 1));
@@ -177,18 +231,21 @@ mod tests {
         // One process tries 250 ports in window 0; another connects 500 times to one
         // port and 63 times to distinct ones: one spike.
         for i in 0..250 {
-            fired.extend(d.push(&ev(i, i / 4, 20, 1000, connect(i as u16)), Some(1000)));
+            fired.extend(d.push(
+                &ev(i, i / 4, 20, 1000, connect(i as u16)),
+                &prev(Some(1000)),
+            ));
         }
         for i in 0..500 {
             fired.extend(d.push(
                 &ev(1000 + i, 100 + i / 2, 21, 1000, connect(5432)),
-                Some(1000),
+                &prev(Some(1000)),
             ));
         }
         for i in 0..62 {
             fired.extend(d.push(
                 &ev(2000 + i, 400 + i, 21, 1000, connect(i as u16)),
-                Some(1000),
+                &prev(Some(1000)),
             ));
         }
         assert_eq!(ids(&fired), ["egress_spike"]);
@@ -199,12 +256,15 @@ mod tests {
         for i in 0..63 {
             fired.extend(d.push(
                 &ev(3000 + i, 1000 + i, 20, 1000, connect(i as u16)),
-                Some(1000),
+                &prev(Some(1000)),
             ));
-            fired.extend(d.push(&ev(4000 + i, 1000 + i, 20, 1000, open("/x")), Some(1000)));
+            fired.extend(d.push(
+                &ev(4000 + i, 1000 + i, 20, 1000, open("/x")),
+                &prev(Some(1000)),
+            ));
         }
         assert!(fired.is_empty());
-        fired.extend(d.push(&ev(5000, 1500, 20, 1000, connect(999)), Some(1000)));
+        fired.extend(d.push(&ev(5000, 1500, 20, 1000, connect(999)), &prev(Some(1000))));
         assert_eq!(ids(&fired), ["egress_spike"]);
         assert_eq!((fired[0].first_seq, fired[0].last_seq), (3000, 5000));
     }

@@ -1,5 +1,6 @@
 //! `ritma`: the command line of the Ritma evidence pipeline.
 
+mod exes;
 mod prove;
 mod record;
 mod replay;
@@ -63,6 +64,8 @@ enum Command {
         /// Seconds taint follows a flow or a cone-matched actor after it was last seen.
         #[arg(long, default_value_t = 300)]
         taint_ttl: u64,
+        #[command(flatten)]
+        exes: ExeArgs,
     },
     /// Capture live events with the eBPF sensor into a new trace file (needs root).
     Record {
@@ -75,6 +78,17 @@ enum Command {
         /// Node name, 1-64 of A-Z a-z 0-9 . _ - (default: the host name).
         #[arg(long, env = "RITMA_NODE_ID")]
         node: Option<String>,
+        #[command(flatten)]
+        exes: ExeArgs,
+    },
+    /// List the BLAKE3 hashes of the executable files under directories: the known
+    /// binaries `run --baseline` compares every executed binary with (b3sum format).
+    Baseline {
+        /// The list to create; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+        /// Directories to read (default: /usr /bin /sbin /lib /lib64 /opt).
+        dirs: Vec<PathBuf>,
     },
     /// Check a store: strict bytes, every window root, every signature, continuity.
     Verify {
@@ -142,6 +156,44 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         window_ms: u64,
     },
+}
+
+/// What the capture side does with executed binaries.
+#[derive(clap::Args)]
+struct ExeArgs {
+    /// Known binaries (`ritma baseline`, or `b3sum` output): an exec of any other binary is
+    /// the unknown_binary trigger, and Full capture keeps its bytes in the store's CAS.
+    /// Without one, only binaries run from writable places or from no path are kept.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Largest binary Full capture keeps, in MiB (0: keep none, hashes only).
+    #[arg(long, default_value_t = exes::DEFAULT_FULL_MAX_BYTES >> 20)]
+    full_max_mb: u64,
+}
+
+impl ExeArgs {
+    fn policy(self) -> Result<exes::ExePolicy> {
+        if self.full_max_mb > 4096 {
+            bail!("--full-max-mb must be 0 to 4096, not {}", self.full_max_mb);
+        }
+        let baseline = self
+            .baseline
+            .as_deref()
+            .map(exes::Baseline::load)
+            .transpose()?;
+        if let (Some(b), Some(path)) = (&baseline, &self.baseline) {
+            eprintln!(
+                "ritma: executed binaries are compared with the {} known ones of {}",
+                b.len(),
+                path.display()
+            );
+        }
+        Ok(exes::ExePolicy {
+            baseline,
+            full_max_bytes: self.full_max_mb << 20,
+            ..exes::ExePolicy::default()
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -218,14 +270,17 @@ fn run(cli: Cli) -> Result<()> {
             out,
             duration,
             node,
-        } => record_cmd(out, duration, node),
+            exes,
+        } => record_cmd(out, duration, node, exes.policy()?),
         Command::Run {
             out,
             duration,
             node,
             workers,
             taint_ttl,
-        } => run_cmd(out, duration, node, workers, taint_ttl),
+            exes,
+        } => run_cmd(out, duration, node, workers, taint_ttl, exes.policy()?),
+        Command::Baseline { out, dirs } => baseline_cmd(&out, dirs),
     }
 }
 
@@ -257,6 +312,7 @@ fn run_cmd(
     node: Option<String>,
     workers: usize,
     taint_ttl_s: u64,
+    exes: exes::ExePolicy,
 ) -> Result<()> {
     let duration = parse_duration(duration)?;
     let taint_ttl_ns = check_dataflow_args(workers, taint_ttl_s)?;
@@ -267,6 +323,7 @@ fn run_cmd(
         node,
         workers,
         taint_ttl_ns,
+        exes,
     })?;
     eprintln!("{}", record::summary_line(&s.wal, &s.capture));
     eprintln!(
@@ -280,15 +337,43 @@ fn run_cmd(
     Ok(())
 }
 
-fn record_cmd(out: PathBuf, duration: Option<f64>, node: Option<String>) -> Result<()> {
+fn record_cmd(
+    out: PathBuf,
+    duration: Option<f64>,
+    node: Option<String>,
+    exes: exes::ExePolicy,
+) -> Result<()> {
     let duration = parse_duration(duration)?;
     let node = node_or_host(node)?;
     let summary = record::record(record::RecordConfig {
         out: out.clone(),
         duration,
         node,
+        exes,
     })?;
     eprintln!("{}", record::summary_line(&out, &summary));
+    Ok(())
+}
+
+fn baseline_cmd(out: &Path, dirs: Vec<PathBuf>) -> Result<()> {
+    let dirs = if dirs.is_empty() {
+        exes::DEFAULT_BASELINE_ROOTS
+            .iter()
+            .map(PathBuf::from)
+            .collect()
+    } else {
+        dirs
+    };
+    let (listed, unreadable) = exes::write_baseline(out, &dirs)?;
+    eprintln!(
+        "ritma: listed {listed} executables in {}{}",
+        out.display(),
+        if unreadable > 0 {
+            format!(" ({unreadable} files or directories could not be read)")
+        } else {
+            String::new()
+        }
+    );
     Ok(())
 }
 

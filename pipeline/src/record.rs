@@ -16,12 +16,14 @@
 //! | `unrepresentable` (an event the raw model cannot hold) | `DecodeError` |
 //! | a malformed ring-buffer record (consumed, not decodable) | `DecodeError` |
 
+use crate::exes::{ExeCatalog, ExePolicy, ExeStats};
 use anyhow::{bail, Context, Result};
 use ritma_ebpf::{DropCounts, EbpfError, Sensor, SensorConfig};
 use ritma_schemas::records::{is_valid_node_name, LossReason, RunMeta};
 use ritma_sources::raw::RawEvent;
 use ritma_sources::trace::{
-    CgroupEntry, TraceItem, TraceWriter, MAX_CGROUP_PATH_LEN, MAX_LOSS_COUNT,
+    blob_parts, CgroupEntry, TraceItem, TraceWriter, MAX_CGROUP_PATH_LEN, MAX_EXE_ENTRIES,
+    MAX_LOSS_COUNT,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
@@ -72,6 +74,7 @@ pub struct RecordConfig {
     /// Stop after this long (else only on SIGINT/SIGTERM).
     pub duration: Option<Duration>,
     pub node: String,
+    pub exes: ExePolicy,
 }
 
 /// What a recording wrote.
@@ -82,6 +85,8 @@ pub struct RecordSummary {
     pub present: u64,
     pub batches: u64,
     pub cgroups_named: u64,
+    /// Executables hashed and kept.
+    pub exes: ExeStats,
     /// Events counted in loss frames, by reason.
     pub lost: BTreeMap<LossReason, u64>,
     pub bytes: u64,
@@ -96,10 +101,10 @@ pub fn record(cfg: RecordConfig) -> Result<RecordSummary> {
             cfg.out.display()
         );
     }
-    let live = start_capture(&cfg.node, "ritma record v1")?;
+    let live = start_capture(&cfg.node, "ritma record v1", &cfg.exes)?;
     let mut writer = TraceWriter::create(&cfg.out)?;
     let run = writer.add_run(&live.meta)?;
-    let mut rec = Recorder::new(writer, run, None, None);
+    let mut rec = Recorder::new(writer, run, None, None, cfg.exes);
     let deadline = cfg.duration.map(|d| live.started + d);
     let (mut sensor, mut drops_seen) = (live.sensor, live.drops_seen);
     capture(&mut rec, &mut sensor, &mut drops_seen, deadline)?;
@@ -135,7 +140,7 @@ pub struct LiveStart {
 /// Installs the stop handlers, starts the sensor and describes the run: node, this
 /// boot, 1 s windows, the wall − monotonic offset read now, first seq 0. `tool` names
 /// the command in the run's config digest.
-pub fn start_capture(node: &str, tool: &str) -> Result<LiveStart> {
+pub fn start_capture(node: &str, tool: &str, exes: &ExePolicy) -> Result<LiveStart> {
     let boot_id = read_boot_id()?;
     install_stop_handlers()?;
     let sensor_cfg = SensorConfig {
@@ -156,8 +161,10 @@ pub fn start_capture(node: &str, tool: &str) -> Result<LiveStart> {
         sensor_version: concat!("ritma-ebpf ", env!("CARGO_PKG_VERSION")).into(),
         config_digest: ritma_schemas::hash::blake3(
             format!(
-                "{tool} ring_bytes={} ignore_prefixes={:?} window_len_ns={WINDOW_LEN_NS}",
-                sensor_cfg.ring_bytes, sensor_cfg.ignore_prefixes
+                "{tool} ring_bytes={} ignore_prefixes={:?} window_len_ns={WINDOW_LEN_NS} {}",
+                sensor_cfg.ring_bytes,
+                sensor_cfg.ignore_prefixes,
+                exes.describe()
             )
             .as_bytes(),
         ),
@@ -284,6 +291,8 @@ pub struct Recorder {
     run: u16,
     next_seq: u64,
     cgroups: CgroupNames,
+    /// Executables' hashes and the bytes Full capture keeps.
+    exes: ExeCatalog,
     /// Malformed ring-buffer records seen, and how many of them loss frames hold.
     decode_errors: u64,
     decode_errors_written: u64,
@@ -299,12 +308,14 @@ impl Recorder {
         run: u16,
         items: Option<SyncSender<TraceItem>>,
         clock: Option<ClockFrames>,
+        exes: ExePolicy,
     ) -> Self {
         Recorder {
             writer,
             run,
             next_seq: 0,
             cgroups: CgroupNames::default(),
+            exes: ExeCatalog::new(exes),
             decode_errors: 0,
             decode_errors_written: 0,
             items,
@@ -372,6 +383,8 @@ impl Recorder {
         batch: &mut Vec<RawEvent>,
     ) -> Result<()> {
         for mut e in read.drain(..) {
+            // Read now: the file may be gone by the time the batch is written.
+            self.exes.observe(&e);
             e.seq = self.next_seq;
             self.next_seq += 1;
             batch.push(e);
@@ -405,6 +418,7 @@ impl Recorder {
                 entries,
             })?;
         }
+        self.write_exes()?;
         // `take` flushes at BATCH_EVENTS: a batch is one frame.
         self.writer.append_batch(self.run, batch)?;
         self.summary.batches += 1;
@@ -417,6 +431,38 @@ impl Recorder {
             })?;
         }
         batch.clear();
+        Ok(())
+    }
+
+    /// The bytes Full capture keeps, then the hashes of the executables the next
+    /// events name (FORMAT.md §7.2: exes and blob frames).
+    fn write_exes(&mut self) -> Result<()> {
+        let (blobs, entries) = self.exes.take_pending();
+        for data in blobs {
+            let hash = self.writer.append_blob(self.run, &data)?;
+            if self.items.is_some() {
+                let size = data.len() as u64;
+                for (offset, part) in blob_parts(&data) {
+                    self.send(TraceItem::BlobPart {
+                        run: self.run,
+                        hash,
+                        size,
+                        offset,
+                        data: part.to_vec(),
+                    })?;
+                }
+            }
+        }
+        for chunk in entries.chunks(MAX_EXE_ENTRIES as usize) {
+            let first_seq = self.written_seq();
+            self.writer.append_exes(self.run, chunk)?;
+            self.send(TraceItem::Exes {
+                run: self.run,
+                first_seq,
+                entries: chunk.to_vec(),
+            })?;
+        }
+        self.summary.exes = self.exes.stats;
         Ok(())
     }
 
@@ -633,7 +679,7 @@ pub fn summary_line(out: &Path, s: &RecordSummary) -> String {
     .map(|(r, name)| format!("{name} {}", s.lost.get(r).copied().unwrap_or(0)))
     .collect();
     format!(
-        "ritma: recorded {} events ({} processes running at the start) in {} batches to {} ({} bytes) in {:.1} s; lost {} ({}); {} cgroups named",
+        "ritma: recorded {} events ({} processes running at the start) in {} batches to {} ({} bytes) in {:.1} s; lost {} ({}); {} cgroups named; {} executables hashed ({} gone before they could be read), {} kept ({} bytes; {} over the size limit or budget)",
         s.events,
         s.present,
         s.batches,
@@ -642,7 +688,12 @@ pub fn summary_line(out: &Path, s: &RecordSummary) -> String {
         s.elapsed.as_secs_f64(),
         s.lost.values().sum::<u64>(),
         reasons.join(", "),
-        s.cgroups_named
+        s.cgroups_named,
+        s.exes.hashed,
+        s.exes.unreadable,
+        s.exes.blobs_kept,
+        s.exes.blob_bytes,
+        s.exes.blobs_skipped
     )
 }
 

@@ -11,7 +11,7 @@
 
 use crate::taint::taint_changes;
 use anyhow::{bail, Result};
-use ritma_operators::attribute::{ActorTable, ActorTableConfig};
+use ritma_operators::attribute::{ActorTable, ActorTableConfig, ExeFact};
 use ritma_operators::canonicalize::{canonicalize, CanonicalEvent, EncodedArgv, RunContext};
 use ritma_operators::capture_mode::ModeRaises;
 use ritma_operators::cone_match::{builtin_cones, ConeDef, ConeMatcher};
@@ -27,13 +27,16 @@ use ritma_schemas::records::{
     RunMeta, StoreMeta,
 };
 use ritma_schemas::Id128;
+use ritma_sinks::cas::Cas;
 use ritma_sinks::index::{
     write_edge_part, write_edge_refs, write_hour_index, HourIndexBuilder, IndexedWindow,
 };
 use ritma_sinks::keys::Keystore;
 use ritma_sinks::store::{NodeStore, StoreLock, WindowPaths, FORMAT_VERSION};
 use ritma_sources::raw::RawEvent;
-use ritma_sources::trace::{scan_runs, CgroupEntry, TraceError, TraceItem, TraceReader};
+use ritma_sources::trace::{
+    scan_runs, BaselineStatus, BlobAssembly, CgroupEntry, TraceError, TraceItem, TraceReader,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
@@ -142,12 +145,12 @@ enum SourceMsg {
         reason: LossReason,
         count: u64,
     },
-    /// cgroup paths, for the events of the node from `first_seq` on.
-    Cgroups {
+    /// Cgroup paths or executable hashes, for the events of the node from `first_seq` on.
+    Names {
         node: u32,
         window: u64,
         first_seq: u64,
-        entries: Vec<(u64, Vec<u8>)>,
+        names: NodeNames,
     },
     /// A clock frame closed the node's `window`: it is sealed even if it holds nothing.
     Close { node: u32, window: u64 },
@@ -167,19 +170,28 @@ enum CanonMsg {
         reason: LossReason,
         count: u64,
     },
-    Cgroups {
+    Names {
         node: u32,
         window: u64,
         first_seq: u64,
-        entries: Vec<(u64, Vec<u8>)>,
+        names: NodeNames,
     },
+}
+
+/// What a node's trace names besides events: every attribute shard learns them.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+enum NodeNames {
+    /// (cgroup id, path).
+    Cgroups(Vec<CgroupEntry>),
+    /// ((dev, inode), what is known of the executable).
+    Exes(Vec<((u64, u64), ExeFact)>),
 }
 
 impl CanonMsg {
     fn window(&self) -> u64 {
         match self {
             CanonMsg::Event { event, .. } => event.window,
-            CanonMsg::Lost { window, .. } | CanonMsg::Cgroups { window, .. } => *window,
+            CanonMsg::Lost { window, .. } | CanonMsg::Names { window, .. } => *window,
         }
     }
 
@@ -187,15 +199,15 @@ impl CanonMsg {
         match self {
             CanonMsg::Event { node, .. }
             | CanonMsg::Lost { node, .. }
-            | CanonMsg::Cgroups { node, .. } => *node,
+            | CanonMsg::Names { node, .. } => *node,
         }
     }
 
-    /// Attribution order within a window: a node's cgroup paths before the events
-    /// they name (by seq), losses last.
+    /// Attribution order within a window: a node's names before the events they
+    /// name (by seq), losses last.
     fn attribution_order(&self) -> (u32, u8, u64, u8) {
         match self {
-            CanonMsg::Cgroups {
+            CanonMsg::Names {
                 node, first_seq, ..
             } => (*node, 0, *first_seq, 0),
             CanonMsg::Event { node, event } => (*node, 0, event.atom.seq, 1),
@@ -259,7 +271,7 @@ enum Routed {
     /// To cone matching, sharded by node.
     Cone(ConeMsg),
     /// To every attribution shard.
-    Cgroups(CanonMsg),
+    Names(CanonMsg),
 }
 
 impl Routed {
@@ -267,7 +279,7 @@ impl Routed {
         match self {
             Routed::Attr(_) => 0,
             Routed::Cone(_) => 1,
-            Routed::Cgroups(_) => 2,
+            Routed::Names(_) => 2,
         }
     }
 }
@@ -362,7 +374,7 @@ fn route_source(m: &SourceMsg) -> u64 {
             mix(mix(*node as u64 ^ raw.task.start_ns) ^ raw.task.pid as u64)
         }
         SourceMsg::Lost { node, .. }
-        | SourceMsg::Cgroups { node, .. }
+        | SourceMsg::Names { node, .. }
         | SourceMsg::Close { node, .. } => mix(*node as u64),
     }
 }
@@ -628,6 +640,11 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
     let stats: Arc<Mutex<OperatorStats>> = Arc::default();
     let stats2 = stats.clone();
     let names = Arc::new(nodes.names.clone());
+    let roots: Vec<PathBuf> = nodes
+        .names
+        .iter()
+        .map(|name| node_root(&cfg.out, name, multi))
+        .collect();
 
     let (e2, wc2, names2, clock2) = (
         errors.clone(),
@@ -664,20 +681,20 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                             (Routed::Attr(CanonMsg::Event { node, event }), Some(Routed::Cone(cone)))
                         }
                         SourceMsg::Lost { node, window, reason, count } => (Routed::Attr(CanonMsg::Lost { node, window, reason, count }), None),
-                        SourceMsg::Cgroups { node, window, first_seq, entries } => (Routed::Cgroups(CanonMsg::Cgroups { node, window, first_seq, entries }), None),
+                        SourceMsg::Names { node, window, first_seq, names } => (Routed::Names(CanonMsg::Names { node, window, first_seq, names }), None),
                         SourceMsg::Close { node, window } => (Routed::Cone(ConeMsg::Close { node, window }), None),
                     };
                     std::iter::once(first).chain(cone)
                 })
                 .partition(3, |r| (r.port(), r))
                 .into_iter();
-            let (Some(canon), Some(cone_input), Some(cgroups)) = (routed.next(), routed.next(), routed.next()) else {
+            let (Some(canon), Some(cone_input), Some(names)) = (routed.next(), routed.next(), routed.next()) else {
                 unreachable!("partition makes three streams");
             };
             let canon = canon.flat_map(|r| match r { Routed::Attr(m) => Some(m), _ => None });
             let cone_input = cone_input.flat_map(|r| match r { Routed::Cone(m) => Some(m), _ => None });
-            // Every attribute shard needs every cgroup path.
-            let cgroups = cgroups.flat_map(|r| match r { Routed::Cgroups(m) => Some(m), _ => None }).broadcast();
+            // Every attribute shard needs every cgroup path and executable hash.
+            let names = names.flat_map(|r| match r { Routed::Names(m) => Some(m), _ => None }).broadcast();
 
             let ctxs_attr = ctxs.clone();
             let ctxs_cone = ctxs.clone();
@@ -737,7 +754,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
             );
 
             let attributed = canon.binary_frontier::<_, timely::container::CapacityContainerBuilder<Vec<AttrOut>>, _, _, _, _>(
-                cgroups,
+                names,
                 ExchangePact::new(route_actor),
                 Pipeline,
                 "attribute+graph-edge",
@@ -746,20 +763,20 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                     let mut tables: HashMap<u32, (ActorTable, EdgeTable, TriggerDetectors)> = HashMap::new();
                     let detector_cones = builtin_cones();
                     let new_tables = move |node: u32| (ActorTable::new(ctxs_attr[node as usize].clone(), ActorTableConfig::default()), EdgeTable::new(), TriggerDetectors::new(&detector_cones));
-                    move |(input, frontier), (cgroup_input, cgroup_frontier), output| {
+                    move |(input, frontier), (names_input, names_frontier), output| {
                         input.for_each(|cap, data| {
                             for m in data.drain(..) {
                                 let w = m.window();
                                 stash.push(w, m, || cap.delayed(&w, output.output_index()));
                             }
                         });
-                        cgroup_input.for_each(|cap, data| {
+                        names_input.for_each(|cap, data| {
                             for m in data.drain(..) {
                                 let w = m.window();
                                 stash.push(w, m, || cap.delayed(&w, output.output_index()));
                             }
                         });
-                        while let Some((w, cap, mut msgs)) = stash.pop_closed(|w| frontier.less_equal(w) || cgroup_frontier.less_equal(w)) {
+                        while let Some((w, cap, mut msgs)) = stash.pop_closed(|w| frontier.less_equal(w) || names_frontier.less_equal(w)) {
                             // One actor's events in seq order, whatever the arrival order.
                             msgs.sort_by_key(CanonMsg::attribution_order);
                             let mut by_node: BTreeMap<u32, WindowPart> = BTreeMap::new();
@@ -769,7 +786,11 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                         let part = by_node.entry(node).or_insert_with(|| WindowPart::at(node, w));
                                         let (actors, edges, detectors) = tables.entry(node).or_insert_with(|| new_tables(node));
                                         let attributed = actors.push(&event);
-                                        for c in detectors.push(&event, attributed.prev_euid) {
+                                        // Full capture: the exec names the bytes the store keeps.
+                                        if let Some(x) = attributed.exe.filter(|x| x.kept) {
+                                            event.atom.payload_ref = Some(x.hash);
+                                        }
+                                        for c in detectors.push(&event, &attributed) {
                                             part.cones.push(c);
                                             part.seeds.push(event.atom.actor);
                                         }
@@ -788,11 +809,20 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                         let part = by_node.entry(node).or_insert_with(|| WindowPart::at(node, w));
                                         part.lost.push((reason, count));
                                     }
-                                    CanonMsg::Cgroups { node, entries, .. } => {
+                                    CanonMsg::Names { node, names, .. } => {
                                         let (actors, _, _) = tables.entry(node).or_insert_with(|| new_tables(node));
-                                        for (id, path) in entries {
-                                            // The names are sealed with the actors that use them.
-                                            actors.add_cgroup(id, &path);
+                                        match names {
+                                            NodeNames::Cgroups(entries) => {
+                                                for (id, path) in entries {
+                                                    // The names are sealed with the actors that use them.
+                                                    actors.add_cgroup(id, &path);
+                                                }
+                                            }
+                                            NodeNames::Exes(entries) => {
+                                                for ((dev, ino), fact) in entries {
+                                                    actors.add_exe(dev, ino, fact);
+                                                }
+                                            }
                                         }
                                     }
                                 }
@@ -812,7 +842,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                 session.give(AttrOut::Part(part));
                             }
                         }
-                        if frontier.is_empty() && cgroup_frontier.is_empty() {
+                        if frontier.is_empty() && names_frontier.is_empty() {
                             let mut s = stats_attr.lock().expect("stats");
                             for (actors, _, _) in tables.values_mut() {
                                 let a = std::mem::take(&mut actors.stats);
@@ -964,13 +994,13 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
             worker.step_while(|| !probe.done());
             return Ok::<FeedCounts, String>(FeedCounts::default());
         }
-        let feeder = Feeder::new(&names2, &ctxs, slack_ns);
+        let feeder = Feeder::new(&names2, &ctxs, slack_ns, roots.clone());
         let failed = || !errors_feed.lock().expect("errors").is_empty();
         let result = match &*source {
             ItemSource::Traces(traces) => feed_traces(traces, feeder, &mut input, worker, &probe, &clock_feed, failed),
             ItemSource::Live(items) => {
                 let items = items.lock().expect("items").take().expect("one feeding worker");
-                Ok(feed_live(items, feeder, &mut input, worker, &probe, &clock_feed, failed))
+                feed_live(items, feeder, &mut input, worker, &probe, &clock_feed, failed)
             }
         };
         clock_feed.lock().expect("clock").ended = Some(Instant::now());
@@ -1042,11 +1072,15 @@ impl NodeSink {
                 .filter(|(actor, _)| self.raises.mode_of(actor) >= CaptureMode::Thick)
                 .map(|(_, argv)| argv.entry()),
         );
-        // The window's mode is the highest any of its events was sealed in.
+        // The window's mode is the highest any of its events was sealed in; an event
+        // whose bytes the CAS keeps was sealed Full.
         let mode = contents
             .atoms
             .iter()
-            .map(|a| self.raises.mode_of(&a.actor))
+            .map(|a| match a.payload_ref {
+                Some(_) => CaptureMode::Full,
+                None => self.raises.mode_of(&a.actor),
+            })
             .max()
             .unwrap_or(self.raises.base());
         let sealed = self
@@ -1143,8 +1177,16 @@ struct Feeder {
     names: Vec<String>,
     windowing: Vec<Windowing>,
     next_seq: Vec<Option<u64>>,
-    /// Cgroup paths and losses met before a node's first event wait for its window.
-    pending_cgroups: Vec<Vec<(u64, Vec<CgroupEntry>)>>,
+    /// Names (cgroup paths, executable hashes) met before a node's first event wait
+    /// for its window.
+    pending_names: Vec<Vec<(u64, NodeNames)>>,
+    /// Each node's store root (its CAS keeps the blobs of its trace) and blob in progress.
+    roots: Vec<PathBuf>,
+    blobs: Vec<BlobAssembly>,
+    /// Blobs of this input each node's CAS holds: only these are named by events.
+    kept: Vec<std::collections::HashSet<[u8; 32]>>,
+    /// What the caller should warn about (blob frames that did not add up).
+    pub warnings: Vec<String>,
     /// Loss frames wait for the node's next event: they are sealed where a seq gap would be.
     pending_loss: Vec<Vec<(LossReason, u64)>>,
     /// Node of each run of the current trace file.
@@ -1155,7 +1197,7 @@ struct Feeder {
 }
 
 impl Feeder {
-    fn new(names: &[String], ctxs: &[RunContext], slack_ns: u64) -> Self {
+    fn new(names: &[String], ctxs: &[RunContext], slack_ns: u64, roots: Vec<PathBuf>) -> Self {
         Feeder {
             names: names.to_vec(),
             windowing: ctxs
@@ -1168,7 +1210,11 @@ impl Feeder {
                 })
                 .collect(),
             next_seq: vec![None; ctxs.len()],
-            pending_cgroups: vec![Vec::new(); ctxs.len()],
+            pending_names: vec![Vec::new(); ctxs.len()],
+            blobs: ctxs.iter().map(|_| BlobAssembly::default()).collect(),
+            kept: vec![Default::default(); ctxs.len()],
+            roots,
+            warnings: Vec::new(),
             pending_loss: vec![Vec::new(); ctxs.len()],
             runs: Vec::new(),
             counts: FeedCounts::default(),
@@ -1181,8 +1227,28 @@ impl Feeder {
         self.runs.clear();
     }
 
-    /// Feeds one item; advances the input when the oldest open window moved.
-    fn item(&mut self, item: TraceItem, input: &mut SourceInput, clock: &Mutex<SealClock>) {
+    /// Names for a node's events from `first_seq` on: sent at its oldest open window,
+    /// or held until its first event.
+    fn names(&mut self, node: u32, first_seq: u64, names: NodeNames, input: &mut SourceInput) {
+        match self.windowing[node as usize].oldest_open {
+            Some(open) => input.send(SourceMsg::Names {
+                node,
+                window: open.max(self.epoch),
+                first_seq,
+                names,
+            }),
+            None => self.pending_names[node as usize].push((first_seq, names)),
+        }
+    }
+
+    /// Feeds one item; advances the input when the oldest open window moved. Fails
+    /// only when a blob cannot be written to the store.
+    fn item(
+        &mut self,
+        item: TraceItem,
+        input: &mut SourceInput,
+        clock: &Mutex<SealClock>,
+    ) -> Result<(), String> {
         match item {
             TraceItem::Run { meta, .. } => {
                 let node = self
@@ -1200,14 +1266,53 @@ impl Feeder {
                 entries,
             } => {
                 let node = self.runs[run as usize];
-                match self.windowing[node as usize].oldest_open {
-                    Some(open) => input.send(SourceMsg::Cgroups {
-                        node,
-                        window: open.max(self.epoch),
-                        first_seq,
-                        entries,
-                    }),
-                    None => self.pending_cgroups[node as usize].push((first_seq, entries)),
+                self.names(node, first_seq, NodeNames::Cgroups(entries), input);
+            }
+            TraceItem::Exes {
+                run,
+                first_seq,
+                entries,
+            } => {
+                let node = self.runs[run as usize];
+                let kept = &self.kept[node as usize];
+                let facts = entries
+                    .into_iter()
+                    .map(|x| {
+                        let fact = ExeFact {
+                            hash: x.hash,
+                            unlisted: x.baseline == BaselineStatus::Unlisted,
+                            kept: kept.contains(&x.hash),
+                        };
+                        ((x.dev, x.ino), fact)
+                    })
+                    .collect();
+                self.names(node, first_seq, NodeNames::Exes(facts), input);
+            }
+            TraceItem::BlobPart {
+                run,
+                hash,
+                size,
+                offset,
+                data,
+            } => {
+                let n = self.runs[run as usize] as usize;
+                let (blob, fault) = self.blobs[n].push(hash, size, offset, &data);
+                if let Some(f) = fault {
+                    self.warnings.push(format!(
+                        "node {}: {f}; its events name no content",
+                        self.names[n]
+                    ));
+                }
+                if let Some((hash, bytes)) = blob {
+                    // Written before any event names it: a sealed payload_ref has its blob.
+                    if !self.kept[n].contains(&hash) {
+                        let fail = |e: ritma_sinks::cas::CasError| {
+                            format!("node {}: keeping a binary: {e}", self.names[n])
+                        };
+                        let cas = Cas::open(&self.roots[n]).map_err(fail)?;
+                        cas.put_bytes(&bytes).map_err(fail)?;
+                        self.kept[n].insert(hash);
+                    }
                 }
             }
             TraceItem::Loss {
@@ -1229,6 +1334,7 @@ impl Feeder {
                 self.advance(input, clock);
             }
         }
+        Ok(())
     }
 
     fn batch(&mut self, node: u32, batch: Vec<RawEvent>, input: &mut SourceInput) {
@@ -1262,12 +1368,12 @@ impl Feeder {
                         count,
                     });
                 }
-                for (first_seq, entries) in self.pending_cgroups[n].drain(..) {
-                    input.send(SourceMsg::Cgroups {
+                for (first_seq, names) in self.pending_names[n].drain(..) {
+                    input.send(SourceMsg::Names {
                         node,
                         window: at,
                         first_seq,
-                        entries,
+                        names,
                     });
                 }
             }
@@ -1375,7 +1481,9 @@ fn feed_traces(
                     | TraceError::Event { .. }
                     | TraceError::Cgroup { .. }
                     | TraceError::Loss { .. }
-                    | TraceError::Clock { .. }),
+                    | TraceError::Clock { .. }
+                    | TraceError::Exe { .. }
+                    | TraceError::Blob { .. }),
                 ) => {
                     progress.warn(&format!(
                         "{e}; skipping to the next valid frame, the gap is sealed as loss"
@@ -1388,7 +1496,10 @@ fn feed_traces(
                 Err(e) => return Err(e.to_string()),
             };
             let advances = matches!(item, TraceItem::Batch { .. } | TraceItem::Clock { .. });
-            feeder.item(item, input, clock);
+            feeder.item(item, input, clock)?;
+            for w in feeder.warnings.drain(..) {
+                progress.warn(&w);
+            }
             if advances {
                 progress.update(reader.offset(), feeder.counts.events);
                 catch_up(worker, probe, feeder.epoch, &failed);
@@ -1414,7 +1525,7 @@ fn feed_live(
     probe: &ProbeHandle<u64>,
     clock: &Mutex<SealClock>,
     failed: impl Fn() -> bool,
-) -> FeedCounts {
+) -> Result<FeedCounts, String> {
     use std::sync::mpsc::TryRecvError;
     feeder.start_file();
     loop {
@@ -1424,7 +1535,10 @@ fn feed_live(
         }
         match items.try_recv() {
             Ok(item) => {
-                feeder.item(item, input, clock);
+                feeder.item(item, input, clock)?;
+                for w in feeder.warnings.drain(..) {
+                    eprintln!("ritma: {w}");
+                }
                 catch_up(worker, probe, feeder.epoch, &failed);
             }
             Err(TryRecvError::Empty) => {
@@ -1433,7 +1547,7 @@ fn feed_live(
             Err(TryRecvError::Disconnected) => break,
         }
     }
-    feeder.finish(input, |w| eprintln!("ritma: {w}"))
+    Ok(feeder.finish(input, |w| eprintln!("ritma: {w}")))
 }
 
 /// A progress bar over the traces' bytes, drawn only when stderr is a terminal.

@@ -5,6 +5,7 @@
 //! windows as clock frames close them. Windows are decided by the frames alone, so
 //! `ritma replay` of the WAL gives the same store byte for byte.
 
+use crate::exes::ExePolicy;
 use crate::record::{self, ClockFrames, RecordSummary, Recorder};
 use crate::replay::{self, ReplayConfig, ReplaySummary};
 use anyhow::{bail, Context, Result};
@@ -25,6 +26,7 @@ pub struct RunConfig {
     pub node: String,
     pub workers: usize,
     pub taint_ttl_ns: u64,
+    pub exes: ExePolicy,
 }
 
 /// What a live run did: the capture's counts and the sealing's.
@@ -48,7 +50,7 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
         );
     }
     let lock = StoreLock::acquire(&cfg.out, &StoreLock::lock_dir())?;
-    let live = record::start_capture(&cfg.node, "ritma run v1")?;
+    let live = record::start_capture(&cfg.node, "ritma run v1", &cfg.exes)?;
     let created_key = ensure_signing_key(&cfg.out, &cfg.node)?;
     let wal = wal_dir(&cfg.out);
     std::fs::create_dir_all(&wal).with_context(|| format!("creating {}", wal.display()))?;
@@ -91,7 +93,7 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
         slack_ns: replay::DEFAULT_SLACK_NS,
         closed_below: 0,
     };
-    let mut rec = Recorder::new(writer, run, Some(tx), Some(clock));
+    let mut rec = Recorder::new(writer, run, Some(tx), Some(clock), cfg.exes);
     let deadline = cfg.duration.map(|d| live.started + d);
     let (mut sensor, mut drops_seen) = (live.sensor, live.drops_seen);
     // The store starts at the run's start: the first window is the one holding it.

@@ -7,6 +7,7 @@
 //!
 //! Failures carry a stable code (FORMAT.md §9) and the exact file and window.
 
+use crate::cas::Cas;
 use crate::index::{edge_refs_stem, read_compressed, HourIndexBuilder, IndexedWindow};
 use crate::keys::Keystore;
 use crate::store::{read_block, WindowPaths};
@@ -235,6 +236,17 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
             ),
         )
     })?;
+    if !cones_dir.is_dir() {
+        return Err(fail(
+            "E_CONES",
+            &meta_path,
+            None,
+            format!(
+                "store.cbor names cone library version {}, which the store does not hold",
+                meta.cone_lib_version
+            ),
+        ));
+    }
     let present = names(&cones_dir)?;
     if present != known.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>() {
         return Err(fail(
@@ -280,6 +292,7 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
     let per_hour = 3_600_000_000_000 / meta.window_len_ns;
     let mut hour_prev: Option<PrevHour> = None;
 
+    let mut blobs_checked = std::collections::HashSet::new();
     let hours = hour_dirs(root)?;
     check_graph_dirs(root, &hours)?;
     // Taint is rebuilt over the whole log with the lifetime the first index names.
@@ -547,6 +560,22 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                     w,
                     "the blocks do not hash to the window's signed root",
                 ));
+            }
+            // Full capture: every blob an event names is in cas/ and hashes to its name.
+            for a in &atoms {
+                let Some(hash) = a.payload_ref else { continue };
+                if blobs_checked.insert(hash) {
+                    let cas = Cas::open(root)
+                        .map_err(|e| fail("E_CAS", &root.join("cas"), w, e.to_string()))?;
+                    cas.verify(&hash).map_err(|e| {
+                        fail(
+                            "E_CAS",
+                            &cas.manifest_path(&hash),
+                            w,
+                            format!("event {}: {e}", a.seq),
+                        )
+                    })?;
+                }
             }
             // Seeds: the actors of the events that completed a cone match.
             let seeds: Vec<_> = cones

@@ -915,8 +915,11 @@ mod tests {
                             just_named[run as usize].push(id);
                         }
                     }
-                    TraceItem::Loss { .. } | TraceItem::Clock { .. } => {
-                        panic!("synth writes no loss or clock frames")
+                    TraceItem::Loss { .. }
+                    | TraceItem::Clock { .. }
+                    | TraceItem::Exes { .. }
+                    | TraceItem::BlobPart { .. } => {
+                        panic!("synth writes no loss, clock, exes or blob frames")
                     }
                     TraceItem::Batch { run, events: e } => {
                         let run = run as usize;
@@ -972,7 +975,11 @@ mod tests {
                 TraceItem::Batch { run, events: e } => {
                     events.extend(e.into_iter().map(|e| (run, e)))
                 }
-                TraceItem::Cgroups { .. } | TraceItem::Loss { .. } | TraceItem::Clock { .. } => {}
+                TraceItem::Cgroups { .. }
+                | TraceItem::Loss { .. }
+                | TraceItem::Clock { .. }
+                | TraceItem::Exes { .. }
+                | TraceItem::BlobPart { .. } => {}
             }
         }
         assert_eq!(runs, 2);

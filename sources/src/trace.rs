@@ -5,7 +5,9 @@
 //! `seq`, the event count and a BLAKE3 checksum over header and payload. Run frames
 //! hold a `RunMeta`; batch frames hold consecutive raw events of one run; cgroups
 //! frames name the cgroup paths of ids the run's later events carry; loss frames
-//! count events the recorder knows were lost before the run's next event. The writer
+//! count events the recorder knows were lost before the run's next event; exes frames
+//! give the content hashes of executables the run's later events name; blob frames
+//! carry the bytes of executables Full capture keeps. The writer
 //! fsyncs once per frame; the reader is strict and reports a torn tail or a corrupt
 //! frame with file, offset and frame number, and can skip past a corrupt frame.
 
@@ -34,12 +36,51 @@ const ZSTD_LEVEL: i32 = 1;
 
 /// One entry of a cgroups frame: (cgroup id, cgroup path).
 pub type CgroupEntry = (u64, Vec<u8>);
+/// Most entries in one exes frame.
+pub const MAX_EXE_ENTRIES: u32 = 1 << 16;
+/// Most bytes of a blob one blob frame carries.
+pub const MAX_BLOB_PART_LEN: usize = 16 << 20;
+/// Largest blob a trace carries (the CAS's bound, FORMAT.md §8.6).
+pub const MAX_BLOB_LEN: u64 = 1 << 32;
+
+/// Whether an executable's hash is in the sensor's baseline of known binaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum BaselineStatus {
+    /// The sensor had no baseline.
+    NoBaseline = 0,
+    Listed = 1,
+    Unlisted = 2,
+}
+
+impl BaselineStatus {
+    pub fn from_u64(v: u64) -> Option<Self> {
+        Some(match v {
+            0 => BaselineStatus::NoBaseline,
+            1 => BaselineStatus::Listed,
+            2 => BaselineStatus::Unlisted,
+            _ => return None,
+        })
+    }
+}
+
+/// One entry of an exes frame: the executable with device and inode numbers `dev`,
+/// `ino` (as exec and present events carry them) had the content hash `hash`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExeEntry {
+    pub dev: u64,
+    pub ino: u64,
+    /// Plain BLAKE3 of the file's bytes (what `b3sum` prints).
+    pub hash: [u8; 32],
+    pub baseline: BaselineStatus,
+}
 
 const KIND_RUN: u8 = 1;
 const KIND_BATCH: u8 = 2;
 const KIND_CGROUPS: u8 = 3;
 const KIND_LOSS: u8 = 4;
 const KIND_CLOCK: u8 = 5;
+const KIND_EXES: u8 = 6;
+const KIND_BLOB: u8 = 7;
 
 /// Where in a trace something went wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,6 +128,14 @@ pub enum TraceError {
         index: u32,
         source: DecodeError,
     },
+    #[error("{pos}: exe entry {index} of the frame: {source}")]
+    Exe {
+        pos: TracePos,
+        index: u32,
+        source: DecodeError,
+    },
+    #[error("{pos}: blob frame: {source}")]
+    Blob { pos: TracePos, source: DecodeError },
     #[error("{pos}: loss frame: {source}")]
     Loss { pos: TracePos, source: DecodeError },
     #[error("{pos}: clock frame: {source}")]
@@ -123,6 +172,114 @@ pub enum TraceItem {
     /// every event of `run` read before then: time has reached `mono_ns` on that node
     /// even if no event says so (the watermark's idle advance, recorded).
     Clock { run: u16, at_seq: u64, mono_ns: u64 },
+    /// Content hashes of executables, for the events of `run` from `first_seq` on (the
+    /// run's next seq when written), ascending by (dev, ino).
+    Exes {
+        run: u16,
+        first_seq: u64,
+        entries: Vec<ExeEntry>,
+    },
+    /// Bytes `offset..offset + data.len()` of the blob `hash` of `size` bytes; a blob's
+    /// parts follow each other in order (`BlobAssembly` puts them together).
+    BlobPart {
+        run: u16,
+        hash: [u8; 32],
+        size: u64,
+        offset: u64,
+        data: Vec<u8>,
+    },
+}
+
+/// The parts a blob is written in: (offset, bytes), at most `MAX_BLOB_PART_LEN` each;
+/// the empty blob is one empty part.
+pub fn blob_parts(data: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
+    let n = data.len().div_ceil(MAX_BLOB_PART_LEN).max(1);
+    (0..n).map(move |i| {
+        let start = i * MAX_BLOB_PART_LEN;
+        (
+            start as u64,
+            &data[start..data.len().min(start + MAX_BLOB_PART_LEN)],
+        )
+    })
+}
+
+/// A whole blob: its hash and its bytes.
+pub type Blob = ([u8; 32], Vec<u8>);
+
+/// Puts the parts of blob frames back together and checks each blob against its hash.
+#[derive(Default)]
+pub struct BlobAssembly {
+    hash: [u8; 32],
+    size: u64,
+    data: Vec<u8>,
+    open: bool,
+}
+
+impl BlobAssembly {
+    /// Takes the next part; returns the blob it completes, and why a blob in progress
+    /// was given up, if one was (a part out of order, a blob whose parts stop before its
+    /// end, or bytes that do not hash to the blob's name).
+    pub fn push(
+        &mut self,
+        hash: [u8; 32],
+        size: u64,
+        offset: u64,
+        data: &[u8],
+    ) -> (Option<Blob>, Option<String>) {
+        let mut fault = None;
+        if offset == 0 {
+            if self.open {
+                fault = Some(format!(
+                    "blob {} ends before its last part",
+                    hex32(&self.hash)
+                ));
+            }
+            (self.hash, self.size, self.open) = (hash, size, true);
+            self.data.clear();
+        } else if !(self.open
+            && self.hash == hash
+            && self.size == size
+            && self.data.len() as u64 == offset)
+        {
+            if self.open {
+                fault = Some(format!(
+                    "blob {} ends before its last part",
+                    hex32(&self.hash)
+                ));
+            }
+            self.open = false;
+            self.data = Vec::new();
+            let stray = format!(
+                "a part of blob {} at byte {offset} continues no blob in progress",
+                hex32(&hash)
+            );
+            return (
+                None,
+                Some(fault.map_or(stray.clone(), |f| format!("{f}; {stray}"))),
+            );
+        }
+        self.data.extend_from_slice(data);
+        if (self.data.len() as u64) < self.size {
+            return (None, fault);
+        }
+        self.open = false;
+        let data = std::mem::take(&mut self.data);
+        if *blake3::hash(&data).as_bytes() != self.hash {
+            let bad = format!(
+                "blob {}: its bytes do not hash to its name",
+                hex32(&self.hash)
+            );
+            return (
+                None,
+                Some(fault.map_or(bad.clone(), |f| format!("{f}; {bad}"))),
+            );
+        }
+        (Some((self.hash, data)), fault)
+    }
+}
+
+fn hex32(h: &[u8; 32]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 struct FrameHeader {
@@ -432,6 +589,42 @@ impl TraceReader {
                     mono_ns,
                 })
             }
+            KIND_EXES => {
+                self.check_continues_run(h, "exes frame")?;
+                if h.count == 0 || h.count > MAX_EXE_ENTRIES {
+                    return Err(self.corrupt(format!("exes frame of {} entries", h.count)));
+                }
+                let entries = decode_exe_entries(raw, h.count).map_err(|(index, source)| {
+                    TraceError::Exe {
+                        pos: self.pos(),
+                        index,
+                        source,
+                    }
+                })?;
+                Ok(TraceItem::Exes {
+                    run: h.run,
+                    first_seq: h.first_seq,
+                    entries,
+                })
+            }
+            KIND_BLOB => {
+                self.check_continues_run(h, "blob frame")?;
+                if h.count != 0 {
+                    return Err(self.corrupt(format!("blob frame with count {}, not 0", h.count)));
+                }
+                let (hash, size, offset, data) =
+                    decode_blob_part(raw).map_err(|source| TraceError::Blob {
+                        pos: self.pos(),
+                        source,
+                    })?;
+                Ok(TraceItem::BlobPart {
+                    run: h.run,
+                    hash,
+                    size,
+                    offset,
+                    data,
+                })
+            }
             k => Err(self.corrupt(format!("unknown frame kind {k}"))),
         }
     }
@@ -484,7 +677,7 @@ impl TraceReader {
                 self.offset = new_offset;
                 self.frame += 1;
                 // Let the next frame of its run start wherever the skipped data ended.
-                if matches!(h.kind, KIND_BATCH | KIND_CGROUPS | KIND_LOSS | KIND_CLOCK) {
+                if h.kind != KIND_RUN {
                     if let Some(n) = self.next_seq.get_mut(h.run as usize) {
                         if h.first_seq > *n {
                             *n = h.first_seq;
@@ -586,6 +779,63 @@ fn decode_cgroup_entry(d: &mut Decoder<'_>, prev: Option<u64>) -> Result<CgroupE
         return Err(d.error_at("path", at, DecodeErrorKind::Invalid(why)));
     }
     Ok((id, path.to_vec()))
+}
+
+/// Decodes `count` entries `[dev, ino, hash, baseline]` filling `raw`, strictly
+/// ascending by (dev, ino); an error names the entry (`count` for trailing bytes).
+fn decode_exe_entries(raw: &[u8], count: u32) -> Result<Vec<ExeEntry>, (u32, DecodeError)> {
+    let mut d = Decoder::new(raw, "ExeEntry");
+    // An entry takes at least 38 bytes: a hostile count cannot reserve more than the payload.
+    let mut entries: Vec<ExeEntry> = Vec::with_capacity((count as usize).min(raw.len() / 38));
+    for index in 0..count {
+        let fail = |e| (index, e);
+        d.array_exact("(entry)", 4).map_err(fail)?;
+        let at = d.position();
+        let dev = d.uint("dev").map_err(fail)?;
+        let ino = d.uint("ino").map_err(fail)?;
+        if entries.last().is_some_and(|p| (dev, ino) <= (p.dev, p.ino)) {
+            return Err(fail(d.error_at("dev", at, DecodeErrorKind::NotAscending)));
+        }
+        let hash = d.fixed::<32>("hash").map_err(fail)?;
+        let at = d.position();
+        let v = d.uint("baseline").map_err(fail)?;
+        let baseline = BaselineStatus::from_u64(v).ok_or_else(|| {
+            fail(d.error_at("baseline", at, DecodeErrorKind::UnknownValue { value: v }))
+        })?;
+        entries.push(ExeEntry {
+            dev,
+            ino,
+            hash,
+            baseline,
+        });
+    }
+    d.finish().map_err(|e| (count, e))?;
+    Ok(entries)
+}
+
+/// Decodes a blob frame's payload `[hash, size, offset, data]`.
+fn decode_blob_part(raw: &[u8]) -> Result<([u8; 32], u64, u64, Vec<u8>), DecodeError> {
+    let mut d = Decoder::new(raw, "BlobPart");
+    d.array_exact("(blob)", 4)?;
+    let hash = d.fixed::<32>("hash")?;
+    let size = d.uint_max("size", MAX_BLOB_LEN)?;
+    let at = d.position();
+    let offset = d.uint("offset")?;
+    let data = d.bytes("data", MAX_BLOB_PART_LEN as u64)?;
+    let fits = offset
+        .checked_add(data.len() as u64)
+        .is_some_and(|end| end <= size);
+    // Only the empty blob has an empty part.
+    if !fits || (data.is_empty() && size != 0) {
+        return Err(d.error_at(
+            "offset",
+            at,
+            DecodeErrorKind::Invalid("the part is empty or does not lie within the blob"),
+        ));
+    }
+    let data = data.to_vec();
+    d.finish()?;
+    Ok((hash, size, offset, data))
 }
 
 /// Largest count of one loss frame (a larger loss takes several frames).
@@ -698,7 +948,9 @@ impl TraceWriter {
                     TraceItem::Batch { .. }
                     | TraceItem::Cgroups { .. }
                     | TraceItem::Loss { .. }
-                    | TraceItem::Clock { .. },
+                    | TraceItem::Clock { .. }
+                    | TraceItem::Exes { .. }
+                    | TraceItem::BlobPart { .. },
                 )) => {}
                 Ok(None) => break,
                 Err(TraceError::TornTail { .. }) => {
@@ -860,6 +1112,61 @@ impl TraceWriter {
         e.array(1).uint(mono_ns);
         let raw = e.into_bytes();
         self.write_frame(KIND_CLOCK, run, at_seq, 0, &raw)
+    }
+
+    /// Records the content hashes of executables for the events of `run` from its next
+    /// seq on, and fsyncs. `entries`: 1 to 65536, strictly ascending by (dev, ino).
+    pub fn append_exes(&mut self, run: u16, entries: &[ExeEntry]) -> Result<(), TraceError> {
+        let Some(&first) = self.next_seq.get(run as usize) else {
+            return Err(self.misuse(format!("run {run} was never added")));
+        };
+        if entries.is_empty() || entries.len() > MAX_EXE_ENTRIES as usize {
+            return Err(self.misuse(format!(
+                "an exes frame holds 1 to {MAX_EXE_ENTRIES} entries, not {}",
+                entries.len()
+            )));
+        }
+        if let Some(i) = (1..entries.len())
+            .find(|&i| (entries[i].dev, entries[i].ino) <= (entries[i - 1].dev, entries[i - 1].ino))
+        {
+            return Err(self.misuse(format!("exe entry {i} does not ascend by (dev, ino)")));
+        }
+        let mut buf = std::mem::take(&mut self.raw);
+        buf.clear();
+        let mut e = Encoder::with_buffer(buf);
+        for x in entries {
+            e.array(4)
+                .uint(x.dev)
+                .uint(x.ino)
+                .bytes(&x.hash)
+                .uint(x.baseline as u64);
+        }
+        let raw = e.into_bytes();
+        let result = self.write_frame(KIND_EXES, run, first, entries.len() as u32, &raw);
+        self.raw = raw;
+        result
+    }
+
+    /// Writes `data` (at most 4 GiB) as the blob frames of `run`, parts of at most
+    /// `MAX_BLOB_PART_LEN` bytes in order, each fsynced. Returns the blob's hash.
+    pub fn append_blob(&mut self, run: u16, data: &[u8]) -> Result<[u8; 32], TraceError> {
+        let Some(&first) = self.next_seq.get(run as usize) else {
+            return Err(self.misuse(format!("run {run} was never added")));
+        };
+        if data.len() as u64 > MAX_BLOB_LEN {
+            return Err(self.misuse(format!("a blob of {} bytes exceeds 4 GiB", data.len())));
+        }
+        let hash = *blake3::hash(data).as_bytes();
+        for (offset, part) in blob_parts(data) {
+            let mut e = Encoder::new();
+            e.array(4)
+                .bytes(&hash)
+                .uint(data.len() as u64)
+                .uint(offset)
+                .bytes(part);
+            self.write_frame(KIND_BLOB, run, first, 0, e.as_bytes())?;
+        }
+        Ok(hash)
     }
 
     fn misuse(&self, reason: impl Into<String>) -> TraceError {

@@ -2,7 +2,7 @@
 
 use ritma_schemas::records::{LossReason, RunMeta};
 use ritma_sources::raw::{RawBody, RawEvent, Task};
-use ritma_sources::trace::{TraceWriter, FILE_MAGIC, FRAME_HEADER_LEN};
+use ritma_sources::trace::{BaselineStatus, ExeEntry, TraceWriter, FILE_MAGIC, FRAME_HEADER_LEN};
 use std::collections::BTreeMap;
 
 fn hex(b: &[u8]) -> String {
@@ -83,6 +83,19 @@ fn format_md_examples_match_the_code() {
         .unwrap();
     let after_loss = std::fs::metadata(&p).unwrap().len() as usize;
     w.append_clock(run, 123_000_000_000).unwrap();
+    let after_clock = std::fs::metadata(&p).unwrap().len() as usize;
+    w.append_blob(run, b"abc").unwrap();
+    let after_blob = std::fs::metadata(&p).unwrap().len() as usize;
+    w.append_exes(
+        run,
+        &[ExeEntry {
+            dev: 2049,
+            ino: 131_077,
+            hash: *blake3::hash(b"abc").as_bytes(),
+            baseline: BaselineStatus::Unlisted,
+        }],
+    )
+    .unwrap();
     let bytes = std::fs::read(&p).unwrap();
     assert_eq!(bytes[..8], FILE_MAGIC);
     ex.insert(
@@ -115,7 +128,27 @@ fn format_md_examples_match_the_code() {
             hex(&loss)
         ),
     );
-    let clock = zstd::bulk::decompress(&bytes[after_loss + FRAME_HEADER_LEN..], 1 << 16).unwrap();
+    let clock = zstd::bulk::decompress(&bytes[after_loss + FRAME_HEADER_LEN..after_clock], 1 << 16)
+        .unwrap();
+    let blob = zstd::bulk::decompress(&bytes[after_clock + FRAME_HEADER_LEN..after_blob], 1 << 16)
+        .unwrap();
+    ex.insert(
+        "trace-blob".to_owned(),
+        format!(
+            "header  {}\npayload {}",
+            hex(&bytes[after_clock..after_clock + FRAME_HEADER_LEN]),
+            wrapped(&blob).replace('\n', "\n        ")
+        ),
+    );
+    let exes = zstd::bulk::decompress(&bytes[after_blob + FRAME_HEADER_LEN..], 1 << 16).unwrap();
+    ex.insert(
+        "trace-exes".to_owned(),
+        format!(
+            "header  {}\npayload {}",
+            hex(&bytes[after_blob..after_blob + FRAME_HEADER_LEN]),
+            wrapped(&exes).replace('\n', "\n        ")
+        ),
+    );
     ex.insert(
         "trace-clock".to_owned(),
         format!(

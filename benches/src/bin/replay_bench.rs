@@ -666,8 +666,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 debug_assert_eq!(run as usize, runs.len());
                 runs.push((meta.node.clone(), meta.wall_minus_mono_ns));
             }
-            // JSON lines carry the cgroup id in each event; the path table is not an event.
-            TraceItem::Cgroups { .. } | TraceItem::Loss { .. } | TraceItem::Clock { .. } => {}
+            // JSON lines carry the cgroup id in each event; the path and hash tables are not events.
+            TraceItem::Cgroups { .. }
+            | TraceItem::Loss { .. }
+            | TraceItem::Clock { .. }
+            | TraceItem::Exes { .. }
+            | TraceItem::BlobPart { .. } => {}
             TraceItem::Batch { run, events: evs } => {
                 let (node, wmm) = &runs[run as usize];
                 buf.clear();

@@ -14,6 +14,8 @@ pub const KIND_BATCH: u8 = 2;
 pub const KIND_CGROUPS: u8 = 3;
 pub const KIND_LOSS: u8 = 4;
 pub const KIND_CLOCK: u8 = 5;
+pub const KIND_EXES: u8 = 6;
+pub const KIND_BLOB: u8 = 7;
 
 pub fn meta(node: &str) -> RunMeta {
     RunMeta {
@@ -91,6 +93,8 @@ pub fn read_skipping(p: &Path) -> Vec<(u8, u64)> {
             Ok(Some(TraceItem::Cgroups { first_seq, .. })) => out.push((KIND_CGROUPS, first_seq)),
             Ok(Some(TraceItem::Loss { at_seq, .. })) => out.push((KIND_LOSS, at_seq)),
             Ok(Some(TraceItem::Clock { at_seq, .. })) => out.push((KIND_CLOCK, at_seq)),
+            Ok(Some(TraceItem::Exes { first_seq, .. })) => out.push((KIND_EXES, first_seq)),
+            Ok(Some(TraceItem::BlobPart { offset, .. })) => out.push((KIND_BLOB, offset)),
             Ok(None) => return out,
             Err(_) => {
                 r.skip_corrupt().unwrap().expect("a valid frame follows");
