@@ -213,3 +213,64 @@ fn an_exe_whose_blob_never_arrived_is_named_by_nothing() {
         .any(|r| matches!(r, AnyRecord::Event(e) if e.payload_ref.is_some())));
     d.ritma(&["verify", "s", "--key", &vkey]).output().success();
 }
+
+/// An open by `pid` at `ms`, to move time on.
+fn open(seq: u64, ms: u64, pid: u32) -> RawEvent {
+    RawEvent {
+        body: RawBody::Open {
+            path: b"/etc/hostname".to_vec(),
+            flags: 0,
+            mode: 0,
+            result: 3,
+        },
+        ..exec(seq, ms, pid, "/", 0)
+    }
+}
+
+#[test]
+fn a_late_trigger_and_a_timely_one_share_a_window_in_canonical_order() {
+    let d = Dir::new();
+    let (key, vkey) = d.signing_key(NODE);
+    let mut w = TraceWriter::create(&d.join("t.rtrace")).unwrap();
+    let run = w.add_run(&run_meta()).unwrap();
+    w.append_exes(
+        run,
+        &[ExeEntry {
+            dev: 9,
+            ino: 11,
+            hash: b3(IMPLANT),
+            baseline: BaselineStatus::Unlisted,
+        }],
+    )
+    .unwrap();
+    // Window 2 opens and closes windows 0 and 1; then an exec from window 0 arrives late
+    // (sealed in window 2 with a negative time) beside one of window 2.
+    w.append_batch(run, &[open(0, 2_500, 100)]).unwrap();
+    w.append_batch(
+        run,
+        &[
+            exec(1, 900, 300, "/opt/implant", 11),
+            exec(2, 2_600, 301, "/opt/implant", 11),
+        ],
+    )
+    .unwrap();
+    drop(w);
+    d.ritma(&["replay", "t.rtrace", "--out", "s", "--key", &key])
+        .output()
+        .success();
+    let starts: Vec<i64> = window_leaves(&d.join("s"))
+        .iter()
+        .flat_map(|(_, l)| {
+            l.iter()
+                .map(|b| AnyRecord::decode(b).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|r| match r {
+            AnyRecord::Cone(c) if c.cone_id == "unknown_binary" => Some(c.t_start_ns),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(starts.len(), 2, "{starts:?}");
+    assert!(starts[0] < 0 && starts[1] > 0, "signed order: {starts:?}");
+    d.ritma(&["verify", "s", "--key", &vkey]).output().success();
+}

@@ -492,11 +492,14 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                             (2, a.seq.to_be_bytes().to_vec())
                         }
                         AnyRecord::Edge(e) => (3, e.key().to_vec()),
+                        // Bytes that sort as the tuple (id, signed start, first seq): ids
+                        // hold no NUL, and the start's sign bit is flipped.
                         AnyRecord::Cone(c) => (
                             4,
                             [
                                 c.cone_id.as_bytes(),
-                                &c.t_start_ns.to_be_bytes(),
+                                &[0],
+                                &((c.t_start_ns as u64) ^ (1 << 63)).to_be_bytes(),
                                 &c.first_seq.to_be_bytes(),
                             ]
                             .concat(),

@@ -138,16 +138,7 @@ fn a_reader_resyncs_past_a_corrupt_frame_to_a_clock_frame() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("t.rtrace");
     let mut b = trace_start();
-    let mut bad = frame(KIND_BATCH, 0, 0, 2, &{
-        let mut raw = Vec::new();
-        for e in events(0, 2, 0) {
-            e.encode_into(&mut raw);
-        }
-        raw
-    });
-    let last = bad.len() - 1;
-    bad[last] ^= 1;
-    b.extend(bad);
+    b.extend(corrupt_batch_frame());
     b.extend(frame(KIND_CLOCK, 0, 2, 0, &payload(9)));
     std::fs::write(&p, &b).unwrap();
     assert_eq!(read_skipping(&p), vec![(KIND_RUN, 0), (KIND_CLOCK, 2)]);

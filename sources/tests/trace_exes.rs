@@ -293,16 +293,7 @@ fn a_reader_resyncs_past_a_corrupt_frame_to_exes_and_blob_frames() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("t.rtrace");
     let mut b = trace_start();
-    let mut bad = frame(KIND_BATCH, 0, 0, 2, &{
-        let mut raw = Vec::new();
-        for e in events(0, 2, 0) {
-            e.encode_into(&mut raw);
-        }
-        raw
-    });
-    let last = bad.len() - 1;
-    bad[last] ^= 1;
-    b.extend(bad);
+    b.extend(corrupt_batch_frame());
     b.extend(frame(
         KIND_EXES,
         0,

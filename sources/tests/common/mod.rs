@@ -66,6 +66,19 @@ pub fn frame(kind: u8, run: u16, first_seq: u64, count: u32, raw: &[u8]) -> Vec<
     f
 }
 
+/// A batch frame of run 0 holding events 0 and 1, with its last byte flipped (its
+/// checksum fails), for the resync tests.
+pub fn corrupt_batch_frame() -> Vec<u8> {
+    let mut raw = Vec::new();
+    for e in events(0, 2, 0) {
+        e.encode_into(&mut raw);
+    }
+    let mut bad = frame(KIND_BATCH, 0, 0, 2, &raw);
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    bad
+}
+
 /// File magic and the run frame of run 0.
 pub fn trace_start() -> Vec<u8> {
     let mut b = FILE_MAGIC.to_vec();
