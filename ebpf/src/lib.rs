@@ -4,6 +4,7 @@
 //! (`ritma_sources::raw::RawEvent`), plus a task iterator that reports the processes
 //! already running at start. README.md specifies the hooks and the wire format.
 
+pub mod canary;
 pub mod error;
 pub mod programs;
 pub mod sensor;

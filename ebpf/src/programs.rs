@@ -7,6 +7,13 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/ritma.bpf.o");
 /// Maps the loader touches, by their names in `ritma.bpf.c`.
 pub const RING_MAP: &str = "ritma_events";
 pub const DROPS_MAP: &str = "ritma_drops";
+/// Per-program heartbeats: the calls of the sensor's own process each program skipped.
+pub const BEATS_MAP: &str = "ritma_beats";
+/// Heartbeat slots (ritma.bpf.c): fork and exit, then 2·SC (enter) and 2·SC + 1 (exit)
+/// for the syscall numbered SC, SYSCALLS' index + 1.
+pub const BEAT_FORK: u32 = 0;
+pub const BEAT_EXIT: u32 = 1;
+pub const BEAT_SLOTS: u32 = 64;
 pub const IGNORE_MAP: &str = "ritma_ignore";
 /// The `.rodata` constant holding the sensor's own tgid.
 pub const SELF_TGID_GLOBAL: &str = "ritma_self_tgid";
@@ -157,4 +164,35 @@ pub fn all_programs() -> Vec<ProgramSpec> {
     v.extend(MODULE_FALLBACK);
     v.push(SNAPSHOT);
     v
+}
+
+/// The heartbeat slot of a program, if the sensor can make it fire on purpose (every
+/// program but the exec one: an exec of its own would be another process).
+pub fn beat_slot(program: &str) -> Option<u32> {
+    if let Some(i) = SYSCALLS.iter().position(|s| s.enter.program == program) {
+        return Some((i as u32 + 1) * 2);
+    }
+    if let Some(i) = SYSCALLS.iter().position(|s| s.exit.program == program) {
+        return Some((i as u32 + 1) * 2 + 1);
+    }
+    let module = SYSCALLS.iter().position(|s| s.name == "init_module")? as u32 + 1;
+    match program {
+        "ritma_fork" => Some(BEAT_FORK),
+        "ritma_exit" => Some(BEAT_EXIT),
+        // The fallback hooks see init_module too, and count in its slots.
+        "raw_enter_module" => Some(module * 2),
+        "raw_exit_module" => Some(module * 2 + 1),
+        _ => None,
+    }
+}
+
+/// The syscall a program hooks, by name, if it hooks one.
+pub fn hooked_syscall(program: &str) -> Option<&'static str> {
+    match program {
+        "raw_enter_module" | "raw_exit_module" => Some("init_module"),
+        _ => SYSCALLS
+            .iter()
+            .find(|s| s.enter.program == program || s.exit.program == program)
+            .map(|s| s.name),
+    }
 }

@@ -7,14 +7,19 @@ use std::time::Duration;
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::raw_trace_point::RawTracePointLinkId;
+use aya::programs::tp_btf::BtfTracePointLinkId;
+use aya::programs::trace_point::TracePointLinkId;
 use aya::programs::{BtfTracePoint, Iter, ProgramError, RawTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use ritma_sources::raw::RawEvent;
+use std::collections::HashMap;
 
 use crate::error::EbpfError;
 use crate::programs::{
-    self, Hook, Need, ProgramSpec, DROPS_MAP, IGNORE_MAP, LIFECYCLE, MODULE_FALLBACK, OBJECT,
-    RING_MAP, SELF_TGID_GLOBAL, SNAPSHOT, SYSCALLS, WAKEUP_BYTES_GLOBAL,
+    self, beat_slot, hooked_syscall, Hook, Need, ProgramSpec, BEATS_MAP, BEAT_SLOTS, DROPS_MAP,
+    IGNORE_MAP, LIFECYCLE, MODULE_FALLBACK, OBJECT, RING_MAP, SELF_TGID_GLOBAL, SNAPSHOT, SYSCALLS,
+    WAKEUP_BYTES_GLOBAL,
 };
 use crate::snapshot::parse_snapshot;
 use crate::system;
@@ -85,9 +90,23 @@ pub struct ProgramRuns {
     pub run_time: Duration,
 }
 
+/// The link that attaches a program, kept so it can be replaced.
+#[derive(Debug)]
+enum AttachedLink {
+    TracePoint(TracePointLinkId),
+    Btf(BtfTracePointLinkId),
+    Raw(RawTracePointLinkId),
+}
+
+/// Longest a liveness check waits for the heartbeats of its own calls (a thread's exit
+/// hook runs after `join` has returned).
+const BEAT_WAIT: Duration = Duration::from_millis(200);
+
 pub struct Sensor {
     ebpf: Ebpf,
     btf: Btf,
+    beats: PerCpuArray<MapData, u64>,
+    links: HashMap<&'static str, AttachedLink>,
     /// The snapshot iterator is loaded on the first `snapshot_processes`.
     snapshot_loaded: bool,
     ring: RingBuf<MapData>,
@@ -117,9 +136,10 @@ impl Sensor {
         fill_ignore_prefixes(&mut ebpf, &config.ignore_prefixes)?;
 
         let (plan, missing_optional) = attach_plan()?;
+        let mut links = HashMap::new();
         for spec in &plan {
             load_program(&mut ebpf, &btf, spec)?;
-            attach_program(&mut ebpf, spec)?;
+            links.insert(spec.program, attach_program(&mut ebpf, spec)?);
         }
         let stats = if config.run_counts {
             aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(|e| e.to_string())
@@ -130,9 +150,13 @@ impl Sensor {
         let ring = RingBuf::try_from(ring).map_err(map_err(RING_MAP, "open ring buffer"))?;
         let drops = take_map(&mut ebpf, DROPS_MAP)?;
         let drops = PerCpuArray::try_from(drops).map_err(map_err(DROPS_MAP, "open"))?;
+        let beats = take_map(&mut ebpf, BEATS_MAP)?;
+        let beats = PerCpuArray::try_from(beats).map_err(map_err(BEATS_MAP, "open"))?;
         Ok(Sensor {
             ebpf,
             btf,
+            beats,
+            links,
             snapshot_loaded: false,
             ring,
             drops,
@@ -235,6 +259,72 @@ impl Sensor {
                 })
             })
             .collect()
+    }
+
+    /// Each heartbeat slot's count, summed over CPUs.
+    fn beats(&self) -> Result<Vec<u64>, EbpfError> {
+        (0..BEAT_SLOTS)
+            .map(|slot| {
+                let per_cpu = self
+                    .beats
+                    .get(&slot, 0)
+                    .map_err(map_err(BEATS_MAP, "read"))?;
+                Ok(per_cpu.iter().sum())
+            })
+            .collect()
+    }
+
+    /// The attached programs that no longer run: the sensor makes every hooked syscall
+    /// once, and starts and joins a thread, each of which every live hook counts (and
+    /// skips); a program whose count did not move within `BEAT_WAIT` is silent — its link
+    /// was removed, or its hook otherwise stopped firing. The exec hook cannot be checked
+    /// this way and is never reported.
+    pub fn silent_programs(&self) -> Result<Vec<&'static str>, EbpfError> {
+        let before = self.beats()?;
+        let mut called = std::collections::HashSet::new();
+        for spec in &self.attached {
+            if let Some(sc) = hooked_syscall(spec.program) {
+                if called.insert(sc) {
+                    crate::canary::call(sc);
+                }
+            }
+        }
+        crate::canary::thread();
+        let checked: Vec<(&'static str, u32)> = self
+            .attached
+            .iter()
+            .filter_map(|s| beat_slot(s.program).map(|slot| (s.program, slot)))
+            .collect();
+        let started = std::time::Instant::now();
+        loop {
+            let now = self.beats()?;
+            let silent: Vec<&'static str> = checked
+                .iter()
+                .filter(|(_, slot)| now[*slot as usize] == before[*slot as usize])
+                .map(|(p, _)| *p)
+                .collect();
+            if silent.is_empty() || started.elapsed() >= BEAT_WAIT {
+                return Ok(silent);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Attaches `program` again, first dropping the link it had (whatever state the
+    /// kernel left it in), so it runs once, not twice.
+    pub fn reattach(&mut self, program: &str) -> Result<(), EbpfError> {
+        let spec = *self
+            .attached
+            .iter()
+            .find(|s| s.program == program)
+            .ok_or_else(|| EbpfError::Config(format!("{program} is not an attached program")))?;
+        if let Some(link) = self.links.remove(spec.program) {
+            // The link may already be gone in the kernel: its detach error says only that.
+            let _ = detach_program(&mut self.ebpf, spec.program, link);
+        }
+        let link = attach_program(&mut self.ebpf, &spec)?;
+        self.links.insert(spec.program, link);
+        Ok(())
     }
 
     /// The programs attached, with their hooks.
@@ -416,7 +506,35 @@ pub(crate) fn load_program(
     }
 }
 
-fn attach_program(ebpf: &mut Ebpf, spec: &ProgramSpec) -> Result<(), EbpfError> {
+/// Drops the link of `program` (made by `attach_program`).
+fn detach_program(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    link: AttachedLink,
+) -> Result<(), EbpfError> {
+    let prog = ebpf.program_mut(name).ok_or(EbpfError::MissingInObject {
+        what: "program",
+        name,
+    })?;
+    let check = program_err(name, "type check");
+    let detach = program_err(name, "detach");
+    match link {
+        AttachedLink::TracePoint(id) => {
+            let p: &mut TracePoint = prog.try_into().map_err(check)?;
+            p.detach(id).map_err(detach)
+        }
+        AttachedLink::Btf(id) => {
+            let p: &mut BtfTracePoint = prog.try_into().map_err(check)?;
+            p.detach(id).map_err(detach)
+        }
+        AttachedLink::Raw(id) => {
+            let p: &mut RawTracePoint = prog.try_into().map_err(check)?;
+            p.detach(id).map_err(detach)
+        }
+    }
+}
+
+fn attach_program(ebpf: &mut Ebpf, spec: &ProgramSpec) -> Result<AttachedLink, EbpfError> {
     let name = spec.program;
     let prog = ebpf.program_mut(name).ok_or(EbpfError::MissingInObject {
         what: "program",
@@ -427,15 +545,17 @@ fn attach_program(ebpf: &mut Ebpf, spec: &ProgramSpec) -> Result<(), EbpfError> 
     match spec.hook {
         Hook::TracePoint { category, name: tp } => {
             let p: &mut TracePoint = prog.try_into().map_err(check)?;
-            p.attach(category, tp).map(drop).map_err(attach)
+            p.attach(category, tp)
+                .map(AttachedLink::TracePoint)
+                .map_err(attach)
         }
         Hook::BtfTracePoint { .. } => {
             let p: &mut BtfTracePoint = prog.try_into().map_err(check)?;
-            p.attach().map(drop).map_err(attach)
+            p.attach().map(AttachedLink::Btf).map_err(attach)
         }
         Hook::RawTracePoint { name: tp } => {
             let p: &mut RawTracePoint = prog.try_into().map_err(check)?;
-            p.attach(tp).map(drop).map_err(attach)
+            p.attach(tp).map(AttachedLink::Raw).map_err(attach)
         }
         Hook::Iter { .. } => Err(EbpfError::Config(format!(
             "{name} is an iterator: it runs when read (snapshot_processes), not attached at start"
