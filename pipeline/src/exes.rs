@@ -4,6 +4,7 @@
 //! WAL (exes and blob frames, FORMAT.md §7.2); the dataflow only replays what it wrote.
 
 use anyhow::{bail, Context, Result};
+use ritma_sinks::cas::hex;
 use ritma_sources::raw::{RawBody, RawEvent};
 use ritma_sources::trace::{BaselineStatus, ExeEntry, MAX_BLOB_LEN};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -161,10 +162,6 @@ pub fn write_baseline(out: &Path, roots: &[PathBuf]) -> Result<(usize, usize)> {
     Ok((lines.len(), unreadable))
 }
 
-fn hex(h: &[u8; 32]) -> String {
-    h.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn hash_file(path: &Path) -> std::io::Result<[u8; 32]> {
     let mut h = blake3::Hasher::new();
     h.update_reader(File::open(path)?)?;
@@ -278,15 +275,16 @@ impl ExeCatalog {
         // The process's own link to its executable first (it survives unlink and
         // names memfds), then the path, if it still leads to the same file.
         let via_proc = self.proc_root.join(e.task.pid.to_string()).join("exe");
-        let mut candidates = vec![via_proc];
-        if path.first() == Some(&b'/') {
-            candidates.push(PathBuf::from(std::ffi::OsStr::from_bytes(path)));
-        }
-        let opened = candidates.iter().find_map(|p| {
-            let f = File::open(p).ok()?;
-            let m = f.metadata().ok()?;
-            ((m.dev(), m.ino()) == (dev, ino) && m.is_file()).then_some((f, m))
-        });
+        let by_path =
+            (path.first() == Some(&b'/')).then(|| Path::new(std::ffi::OsStr::from_bytes(path)));
+        let opened = [Some(via_proc.as_path()), by_path]
+            .into_iter()
+            .flatten()
+            .find_map(|p| {
+                let f = File::open(p).ok()?;
+                let m = f.metadata().ok()?;
+                ((m.dev(), m.ino()) == (dev, ino) && m.is_file()).then_some((f, m))
+            });
         let Some((file, meta)) = opened else {
             self.stats.unreadable += 1;
             return;

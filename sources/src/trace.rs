@@ -279,7 +279,7 @@ impl BlobAssembly {
 }
 
 fn hex32(h: &[u8; 32]) -> String {
-    h.iter().map(|b| format!("{b:02x}")).collect()
+    blake3::Hash::from(*h).to_hex().to_string()
 }
 
 struct FrameHeader {
