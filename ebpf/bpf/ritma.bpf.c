@@ -66,6 +66,21 @@ struct {
 	__type(value, __u64);
 } ritma_beats SEC(".maps");
 
+/* Call counts per hooked syscall SC, in slots 3*SC + CALL_*: enters that stashed, exits
+ * that found their enter's stash, exits that found none. While one program of a pair is
+ * silent the other still counts, so the loader can tell how many calls the gap cost. */
+#define CALL_STASHED 0
+#define CALL_CONSUMED 1
+#define CALL_ORPHAN 2
+#define RITMA_CALL_SLOTS 96
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RITMA_CALL_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} ritma_calls SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 64);
@@ -172,6 +187,15 @@ static __always_inline void count_drop(__u32 reason)
 static __always_inline void beat(__u32 slot)
 {
 	__u64 *n = bpf_map_lookup_elem(&ritma_beats, &slot);
+
+	if (n)
+		*n += 1;
+}
+
+static __always_inline void count_call(__u32 sc, __u32 what)
+{
+	__u32 slot = sc * 3 + what;
+	__u64 *n = bpf_map_lookup_elem(&ritma_calls, &slot);
 
 	if (n)
 		*n += 1;
@@ -772,6 +796,8 @@ static __always_inline int on_enter(__u32 sc, __u64 a0, __u64 a1, __u64 a2, __u6
 	}
 	if (bpf_map_update_elem(&ritma_stash, &pid_tgid, &s, BPF_ANY))
 		count_drop(RITMA_DROP_STASH_FULL);
+	else
+		count_call(sc, CALL_STASHED);
 	return 0;
 }
 
@@ -1159,10 +1185,15 @@ static __always_inline int on_exit(__u32 sc, long ret)
 	}
 	s = bpf_map_lookup_elem(&ritma_stash, &pid_tgid);
 
-	if (!s)
+	if (!s) {
+		count_call(sc, CALL_ORPHAN);
 		return 0;
+	}
 	/* An entry from another syscall means this one's enter was not stashed. */
-	if (s->sc == sc) {
+	if (s->sc != sc) {
+		count_call(sc, CALL_ORPHAN);
+	} else {
+		count_call(sc, CALL_CONSUMED);
 		switch (sc) {
 		case SC_OPENAT:
 		case SC_OPENAT2:

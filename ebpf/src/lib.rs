@@ -6,6 +6,7 @@
 
 pub mod canary;
 pub mod error;
+pub mod health;
 pub mod programs;
 pub mod sensor;
 pub mod snapshot;
@@ -13,5 +14,6 @@ pub mod system;
 pub mod wire;
 
 pub use error::EbpfError;
+pub use health::{CallCounts, Gap, HookMonitor};
 pub use sensor::{verify_object, DropCounts, ProgramRuns, Sensor, SensorConfig};
 pub use wire::{decode_record, WireError};

@@ -14,6 +14,15 @@ pub const BEATS_MAP: &str = "ritma_beats";
 pub const BEAT_FORK: u32 = 0;
 pub const BEAT_EXIT: u32 = 1;
 pub const BEAT_SLOTS: u32 = 64;
+/// Per-syscall call counts (ritma.bpf.c): slot 3·SC + one of the `CALL_*` below.
+pub const CALLS_MAP: &str = "ritma_calls";
+pub const CALL_SLOTS: u32 = 96;
+/// Enters that stashed their arguments.
+pub const CALL_STASHED: u32 = 0;
+/// Exits that found their enter's stash (and reported the call).
+pub const CALL_CONSUMED: u32 = 1;
+/// Exits that found no stash of their own.
+pub const CALL_ORPHAN: u32 = 2;
 pub const IGNORE_MAP: &str = "ritma_ignore";
 /// The `.rodata` constant holding the sensor's own tgid.
 pub const SELF_TGID_GLOBAL: &str = "ritma_self_tgid";
@@ -195,4 +204,50 @@ pub fn hooked_syscall(program: &str) -> Option<&'static str> {
             .find(|s| s.enter.program == program || s.exit.program == program)
             .map(|s| s.name),
     }
+}
+
+/// The syscall numbers (SC, SYSCALLS' index + 1) whose calls a program counts: one for a
+/// syscall's tracepoint programs, both module syscalls for their raw stand-ins, none for
+/// the lifecycle programs.
+pub fn counted_syscalls(program: &str) -> Vec<u32> {
+    let sc = |name: &str| {
+        SYSCALLS
+            .iter()
+            .position(|s| s.name == name)
+            .map(|i| i as u32 + 1)
+    };
+    match program {
+        "raw_enter_module" | "raw_exit_module" => ["init_module", "finit_module"]
+            .iter()
+            .filter_map(|n| sc(n))
+            .collect(),
+        _ => SYSCALLS
+            .iter()
+            .position(|s| s.enter.program == program || s.exit.program == program)
+            .map(|i| vec![i as u32 + 1])
+            .unwrap_or_default(),
+    }
+}
+
+/// Whether a program is the enter side of its syscall pair (false for an exit side).
+pub fn is_enter(program: &str) -> bool {
+    program.starts_with("enter_") || program == "raw_enter_module"
+}
+
+/// The other program of a syscall pair.
+pub fn partner(program: &str) -> Option<&'static str> {
+    match program {
+        "raw_enter_module" => return Some("raw_exit_module"),
+        "raw_exit_module" => return Some("raw_enter_module"),
+        _ => {}
+    }
+    SYSCALLS.iter().find_map(|s| {
+        if s.enter.program == program {
+            Some(s.exit.program)
+        } else if s.exit.program == program {
+            Some(s.enter.program)
+        } else {
+            None
+        }
+    })
 }

@@ -17,9 +17,9 @@ use std::collections::HashMap;
 
 use crate::error::EbpfError;
 use crate::programs::{
-    self, beat_slot, hooked_syscall, Hook, Need, ProgramSpec, BEATS_MAP, BEAT_SLOTS, DROPS_MAP,
-    IGNORE_MAP, LIFECYCLE, MODULE_FALLBACK, OBJECT, RING_MAP, SELF_TGID_GLOBAL, SNAPSHOT, SYSCALLS,
-    WAKEUP_BYTES_GLOBAL,
+    self, beat_slot, hooked_syscall, Hook, Need, ProgramSpec, BEATS_MAP, BEAT_SLOTS, CALLS_MAP,
+    CALL_SLOTS, DROPS_MAP, IGNORE_MAP, LIFECYCLE, MODULE_FALLBACK, OBJECT, RING_MAP,
+    SELF_TGID_GLOBAL, SNAPSHOT, SYSCALLS, WAKEUP_BYTES_GLOBAL,
 };
 use crate::snapshot::parse_snapshot;
 use crate::system;
@@ -106,6 +106,7 @@ pub struct Sensor {
     ebpf: Ebpf,
     btf: Btf,
     beats: PerCpuArray<MapData, u64>,
+    calls: PerCpuArray<MapData, u64>,
     links: HashMap<&'static str, AttachedLink>,
     /// The snapshot iterator is loaded on the first `snapshot_processes`.
     snapshot_loaded: bool,
@@ -152,10 +153,13 @@ impl Sensor {
         let drops = PerCpuArray::try_from(drops).map_err(map_err(DROPS_MAP, "open"))?;
         let beats = take_map(&mut ebpf, BEATS_MAP)?;
         let beats = PerCpuArray::try_from(beats).map_err(map_err(BEATS_MAP, "open"))?;
+        let calls = take_map(&mut ebpf, CALLS_MAP)?;
+        let calls = PerCpuArray::try_from(calls).map_err(map_err(CALLS_MAP, "open"))?;
         Ok(Sensor {
             ebpf,
             btf,
             beats,
+            calls,
             links,
             snapshot_loaded: false,
             ring,
@@ -263,15 +267,12 @@ impl Sensor {
 
     /// Each heartbeat slot's count, summed over CPUs.
     fn beats(&self) -> Result<Vec<u64>, EbpfError> {
-        (0..BEAT_SLOTS)
-            .map(|slot| {
-                let per_cpu = self
-                    .beats
-                    .get(&slot, 0)
-                    .map_err(map_err(BEATS_MAP, "read"))?;
-                Ok(per_cpu.iter().sum())
-            })
-            .collect()
+        sum_slots(&self.beats, BEAT_SLOTS, BEATS_MAP)
+    }
+
+    /// The per-syscall call counts (`crate::health`), summed over CPUs.
+    pub fn call_counts(&self) -> Result<crate::health::CallCounts, EbpfError> {
+        sum_slots(&self.calls, CALL_SLOTS, CALLS_MAP).map(crate::health::CallCounts::from_slots)
     }
 
     /// The attached programs that no longer run: the sensor makes every hooked syscall
@@ -651,4 +652,18 @@ mod tests {
         assert_eq!(tail.lines().count(), LOG_TAIL_LINES);
         assert!(tail.ends_with("line 49"));
     }
+}
+
+/// Every slot of a per-CPU counter array, summed over CPUs.
+fn sum_slots(
+    map: &PerCpuArray<MapData, u64>,
+    slots: u32,
+    name: &'static str,
+) -> Result<Vec<u64>, EbpfError> {
+    (0..slots)
+        .map(|slot| {
+            let per_cpu = map.get(&slot, 0).map_err(map_err(name, "read"))?;
+            Ok(per_cpu.iter().sum())
+        })
+        .collect()
 }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use ritma_ebpf::{Sensor, SensorConfig};
+use ritma_ebpf::{HookMonitor, Sensor, SensorConfig};
 use ritma_sources::raw::{RawBody, RawEvent};
 
 mod common;
@@ -126,4 +126,26 @@ fn a_removed_link_falls_silent_and_is_attached_again() {
         1,
         "the open hook works again, once"
     );
+
+    // The monitor finds the same silence on its own, attaches the program again and
+    // counts the opens the gap cost from the enter program's stashes.
+    let mut monitor = HookMonitor::new(&sensor).unwrap();
+    assert_eq!(monitor.check(&mut sensor).unwrap(), Vec::new());
+    assert!(remove_links_of(program_id("exit_openat")) >= 1);
+    for i in 0..5 {
+        child_opens(&format!("{token}-gap-{i}"));
+    }
+    let gaps = monitor.check(&mut sensor).unwrap();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    let gap = &gaps[0];
+    assert_eq!(gap.program, "exit_openat");
+    let reattached = *gap.reattached.as_ref().unwrap();
+    assert!(gap.detected_mono_ns <= reattached);
+    // Each cat opens its libraries too; other processes on the host may open files.
+    let lost = gap.lost.expect("the enter program counted the gap");
+    assert!(lost >= 5, "{lost} opens counted lost, at least 5 were made");
+    let later = format!("{token}-later");
+    let pid = child_opens(&later);
+    assert_eq!(opens_reported(&mut sensor, pid, &later), 1);
+    assert_eq!(monitor.check(&mut sensor).unwrap(), Vec::new());
 }
