@@ -608,6 +608,20 @@ fn wait_readable(fd: i32, timeout: Duration) -> Result<bool, EbpfError> {
     Ok(rc > 0)
 }
 
+/// Every slot of a per-CPU counter array, summed over CPUs.
+fn sum_slots(
+    map: &PerCpuArray<MapData, u64>,
+    slots: u32,
+    name: &'static str,
+) -> Result<Vec<u64>, EbpfError> {
+    (0..slots)
+        .map(|slot| {
+            let per_cpu = map.get(&slot, 0).map_err(map_err(name, "read"))?;
+            Ok(per_cpu.iter().sum())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -652,18 +666,4 @@ mod tests {
         assert_eq!(tail.lines().count(), LOG_TAIL_LINES);
         assert!(tail.ends_with("line 49"));
     }
-}
-
-/// Every slot of a per-CPU counter array, summed over CPUs.
-fn sum_slots(
-    map: &PerCpuArray<MapData, u64>,
-    slots: u32,
-    name: &'static str,
-) -> Result<Vec<u64>, EbpfError> {
-    (0..slots)
-        .map(|slot| {
-            let per_cpu = map.get(&slot, 0).map_err(map_err(name, "read"))?;
-            Ok(per_cpu.iter().sum())
-        })
-        .collect()
 }
