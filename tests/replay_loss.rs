@@ -600,3 +600,145 @@ fn loss_frames_are_sealed_under_their_reason() {
         "the store differs between 1 and 3 workers"
     );
 }
+
+/// Health frames (a sensor program found silent, then attached again) are sealed as
+/// health records at the end of the window the next event goes to, the counted gap as
+/// that window's probe_detached loss and an uncounted one as no loss; `_meta/health/`
+/// holds a copy of each, and `verify` refuses a changed, missing or extra copy.
+#[test]
+fn health_frames_are_sealed_as_health_records_with_their_loss() {
+    use ritma_schemas::records::{HealthKind, HealthRecord};
+    let d = Dir::new();
+    let trace = d.join("health.rtrace");
+    let mut w = TraceWriter::create(&trace).unwrap();
+    let run = w.add_run(&run_meta()).unwrap();
+    w.append_batch(run, &[raw_event(0, 100), raw_event(1, 1_100)])
+        .unwrap();
+    let at = |ms: u64| MONO_AT_W0 + ms * MS;
+    w.append_health(
+        run,
+        HealthKind::ProbeDetached,
+        "exit_openat",
+        at(1_200),
+        Some(7),
+    )
+    .unwrap();
+    w.append_health(
+        run,
+        HealthKind::ProbeReattached,
+        "exit_openat",
+        at(1_201),
+        Some(0),
+    )
+    .unwrap();
+    // Both programs of a pair: nothing counted the gap.
+    w.append_health(
+        run,
+        HealthKind::ProbeDetached,
+        "enter_bind",
+        at(1_200),
+        None,
+    )
+    .unwrap();
+    w.append_loss(run, LossReason::QueueShed, 2).unwrap();
+    w.append_batch(run, &[raw_event(2, 1_500), raw_event(3, 2_500)])
+        .unwrap();
+    drop(w);
+
+    let (key, vkey) = d.signing_key(NODE);
+    let mut stores = Vec::new();
+    for workers in [1, 2] {
+        let out = format!("s{workers}");
+        let stderr = replay(&d, "health.rtrace", &out, workers, &key);
+        assert!(stderr.contains("9 recorded as lost"), "{stderr}");
+        let verified = verify(&d, &out, &vkey);
+        assert!(verified.contains("4 events, 9 lost"), "{verified}");
+        stores.push(tree(&d.join(&out)));
+    }
+    assert!(
+        stores[0] == stores[1],
+        "the store differs between 1 and 2 workers"
+    );
+
+    let windows = window_leaves(&d.join("s1"));
+    let (record, leaves) = &windows[1];
+    assert_eq!(record.window, W0 + 1);
+    assert_eq!(
+        record.lost,
+        vec![(LossReason::QueueShed, 2), (LossReason::ProbeDetached, 7)]
+    );
+    assert_eq!(record.health_count, 3);
+    let health: Vec<HealthRecord> = leaves[leaves.len() - 3..]
+        .iter()
+        .map(|l| HealthRecord::decode(l).unwrap())
+        .collect();
+    let t = |ms: u64| W0 * WINDOW_LEN_NS + ms * MS;
+    let got: Vec<_> = health
+        .iter()
+        .map(|h| (h.t_wall_ns, h.kind, h.subject.as_str(), h.lost, h.window))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                t(1_200),
+                HealthKind::ProbeDetached,
+                "enter_bind",
+                None,
+                W0 + 1
+            ),
+            (
+                t(1_200),
+                HealthKind::ProbeDetached,
+                "exit_openat",
+                Some(7),
+                W0 + 1
+            ),
+            (
+                t(1_201),
+                HealthKind::ProbeReattached,
+                "exit_openat",
+                Some(0),
+                W0 + 1
+            ),
+        ]
+    );
+    assert!(windows
+        .iter()
+        .all(|(r, _)| r.window == W0 + 1 || r.health_count == 0));
+
+    // The copies: one file per record, the leaf's bytes.
+    let paths = WindowPaths::new(W0 + 1, WINDOW_LEN_NS);
+    let copy = |n: u32| d.join("s1").join(paths.health(n));
+    for (n, leaf) in leaves[leaves.len() - 3..].iter().enumerate() {
+        assert_eq!(&std::fs::read(copy(n as u32)).unwrap(), leaf);
+    }
+    let original = std::fs::read(copy(1)).unwrap();
+    std::fs::write(copy(1), &original[1..]).unwrap();
+    let err = d
+        .ritma(&["verify", "s1", "--key", &vkey])
+        .output()
+        .failure();
+    assert!(
+        err.contains("E_INDEX") && err.contains("w0801.0001.cbor"),
+        "{err}"
+    );
+    std::fs::remove_file(copy(1)).unwrap();
+    let err = d
+        .ritma(&["verify", "s1", "--key", &vkey])
+        .output()
+        .failure();
+    assert!(err.contains("E_INDEX"), "{err}");
+    std::fs::write(copy(1), &original).unwrap();
+    std::fs::write(copy(3), &original).unwrap();
+    let err = d
+        .ritma(&["verify", "s1", "--key", &vkey])
+        .output()
+        .failure();
+    assert!(
+        err.contains("E_EXTRA") && err.contains("w0801.0003.cbor"),
+        "{err}"
+    );
+    std::fs::remove_file(copy(3)).unwrap();
+    verify(&d, "s1", &vkey);
+}

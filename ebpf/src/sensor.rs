@@ -328,6 +328,17 @@ impl Sensor {
         Ok(())
     }
 
+    /// The kernel's id of a loaded program (as `bpftool prog` and link fdinfo show it).
+    pub fn program_id(&self, program: &str) -> Result<u32, EbpfError> {
+        let prog = self.ebpf.program(program).ok_or_else(|| {
+            EbpfError::Config(format!("{program} is not a program of the sensor"))
+        })?;
+        let info = prog
+            .info()
+            .map_err(|e| EbpfError::Config(format!("{program}: reading its info: {e}")))?;
+        Ok(info.id())
+    }
+
     /// The programs attached, with their hooks.
     pub fn attached(&self) -> &[ProgramSpec] {
         &self.attached

@@ -123,6 +123,7 @@ fn main() {
                 actor_count: 2,
                 edge_count: 4,
                 cone_count: 1,
+                health_count: 0,
                 lost: vec![
                     (LossReason::KernelRingbufFull, 2),
                     (LossReason::ProbeDetached, 1),
@@ -189,7 +190,7 @@ fn main() {
                 kind: HealthKind::ProbeDetached,
                 subject: "sys_enter_openat".into(),
                 window: 1_763_000_001,
-                lost: 17,
+                lost: Some(17),
             }
             .encode(),
         ),

@@ -2,13 +2,14 @@
 //! and a signed checkpoint of the node log after appending that record
 //! (FORMAT.md §2.3, §3.6, §4). Canonical order inside a window is fixed by the
 //! data — dictionary entries by id, actors by id, atoms by seq, edges by key, cone
-//! instances by (cone, start, first seq) — never by arrival or worker.
+//! instances by (cone, start, first seq), health records by (time, kind, subject) —
+//! never by arrival or worker.
 
 use ritma_schemas::merkle::{Blake3Tree, Frontier, TreeHash};
 use ritma_schemas::note::{Checkpoint, NoteError, NoteSigner};
 use ritma_schemas::records::{
-    ActorRecord, CaptureMode, ConeInstance, DictEntry, Edge, EventAtom, LossReason, Record,
-    WindowRecord,
+    ActorRecord, CaptureMode, ConeInstance, DictEntry, Edge, EventAtom, HealthRecord, LossReason,
+    Record, WindowRecord,
 };
 use ritma_schemas::Hash32;
 
@@ -20,6 +21,8 @@ pub struct WindowContents {
     pub atoms: Vec<EventAtom>,
     pub edges: Vec<Edge>,
     pub cones: Vec<ConeInstance>,
+    /// Sensor health observations; sealed with this window's node and number.
+    pub health: Vec<HealthRecord>,
     /// Lost events by reason (any order, may repeat a reason).
     pub lost: Vec<(LossReason, u64)>,
     pub late_events: u64,
@@ -42,6 +45,8 @@ pub struct SealedWindow {
     pub atoms: Vec<EventAtom>,
     pub edges: Vec<Edge>,
     pub cones: Vec<ConeInstance>,
+    /// The window's health records in canonical order (copied to `_meta/health/`).
+    pub health: Vec<HealthRecord>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -60,6 +65,12 @@ pub enum SealError {
 /// field by field instead of building two 33-byte keys per comparison.
 fn edge_key_order(a: &Edge, b: &Edge) -> std::cmp::Ordering {
     (a.kind as u8, &a.src, &a.dst).cmp(&(b.kind as u8, &b.src, &b.dst))
+}
+
+/// The canonical order of health records: time, kind, subject, then the count (an
+/// uncounted gap first).
+pub fn health_key(h: &HealthRecord) -> (u64, u8, &str, Option<u64>) {
+    (h.t_wall_ns, h.kind as u8, &h.subject, h.lost)
 }
 
 /// Encodes a window's leaves in order and hashes each into the window tree as it goes.
@@ -185,6 +196,16 @@ impl NodeLog {
         c.cones.sort_by(|a, b| {
             (&a.cone_id, a.t_start_ns, a.first_seq).cmp(&(&b.cone_id, b.t_start_ns, b.first_seq))
         });
+        for h in &mut c.health {
+            h.node.clone_from(&self.node);
+            h.window = window;
+        }
+        c.health.sort_by(|a, b| health_key(a).cmp(&health_key(b)));
+        c.health.dedup();
+        // A counted probe gap is the window's probe_detached loss.
+        let probe_lost: u64 = c.health.iter().map(HealthRecord::probe_lost).sum();
+        c.lost.retain(|(r, _)| *r != LossReason::ProbeDetached);
+        c.lost.push((LossReason::ProbeDetached, probe_lost));
         c.lost.sort();
         let mut lost: Vec<(LossReason, u64)> = Vec::new();
         for (reason, n) in c.lost.into_iter().filter(|(_, n)| *n > 0) {
@@ -195,13 +216,19 @@ impl NodeLog {
         }
 
         let mut leaves = LeafWriter::with_capacity(
-            c.dict.len() + c.actors.len() + c.atoms.len() + c.edges.len() + c.cones.len(),
+            c.dict.len()
+                + c.actors.len()
+                + c.atoms.len()
+                + c.edges.len()
+                + c.cones.len()
+                + c.health.len(),
         );
         c.dict.iter().for_each(|r| leaves.push(r));
         c.actors.iter().for_each(|r| leaves.push(r));
         c.atoms.iter().for_each(|r| leaves.push(r));
         c.edges.iter().for_each(|r| leaves.push(r));
         c.cones.iter().for_each(|r| leaves.push(r));
+        c.health.iter().for_each(|r| leaves.push(r));
         let LeafWriter { leaves, tree, .. } = leaves;
 
         let first_seq = c.atoms.first().map_or(self.next_seq, |a| a.seq);
@@ -218,6 +245,7 @@ impl NodeLog {
             actor_count: c.actors.len() as u64,
             edge_count: c.edges.len() as u64,
             cone_count: c.cones.len() as u64,
+            health_count: c.health.len() as u64,
             lost,
             late_events: c.late_events,
             capture_mode: mode,
@@ -243,6 +271,7 @@ impl NodeLog {
             atoms: c.atoms,
             edges: c.edges,
             cones: c.cones,
+            health: c.health,
         })
     }
 }

@@ -15,15 +15,20 @@
 //! | `stash_full` (the kernel's bounded syscall stash shed the call) | `QueueShed` |
 //! | `unrepresentable` (an event the raw model cannot hold) | `DecodeError` |
 //! | a malformed ring-buffer record (consumed, not decodable) | `DecodeError` |
+//!
+//! Every second the recorder checks the sensor's hooks (`HookMonitor`): a program found
+//! silent is attached again, and health frames record it (probe_detached, with the calls
+//! the gap cost when its partner program counted them, then probe_reattached); a replay
+//! seals them as health records and the counted calls as probe_detached loss.
 
 use crate::exes::{ExeCatalog, ExePolicy, ExeStats};
 use anyhow::{bail, Context, Result};
-use ritma_ebpf::{DropCounts, EbpfError, Sensor, SensorConfig};
-use ritma_schemas::records::{is_valid_node_name, LossReason, RunMeta};
+use ritma_ebpf::{DropCounts, EbpfError, Gap, HookMonitor, Sensor, SensorConfig};
+use ritma_schemas::records::{is_valid_node_name, HealthKind, LossReason, RunMeta};
 use ritma_sources::raw::RawEvent;
 use ritma_sources::trace::{
-    blob_parts, CgroupEntry, TraceItem, TraceWriter, MAX_CGROUP_PATH_LEN, MAX_EXE_ENTRIES,
-    MAX_LOSS_COUNT,
+    blob_parts, CgroupEntry, HealthNote, TraceItem, TraceWriter, MAX_CGROUP_PATH_LEN,
+    MAX_EXE_ENTRIES, MAX_LOSS_COUNT,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
@@ -87,8 +92,12 @@ pub struct RecordSummary {
     pub cgroups_named: u64,
     /// Executables hashed and kept.
     pub exes: ExeStats,
-    /// Events counted in loss frames, by reason.
+    /// Events counted in loss frames (and probe gaps in health frames), by reason.
     pub lost: BTreeMap<LossReason, u64>,
+    /// Sensor programs found silent and attached again; of those gaps, how many
+    /// nothing counted (both programs of a syscall pair, or a lifecycle program).
+    pub probes_reattached: u64,
+    pub probe_gaps_uncounted: u64,
     pub bytes: u64,
     pub elapsed: Duration,
 }
@@ -206,6 +215,7 @@ pub fn capture(
     rec.summary.present = read.len() as u64;
     rec.take(&mut read, sensor, drops_seen, &mut batch)?;
     rec.flush(sensor, drops_seen, &mut batch)?;
+    let mut hooks = HookMonitor::new(sensor).context("reading the sensor's call counts")?;
     loop {
         let now = Instant::now();
         if stop_requested() || deadline.is_some_and(|d| now >= d) {
@@ -221,6 +231,7 @@ pub fn capture(
         if let Some(c) = &rec.clock {
             timeout = timeout.min(c.due_in(mono_now_ns()));
         }
+        timeout = timeout.min(hooks.due_in());
         rec.poll(sensor, timeout, &mut read)?;
         rec.take(&mut read, sensor, drops_seen, &mut batch)?;
         // The batch's age counts from its first event still waiting.
@@ -240,6 +251,17 @@ pub fn capture(
             rec.flush(sensor, drops_seen, &mut batch)?;
             batch_started = None;
             rec.write_clock(now_mono)?;
+        }
+        if hooks.due_in().is_zero() {
+            let gaps = hooks
+                .check(sensor)
+                .context("checking that the sensor's programs still run")?;
+            if !gaps.is_empty() {
+                // The events read before the gap was found go ahead of its record.
+                rec.flush(sensor, drops_seen, &mut batch)?;
+                batch_started = None;
+                rec.write_gaps(&gaps)?;
+            }
         }
     }
     // What is still in the ring buffer was captured before the stop: keep it.
@@ -466,6 +488,65 @@ impl Recorder {
         Ok(())
     }
 
+    /// Health frames for programs found silent: probe_detached with the calls the gap
+    /// cost, then probe_reattached once the program runs again.
+    fn write_gaps(&mut self, gaps: &[Gap]) -> Result<()> {
+        for gap in gaps {
+            let lost = gap.lost.map(|n| n.min(MAX_LOSS_COUNT));
+            let counted = lost.map_or("uncounted".to_string(), |n| format!("{n} calls"));
+            match &gap.reattached {
+                Ok(_) => eprintln!(
+                    "ritma: sensor program {} had stopped running; attached again ({counted} missed, sealed as probe_detached)",
+                    gap.program
+                ),
+                Err(e) => eprintln!(
+                    "ritma: sensor program {} has stopped running and could not be attached again: {e} ({counted} missed so far)",
+                    gap.program
+                ),
+            }
+            self.write_health(
+                HealthKind::ProbeDetached,
+                gap.program,
+                gap.detected_mono_ns,
+                lost,
+            )?;
+            match lost {
+                Some(n) => {
+                    *self
+                        .summary
+                        .lost
+                        .entry(LossReason::ProbeDetached)
+                        .or_default() += n
+                }
+                None => self.summary.probe_gaps_uncounted += 1,
+            }
+            if let Ok(at) = gap.reattached {
+                self.write_health(HealthKind::ProbeReattached, gap.program, at, Some(0))?;
+                self.summary.probes_reattached += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_health(
+        &mut self,
+        kind: HealthKind,
+        subject: &str,
+        mono_ns: u64,
+        lost: Option<u64>,
+    ) -> Result<()> {
+        self.writer
+            .append_health(self.run, kind, subject, mono_ns, lost)?;
+        self.send(TraceItem::Health(HealthNote {
+            run: self.run,
+            at_seq: self.written_seq(),
+            kind,
+            subject: subject.to_owned(),
+            mono_ns,
+            lost,
+        }))
+    }
+
     /// A loss frame per reason whose count grew since the last call.
     fn write_losses(&mut self, sensor: &Sensor, seen: &mut DropCounts) -> Result<()> {
         let now = sensor
@@ -674,12 +755,13 @@ pub fn summary_line(out: &Path, s: &RecordSummary) -> String {
         (LossReason::KernelRingbufFull, "kernel_ringbuf_full"),
         (LossReason::QueueShed, "queue_shed"),
         (LossReason::DecodeError, "decode_error"),
+        (LossReason::ProbeDetached, "probe_detached"),
     ]
     .iter()
     .map(|(r, name)| format!("{name} {}", s.lost.get(r).copied().unwrap_or(0)))
     .collect();
     format!(
-        "ritma: recorded {} events ({} processes running at the start) in {} batches to {} ({} bytes) in {:.1} s; lost {} ({}); {} cgroups named; {} executables hashed ({} gone before they could be read), {} kept ({} bytes; {} over the size limit or budget)",
+        "ritma: recorded {} events ({} processes running at the start) in {} batches to {} ({} bytes) in {:.1} s; lost {} ({}); {} sensor programs attached again ({} gaps uncounted); {} cgroups named; {} executables hashed ({} gone before they could be read), {} kept ({} bytes; {} over the size limit or budget)",
         s.events,
         s.present,
         s.batches,
@@ -688,6 +770,8 @@ pub fn summary_line(out: &Path, s: &RecordSummary) -> String {
         s.elapsed.as_secs_f64(),
         s.lost.values().sum::<u64>(),
         reasons.join(", "),
+        s.probes_reattached,
+        s.probe_gaps_uncounted,
         s.cgroups_named,
         s.exes.hashed,
         s.exes.unreadable,
@@ -732,6 +816,186 @@ mod tests {
         assert_eq!(unescape_mountinfo(r"/a\040b"), "/a b");
         assert_eq!(unescape_mountinfo("/sys/fs/cgroup"), "/sys/fs/cgroup");
         assert_eq!(unescape_mountinfo(r"/x\0"), r"/x\0");
+    }
+
+    /// Root only (CI=true fails without it): the live-capture check of the tests/ crate.
+    fn live_allowed(test: &str) -> bool {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            return true;
+        }
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: CI=true but not root"
+        );
+        eprintln!("skipping {test}: not root (live eBPF tests need root; with CI=true this fails)");
+        false
+    }
+
+    /// Replaces, as an attacker who made this process close a descriptor would, every
+    /// BPF link of program `prog_id` this process holds with /dev/null (dup2).
+    fn remove_links_of(prog_id: u32) -> usize {
+        use std::os::fd::AsRawFd;
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let mut removed = 0;
+        for entry in std::fs::read_dir("/proc/self/fd").unwrap() {
+            let Ok(fd) = entry.unwrap().file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let is_link = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+                .is_ok_and(|t| t.to_string_lossy() == "anon_inode:bpf_link");
+            let info =
+                std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap_or_default();
+            let of_prog = info
+                .lines()
+                .any(|l| l.split_whitespace().eq(["prog_id:", &prog_id.to_string()]));
+            if is_link && of_prog {
+                // SAFETY: both descriptors are open; dup2 replaces fd atomically.
+                assert_eq!(unsafe { libc::dup2(null.as_raw_fd(), fd) }, fd);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    #[test]
+    fn a_removed_hook_is_attached_again_and_its_gap_sealed_with_its_loss() {
+        use ritma_sources::raw::RawBody;
+        use ritma_sources::trace::TraceReader;
+        let test = "a_removed_hook_is_attached_again_and_its_gap_sealed_with_its_loss";
+        if !live_allowed(test) {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let trace = d.path().join("t.rtrace");
+        let node = "health-test";
+        let live = start_capture(node, "ritma record v1", &ExePolicy::default()).unwrap();
+        let mut writer = TraceWriter::create(&trace).unwrap();
+        let run = writer.add_run(&live.meta).unwrap();
+        let mut rec = Recorder::new(writer, run, None, None, ExePolicy::default());
+        let (mut sensor, mut drops_seen) = (live.sensor, live.drops_seen);
+        let prog_id = sensor.program_id("exit_openat").unwrap();
+        let token = format!("/nonexistent-ritma-gap-{}", std::process::id());
+        let opener = {
+            let token = token.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(1500));
+                assert!(remove_links_of(prog_id) >= 1);
+                // Opens for longer than a check period: those before the check are lost
+                // (and counted), those after it are captured again.
+                let mut opened = Vec::new();
+                let started = Instant::now();
+                let mut i = 0;
+                while started.elapsed() < Duration::from_millis(1500) {
+                    let path = format!("{token}-{i}");
+                    let mut c = std::process::Command::new("/bin/cat")
+                        .arg(&path)
+                        .stderr(std::process::Stdio::null())
+                        .spawn()
+                        .unwrap();
+                    opened.push((c.id(), path));
+                    c.wait().unwrap();
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                opened
+            })
+        };
+        let deadline = live.started + Duration::from_secs(5);
+        capture(&mut rec, &mut sensor, &mut drops_seen, Some(deadline)).unwrap();
+        let opened = opener.join().unwrap();
+        let summary = std::mem::take(&mut rec.summary);
+        drop(rec);
+        drop(sensor);
+
+        // The trace: probe_detached with a count, then probe_reattached, for exit_openat only.
+        let mut r = TraceReader::open(&trace).unwrap();
+        let (mut notes, mut captured) = (Vec::new(), Vec::new());
+        while let Some(item) = r.next_item().unwrap() {
+            match item {
+                TraceItem::Health(h) => notes.push(h),
+                TraceItem::Batch { events, .. } => {
+                    for e in events {
+                        if let RawBody::Open { path, .. } = &e.body {
+                            if path.starts_with(token.as_bytes()) {
+                                captured.push((e.task.pid, path.clone(), e.mono_ns));
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        let (detached, reattached) = (&notes[0], &notes[1]);
+        assert_eq!(detached.kind, HealthKind::ProbeDetached);
+        assert_eq!(reattached.kind, HealthKind::ProbeReattached);
+        assert!(notes.iter().all(|n| n.subject == "exit_openat"));
+        assert!(detached.mono_ns <= reattached.mono_ns);
+        let lost = detached.lost.expect("enter_openat counted the gap");
+        // Every open of ours the gap hid is among the calls counted lost (with any other
+        // process's opens in the gap); those after the re-attach are captured.
+        let missed: Vec<_> = opened
+            .iter()
+            .filter(|(pid, path)| {
+                !captured
+                    .iter()
+                    .any(|(p, cp, _)| p == pid && cp == path.as_bytes())
+            })
+            .collect();
+        assert!(!missed.is_empty(), "the gap hid no open of ours");
+        assert!(
+            missed.len() as u64 <= lost,
+            "{} opens missed, {lost} counted",
+            missed.len()
+        );
+        assert!(
+            captured.iter().any(|(_, _, t)| *t > reattached.mono_ns),
+            "an open after the re-attach is captured"
+        );
+        assert_eq!(summary.probes_reattached, 1);
+        assert_eq!(summary.lost.get(&LossReason::ProbeDetached), Some(&lost));
+
+        // Replayed: both health records sealed in one window with the loss, copied to
+        // _meta/health/, and the store verifies.
+        let out = d.path().join("out");
+        crate::run::ensure_signing_key(&out, node).unwrap();
+        crate::replay::replay(crate::replay::ReplayConfig {
+            traces: vec![trace],
+            out: out.clone(),
+            workers: 2,
+            key: None,
+            slack_ns: crate::replay::DEFAULT_SLACK_NS,
+            mode: ritma_schemas::records::CaptureMode::Thin,
+            taint_ttl_ns: 60_000_000_000,
+        })
+        .unwrap();
+        let reports = ritma_sinks::verify::verify_store(&out, None).unwrap();
+        assert_eq!(reports[0].lost, summary.lost.values().sum::<u64>());
+        let mut copies = Vec::new();
+        let mut stack = vec![out.join("_meta/health")];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    copies.push(p);
+                }
+            }
+        }
+        copies.sort();
+        assert_eq!(copies.len(), 2, "{copies:?}");
+        use ritma_schemas::records::{HealthRecord, Record};
+        let sealed: Vec<HealthRecord> = copies
+            .iter()
+            .map(|p| HealthRecord::decode(&std::fs::read(p).unwrap()).unwrap())
+            .collect();
+        assert_eq!(sealed[0].kind, HealthKind::ProbeDetached);
+        assert_eq!(sealed[0].lost, Some(lost));
+        assert_eq!(sealed[1].kind, HealthKind::ProbeReattached);
+        assert_eq!(sealed[0].window, sealed[1].window);
+        assert_eq!(sealed[0].node, node);
     }
 
     #[test]

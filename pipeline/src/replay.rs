@@ -23,8 +23,8 @@ use ritma_operators::window_merkle::{NodeLog, WindowContents};
 use ritma_schemas::merkle::TreeHash;
 use ritma_schemas::note::NoteSigner;
 use ritma_schemas::records::{
-    ActorRecord, CaptureMode, ConeInstance, DictEntry, Edge, EdgeKind, EventAtom, LossReason,
-    RunMeta, StoreMeta,
+    ActorRecord, CaptureMode, ConeInstance, DictEntry, Edge, EdgeKind, EventAtom, HealthRecord,
+    LossReason, RunMeta, StoreMeta,
 };
 use ritma_schemas::Id128;
 use ritma_sinks::cas::Cas;
@@ -154,6 +154,12 @@ enum SourceMsg {
     },
     /// A clock frame closed the node's `window`: it is sealed even if it holds nothing.
     Close { node: u32, window: u64 },
+    /// A sensor health observation, sealed in `window` (with its loss, if it counts one).
+    Health {
+        node: u32,
+        window: u64,
+        record: HealthRecord,
+    },
 }
 
 /// A canonical event or a loss, on its way to attribution (events are the common case).
@@ -176,6 +182,11 @@ enum CanonMsg {
         first_seq: u64,
         names: NodeNames,
     },
+    Health {
+        node: u32,
+        window: u64,
+        record: HealthRecord,
+    },
 }
 
 /// What a node's trace names besides events: every attribute shard learns them.
@@ -191,7 +202,9 @@ impl CanonMsg {
     fn window(&self) -> u64 {
         match self {
             CanonMsg::Event { event, .. } => event.window,
-            CanonMsg::Lost { window, .. } | CanonMsg::Names { window, .. } => *window,
+            CanonMsg::Lost { window, .. }
+            | CanonMsg::Names { window, .. }
+            | CanonMsg::Health { window, .. } => *window,
         }
     }
 
@@ -199,7 +212,8 @@ impl CanonMsg {
         match self {
             CanonMsg::Event { node, .. }
             | CanonMsg::Lost { node, .. }
-            | CanonMsg::Names { node, .. } => *node,
+            | CanonMsg::Names { node, .. }
+            | CanonMsg::Health { node, .. } => *node,
         }
     }
 
@@ -211,7 +225,7 @@ impl CanonMsg {
                 node, first_seq, ..
             } => (*node, 0, *first_seq, 0),
             CanonMsg::Event { node, event } => (*node, 0, event.atom.seq, 1),
-            CanonMsg::Lost { node, .. } => (*node, 1, 0, 0),
+            CanonMsg::Lost { node, .. } | CanonMsg::Health { node, .. } => (*node, 1, 0, 0),
         }
     }
 }
@@ -286,6 +300,7 @@ impl Routed {
 
 /// Attribution's outputs: window parts to seal, and the taint flows of their edges with
 /// the seeds of their detector cones (small: the parts are not copied for taint).
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 enum AttrOut {
     Part(WindowPart),
@@ -312,6 +327,7 @@ struct WindowPart {
     edges: Vec<Edge>,
     cones: Vec<ConeInstance>,
     lost: Vec<(LossReason, u64)>,
+    health: Vec<HealthRecord>,
     /// Actors that completed a cone match: taint seeds.
     seeds: Vec<Id128>,
     /// Argv entries, each with its event's actor: sealed if the actor is raised to Thick.
@@ -374,6 +390,7 @@ fn route_source(m: &SourceMsg) -> u64 {
             mix(mix(*node as u64 ^ raw.task.start_ns) ^ raw.task.pid as u64)
         }
         SourceMsg::Lost { node, .. }
+        | SourceMsg::Health { node, .. }
         | SourceMsg::Names { node, .. }
         | SourceMsg::Close { node, .. } => mix(*node as u64),
     }
@@ -683,6 +700,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                         SourceMsg::Lost { node, window, reason, count } => (Routed::Attr(CanonMsg::Lost { node, window, reason, count }), None),
                         SourceMsg::Names { node, window, first_seq, names } => (Routed::Names(CanonMsg::Names { node, window, first_seq, names }), None),
                         SourceMsg::Close { node, window } => (Routed::Cone(ConeMsg::Close { node, window }), None),
+                        SourceMsg::Health { node, window, record } => (Routed::Attr(CanonMsg::Health { node, window, record }), None),
                     };
                     std::iter::once(first).chain(cone)
                 })
@@ -809,6 +827,10 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                         let part = by_node.entry(node).or_insert_with(|| WindowPart::at(node, w));
                                         part.lost.push((reason, count));
                                     }
+                                    CanonMsg::Health { node, record, .. } => {
+                                        let part = by_node.entry(node).or_insert_with(|| WindowPart::at(node, w));
+                                        part.health.push(record);
+                                    }
                                     CanonMsg::Names { node, names, .. } => {
                                         let (actors, _, _) = tables.entry(node).or_insert_with(|| new_tables(node));
                                         match names {
@@ -921,6 +943,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                     c.edges.extend(p.edges);
                                     c.cones.extend(p.cones);
                                     c.lost.extend(p.lost);
+                                    c.health.extend(p.health);
                                     let r = raising.entry(p.node).or_default();
                                     r.seeds.extend(p.seeds);
                                     r.thick.extend(p.thick);
@@ -1189,6 +1212,8 @@ struct Feeder {
     pub warnings: Vec<String>,
     /// Loss frames wait for the node's next event: they are sealed where a seq gap would be.
     pending_loss: Vec<Vec<(LossReason, u64)>>,
+    /// Health frames wait likewise, with their loss.
+    pending_health: Vec<Vec<HealthRecord>>,
     /// Node of each run of the current trace file.
     runs: Vec<u32>,
     counts: FeedCounts,
@@ -1216,6 +1241,7 @@ impl Feeder {
             roots,
             warnings: Vec::new(),
             pending_loss: vec![Vec::new(); ctxs.len()],
+            pending_health: vec![Vec::new(); ctxs.len()],
             runs: Vec::new(),
             counts: FeedCounts::default(),
             epoch: 0,
@@ -1321,6 +1347,18 @@ impl Feeder {
                 let node = self.runs[run as usize];
                 self.pending_loss[node as usize].push((reason, count));
             }
+            TraceItem::Health(h) => {
+                let n = self.runs[h.run as usize] as usize;
+                self.pending_health[n].push(HealthRecord {
+                    node: self.names[n].clone(),
+                    t_wall_ns: self.windowing[n].ctx.wall_ns(h.mono_ns),
+                    kind: h.kind,
+                    subject: h.subject,
+                    // Set where it is sealed.
+                    window: 0,
+                    lost: h.lost,
+                });
+            }
             TraceItem::Clock { run, mono_ns, .. } => {
                 let node = self.runs[run as usize];
                 let closed = self.windowing[node as usize].clock(mono_ns, self.epoch);
@@ -1366,6 +1404,15 @@ impl Feeder {
                         window: at,
                         reason,
                         count,
+                    });
+                }
+                for mut record in self.pending_health[n].drain(..) {
+                    self.counts.recorded_lost += record.probe_lost();
+                    record.window = at;
+                    input.send(SourceMsg::Health {
+                        node,
+                        window: at,
+                        record,
                     });
                 }
                 for (first_seq, names) in self.pending_names[n].drain(..) {
@@ -1431,6 +1478,29 @@ impl Feeder {
                     window: open.max(self.epoch),
                     reason,
                     count,
+                });
+            }
+        }
+        for n in 0..self.pending_health.len() {
+            let pending = std::mem::take(&mut self.pending_health[n]);
+            if pending.is_empty() {
+                continue;
+            }
+            let Some(open) = self.windowing[n].oldest_open else {
+                warn(&format!(
+                    "node {}: {} sensor health observations before any event was recorded; no window holds them",
+                    self.names[n],
+                    pending.len()
+                ));
+                continue;
+            };
+            for mut record in pending {
+                self.counts.recorded_lost += record.probe_lost();
+                record.window = open.max(self.epoch);
+                input.send(SourceMsg::Health {
+                    node: n as u32,
+                    window: record.window,
+                    record,
                 });
             }
         }

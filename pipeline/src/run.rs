@@ -121,7 +121,7 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
 }
 
 /// Creates the store's signing key for `node` if it has none; returns its vkey then.
-fn ensure_signing_key(out: &Path, node: &str) -> Result<Option<String>> {
+pub(crate) fn ensure_signing_key(out: &Path, node: &str) -> Result<Option<String>> {
     let keys = Keystore::for_store(out);
     if keys.private_path().exists() {
         return Ok(None);

@@ -651,7 +651,7 @@ impl Section {
             Section::Dict => "dictionary entry",
             Section::Actor => "actor record",
             Section::Event => "event atom",
-            Section::Rest => "edge and cone instance",
+            Section::Rest => "edge, cone instance and health record",
         }
     }
 }
@@ -671,7 +671,8 @@ impl Sections {
         let edge_start = event_start.and_then(|s| s.checked_add(w.event_count));
         let size = edge_start
             .and_then(|s| s.checked_add(w.edge_count))
-            .and_then(|s| s.checked_add(w.cone_count));
+            .and_then(|s| s.checked_add(w.cone_count))
+            .and_then(|s| s.checked_add(w.health_count));
         match (event_start, edge_start, size) {
             (Some(event_start), Some(edge_start), Some(size)) => Ok(Sections {
                 actor_start,
@@ -973,6 +974,7 @@ mod tests {
                 actor_count: self.actors.len() as u64,
                 edge_count: self.edges.len() as u64,
                 cone_count: 0,
+                health_count: 0,
                 lost: Vec::new(),
                 late_events: 0,
                 capture_mode: CaptureMode::Thick,
@@ -1573,6 +1575,7 @@ mod tests {
             actor_count: 0,
             edge_count: 0,
             cone_count: 0,
+            health_count: 0,
             lost: Vec::new(),
             late_events: 0,
             capture_mode: CaptureMode::Thin,

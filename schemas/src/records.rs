@@ -738,6 +738,8 @@ pub struct WindowRecord {
     pub actor_count: u64,
     pub edge_count: u64,
     pub cone_count: u64,
+    /// Sensor health records (probes found silent and re-attached) among the leaves.
+    pub health_count: u64,
     /// Lost events by reason, strictly ascending by reason, counts > 0.
     pub lost: Vec<(LossReason, u64)>,
     /// Events that arrived after their own window closed and joined this one.
@@ -762,7 +764,7 @@ impl Record for WindowRecord {
     const TYPE: u64 = 6;
     const VERSION: u64 = 1;
     const NAME: &'static str = "WindowRecord";
-    const FIELDS: u64 = 16;
+    const FIELDS: u64 = 17;
     const MAX_LEN: usize = MAX_RECORD_LEN;
 
     fn encode_fields(&self, e: &mut Encoder) {
@@ -775,6 +777,7 @@ impl Record for WindowRecord {
             .uint(self.actor_count)
             .uint(self.edge_count)
             .uint(self.cone_count)
+            .uint(self.health_count)
             .array(self.lost.len() as u64);
         for (reason, n) in &self.lost {
             e.array(2).uint(reason.as_u64()).uint(*n);
@@ -802,6 +805,7 @@ impl Record for WindowRecord {
         let actor_count = d.uint("actor_count")?;
         let edge_count = d.uint("edge_count")?;
         let cone_count = d.uint("cone_count")?;
+        let health_count = d.uint("health_count")?;
         let n = d.array("lost", LossReason::ALL.len() as u64)?;
         let mut lost: Vec<(LossReason, u64)> = Vec::with_capacity(n as usize);
         for _ in 0..n {
@@ -826,6 +830,7 @@ impl Record for WindowRecord {
             actor_count,
             edge_count,
             cone_count,
+            health_count,
             lost,
             late_events: d.uint("late_events")?,
             capture_mode: CaptureMode::decode(d, "capture_mode")?,
@@ -1063,8 +1068,19 @@ pub struct HealthRecord {
     pub subject: String,
     /// The window the observation is sealed in.
     pub window: u64,
-    /// Events lost because of it (also counted in that window's `lost`).
-    pub lost: u64,
+    /// For probe_detached, the events the gap lost (also counted in that window's `lost`
+    /// under probe_detached), `None` when nothing counted them; 0 for the other kinds.
+    pub lost: Option<u64>,
+}
+
+impl HealthRecord {
+    /// The events this record counts in its window's probe_detached loss.
+    pub fn probe_lost(&self) -> u64 {
+        match self.kind {
+            HealthKind::ProbeDetached => self.lost.unwrap_or(0),
+            _ => 0,
+        }
+    }
 }
 
 impl Record for HealthRecord {
@@ -1079,8 +1095,11 @@ impl Record for HealthRecord {
             .uint(self.t_wall_ns)
             .uint(self.kind.as_u64())
             .text(&self.subject)
-            .uint(self.window)
-            .uint(self.lost);
+            .uint(self.window);
+        match self.lost {
+            Some(n) => e.uint(n),
+            None => e.null(),
+        };
     }
 
     fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
@@ -1090,7 +1109,12 @@ impl Record for HealthRecord {
             kind: HealthKind::decode(d, "kind")?,
             subject: d.text("subject", 256)?.to_owned(),
             window: d.uint("window")?,
-            lost: d.uint("lost")?,
+            lost: if d.peek_null() {
+                d.null("lost")?;
+                None
+            } else {
+                Some(d.uint("lost")?)
+            },
         })
     }
 }

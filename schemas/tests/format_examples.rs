@@ -145,6 +145,7 @@ fn examples() -> BTreeMap<&'static str, String> {
         actor_count: 1,
         edge_count: 1,
         cone_count: 0,
+        health_count: 0,
         lost: vec![(LossReason::KernelRingbufFull, 3)],
         late_events: 0,
         capture_mode: CaptureMode::Thin,
@@ -187,7 +188,7 @@ fn examples() -> BTreeMap<&'static str, String> {
         kind: HealthKind::ProbeReattached,
         subject: "sys_enter_openat".into(),
         window: 1_763_884_801,
-        lost: 17,
+        lost: Some(17),
     };
     ex.insert("health-record", wrapped(&health.encode()));
 

@@ -166,6 +166,7 @@ fn seeds() -> Vec<Vec<u8>> {
             actor_count: 2,
             edge_count: 4,
             cone_count: 1,
+            health_count: 0,
             lost: vec![
                 (LossReason::KernelRingbufFull, 2),
                 (LossReason::ProbeDetached, 1),
@@ -216,7 +217,7 @@ fn seeds() -> Vec<Vec<u8>> {
             kind: HealthKind::ProbeDetached,
             subject: "sys_enter_openat".into(),
             window: 1_763_000_001,
-            lost: 17,
+            lost: Some(17),
         }),
         AnyRecord::Signed(SignedRecord {
             body: key.encode(),
@@ -305,6 +306,8 @@ enum F {
     /// A SignedRecord body: mostly a valid record, sometimes not.
     SignedBody,
     U,
+    /// A uint or null.
+    OU,
     U32,
     U8,
     I,
@@ -337,11 +340,11 @@ fn schema(ty: u64) -> &'static [F] {
         ],
         4 => &[Enum(6), B16, B16, U8, I, I, U],
         5 => &[Text(64), U32, I, U, U, U, Bindings, Exceptions],
-        6 => &[Node, U, U, U, U, U, U, U, U, Lost, U, Enum(3), U32, B32],
+        6 => &[Node, U, U, U, U, U, U, U, U, U, Lost, U, Enum(3), U32, B32],
         7 => &[Node, U, U, U, U, B32, Prev, Hashes],
         8 => &[Node, Enum(3), B32, U, OB32],
         9 => &[Node, B16, Text(128), B32, WindowLen, I, U, U],
-        10 => &[Node, U, Enum(4), Text(256), U, U],
+        10 => &[Node, U, Enum(4), Text(256), U, OU],
         11 => &[SignedBody, U32, B64],
         _ => unreachable!(),
     }
@@ -447,6 +450,7 @@ fn field(f: F) -> BoxedStrategy<Vec<u8>> {
                 })
             })
             .boxed(),
+        F::OU => prop_oneof![Just(vec![0xf6]), field(F::U)].boxed(),
         F::U32 => prop_oneof![small_u64().prop_map(|v| v & 0xffff_ffff), small_u64()]
             .prop_map(|v| {
                 enc(|e| {

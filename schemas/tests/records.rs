@@ -266,6 +266,7 @@ fn window_record() -> impl Strategy<Value = WindowRecord> {
         (
             u64s(),
             u64s(),
+            u64s(),
             vec(proptest::option::of(positive()), LossReason::ALL.len()),
         ),
         (u64s(), select(CaptureMode::ALL), u32s(), h32()),
@@ -273,7 +274,7 @@ fn window_record() -> impl Strategy<Value = WindowRecord> {
         .prop_map(
             |(
                 (node, window, window_len_ns, first_seq, event_count, dict_count, actor_count),
-                (edge_count, cone_count, lost),
+                (edge_count, cone_count, health_count, lost),
                 (late_events, capture_mode, cone_lib_version, window_root),
             )| WindowRecord {
                 node,
@@ -285,6 +286,7 @@ fn window_record() -> impl Strategy<Value = WindowRecord> {
                 actor_count,
                 edge_count,
                 cone_count,
+                health_count,
                 lost: LossReason::ALL
                     .iter()
                     .zip(lost)
@@ -411,7 +413,7 @@ fn health_record() -> impl Strategy<Value = HealthRecord> {
         select(HealthKind::ALL),
         text_bytes(0, 256),
         u64s(),
-        u64s(),
+        proptest::option::of(u64s()),
     )
         .prop_map(
             |(node, t_wall_ns, kind, subject, window, lost)| HealthRecord {
@@ -761,6 +763,7 @@ fn sample_window() -> WindowRecord {
         actor_count: 2,
         edge_count: 4,
         cone_count: 1,
+        health_count: 0,
         lost: vec![
             (LossReason::KernelRingbufFull, 2),
             (LossReason::ProbeDetached, 1),
@@ -819,7 +822,7 @@ fn sample_health() -> HealthRecord {
         kind: HealthKind::ProbeDetached,
         subject: "sys_enter_openat".into(),
         window: 1_763_000_001,
-        lost: 17,
+        lost: Some(17),
     }
 }
 
@@ -1072,7 +1075,7 @@ fn floats_are_rejected() {
     let w = sample_window().encode();
     rejects(
         6,
-        &with_field(&w, 14, floats[1]),
+        &with_field(&w, 15, floats[1]),
         "cone_lib_version",
         DecodeErrorKind::Float,
     );
@@ -1455,7 +1458,7 @@ fn undefined_enum_values_are_rejected() {
         (1, 3, "kind", DictKind::ALL.len() as u64),
         (2, 4, "event_type", EventType::ALL.len() as u64),
         (4, 2, "kind", EdgeKind::ALL.len() as u64),
-        (6, 13, "capture_mode", CaptureMode::ALL.len() as u64),
+        (6, 14, "capture_mode", CaptureMode::ALL.len() as u64),
         (8, 3, "kind", KeyEventKind::ALL.len() as u64),
         (10, 4, "kind", HealthKind::ALL.len() as u64),
     ];
@@ -1483,7 +1486,7 @@ fn undefined_enum_values_are_rejected() {
         let lost = array_of(&[array_of(&[uint(v), uint(1)])]);
         rejects(
             6,
-            &with_field(&w, 11, &lost),
+            &with_field(&w, 12, &lost),
             "lost.reason",
             DecodeErrorKind::UnknownValue { value: v },
         );
@@ -1586,18 +1589,18 @@ fn lists_must_be_strictly_ascending() {
     ] {
         rejects(
             6,
-            &with_field(&w, 11, &array_of(&list)),
+            &with_field(&w, 12, &array_of(&list)),
             "lost.reason",
             DecodeErrorKind::NotAscending,
         );
     }
     // A listed loss has a positive count.
-    let e = decode_as(6, &with_field(&w, 11, &array_of(&[loss(1, 0)]))).unwrap_err();
+    let e = decode_as(6, &with_field(&w, 12, &array_of(&[loss(1, 0)]))).unwrap_err();
     assert!(invalid(&e) && e.field == "lost.count", "{e}");
     // Each loss is a pair.
     rejects(
         6,
-        &with_field(&w, 11, &array_of(&[array_of(&[uint(1)])])),
+        &with_field(&w, 12, &array_of(&[array_of(&[uint(1)])])),
         "lost",
         DecodeErrorKind::WrongLength {
             expected: 2,
@@ -1636,7 +1639,7 @@ fn lists_must_be_strictly_ascending() {
     let six = array_of(&(1..=6).map(|r| loss(r, 1)).collect::<Vec<_>>());
     rejects(
         6,
-        &with_field(&w, 11, &six),
+        &with_field(&w, 12, &six),
         "lost",
         DecodeErrorKind::TooLong { max: 5, found: 6 },
     );
@@ -2043,7 +2046,7 @@ fn error_messages_name_the_record_and_the_field() {
         (3, 12, bstr(&[0; 3]), "`comm`"),
         (4, 8, uint(0), "`count`"),
         (5, 9, array_of(&[uint(2), uint(1)]), "`exceptions`"),
-        (6, 15, bstr(&[0; 31]), "`window_root`"),
+        (6, 16, bstr(&[0; 31]), "`window_root`"),
         (7, 7, bstr(&[0; 31]), "`log_root`"),
         (8, 4, bstr(&[0; 31]), "`public_key`"),
         (9, 6, uint(7), "`window_len_ns`"),

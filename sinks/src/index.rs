@@ -330,6 +330,7 @@ mod tests {
             actor_count: 1,
             edge_count: edges,
             cone_count: cones,
+            health_count: 0,
             lost: vec![],
             late_events: 0,
             capture_mode: CaptureMode::Thin,

@@ -97,6 +97,17 @@ impl WindowPaths {
         self.hour_dir.join("proofs/hour_root.sig")
     }
 
+    /// The readable copy of the window's health record `n` (FORMAT.md §8.7).
+    pub fn health(&self, n: u32) -> PathBuf {
+        let hour = self
+            .hour_dir
+            .strip_prefix("windows")
+            .expect("under windows/");
+        Path::new("_meta/health")
+            .join(hour)
+            .join(format!("w{:04}.{n:04}.cbor", self.index))
+    }
+
     pub fn block(&self, block: u32) -> PathBuf {
         self.hour_dir
             .join(format!("blocks/w{:04}.{block:04}.cbor.zst", self.index))
@@ -369,6 +380,19 @@ impl NodeStore {
             batch.commit()?;
             sync_dir(&dir)?;
         }
+        // Health records are the window's last leaves; each gets a readable copy.
+        let health = &leaves[leaves.len() - record.health_count as usize..];
+        if !health.is_empty() {
+            let dir = self.root.join(p.health(0));
+            let dir = dir.parent().expect("health dir");
+            fs::create_dir_all(dir).map_err(io(dir))?;
+            let mut batch = AtomicBatch::new();
+            for (n, leaf) in health.iter().enumerate() {
+                batch.write(self.root.join(p.health(n as u32)), leaf)?;
+            }
+            batch.commit()?;
+            sync_dir(dir)?;
+        }
         write_atomic(&self.root.join(p.record()), record_bytes)?;
         if let Some(seal) = hour_seal {
             let dir = hour_dir.join("proofs");
@@ -558,6 +582,7 @@ mod tests {
             actor_count: 0,
             edge_count: 0,
             cone_count: 0,
+            health_count: 0,
             lost: Vec::new(),
             late_events: 0,
             capture_mode: ritma_schemas::records::CaptureMode::Thin,

@@ -91,6 +91,30 @@ pub fn verify_store(
     roots.iter().map(|r| verify_node(r, anchor)).collect()
 }
 
+/// Every file under `_meta/health/` is the copy of a sealed health record.
+fn check_no_other_health_copies(
+    root: &Path,
+    copies: &std::collections::HashSet<PathBuf>,
+) -> Result<(), VerifyError> {
+    let mut stack = vec![PathBuf::from("_meta/health")];
+    while let Some(dir) = stack.pop() {
+        for n in names(&root.join(&dir))? {
+            let rel = dir.join(&n);
+            if root.join(&rel).is_dir() {
+                stack.push(rel);
+            } else if !copies.contains(&rel) {
+                return Err(fail(
+                    "E_EXTRA",
+                    &root.join(&rel),
+                    None,
+                    "a file under _meta/health/ that no sealed health record has",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Sorted names in `dir` (an absent directory is empty).
 fn names(dir: &Path) -> Result<Vec<String>, VerifyError> {
     let mut v = Vec::new();
@@ -293,6 +317,7 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
     let mut hour_prev: Option<PrevHour> = None;
 
     let mut blobs_checked = std::collections::HashSet::new();
+    let mut health_copies: std::collections::HashSet<PathBuf> = Default::default();
     let hours = hour_dirs(root)?;
     check_graph_dirs(root, &hours)?;
     // Taint is rebuilt over the whole log with the lifetime the first index names.
@@ -433,7 +458,8 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                 + record.actor_count
                 + record.event_count
                 + record.edge_count
-                + record.cone_count;
+                + record.cone_count
+                + record.health_count;
             let block_count = blocks.get(&index).copied().unwrap_or(0) as u64;
             if block_count != leaves_expected.div_ceil(MAX_BLOCK_RECORDS as u64) {
                 return Err(fail(
@@ -445,7 +471,9 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
             }
             let mut tree = Frontier::new();
             let mut section = 0u8;
-            let mut counts = [0u64; 5];
+            let mut counts = [0u64; 6];
+            let mut health: Vec<Vec<u8>> = Vec::new();
+            let mut probe_lost = 0u64;
             let mut last_key: Vec<u8> = Vec::new();
             let mut late = 0u64;
             let mut min_seq: Option<u64> = None;
@@ -504,6 +532,40 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                             ]
                             .concat(),
                         ),
+                        // Bytes that sort as (time, kind, subject, count): an uncounted
+                        // gap before any count; subjects hold no NUL.
+                        AnyRecord::Health(h) => {
+                            if h.node != meta.node || h.window != record.window {
+                                return Err(fail(
+                                    "E_LAYOUT",
+                                    &path,
+                                    w,
+                                    format!(
+                                        "{}: a health record of node {} window {} in this window",
+                                        at(),
+                                        h.node,
+                                        h.window
+                                    ),
+                                ));
+                            }
+                            probe_lost += h.probe_lost();
+                            let count = h.lost.map_or([0; 9], |n| {
+                                let mut b = [1; 9];
+                                b[1..].copy_from_slice(&n.to_be_bytes());
+                                b
+                            });
+                            (
+                                5,
+                                [
+                                    &h.t_wall_ns.to_be_bytes()[..],
+                                    &[h.kind as u8],
+                                    h.subject.as_bytes(),
+                                    &[0],
+                                    &count,
+                                ]
+                                .concat(),
+                            )
+                        }
                         _ => {
                             return Err(fail(
                                 "E_DECODE",
@@ -531,6 +593,7 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                             edge_leaves.push(leaf.clone());
                         }
                         AnyRecord::Cone(c) => cones.push(c),
+                        AnyRecord::Health(_) => health.push(leaf.clone()),
                         _ => {}
                     }
                 }
@@ -541,6 +604,7 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                 record.event_count,
                 record.edge_count,
                 record.cone_count,
+                record.health_count,
             ];
             if counts != want || late != record.late_events {
                 return Err(fail("E_COUNT", &record_path, w, format!("blocks hold {counts:?} records and {late} late events, the record says {want:?} and {}", record.late_events)));
@@ -563,6 +627,39 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                     w,
                     "the blocks do not hash to the window's signed root",
                 ));
+            }
+            let sealed_probe_lost = record
+                .lost
+                .iter()
+                .find(|(r, _)| *r == LossReason::ProbeDetached)
+                .map_or(0, |(_, n)| *n);
+            if probe_lost != sealed_probe_lost {
+                return Err(fail("E_COUNT", &record_path, w, format!("the health records count {probe_lost} events lost to silent probes, the record's probe_detached loss is {sealed_probe_lost}")));
+            }
+            // The readable copies of the health records (derived, like the index).
+            for (n, leaf) in health.iter().enumerate() {
+                let rel = expected_path.health(n as u32);
+                let path = root.join(&rel);
+                match fs::read(&path) {
+                    Ok(b) if b == *leaf => {}
+                    Ok(_) => {
+                        return Err(fail(
+                            "E_INDEX",
+                            &path,
+                            w,
+                            format!("differs from health record {n} of the window's blocks"),
+                        ))
+                    }
+                    Err(e) => {
+                        return Err(fail(
+                            "E_INDEX",
+                            &path,
+                            w,
+                            format!("the copy of health record {n} of the window: {e}"),
+                        ))
+                    }
+                }
+                health_copies.insert(rel);
             }
             // Full capture: every blob an event names is in cas/ and hashes to its name.
             for a in &atoms {
@@ -737,6 +834,7 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
             ));
         }
     }
+    check_no_other_health_copies(root, &health_copies)?;
     if seqs.missing() > gap_covering_loss {
         return Err(fail("E_SEQ", root, None, format!("{} seqs are missing but only {gap_covering_loss} events are sealed as lost from the trace", seqs.missing())));
     }

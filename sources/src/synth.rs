@@ -918,8 +918,9 @@ mod tests {
                     TraceItem::Loss { .. }
                     | TraceItem::Clock { .. }
                     | TraceItem::Exes { .. }
-                    | TraceItem::BlobPart { .. } => {
-                        panic!("synth writes no loss, clock, exes or blob frames")
+                    | TraceItem::BlobPart { .. }
+                    | TraceItem::Health(_) => {
+                        panic!("synth writes no loss, clock, exes, blob or health frames")
                     }
                     TraceItem::Batch { run, events: e } => {
                         let run = run as usize;
@@ -979,7 +980,8 @@ mod tests {
                 | TraceItem::Loss { .. }
                 | TraceItem::Clock { .. }
                 | TraceItem::Exes { .. }
-                | TraceItem::BlobPart { .. } => {}
+                | TraceItem::BlobPart { .. }
+                | TraceItem::Health(_) => {}
             }
         }
         assert_eq!(runs, 2);

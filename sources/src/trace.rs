@@ -7,13 +7,14 @@
 //! frames name the cgroup paths of ids the run's later events carry; loss frames
 //! count events the recorder knows were lost before the run's next event; exes frames
 //! give the content hashes of executables the run's later events name; blob frames
-//! carry the bytes of executables Full capture keeps. The writer
+//! carry the bytes of executables Full capture keeps; health frames record a sensor
+//! program found silent (and the calls its gap cost) or attached again. The writer
 //! fsyncs once per frame; the reader is strict and reports a torn tail or a corrupt
 //! frame with file, offset and frame number, and can skip past a corrupt frame.
 
 use crate::raw::RawEvent;
 use ritma_schemas::cbor::{DecodeError, DecodeErrorKind, Decoder, Encoder};
-use ritma_schemas::records::{LossReason, Record, RunMeta};
+use ritma_schemas::records::{HealthKind, LossReason, Record, RunMeta};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -81,6 +82,7 @@ const KIND_LOSS: u8 = 4;
 const KIND_CLOCK: u8 = 5;
 const KIND_EXES: u8 = 6;
 const KIND_BLOB: u8 = 7;
+const KIND_HEALTH: u8 = 8;
 
 /// Where in a trace something went wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,6 +140,8 @@ pub enum TraceError {
     Blob { pos: TracePos, source: DecodeError },
     #[error("{pos}: loss frame: {source}")]
     Loss { pos: TracePos, source: DecodeError },
+    #[error("{pos}: health frame: {source}")]
+    Health { pos: TracePos, source: DecodeError },
     #[error("{pos}: clock frame: {source}")]
     Clock { pos: TracePos, source: DecodeError },
     #[error("{pos}: run metadata: {source}")]
@@ -188,7 +192,26 @@ pub enum TraceItem {
         offset: u64,
         data: Vec<u8>,
     },
+    /// The sensor found its program `subject` silent (probe_detached; `lost`: the calls
+    /// the gap cost, `None` if nothing counted them) or attached it again
+    /// (probe_reattached; `lost` is 0), at `mono_ns`, just before the event of `run` with
+    /// seq `at_seq` (the run's next seq when written).
+    Health(HealthNote),
 }
+
+/// What a health frame says (FORMAT.md §7.2).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HealthNote {
+    pub run: u16,
+    pub at_seq: u64,
+    pub kind: HealthKind,
+    pub subject: String,
+    pub mono_ns: u64,
+    pub lost: Option<u64>,
+}
+
+/// Longest subject (a program name) of a health frame.
+pub const MAX_HEALTH_SUBJECT_LEN: usize = 256;
 
 /// The parts a blob is written in: (offset, bytes), at most `MAX_BLOB_PART_LEN` each;
 /// the empty blob is one empty part.
@@ -567,6 +590,11 @@ impl TraceReader {
                     pos: self.pos(),
                     source,
                 })?;
+                if reason == LossReason::ProbeDetached {
+                    return Err(self.corrupt(
+                        "loss frame of reason probe_detached: a health frame records that loss",
+                    ));
+                }
                 Ok(TraceItem::Loss {
                     run: h.run,
                     at_seq: h.first_seq,
@@ -624,6 +652,25 @@ impl TraceReader {
                     offset,
                     data,
                 })
+            }
+            KIND_HEALTH => {
+                self.check_continues_run(h, "health frame")?;
+                if h.count != 0 {
+                    return Err(self.corrupt(format!("health frame with count {}, not 0", h.count)));
+                }
+                let (kind, subject, mono_ns, lost) =
+                    decode_health(raw).map_err(|source| TraceError::Health {
+                        pos: self.pos(),
+                        source,
+                    })?;
+                Ok(TraceItem::Health(HealthNote {
+                    run: h.run,
+                    at_seq: h.first_seq,
+                    kind,
+                    subject,
+                    mono_ns,
+                    lost,
+                }))
             }
             k => Err(self.corrupt(format!("unknown frame kind {k}"))),
         }
@@ -862,6 +909,54 @@ fn decode_loss(raw: &[u8]) -> Result<(LossReason, u64), DecodeError> {
     Ok((reason, count))
 }
 
+/// Decodes a health frame's payload `[kind, subject, mono_ns, lost]`: a probe_detached
+/// frame's `lost` is null or 0 to `MAX_LOSS_COUNT`, a probe_reattached frame's is 0; the
+/// other kinds are not written to traces.
+fn decode_health(raw: &[u8]) -> Result<(HealthKind, String, u64, Option<u64>), DecodeError> {
+    let mut d = Decoder::new(raw, "Health");
+    d.array_exact("(health)", 4)?;
+    let at = d.position();
+    let v = d.uint("kind")?;
+    let kind = match HealthKind::from_u64(v) {
+        Some(k @ (HealthKind::ProbeDetached | HealthKind::ProbeReattached)) => k,
+        _ => {
+            return Err(d.error_at("kind", at, DecodeErrorKind::UnknownValue { value: v }));
+        }
+    };
+    let at = d.position();
+    let subject = d.text("subject", MAX_HEALTH_SUBJECT_LEN as u64)?.to_owned();
+    if subject.is_empty() {
+        return Err(d.error_at(
+            "subject",
+            at,
+            DecodeErrorKind::Invalid("the subject is empty"),
+        ));
+    }
+    let mono_ns = d.uint("mono_ns")?;
+    let at = d.position();
+    let lost = if d.peek_null() {
+        d.null("lost")?;
+        None
+    } else {
+        Some(d.uint("lost")?)
+    };
+    let valid = match kind {
+        HealthKind::ProbeDetached => lost.is_none_or(|n| n <= MAX_LOSS_COUNT),
+        _ => lost == Some(0),
+    };
+    if !valid {
+        return Err(d.error_at(
+            "lost",
+            at,
+            DecodeErrorKind::Invalid(
+                "probe_detached loses null or 0 to 4294967295 calls, probe_reattached 0",
+            ),
+        ));
+    }
+    d.finish()?;
+    Ok((kind, subject, mono_ns, lost))
+}
+
 /// Decodes a clock frame's payload `[mono_ns]`.
 fn decode_clock(raw: &[u8]) -> Result<u64, DecodeError> {
     let mut d = Decoder::new(raw, "Clock");
@@ -950,7 +1045,8 @@ impl TraceWriter {
                     | TraceItem::Loss { .. }
                     | TraceItem::Clock { .. }
                     | TraceItem::Exes { .. }
-                    | TraceItem::BlobPart { .. },
+                    | TraceItem::BlobPart { .. }
+                    | TraceItem::Health(_),
                 )) => {}
                 Ok(None) => break,
                 Err(TraceError::TornTail { .. }) => {
@@ -1100,6 +1196,40 @@ impl TraceWriter {
         e.array(2).uint(reason.as_u64()).uint(count);
         let raw = e.into_bytes();
         self.write_frame(KIND_LOSS, run, at_seq, 0, &raw)
+    }
+
+    /// Records a health observation about sensor program `subject` just before the next
+    /// event of `run` (FORMAT.md §7.2, health frames), and fsyncs. The run's seq does not
+    /// advance.
+    pub fn append_health(
+        &mut self,
+        run: u16,
+        kind: HealthKind,
+        subject: &str,
+        mono_ns: u64,
+        lost: Option<u64>,
+    ) -> Result<(), TraceError> {
+        let Some(&at_seq) = self.next_seq.get(run as usize) else {
+            return Err(self.misuse(format!("run {run} was never added")));
+        };
+        let valid = match kind {
+            HealthKind::ProbeDetached => lost.is_none_or(|n| n <= MAX_LOSS_COUNT),
+            HealthKind::ProbeReattached => lost == Some(0),
+            _ => false,
+        };
+        if !valid || subject.is_empty() || subject.len() > MAX_HEALTH_SUBJECT_LEN {
+            return Err(self.misuse(format!(
+                "a health frame of kind {kind:?} about {subject:?} cannot lose {lost:?}"
+            )));
+        }
+        let mut e = Encoder::new();
+        e.array(4).uint(kind.as_u64()).text(subject).uint(mono_ns);
+        match lost {
+            Some(n) => e.uint(n),
+            None => e.null(),
+        };
+        let raw = e.into_bytes();
+        self.write_frame(KIND_HEALTH, run, at_seq, 0, &raw)
     }
 
     /// Records that the recorder's clock read `mono_ns` with every event of `run` read

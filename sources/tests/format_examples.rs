@@ -1,6 +1,6 @@
 //! Keeps the raw-event and trace examples of docs/FORMAT.md §7 true.
 
-use ritma_schemas::records::{LossReason, RunMeta};
+use ritma_schemas::records::{HealthKind, LossReason, RunMeta};
 use ritma_sources::raw::{RawBody, RawEvent, Task};
 use ritma_sources::trace::{BaselineStatus, ExeEntry, TraceWriter, FILE_MAGIC, FRAME_HEADER_LEN};
 use std::collections::BTreeMap;
@@ -96,6 +96,15 @@ fn format_md_examples_match_the_code() {
         }],
     )
     .unwrap();
+    let after_exes = std::fs::metadata(&p).unwrap().len() as usize;
+    w.append_health(
+        run,
+        HealthKind::ProbeDetached,
+        "exit_openat",
+        124_000_000_000,
+        Some(35),
+    )
+    .unwrap();
     let bytes = std::fs::read(&p).unwrap();
     assert_eq!(bytes[..8], FILE_MAGIC);
     ex.insert(
@@ -140,7 +149,17 @@ fn format_md_examples_match_the_code() {
             wrapped(&blob).replace('\n', "\n        ")
         ),
     );
-    let exes = zstd::bulk::decompress(&bytes[after_blob + FRAME_HEADER_LEN..], 1 << 16).unwrap();
+    let exes =
+        zstd::bulk::decompress(&bytes[after_blob + FRAME_HEADER_LEN..after_exes], 1 << 16).unwrap();
+    let health = zstd::bulk::decompress(&bytes[after_exes + FRAME_HEADER_LEN..], 1 << 16).unwrap();
+    ex.insert(
+        "trace-health".to_owned(),
+        format!(
+            "header  {}\npayload {}",
+            hex(&bytes[after_exes..after_exes + FRAME_HEADER_LEN]),
+            hex(&health)
+        ),
+    );
     ex.insert(
         "trace-exes".to_owned(),
         format!(

@@ -671,7 +671,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             | TraceItem::Loss { .. }
             | TraceItem::Clock { .. }
             | TraceItem::Exes { .. }
-            | TraceItem::BlobPart { .. } => {}
+            | TraceItem::BlobPart { .. }
+            | TraceItem::Health(_) => {}
             TraceItem::Batch { run, events: evs } => {
                 let (node, wmm) = &runs[run as usize];
                 buf.clear();
