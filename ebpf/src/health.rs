@@ -102,7 +102,14 @@ impl HookMonitor {
         self.last = Instant::now();
         // Read before the calls that test the hooks: a hook that beats now ran since then.
         let counts = sensor.call_counts()?;
-        let silent = sensor.silent_programs()?;
+        let mut silent = sensor.silent_programs()?;
+        if !silent.is_empty() {
+            // A beat delayed past the wait on a loaded host is not a detach: a program is
+            // silent only if a second round of calls finds it silent too (a re-attach of a
+            // live program would itself leave a gap).
+            let again = sensor.silent_programs()?;
+            silent.retain(|p| again.contains(p));
+        }
         if silent.is_empty() {
             self.before = counts;
             return Ok(Vec::new());
