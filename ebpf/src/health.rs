@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use crate::error::EbpfError;
 use crate::programs::{
-    counted_syscalls, is_enter, partner, CALL_CONSUMED, CALL_ORPHAN, CALL_SLOTS, CALL_STASHED,
+    counted_syscalls, is_enter, partner, CALL_CONSUMED, CALL_ORPHAN, CALL_STASHED,
 };
 use crate::sensor::Sensor;
 
 /// The kernel's per-syscall call counts, summed over CPUs, by slot (3·SC + CALL_*).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallCounts(Vec<u64>);
 
 impl CallCounts {
@@ -26,11 +26,6 @@ impl CallCounts {
 
     fn at(&self, sc: u32, what: u32) -> u64 {
         self.0.get((sc * 3 + what) as usize).copied().unwrap_or(0)
-    }
-
-    /// Every slot's count (`CALL_SLOTS` of them).
-    pub fn slots(&self) -> &[u64] {
-        &self.0
     }
 }
 
@@ -152,15 +147,14 @@ pub fn mono_now_ns() -> u64 {
     (ts.tv_sec.max(0) as u64) * 1_000_000_000 + ts.tv_nsec.max(0) as u64
 }
 
-/// A zeroed set of counts (`CALL_SLOTS` slots), for building test inputs.
-pub fn zero_counts() -> CallCounts {
-    CallCounts(vec![0; CALL_SLOTS as usize])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::programs::SYSCALLS;
+    use crate::programs::{CALL_SLOTS, SYSCALLS};
+
+    fn zero_counts() -> CallCounts {
+        CallCounts(vec![0; CALL_SLOTS as usize])
+    }
 
     fn sc(name: &str) -> u32 {
         SYSCALLS.iter().position(|s| s.name == name).unwrap() as u32 + 1

@@ -737,10 +737,8 @@ fn clock_ns(clock: libc::clockid_t) -> i64 {
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
-/// Kernel monotonic ns now (the clock of `bpf_ktime_get_ns`).
-pub fn mono_now_ns() -> u64 {
-    clock_ns(libc::CLOCK_MONOTONIC).max(0) as u64
-}
+/// Kernel monotonic ns now (the clock of `bpf_ktime_get_ns`): the sensor's own reader.
+pub use ritma_ebpf::health::mono_now_ns;
 
 /// Wall-clock ns minus kernel monotonic ns (the clock of `bpf_ktime_get_ns`), read once.
 fn wall_minus_mono_ns() -> i64 {

@@ -1350,11 +1350,11 @@ impl Feeder {
             TraceItem::Health(h) => {
                 let n = self.runs[h.run as usize] as usize;
                 self.pending_health[n].push(HealthRecord {
-                    node: self.names[n].clone(),
+                    // Node and window: the sealer's, set where it is sealed.
+                    node: String::new(),
                     t_wall_ns: self.windowing[n].ctx.wall_ns(h.mono_ns),
                     kind: h.kind,
                     subject: h.subject,
-                    // Set where it is sealed.
                     window: 0,
                     lost: h.lost,
                 });
@@ -1406,9 +1406,8 @@ impl Feeder {
                         count,
                     });
                 }
-                for mut record in self.pending_health[n].drain(..) {
+                for record in self.pending_health[n].drain(..) {
                     self.counts.recorded_lost += record.probe_lost();
-                    record.window = at;
                     input.send(SourceMsg::Health {
                         node,
                         window: at,
@@ -1494,12 +1493,11 @@ impl Feeder {
                 ));
                 continue;
             };
-            for mut record in pending {
+            for record in pending {
                 self.counts.recorded_lost += record.probe_lost();
-                record.window = open.max(self.epoch);
                 input.send(SourceMsg::Health {
                     node: n as u32,
-                    window: record.window,
+                    window: open.max(self.epoch),
                     record,
                 });
             }
