@@ -9,4 +9,5 @@ mod keys;
 mod prove;
 mod replay;
 mod replay_loss;
+mod retention;
 mod synth;

@@ -167,6 +167,24 @@ fn main() {
             }
             .encode(),
         ),
+        (
+            "hour-deletion",
+            HourDeletion {
+                node: "web-1".into(),
+                hour: 490_000,
+                first_window: 490_000 * 3600,
+                last_window: 490_000 * 3600 + 3599,
+                log_start: 100,
+                subtrees: vec![[5; 32]; 13],
+                events: 10,
+                seq_range: Some((7, 20)),
+                lost: vec![(LossReason::KernelRingbufFull, 3)],
+                keep_ns: 86_400_000_000_000,
+                deleted_wall_ns: 1_800_000_000_000_000_000,
+                log_size: 5000,
+            }
+            .encode(),
+        ),
         ("key", key.encode()),
         (
             "run",

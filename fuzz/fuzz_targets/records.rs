@@ -20,6 +20,7 @@ fn decode_as(ty: u64, bytes: &[u8]) -> Result<AnyRecord, DecodeError> {
         8 => AnyRecord::Key(KeyEvent::decode(bytes)?),
         9 => AnyRecord::Run(RunMeta::decode(bytes)?),
         10 => AnyRecord::Health(HealthRecord::decode(bytes)?),
+        21 => AnyRecord::Deletion(HourDeletion::decode(bytes)?),
         _ => AnyRecord::Signed(SignedRecord::decode(bytes)?),
     })
 }
@@ -39,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let mut accepted = 0;
-    for ty in 1..=11 {
+    for ty in (1..=11).chain([21]) {
         match decode_as(ty, data) {
             Ok(v) => {
                 accepted += 1;

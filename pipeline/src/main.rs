@@ -101,6 +101,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Delete the sealed hours older than a retention period (a dry run unless --apply);
+    /// each deletion is signed and kept beside the hour's seal, so `verify` still checks the store.
+    Retention {
+        /// The store (RITMA_OUT) directory.
+        dir: PathBuf,
+        /// How long to keep an hour after it ended: a number and a unit, s, m, h or d (e.g. 30d).
+        #[arg(long)]
+        keep: String,
+        /// Delete (default: only list what would go).
+        #[arg(long)]
+        apply: bool,
+    },
     /// Write a self-contained proof of one sealed event (FORMAT.md §11).
     Prove {
         /// The store (RITMA_OUT) directory.
@@ -246,6 +258,7 @@ fn run(cli: Cli) -> Result<()> {
             taint_ttl,
         } => replay_cmd(traces, out, workers, key, taint_ttl),
         Command::Verify { dir, key, json } => verify_cmd(&dir, key, json),
+        Command::Retention { dir, keep, apply } => retention_cmd(&dir, &keep, apply),
         Command::Prove {
             dir,
             seq,
@@ -421,6 +434,7 @@ fn verify_cmd(dir: &Path, key: Option<String>, json: bool) -> Result<()> {
                     "lost": r.lost,
                     "log_size": r.log_size,
                     "log_root": b64(&r.log_root),
+                    "deleted_hours": r.deleted_hours,
                 })
             })
             .collect();
@@ -432,8 +446,12 @@ fn verify_cmd(dir: &Path, key: Option<String>, json: bool) -> Result<()> {
             (Some(a), Some(b)) => format!("windows {a}..={b}"),
             _ => "no windows".to_owned(),
         };
+        let deleted = match r.deleted_hours {
+            0 => String::new(),
+            n => format!(" ({n} hours deleted by retention, counted from their records)"),
+        };
         println!(
-            "OK {}: {} windows ({span}), {} events, {} lost, node log size {} root {}",
+            "OK {}: {} windows ({span}), {} events, {} lost{deleted}, node log size {} root {}",
             r.node,
             r.windows,
             r.events,
@@ -444,6 +462,92 @@ fn verify_cmd(dir: &Path, key: Option<String>, json: bool) -> Result<()> {
     }
     if anchor.is_none() {
         eprintln!("ritma: the key history's first key was taken from the store itself; pass --key to pin it");
+    }
+    Ok(())
+}
+
+/// A duration like `30d`, `12h`, `90m` or `3600s`, in nanoseconds.
+fn parse_keep(s: &str) -> Result<u64> {
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let scale: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => bail!("--keep {s:?}: give a number and a unit, s, m, h or d (e.g. 30d)"),
+    };
+    let n: u64 = n
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--keep {s:?}: {n:?} is not a whole number"))?;
+    n.checked_mul(scale)
+        .and_then(|s| s.checked_mul(1_000_000_000))
+        .ok_or_else(|| anyhow::anyhow!("--keep {s:?} is too long"))
+}
+
+fn retention_cmd(dir: &Path, keep: &str, apply: bool) -> Result<()> {
+    use ritma_sinks::retention;
+    let keep_ns = parse_keep(keep)?;
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the clock is before 1970")?
+        .as_nanos() as u64;
+    // One writer per store: retention must not race a run or replay writing it.
+    let _lock =
+        ritma_sinks::store::StoreLock::acquire(dir, &ritma_sinks::store::StoreLock::lock_dir())?;
+    let mut plans = retention::plan(dir, keep_ns, now_ns)?;
+    if plans.iter().any(|p| p.hours.iter().any(|h| h.recorded)) {
+        if !apply {
+            for p in &plans {
+                for h in &p.hours {
+                    println!("{} hour {} ({}): an interrupted deletion, recorded but with files left; --apply finishes it", p.node, retention::hour_label(h.deletion.hour), h.hour_dir.display());
+                }
+            }
+            bail!("an earlier retention run was interrupted: run again with --apply to finish it, then plan");
+        }
+        for p in &plans {
+            for h in &p.hours {
+                println!(
+                    "{} finish deleting hour {} ({})",
+                    p.node,
+                    retention::hour_label(h.deletion.hour),
+                    h.hour_dir.display()
+                );
+            }
+            retention::apply(p, keep_ns, now_ns)?;
+        }
+        plans = retention::plan(dir, keep_ns, now_ns)?;
+    }
+    for plan in &plans {
+        for h in &plan.hours {
+            let d = &h.deletion;
+            let what = if apply { "delete" } else { "would delete" };
+            println!(
+                "{} {what} hour {} ({}): windows {}..={}, {} events, {} bytes",
+                plan.node,
+                retention::hour_label(d.hour),
+                h.hour_dir.display(),
+                d.first_window,
+                d.last_window,
+                d.events,
+                h.bytes
+            );
+        }
+        let bytes: u64 = plan.hours.iter().map(|h| h.bytes).sum();
+        if apply {
+            let done = retention::apply(plan, keep_ns, now_ns)?;
+            println!(
+                "{}: deleted {} hours ({} files, {} bytes); {} deleted before, {} kept",
+                plan.node, done.hours, done.files, done.bytes, plan.deleted_before, plan.kept
+            );
+        } else {
+            println!(
+                "{}: {} hours ({bytes} bytes) would be deleted; {} deleted before, {} kept (dry run: add --apply to delete)",
+                plan.node,
+                plan.hours.len(),
+                plan.deleted_before,
+                plan.kept
+            );
+        }
     }
     Ok(())
 }

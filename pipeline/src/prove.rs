@@ -5,14 +5,14 @@
 use base64::Engine;
 use ritma_schemas::cbor::Decoder;
 use ritma_schemas::keys::KeyHistory;
-use ritma_schemas::merkle::{self, Blake3Tree, TreeHash};
+use ritma_schemas::merkle::{self, Blake3Tree, SparseLog, Subtrees, TreeHash};
 use ritma_schemas::note::NoteVerifier;
 use ritma_schemas::proof_bundle::{
     checkpoint_signer, BundleError, BundleParts, ProofBundle, ProvenEvent, MAX_BUNDLE_LEN,
 };
 use ritma_schemas::records::{
-    ActorRecord, DictEntry, DictKind, EventAtom, EventType, Record, SignedRecord, StoreMeta,
-    WindowRecord, MAX_BLOCK_RECORDS,
+    ActorRecord, DictEntry, DictKind, EventAtom, EventType, HourDeletion, Record, SignedRecord,
+    StoreMeta, WindowRecord, MAX_BLOCK_RECORDS,
 };
 use ritma_schemas::{Hash32, Id128};
 use ritma_sinks::keys::Keystore;
@@ -65,6 +65,15 @@ pub enum ProveError {
         log_index: u64,
         log_size: u64,
     },
+    #[error("seq {seq} of node `{node}` was sealed in hour {hour}, which retention deleted ({path}): it can no longer be proven")]
+    Deleted {
+        seq: u64,
+        node: String,
+        hour: String,
+        path: PathBuf,
+    },
+    #[error("--to-size {to}: the checkpoint of that size was in an hour retention deleted")]
+    CheckpointDeleted { to: u64 },
     #[error("{path} already exists; refusing to overwrite it")]
     Exists { path: PathBuf },
     #[error(
@@ -115,10 +124,32 @@ pub struct ProveReport {
 pub fn prove(req: &ProveRequest) -> Result<ProveReport, ProveError> {
     let (store, meta) = node_root(&req.dir, req.node.as_deref())?;
     let (history, key_events) = key_history(&store, &meta.node)?;
-    let sealed = sealed_windows(&store, &meta)?;
-    let (at, window, event_leaf, atom) = find_event(&store, &meta.node, &sealed, req.seq)?;
-    let log_index = at as u64;
-    let log_size = sealed.len() as u64;
+    let (sealed, log, deleted) = sealed_windows(&store, &meta)?;
+    let (at, window, event_leaf, atom) = match find_event(&store, &meta.node, &sealed, req.seq) {
+        Err(ProveError::SeqNotFound { .. } | ProveError::NoEvents { .. })
+            if deleted.iter().any(|(_, d)| {
+                d.seq_range
+                    .is_some_and(|(lo, hi)| (lo..=hi).contains(&req.seq))
+            }) =>
+        {
+            let (path, d) = deleted
+                .iter()
+                .find(|(_, d)| {
+                    d.seq_range
+                        .is_some_and(|(lo, hi)| (lo..=hi).contains(&req.seq))
+                })
+                .expect("found above");
+            return Err(ProveError::Deleted {
+                seq: req.seq,
+                node: meta.node.clone(),
+                hour: ritma_sinks::retention::hour_label(d.hour),
+                path: path.clone(),
+            });
+        }
+        r => r?,
+    };
+    let log_index = sealed[at].log_index;
+    let log_size = log.size();
     let latest = req.to_size.unwrap_or(log_size);
     if latest <= log_index || latest > log_size {
         return Err(ProveError::ToSize {
@@ -145,16 +176,20 @@ pub fn prove(req: &ProveRequest) -> Result<ProveReport, ProveError> {
     let chosen = named_leaves(&window, event_leaf, &atom)?;
 
     // The checkpoints the bundle carries must sign what the records give.
-    let log_hashes: Vec<Hash32> = sealed.iter().map(|s| Blake3Tree::leaf(&s.bytes)).collect();
     let note_at = |size: u64| -> Result<String, ProveError> {
-        let s = &sealed[size as usize - 1];
+        let s = sealed
+            .binary_search_by_key(&(size - 1), |s| s.log_index)
+            .map(|i| &sealed[i])
+            .map_err(|_| ProveError::CheckpointDeleted { to: size })?;
         let note = fs::read_to_string(&s.sig_path).map_err(io(&s.sig_path))?;
         let (cp, _) =
             checkpoint_signer(&history, &note).map_err(|e| damaged(&s.sig_path, e.to_string()))?;
         if (cp.size, cp.root)
             != (
                 size,
-                merkle::root::<Blake3Tree>(&log_hashes[..size as usize]),
+                merkle::Prefix::new(&log, size)
+                    .and_then(|p| p.subtree_root::<Blake3Tree>(0, size))
+                    .map_err(|e| damaged(&s.sig_path, e.to_string()))?,
             )
         {
             return Err(damaged(
@@ -184,7 +219,7 @@ pub fn prove(req: &ProveRequest) -> Result<ProveReport, ProveError> {
             .into_iter()
             .map(|i| (i, window.leaves[i as usize].clone()))
             .collect(),
-        log_leaf_hashes: &log_hashes,
+        log: &log,
         log_index,
         checkpoint,
         extension,
@@ -330,6 +365,8 @@ fn key_history(root: &Path, node: &str) -> Result<(KeyHistory, Vec<KeyEventFile>
 
 /// A sealed window: its record (a node-log leaf) and where its files are.
 struct Sealed {
+    /// The record's leaf index in the node log.
+    log_index: u64,
     record: WindowRecord,
     bytes: Vec<u8>,
     record_path: PathBuf,
@@ -350,9 +387,14 @@ fn names(dir: &Path) -> Result<Vec<String>, ProveError> {
     Ok(v)
 }
 
-/// Every window with a record and a checkpoint, in node-log order; they must follow
-/// each other without a gap.
-fn sealed_windows(root: &Path, meta: &StoreMeta) -> Result<Vec<Sealed>, ProveError> {
+/// Every window with a record and a checkpoint, in node-log order, the node log they
+/// make (hours retention deleted known by their deletion records' subtrees), and those
+/// deletion records; windows must follow each other without a gap.
+#[allow(clippy::type_complexity)]
+fn sealed_windows(
+    root: &Path,
+    meta: &StoreMeta,
+) -> Result<(Vec<Sealed>, SparseLog, Vec<(PathBuf, HourDeletion)>), ProveError> {
     let mut dirs = vec![root.join("windows")];
     for width in [4, 2, 2, 2] {
         let mut next = Vec::new();
@@ -366,7 +408,32 @@ fn sealed_windows(root: &Path, meta: &StoreMeta) -> Result<Vec<Sealed>, ProveErr
         dirs = next;
     }
     let mut out: Vec<Sealed> = Vec::new();
+    let (mut log, mut deleted) = (SparseLog::new(), Vec::new());
+    let mut prev_window: Option<u64> = None;
+    let follows = |prev: Option<u64>, window: u64, path: &Path| match prev {
+        Some(p) if p.checked_add(1) != Some(window) => Err(damaged(
+            path,
+            format!("window {window} follows window {p}: the node log has a gap or a repeat"),
+        )),
+        _ => Ok(()),
+    };
     for hour in dirs {
+        let rel = hour.strip_prefix(root).unwrap_or(&hour);
+        let d = ritma_sinks::retention::read_deletion(root, rel).map_err(|e| {
+            damaged(
+                &hour.join(ritma_sinks::retention::DELETION_FILE),
+                e.to_string(),
+            )
+        })?;
+        if let Some(d) = d {
+            let path = hour.join(ritma_sinks::retention::DELETION_FILE);
+            follows(prev_window, d.first_window, &path)?;
+            log.push_deleted(d.windows(), &d.subtrees)
+                .map_err(|e| damaged(&path, e.to_string()))?;
+            prev_window = Some(d.last_window);
+            deleted.push((path, d));
+            continue;
+        }
         let micro = hour.join("micro");
         let files = names(&micro)?;
         for name in &files {
@@ -395,26 +462,19 @@ fn sealed_windows(root: &Path, meta: &StoreMeta) -> Result<Vec<Sealed>, ProveErr
                     format!("window {} does not belong here", record.window),
                 ));
             }
-            if let Some(prev) = out.last() {
-                if prev.record.window.checked_add(1) != Some(record.window) {
-                    return Err(damaged(
-                        &record_path,
-                        format!(
-                            "window {} follows window {}: the node log has a gap or a repeat",
-                            record.window, prev.record.window
-                        ),
-                    ));
-                }
-            }
+            follows(prev_window, record.window, &record_path)?;
+            prev_window = Some(record.window);
             out.push(Sealed {
+                log_index: log.size(),
                 record,
                 bytes,
                 record_path,
                 sig_path: micro.join(sig),
             });
+            log.push_leaf(Blake3Tree::leaf(&out.last().expect("pushed").bytes));
         }
     }
-    Ok(out)
+    Ok((out, log, deleted))
 }
 
 /// A window's leaves, read from its blocks.

@@ -614,6 +614,14 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
             cone_lib_version: CONE_LIB_VERSION,
         };
         let store = NodeStore::open(&root, meta)?;
+        // A resume seals again from the store's first window; hours retention deleted
+        // would come back, so such a store is not continued.
+        if ritma_sinks::retention::has_deletions(&root)? {
+            bail!(
+                "{}: retention deleted hours of this store, so it cannot be resumed from its trace (the trace starts before them); replay into a new store",
+                root.display()
+            );
+        }
         resume_at.push(store.first_sealed_window()?);
         store.write_schema(ritma_schemas::FORMAT_SPEC)?;
         store.write_cone_library(

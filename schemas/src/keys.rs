@@ -63,7 +63,11 @@ pub struct KeyHistory {
 
 /// Signs a key event with `signer` (whose name must be the node's origin).
 pub fn sign_key_event(event: &KeyEvent, signer: &NoteSigner) -> SignedRecord {
-    let body = event.encode();
+    sign_record(event.encode(), signer)
+}
+
+/// Wraps an encoded record in a SignedRecord signed by `signer`.
+pub fn sign_record(body: Vec<u8>, signer: &NoteSigner) -> SignedRecord {
     let signature = signer.sign_raw(&SignedRecord::signed_message(&body));
     SignedRecord {
         body,
@@ -200,6 +204,24 @@ impl KeyHistory {
                 expected: expected.key_id(),
                 found,
             }),
+        }
+    }
+
+    /// Verifies a SignedRecord (other than a key event) signed at node-log size `log_size`:
+    /// its key must be of this history and valid at that size.
+    pub fn verify_record(&self, signed: &SignedRecord, log_size: u64) -> Result<(), KeyError> {
+        let signer = self
+            .key_at(signed.key_id, log_size)
+            .ok_or(KeyError::SignerNotValid {
+                key_id: signed.key_id,
+                log_size,
+            })?;
+        match signer.verify_raw(
+            &SignedRecord::signed_message(&signed.body),
+            &signed.signature,
+        ) {
+            true => Ok(()),
+            false => Err(KeyError::BadSignature),
         }
     }
 

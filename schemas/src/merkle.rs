@@ -145,6 +145,34 @@ impl Frontier {
     pub fn root<H: TreeHash>(&self) -> Hash32 {
         fold_right::<H>(&self.nodes).unwrap_or_else(H::empty)
     }
+
+    /// Appends a whole perfect subtree of `2^height` leaves given its root; the size
+    /// must be a multiple of `2^height` (as for every range of [`aligned_ranges`]).
+    pub fn push_subtree<H: TreeHash>(
+        &mut self,
+        height: u32,
+        root: Hash32,
+    ) -> Result<(), ProofError> {
+        let width = 1u64.checked_shl(height).unwrap_or(0);
+        let end = self.size.checked_add(width);
+        if width == 0 || !self.size.is_multiple_of(width) || end.is_none() {
+            return Err(ProofError::RangeUnavailable {
+                start: self.size,
+                end: end.unwrap_or(u64::MAX),
+            });
+        }
+        let mut h = root;
+        let mut s = self.size >> height;
+        // Each trailing one bit above `height` is a subtree the new one completes.
+        while s & 1 == 1 {
+            let left = self.nodes.pop().expect("one node per set bit");
+            h = H::node(&left, &h);
+            s >>= 1;
+        }
+        self.nodes.push(h);
+        self.size += width;
+        Ok(())
+    }
 }
 
 /// MTH of a range made of consecutive perfect subtrees of decreasing size.
@@ -208,6 +236,139 @@ impl Subtrees for Extension<'_> {
             }
         }
         Err(ProofError::RangeUnavailable { start, end })
+    }
+}
+
+/// The maximal perfect subtrees covering leaves `[start, start + len)` of any tree that
+/// holds them, left to right, as `(first leaf, height)`: each starts at a multiple of its
+/// width, so each is a node of every tree of size ≥ its end (FORMAT.md §2.3).
+pub fn aligned_ranges(start: u64, len: u64) -> Vec<(u64, u32)> {
+    let mut out = Vec::new();
+    let (mut at, end) = (start, start.saturating_add(len));
+    while at < end {
+        // The widest width `at` is a multiple of that still fits before `end`.
+        let mut height = if at == 0 { 63 } else { at.trailing_zeros() };
+        while height > 0 && (1u64 << height) > end - at {
+            height -= 1;
+        }
+        out.push((at, height));
+        at += 1u64 << height;
+    }
+    out
+}
+
+/// A log whose leaves are known one by one except for some ranges, each known only as
+/// the roots of its [`aligned_ranges`] (a log some of whose leaves were deleted).
+#[derive(Clone, Debug, Default)]
+pub struct SparseLog {
+    /// Runs of consecutive known leaf hashes, as (first leaf, hashes), in leaf order.
+    known: Vec<(u64, Vec<Hash32>)>,
+    /// Roots of the deleted ranges' aligned subtrees, by (first leaf, height).
+    subtrees: std::collections::BTreeMap<(u64, u32), Hash32>,
+    size: u64,
+}
+
+impl SparseLog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A log of exactly these leaves.
+    pub fn from_leaves(leaf_hashes: &[Hash32]) -> Self {
+        SparseLog {
+            known: vec![(0, leaf_hashes.to_vec())],
+            subtrees: Default::default(),
+            size: leaf_hashes.len() as u64,
+        }
+    }
+
+    /// Appends one leaf hash.
+    pub fn push_leaf(&mut self, leaf_hash: Hash32) {
+        match self.known.last_mut() {
+            Some((first, v)) if *first + v.len() as u64 == self.size => v.push(leaf_hash),
+            _ => self.known.push((self.size, vec![leaf_hash])),
+        }
+        self.size += 1;
+    }
+
+    /// Appends `len` leaves known only by the roots of `aligned_ranges(size, len)`, in order.
+    pub fn push_deleted(&mut self, len: u64, roots: &[Hash32]) -> Result<(), ProofError> {
+        let ranges = aligned_ranges(self.size, len);
+        if ranges.len() != roots.len() {
+            return Err(ProofError::WrongProofLength {
+                expected: ranges.len(),
+                found: roots.len(),
+            });
+        }
+        for ((at, h), root) in ranges.into_iter().zip(roots) {
+            self.subtrees.insert((at, h), *root);
+        }
+        self.size += len;
+        Ok(())
+    }
+
+    /// The hash of leaf `i`, unless it was deleted.
+    pub fn leaf(&self, i: u64) -> Option<Hash32> {
+        let k = self.known.partition_point(|(first, _)| *first <= i);
+        let (first, v) = self.known.get(k.checked_sub(1)?)?;
+        v.get((i - first) as usize).copied()
+    }
+}
+
+impl Subtrees for SparseLog {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn subtree_root<H: TreeHash>(&self, start: u64, end: u64) -> Result<Hash32, ProofError> {
+        let n = end - start;
+        if n.is_power_of_two() {
+            if let Some(r) = self.subtrees.get(&(start, n.trailing_zeros())) {
+                return Ok(*r);
+            }
+        }
+        if n == 1 {
+            return self
+                .leaf(start)
+                .ok_or(ProofError::RangeUnavailable { start, end });
+        }
+        let k = split_point(n);
+        Ok(H::node(
+            &self.subtree_root::<H>(start, start + k)?,
+            &self.subtree_root::<H>(start + k, end)?,
+        ))
+    }
+}
+
+/// The tree of the first `size` leaves of a larger one.
+pub struct Prefix<'a, S: ?Sized> {
+    tree: &'a S,
+    size: u64,
+}
+
+impl<'a, S: Subtrees + ?Sized> Prefix<'a, S> {
+    /// The first `size` leaves of `tree`, which must have that many.
+    pub fn new(tree: &'a S, size: u64) -> Result<Self, ProofError> {
+        match size <= tree.size() {
+            true => Ok(Prefix { tree, size }),
+            false => Err(ProofError::RangeUnavailable {
+                start: 0,
+                end: size,
+            }),
+        }
+    }
+}
+
+impl<S: Subtrees + ?Sized> Subtrees for Prefix<'_, S> {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn subtree_root<H: TreeHash>(&self, start: u64, end: u64) -> Result<Hash32, ProofError> {
+        match end <= self.size {
+            true => self.tree.subtree_root::<H>(start, end),
+            false => Err(ProofError::RangeUnavailable { start, end }),
+        }
     }
 }
 
@@ -496,5 +657,88 @@ mod tests {
         let h = Blake3Tree::leaf(b"x");
         assert_eq!(root::<Blake3Tree>(&[h]), h);
         verify_inclusion::<Blake3Tree>(0, 1, &h, &[], &h).unwrap();
+    }
+
+    #[test]
+    fn aligned_ranges_cover_a_range_with_maximal_aligned_subtrees() {
+        assert_eq!(aligned_ranges(0, 7), vec![(0, 2), (4, 1), (6, 0)]);
+        assert_eq!(aligned_ranges(3, 6), vec![(3, 0), (4, 2), (8, 0)]);
+        assert_eq!(aligned_ranges(5, 0), vec![]);
+        for start in 0..70u64 {
+            for len in 0..70u64 {
+                let r = aligned_ranges(start, len);
+                let mut at = start;
+                for (i, &(first, h)) in r.iter().enumerate() {
+                    assert_eq!(first, at);
+                    assert_eq!(first % (1 << h), 0, "aligned");
+                    // Maximal: doubling it would leave the range or lose alignment.
+                    let w = 1u64 << h;
+                    assert!(
+                        first % (2 * w) != 0 || first + 2 * w > start + len,
+                        "{start} {len} {i}"
+                    );
+                    at += w;
+                }
+                assert_eq!(at, start + len);
+            }
+        }
+    }
+
+    /// A log with deleted ranges gives the same roots and proofs as the whole log.
+    #[test]
+    fn a_sparse_log_proves_what_the_whole_log_proves() {
+        let all = leaves::<Blake3Tree>(45);
+        // Deleted: [3, 17) and [17, 20) (two adjacent holes, as two deleted hours), [30, 31).
+        let holes = [(3u64, 17u64), (17, 20), (30, 31)];
+        let mut sparse = SparseLog::new();
+        let mut frontier = Frontier::new();
+        let mut i = 0u64;
+        while i < all.len() as u64 {
+            if let Some(&(a, b)) = holes.iter().find(|(a, _)| *a == i) {
+                let roots: Vec<_> = aligned_ranges(a, b - a)
+                    .into_iter()
+                    .map(|(f, h)| all[..].subtree_root::<Blake3Tree>(f, f + (1 << h)).unwrap())
+                    .collect();
+                sparse.push_deleted(b - a, &roots).unwrap();
+                for (&(_, h), r) in aligned_ranges(a, b - a).iter().zip(&roots) {
+                    frontier.push_subtree::<Blake3Tree>(h, *r).unwrap();
+                }
+                i = b;
+            } else {
+                sparse.push_leaf(all[i as usize]);
+                frontier.push::<Blake3Tree>(all[i as usize]);
+                i += 1;
+            }
+            assert_eq!(
+                frontier.root::<Blake3Tree>(),
+                root::<Blake3Tree>(&all[..i as usize])
+            );
+        }
+        assert_eq!(sparse.leaf(5), None);
+        assert_eq!(sparse.leaf(2), Some(all[2]));
+        for size in 21..=45u64 {
+            let prefix = SparseLog {
+                size,
+                ..sparse.clone()
+            };
+            for index in (0..size).filter(|i| !holes.iter().any(|(a, b)| (*a..*b).contains(i))) {
+                assert_eq!(
+                    inclusion_proof::<Blake3Tree, _>(&prefix, index).unwrap(),
+                    inclusion_proof::<Blake3Tree, _>(&all[..size as usize], index).unwrap(),
+                    "size {size} index {index}"
+                );
+            }
+            for old in [20u64, 21, 29, 31, 32].into_iter().filter(|o| *o <= size) {
+                assert_eq!(
+                    consistency_proof::<Blake3Tree, _>(&prefix, old).unwrap(),
+                    consistency_proof::<Blake3Tree, _>(&all[..size as usize], old).unwrap()
+                );
+            }
+        }
+        // A deleted leaf cannot be proven, and a misaligned subtree is refused.
+        assert!(inclusion_proof::<Blake3Tree, _>(&sparse, 4).is_err());
+        let mut f = Frontier::new();
+        f.push::<Blake3Tree>(all[0]);
+        assert!(f.push_subtree::<Blake3Tree>(1, all[1]).is_err());
     }
 }

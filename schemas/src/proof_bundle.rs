@@ -10,8 +10,8 @@ use crate::cbor::{DecodeError, DecodeErrorKind, Decoder, Encoder};
 use crate::hash::{blake3, Hash32, Id128};
 use crate::keys::{KeyError, KeyHistory};
 use crate::merkle::{
-    consistency_proof, inclusion_proof, verify_consistency, verify_inclusion, Blake3Tree,
-    ProofError, TreeHash,
+    consistency_proof, inclusion_proof, verify_consistency, verify_inclusion, Blake3Tree, Prefix,
+    ProofError, SparseLog, TreeHash,
 };
 use crate::note::{parse_note, Checkpoint, NoteVerifier};
 use crate::records::{
@@ -265,8 +265,9 @@ pub struct BundleParts<'a> {
     pub window_leaf_hashes: &'a [Hash32],
     /// The leaves to prove: (index, bytes).
     pub leaves: Vec<(u64, Vec<u8>)>,
-    /// Leaf hashes of the node log, at least up to the largest checkpoint size.
-    pub log_leaf_hashes: &'a [Hash32],
+    /// The node log, at least up to the largest checkpoint size (leaves deleted by
+    /// retention known by their subtrees).
+    pub log: &'a SparseLog,
     pub log_index: u64,
     /// Signed checkpoint note of a size greater than `log_index`.
     pub checkpoint: String,
@@ -290,17 +291,9 @@ impl ProofBundle {
             }
         })?;
         let mut signers = vec![signer.to_vkey()];
-        let log_hashes = |size: u64| -> Result<&[Hash32], ProofError> {
-            parts
-                .log_leaf_hashes
-                .get(..size as usize)
-                .ok_or(ProofError::RangeUnavailable {
-                    start: 0,
-                    end: size,
-                })
-        };
+        let log_hashes = |size: u64| Prefix::new(parts.log, size);
         let log_path = log_hashes(cp.size)
-            .and_then(|h| inclusion_proof::<Blake3Tree, _>(h, parts.log_index))
+            .and_then(|h| inclusion_proof::<Blake3Tree, _>(&h, parts.log_index))
             .map_err(BundleError::LogPath)?;
         let extension = match parts.extension {
             None => None,
@@ -315,7 +308,7 @@ impl ProofBundle {
                     signers.push(signer.to_vkey());
                 }
                 let consistency = log_hashes(to.size)
-                    .and_then(|h| consistency_proof::<Blake3Tree, _>(h, cp.size))
+                    .and_then(|h| consistency_proof::<Blake3Tree, _>(&h, cp.size))
                     .map_err(BundleError::Consistency)?;
                 Some(LogExtension {
                     checkpoint: note,
@@ -1058,7 +1051,7 @@ mod tests {
                 .iter()
                 .map(|&i| (i, leaves[i as usize].clone()))
                 .collect(),
-            log_leaf_hashes: &log_hashes,
+            log: &SparseLog::from_leaves(&log_hashes),
             log_index: 2,
             checkpoint: note(3),
             extension: Some(note(5)),
@@ -1602,7 +1595,7 @@ mod tests {
             window_record: &log[0],
             window_leaf_hashes: &hashes,
             leaves: vec![(0, leaves[0].clone()), (1, leaves[1].clone())],
-            log_leaf_hashes: &log_hashes,
+            log: &SparseLog::from_leaves(&log_hashes),
             log_index: 0,
             checkpoint: note(1),
             extension: Some(note(2)),

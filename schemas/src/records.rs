@@ -777,11 +777,8 @@ impl Record for WindowRecord {
             .uint(self.actor_count)
             .uint(self.edge_count)
             .uint(self.cone_count)
-            .uint(self.health_count)
-            .array(self.lost.len() as u64);
-        for (reason, n) in &self.lost {
-            e.array(2).uint(reason.as_u64()).uint(*n);
-        }
+            .uint(self.health_count);
+        encode_lost(e, &self.lost);
         e.uint(self.late_events)
             .uint(self.capture_mode.as_u64())
             .uint(self.cone_lib_version as u64)
@@ -806,20 +803,7 @@ impl Record for WindowRecord {
         let edge_count = d.uint("edge_count")?;
         let cone_count = d.uint("cone_count")?;
         let health_count = d.uint("health_count")?;
-        let n = d.array("lost", LossReason::ALL.len() as u64)?;
-        let mut lost: Vec<(LossReason, u64)> = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            d.array_exact("lost", 2)?;
-            let reason = LossReason::decode(d, "lost.reason")?;
-            if lost.last().is_some_and(|(p, _)| *p >= reason) {
-                return Err(d.error("lost.reason", DecodeErrorKind::NotAscending));
-            }
-            let count = d.uint("lost.count")?;
-            if count == 0 {
-                return Err(invalid(d, "lost.count", "a listed loss is positive"));
-            }
-            lost.push((reason, count));
-        }
+        let lost = decode_lost(d)?;
         Ok(WindowRecord {
             node,
             window,
@@ -838,6 +822,32 @@ impl Record for WindowRecord {
             window_root: d.fixed("window_root")?,
         })
     }
+}
+
+/// Writes a loss list: `[[reason, count]]`, strictly ascending by reason, counts > 0.
+fn encode_lost(e: &mut Encoder, lost: &[(LossReason, u64)]) {
+    e.array(lost.len() as u64);
+    for (reason, n) in lost {
+        e.array(2).uint(reason.as_u64()).uint(*n);
+    }
+}
+
+fn decode_lost(d: &mut Decoder<'_>) -> Result<Vec<(LossReason, u64)>, DecodeError> {
+    let n = d.array("lost", LossReason::ALL.len() as u64)?;
+    let mut lost: Vec<(LossReason, u64)> = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        d.array_exact("lost", 2)?;
+        let reason = LossReason::decode(d, "lost.reason")?;
+        if lost.last().is_some_and(|(p, _)| *p >= reason) {
+            return Err(d.error("lost.reason", DecodeErrorKind::NotAscending));
+        }
+        let count = d.uint("lost.count")?;
+        if count == 0 {
+            return Err(invalid(d, "lost.count", "a listed loss is positive"));
+        }
+        lost.push((reason, count));
+    }
+    Ok(lost)
 }
 
 /// Most hashes in a consistency proof (a tree of 2^63 leaves needs fewer).
@@ -946,6 +956,150 @@ impl Record for HourSeal {
             log_root,
             prev,
             consistency,
+        })
+    }
+}
+
+/// What retention deleted of one sealed hour, and what a verifier needs to go on
+/// without it: the roots of the node log over the hour's windows, and the hour's
+/// event, seq and loss totals. Stored signed (a SignedRecord) beside the hour seal.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HourDeletion {
+    pub node: String,
+    pub hour: u64,
+    pub first_window: u64,
+    pub last_window: u64,
+    /// Node-log size before the hour's first window (that window's leaf index).
+    pub log_start: u64,
+    /// Roots of `merkle::aligned_ranges(log_start, last_window - first_window + 1)`, in order.
+    pub subtrees: Vec<Hash32>,
+    /// Events sealed in the hour's windows.
+    pub events: u64,
+    /// Lowest and highest seq among them; `None` without events.
+    pub seq_range: Option<(u64, u64)>,
+    /// The windows' loss, summed per reason (strictly ascending by reason, counts > 0).
+    pub lost: Vec<(LossReason, u64)>,
+    /// The retention period applied: the hour ended at least this long before `deleted_wall_ns`.
+    pub keep_ns: u64,
+    pub deleted_wall_ns: u64,
+    /// Node-log size when the deletion was signed; the signing key is valid at it.
+    pub log_size: u64,
+}
+
+impl HourDeletion {
+    pub fn windows(&self) -> u64 {
+        self.last_window - self.first_window + 1
+    }
+}
+
+impl Record for HourDeletion {
+    const TYPE: u64 = 21;
+    const VERSION: u64 = 1;
+    const NAME: &'static str = "HourDeletion";
+    const FIELDS: u64 = 14;
+    const MAX_LEN: usize = MAX_RECORD_LEN;
+
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.text(&self.node)
+            .uint(self.hour)
+            .uint(self.first_window)
+            .uint(self.last_window)
+            .uint(self.log_start)
+            .array(self.subtrees.len() as u64);
+        for h in &self.subtrees {
+            e.bytes(h);
+        }
+        e.uint(self.events);
+        match self.seq_range {
+            None => {
+                e.null();
+            }
+            Some((lo, hi)) => {
+                e.array(2).uint(lo).uint(hi);
+            }
+        }
+        encode_lost(e, &self.lost);
+        e.uint(self.keep_ns)
+            .uint(self.deleted_wall_ns)
+            .uint(self.log_size);
+    }
+
+    fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let node = node_name(d)?;
+        let hour = d.uint("hour")?;
+        let first_window = d.uint("first_window")?;
+        let last_window = d.uint("last_window")?;
+        if last_window < first_window {
+            return Err(invalid(d, "last_window", "last window before first window"));
+        }
+        let log_start = d.uint("log_start")?;
+        let windows = last_window - first_window + 1;
+        if log_start.checked_add(windows).is_none() {
+            return Err(invalid(
+                d,
+                "log_start",
+                "the hour's leaves overflow the log",
+            ));
+        }
+        let want = crate::merkle::aligned_ranges(log_start, windows).len();
+        let n = d.array("subtrees", 128)?;
+        if n != want as u64 {
+            return Err(invalid(
+                d,
+                "subtrees",
+                "not one root per aligned subtree of the hour's leaves",
+            ));
+        }
+        let subtrees = (0..n)
+            .map(|_| d.fixed("subtrees"))
+            .collect::<Result<_, _>>()?;
+        let events = d.uint("events")?;
+        let seq_range = if d.peek_null() {
+            d.null("seq_range")?;
+            None
+        } else {
+            d.array_exact("seq_range", 2)?;
+            let (lo, hi) = (d.uint("seq_range.min")?, d.uint("seq_range.max")?);
+            if lo > hi || (hi - lo).saturating_add(1) < events {
+                return Err(invalid(
+                    d,
+                    "seq_range",
+                    "min above max, or too narrow for the events",
+                ));
+            }
+            Some((lo, hi))
+        };
+        if seq_range.is_none() != (events == 0) {
+            return Err(invalid(
+                d,
+                "seq_range",
+                "null exactly when there are no events",
+            ));
+        }
+        let lost = decode_lost(d)?;
+        let keep_ns = d.uint("keep_ns")?;
+        let deleted_wall_ns = d.uint("deleted_wall_ns")?;
+        let log_size = d.uint("log_size")?;
+        if log_size < log_start + windows {
+            return Err(invalid(
+                d,
+                "log_size",
+                "signed before the hour's last window",
+            ));
+        }
+        Ok(HourDeletion {
+            node,
+            hour,
+            first_window,
+            last_window,
+            log_start,
+            subtrees,
+            events,
+            seq_range,
+            lost,
+            keep_ns,
+            deleted_wall_ns,
+            log_size,
         })
     }
 }
@@ -1313,6 +1467,7 @@ pub fn record_name(t: u64) -> Option<&'static str> {
         ConeInstance::TYPE => ConeInstance::NAME,
         WindowRecord::TYPE => WindowRecord::NAME,
         HourSeal::TYPE => HourSeal::NAME,
+        HourDeletion::TYPE => HourDeletion::NAME,
         KeyEvent::TYPE => KeyEvent::NAME,
         RunMeta::TYPE => RunMeta::NAME,
         HealthRecord::TYPE => HealthRecord::NAME,
@@ -1340,6 +1495,7 @@ pub enum AnyRecord {
     Cone(ConeInstance),
     Window(WindowRecord),
     Hour(HourSeal),
+    Deletion(HourDeletion),
     Key(KeyEvent),
     Run(RunMeta),
     Health(HealthRecord),
@@ -1361,6 +1517,7 @@ impl AnyRecord {
             ConeInstance::TYPE => AnyRecord::Cone(ConeInstance::decode(bytes)?),
             WindowRecord::TYPE => AnyRecord::Window(WindowRecord::decode(bytes)?),
             HourSeal::TYPE => AnyRecord::Hour(HourSeal::decode(bytes)?),
+            HourDeletion::TYPE => AnyRecord::Deletion(HourDeletion::decode(bytes)?),
             KeyEvent::TYPE => AnyRecord::Key(KeyEvent::decode(bytes)?),
             RunMeta::TYPE => AnyRecord::Run(RunMeta::decode(bytes)?),
             HealthRecord::TYPE => AnyRecord::Health(HealthRecord::decode(bytes)?),
@@ -1385,6 +1542,7 @@ impl AnyRecord {
             AnyRecord::Cone(r) => r.encode(),
             AnyRecord::Window(r) => r.encode(),
             AnyRecord::Hour(r) => r.encode(),
+            AnyRecord::Deletion(r) => r.encode(),
             AnyRecord::Key(r) => r.encode(),
             AnyRecord::Run(r) => r.encode(),
             AnyRecord::Health(r) => r.encode(),

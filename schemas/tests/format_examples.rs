@@ -170,6 +170,26 @@ fn examples() -> BTreeMap<&'static str, String> {
     };
     ex.insert("hour-seal", wrapped(&hour.encode()));
 
+    // web-1's first hour, 2026-11-01T00 (1 s windows): leaves 0..3600 of the node log.
+    let first = 498_192 * 3600;
+    let deletion = HourDeletion {
+        node: "web-1".into(),
+        hour: 498_192,
+        first_window: first,
+        last_window: first + 3599,
+        log_start: 0,
+        subtrees: (0..ritma_schemas::merkle::aligned_ranges(0, 3600).len() as u8)
+            .map(|i| [i; 32])
+            .collect(),
+        events: 181_000,
+        seq_range: Some((9_000, 190_123)),
+        lost: vec![(LossReason::KernelRingbufFull, 12)],
+        keep_ns: 30 * 86_400 * 1_000_000_000,
+        deleted_wall_ns: 1_796_169_600_000_000_000,
+        log_size: 2_595_700,
+    };
+    ex.insert("hour-deletion", wrapped(&deletion.encode()));
+
     let run = RunMeta {
         node: "web-1".into(),
         boot_id,
@@ -380,6 +400,7 @@ fn example_encodings_decode() {
         "cone-instance",
         "window-record",
         "hour-seal",
+        "hour-deletion",
         "key-event",
         "run-meta",
         "health-record",

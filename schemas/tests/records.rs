@@ -449,6 +449,44 @@ fn signed_record() -> impl Strategy<Value = SignedRecord> {
         })
 }
 
+fn hour_deletion() -> impl Strategy<Value = HourDeletion> {
+    (
+        (node_name(), u64s(), u64s(), 1u64..5000, 0u64..(1 << 40)),
+        (
+            0u64..1_000_000,
+            u64s(),
+            vec(proptest::option::of(positive()), LossReason::ALL.len()),
+        ),
+        (u64s(), u64s(), 0u64..1000),
+    )
+        .prop_flat_map(
+            |((node, hour, first, windows, log_start), (events, lo, lost), (keep, at, after))| {
+                let n = ritma_schemas::merkle::aligned_ranges(log_start, windows).len();
+                vec(h32(), n).prop_map(move |subtrees| {
+                    let lo = lo.min(u64::MAX - 2_000_000);
+                    HourDeletion {
+                        node: node.clone(),
+                        hour,
+                        first_window: first.min(u64::MAX - windows),
+                        last_window: first.min(u64::MAX - windows) + windows - 1,
+                        log_start,
+                        subtrees,
+                        events,
+                        seq_range: (events > 0).then_some((lo, lo + events - 1 + after)),
+                        lost: LossReason::ALL
+                            .iter()
+                            .zip(lost.clone())
+                            .filter_map(|(r, n)| n.map(|n| (*r, n)))
+                            .collect(),
+                        keep_ns: keep,
+                        deleted_wall_ns: at,
+                        log_size: log_start + windows + after,
+                    }
+                })
+            },
+        )
+}
+
 fn any_record() -> impl Strategy<Value = AnyRecord> {
     prop_oneof![
         dict_entry().prop_map(AnyRecord::Dict),
@@ -458,6 +496,7 @@ fn any_record() -> impl Strategy<Value = AnyRecord> {
         cone_instance().prop_map(AnyRecord::Cone),
         window_record().prop_map(AnyRecord::Window),
         hour_seal().prop_map(AnyRecord::Hour),
+        hour_deletion().prop_map(AnyRecord::Deletion),
         key_event().prop_map(AnyRecord::Key),
         run_meta().prop_map(AnyRecord::Run),
         health_record().prop_map(AnyRecord::Health),
@@ -497,6 +536,7 @@ fn meta(r: &AnyRecord) -> Meta {
         AnyRecord::Cone(_) => meta_of::<ConeInstance>(),
         AnyRecord::Window(_) => meta_of::<WindowRecord>(),
         AnyRecord::Hour(_) => meta_of::<HourSeal>(),
+        AnyRecord::Deletion(_) => meta_of::<HourDeletion>(),
         AnyRecord::Key(_) => meta_of::<KeyEvent>(),
         AnyRecord::Run(_) => meta_of::<RunMeta>(),
         AnyRecord::Health(_) => meta_of::<HealthRecord>(),
@@ -504,7 +544,7 @@ fn meta(r: &AnyRecord) -> Meta {
     }
 }
 
-/// Decodes `bytes` with the typed decoder of record type `ty` (1..=11).
+/// Decodes `bytes` with the typed decoder of record type `ty` (1..=11, 21).
 fn decode_as(ty: u64, bytes: &[u8]) -> Result<AnyRecord, DecodeError> {
     Ok(match ty {
         1 => AnyRecord::Dict(DictEntry::decode(bytes)?),
@@ -518,6 +558,7 @@ fn decode_as(ty: u64, bytes: &[u8]) -> Result<AnyRecord, DecodeError> {
         9 => AnyRecord::Run(RunMeta::decode(bytes)?),
         10 => AnyRecord::Health(HealthRecord::decode(bytes)?),
         11 => AnyRecord::Signed(SignedRecord::decode(bytes)?),
+        21 => AnyRecord::Deletion(HourDeletion::decode(bytes)?),
         _ => panic!("no record type {ty}"),
     })
 }
@@ -890,6 +931,9 @@ proptest! {
     fn hour_seal_round_trips(v in hour_seal()) { round_trip(&v, AnyRecord::Hour)?; }
 
     #[test]
+    fn hour_deletion_round_trips(v in hour_deletion()) { round_trip(&v, AnyRecord::Deletion)?; }
+
+    #[test]
     fn key_event_round_trips(v in key_event()) { round_trip(&v, AnyRecord::Key)?; }
 
     #[test]
@@ -1251,7 +1295,7 @@ fn trailing_bytes_are_rejected() {
 #[test]
 fn an_unknown_record_type_is_rejected() {
     let b = sample_atom().encode();
-    for t in [0, 21, 99, 1000, u64::MAX] {
+    for t in [0, 22, 99, 1000, u64::MAX] {
         let m = with_field(&b, 0, &uint(t));
         let kind = DecodeErrorKind::UnknownRecordType { record_type: t };
         let a = AnyRecord::decode(&m).unwrap_err();
@@ -1300,7 +1344,7 @@ fn a_typed_decoder_rejects_every_other_record_type() {
     for r in samples() {
         let found = meta(&r).ty;
         let b = r.encode();
-        for expected in 1..=11u64 {
+        for expected in (1..=11u64).chain([21]) {
             let got = decode_as(expected, &b);
             if expected == found {
                 assert_eq!(got.unwrap(), r);

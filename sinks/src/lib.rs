@@ -4,5 +4,6 @@
 pub mod cas;
 pub mod index;
 pub mod keys;
+pub mod retention;
 pub mod store;
 pub mod verify;

@@ -17,8 +17,8 @@ use ritma_schemas::keys::KeyHistory;
 use ritma_schemas::merkle::{verify_consistency, Blake3Tree, Frontier, TreeHash};
 use ritma_schemas::note::NoteVerifier;
 use ritma_schemas::records::{
-    atom_flags, AnyRecord, ConeInstance, Edge, EventAtom, HourSeal, LossReason, PrevHour, Record,
-    StoreMeta, WindowRecord, MAX_BLOCK_RECORDS,
+    atom_flags, AnyRecord, ConeInstance, Edge, EventAtom, HourDeletion, HourSeal, LossReason,
+    PrevHour, Record, SignedRecord, StoreMeta, WindowRecord, MAX_BLOCK_RECORDS,
 };
 use ritma_schemas::Hash32;
 use std::collections::BTreeMap;
@@ -61,6 +61,8 @@ pub struct NodeReport {
     pub lost: u64,
     pub log_size: u64,
     pub log_root: Hash32,
+    /// Sealed hours deleted by retention, each with its signed deletion record.
+    pub deleted_hours: u64,
 }
 
 /// Verifies every node tree of the store at `dir`. `anchor` pins the first key of
@@ -116,7 +118,7 @@ fn check_no_other_health_copies(
 }
 
 /// Sorted names in `dir` (an absent directory is empty).
-fn names(dir: &Path) -> Result<Vec<String>, VerifyError> {
+pub(crate) fn names(dir: &Path) -> Result<Vec<String>, VerifyError> {
     let mut v = Vec::new();
     if let Ok(it) = fs::read_dir(dir) {
         for e in it {
@@ -129,7 +131,7 @@ fn names(dir: &Path) -> Result<Vec<String>, VerifyError> {
 }
 
 /// The hour directories `windows/YYYY/MM/DD/HH`, in time order.
-fn hour_dirs(root: &Path) -> Result<Vec<PathBuf>, VerifyError> {
+pub(crate) fn hour_dirs(root: &Path) -> Result<Vec<PathBuf>, VerifyError> {
     let mut out = vec![PathBuf::from("windows")];
     for width in [4, 2, 2, 2] {
         let mut next = Vec::new();
@@ -200,6 +202,13 @@ impl SeqSet {
         self.min = Some(self.min.map_or(seq, |m| m.min(seq)));
         self.count += 1;
         true
+    }
+
+    /// Counts `count` seqs of `[lo, hi]` that retention deleted (they cannot be checked).
+    fn insert_deleted(&mut self, lo: u64, hi: u64, count: u64) {
+        self.min = Some(self.min.map_or(lo, |m| m.min(lo)));
+        self.max = Some(self.max.map_or(hi, |m| m.max(hi)));
+        self.count += count;
     }
 
     /// Seqs between the lowest and highest seen that never appeared.
@@ -323,17 +332,93 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
     // Taint is rebuilt over the whole log with the lifetime the first index names.
     let ttl = taint_ttl(root, &hours)?;
     let mut taint = TaintTracker::new(ttl);
+    // After a deleted hour the taint of the next `ttl` windows depends on deleted edges:
+    // the index's own changes are taken for them (FORMAT.md §8.5).
+    let mut taint_rebuilt_from = 0u64;
+    let (mut deleted_hours, mut deletions_signed_at) = (0u64, 0u64);
     for hour in hours {
-        if let Some(n) = names(&root.join(&hour))?
-            .into_iter()
-            .find(|n| !["blocks", "index", "micro", "proofs"].contains(&n.as_str()))
-        {
-            return Err(fail(
-                "E_EXTRA",
-                &root.join(&hour).join(n),
-                None,
-                "unexpected entry in an hour directory",
-            ));
+        let deleted = deleted_hour(root, &hour, &meta, &history)?;
+        if let Some(n) = names(&root.join(&hour))?.into_iter().find(|n| {
+            let allowed: &[&str] = match deleted {
+                Some(_) => &["proofs"],
+                None => &["blocks", "index", "micro", "proofs"],
+            };
+            !allowed.contains(&n.as_str())
+        }) {
+            let detail = match deleted {
+                Some(_) => "a file of an hour retention deleted",
+                None => "unexpected entry in an hour directory",
+            };
+            return Err(fail("E_EXTRA", &root.join(&hour).join(n), None, detail));
+        }
+        let mut hour_first: Option<u64> = None;
+        let mut trusted_taint: Option<TaintByWindow> = None;
+        if let Some(d) = &deleted {
+            let path = root.join(&hour).join(crate::retention::DELETION_FILE);
+            let w = Some(d.first_window);
+            if let Some(p) = prev_window {
+                if d.first_window != p + 1 {
+                    return Err(fail(
+                        "E_CONTINUITY",
+                        &path,
+                        w,
+                        format!(
+                            "the deleted hour starts at window {}, after window {p}",
+                            d.first_window
+                        ),
+                    ));
+                }
+            }
+            if d.log_start != log.size() || !crate::retention::push_deleted(&mut log, d) {
+                return Err(fail(
+                    "E_RETENTION",
+                    &path,
+                    w,
+                    format!(
+                        "the deleted hour starts at node-log size {}, the log before it has {}",
+                        d.log_start,
+                        log.size()
+                    ),
+                ));
+            }
+            let seal_path = root.join(&hour).join("proofs/hour_root.cbor");
+            let seal = fs::read(&seal_path)
+                .ok()
+                .and_then(|b| HourSeal::decode(&b).ok())
+                .ok_or_else(|| {
+                    fail(
+                        "E_MISSING",
+                        &seal_path,
+                        w,
+                        "a deleted hour without its hour seal",
+                    )
+                })?;
+            if (seal.log_size, seal.log_root) != (log.size(), log.root::<Blake3Tree>()) {
+                return Err(fail(
+                    "E_RETENTION",
+                    &path,
+                    w,
+                    "the deleted hour's node-log roots do not give its hour seal's root",
+                ));
+            }
+            prev_window = Some(d.last_window);
+            first_window.get_or_insert(d.first_window);
+            hour_first = Some(d.first_window);
+            events += d.events;
+            lost += d.lost.iter().map(|(_, n)| n).sum::<u64>();
+            gap_covering_loss += d
+                .lost
+                .iter()
+                .filter(|(r, _)| matches!(r, LossReason::TraceCorrupt | LossReason::DecodeError))
+                .map(|(_, n)| n)
+                .sum::<u64>();
+            if let Some((lo, hi)) = d.seq_range {
+                seqs.insert_deleted(lo, hi, d.events);
+            }
+            taint = TaintTracker::new(ttl);
+            taint_rebuilt_from = d.last_window + 1 + ttl;
+            deleted_hours += 1;
+            deletions_signed_at = deletions_signed_at.max(d.log_size);
         }
         let mut hour_index: Option<HourIndexBuilder> = None;
         let mut parts_checked = 0u32;
@@ -369,7 +454,6 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                 }
             }
         }
-        let mut hour_first: Option<u64> = None;
         for (&index, &(has_record, has_sig)) in &micro {
             let record_path = micro_dir.join(format!("w{index:04}.cbor"));
             let sig_path = micro_dir.join(format!("w{index:04}.sig"));
@@ -683,11 +767,18 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                 .filter_map(|c| atoms.iter().find(|a| a.seq == c.last_seq).map(|a| a.actor))
                 .collect();
             taint.push(0, record.window, &edges, &seeds);
-            let changes: Vec<_> = taint
+            let mut changes: Vec<_> = taint
                 .close(record.window)
                 .into_iter()
                 .map(|c| (c.seed, c.entity, c.diff > 0))
                 .collect();
+            if record.window < taint_rebuilt_from {
+                let file = match &mut trusted_taint {
+                    Some(t) => t,
+                    None => trusted_taint.insert(taint_changes(root, &hour)?),
+                };
+                changes = file.remove(&index).unwrap_or_default();
+            }
             let builder = hour_index.get_or_insert_with(|| {
                 HourIndexBuilder::new(
                     &meta.node,
@@ -722,7 +813,7 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                 .sum::<u64>();
             hour_first.get_or_insert(record.window);
         }
-        let complete = micro.keys().next_back() == Some(&(per_hour - 1));
+        let complete = deleted.is_some() || micro.keys().next_back() == Some(&(per_hour - 1));
         if let Some(builder) = hour_index {
             let checked = CheckedParts {
                 edges: parts_checked,
@@ -732,10 +823,11 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
         }
         let proofs_dir = root.join(&hour).join("proofs");
         let proof_files = names(&proofs_dir)?;
-        if let Some(n) = proof_files
-            .iter()
-            .find(|n| *n != "hour_root.cbor" && *n != "hour_root.sig")
-        {
+        if let Some(n) = proof_files.iter().find(|n| {
+            *n != "hour_root.cbor"
+                && *n != "hour_root.sig"
+                && !(deleted.is_some() && *n == "deleted.cbor")
+        }) {
             return Err(fail(
                 "E_EXTRA",
                 &proofs_dir.join(n),
@@ -835,6 +927,9 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
         }
     }
     check_no_other_health_copies(root, &health_copies)?;
+    if deletions_signed_at > log.size() {
+        return Err(fail("E_RETENTION", root, prev_window, format!("a deletion was signed at node-log size {deletions_signed_at}, beyond the log's {} windows: the store lost windows it had (rolled back?)", log.size())));
+    }
     if seqs.missing() > gap_covering_loss {
         return Err(fail("E_SEQ", root, None, format!("{} seqs are missing but only {gap_covering_loss} events are sealed as lost from the trace", seqs.missing())));
     }
@@ -847,7 +942,114 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
         lost,
         log_size: log.size(),
         log_root: log.root::<Blake3Tree>(),
+        deleted_hours,
     })
+}
+
+/// The signed deletion record of an hour retention deleted, checked on its own, and
+/// nothing of the hour left.
+fn deleted_hour(
+    root: &Path,
+    hour: &Path,
+    meta: &StoreMeta,
+    history: &KeyHistory,
+) -> Result<Option<HourDeletion>, VerifyError> {
+    let Some(d) = deletion_record(root, hour, meta, history)? else {
+        return Ok(None);
+    };
+    let under = hour.strip_prefix("windows").unwrap_or(hour);
+    for dir in [
+        root.join("graph/edges").join(under),
+        root.join("_meta/health").join(under),
+    ] {
+        if let Some(n) = names(&dir)?.into_iter().next() {
+            let w = Some(d.first_window);
+            return Err(fail(
+                "E_EXTRA",
+                &dir.join(n),
+                w,
+                "a file of an hour retention deleted",
+            ));
+        }
+    }
+    Ok(Some(d))
+}
+
+/// An hour's signed deletion record, if it has one, checked on its own: strict bytes, a
+/// signature by a key valid where it was signed, the node and hour of its place, and an
+/// hour that had ended a retention period before it was deleted.
+pub(crate) fn deletion_record(
+    root: &Path,
+    hour: &Path,
+    meta: &StoreMeta,
+    history: &KeyHistory,
+) -> Result<Option<HourDeletion>, VerifyError> {
+    let path = root.join(hour).join(crate::retention::DELETION_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(fail("E_IO", &path, None, e.to_string())),
+    };
+    let signed =
+        SignedRecord::decode(&bytes).map_err(|e| fail("E_DECODE", &path, None, e.to_string()))?;
+    let d = HourDeletion::decode(&signed.body)
+        .map_err(|e| fail("E_DECODE", &path, None, e.to_string()))?;
+    let w = Some(d.first_window);
+    history
+        .verify_record(&signed, d.log_size)
+        .map_err(|e| fail("E_SIGNATURE", &path, w, e.to_string()))?;
+    let per_hour = 3_600_000_000_000 / meta.window_len_ns;
+    if d.node != meta.node
+        || WindowPaths::new(d.first_window, meta.window_len_ns).hour_dir != hour
+        || d.hour != d.first_window / per_hour
+        || d.hour != d.last_window / per_hour
+    {
+        return Err(fail(
+            "E_LAYOUT",
+            &path,
+            w,
+            format!(
+                "a deletion of node {} hour {} (windows {}..={}) in this hour",
+                d.node, d.hour, d.first_window, d.last_window
+            ),
+        ));
+    }
+    let ended = (d.hour + 1).saturating_mul(3_600_000_000_000);
+    if ended.saturating_add(d.keep_ns) > d.deleted_wall_ns {
+        return Err(fail(
+            "E_RETENTION",
+            &path,
+            w,
+            format!(
+                "the hour was deleted {} ns after it ended, within its retention period of {} ns",
+                d.deleted_wall_ns.saturating_sub(ended),
+                d.keep_ns
+            ),
+        ));
+    }
+    Ok(Some(d))
+}
+
+/// An hour's taint changes as (seed, entity, enters), by window index.
+type TaintByWindow = BTreeMap<u64, Vec<(ritma_schemas::Id128, ritma_schemas::Id128, bool)>>;
+
+/// The changes an hour's taint index records (none if it has no index).
+fn taint_changes(root: &Path, hour: &Path) -> Result<TaintByWindow, VerifyError> {
+    let path = root.join(hour).join("index/taint.cbor.zst");
+    let mut out = TaintByWindow::new();
+    if !path.exists() {
+        return Ok(out);
+    }
+    let bytes = read_compressed(&path, MAX_INDEX_LEN)
+        .map_err(|e| fail("E_INDEX", &path, None, e.to_string()))?;
+    let index =
+        TaintIndex::decode(&bytes).map_err(|e| fail("E_INDEX", &path, None, e.to_string()))?;
+    for c in index.changes {
+        out.entry(c.window_index)
+            .or_default()
+            .push((c.seed, c.entity, c.enters));
+    }
+    Ok(out)
 }
 
 /// The taint lifetime of the first hour index in the store (any value when there is none:

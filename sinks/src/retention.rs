@@ -1,0 +1,524 @@
+//! `ritma retention`: deletes the sealed hours of a store that are older than a
+//! retention period, and records each deletion so a verifier can tell retention from
+//! tampering (FORMAT.md §3.12, §8.8).
+//!
+//! Of a deleted hour only its seal (`proofs/hour_root.cbor`, `.sig`) and a signed
+//! [`HourDeletion`] (`proofs/deleted.cbor`) remain: the roots of the node log over
+//! the hour's windows let a verifier rebuild every later checkpoint, and the hour's
+//! event, seq and loss totals keep the store's accounting whole.
+
+use crate::keys::{Keystore, KeystoreError};
+use crate::store::{io, read_block, sync_dir, write_atomic, StoreError, WindowPaths};
+use crate::verify::{hour_dirs, names, VerifyError};
+use ritma_schemas::keys::sign_record;
+use ritma_schemas::merkle::{aligned_ranges, Blake3Tree, SparseLog, Subtrees, TreeHash};
+use ritma_schemas::records::{
+    EventAtom, HourDeletion, LossReason, Record, SignedRecord, StoreMeta, WindowRecord,
+};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The file of an hour's deletion record, beside its seal.
+pub const DELETION_FILE: &str = "proofs/deleted.cbor";
+
+const HOUR_NS: u64 = 3_600_000_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetentionError {
+    #[error("the store does not verify, so nothing is deleted: {0}")]
+    NotVerified(VerifyError),
+    #[error(transparent)]
+    Store(Box<StoreError>),
+    #[error("{path}: {source}")]
+    Keys {
+        path: PathBuf,
+        source: Box<KeystoreError>,
+    },
+    #[error("{path}: {detail}")]
+    Invalid { path: PathBuf, detail: String },
+}
+
+impl From<StoreError> for RetentionError {
+    fn from(e: StoreError) -> Self {
+        RetentionError::Store(Box::new(e))
+    }
+}
+
+fn invalid(path: &Path, detail: impl Into<String>) -> RetentionError {
+    RetentionError::Invalid {
+        path: path.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+/// One hour retention deletes (or finishes deleting, after an interrupted run).
+#[derive(Clone, Debug)]
+pub struct HourPlan {
+    /// `windows/YYYY/MM/DD/HH`, relative to the node's tree.
+    pub hour_dir: PathBuf,
+    /// The record to sign; its `keep_ns`, `deleted_wall_ns` and `log_size` are set when
+    /// applied. For an hour already recorded as deleted, the record found.
+    pub deletion: HourDeletion,
+    /// True when the hour's deletion record is already written and only files remain.
+    pub recorded: bool,
+    /// Bytes of the files that go.
+    pub bytes: u64,
+}
+
+/// What retention would do to one node's tree.
+#[derive(Clone, Debug)]
+pub struct NodePlan {
+    pub root: PathBuf,
+    pub node: String,
+    /// Hours to delete, oldest first.
+    pub hours: Vec<HourPlan>,
+    /// Sealed hours already deleted earlier.
+    pub deleted_before: u64,
+    /// Hours kept: too young, or not sealed yet.
+    pub kept: u64,
+    /// The node log's size now.
+    pub log_size: u64,
+}
+
+/// Plans the deletion of every sealed hour of the store at `dir` (each node's tree of
+/// a multi-node store) that ended at least `keep_ns` before `now_ns`. The store must
+/// verify first: retention never deletes what a verifier would refuse. If an earlier
+/// run was interrupted, the plan is only to finish its recorded hours (the store cannot
+/// verify before): apply it, then plan again.
+pub fn plan(dir: &Path, keep_ns: u64, now_ns: u64) -> Result<Vec<NodePlan>, RetentionError> {
+    let roots = node_roots(dir)?;
+    let interrupted = roots
+        .iter()
+        .map(|r| interrupted(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    if interrupted.iter().any(|p| !p.hours.is_empty()) {
+        return Ok(interrupted);
+    }
+    crate::verify::verify_store(dir, None).map_err(RetentionError::NotVerified)?;
+    roots
+        .iter()
+        .map(|r| plan_node(r, keep_ns, now_ns))
+        .collect()
+}
+
+/// The node trees of a store: itself, or each of `nodes/*`.
+fn node_roots(dir: &Path) -> Result<Vec<PathBuf>, RetentionError> {
+    Ok(if dir.join("_meta/store.cbor").exists() {
+        vec![dir.to_owned()]
+    } else {
+        let mut r: Vec<PathBuf> = names(&dir.join("nodes"))
+            .map_err(RetentionError::NotVerified)?
+            .into_iter()
+            .map(|n| dir.join("nodes").join(n))
+            .collect();
+        r.sort();
+        r
+    })
+}
+
+fn read_meta(root: &Path) -> Result<StoreMeta, RetentionError> {
+    let meta_path = root.join("_meta/store.cbor");
+    Ok(
+        StoreMeta::decode(&fs::read(&meta_path).map_err(io(&meta_path))?).map_err(|source| {
+            StoreError::Decode {
+                path: meta_path.clone(),
+                source,
+            }
+        })?,
+    )
+}
+
+/// The hours of a node whose deletion is recorded (by a record that checks on its own)
+/// but whose files are not all gone: a retention run that was interrupted.
+fn interrupted(root: &Path) -> Result<NodePlan, RetentionError> {
+    let meta = read_meta(root)?;
+    let keys = Keystore::for_store(root);
+    let history = keys
+        .load_history(&meta.node)
+        .map_err(|source| RetentionError::Keys {
+            path: keys.events_dir(),
+            source: Box::new(source),
+        })?;
+    let mut out = NodePlan {
+        root: root.to_owned(),
+        node: meta.node.clone(),
+        hours: Vec::new(),
+        deleted_before: 0,
+        kept: 0,
+        log_size: 0,
+    };
+    if !root.join("windows").is_dir() {
+        return Ok(out);
+    }
+    for hour_dir in hour_dirs(root).map_err(RetentionError::NotVerified)? {
+        let Some(d) = crate::verify::deletion_record(root, &hour_dir, &meta, &history)
+            .map_err(RetentionError::NotVerified)?
+        else {
+            continue;
+        };
+        let left = hour_files(root, &hour_dir)?;
+        if !left.is_empty() {
+            out.hours.push(HourPlan {
+                bytes: left.iter().map(|p| file_len(p)).sum(),
+                hour_dir,
+                deletion: d,
+                recorded: true,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn plan_node(root: &Path, keep_ns: u64, now_ns: u64) -> Result<NodePlan, RetentionError> {
+    let meta = read_meta(root)?;
+    let per_hour = HOUR_NS / meta.window_len_ns;
+    let mut out = NodePlan {
+        root: root.to_owned(),
+        node: meta.node.clone(),
+        hours: Vec::new(),
+        deleted_before: 0,
+        kept: 0,
+        log_size: 0,
+    };
+    for hour_dir in hour_dirs(root).map_err(RetentionError::NotVerified)? {
+        let dir = root.join(&hour_dir);
+        if let Some(d) = read_deletion(root, &hour_dir)? {
+            out.log_size += d.windows();
+            out.deleted_before += 1;
+            continue;
+        }
+        let records = window_records(&dir)?;
+        let Some((first, _)) = records.first() else {
+            continue;
+        };
+        let hour = first.window / per_hour;
+        let log_start = out.log_size;
+        out.log_size += records.len() as u64;
+        let sealed = dir.join("proofs/hour_root.cbor").exists();
+        let ended = (hour + 1).saturating_mul(HOUR_NS);
+        if !sealed || ended.saturating_add(keep_ns) > now_ns {
+            out.kept += 1;
+            continue;
+        }
+        let deletion = describe_hour(root, &meta, hour, log_start, &records)?;
+        let bytes = hour_files(root, &hour_dir)?
+            .iter()
+            .map(|p| file_len(p))
+            .sum();
+        out.hours.push(HourPlan {
+            hour_dir,
+            deletion,
+            recorded: false,
+            bytes,
+        });
+    }
+    Ok(out)
+}
+
+/// True if retention deleted any hour of the node tree at `root`.
+pub fn has_deletions(root: &Path) -> Result<bool, RetentionError> {
+    if !root.join("windows").is_dir() {
+        return Ok(false);
+    }
+    Ok(hour_dirs(root)
+        .map_err(RetentionError::NotVerified)?
+        .iter()
+        .any(|h| root.join(h).join(DELETION_FILE).exists()))
+}
+
+/// The hour's deletion record, if it has one (already verified with the store).
+pub fn read_deletion(root: &Path, hour_dir: &Path) -> Result<Option<HourDeletion>, RetentionError> {
+    let path = root.join(hour_dir).join(DELETION_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&path)(e).into()),
+    };
+    let decoded = SignedRecord::decode(&bytes).and_then(|s| HourDeletion::decode(&s.body));
+    decoded.map(Some).map_err(|e| invalid(&path, e.to_string()))
+}
+
+/// The hour's window records and their exact bytes, in window order.
+fn window_records(hour: &Path) -> Result<Vec<(WindowRecord, Vec<u8>)>, RetentionError> {
+    let micro = hour.join("micro");
+    let mut out = Vec::new();
+    for n in names(&micro).map_err(RetentionError::NotVerified)? {
+        if !n.ends_with(".cbor") {
+            continue;
+        }
+        let path = micro.join(&n);
+        let bytes = fs::read(&path).map_err(io(&path))?;
+        let record = WindowRecord::decode(&bytes).map_err(|source| StoreError::Decode {
+            path: path.clone(),
+            source,
+        })?;
+        out.push((record, bytes));
+    }
+    Ok(out)
+}
+
+/// The deletion record of a sealed hour (policy, time and signing size still to set).
+fn describe_hour(
+    root: &Path,
+    meta: &StoreMeta,
+    hour: u64,
+    log_start: u64,
+    records: &[(WindowRecord, Vec<u8>)],
+) -> Result<HourDeletion, RetentionError> {
+    let mut log = SparseLog::new();
+    let mut lost: BTreeMap<LossReason, u64> = BTreeMap::new();
+    let (mut events, mut seq_range) = (0u64, None::<(u64, u64)>);
+    for (r, bytes) in records {
+        log.push_leaf(Blake3Tree::leaf(bytes));
+        for (reason, n) in &r.lost {
+            *lost.entry(*reason).or_default() += n;
+        }
+        events += r.event_count;
+        if r.event_count > 0 {
+            let (lo, hi) = seq_bounds(root, meta, r)?;
+            seq_range = Some(seq_range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+        }
+    }
+    // The hour's leaves sit at [log_start, ...) of the node log; hashed here from 0.
+    let mut subtrees = Vec::new();
+    for (at, height) in aligned_ranges(log_start, records.len() as u64) {
+        let from = at - log_start;
+        subtrees.push(
+            log.subtree_root::<Blake3Tree>(from, from + (1u64 << height))
+                .map_err(|e| invalid(&root.join("windows"), format!("hour {hour}: {e}")))?,
+        );
+    }
+    let (first, last) = (records[0].0.window, records[records.len() - 1].0.window);
+    Ok(HourDeletion {
+        node: meta.node.clone(),
+        hour,
+        first_window: first,
+        last_window: last,
+        log_start,
+        subtrees,
+        events,
+        seq_range,
+        lost: lost.into_iter().collect(),
+        keep_ns: 0,
+        deleted_wall_ns: 0,
+        log_size: 0,
+    })
+}
+
+/// The lowest and highest seq of a window's events, read from its blocks.
+fn seq_bounds(
+    root: &Path,
+    meta: &StoreMeta,
+    r: &WindowRecord,
+) -> Result<(u64, u64), RetentionError> {
+    let paths = WindowPaths::new(r.window, meta.window_len_ns);
+    let first_atom = r.dict_count + r.actor_count;
+    let atoms = first_atom..first_atom + r.event_count;
+    let (mut lo, mut hi) = (u64::MAX, 0u64);
+    let blocks = (r.dict_count
+        + r.actor_count
+        + r.event_count
+        + r.edge_count
+        + r.cone_count
+        + r.health_count)
+        .div_ceil(ritma_schemas::records::MAX_BLOCK_RECORDS as u64);
+    for b in 0..blocks as u32 {
+        let path = root.join(paths.block(b));
+        let block = read_block(&path, r.window, b)?;
+        for (i, leaf) in block.records.iter().enumerate() {
+            if atoms.contains(&(block.first_leaf + i as u64)) {
+                let a = EventAtom::decode(leaf).map_err(|source| StoreError::Decode {
+                    path: path.clone(),
+                    source,
+                })?;
+                (lo, hi) = (lo.min(a.seq), hi.max(a.seq));
+            }
+        }
+    }
+    Ok((lo, hi))
+}
+
+/// Every file of an hour that retention deletes: its records, checkpoints, blocks and
+/// index, its graph edge parts and its health copies (not its seal or deletion record).
+fn hour_files(root: &Path, hour_dir: &Path) -> Result<Vec<PathBuf>, RetentionError> {
+    let mut out = Vec::new();
+    for d in deletable_dirs(root, hour_dir) {
+        for n in names(&d).map_err(RetentionError::NotVerified)? {
+            out.push(d.join(n));
+        }
+    }
+    Ok(out)
+}
+
+/// The directories retention removes for an hour.
+fn deletable_dirs(root: &Path, hour_dir: &Path) -> Vec<PathBuf> {
+    let under = hour_dir.strip_prefix("windows").unwrap_or(hour_dir);
+    let mut v: Vec<PathBuf> = ["micro", "blocks", "index"]
+        .iter()
+        .map(|d| root.join(hour_dir).join(d))
+        .collect();
+    v.push(root.join("graph/edges").join(under));
+    v.push(root.join("_meta/health").join(under));
+    v
+}
+
+fn file_len(p: &Path) -> u64 {
+    fs::metadata(p).map_or(0, |m| m.len())
+}
+
+/// What [`apply`] did to one node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub hours: u64,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Deletes the planned hours of one node, oldest first: each hour's deletion record is
+/// signed with the store's key and made durable before any of its files goes, so an
+/// interruption leaves a recorded hour with files left over, which the next run removes.
+pub fn apply(plan: &NodePlan, keep_ns: u64, now_ns: u64) -> Result<Applied, RetentionError> {
+    let mut done = Applied::default();
+    if plan.hours.iter().any(|h| !h.recorded) {
+        let keys = Keystore::for_store(&plan.root);
+        let signer = keys.load_signer().map_err(|source| RetentionError::Keys {
+            path: keys.private_path(),
+            source: Box::new(source),
+        })?;
+        let history = keys
+            .load_history(&plan.node)
+            .map_err(|source| RetentionError::Keys {
+                path: keys.events_dir(),
+                source: Box::new(source),
+            })?;
+        if history.key_at(signer.key_id(), plan.log_size).is_none() {
+            return Err(invalid(
+                &keys.private_path(),
+                format!(
+                    "the signing key {:08x} is not valid at the node log's size {}",
+                    signer.key_id(),
+                    plan.log_size
+                ),
+            ));
+        }
+        for h in plan.hours.iter().filter(|h| !h.recorded) {
+            let d = HourDeletion {
+                keep_ns,
+                deleted_wall_ns: now_ns,
+                log_size: plan.log_size,
+                ..h.deletion.clone()
+            };
+            let path = plan.root.join(&h.hour_dir).join(DELETION_FILE);
+            write_atomic(&path, &sign_record(d.encode(), &signer).encode())?;
+            sync_dir(path.parent().expect("proofs/"))?;
+        }
+    }
+    for h in &plan.hours {
+        for dir in deletable_dirs(&plan.root, &h.hour_dir) {
+            for n in names(&dir).map_err(RetentionError::NotVerified)? {
+                let p = dir.join(n);
+                done.bytes += file_len(&p);
+                fs::remove_file(&p).map_err(io(&p))?;
+                done.files += 1;
+            }
+            remove_empty(&dir, &plan.root)?;
+        }
+        done.hours += 1;
+    }
+    Ok(done)
+}
+
+/// Removes `dir` and its parents while they are empty, up to the tree's top directories.
+fn remove_empty(dir: &Path, root: &Path) -> Result<(), RetentionError> {
+    let stops = [
+        root.to_owned(),
+        root.join("windows"),
+        root.join("graph/edges"),
+        root.join("_meta/health"),
+    ];
+    let mut d = dir.to_owned();
+    while !stops.contains(&d) && d.starts_with(root) {
+        match fs::remove_dir(&d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Not empty (the hour's proofs/, another day's hours): stop here.
+            Err(_) => break,
+        }
+        let parent = d.parent().expect("under root").to_owned();
+        sync_dir(&parent).or_else(|e| match e {
+            StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(())
+            }
+            e => Err(e),
+        })?;
+        d = parent;
+    }
+    Ok(())
+}
+
+/// The hour a deletion record is for, as `YYYY-MM-DDTHH` UTC.
+pub fn hour_label(hour: u64) -> String {
+    let s = hour as i64 * 3600;
+    let (y, m, d) = crate::store::civil_from_days(s.div_euclid(86_400));
+    format!("{y:04}-{m:02}-{d:02}T{:02}", s.rem_euclid(86_400) / 3600)
+}
+
+/// The checkpoint size at which the deletion of `d` can be rebuilt: the hour's leaves
+/// as their subtrees, appended to a log of `d.log_start` leaves.
+pub fn push_deleted(log: &mut ritma_schemas::merkle::Frontier, d: &HourDeletion) -> bool {
+    if log.size() != d.log_start {
+        return false;
+    }
+    aligned_ranges(d.log_start, d.windows())
+        .into_iter()
+        .zip(&d.subtrees)
+        .all(|((_, height), root)| log.push_subtree::<Blake3Tree>(height, *root).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hour_labels_are_utc() {
+        assert_eq!(hour_label(0), "1970-01-01T00");
+        assert_eq!(hour_label(1_763_884_800 / 3600), "2025-11-23T08");
+    }
+
+    #[test]
+    fn a_deletion_rebuilds_the_log_only_at_its_start() {
+        let leaves: Vec<_> = (0..9u8).map(|i| Blake3Tree::leaf(&[i])).collect();
+        let whole = ritma_schemas::merkle::root::<Blake3Tree>(&leaves);
+        let d = HourDeletion {
+            node: "n".into(),
+            hour: 0,
+            first_window: 3,
+            last_window: 8,
+            log_start: 3,
+            subtrees: aligned_ranges(3, 6)
+                .into_iter()
+                .map(|(a, h)| {
+                    leaves[..]
+                        .subtree_root::<Blake3Tree>(a, a + (1 << h))
+                        .unwrap()
+                })
+                .collect(),
+            events: 0,
+            seq_range: None,
+            lost: vec![],
+            keep_ns: 0,
+            deleted_wall_ns: 0,
+            log_size: 9,
+        };
+        let mut log = ritma_schemas::merkle::Frontier::new();
+        for l in &leaves[..3] {
+            log.push::<Blake3Tree>(*l);
+        }
+        let mut early = log.clone();
+        assert!(push_deleted(&mut log, &d));
+        assert_eq!(log.root::<Blake3Tree>(), whole);
+        early.push::<Blake3Tree>(leaves[3]);
+        assert!(!push_deleted(&mut early, &d));
+    }
+}

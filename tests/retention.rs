@@ -1,0 +1,269 @@
+//! `ritma retention`: old sealed hours deleted, each deletion signed and recorded so the
+//! store still verifies, proofs of what is kept unchanged, and forged deletions caught.
+
+use crate::util::{tree, Dir, OutputExt};
+use ritma_schemas::keys::sign_record;
+use ritma_schemas::records::{HourDeletion, Record, SignedRecord};
+use std::path::{Path, PathBuf};
+
+/// Synth trace start: 2026-11-01T00:00:00Z (`ritma_sources::synth::SYNTH_START_WALL_NS`).
+const START_S: u64 = 1_793_491_200;
+
+/// A store of four hours of 1-minute windows (about 3 h 20 min of events at 1 event/s);
+/// hours 00, 01 and 02 are sealed.
+fn four_hour_store() -> Dir {
+    let d = Dir::new();
+    d.sealed_store(&["--events", "12000", "--rate", "1", "--window-ms", "60000"]);
+    d
+}
+
+/// `--keep` that puts the cut `cut_s` seconds after the trace start, whatever the clock.
+fn keep_cutting_at(cut_s: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    format!("{}s", now - (START_S + cut_s))
+}
+
+fn hour(h: u32) -> PathBuf {
+    PathBuf::from(format!("windows/2026/11/01/{h:02}"))
+}
+
+#[test]
+fn retention_deletes_old_hours_records_each_and_the_store_still_verifies() {
+    let d = four_hour_store();
+    let s = d.join("s");
+    let before = tree(&s);
+    // The cut at 2 h 30 min: hours 00 and 01 ended before it, 02 after.
+    let keep = keep_cutting_at(9000);
+    let out = d
+        .ritma(&["retention", "s", "--keep", &keep])
+        .output()
+        .success();
+    assert_eq!(out.matches("would delete hour").count(), 2, "{out}");
+    assert!(
+        out.contains("hour 2026-11-01T00") && out.contains("hour 2026-11-01T01"),
+        "{out}"
+    );
+    assert!(out.contains("2 kept"), "{out}");
+    assert_eq!(tree(&s), before, "a dry run changes nothing");
+
+    // A proof of a kept event, made before.
+    d.ritma(&["prove", "s", "--seq", "11990", "--out", "before.proof"])
+        .output()
+        .success();
+    let out = d
+        .ritma(&["retention", "s", "--keep", &keep, "--apply"])
+        .output()
+        .success();
+    assert!(out.contains("deleted 2 hours"), "{out}");
+    let after = tree(&s);
+    for h in [0, 1] {
+        let left: Vec<_> = after.keys().filter(|p| p.starts_with(hour(h))).collect();
+        assert_eq!(
+            left,
+            [
+                "proofs/deleted.cbor",
+                "proofs/hour_root.cbor",
+                "proofs/hour_root.sig"
+            ]
+            .map(|f| hour(h).join(f))
+            .iter()
+            .collect::<Vec<_>>()
+        );
+        let under = format!("2026/11/01/{h:02}");
+        assert!(!after
+            .keys()
+            .any(|p| p.starts_with(Path::new("graph/edges").join(&under))));
+    }
+    // Everything of the kept hours is untouched.
+    for (p, b) in &before {
+        if !p.starts_with(hour(0)) && !p.starts_with(hour(1)) && !p.starts_with("graph") {
+            assert_eq!(after.get(p), Some(b), "{}", p.display());
+        }
+    }
+    let out = d.ritma(&["verify", "s"]).output().success();
+    assert!(
+        out.contains("2 hours deleted by retention") && out.contains("12000 events"),
+        "{out}"
+    );
+
+    // Proofs of kept events are the same bytes; a deleted event says why it cannot be proven.
+    d.ritma(&["prove", "s", "--seq", "11990", "--out", "after.proof"])
+        .output()
+        .success();
+    assert_eq!(
+        std::fs::read(d.join("before.proof")).unwrap(),
+        std::fs::read(d.join("after.proof")).unwrap()
+    );
+    let err = d
+        .ritma(&["prove", "s", "--seq", "5", "--out", "gone.proof"])
+        .output()
+        .failure();
+    assert!(
+        err.contains("retention deleted") && err.contains("2026-11-01T00"),
+        "{err}"
+    );
+
+    // A later run deletes the next hour after the recorded ones; the tail hour stays.
+    let out = d
+        .ritma(&["retention", "s", "--keep", "1s", "--apply"])
+        .output()
+        .success();
+    assert!(
+        out.contains("deleted 1 hours") && out.contains("2 deleted before, 1 kept"),
+        "{out}"
+    );
+    let out = d.ritma(&["verify", "s", "--json"]).output().success();
+    assert!(
+        out.contains("\"deleted_hours\":3") && out.contains("\"events\":12000"),
+        "{out}"
+    );
+    // A store with deleted hours is not resumed from its trace (they would come back).
+    let err = d
+        .ritma(&["replay", "t.rtrace", "--out", "s"])
+        .output()
+        .failure();
+    assert!(err.contains("retention deleted hours"), "{err}");
+}
+
+#[test]
+fn an_interrupted_retention_is_visible_and_finished_by_the_next_run() {
+    let d = four_hour_store();
+    let s = d.join("s");
+    let before = tree(&s);
+    d.ritma(&[
+        "retention",
+        "s",
+        "--keep",
+        &keep_cutting_at(5400),
+        "--apply",
+    ])
+    .output()
+    .success();
+    // As if the process died after the record and before the files went.
+    for (p, b) in before
+        .iter()
+        .filter(|(p, _)| p.starts_with(hour(0).join("micro")))
+    {
+        std::fs::create_dir_all(s.join(p).parent().unwrap()).unwrap();
+        std::fs::write(s.join(p), b).unwrap();
+    }
+    let err = d.ritma(&["verify", "s"]).output().failure();
+    assert!(
+        err.contains("E_EXTRA") && err.contains("retention deleted"),
+        "{err}"
+    );
+    let out = d
+        .ritma(&[
+            "retention",
+            "s",
+            "--keep",
+            &keep_cutting_at(5400),
+            "--apply",
+        ])
+        .output()
+        .success();
+    assert!(out.contains("finish deleting hour 2026-11-01T00"), "{out}");
+    d.ritma(&["verify", "s"]).output().success();
+}
+
+/// The store's deletion record of `h`, decoded, and a way to put back a changed one signed
+/// with `key` (the store's own key unless another is given).
+struct Deletion {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    record: HourDeletion,
+}
+
+impl Deletion {
+    fn of(s: &Path, h: u32) -> Self {
+        let path = s.join(hour(h)).join("proofs/deleted.cbor");
+        let bytes = std::fs::read(&path).unwrap();
+        let record = HourDeletion::decode(&SignedRecord::decode(&bytes).unwrap().body).unwrap();
+        Deletion {
+            path,
+            bytes,
+            record,
+        }
+    }
+
+    fn forge(&self, key: &Path, change: impl FnOnce(&mut HourDeletion)) {
+        let signer = ritma_sinks::keys::load_private_key(key).unwrap();
+        let mut r = self.record.clone();
+        change(&mut r);
+        std::fs::write(&self.path, sign_record(r.encode(), &signer).encode()).unwrap();
+    }
+
+    fn restore(&self) {
+        std::fs::write(&self.path, &self.bytes).unwrap();
+    }
+}
+
+#[test]
+fn forged_or_tampered_deletions_are_caught() {
+    let d = four_hour_store();
+    let s = d.join("s");
+    let own_key = s.join("_meta/keys/signing.key");
+    d.ritma(&[
+        "retention",
+        "s",
+        "--keep",
+        &keep_cutting_at(9000),
+        "--apply",
+    ])
+    .output()
+    .success();
+    d.ritma(&["verify", "s"]).output().success();
+    let del = Deletion::of(&s, 1);
+    let verify_fails = |code: &str, what: &str| {
+        let err = d.ritma(&["verify", "s"]).output().failure();
+        assert!(err.contains(code), "{what}: {err}");
+    };
+
+    // Any changed byte of the record.
+    let mut b = del.bytes.clone();
+    let at = b.len() / 2;
+    b[at] ^= 0x01;
+    std::fs::write(&del.path, &b).unwrap();
+    let err = d.ritma(&["verify", "s"]).output().failure();
+    assert!(
+        err.contains("deleted.cbor") && (err.contains("E_SIGNATURE") || err.contains("E_DECODE")),
+        "{err}"
+    );
+    del.restore();
+
+    // Signed by a key that is not the node's (someone without the node's key).
+    d.ritma(&["keys", "init", "--out", "other", "--node", "synth-0"])
+        .output()
+        .success();
+    del.forge(&d.join("other/_meta/keys/signing.key"), |_| {});
+    verify_fails("E_SIGNATURE", "another key");
+    // With the node's key but against the rules: an hour deleted inside its retention
+    // period, roots that do not give the hour's seal, a size the log never reached.
+    del.forge(&own_key, |r| r.keep_ns = r.deleted_wall_ns);
+    verify_fails("E_RETENTION", "deleted before its retention period ended");
+    del.forge(&own_key, |r| r.subtrees[0][0] ^= 1);
+    verify_fails("E_RETENTION", "wrong node-log roots");
+    del.forge(&own_key, |r| r.log_size += 1000);
+    verify_fails("E_RETENTION", "signed at a size the log never reached");
+    del.forge(&own_key, |r| r.events -= 1);
+    verify_fails("E_SEQ", "fewer deleted events than the seqs they held");
+    del.restore();
+    d.ritma(&["verify", "s"]).output().success();
+
+    // The record moved to another deleted hour, or removed.
+    let other = Deletion::of(&s, 0);
+    std::fs::copy(&del.path, &other.path).unwrap();
+    verify_fails("E_LAYOUT", "record of another hour");
+    other.restore();
+    std::fs::remove_file(&del.path).unwrap();
+    verify_fails("E_EXTRA", "deleted hour without its record");
+    del.restore();
+
+    // An hour deleted without any record: its windows are simply gone.
+    std::fs::remove_dir_all(s.join(hour(2))).unwrap();
+    std::fs::remove_dir_all(s.join("graph/edges/2026/11/01/02")).unwrap();
+    verify_fails("E_CONTINUITY", "hour deleted without a record");
+}
