@@ -26,6 +26,19 @@ fn keep_cutting_at(cut_s: u64) -> String {
     format!("{}s", now - (START_S + cut_s))
 }
 
+/// `ritma retention s --keep … --apply` with the cut `cut_s` seconds after the trace start.
+fn apply(d: &Dir, cut_s: u64) -> String {
+    d.ritma(&[
+        "retention",
+        "s",
+        "--keep",
+        &keep_cutting_at(cut_s),
+        "--apply",
+    ])
+    .output()
+    .success()
+}
+
 fn hour(h: u32) -> PathBuf {
     PathBuf::from(format!("windows/2026/11/01/{h:02}"))
 }
@@ -53,10 +66,7 @@ fn retention_deletes_old_hours_records_each_and_the_store_still_verifies() {
     d.ritma(&["prove", "s", "--seq", "11990", "--out", "before.proof"])
         .output()
         .success();
-    let out = d
-        .ritma(&["retention", "s", "--keep", &keep, "--apply"])
-        .output()
-        .success();
+    let out = apply(&d, 9000);
     assert!(out.contains("deleted 2 hours"), "{out}");
     let after = tree(&s);
     for h in [0, 1] {
@@ -133,15 +143,7 @@ fn an_interrupted_retention_is_visible_and_finished_by_the_next_run() {
     let d = four_hour_store();
     let s = d.join("s");
     let before = tree(&s);
-    d.ritma(&[
-        "retention",
-        "s",
-        "--keep",
-        &keep_cutting_at(5400),
-        "--apply",
-    ])
-    .output()
-    .success();
+    apply(&d, 5400);
     // As if the process died after the record and before the files went.
     for (p, b) in before
         .iter()
@@ -155,16 +157,7 @@ fn an_interrupted_retention_is_visible_and_finished_by_the_next_run() {
         err.contains("E_EXTRA") && err.contains("retention deleted"),
         "{err}"
     );
-    let out = d
-        .ritma(&[
-            "retention",
-            "s",
-            "--keep",
-            &keep_cutting_at(5400),
-            "--apply",
-        ])
-        .output()
-        .success();
+    let out = apply(&d, 5400);
     assert!(out.contains("finish deleting hour 2026-11-01T00"), "{out}");
     d.ritma(&["verify", "s"]).output().success();
 }
@@ -206,15 +199,7 @@ fn forged_or_tampered_deletions_are_caught() {
     let d = four_hour_store();
     let s = d.join("s");
     let own_key = s.join("_meta/keys/signing.key");
-    d.ritma(&[
-        "retention",
-        "s",
-        "--keep",
-        &keep_cutting_at(9000),
-        "--apply",
-    ])
-    .output()
-    .success();
+    apply(&d, 9000);
     d.ritma(&["verify", "s"]).output().success();
     let del = Deletion::of(&s, 1);
     let verify_fails = |code: &str, what: &str| {

@@ -81,6 +81,19 @@ pub struct NodePlan {
     pub log_size: u64,
 }
 
+impl NodePlan {
+    fn empty(root: &Path, node: &str) -> Self {
+        NodePlan {
+            root: root.to_owned(),
+            node: node.to_owned(),
+            hours: Vec::new(),
+            deleted_before: 0,
+            kept: 0,
+            log_size: 0,
+        }
+    }
+}
+
 /// Plans the deletion of every sealed hour of the store at `dir` (each node's tree of
 /// a multi-node store) that ended at least `keep_ns` before `now_ns`. The store must
 /// verify first: retention never deletes what a verifier would refuse. If an earlier
@@ -140,14 +153,7 @@ fn interrupted(root: &Path) -> Result<NodePlan, RetentionError> {
             path: keys.events_dir(),
             source: Box::new(source),
         })?;
-    let mut out = NodePlan {
-        root: root.to_owned(),
-        node: meta.node.clone(),
-        hours: Vec::new(),
-        deleted_before: 0,
-        kept: 0,
-        log_size: 0,
-    };
+    let mut out = NodePlan::empty(root, &meta.node);
     if !root.join("windows").is_dir() {
         return Ok(out);
     }
@@ -173,14 +179,7 @@ fn interrupted(root: &Path) -> Result<NodePlan, RetentionError> {
 fn plan_node(root: &Path, keep_ns: u64, now_ns: u64) -> Result<NodePlan, RetentionError> {
     let meta = read_meta(root)?;
     let per_hour = HOUR_NS / meta.window_len_ns;
-    let mut out = NodePlan {
-        root: root.to_owned(),
-        node: meta.node.clone(),
-        hours: Vec::new(),
-        deleted_before: 0,
-        kept: 0,
-        log_size: 0,
-    };
+    let mut out = NodePlan::empty(root, &meta.node);
     for hour_dir in hour_dirs(root).map_err(RetentionError::NotVerified)? {
         let dir = root.join(&hour_dir);
         if let Some(d) = read_deletion(root, &hour_dir)? {
