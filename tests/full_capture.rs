@@ -2,10 +2,10 @@
 //! executable hash, the exec's payload_ref, the blob in the store's CAS and the
 //! unknown_binary trigger; `ritma verify` checks the blob against the signed reference.
 
-use crate::util::{tree, window_leaves, Dir, OutputExt};
+use crate::util::{task, tree, window_leaves, Dir, OutputExt};
 use ritma_schemas::records::{AnyRecord, CaptureMode, RunMeta};
 use ritma_sinks::cas::Cas;
-use ritma_sources::raw::{RawBody, RawEvent, Task};
+use ritma_sources::raw::{RawBody, RawEvent};
 use ritma_sources::trace::{BaselineStatus, ExeEntry, TraceWriter};
 use std::path::Path;
 
@@ -35,14 +35,7 @@ fn exec(seq: u64, ms: u64, pid: u32, path: &str, ino: u64) -> RawEvent {
     RawEvent {
         seq,
         mono_ns: MONO_AT_W0 + ms * MS,
-        task: Task {
-            pid,
-            tid: pid,
-            ppid: 1,
-            start_ns: 1_000 + u64::from(pid),
-            comm: b"sh".to_vec(),
-            ..Task::default()
-        },
+        task: task(pid, "sh"),
         body: RawBody::Exec {
             filename: path.as_bytes().to_vec(),
             argv: vec![path.as_bytes().to_vec()],

@@ -1,12 +1,12 @@
 //! Late events, corrupt frames and torn tails through `ritma replay`: traces are
 //! written with exact event times, and the sealed windows are read back from the store.
 
-use crate::util::{tree, window_leaves, Dir, OutputExt};
+use crate::util::{task, tree, window_leaves, Dir, OutputExt};
 use ritma_schemas::records::{
     atom_flags, AnyRecord, EventAtom, LossReason, Record, RunMeta, WindowRecord,
 };
 use ritma_sinks::store::{read_block, WindowPaths};
-use ritma_sources::raw::{RawBody, RawEvent, Task};
+use ritma_sources::raw::{RawBody, RawEvent};
 use ritma_sources::trace::{TraceWriter, FRAME_HEADER_LEN};
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -39,14 +39,7 @@ fn raw_event(seq: u64, ms: u64) -> RawEvent {
     RawEvent {
         seq,
         mono_ns: MONO_AT_W0 + ms * MS,
-        task: Task {
-            pid,
-            tid: pid,
-            ppid: 1,
-            start_ns: 1_000 + u64::from(pid),
-            comm: b"worker".to_vec(),
-            ..Task::default()
-        },
+        task: task(pid, "worker"),
         body: RawBody::Open {
             path: format!("/data/f{seq}").into_bytes(),
             flags: 0,

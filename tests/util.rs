@@ -83,6 +83,18 @@ impl Dir {
     }
 }
 
+/// A process of a hand-made trace: child of pid 1, started 1000 + pid ns after boot.
+pub fn task(pid: u32, comm: &str) -> ritma_sources::raw::Task {
+    ritma_sources::raw::Task {
+        pid,
+        tid: pid,
+        ppid: 1,
+        start_ns: 1_000 + u64::from(pid),
+        comm: comm.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
 /// Every file under `root`, by relative path, with its bytes.
 pub fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();

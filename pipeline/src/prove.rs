@@ -16,7 +16,7 @@ use ritma_schemas::records::{
 };
 use ritma_schemas::{Hash32, Id128};
 use ritma_sinks::keys::Keystore;
-use ritma_sinks::store::{civil_from_days, read_block, WindowPaths};
+use ritma_sinks::store::{civil_from_days, last_seq, read_block, WindowPaths};
 use std::fs;
 use std::io::Write;
 use std::ops::Range;
@@ -642,24 +642,9 @@ fn find_event(
 fn highest_seq(root: &Path, sealed: &[Sealed], with_events: &[usize]) -> Result<u64, ProveError> {
     let mut highest = 0;
     for &i in with_events {
-        let r = &sealed[i].record;
-        let Some(last) = [r.dict_count, r.actor_count, r.event_count - 1]
-            .iter()
-            .try_fold(0u64, |a, &n| a.checked_add(n))
-        else {
-            return Err(damaged(&sealed[i].record_path, "record counts overflow"));
-        };
-        let block = (last / MAX_BLOCK_RECORDS as u64) as u32;
-        let paths = WindowPaths::new(r.window, r.window_len_ns);
-        let path = root.join(paths.block(block));
-        let b = read_block(&path, r.window, block).map_err(|e| damaged(&path, e.to_string()))?;
-        let leaf = b
-            .records
-            .get((last % MAX_BLOCK_RECORDS as u64) as usize)
-            .ok_or_else(|| damaged(&path, format!("no leaf {last}")))?;
-        let atom =
-            EventAtom::decode(leaf).map_err(|e| damaged(&path, format!("leaf {last}: {e}")))?;
-        highest = highest.max(atom.seq);
+        let last = last_seq(root, &sealed[i].record)
+            .map_err(|e| damaged(&sealed[i].record_path, e.to_string()))?;
+        highest = highest.max(last.unwrap_or(0));
     }
     Ok(highest)
 }

@@ -146,13 +146,25 @@ impl Frontier {
         fold_right::<H>(&self.nodes).unwrap_or_else(H::empty)
     }
 
+    /// Appends `len` leaves known only by the roots of `aligned_ranges(size, len)`, in
+    /// order (a range of the log that was deleted).
+    pub fn push_deleted<H: TreeHash>(
+        &mut self,
+        len: u64,
+        roots: &[Hash32],
+    ) -> Result<(), ProofError> {
+        for ((_, height), root) in deleted_ranges(self.size, len, roots)?
+            .into_iter()
+            .zip(roots)
+        {
+            self.push_subtree::<H>(height, *root)?;
+        }
+        Ok(())
+    }
+
     /// Appends a whole perfect subtree of `2^height` leaves given its root; the size
     /// must be a multiple of `2^height` (as for every range of [`aligned_ranges`]).
-    pub fn push_subtree<H: TreeHash>(
-        &mut self,
-        height: u32,
-        root: Hash32,
-    ) -> Result<(), ProofError> {
+    fn push_subtree<H: TreeHash>(&mut self, height: u32, root: Hash32) -> Result<(), ProofError> {
         let width = 1u64.checked_shl(height).unwrap_or(0);
         let end = self.size.checked_add(width);
         if width == 0 || !self.size.is_multiple_of(width) || end.is_none() {
@@ -257,6 +269,18 @@ pub fn aligned_ranges(start: u64, len: u64) -> Vec<(u64, u32)> {
     out
 }
 
+/// The aligned ranges of `len` leaves from `start`, if `roots` has one root for each.
+fn deleted_ranges(start: u64, len: u64, roots: &[Hash32]) -> Result<Vec<(u64, u32)>, ProofError> {
+    let ranges = aligned_ranges(start, len);
+    match ranges.len() == roots.len() {
+        true => Ok(ranges),
+        false => Err(ProofError::WrongProofLength {
+            expected: ranges.len(),
+            found: roots.len(),
+        }),
+    }
+}
+
 /// A log whose leaves are known one by one except for some ranges, each known only as
 /// the roots of its [`aligned_ranges`] (a log some of whose leaves were deleted).
 #[derive(Clone, Debug, Default)]
@@ -293,14 +317,10 @@ impl SparseLog {
 
     /// Appends `len` leaves known only by the roots of `aligned_ranges(size, len)`, in order.
     pub fn push_deleted(&mut self, len: u64, roots: &[Hash32]) -> Result<(), ProofError> {
-        let ranges = aligned_ranges(self.size, len);
-        if ranges.len() != roots.len() {
-            return Err(ProofError::WrongProofLength {
-                expected: ranges.len(),
-                found: roots.len(),
-            });
-        }
-        for ((at, h), root) in ranges.into_iter().zip(roots) {
+        for ((at, h), root) in deleted_ranges(self.size, len, roots)?
+            .into_iter()
+            .zip(roots)
+        {
             self.subtrees.insert((at, h), *root);
         }
         self.size += len;
@@ -700,9 +720,7 @@ mod tests {
                     .map(|(f, h)| all[..].subtree_root::<Blake3Tree>(f, f + (1 << h)).unwrap())
                     .collect();
                 sparse.push_deleted(b - a, &roots).unwrap();
-                for (&(_, h), r) in aligned_ranges(a, b - a).iter().zip(&roots) {
-                    frontier.push_subtree::<Blake3Tree>(h, *r).unwrap();
-                }
+                frontier.push_deleted::<Blake3Tree>(b - a, &roots).unwrap();
                 i = b;
             } else {
                 sparse.push_leaf(all[i as usize]);
@@ -740,5 +758,29 @@ mod tests {
         let mut f = Frontier::new();
         f.push::<Blake3Tree>(all[0]);
         assert!(f.push_subtree::<Blake3Tree>(1, all[1]).is_err());
+    }
+
+    /// A deleted range's subtrees rebuild the frontier only where the range starts.
+    #[test]
+    fn a_deleted_range_rebuilds_the_frontier_only_at_its_start() {
+        let leaves: Vec<_> = (0..9u8).map(|i| Blake3Tree::leaf(&[i])).collect();
+        let whole = root::<Blake3Tree>(&leaves);
+        let subtrees: Vec<_> = aligned_ranges(3, 6)
+            .into_iter()
+            .map(|(a, h)| {
+                leaves[..]
+                    .subtree_root::<Blake3Tree>(a, a + (1 << h))
+                    .unwrap()
+            })
+            .collect();
+        let mut log = Frontier::new();
+        for l in &leaves[..3] {
+            log.push::<Blake3Tree>(*l);
+        }
+        let mut early = log.clone();
+        assert!(log.push_deleted::<Blake3Tree>(6, &subtrees).is_ok());
+        assert_eq!(log.root::<Blake3Tree>(), whole);
+        early.push::<Blake3Tree>(leaves[3]);
+        assert!(early.push_deleted::<Blake3Tree>(6, &subtrees).is_err());
     }
 }

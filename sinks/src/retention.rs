@@ -8,12 +8,12 @@
 //! event, seq and loss totals keep the store's accounting whole.
 
 use crate::keys::{Keystore, KeystoreError};
-use crate::store::{io, read_block, sync_dir, write_atomic, StoreError, WindowPaths};
+use crate::store::{io, last_seq, sync_dir, write_atomic, StoreError};
 use crate::verify::{hour_dirs, names, VerifyError};
 use ritma_schemas::keys::sign_record;
-use ritma_schemas::merkle::{aligned_ranges, Blake3Tree, SparseLog, Subtrees, TreeHash};
+use ritma_schemas::merkle::{aligned_ranges, Blake3Tree, Subtrees, TreeHash};
 use ritma_schemas::records::{
-    EventAtom, HourDeletion, LossReason, Record, SignedRecord, StoreMeta, WindowRecord,
+    HourDeletion, LossReason, Record, SignedRecord, StoreMeta, WindowRecord,
 };
 use std::collections::BTreeMap;
 use std::fs;
@@ -265,17 +265,18 @@ fn describe_hour(
     log_start: u64,
     records: &[(WindowRecord, Vec<u8>)],
 ) -> Result<HourDeletion, RetentionError> {
-    let mut log = SparseLog::new();
+    let mut leaves = Vec::with_capacity(records.len());
     let mut lost: BTreeMap<LossReason, u64> = BTreeMap::new();
     let (mut events, mut seq_range) = (0u64, None::<(u64, u64)>);
     for (r, bytes) in records {
-        log.push_leaf(Blake3Tree::leaf(bytes));
+        leaves.push(Blake3Tree::leaf(bytes));
         for (reason, n) in &r.lost {
             *lost.entry(*reason).or_default() += n;
         }
         events += r.event_count;
-        if r.event_count > 0 {
-            let (lo, hi) = seq_bounds(root, meta, r)?;
+        // first_seq is the window's lowest seq (verified); the last event is its highest.
+        if let Some(hi) = last_seq(root, r)? {
+            let lo = r.first_seq;
             seq_range = Some(seq_range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
         }
     }
@@ -284,7 +285,8 @@ fn describe_hour(
     for (at, height) in aligned_ranges(log_start, records.len() as u64) {
         let from = at - log_start;
         subtrees.push(
-            log.subtree_root::<Blake3Tree>(from, from + (1u64 << height))
+            leaves[..]
+                .subtree_root::<Blake3Tree>(from, from + (1u64 << height))
                 .map_err(|e| invalid(&root.join("windows"), format!("hour {hour}: {e}")))?,
         );
     }
@@ -303,39 +305,6 @@ fn describe_hour(
         deleted_wall_ns: 0,
         log_size: 0,
     })
-}
-
-/// The lowest and highest seq of a window's events, read from its blocks.
-fn seq_bounds(
-    root: &Path,
-    meta: &StoreMeta,
-    r: &WindowRecord,
-) -> Result<(u64, u64), RetentionError> {
-    let paths = WindowPaths::new(r.window, meta.window_len_ns);
-    let first_atom = r.dict_count + r.actor_count;
-    let atoms = first_atom..first_atom + r.event_count;
-    let (mut lo, mut hi) = (u64::MAX, 0u64);
-    let blocks = (r.dict_count
-        + r.actor_count
-        + r.event_count
-        + r.edge_count
-        + r.cone_count
-        + r.health_count)
-        .div_ceil(ritma_schemas::records::MAX_BLOCK_RECORDS as u64);
-    for b in 0..blocks as u32 {
-        let path = root.join(paths.block(b));
-        let block = read_block(&path, r.window, b)?;
-        for (i, leaf) in block.records.iter().enumerate() {
-            if atoms.contains(&(block.first_leaf + i as u64)) {
-                let a = EventAtom::decode(leaf).map_err(|source| StoreError::Decode {
-                    path: path.clone(),
-                    source,
-                })?;
-                (lo, hi) = (lo.min(a.seq), hi.max(a.seq));
-            }
-        }
-    }
-    Ok((lo, hi))
 }
 
 /// Every file of an hour that retention deletes: its records, checkpoints, blocks and
@@ -463,18 +432,6 @@ pub fn hour_label(hour: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}", s.rem_euclid(86_400) / 3600)
 }
 
-/// The checkpoint size at which the deletion of `d` can be rebuilt: the hour's leaves
-/// as their subtrees, appended to a log of `d.log_start` leaves.
-pub fn push_deleted(log: &mut ritma_schemas::merkle::Frontier, d: &HourDeletion) -> bool {
-    if log.size() != d.log_start {
-        return false;
-    }
-    aligned_ranges(d.log_start, d.windows())
-        .into_iter()
-        .zip(&d.subtrees)
-        .all(|((_, height), root)| log.push_subtree::<Blake3Tree>(height, *root).is_ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,41 +440,5 @@ mod tests {
     fn hour_labels_are_utc() {
         assert_eq!(hour_label(0), "1970-01-01T00");
         assert_eq!(hour_label(1_763_884_800 / 3600), "2025-11-23T08");
-    }
-
-    #[test]
-    fn a_deletion_rebuilds_the_log_only_at_its_start() {
-        let leaves: Vec<_> = (0..9u8).map(|i| Blake3Tree::leaf(&[i])).collect();
-        let whole = ritma_schemas::merkle::root::<Blake3Tree>(&leaves);
-        let d = HourDeletion {
-            node: "n".into(),
-            hour: 0,
-            first_window: 3,
-            last_window: 8,
-            log_start: 3,
-            subtrees: aligned_ranges(3, 6)
-                .into_iter()
-                .map(|(a, h)| {
-                    leaves[..]
-                        .subtree_root::<Blake3Tree>(a, a + (1 << h))
-                        .unwrap()
-                })
-                .collect(),
-            events: 0,
-            seq_range: None,
-            lost: vec![],
-            keep_ns: 0,
-            deleted_wall_ns: 0,
-            log_size: 9,
-        };
-        let mut log = ritma_schemas::merkle::Frontier::new();
-        for l in &leaves[..3] {
-            log.push::<Blake3Tree>(*l);
-        }
-        let mut early = log.clone();
-        assert!(push_deleted(&mut log, &d));
-        assert_eq!(log.root::<Blake3Tree>(), whole);
-        early.push::<Blake3Tree>(leaves[3]);
-        assert!(!push_deleted(&mut early, &d));
     }
 }

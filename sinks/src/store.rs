@@ -525,6 +525,38 @@ pub fn read_block(path: &Path, window: u64, index: u32) -> Result<Block, StoreEr
     Ok(block)
 }
 
+/// The highest seq a window of the node tree at `root` seals: its last event's (events are
+/// leaves in seq order, FORMAT.md §8.2), read from the one block that holds it; `None`
+/// for a window without events.
+pub fn last_seq(root: &Path, record: &WindowRecord) -> Result<Option<u64>, StoreError> {
+    let Some(events) = record.event_count.checked_sub(1) else {
+        return Ok(None);
+    };
+    let paths = WindowPaths::new(record.window, record.window_len_ns);
+    let Some(last) = [record.dict_count, record.actor_count, events]
+        .iter()
+        .try_fold(0u64, |a, &n| a.checked_add(n))
+    else {
+        return Err(StoreError::Invalid {
+            path: root.join(paths.record()),
+            reason: "record counts overflow".into(),
+        });
+    };
+    let block = (last / MAX_BLOCK_RECORDS as u64) as u32;
+    let path = root.join(paths.block(block));
+    let b = read_block(&path, record.window, block)?;
+    let leaf = b
+        .records
+        .get((last % MAX_BLOCK_RECORDS as u64) as usize)
+        .ok_or_else(|| StoreError::Invalid {
+            path: path.clone(),
+            reason: format!("no leaf {last}"),
+        })?;
+    let atom = ritma_schemas::records::EventAtom::decode(leaf)
+        .map_err(|source| StoreError::Decode { path, source })?;
+    Ok(Some(atom.seq))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -369,7 +369,11 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                     ));
                 }
             }
-            if d.log_start != log.size() || !crate::retention::push_deleted(&mut log, d) {
+            if d.log_start != log.size()
+                || log
+                    .push_deleted::<Blake3Tree>(d.windows(), &d.subtrees)
+                    .is_err()
+            {
                 return Err(fail(
                     "E_RETENTION",
                     &path,
@@ -379,26 +383,6 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                         d.log_start,
                         log.size()
                     ),
-                ));
-            }
-            let seal_path = root.join(&hour).join("proofs/hour_root.cbor");
-            let seal = fs::read(&seal_path)
-                .ok()
-                .and_then(|b| HourSeal::decode(&b).ok())
-                .ok_or_else(|| {
-                    fail(
-                        "E_MISSING",
-                        &seal_path,
-                        w,
-                        "a deleted hour without its hour seal",
-                    )
-                })?;
-            if (seal.log_size, seal.log_root) != (log.size(), log.root::<Blake3Tree>()) {
-                return Err(fail(
-                    "E_RETENTION",
-                    &path,
-                    w,
-                    "the deleted hour's node-log roots do not give its hour seal's root",
                 ));
             }
             prev_window = Some(d.last_window);
@@ -850,6 +834,17 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
             })?;
             let seal = HourSeal::decode(&bytes)
                 .map_err(|e| fail("E_DECODE", &seal_path, w, e.to_string()))?;
+            // A deleted hour's roots are its record's: they must give the seal's root.
+            if let Some(d) = &deleted {
+                if (seal.log_size, seal.log_root) != (log.size(), log.root::<Blake3Tree>()) {
+                    return Err(fail(
+                        "E_RETENTION",
+                        &root.join(&hour).join(crate::retention::DELETION_FILE),
+                        Some(d.first_window),
+                        "the deleted hour's node-log roots do not give its hour seal's root",
+                    ));
+                }
+            }
             let want = (
                 meta.node.as_str(),
                 last / per_hour,
