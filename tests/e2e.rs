@@ -2,6 +2,7 @@
 
 mod util;
 
+mod case;
 mod crash;
 mod full_capture;
 mod index;

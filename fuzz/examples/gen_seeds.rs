@@ -187,6 +187,33 @@ fn main() {
         ),
         ("key", key.encode()),
         (
+            "case-manifest",
+            ritma_schemas::case::CaseManifest {
+                node: "web-1".into(),
+                case: "IR-7".into(),
+                title: "t".into(),
+                approvers: vec![(
+                    "alice".into(),
+                    NoteSigner::from_seed("alice", [7; 32])
+                        .unwrap()
+                        .verifier()
+                        .public_key(),
+                )],
+                approvals_needed: 1,
+                state: ritma_schemas::case::CaseState::Open,
+                windows: vec![(10, 12), (20, 20)],
+                log: vec![ritma_schemas::case::CaseEntry {
+                    wall_ns: 1,
+                    user: "jo".into(),
+                    action: ritma_schemas::case::CaseAction::Open,
+                    detail: String::new(),
+                    approvals: vec![],
+                }],
+                log_size: 30,
+            }
+            .encode(),
+        ),
+        (
             "run",
             RunMeta {
                 node: "web-1".into(),

@@ -21,6 +21,7 @@ fn decode_as(ty: u64, bytes: &[u8]) -> Result<AnyRecord, DecodeError> {
         9 => AnyRecord::Run(RunMeta::decode(bytes)?),
         10 => AnyRecord::Health(HealthRecord::decode(bytes)?),
         21 => AnyRecord::Deletion(HourDeletion::decode(bytes)?),
+        22 => AnyRecord::Case(ritma_schemas::case::CaseManifest::decode(bytes)?),
         _ => AnyRecord::Signed(SignedRecord::decode(bytes)?),
     })
 }
@@ -40,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let mut accepted = 0;
-    for ty in (1..=11).chain([21]) {
+    for ty in (1..=11).chain([21, 22]) {
         match decode_as(ty, data) {
             Ok(v) => {
                 accepted += 1;

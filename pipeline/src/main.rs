@@ -1,5 +1,6 @@
 //! `ritma`: the command line of the Ritma evidence pipeline.
 
+mod case;
 mod exes;
 mod prove;
 mod record;
@@ -113,6 +114,10 @@ enum Command {
         #[arg(long)]
         apply: bool,
     },
+    /// Cases: windows an investigation names, frozen against retention, with an access
+    /// log; unfreezing needs M of N approvers (FORMAT.md §8.9).
+    #[command(subcommand)]
+    Case(case::CaseCommand),
     /// Write a self-contained proof of one sealed event (FORMAT.md §11).
     Prove {
         /// The store (RITMA_OUT) directory.
@@ -219,6 +224,16 @@ enum KeysCommand {
         #[arg(long, env = "RITMA_NODE_ID")]
         node: Option<String>,
     },
+    /// Create a standalone signing key (a case approver's): the private key file
+    /// (mode 0600, never overwritten) and, printed and beside it as FILE.vkey, the
+    /// verifier key others name it by.
+    New {
+        /// The key's name, e.g. the approver's (signed-note key name: no spaces or +).
+        name: String,
+        /// The private key file to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print a store's public key, key id and key history.
     Show {
         /// The store (RITMA_OUT) directory.
@@ -241,6 +256,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Keys(KeysCommand::Init { out, node }) => keys_init(&out, node),
         Command::Keys(KeysCommand::Show { dir }) => keys_show(&dir),
+        Command::Keys(KeysCommand::New { name, out }) => keys_new(&name, &out),
         Command::Synth {
             events,
             seed,
@@ -259,6 +275,7 @@ fn run(cli: Cli) -> Result<()> {
         } => replay_cmd(traces, out, workers, key, taint_ttl),
         Command::Verify { dir, key, json } => verify_cmd(&dir, key, json),
         Command::Retention { dir, keep, apply } => retention_cmd(&dir, &keep, apply),
+        Command::Case(c) => case::case_cmd(c),
         Command::Prove {
             dir,
             seq,
@@ -435,6 +452,7 @@ fn verify_cmd(dir: &Path, key: Option<String>, json: bool) -> Result<()> {
                     "log_size": r.log_size,
                     "log_root": b64(&r.log_root),
                     "deleted_hours": r.deleted_hours,
+                    "cases": r.cases,
                 })
             })
             .collect();
@@ -450,8 +468,12 @@ fn verify_cmd(dir: &Path, key: Option<String>, json: bool) -> Result<()> {
             0 => String::new(),
             n => format!(" ({n} hours deleted by retention, counted from their records)"),
         };
+        let cases = match r.cases {
+            0 => String::new(),
+            n => format!(", {n} cases"),
+        };
         println!(
-            "OK {}: {} windows ({span}), {} events, {} lost{deleted}, node log size {} root {}",
+            "OK {}: {} windows ({span}), {} events, {} lost{deleted}{cases}, node log size {} root {}",
             r.node,
             r.windows,
             r.events,
@@ -492,8 +514,13 @@ fn retention_cmd(dir: &Path, keep: &str, apply: bool) -> Result<()> {
         .context("the clock is before 1970")?
         .as_nanos() as u64;
     // One writer per store: retention must not race a run or replay writing it.
-    let _lock =
-        ritma_sinks::store::StoreLock::acquire(dir, &ritma_sinks::store::StoreLock::lock_dir())?;
+    use ritma_sinks::store::StoreLock;
+    let _lock = StoreLock::acquire(dir, &StoreLock::lock_dir())?;
+    // No case may freeze windows between the plan and the deletion.
+    let mut _case_locks = Vec::new();
+    for r in retention::node_roots(dir)? {
+        _case_locks.push(StoreLock::acquire_cases(&r, &StoreLock::lock_dir())?);
+    }
     let mut plans = retention::plan(dir, keep_ns, now_ns)?;
     if plans.iter().any(|p| p.hours.iter().any(|h| h.recorded)) {
         if !apply {
@@ -532,20 +559,29 @@ fn retention_cmd(dir: &Path, keep: &str, apply: bool) -> Result<()> {
                 h.bytes
             );
         }
+        for (hour, cases) in &plan.held {
+            println!(
+                "{} keep hour {}: frozen by case {}",
+                plan.node,
+                retention::hour_label(*hour),
+                cases.join(", ")
+            );
+        }
         let bytes: u64 = plan.hours.iter().map(|h| h.bytes).sum();
         if apply {
             let done = retention::apply(plan, keep_ns, now_ns)?;
             println!(
-                "{}: deleted {} hours ({} files, {} bytes); {} deleted before, {} kept",
-                plan.node, done.hours, done.files, done.bytes, plan.deleted_before, plan.kept
+                "{}: deleted {} hours ({} files, {} bytes); {} deleted before, {} kept, {} frozen by cases",
+                plan.node, done.hours, done.files, done.bytes, plan.deleted_before, plan.kept, plan.held.len()
             );
         } else {
             println!(
-                "{}: {} hours ({bytes} bytes) would be deleted; {} deleted before, {} kept (dry run: add --apply to delete)",
+                "{}: {} hours ({bytes} bytes) would be deleted; {} deleted before, {} kept, {} frozen by cases (dry run: add --apply to delete)",
                 plan.node,
                 plan.hours.len(),
                 plan.deleted_before,
-                plan.kept
+                plan.kept,
+                plan.held.len()
             );
         }
     }
@@ -625,6 +661,30 @@ fn keys_init(out: &Path, node: Option<String>) -> Result<()> {
     let signer = store.init(&node, seed)?;
     let private = format!("{} (mode 0600)", store.private_path().display());
     print_key(&node, &signer.verifier(), &private);
+    Ok(())
+}
+
+fn keys_new(name: &str, out: &Path) -> Result<()> {
+    let mut seed = [0u8; 32];
+    getrandom(&mut seed)?;
+    let signer = ritma_schemas::note::NoteSigner::from_seed(name, seed)
+        .map_err(|e| anyhow::anyhow!("key name {name:?}: {e}"))?;
+    let vkey_path = PathBuf::from(format!("{}.vkey", out.display()));
+    ritma_sinks::keys::write_new(
+        out,
+        format!("{}\n", signer.to_private_key_text()).as_bytes(),
+        0o600,
+    )?;
+    ritma_sinks::keys::write_new(
+        &vkey_path,
+        format!("{}\n", signer.verifier().to_vkey()).as_bytes(),
+        0o644,
+    )?;
+    println!("key name:    {name}");
+    println!("key id:      {:08x}", signer.key_id());
+    println!("vkey:        {}", signer.verifier().to_vkey());
+    println!("private key: {} (mode 0600)", out.display());
+    println!("vkey file:   {}", vkey_path.display());
     Ok(())
 }
 

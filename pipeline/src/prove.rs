@@ -260,7 +260,10 @@ pub fn prove(req: &ProveRequest) -> Result<ProveReport, ProveError> {
 }
 
 /// The tree of the node to prove from: the store itself, or `nodes/<node>/`.
-fn node_root(dir: &Path, node: Option<&str>) -> Result<(PathBuf, StoreMeta), ProveError> {
+pub(crate) fn node_root(
+    dir: &Path,
+    node: Option<&str>,
+) -> Result<(PathBuf, StoreMeta), ProveError> {
     let read_meta = |root: &Path| -> Result<StoreMeta, ProveError> {
         let path = root.join("_meta/store.cbor");
         let bytes = fs::read(&path).map_err(io(&path))?;
@@ -364,13 +367,13 @@ fn key_history(root: &Path, node: &str) -> Result<(KeyHistory, Vec<KeyEventFile>
 }
 
 /// A sealed window: its record (a node-log leaf) and where its files are.
-struct Sealed {
+pub(crate) struct Sealed {
     /// The record's leaf index in the node log.
-    log_index: u64,
-    record: WindowRecord,
-    bytes: Vec<u8>,
-    record_path: PathBuf,
-    sig_path: PathBuf,
+    pub log_index: u64,
+    pub record: WindowRecord,
+    pub bytes: Vec<u8>,
+    pub record_path: PathBuf,
+    pub sig_path: PathBuf,
 }
 
 /// Sorted names in `dir` that are not temporary files.
@@ -391,7 +394,7 @@ fn names(dir: &Path) -> Result<Vec<String>, ProveError> {
 /// make (hours retention deleted known by their deletion records' subtrees), and those
 /// deletion records; windows must follow each other without a gap.
 #[allow(clippy::type_complexity)]
-fn sealed_windows(
+pub(crate) fn sealed_windows(
     root: &Path,
     meta: &StoreMeta,
 ) -> Result<(Vec<Sealed>, SparseLog, Vec<(PathBuf, HourDeletion)>), ProveError> {
@@ -478,15 +481,15 @@ fn sealed_windows(
 }
 
 /// A window's leaves, read from its blocks.
-struct WindowLeaves {
-    record: WindowRecord,
-    paths: WindowPaths,
+pub(crate) struct WindowLeaves {
+    pub record: WindowRecord,
+    pub paths: WindowPaths,
     root: PathBuf,
-    leaves: Vec<Vec<u8>>,
+    pub leaves: Vec<Vec<u8>>,
 }
 
 impl WindowLeaves {
-    fn read(root: &Path, s: &Sealed) -> Result<Self, ProveError> {
+    pub(crate) fn read(root: &Path, s: &Sealed) -> Result<Self, ProveError> {
         let r = &s.record;
         let paths = WindowPaths::new(r.window, r.window_len_ns);
         let total = [
@@ -539,7 +542,12 @@ impl WindowLeaves {
         s..s + self.record.event_count
     }
 
-    fn decode<R: Record>(&self, i: u64) -> Result<R, ProveError> {
+    pub(crate) fn cones(&self) -> Range<u64> {
+        let s = self.atoms().end + self.record.edge_count;
+        s..s + self.record.cone_count
+    }
+
+    pub(crate) fn decode<R: Record>(&self, i: u64) -> Result<R, ProveError> {
         R::decode(&self.leaves[i as usize]).map_err(|e| {
             let block = self
                 .root
@@ -574,7 +582,7 @@ impl WindowLeaves {
             .map(|(i, _)| i))
     }
 
-    fn actor(&self, id: &Id128) -> Result<Option<(u64, ActorRecord)>, ProveError> {
+    pub(crate) fn actor(&self, id: &Id128) -> Result<Option<(u64, ActorRecord)>, ProveError> {
         self.search(self.actors(), |a: &ActorRecord| a.actor, id)
     }
 }

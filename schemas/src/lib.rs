@@ -5,6 +5,7 @@
 //! reference implementation and the tests keep the two in step.
 
 pub mod cas_manifest;
+pub mod case;
 pub mod cbor;
 pub mod cone_library;
 pub mod format_doc;

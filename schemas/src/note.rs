@@ -202,6 +202,20 @@ impl NoteSigner {
         Ok(note)
     }
 
+    /// Adds this key's signature to a signed note (a cosignature: an approval several
+    /// keys sign); a note it already signed is returned unchanged.
+    pub fn cosign(&self, note: &str) -> Result<String, NoteError> {
+        let parsed = parse_note(note)?;
+        if parsed
+            .signatures
+            .iter()
+            .any(|s| s.name == self.name && s.key_id == self.key_id)
+        {
+            return Ok(note.to_owned());
+        }
+        Ok(format!("{note}{}", self.signature_line(parsed.body)))
+    }
+
     /// The signature line (with its final newline) this key makes for `body`.
     fn signature_line(&self, body: &str) -> String {
         let sig = self.key.sign(body.as_bytes()).to_bytes();

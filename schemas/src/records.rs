@@ -12,6 +12,8 @@ use crate::hash::{Domain, Hash32, Id128};
 pub const MAX_EVENT_RECORD_LEN: usize = 4096;
 /// Largest encoded size of any other record.
 pub const MAX_RECORD_LEN: usize = 65536;
+/// Largest SignedRecord: its body may be a case manifest (FORMAT.md §3.13).
+pub const MAX_SIGNED_LEN: usize = crate::case::MAX_CASE_LEN + 128;
 /// Longest dictionary value stored as is; longer values are stored as their BLAKE3 hash.
 pub const MAX_DICT_VALUE_LEN: usize = 3968;
 /// Longest node name (it appears in checkpoint origins `ritma/<node>`).
@@ -1301,7 +1303,7 @@ impl Record for SignedRecord {
     const VERSION: u64 = 1;
     const NAME: &'static str = "SignedRecord";
     const FIELDS: u64 = 5;
-    const MAX_LEN: usize = MAX_RECORD_LEN;
+    const MAX_LEN: usize = MAX_SIGNED_LEN;
 
     fn encode_fields(&self, e: &mut Encoder) {
         e.bytes(&self.body)
@@ -1311,7 +1313,7 @@ impl Record for SignedRecord {
 
     fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
         let at = d.position();
-        let body = d.bytes("body", (MAX_RECORD_LEN - 128) as u64)?.to_vec();
+        let body = d.bytes("body", (MAX_SIGNED_LEN - 128) as u64)?.to_vec();
         // The body must itself be a strict record, and not another signed wrapper.
         let why = match AnyRecord::decode(&body) {
             Ok(AnyRecord::Signed(_)) => Some("a signed record cannot wrap another"),
@@ -1468,6 +1470,7 @@ pub fn record_name(t: u64) -> Option<&'static str> {
         WindowRecord::TYPE => WindowRecord::NAME,
         HourSeal::TYPE => HourSeal::NAME,
         HourDeletion::TYPE => HourDeletion::NAME,
+        crate::case::CaseManifest::TYPE => crate::case::CaseManifest::NAME,
         KeyEvent::TYPE => KeyEvent::NAME,
         RunMeta::TYPE => RunMeta::NAME,
         HealthRecord::TYPE => HealthRecord::NAME,
@@ -1496,6 +1499,7 @@ pub enum AnyRecord {
     Window(WindowRecord),
     Hour(HourSeal),
     Deletion(HourDeletion),
+    Case(crate::case::CaseManifest),
     Key(KeyEvent),
     Run(RunMeta),
     Health(HealthRecord),
@@ -1518,6 +1522,9 @@ impl AnyRecord {
             WindowRecord::TYPE => AnyRecord::Window(WindowRecord::decode(bytes)?),
             HourSeal::TYPE => AnyRecord::Hour(HourSeal::decode(bytes)?),
             HourDeletion::TYPE => AnyRecord::Deletion(HourDeletion::decode(bytes)?),
+            crate::case::CaseManifest::TYPE => {
+                AnyRecord::Case(crate::case::CaseManifest::decode(bytes)?)
+            }
             KeyEvent::TYPE => AnyRecord::Key(KeyEvent::decode(bytes)?),
             RunMeta::TYPE => AnyRecord::Run(RunMeta::decode(bytes)?),
             HealthRecord::TYPE => AnyRecord::Health(HealthRecord::decode(bytes)?),
@@ -1543,6 +1550,7 @@ impl AnyRecord {
             AnyRecord::Window(r) => r.encode(),
             AnyRecord::Hour(r) => r.encode(),
             AnyRecord::Deletion(r) => r.encode(),
+            AnyRecord::Case(r) => r.encode(),
             AnyRecord::Key(r) => r.encode(),
             AnyRecord::Run(r) => r.encode(),
             AnyRecord::Health(r) => r.encode(),

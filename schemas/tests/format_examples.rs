@@ -190,6 +190,44 @@ fn examples() -> BTreeMap<&'static str, String> {
     };
     ex.insert("hour-deletion", wrapped(&deletion.encode()));
 
+    // Case IR-7 of web-1: two windows frozen, unfreezing needs alice's approval.
+    let alice = ritma_schemas::note::NoteSigner::from_seed("alice", [0xa1; 32]).unwrap();
+    let entry = |wall_ns: u64, action, detail: &str| ritma_schemas::case::CaseEntry {
+        wall_ns,
+        user: "jo".into(),
+        action,
+        detail: detail.into(),
+        approvals: vec![],
+    };
+    let case = ritma_schemas::case::CaseManifest {
+        node: "web-1".into(),
+        case: "IR-7".into(),
+        title: "ssh key theft".into(),
+        approvers: vec![("alice".into(), alice.verifier().public_key())],
+        approvals_needed: 1,
+        state: ritma_schemas::case::CaseState::Frozen,
+        windows: vec![(first + 60, first + 61)],
+        log: vec![
+            entry(
+                1_796_169_600_000_000_000,
+                ritma_schemas::case::CaseAction::Open,
+                "",
+            ),
+            entry(
+                1_796_169_601_000_000_000,
+                ritma_schemas::case::CaseAction::Add,
+                "2 windows",
+            ),
+            entry(
+                1_796_169_602_000_000_000,
+                ritma_schemas::case::CaseAction::Freeze,
+                "",
+            ),
+        ],
+        log_size: 2_595_700,
+    };
+    ex.insert("case-manifest", wrapped(&case.encode()));
+
     let run = RunMeta {
         node: "web-1".into(),
         boot_id,
@@ -401,6 +439,7 @@ fn example_encodings_decode() {
         "window-record",
         "hour-seal",
         "hour-deletion",
+        "case-manifest",
         "key-event",
         "run-meta",
         "health-record",

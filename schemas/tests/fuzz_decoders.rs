@@ -46,6 +46,8 @@ fn decode_as(ty: u64, bytes: &[u8]) -> Result<AnyRecord, DecodeError> {
         9 => AnyRecord::Run(RunMeta::decode(bytes)?),
         10 => AnyRecord::Health(HealthRecord::decode(bytes)?),
         11 => AnyRecord::Signed(SignedRecord::decode(bytes)?),
+        21 => AnyRecord::Deletion(HourDeletion::decode(bytes)?),
+        22 => AnyRecord::Case(ritma_schemas::case::CaseManifest::decode(bytes)?),
         _ => unreachable!(),
     })
 }
@@ -58,7 +60,7 @@ fn decode_as(ty: u64, bytes: &[u8]) -> Result<AnyRecord, DecodeError> {
 fn decode_all(bytes: &[u8]) -> Result<Option<u64>, TestCaseError> {
     let any = AnyRecord::decode(bytes);
     let mut accepted = None;
-    for ty in 1..=11 {
+    for ty in (1..=11).chain([21, 22]) {
         match decode_as(ty, bytes) {
             Ok(v) => {
                 prop_assert!(accepted.is_none(), "two types accept {:02x?}", bytes);
@@ -223,6 +225,43 @@ fn seeds() -> Vec<Vec<u8>> {
             body: key.encode(),
             key_id: 0xdead_beef,
             signature: [7; 64],
+        }),
+        AnyRecord::Deletion(HourDeletion {
+            node: "web-1".into(),
+            hour: 490_000,
+            first_window: 490_000 * 3600,
+            last_window: 490_000 * 3600 + 3599,
+            log_start: 100,
+            subtrees: vec![[5; 32]; 13],
+            events: 10,
+            seq_range: Some((7, 20)),
+            lost: vec![(LossReason::KernelRingbufFull, 3)],
+            keep_ns: 86_400_000_000_000,
+            deleted_wall_ns: 1_800_000_000_000_000_000,
+            log_size: 5000,
+        }),
+        AnyRecord::Case(ritma_schemas::case::CaseManifest {
+            node: "web-1".into(),
+            case: "IR-7".into(),
+            title: "t".into(),
+            approvers: vec![(
+                "alice".into(),
+                NoteSigner::from_seed("alice", [7; 32])
+                    .unwrap()
+                    .verifier()
+                    .public_key(),
+            )],
+            approvals_needed: 1,
+            state: ritma_schemas::case::CaseState::Frozen,
+            windows: vec![(10, 12), (20, 20)],
+            log: vec![ritma_schemas::case::CaseEntry {
+                wall_ns: 1,
+                user: "jo".into(),
+                action: ritma_schemas::case::CaseAction::Unfreeze,
+                detail: String::new(),
+                approvals: vec!["a\n\n— alice x\n".into()],
+            }],
+            log_size: 30,
         }),
     ];
     recs.iter().map(AnyRecord::encode).collect()

@@ -428,7 +428,7 @@ fn health_record() -> impl Strategy<Value = HealthRecord> {
 }
 
 /// Largest body a SignedRecord may carry.
-const MAX_BODY: usize = MAX_RECORD_LEN - 128;
+const MAX_BODY: usize = MAX_SIGNED_LEN - 128;
 
 fn signed_record() -> impl Strategy<Value = SignedRecord> {
     // The body is itself a record (any type but SignedRecord); a health record with a
@@ -487,6 +487,77 @@ fn hour_deletion() -> impl Strategy<Value = HourDeletion> {
         )
 }
 
+fn case_manifest() -> impl Strategy<Value = ritma_schemas::case::CaseManifest> {
+    use ritma_schemas::case::*;
+    let approvers = btree_map("[a-z][a-z0-9-]{0,15}", any::<[u8; 32]>(), 1..5).prop_map(|m| {
+        m.into_iter()
+            .map(|(name, seed)| {
+                let s = ritma_schemas::note::NoteSigner::from_seed(&name, seed).unwrap();
+                (name, s.verifier().public_key())
+            })
+            .collect::<Vec<_>>()
+    });
+    let entry = (
+        u64s(),
+        "[ -~]{0,20}",
+        0usize..6,
+        "\\PC{0,40}",
+        vec("[ -~]{1,60}", 1..3),
+    )
+        .prop_map(|(wall_ns, user, action, detail, approvals)| {
+            let action = [
+                CaseAction::Open,
+                CaseAction::Add,
+                CaseAction::Freeze,
+                CaseAction::Unfreeze,
+                CaseAction::Export,
+                CaseAction::Close,
+            ][action];
+            CaseEntry {
+                wall_ns,
+                user,
+                action,
+                detail,
+                approvals: if action == CaseAction::Unfreeze {
+                    approvals
+                } else {
+                    vec![]
+                },
+            }
+        });
+    (
+        (node_name(), node_name(), "\\PC{0,30}", approvers),
+        (
+            0u64..8,
+            0usize..3,
+            btree_set(u64s(), 0..12),
+            vec(entry, 1..5),
+            u64s(),
+        ),
+    )
+        .prop_map(
+            |((node, case, title, approvers), (m, state, points, log, log_size))| {
+                // Points become ranges [a, b] from pairs, merged so they are apart.
+                let points: Vec<u64> = points.into_iter().collect();
+                let ranges = points
+                    .chunks(2)
+                    .map(|c| (c[0], *c.last().unwrap()))
+                    .collect();
+                CaseManifest {
+                    node,
+                    case,
+                    title,
+                    approvals_needed: m.clamp(1, approvers.len() as u64),
+                    approvers,
+                    state: [CaseState::Open, CaseState::Frozen, CaseState::Closed][state],
+                    windows: merge_ranges(ranges),
+                    log,
+                    log_size,
+                }
+            },
+        )
+}
+
 fn any_record() -> impl Strategy<Value = AnyRecord> {
     prop_oneof![
         dict_entry().prop_map(AnyRecord::Dict),
@@ -497,6 +568,7 @@ fn any_record() -> impl Strategy<Value = AnyRecord> {
         window_record().prop_map(AnyRecord::Window),
         hour_seal().prop_map(AnyRecord::Hour),
         hour_deletion().prop_map(AnyRecord::Deletion),
+        case_manifest().prop_map(AnyRecord::Case),
         key_event().prop_map(AnyRecord::Key),
         run_meta().prop_map(AnyRecord::Run),
         health_record().prop_map(AnyRecord::Health),
@@ -537,6 +609,7 @@ fn meta(r: &AnyRecord) -> Meta {
         AnyRecord::Window(_) => meta_of::<WindowRecord>(),
         AnyRecord::Hour(_) => meta_of::<HourSeal>(),
         AnyRecord::Deletion(_) => meta_of::<HourDeletion>(),
+        AnyRecord::Case(_) => meta_of::<ritma_schemas::case::CaseManifest>(),
         AnyRecord::Key(_) => meta_of::<KeyEvent>(),
         AnyRecord::Run(_) => meta_of::<RunMeta>(),
         AnyRecord::Health(_) => meta_of::<HealthRecord>(),
@@ -559,6 +632,7 @@ fn decode_as(ty: u64, bytes: &[u8]) -> Result<AnyRecord, DecodeError> {
         10 => AnyRecord::Health(HealthRecord::decode(bytes)?),
         11 => AnyRecord::Signed(SignedRecord::decode(bytes)?),
         21 => AnyRecord::Deletion(HourDeletion::decode(bytes)?),
+        22 => AnyRecord::Case(ritma_schemas::case::CaseManifest::decode(bytes)?),
         _ => panic!("no record type {ty}"),
     })
 }
@@ -934,6 +1008,9 @@ proptest! {
     fn hour_deletion_round_trips(v in hour_deletion()) { round_trip(&v, AnyRecord::Deletion)?; }
 
     #[test]
+    fn case_manifest_round_trips(v in case_manifest()) { round_trip(&v, AnyRecord::Case)?; }
+
+    #[test]
     fn key_event_round_trips(v in key_event()) { round_trip(&v, AnyRecord::Key)?; }
 
     #[test]
@@ -1295,7 +1372,7 @@ fn trailing_bytes_are_rejected() {
 #[test]
 fn an_unknown_record_type_is_rejected() {
     let b = sample_atom().encode();
-    for t in [0, 22, 99, 1000, u64::MAX] {
+    for t in [0, 23, 99, 1000, u64::MAX] {
         let m = with_field(&b, 0, &uint(t));
         let kind = DecodeErrorKind::UnknownRecordType { record_type: t };
         let a = AnyRecord::decode(&m).unwrap_err();
@@ -1344,7 +1421,7 @@ fn a_typed_decoder_rejects_every_other_record_type() {
     for r in samples() {
         let found = meta(&r).ty;
         let b = r.encode();
-        for expected in (1..=11u64).chain([21]) {
+        for expected in (1..=11u64).chain([21, 22]) {
             let got = decode_as(expected, &b);
             if expected == found {
                 assert_eq!(got.unwrap(), r);

@@ -223,7 +223,7 @@ fn event_name(i: u64) -> String {
 }
 
 /// Writes a file that must not exist yet, with `mode`, and fsyncs it.
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeystoreError> {
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeystoreError> {
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -2,6 +2,7 @@
 //! every other sink is fed from what it holds.
 
 pub mod cas;
+pub mod case;
 pub mod index;
 pub mod keys;
 pub mod retention;

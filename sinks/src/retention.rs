@@ -77,6 +77,9 @@ pub struct NodePlan {
     pub deleted_before: u64,
     /// Hours kept: too young, or not sealed yet.
     pub kept: u64,
+    /// Hours old enough but kept because a frozen case holds some of their windows:
+    /// the hour and the cases, in hour order.
+    pub held: Vec<(u64, Vec<String>)>,
     /// The node log's size now.
     pub log_size: u64,
 }
@@ -89,6 +92,7 @@ impl NodePlan {
             hours: Vec::new(),
             deleted_before: 0,
             kept: 0,
+            held: Vec::new(),
             log_size: 0,
         }
     }
@@ -116,7 +120,7 @@ pub fn plan(dir: &Path, keep_ns: u64, now_ns: u64) -> Result<Vec<NodePlan>, Rete
 }
 
 /// The node trees of a store: itself, or each of `nodes/*`.
-fn node_roots(dir: &Path) -> Result<Vec<PathBuf>, RetentionError> {
+pub fn node_roots(dir: &Path) -> Result<Vec<PathBuf>, RetentionError> {
     Ok(if dir.join("_meta/store.cbor").exists() {
         vec![dir.to_owned()]
     } else {
@@ -178,6 +182,7 @@ fn interrupted(root: &Path) -> Result<NodePlan, RetentionError> {
 
 fn plan_node(root: &Path, keep_ns: u64, now_ns: u64) -> Result<NodePlan, RetentionError> {
     let meta = read_meta(root)?;
+    let frozen = crate::case::frozen_cases(root).map_err(|e| invalid(root, e.to_string()))?;
     let per_hour = HOUR_NS / meta.window_len_ns;
     let mut out = NodePlan::empty(root, &meta.node);
     for hour_dir in hour_dirs(root).map_err(RetentionError::NotVerified)? {
@@ -198,6 +203,16 @@ fn plan_node(root: &Path, keep_ns: u64, now_ns: u64) -> Result<NodePlan, Retenti
         let ended = (hour + 1).saturating_mul(HOUR_NS);
         if !sealed || ended.saturating_add(keep_ns) > now_ns {
             out.kept += 1;
+            continue;
+        }
+        let (first, last) = (first.window, records.last().expect("non-empty").0.window);
+        let holders: Vec<String> = frozen
+            .iter()
+            .filter(|c| c.names_any(first, last))
+            .map(|c| c.case.clone())
+            .collect();
+        if !holders.is_empty() {
+            out.held.push((hour, holders));
             continue;
         }
         let deletion = describe_hour(root, &meta, hour, log_start, &records)?;

@@ -45,6 +45,18 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ 
     }
 }
 
+/// Days since 1970-01-01 of a civil date (H. Hinnant's algorithm; the inverse of
+/// [`civil_from_days`]).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = y - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Civil date (year, month, day) of days since 1970-01-01 (H. Hinnant's algorithm).
 pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -122,6 +134,22 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
     let mut one = AtomicBatch::new();
     one.write(path.to_owned(), bytes)?;
     one.commit()
+}
+
+/// Replaces a file atomically (temporary name `.NAME.tmp`, fsync, rename over it): a
+/// reader sees the old bytes or the new, never a mix. The caller fsyncs the directory.
+pub(crate) fn replace_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let written = File::create(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .map_err(io(&tmp));
+    if let Err(e) = written.and_then(|()| fs::rename(&tmp, path).map_err(io(path))) {
+        // A full disk leaves the old file and no partial one.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(())
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
@@ -445,6 +473,17 @@ impl StoreLock {
     /// Takes the lock of the store at `store` (created if absent) in `lock_dir`, or fails
     /// naming the process that holds it.
     pub fn acquire(store: &Path, lock_dir: &Path) -> Result<Self, StoreError> {
+        Self::acquire_named(store, lock_dir, "")
+    }
+
+    /// The lock of the store's cases (FORMAT.md §8.9): held by a case action and by
+    /// retention, so no case is frozen while retention deletes; a live writer does not
+    /// hold it, so cases are worked on during capture.
+    pub fn acquire_cases(store: &Path, lock_dir: &Path) -> Result<Self, StoreError> {
+        Self::acquire_named(store, lock_dir, ".cases")
+    }
+
+    fn acquire_named(store: &Path, lock_dir: &Path, suffix: &str) -> Result<Self, StoreError> {
         use std::io::Read;
         use std::os::fd::AsRawFd;
         fs::create_dir_all(store).map_err(io(store))?;
@@ -455,7 +494,7 @@ impl StoreLock {
         })?;
         let digest = ritma_schemas::hash::blake3(canonical.as_os_str().as_encoded_bytes());
         let name: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        let path = lock_dir.join(format!("{name}.lock"));
+        let path = lock_dir.join(format!("{name}{suffix}.lock"));
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -474,7 +513,12 @@ impl StoreLock {
             return Err(StoreError::Invalid {
                 path,
                 reason: format!(
-                    "another process is writing the store {} ({}): one writer per store",
+                    "another process is writing the {}store {} ({}): one writer per store",
+                    if suffix.is_empty() {
+                        ""
+                    } else {
+                        "cases of the "
+                    },
                     canonical.display(),
                     holder.trim()
                 ),
@@ -567,6 +611,10 @@ mod tests {
         assert_eq!(civil_from_days(20_758), (2026, 11, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        for days in (-800_000..800_000).step_by(997) {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub struct VerifyError {
     pub detail: String,
 }
 
-fn fail(
+pub(crate) fn fail(
     code: &'static str,
     path: &Path,
     window: Option<u64>,
@@ -63,6 +63,8 @@ pub struct NodeReport {
     pub log_root: Hash32,
     /// Sealed hours deleted by retention, each with its signed deletion record.
     pub deleted_hours: u64,
+    /// Cases (`cases/CASE_*`), each checked.
+    pub cases: u64,
 }
 
 /// Verifies every node tree of the store at `dir`. `anchor` pins the first key of
@@ -336,6 +338,7 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
     // the index's own changes are taken for them (FORMAT.md §8.5).
     let mut taint_rebuilt_from = 0u64;
     let (mut deleted_hours, mut deletions_signed_at) = (0u64, 0u64);
+    let mut deleted_windows: Vec<(u64, u64)> = Vec::new();
     for hour in hours {
         let deleted = deleted_hour(root, &hour, &meta, &history)?;
         if let Some(n) = names(&root.join(&hour))?.into_iter().find(|n| {
@@ -402,6 +405,7 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
             taint = TaintTracker::new(ttl);
             taint_rebuilt_from = d.last_window + 1 + ttl;
             deleted_hours += 1;
+            deleted_windows.push((d.first_window, d.last_window));
             deletions_signed_at = deletions_signed_at.max(d.log_size);
         }
         let mut hour_index: Option<HourIndexBuilder> = None;
@@ -925,6 +929,9 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
     if deletions_signed_at > log.size() {
         return Err(fail("E_RETENTION", root, prev_window, format!("a deletion was signed at node-log size {deletions_signed_at}, beyond the log's {} windows: the store lost windows it had (rolled back?)", log.size())));
     }
+    let held = first_window.zip(prev_window);
+    let cases =
+        crate::case::check_cases(root, &meta, &history, log.size(), held, &deleted_windows)?;
     if seqs.missing() > gap_covering_loss {
         return Err(fail("E_SEQ", root, None, format!("{} seqs are missing but only {gap_covering_loss} events are sealed as lost from the trace", seqs.missing())));
     }
@@ -938,6 +945,7 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
         log_size: log.size(),
         log_root: log.root::<Blake3Tree>(),
         deleted_hours,
+        cases,
     })
 }
 

@@ -1,0 +1,734 @@
+//! `ritma case`: an investigation's windows, frozen against retention, with an access
+//! log of every action and an unfreeze that needs M of N approvers (FORMAT.md §8.9).
+
+use crate::prove::{node_root, sealed_windows, utc, Sealed, WindowLeaves};
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Subcommand;
+use ritma_schemas::case::{
+    is_valid_case_id, merge_ranges, unfreeze_request, CaseAction, CaseEntry, CaseManifest,
+    CaseState,
+};
+use ritma_schemas::merkle::Subtrees;
+use ritma_schemas::note::{NoteSigner, NoteVerifier};
+use ritma_schemas::records::{ConeInstance, HourDeletion};
+use ritma_schemas::Id128;
+use ritma_sinks::case::{case_dir, case_ids, read_manifest, write_manifest};
+use ritma_sinks::keys::{load_private_key, Keystore};
+use ritma_sinks::store::{days_from_civil, StoreLock};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+#[derive(Subcommand)]
+pub enum CaseCommand {
+    /// Open a case, naming the approvers whose signatures an unfreeze needs.
+    Open {
+        /// The store (RITMA_OUT) directory.
+        dir: PathBuf,
+        /// Case id, 1-64 of A-Z a-z 0-9 . _ - (the directory is cases/CASE_<id>).
+        case: String,
+        /// What the case is about.
+        #[arg(long, default_value = "")]
+        title: String,
+        /// An approver's verifier key (vkey text or a file holding it; `ritma keys new`
+        /// makes one). Repeat for each approver.
+        #[arg(long = "approver", required = true)]
+        approvers: Vec<String>,
+        /// Approvals an unfreeze needs (default: every approver).
+        #[arg(long)]
+        approvals: Option<u64>,
+        /// The node, in a store of several (`nodes/<node>/`).
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// Add the sealed windows in a time range, or of them those where an actor appears
+    /// or a cone matched.
+    Add {
+        dir: PathBuf,
+        case: String,
+        /// Start of the range: RFC 3339 UTC (2026-11-23T10:00:00Z) or Unix seconds.
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the range (exclusive), as --from.
+        #[arg(long)]
+        to: Option<String>,
+        /// Only windows where this actor (32 hex digits, as `prove` prints) appears.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only windows where this cone (e.g. reverse_shell) matched.
+        #[arg(long)]
+        cone: Option<String>,
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// Freeze the case's windows: retention keeps every hour holding one.
+    Freeze {
+        dir: PathBuf,
+        case: String,
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// Unfreeze with the approvers' signed approvals; without any, print the request
+    /// they sign (`ritma case approve`).
+    Unfreeze {
+        dir: PathBuf,
+        case: String,
+        /// A signed approval (a note over the request). Repeat for each.
+        #[arg(long = "approval")]
+        approvals: Vec<PathBuf>,
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// Sign an unfreeze request (or add a signature to an approval already signed).
+    Approve {
+        /// The request `ritma case unfreeze` printed, or an approval to cosign.
+        request: PathBuf,
+        /// The approver's private key file (`ritma keys new`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The approval to write (default: standard output); never overwritten.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Close an open case: it takes no more actions.
+    Close {
+        dir: PathBuf,
+        case: String,
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// List the cases, or show one: state, approvers, windows and access log.
+    Show {
+        dir: PathBuf,
+        case: Option<String>,
+        #[arg(long)]
+        node: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn case_cmd(cmd: CaseCommand) -> Result<()> {
+    match cmd {
+        CaseCommand::Open {
+            dir,
+            case,
+            title,
+            approvers,
+            approvals,
+            node,
+        } => {
+            let keys = approvers
+                .iter()
+                .map(|k| approver_key(k))
+                .collect::<Result<Vec<_>>>()?;
+            let needed = approvals.unwrap_or(keys.len() as u64);
+            if needed == 0 || needed > keys.len() as u64 {
+                bail!(
+                    "--approvals {needed}: must be between 1 and the {} approvers",
+                    keys.len()
+                );
+            }
+            act(&dir, node.as_deref(), &case, CaseAction::Open, |ctx| {
+                for (i, k) in keys.iter().enumerate() {
+                    if keys[..i].iter().any(|o| o.name() == k.name()) {
+                        bail!("two approver keys named {}", k.name());
+                    }
+                }
+                Ok(Change::Opened(CaseManifest {
+                    node: ctx.node.clone(),
+                    case: case.clone(),
+                    title: title.clone(),
+                    approvers: keys
+                        .iter()
+                        .map(|k| (k.name().to_owned(), k.public_key()))
+                        .collect(),
+                    approvals_needed: needed,
+                    state: CaseState::Open,
+                    windows: Vec::new(),
+                    log: Vec::new(),
+                    log_size: 0,
+                }))
+            })
+        }
+        CaseCommand::Add {
+            dir,
+            case,
+            from,
+            to,
+            actor,
+            cone,
+            node,
+        } => {
+            let sel = Selection::parse(from, to, actor, cone)?;
+            act(&dir, node.as_deref(), &case, CaseAction::Add, |ctx| {
+                let found = sel.windows(ctx)?;
+                if found.is_empty() {
+                    bail!("no sealed window matches {}", sel.describe());
+                }
+                let m = ctx.manifest.as_mut().expect("an existing case");
+                let ranges = merge_ranges(found.iter().map(|&w| (w, w)).collect());
+                let before = count(&m.windows);
+                m.windows = merge_ranges(m.windows.iter().chain(&ranges).copied().collect());
+                let added = count(&m.windows) - before;
+                println!(
+                    "case {}: {} windows match {}, {added} of them new; the case names {} windows",
+                    m.case,
+                    found.len(),
+                    sel.describe(),
+                    count(&m.windows)
+                );
+                Ok(Change::Detail(format!(
+                    "{}: {} windows ({added} new) in {} ranges",
+                    sel.describe(),
+                    found.len(),
+                    ranges.len()
+                )))
+            })
+        }
+        CaseCommand::Freeze { dir, case, node } => {
+            act(&dir, node.as_deref(), &case, CaseAction::Freeze, |ctx| {
+                let m = ctx.manifest.as_ref().expect("an existing case");
+                if m.windows.is_empty() {
+                    bail!("case {} names no windows yet (ritma case add)", m.case);
+                }
+                // A frozen case never names a deleted window, so verify can tell a
+                // deletion that broke a freeze (E_RETENTION).
+                if let Some((_, d)) = ctx
+                    .deleted
+                    .iter()
+                    .find(|(_, d)| m.names_any(d.first_window, d.last_window))
+                {
+                    bail!("case {} names windows of hour {} that retention deleted before the freeze ({}..={}); they cannot be frozen", m.case, ritma_sinks::retention::hour_label(d.hour), d.first_window, d.last_window);
+                }
+                println!(
+                    "case {}: froze {} windows; retention keeps the hours that hold them",
+                    m.case,
+                    count(&m.windows)
+                );
+                Ok(Change::Detail(format!("{} windows", count(&m.windows))))
+            })
+        }
+        CaseCommand::Unfreeze {
+            dir,
+            case,
+            approvals,
+            node,
+        } => {
+            let notes = approvals
+                .iter()
+                .map(|p| fs::read_to_string(p).with_context(|| format!("{}", p.display())))
+                .collect::<Result<Vec<_>>>()?;
+            act(&dir, node.as_deref(), &case, CaseAction::Unfreeze, |ctx| {
+                let m = ctx.manifest.as_ref().expect("an existing case");
+                if m.state != CaseState::Frozen {
+                    bail!("case {} is {}, not frozen", m.case, m.state.name());
+                }
+                let entry = m.log.len() as u64;
+                if notes.is_empty() {
+                    print!("{}", unfreeze_request(&m.node, &m.case, entry));
+                    eprintln!("ritma: the request above needs {} of the approvers {} to sign it (ritma case approve REQUEST --key KEY), then: ritma case unfreeze {} {} --approval FILE ...", m.approvals_needed, m.approvers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "), ctx.dir.display(), m.case);
+                    return Ok(Change::Nothing);
+                }
+                let who = m
+                    .approvers_of(entry, &notes)
+                    .map_err(|e| anyhow!("case {}: {e}", m.case))?;
+                if (who.len() as u64) < m.approvals_needed {
+                    bail!(
+                        "case {}: approved by {} ({}), {} approvers needed",
+                        m.case,
+                        who.len(),
+                        who.join(", "),
+                        m.approvals_needed
+                    );
+                }
+                println!(
+                    "case {}: unfrozen with the approval of {}",
+                    m.case,
+                    who.join(", ")
+                );
+                Ok(Change::Approved(
+                    format!("approved by {}", who.join(", ")),
+                    notes.clone(),
+                ))
+            })
+        }
+        CaseCommand::Approve { request, key, out } => approve(&request, &key, out.as_deref()),
+        CaseCommand::Close { dir, case, node } => {
+            act(&dir, node.as_deref(), &case, CaseAction::Close, |ctx| {
+                println!(
+                    "case {}: closed",
+                    ctx.manifest.as_ref().expect("a case").case
+                );
+                Ok(Change::Detail(String::new()))
+            })
+        }
+        CaseCommand::Show {
+            dir,
+            case,
+            node,
+            json,
+        } => show(&dir, node.as_deref(), case.as_deref(), json),
+    }
+}
+
+/// Windows named by inclusive ranges.
+fn count(ranges: &[(u64, u64)]) -> u64 {
+    ranges.iter().map(|(a, b)| b - a + 1).sum()
+}
+
+/// What an action found in the store, and the case as it stands.
+struct Ctx {
+    dir: PathBuf,
+    root: PathBuf,
+    node: String,
+    window_len_ns: u64,
+    sealed: Vec<Sealed>,
+    deleted: Vec<(PathBuf, HourDeletion)>,
+    manifest: Option<CaseManifest>,
+}
+
+/// What an action did to the case.
+enum Change {
+    /// A new case (for open).
+    Opened(CaseManifest),
+    /// The action's access-log detail.
+    Detail(String),
+    /// An unfreeze's detail and approvals.
+    Approved(String, Vec<String>),
+    /// Nothing to record (a request printed).
+    Nothing,
+}
+
+/// Runs one case action under the store's case lock: reads the case, lets `f` check
+/// and change it, appends the access-log entry and writes the signed manifest.
+fn act(
+    dir: &Path,
+    node: Option<&str>,
+    case: &str,
+    action: CaseAction,
+    f: impl FnOnce(&mut Ctx) -> Result<Change>,
+) -> Result<()> {
+    if !is_valid_case_id(case) {
+        bail!("case id {case:?}: must be 1-64 of A-Z a-z 0-9 . _ - and not start with .");
+    }
+    let (root, meta) = node_root(dir, node)?;
+    let _lock = StoreLock::acquire_cases(&root, &StoreLock::lock_dir())?;
+    let signer = Keystore::for_store(&root).load_signer().with_context(|| {
+        format!(
+            "{}: the store's signing key signs its cases",
+            root.display()
+        )
+    })?;
+    let (sealed, log, deleted) = sealed_windows(&root, &meta)?;
+    let manifest = match (action, read_manifest(&root, case)) {
+        (CaseAction::Open, Ok(_)) => bail!(
+            "case {case} already exists ({})",
+            case_dir(&root, case).display()
+        ),
+        (CaseAction::Open, Err(ritma_sinks::case::CaseError::NoSuchCase { .. })) => None,
+        (_, Ok((_, m))) => Some(m),
+        (_, Err(e)) => return Err(e.into()),
+    };
+    let state = manifest.as_ref().map(|m| m.state);
+    action
+        .next_state(state)
+        .map_err(|why| anyhow!("case {case}: cannot {}: {why}", action.name()))?;
+    let mut ctx = Ctx {
+        dir: dir.to_owned(),
+        root,
+        node: meta.node.clone(),
+        window_len_ns: meta.window_len_ns,
+        sealed,
+        deleted,
+        manifest,
+    };
+    let change = f(&mut ctx)?;
+    let (mut m, detail, approvals) = match change {
+        Change::Nothing => return Ok(()),
+        Change::Opened(m) => (m, String::new(), Vec::new()),
+        Change::Detail(d) => (ctx.manifest.take().expect("a case"), d, Vec::new()),
+        Change::Approved(d, a) => (ctx.manifest.take().expect("a case"), d, a),
+    };
+    m.log.push(CaseEntry {
+        wall_ns: now_ns()?,
+        user: user(),
+        action,
+        detail,
+        approvals,
+    });
+    m.state = action.next_state(state).expect("checked above");
+    m.log_size = log.size();
+    // What verify will check, before anything is written.
+    m.check_log()
+        .map_err(|e| anyhow!("case {case}: internal error: {e}"))?;
+    if action == CaseAction::Open {
+        fs::create_dir_all(case_dir(&ctx.root, case))
+            .with_context(|| case_dir(&ctx.root, case).display().to_string())?;
+        println!(
+            "case {case}: opened on node {}; unfreezing needs {} of {} approvers",
+            m.node,
+            m.approvals_needed,
+            m.approvers.len()
+        );
+    }
+    write_manifest(&ctx.root, &m, &signer)?;
+    Ok(())
+}
+
+/// Who acts: the user behind sudo, else the login name, else the uid.
+fn user() -> String {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }))
+        .chars()
+        .take(256)
+        .collect()
+}
+
+fn now_ns() -> Result<u64> {
+    Ok(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the clock is before 1970")?
+        .as_nanos() as u64)
+}
+
+fn approver_key(k: &str) -> Result<NoteVerifier> {
+    let text = fs::read_to_string(k).unwrap_or_else(|_| k.to_owned());
+    NoteVerifier::from_vkey(text.trim())
+        .map_err(|e| anyhow!("--approver {k}: not a verifier key: {e}"))
+}
+
+/// `ritma case approve`: signs the request (or cosigns an approval).
+fn approve(request: &Path, key: &Path, out: Option<&Path>) -> Result<()> {
+    let text = fs::read_to_string(request).with_context(|| request.display().to_string())?;
+    let signer: NoteSigner = load_private_key(key)?;
+    let body_only = !text.contains("\n\n");
+    let note = match body_only {
+        true => signer.sign(&text),
+        false => signer.cosign(&text),
+    }
+    .map_err(|e| anyhow!("{}: {e}", request.display()))?;
+    let body = note.split("\n\n").next().unwrap_or("");
+    if !body.starts_with("ritma case unfreeze\n") {
+        bail!(
+            "{}: not an unfreeze request of ritma case unfreeze",
+            request.display()
+        );
+    }
+    match out {
+        None => print!("{note}"),
+        Some(p) => {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(p)
+                .with_context(|| format!("{} (never overwritten)", p.display()))?;
+            std::io::Write::write_all(&mut f, note.as_bytes())
+                .and_then(|_| f.sync_all())
+                .with_context(|| p.display().to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// Which windows `case add` takes.
+struct Selection {
+    from_ns: Option<u64>,
+    to_ns: Option<u64>,
+    actor: Option<Id128>,
+    cone: Option<String>,
+}
+
+impl Selection {
+    fn parse(
+        from: Option<String>,
+        to: Option<String>,
+        actor: Option<String>,
+        cone: Option<String>,
+    ) -> Result<Self> {
+        if from.is_none() && to.is_none() && actor.is_none() && cone.is_none() {
+            bail!("say which windows: --from/--to, --actor or --cone");
+        }
+        let from_ns = from
+            .map(|s| parse_time(&s).map_err(|e| anyhow!("--from {s:?}: {e}")))
+            .transpose()?;
+        let to_ns = to
+            .map(|s| parse_time(&s).map_err(|e| anyhow!("--to {s:?}: {e}")))
+            .transpose()?;
+        if let (Some(a), Some(b)) = (from_ns, to_ns) {
+            if a >= b {
+                bail!("--from must be before --to");
+            }
+        }
+        let actor = actor
+            .map(|s| {
+                let mut id: Id128 = [0; 16];
+                let ok = s.len() == 32
+                    && s.bytes().all(|b| b.is_ascii_hexdigit())
+                    && id.iter_mut().enumerate().all(|(i, b)| {
+                        s.get(2 * i..2 * i + 2)
+                            .and_then(|h| u8::from_str_radix(h, 16).ok())
+                            .map(|v| *b = v)
+                            .is_some()
+                    });
+                ok.then_some(id)
+                    .ok_or_else(|| anyhow!("--actor {s:?}: not an actor id (32 hex digits)"))
+            })
+            .transpose()?;
+        Ok(Selection {
+            from_ns,
+            to_ns,
+            actor,
+            cone,
+        })
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(t) = self.from_ns {
+            parts.push(format!("from {}", utc(t as i128)));
+        }
+        if let Some(t) = self.to_ns {
+            parts.push(format!("to {}", utc(t as i128)));
+        }
+        if let Some(a) = &self.actor {
+            parts.push(format!(
+                "actor {}",
+                a.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            ));
+        }
+        if let Some(c) = &self.cone {
+            parts.push(format!("cone {c}"));
+        }
+        parts.join(" ")
+    }
+
+    /// The sealed windows the selection takes, ascending.
+    fn windows(&self, ctx: &Ctx) -> Result<Vec<u64>> {
+        let len = ctx.window_len_ns as u128;
+        let mut out = Vec::new();
+        for s in &ctx.sealed {
+            let w = s.record.window as u128;
+            let (start, end) = (w * len, (w + 1) * len);
+            if self.from_ns.is_some_and(|t| end <= t as u128)
+                || self.to_ns.is_some_and(|t| start >= t as u128)
+            {
+                continue;
+            }
+            if self.actor.is_some() || self.cone.is_some() {
+                let leaves = WindowLeaves::read(&ctx.root, s)?;
+                if let Some(a) = &self.actor {
+                    if leaves.actor(a)?.is_none() {
+                        continue;
+                    }
+                }
+                if let Some(c) = &self.cone {
+                    let mut hit = false;
+                    for i in leaves.cones() {
+                        hit |= leaves.decode::<ConeInstance>(i)?.cone_id == *c;
+                    }
+                    if !hit {
+                        continue;
+                    }
+                }
+            }
+            out.push(s.record.window);
+        }
+        Ok(out)
+    }
+}
+
+/// `2026-11-23T10:00:00Z` (fraction allowed, UTC only) or Unix seconds (`1763892000.5`).
+pub fn parse_time(s: &str) -> Result<u64, String> {
+    let frac_ns = |f: &str| -> Result<u64, String> {
+        if f.is_empty() || f.len() > 9 || !f.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("the fraction must be 1 to 9 digits".into());
+        }
+        Ok(f.parse::<u64>().map_err(|e| e.to_string())? * 10u64.pow(9 - f.len() as u32))
+    };
+    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let (secs, frac) = split_fraction(s);
+        let secs: u64 = secs.parse().map_err(|_| "not a number of seconds")?;
+        let frac = frac.map(frac_ns).transpose()?.unwrap_or(0);
+        return secs
+            .checked_mul(1_000_000_000)
+            .and_then(|n| n.checked_add(frac))
+            .ok_or_else(|| "too far in the future".into());
+    }
+    let shape = "expected YYYY-MM-DDTHH:MM:SSZ (UTC) or Unix seconds";
+    let rest = s.strip_suffix('Z').ok_or(shape)?;
+    let (date, time) = rest.split_once('T').ok_or(shape)?;
+    let (time, frac) = split_fraction(time);
+    let num = |p: Option<&str>, n: usize| -> Result<u32, String> {
+        p.filter(|p| p.len() == n && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| shape.to_owned())
+    };
+    let mut d = date.split('-');
+    let (y, mo, da) = (num(d.next(), 4)?, num(d.next(), 2)?, num(d.next(), 2)?);
+    let mut t = time.split(':');
+    let (h, mi, se) = (num(t.next(), 2)?, num(t.next(), 2)?, num(t.next(), 2)?);
+    if d.next().is_some() || t.next().is_some() {
+        return Err(shape.into());
+    }
+    let days_in = [
+        31,
+        28 + u32::from(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)),
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&mo)
+        || da == 0
+        || da > days_in[mo as usize - 1]
+        || h > 23
+        || mi > 59
+        || se > 59
+    {
+        return Err("not a valid date and time".into());
+    }
+    let days = days_from_civil(y as i64, mo, da);
+    if days < 0 {
+        return Err("before 1970".into());
+    }
+    let frac = frac.map(frac_ns).transpose()?.unwrap_or(0);
+    Ok(
+        (days as u64 * 86_400 + u64::from(h) * 3600 + u64::from(mi) * 60 + u64::from(se))
+            * 1_000_000_000
+            + frac,
+    )
+}
+
+/// `12.5` → (`12`, Some(`5`)); `12` → (`12`, None).
+fn split_fraction(s: &str) -> (&str, Option<&str>) {
+    match s.split_once('.') {
+        Some((a, b)) => (a, Some(b)),
+        None => (s, None),
+    }
+}
+
+/// `ritma case show`.
+fn show(dir: &Path, node: Option<&str>, case: Option<&str>, json: bool) -> Result<()> {
+    let (root, _) = node_root(dir, node)?;
+    let ids = match case {
+        Some(c) => vec![c.to_owned()],
+        None => case_ids(&root)?,
+    };
+    let mut cases = Vec::new();
+    for id in &ids {
+        cases.push(read_manifest(&root, id)?.1);
+    }
+    if json {
+        let v: Vec<_> = cases.iter().map(case_json).collect();
+        println!("{}", serde_json::Value::Array(v));
+        return Ok(());
+    }
+    if case.is_none() {
+        for m in &cases {
+            println!(
+                "{}  {}  {} windows  {}",
+                m.case,
+                m.state.name(),
+                count(&m.windows),
+                m.title
+            );
+        }
+        if cases.is_empty() {
+            println!("no cases ({})", root.join("cases").display());
+        }
+        return Ok(());
+    }
+    let m = &cases[0];
+    println!("case {} of node {}: {}", m.case, m.node, m.state.name());
+    println!("title: {}", m.title);
+    println!(
+        "unfreeze needs {} of: {}",
+        m.approvals_needed,
+        m.approvers
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "windows: {} in {} ranges",
+        count(&m.windows),
+        m.windows.len()
+    );
+    for (a, b) in &m.windows {
+        println!("  {a}..={b}");
+    }
+    println!("access log:");
+    for (i, e) in m.log.iter().enumerate() {
+        println!(
+            "  {i:>3} {} {} {} {}",
+            utc(e.wall_ns as i128),
+            e.user,
+            e.action.name(),
+            e.detail
+        );
+    }
+    Ok(())
+}
+
+fn case_json(m: &CaseManifest) -> serde_json::Value {
+    serde_json::json!({
+        "case": m.case,
+        "node": m.node,
+        "title": m.title,
+        "state": m.state.name(),
+        "approvers": m.approvers.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+        "approvals_needed": m.approvals_needed,
+        "windows": m.windows.iter().map(|(a, b)| [a, b]).collect::<Vec<_>>(),
+        "window_count": count(&m.windows),
+        "log": m.log.iter().map(|e| serde_json::json!({
+            "time": utc(e.wall_ns as i128),
+            "user": e.user,
+            "action": e.action.name(),
+            "detail": e.detail,
+            "approvals": e.approvals.len(),
+        })).collect::<Vec<_>>(),
+        "log_size": m.log_size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    #[test]
+    fn times_parse_as_utc_or_unix_seconds() {
+        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(
+            parse_time("2026-11-01T00:00:01Z"),
+            Ok(1_793_491_201_000_000_000)
+        );
+        assert_eq!(
+            parse_time("2026-11-01T00:00:01.25Z"),
+            Ok(1_793_491_201_250_000_000)
+        );
+        assert_eq!(parse_time("1793491201"), Ok(1_793_491_201_000_000_000));
+        assert_eq!(parse_time("1793491201.5"), Ok(1_793_491_201_500_000_000));
+        for bad in [
+            "2026-02-29T00:00:00Z",
+            "2026-11-01T24:00:00Z",
+            "2026-11-01T00:00:00",
+            "2026-11-01 00:00:00Z",
+            "2026-11-01T00:00:00.Z",
+            "1.",
+            "",
+            "2026-11-01T00:00:00+01:00",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! `ritma case`: windows named and frozen against retention, an access log of every
+//! action, M-of-N approvals to unfreeze, and forged or broken cases caught by verify.
+
+use crate::util::{Dir, OutputExt};
+use ritma_schemas::case::{CaseAction, CaseEntry, CaseManifest, CaseState};
+use ritma_schemas::keys::sign_record;
+use ritma_schemas::records::{Record, SignedRecord};
+use std::path::{Path, PathBuf};
+
+/// Synth trace start: 2026-11-01T00:00:00Z.
+const START_S: u64 = 1_793_491_200;
+/// The first 1-minute window of the trace.
+const FIRST_WINDOW: u64 = START_S / 60;
+
+/// A store of four hours of 1-minute windows (hours 00, 01, 02 sealed), two approver
+/// keys `alice.key` and `bob.key` (with `.vkey` beside them), and case IR-1 needing both.
+fn store_with_case() -> Dir {
+    let d = Dir::new();
+    d.sealed_store(&["--events", "12000", "--rate", "1", "--window-ms", "60000"]);
+    for who in ["alice", "bob"] {
+        d.ritma(&["keys", "new", who, "--out", &format!("{who}.key")])
+            .output()
+            .success();
+    }
+    let out = d
+        .ritma(&[
+            "case",
+            "open",
+            "s",
+            "IR-1",
+            "--title",
+            "lateral movement",
+            "--approver",
+            "alice.key.vkey",
+            "--approver",
+            "bob.key.vkey",
+        ])
+        .output()
+        .success();
+    assert!(out.contains("needs 2 of 2 approvers"), "{out}");
+    d
+}
+
+fn keep_all_sealed(d: &Dir, apply: bool) -> String {
+    let mut args = vec!["retention", "s", "--keep", "1s"];
+    if apply {
+        args.push("--apply");
+    }
+    d.ritma(&args).output().success()
+}
+
+fn manifest_path(s: &Path) -> PathBuf {
+    s.join("cases/CASE_IR-1/manifest.cbor")
+}
+
+fn manifest(s: &Path) -> CaseManifest {
+    let bytes = std::fs::read(manifest_path(s)).unwrap();
+    CaseManifest::decode(&SignedRecord::decode(&bytes).unwrap().body).unwrap()
+}
+
+#[test]
+fn a_frozen_case_keeps_its_hours_until_m_of_n_approvers_unfreeze_it() {
+    let d = store_with_case();
+    let s = d.join("s");
+    let out = d
+        .ritma(&[
+            "case",
+            "add",
+            "s",
+            "IR-1",
+            "--from",
+            "2026-11-01T00:30:00Z",
+            "--to",
+            "2026-11-01T00:35:00Z",
+        ])
+        .output()
+        .success();
+    assert!(out.contains("5 windows match"), "{out}");
+    // Unix seconds work as well: one window of hour 02.
+    let t = (START_S + 2 * 3600 + 600).to_string();
+    let t2 = (START_S + 2 * 3600 + 660).to_string();
+    d.ritma(&["case", "add", "s", "IR-1", "--from", &t, "--to", &t2])
+        .output()
+        .success();
+    let err = d
+        .ritma(&["case", "add", "s", "IR-1", "--from", "2027-01-01T00:00:00Z"])
+        .output()
+        .failure();
+    assert!(err.contains("no sealed window matches"), "{err}");
+    let m = manifest(&s);
+    assert_eq!(
+        m.windows,
+        [
+            (FIRST_WINDOW + 30, FIRST_WINDOW + 34),
+            (FIRST_WINDOW + 130, FIRST_WINDOW + 130)
+        ]
+    );
+    d.ritma(&["case", "freeze", "s", "IR-1"]).output().success();
+
+    // Retention deletes hour 01 only: 00 and 02 hold frozen windows.
+    let out = keep_all_sealed(&d, true);
+    assert!(
+        out.contains("keep hour 2026-11-01T00: frozen by case IR-1")
+            && out.contains("keep hour 2026-11-01T02: frozen by case IR-1")
+            && out.contains("deleted 1 hours"),
+        "{out}"
+    );
+    let out = d.ritma(&["verify", "s"]).output().success();
+    assert!(out.contains("1 cases"), "{out}");
+
+    // A frozen case does not close; the unfreeze request names the next log entry.
+    let err = d.ritma(&["case", "close", "s", "IR-1"]).output().failure();
+    assert!(err.contains("unfrozen before it closes"), "{err}");
+    let request = d
+        .ritma(&["case", "unfreeze", "s", "IR-1"])
+        .output()
+        .success();
+    assert_eq!(
+        request,
+        "ritma case unfreeze\nnode synth-0\ncase IR-1\nentry 4\n"
+    );
+    std::fs::write(d.join("req"), &request).unwrap();
+    d.ritma(&["case", "approve", "req", "--key", "alice.key", "--out", "a"])
+        .output()
+        .success();
+    // One of two approvers is not enough, nor is the same approver twice.
+    for approvals in [&["a"][..], &["a", "a"]] {
+        let mut args = vec!["case", "unfreeze", "s", "IR-1"];
+        for a in approvals {
+            args.extend(["--approval", a]);
+        }
+        let err = d.ritma(&args).output().failure();
+        assert!(
+            err.contains("approved by 1 (alice), 2 approvers needed"),
+            "{err}"
+        );
+    }
+    // An approval by a key that is not the case's approver's is refused.
+    d.ritma(&["keys", "new", "bob", "--out", "mallory.key"])
+        .output()
+        .success();
+    d.ritma(&[
+        "case",
+        "approve",
+        "req",
+        "--key",
+        "mallory.key",
+        "--out",
+        "m",
+    ])
+    .output()
+    .success();
+    let err = d
+        .ritma(&[
+            "case",
+            "unfreeze",
+            "s",
+            "IR-1",
+            "--approval",
+            "a",
+            "--approval",
+            "m",
+        ])
+        .output()
+        .failure();
+    assert!(err.contains("key id"), "{err}");
+    assert_eq!(manifest(&s).state, CaseState::Frozen);
+    // Bob cosigns Alice's approval: one file with both signatures.
+    d.ritma(&["case", "approve", "a", "--key", "bob.key", "--out", "ab"])
+        .output()
+        .success();
+    let out = d
+        .ritma(&["case", "unfreeze", "s", "IR-1", "--approval", "ab"])
+        .output()
+        .success();
+    assert!(out.contains("approval of alice, bob"), "{out}");
+
+    // Unfrozen, its hours go; the case stays and verifies; the log has every action.
+    let out = keep_all_sealed(&d, true);
+    assert!(out.contains("deleted 2 hours"), "{out}");
+    d.ritma(&["case", "close", "s", "IR-1"]).output().success();
+    let err = d
+        .ritma(&["case", "add", "s", "IR-1", "--from", "0"])
+        .output()
+        .failure();
+    assert!(err.contains("the case is closed"), "{err}");
+    let out = d.ritma(&["verify", "s"]).output().success();
+    assert!(
+        out.contains("1 cases") && out.contains("3 hours deleted"),
+        "{out}"
+    );
+    let m = manifest(&s);
+    let actions: Vec<_> = m.log.iter().map(|e| e.action.name()).collect();
+    assert_eq!(
+        actions,
+        ["open", "add", "add", "freeze", "unfreeze", "close"]
+    );
+    assert_eq!(m.log[4].approvals.len(), 1);
+    let out = d
+        .ritma(&["case", "show", "s", "IR-1", "--json"])
+        .output()
+        .success();
+    assert!(
+        out.contains("\"state\":\"closed\"") && out.contains("\"window_count\":6"),
+        "{out}"
+    );
+}
+
+/// Writes `m` as the case's manifest, signed by the store's key.
+fn forge(d: &Dir, m: &CaseManifest) {
+    let signer = ritma_sinks::keys::load_private_key(&d.join("s/_meta/keys/signing.key")).unwrap();
+    std::fs::write(
+        manifest_path(&d.join("s")),
+        sign_record(m.encode(), &signer).encode(),
+    )
+    .unwrap();
+}
+
+fn verify_fails(d: &Dir, code: &str, detail: &str) {
+    let err = d.ritma(&["verify", "s"]).output().failure();
+    assert!(
+        err.contains(code) && err.contains(detail),
+        "{code} {detail}: {err}"
+    );
+}
+
+#[test]
+fn forged_or_broken_cases_are_caught() {
+    let d = store_with_case();
+    let s = d.join("s");
+    d.ritma(&[
+        "case",
+        "add",
+        "s",
+        "IR-1",
+        "--from",
+        "2026-11-01T00:10:00Z",
+        "--to",
+        "2026-11-01T00:11:00Z",
+    ])
+    .output()
+    .success();
+    d.ritma(&["case", "freeze", "s", "IR-1"]).output().success();
+    let good = manifest(&s);
+    let good_bytes = std::fs::read(manifest_path(&s)).unwrap();
+    d.ritma(&["verify", "s"]).output().success();
+
+    // A flipped byte in the signature, and a manifest signed by another key.
+    let mut b = good_bytes.clone();
+    let n = b.len();
+    b[n - 3] ^= 1;
+    std::fs::write(manifest_path(&s), &b).unwrap();
+    verify_fails(&d, "E_SIGNATURE", "manifest.cbor");
+    let other = ritma_schemas::note::NoteSigner::from_seed("ritma/synth-0", [9; 32]).unwrap();
+    std::fs::write(
+        manifest_path(&s),
+        sign_record(good.encode(), &other).encode(),
+    )
+    .unwrap();
+    verify_fails(&d, "E_SIGNATURE", "manifest.cbor");
+
+    // Unfrozen without approvals, even when signed with the store's key.
+    let mut m = good.clone();
+    m.log.push(CaseEntry {
+        wall_ns: 1,
+        user: "root".into(),
+        action: CaseAction::Unfreeze,
+        detail: String::new(),
+        approvals: vec!["ritma case unfreeze\n\n— alice AAAA\n".into()],
+    });
+    m.state = CaseState::Open;
+    forge(&d, &m);
+    verify_fails(&d, "E_CASE", "entry 3 (unfreeze)");
+    // The state must be the log's.
+    let mut m = good.clone();
+    m.state = CaseState::Open;
+    forge(&d, &m);
+    verify_fails(&d, "E_CASE", "the access log leads to a case frozen");
+    // Windows the store never held; a log size it never reached (rolled back).
+    let mut m = good.clone();
+    m.windows = vec![
+        (FIRST_WINDOW + 10, FIRST_WINDOW + 10),
+        (FIRST_WINDOW + 900, FIRST_WINDOW + 900),
+    ];
+    forge(&d, &m);
+    verify_fails(&d, "E_CASE", "the node log holds");
+    let mut m = good.clone();
+    m.log_size = 999;
+    forge(&d, &m);
+    verify_fails(&d, "E_CASE", "rolled back");
+    // Another case's manifest in this case's directory.
+    let mut m = good.clone();
+    m.case = "IR-2".into();
+    forge(&d, &m);
+    verify_fails(&d, "E_LAYOUT", "not of this directory");
+    std::fs::write(manifest_path(&s), &good_bytes).unwrap();
+    d.ritma(&["verify", "s"]).output().success();
+
+    // A stray file in the case, and a case directory without a manifest.
+    std::fs::write(s.join("cases/CASE_IR-1/notes.txt"), b"x").unwrap();
+    verify_fails(&d, "E_EXTRA", "not a file of a case");
+    std::fs::remove_file(s.join("cases/CASE_IR-1/notes.txt")).unwrap();
+    std::fs::create_dir(s.join("cases/CASE_IR-3")).unwrap();
+    verify_fails(&d, "E_MISSING", "without its manifest");
+    std::fs::remove_dir(s.join("cases/CASE_IR-3")).unwrap();
+
+    // Retention that ignored the freeze: the frozen window's hour deleted anyway (the case
+    // unfrozen for the deletion and its manifest put back afterwards).
+    let mut m = good.clone();
+    m.state = CaseState::Open;
+    m.log.truncate(2);
+    forge(&d, &m);
+    keep_all_sealed(&d, true);
+    std::fs::write(manifest_path(&s), &good_bytes).unwrap();
+    verify_fails(&d, "E_RETENTION", "case IR-1 holds frozen");
+}
