@@ -178,6 +178,15 @@ fn a_frozen_case_keeps_its_hours_until_m_of_n_approvers_unfreeze_it() {
     // Unfrozen, its hours go; the case stays and verifies; the log has every action.
     let out = keep_all_sealed(&d, true);
     assert!(out.contains("deleted 2 hours"), "{out}");
+    // Its windows are gone now: they can no longer be frozen or exported.
+    let err = d.ritma(&["case", "freeze", "s", "IR-1"]).output().failure();
+    assert!(err.contains("retention deleted: they cannot be frozen"), "{err}");
+    let err = d
+        .ritma(&["case", "export", "s", "IR-1", "--out", "b"])
+        .output()
+        .failure();
+    assert!(err.contains("they cannot be exported"), "{err}");
+    assert!(!d.join("b").exists());
     d.ritma(&["case", "close", "s", "IR-1"]).output().success();
     let err = d
         .ritma(&["case", "add", "s", "IR-1", "--from", "0"])
@@ -313,4 +322,123 @@ fn forged_or_broken_cases_are_caught() {
     keep_all_sealed(&d, true);
     std::fs::write(manifest_path(&s), &good_bytes).unwrap();
     verify_fails(&d, "E_RETENTION", "case IR-1 holds frozen");
+}
+
+/// Copies a directory tree.
+fn copy_tree(from: &Path, to: &Path) {
+    for (rel, bytes) in crate::util::tree(from) {
+        let p = to.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+}
+
+#[test]
+fn an_exported_case_verifies_on_its_own_and_any_change_to_it_is_caught() {
+    let d = store_with_case();
+    for (from, to) in [
+        ("2026-11-01T00:30:00Z", "2026-11-01T00:35:00Z"),
+        ("2026-11-01T02:10:00Z", "2026-11-01T02:11:00Z"),
+    ] {
+        d.ritma(&["case", "add", "s", "IR-1", "--from", from, "--to", to])
+            .output()
+            .success();
+    }
+    let out = d
+        .ritma(&["case", "export", "s", "IR-1", "--out", "b"])
+        .output()
+        .success();
+    assert!(out.contains("exported 6 windows"), "{out}");
+    let err = d
+        .ritma(&["case", "export", "s", "IR-1", "--out", "b"])
+        .output()
+        .failure();
+    assert!(err.contains("never written into"), "{err}");
+    // The export is in the store's access log; the bundle holds the case as it was before.
+    let m = manifest(&d.join("s"));
+    assert_eq!(m.log.last().unwrap().action, CaseAction::Export);
+    d.ritma(&["verify", "s"]).output().success();
+
+    // Elsewhere, with nothing but the bundle (and the node's key to pin).
+    let elsewhere = Dir::new();
+    copy_tree(&d.join("b"), &elsewhere.join("b"));
+    std::fs::copy(
+        d.join("s/_meta/keys/signing.vkey"),
+        elsewhere.join("node.vkey"),
+    )
+    .unwrap();
+    let out = elsewhere
+        .ritma(&["verify", "b", "--key", "node.vkey"])
+        .output()
+        .success();
+    assert!(
+        out.contains("OK case IR-1 of synth-0") && out.contains("6 windows"),
+        "{out}"
+    );
+    let out = elsewhere
+        .ritma(&["verify", "b", "--json"])
+        .output()
+        .success();
+    assert!(
+        out.contains("\"windows\":6") && out.contains("\"state\":\"open\""),
+        "{out}"
+    );
+    std::fs::copy(d.join("alice.key.vkey"), elsewhere.join("alice.vkey")).unwrap();
+    let err = elsewhere
+        .ritma(&["verify", "b", "--key", "alice.vkey"])
+        .output()
+        .failure();
+    assert!(err.contains("E_KEYS"), "{err}");
+
+    // A changed byte in any file of the bundle fails.
+    let b = elsewhere.join("b");
+    let files = crate::util::tree(&b);
+    assert!(files.len() > 20, "{}", files.len());
+    for (rel, bytes) in &files {
+        let mut changed = bytes.clone();
+        let i = changed.len() / 2;
+        changed[i] ^= 0x20;
+        std::fs::write(b.join(rel), &changed).unwrap();
+        let err = elsewhere.ritma(&["verify", "b"]).output().failure();
+        assert!(err.contains("E_"), "{}: {err}", rel.display());
+        std::fs::write(b.join(rel), bytes).unwrap();
+    }
+    // A window removed, a file added, the private key shipped, an older checkpoint.
+    let record = files
+        .keys()
+        .find(|p| p.to_string_lossy().ends_with("w0031.cbor"))
+        .unwrap()
+        .clone();
+    std::fs::remove_file(b.join(&record)).unwrap();
+    let err = elsewhere.ritma(&["verify", "b"]).output().failure();
+    assert!(
+        err.contains("E_MISSING") && err.contains("w0031.cbor"),
+        "{err}"
+    );
+    std::fs::write(b.join(&record), &files[&record]).unwrap();
+    std::fs::write(b.join("windows/notes.txt"), b"x").unwrap();
+    let err = elsewhere.ritma(&["verify", "b"]).output().failure();
+    assert!(err.contains("E_EXTRA"), "{err}");
+    std::fs::remove_file(b.join("windows/notes.txt")).unwrap();
+    std::fs::copy(
+        d.join("s/_meta/keys/signing.key"),
+        b.join("_meta/keys/signing.key"),
+    )
+    .unwrap();
+    let err = elsewhere.ritma(&["verify", "b"]).output().failure();
+    assert!(
+        err.contains("E_EXTRA") && err.contains("private key"),
+        "{err}"
+    );
+    std::fs::remove_file(b.join("_meta/keys/signing.key")).unwrap();
+    let sig = record.with_extension("sig");
+    std::fs::copy(b.join(&sig), b.join("checkpoint.sig")).unwrap();
+    let err = elsewhere.ritma(&["verify", "b"]).output().failure();
+    assert!(err.contains("E_CHECKPOINT"), "{err}");
+    std::fs::write(
+        b.join("checkpoint.sig"),
+        &files[Path::new("checkpoint.sig")],
+    )
+    .unwrap();
+    elsewhere.ritma(&["verify", "b"]).output().success();
 }

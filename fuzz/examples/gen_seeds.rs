@@ -214,6 +214,19 @@ fn main() {
             .encode(),
         ),
         (
+            "case-export",
+            ritma_schemas::case::CaseExport {
+                node: "web-1".into(),
+                case: "IR-7".into(),
+                first_window: 1000,
+                log_size: 40,
+                gaps: vec![(0, 10, vec![[1; 32], [2; 32]]), (13, 7, vec![[3; 32]; 3])],
+                exported_wall_ns: 5,
+                manifest: [4; 32],
+            }
+            .encode(),
+        ),
+        (
             "run",
             RunMeta {
                 node: "web-1".into(),

@@ -22,6 +22,7 @@ fn decode_as(ty: u64, bytes: &[u8]) -> Result<AnyRecord, DecodeError> {
         10 => AnyRecord::Health(HealthRecord::decode(bytes)?),
         21 => AnyRecord::Deletion(HourDeletion::decode(bytes)?),
         22 => AnyRecord::Case(ritma_schemas::case::CaseManifest::decode(bytes)?),
+        23 => AnyRecord::Export(ritma_schemas::case::CaseExport::decode(bytes)?),
         _ => AnyRecord::Signed(SignedRecord::decode(bytes)?),
     })
 }
@@ -41,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let mut accepted = 0;
-    for ty in (1..=11).chain([21, 22]) {
+    for ty in (1..=11).chain([21, 22, 23]) {
         match decode_as(ty, data) {
             Ok(v) => {
                 accepted += 1;

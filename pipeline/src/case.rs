@@ -8,7 +8,7 @@ use ritma_schemas::case::{
     is_valid_case_id, merge_ranges, unfreeze_request, CaseAction, CaseEntry, CaseManifest,
     CaseState,
 };
-use ritma_schemas::merkle::Subtrees;
+use ritma_schemas::merkle::{aligned_ranges, Blake3Tree, SparseLog, Subtrees};
 use ritma_schemas::note::{NoteSigner, NoteVerifier};
 use ritma_schemas::records::{ConeInstance, HourDeletion};
 use ritma_schemas::Id128;
@@ -88,6 +88,17 @@ pub enum CaseCommand {
         /// The approval to write (default: standard output); never overwritten.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Write a self-verifying bundle of the case's windows (`ritma verify OUT` checks it
+    /// with nothing else present).
+    Export {
+        dir: PathBuf,
+        case: String,
+        /// The bundle directory to create; an existing one is never written into.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        node: Option<String>,
     },
     /// Close an open case: it takes no more actions.
     Close {
@@ -194,13 +205,7 @@ pub fn case_cmd(cmd: CaseCommand) -> Result<()> {
                 }
                 // A frozen case never names a deleted window, so verify can tell a
                 // deletion that broke a freeze (E_RETENTION).
-                if let Some((_, d)) = ctx
-                    .deleted
-                    .iter()
-                    .find(|(_, d)| m.names_any(d.first_window, d.last_window))
-                {
-                    bail!("case {} names windows of hour {} that retention deleted before the freeze ({}..={}); they cannot be frozen", m.case, ritma_sinks::retention::hour_label(d.hour), d.first_window, d.last_window);
-                }
+                ctx.none_deleted(m, "frozen")?;
                 println!(
                     "case {}: froze {} windows; retention keeps the hours that hold them",
                     m.case,
@@ -254,6 +259,29 @@ pub fn case_cmd(cmd: CaseCommand) -> Result<()> {
             })
         }
         CaseCommand::Approve { request, key, out } => approve(&request, &key, out.as_deref()),
+        CaseCommand::Export {
+            dir,
+            case,
+            out,
+            node,
+        } => act(&dir, node.as_deref(), &case, CaseAction::Export, |ctx| {
+            let done = export(ctx, &out)?;
+            println!(
+                "case {case}: exported {} windows ({} files, {} bytes) to {} under the node's checkpoint of size {}; check it with: ritma verify {}",
+                done.windows,
+                done.files,
+                done.bytes,
+                out.display(),
+                done.log_size,
+                out.display()
+            );
+            Ok(Change::Detail(format!(
+                "to {}: {} windows, checkpoint size {}",
+                out.display(),
+                done.windows,
+                done.log_size
+            )))
+        }),
         CaseCommand::Close { dir, case, node } => {
             act(&dir, node.as_deref(), &case, CaseAction::Close, |ctx| {
                 println!(
@@ -284,8 +312,29 @@ struct Ctx {
     node: String,
     window_len_ns: u64,
     sealed: Vec<Sealed>,
+    log: SparseLog,
     deleted: Vec<(PathBuf, HourDeletion)>,
     manifest: Option<CaseManifest>,
+}
+
+impl Ctx {
+    /// Fails if the case names a window of an hour retention deleted.
+    fn none_deleted(&self, m: &CaseManifest, what: &str) -> Result<()> {
+        match self
+            .deleted
+            .iter()
+            .find(|(_, d)| m.names_any(d.first_window, d.last_window))
+        {
+            Some((_, d)) => bail!(
+                "case {} names windows of hour {} ({}..={}), which retention deleted: they cannot be {what}",
+                m.case,
+                ritma_sinks::retention::hour_label(d.hour),
+                d.first_window,
+                d.last_window
+            ),
+            None => Ok(()),
+        }
+    }
 }
 
 /// What an action did to the case.
@@ -340,6 +389,7 @@ fn act(
         node: meta.node.clone(),
         window_len_ns: meta.window_len_ns,
         sealed,
+        log,
         deleted,
         manifest,
     };
@@ -358,7 +408,7 @@ fn act(
         approvals,
     });
     m.state = action.next_state(state).expect("checked above");
-    m.log_size = log.size();
+    m.log_size = ctx.log.size();
     // What verify will check, before anything is written.
     m.check_log()
         .map_err(|e| anyhow!("case {case}: internal error: {e}"))?;
@@ -373,6 +423,193 @@ fn act(
         );
     }
     write_manifest(&ctx.root, &m, &signer)?;
+    Ok(())
+}
+
+/// What an export wrote.
+struct Exported {
+    windows: u64,
+    files: u64,
+    bytes: u64,
+    log_size: u64,
+}
+
+/// Writes the case's bundle to `out` (FORMAT.md §8.10): its windows' records, checkpoints
+/// and blocks, the blobs their events name, the key history, the case manifest as it
+/// stands, the newest checkpoint and the node-log subtrees between the windows; the
+/// signed `bundle.cbor` last, so a bundle without it is an interrupted export.
+fn export(ctx: &Ctx, out: &Path) -> Result<Exported> {
+    use ritma_sinks::bundle::{BUNDLE_FILE, CASE_FILE, CHECKPOINT_FILE};
+    let m = ctx.manifest.as_ref().expect("an existing case");
+    if m.windows.is_empty() {
+        bail!("case {} names no windows yet (ritma case add)", m.case);
+    }
+    ctx.none_deleted(m, "exported")?;
+    let (Some(first), Some(newest)) = (ctx.sealed.first(), ctx.sealed.last()) else {
+        bail!("the store has no sealed windows");
+    };
+    let first_window = first.record.window - first.log_index;
+    let log_size = ctx.log.size();
+    fs::create_dir_all(
+        out.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    )
+    .with_context(|| out.display().to_string())?;
+    fs::create_dir(out).with_context(|| {
+        format!(
+            "{}: cannot create the bundle directory (an existing one is never written into)",
+            out.display()
+        )
+    })?;
+    let mut w = BundleWriter {
+        out: out.to_owned(),
+        files: 0,
+        bytes: 0,
+    };
+    // The node-log leaves not exported, as gaps of aligned subtree roots.
+    let mut gaps = Vec::new();
+    let mut at = 0u64;
+    let mut leaf_ranges: Vec<(u64, u64)> = m
+        .windows
+        .iter()
+        .map(|&(a, b)| (a - first_window, b - first_window))
+        .collect();
+    leaf_ranges.push((log_size, log_size));
+    for &(a, b) in &leaf_ranges {
+        if a > at {
+            let roots = aligned_ranges(at, a - at)
+                .into_iter()
+                .map(|(s, h)| ctx.log.subtree_root::<Blake3Tree>(s, s + (1u64 << h)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow!("node-log leaves {at}..{a}: {e}"))?;
+            gaps.push((at, a - at, roots));
+        }
+        at = b + 1;
+    }
+    let src_cas = ritma_sinks::cas::Cas::open(&ctx.root)?;
+    let mut dst_cas = None;
+    let mut windows = 0u64;
+    for &(a, b) in &m.windows {
+        for win in a..=b {
+            let i = ctx
+                .sealed
+                .binary_search_by_key(&win, |s| s.record.window)
+                .map_err(|_| anyhow!("window {win} of the case is not sealed in the store"))?;
+            let s = &ctx.sealed[i];
+            let leaves = WindowLeaves::read(&ctx.root, s)?;
+            let paths = &leaves.paths;
+            w.copy(&ctx.root, &paths.record())?;
+            w.copy(&ctx.root, &paths.checkpoint())?;
+            let blocks = (s.record.dict_count
+                + s.record.actor_count
+                + s.record.event_count
+                + s.record.edge_count
+                + s.record.cone_count
+                + s.record.health_count)
+                .div_ceil(ritma_schemas::records::MAX_BLOCK_RECORDS as u64);
+            for blk in 0..blocks as u32 {
+                w.copy(&ctx.root, &paths.block(blk))?;
+            }
+            for i in leaves.atoms() {
+                let atom: ritma_schemas::records::EventAtom = leaves.decode(i)?;
+                if let Some(h) = atom.payload_ref {
+                    let dst = match &mut dst_cas {
+                        Some(c) => c,
+                        None => dst_cas.insert(ritma_sinks::cas::Cas::open(out)?),
+                    };
+                    if !dst.contains(&h) {
+                        let mut blob = Vec::new();
+                        src_cas.get(&h, &mut blob)?;
+                        dst.put_bytes(&blob)?;
+                        w.bytes += blob.len() as u64;
+                    }
+                }
+            }
+            windows += 1;
+        }
+    }
+    w.copy(&ctx.root, Path::new("_meta/store.cbor"))?;
+    w.copy(&ctx.root, Path::new("_meta/keys/signing.vkey"))?;
+    for n in fs::read_dir(ctx.root.join("_meta/keys/events"))? {
+        let n = n?.file_name();
+        w.copy(&ctx.root, &Path::new("_meta/keys/events").join(n))?;
+    }
+    let case_bytes = fs::read(case_dir(&ctx.root, &m.case).join(ritma_sinks::case::MANIFEST_FILE))?;
+    w.write(Path::new(CASE_FILE), &case_bytes)?;
+    w.write(Path::new(CHECKPOINT_FILE), &fs::read(&newest.sig_path)?)?;
+    let record = ritma_schemas::case::CaseExport {
+        node: ctx.node.clone(),
+        case: m.case.clone(),
+        first_window,
+        log_size,
+        gaps,
+        exported_wall_ns: now_ns()?,
+        manifest: ritma_schemas::hash::blake3(&case_bytes),
+    };
+    let signer = Keystore::for_store(&ctx.root).load_signer()?;
+    let signed =
+        ritma_schemas::keys::sign_record(ritma_schemas::records::Record::encode(&record), &signer);
+    w.write(
+        Path::new(BUNDLE_FILE),
+        &ritma_schemas::records::Record::encode(&signed),
+    )?;
+    sync_tree(out)?;
+    Ok(Exported {
+        windows,
+        files: w.files,
+        bytes: w.bytes,
+        log_size,
+    })
+}
+
+/// Files written into a new bundle, each fsynced.
+struct BundleWriter {
+    out: PathBuf,
+    files: u64,
+    bytes: u64,
+}
+
+impl BundleWriter {
+    fn write(&mut self, rel: &Path, bytes: &[u8]) -> Result<()> {
+        let path = self.out.join(rel);
+        if let Some(d) = path.parent() {
+            fs::create_dir_all(d).with_context(|| d.display().to_string())?;
+        }
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .with_context(|| path.display().to_string())?;
+        std::io::Write::write_all(&mut f, bytes)
+            .and_then(|()| f.sync_all())
+            .with_context(|| path.display().to_string())?;
+        self.files += 1;
+        self.bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn copy(&mut self, root: &Path, rel: &Path) -> Result<()> {
+        let bytes =
+            fs::read(root.join(rel)).with_context(|| root.join(rel).display().to_string())?;
+        self.write(rel, &bytes)
+    }
+}
+
+/// fsyncs every directory under `dir` (and `dir`), so the bundle's names are durable.
+fn sync_tree(dir: &Path) -> Result<()> {
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d)? {
+            let p = e?.path();
+            if p.is_dir() {
+                stack.push(p);
+            }
+        }
+        fs::File::open(&d)
+            .and_then(|f| f.sync_all())
+            .with_context(|| d.display().to_string())?;
+    }
     Ok(())
 }
 

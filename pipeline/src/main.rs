@@ -422,22 +422,59 @@ fn verify_cmd(dir: &Path, key: Option<String>, json: bool) -> Result<()> {
         None => None,
     };
     let b64 = |h: &[u8]| base64::engine::general_purpose::STANDARD.encode(h);
-    let reports = match ritma_sinks::verify::verify_store(dir, anchor.as_ref()) {
-        Ok(r) => r,
-        Err(e) => {
-            if json {
-                let v = serde_json::json!({
-                    "ok": false,
-                    "code": e.code,
-                    "path": e.path.display().to_string(),
-                    "window": e.window,
-                    "detail": e.detail,
-                });
-                println!("{v}");
-            }
-            bail!("{e}");
+    let failed = |e: ritma_sinks::verify::VerifyError| -> anyhow::Error {
+        if json {
+            let v = serde_json::json!({
+                "ok": false,
+                "code": e.code,
+                "path": e.path.display().to_string(),
+                "window": e.window,
+                "detail": e.detail,
+            });
+            println!("{v}");
         }
+        anyhow::anyhow!("{e}")
     };
+    if ritma_sinks::bundle::is_bundle(dir) {
+        let r = ritma_sinks::bundle::verify_bundle(dir, anchor.as_ref()).map_err(failed)?;
+        let exported = prove::utc(r.exported_wall_ns as i128);
+        if json {
+            let v = serde_json::json!({
+                "ok": true,
+                "key_pinned": anchor.is_some(),
+                "bundle": {
+                    "node": r.node,
+                    "case": r.case,
+                    "title": r.title,
+                    "state": r.state.name(),
+                    "windows": r.windows,
+                    "events": r.events,
+                    "lost": r.lost,
+                    "log_size": r.log_size,
+                    "log_root": b64(&r.log_root),
+                    "exported": exported,
+                },
+            });
+            println!("{v}");
+        } else {
+            println!(
+                "OK case {} of {} ({}, exported {exported}): {} windows, {} events, {} lost, under the signed checkpoint of size {} root {}",
+                r.case,
+                r.node,
+                r.state.name(),
+                r.windows,
+                r.events,
+                r.lost,
+                r.log_size,
+                b64(&r.log_root)
+            );
+        }
+        if anchor.is_none() {
+            eprintln!("ritma: the key history's first key was taken from the bundle itself; pass --key to pin it");
+        }
+        return Ok(());
+    }
+    let reports = ritma_sinks::verify::verify_store(dir, anchor.as_ref()).map_err(failed)?;
     if json {
         let nodes: Vec<_> = reports
             .iter()

@@ -537,7 +537,7 @@ impl WindowLeaves {
         s..s + self.record.actor_count
     }
 
-    fn atoms(&self) -> Range<u64> {
+    pub(crate) fn atoms(&self) -> Range<u64> {
         let s = self.actors().end;
         s..s + self.record.event_count
     }

@@ -188,10 +188,10 @@ mod tests {
     fn rejects_other_types_versions_and_trailing_bytes() {
         let good = manifest(&[5]).encode();
         let mut t = good.clone();
-        t[1] = 0x17;
+        t[1] = 0x00;
         assert_eq!(
             kind(&t),
-            DecodeErrorKind::UnknownRecordType { record_type: 23 }
+            DecodeErrorKind::UnknownRecordType { record_type: 0 }
         );
         t[1] = 0x0d;
         assert_eq!(

@@ -81,13 +81,14 @@ impl CaseAction {
             (CaseAction::Open, None) => Ok(Open),
             (CaseAction::Open, Some(_)) => Err("the case is already open"),
             (_, None) => Err("the case's first action must be open"),
+            // A closed case can still be handed over.
+            (CaseAction::Export, Some(s)) => Ok(s),
             (_, Some(Closed)) => Err("the case is closed"),
             (CaseAction::Add, Some(s)) => Ok(s),
             (CaseAction::Freeze, Some(Open)) => Ok(Frozen),
             (CaseAction::Freeze, Some(_)) => Err("the case is already frozen"),
             (CaseAction::Unfreeze, Some(Frozen)) => Ok(Open),
             (CaseAction::Unfreeze, Some(_)) => Err("the case is not frozen"),
-            (CaseAction::Export, Some(s)) => Ok(s),
             (CaseAction::Close, Some(Open)) => Ok(Closed),
             (CaseAction::Close, Some(_)) => Err("a frozen case must be unfrozen before it closes"),
         }
@@ -237,6 +238,16 @@ pub fn merge_ranges(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     out
 }
 
+fn case_id(d: &mut Decoder<'_>) -> Result<String, DecodeError> {
+    let at = d.position();
+    let case = d.text("case", 64)?;
+    if !is_valid_case_id(case) {
+        let why = "case id must be 1-64 of A-Z a-z 0-9 . _ - and not start with .";
+        return Err(d.error_at("case", at, DecodeErrorKind::Invalid(why)));
+    }
+    Ok(case.to_owned())
+}
+
 fn enum_value<T: Copy>(
     d: &mut Decoder<'_>,
     field: &'static str,
@@ -287,12 +298,7 @@ impl Record for CaseManifest {
 
     fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
         let node = node_name(d)?;
-        let at = d.position();
-        let case = d.text("case", 64)?.to_owned();
-        if !is_valid_case_id(&case) {
-            let why = "case id must be 1-64 of A-Z a-z 0-9 . _ - and not start with .";
-            return Err(d.error_at("case", at, DecodeErrorKind::Invalid(why)));
-        }
+        let case = case_id(d)?;
         let title = d.text("title", MAX_TITLE)?.to_owned();
         let n = d.array("approvers", MAX_APPROVERS as u64)?;
         let mut approvers: Vec<(String, [u8; 32])> = Vec::with_capacity(n as usize);
@@ -378,6 +384,98 @@ impl Record for CaseManifest {
             windows,
             log,
             log_size,
+        })
+    }
+}
+
+/// A case export bundle's signed description (FORMAT.md §3.14, §8.10): the checkpoint it
+/// is proven under and the node-log subtrees between the case's windows. Stored as the body
+/// of a SignedRecord at `bundle.cbor` in the bundle.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CaseExport {
+    pub node: String,
+    pub case: String,
+    /// The window of node-log leaf 0 (window w is leaf w − first_window).
+    pub first_window: u64,
+    /// The size of the checkpoint (`checkpoint.sig`) the bundle is proven under.
+    pub log_size: u64,
+    /// The leaf ranges not exported, as (first leaf, leaves, roots of
+    /// `merkle::aligned_ranges(first leaf, leaves)`), ascending and disjoint.
+    pub gaps: Vec<(u64, u64, Vec<crate::Hash32>)>,
+    pub exported_wall_ns: u64,
+    /// BLAKE3 of the bundle's `case.cbor`.
+    pub manifest: crate::Hash32,
+}
+
+impl Record for CaseExport {
+    const TYPE: u64 = 23;
+    const VERSION: u64 = 1;
+    const NAME: &'static str = "CaseExport";
+    const FIELDS: u64 = 9;
+    const MAX_LEN: usize = MAX_CASE_LEN;
+
+    fn encode_fields(&self, e: &mut Encoder) {
+        e.text(&self.node)
+            .text(&self.case)
+            .uint(self.first_window)
+            .uint(self.log_size)
+            .array(self.gaps.len() as u64);
+        for (start, len, roots) in &self.gaps {
+            e.array(3).uint(*start).uint(*len).array(roots.len() as u64);
+            for r in roots {
+                e.bytes(r);
+            }
+        }
+        e.uint(self.exported_wall_ns).bytes(&self.manifest);
+    }
+
+    fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let node = node_name(d)?;
+        let case = case_id(d)?;
+        let first_window = d.uint("first_window")?;
+        let log_size = d.uint("log_size")?;
+        if first_window.checked_add(log_size).is_none() {
+            return Err(invalid(d, "log_size", "the log's windows overflow"));
+        }
+        let n = d.array("gaps", MAX_CASE_RANGES + 1)?;
+        let mut gaps: Vec<(u64, u64, Vec<crate::Hash32>)> =
+            Vec::with_capacity(n.min(4096) as usize);
+        for _ in 0..n {
+            d.array_exact("gaps", 3)?;
+            let (start, len) = (d.uint("gaps.start")?, d.uint("gaps.len")?);
+            let after = gaps.last().map_or(0, |(s, l, _)| s + l);
+            if len == 0 || start < after || start.checked_add(len).is_none_or(|end| end > log_size)
+            {
+                return Err(invalid(
+                    d,
+                    "gaps",
+                    "gaps must be non-empty, ascending, disjoint and inside the log",
+                ));
+            }
+            let want = crate::merkle::aligned_ranges(start, len).len() as u64;
+            let k = d.array("gaps.roots", 128)?;
+            if k != want {
+                return Err(invalid(
+                    d,
+                    "gaps.roots",
+                    "not one root per aligned subtree of the gap",
+                ));
+            }
+            let roots = (0..k)
+                .map(|_| d.fixed("gaps.roots"))
+                .collect::<Result<_, _>>()?;
+            gaps.push((start, len, roots));
+        }
+        let exported_wall_ns = d.uint("exported_wall_ns")?;
+        let manifest = d.fixed("manifest")?;
+        Ok(CaseExport {
+            node,
+            case,
+            first_window,
+            log_size,
+            gaps,
+            exported_wall_ns,
+            manifest,
         })
     }
 }

@@ -1471,6 +1471,7 @@ pub fn record_name(t: u64) -> Option<&'static str> {
         HourSeal::TYPE => HourSeal::NAME,
         HourDeletion::TYPE => HourDeletion::NAME,
         crate::case::CaseManifest::TYPE => crate::case::CaseManifest::NAME,
+        crate::case::CaseExport::TYPE => crate::case::CaseExport::NAME,
         KeyEvent::TYPE => KeyEvent::NAME,
         RunMeta::TYPE => RunMeta::NAME,
         HealthRecord::TYPE => HealthRecord::NAME,
@@ -1500,6 +1501,7 @@ pub enum AnyRecord {
     Hour(HourSeal),
     Deletion(HourDeletion),
     Case(crate::case::CaseManifest),
+    Export(crate::case::CaseExport),
     Key(KeyEvent),
     Run(RunMeta),
     Health(HealthRecord),
@@ -1524,6 +1526,9 @@ impl AnyRecord {
             HourDeletion::TYPE => AnyRecord::Deletion(HourDeletion::decode(bytes)?),
             crate::case::CaseManifest::TYPE => {
                 AnyRecord::Case(crate::case::CaseManifest::decode(bytes)?)
+            }
+            crate::case::CaseExport::TYPE => {
+                AnyRecord::Export(crate::case::CaseExport::decode(bytes)?)
             }
             KeyEvent::TYPE => AnyRecord::Key(KeyEvent::decode(bytes)?),
             RunMeta::TYPE => AnyRecord::Run(RunMeta::decode(bytes)?),
@@ -1551,6 +1556,7 @@ impl AnyRecord {
             AnyRecord::Hour(r) => r.encode(),
             AnyRecord::Deletion(r) => r.encode(),
             AnyRecord::Case(r) => r.encode(),
+            AnyRecord::Export(r) => r.encode(),
             AnyRecord::Key(r) => r.encode(),
             AnyRecord::Run(r) => r.encode(),
             AnyRecord::Health(r) => r.encode(),

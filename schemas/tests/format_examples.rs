@@ -228,6 +228,20 @@ fn examples() -> BTreeMap<&'static str, String> {
     };
     ex.insert("case-manifest", wrapped(&case.encode()));
 
+    let export = ritma_schemas::case::CaseExport {
+        node: "web-1".into(),
+        case: "IR-7".into(),
+        first_window: first,
+        log_size: 100,
+        gaps: vec![
+            (0, 60, vec![[1; 32], [2; 32], [3; 32], [4; 32]]),
+            (62, 38, vec![[5; 32], [6; 32], [7; 32]]),
+        ],
+        exported_wall_ns: 1_796_169_700_000_000_000,
+        manifest: seq32(0x30),
+    };
+    ex.insert("case-export", wrapped(&export.encode()));
+
     let run = RunMeta {
         node: "web-1".into(),
         boot_id,
@@ -440,6 +454,7 @@ fn example_encodings_decode() {
         "hour-seal",
         "hour-deletion",
         "case-manifest",
+        "case-export",
         "key-event",
         "run-meta",
         "health-record",

@@ -48,6 +48,7 @@ fn decode_as(ty: u64, bytes: &[u8]) -> Result<AnyRecord, DecodeError> {
         11 => AnyRecord::Signed(SignedRecord::decode(bytes)?),
         21 => AnyRecord::Deletion(HourDeletion::decode(bytes)?),
         22 => AnyRecord::Case(ritma_schemas::case::CaseManifest::decode(bytes)?),
+        23 => AnyRecord::Export(ritma_schemas::case::CaseExport::decode(bytes)?),
         _ => unreachable!(),
     })
 }
@@ -60,7 +61,7 @@ fn decode_as(ty: u64, bytes: &[u8]) -> Result<AnyRecord, DecodeError> {
 fn decode_all(bytes: &[u8]) -> Result<Option<u64>, TestCaseError> {
     let any = AnyRecord::decode(bytes);
     let mut accepted = None;
-    for ty in (1..=11).chain([21, 22]) {
+    for ty in (1..=11).chain([21, 22, 23]) {
         match decode_as(ty, bytes) {
             Ok(v) => {
                 prop_assert!(accepted.is_none(), "two types accept {:02x?}", bytes);
@@ -262,6 +263,15 @@ fn seeds() -> Vec<Vec<u8>> {
                 approvals: vec!["a\n\n— alice x\n".into()],
             }],
             log_size: 30,
+        }),
+        AnyRecord::Export(ritma_schemas::case::CaseExport {
+            node: "web-1".into(),
+            case: "IR-7".into(),
+            first_window: 1000,
+            log_size: 40,
+            gaps: vec![(0, 10, vec![[1; 32], [2; 32]]), (13, 7, vec![[3; 32]; 3])],
+            exported_wall_ns: 5,
+            manifest: [4; 32],
         }),
     ];
     recs.iter().map(AnyRecord::encode).collect()

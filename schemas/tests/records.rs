@@ -558,6 +558,53 @@ fn case_manifest() -> impl Strategy<Value = ritma_schemas::case::CaseManifest> {
         )
 }
 
+fn case_export() -> impl Strategy<Value = ritma_schemas::case::CaseExport> {
+    (
+        (node_name(), node_name(), 0u64..(1 << 40), 1u64..100_000),
+        btree_set(0u64..100_000, 0..8),
+        (u64s(), h32()),
+    )
+        .prop_flat_map(|((node, case, first_window, size), cuts, (at, manifest))| {
+            // Cut points inside the log pair up into gaps [a, b).
+            let cuts: Vec<u64> = cuts
+                .into_iter()
+                .map(|c| c % size)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let spans: Vec<(u64, u64)> = cuts
+                .chunks(2)
+                .map(|c| (c[0], c.get(1).copied().unwrap_or(size)))
+                .filter(|(a, b)| b > a)
+                .collect();
+            let roots: Vec<_> = spans
+                .iter()
+                .map(|&(a, b)| vec(h32(), ritma_schemas::merkle::aligned_ranges(a, b - a).len()))
+                .collect();
+            (
+                roots,
+                Just((node, case, first_window, size, spans, at, manifest)),
+            )
+        })
+        .prop_map(
+            |(roots, (node, case, first_window, log_size, spans, exported_wall_ns, manifest))| {
+                ritma_schemas::case::CaseExport {
+                    node,
+                    case,
+                    first_window,
+                    log_size,
+                    gaps: spans
+                        .into_iter()
+                        .zip(roots)
+                        .map(|((a, b), r)| (a, b - a, r))
+                        .collect(),
+                    exported_wall_ns,
+                    manifest,
+                }
+            },
+        )
+}
+
 fn any_record() -> impl Strategy<Value = AnyRecord> {
     prop_oneof![
         dict_entry().prop_map(AnyRecord::Dict),
@@ -569,6 +616,7 @@ fn any_record() -> impl Strategy<Value = AnyRecord> {
         hour_seal().prop_map(AnyRecord::Hour),
         hour_deletion().prop_map(AnyRecord::Deletion),
         case_manifest().prop_map(AnyRecord::Case),
+        case_export().prop_map(AnyRecord::Export),
         key_event().prop_map(AnyRecord::Key),
         run_meta().prop_map(AnyRecord::Run),
         health_record().prop_map(AnyRecord::Health),
@@ -610,6 +658,7 @@ fn meta(r: &AnyRecord) -> Meta {
         AnyRecord::Hour(_) => meta_of::<HourSeal>(),
         AnyRecord::Deletion(_) => meta_of::<HourDeletion>(),
         AnyRecord::Case(_) => meta_of::<ritma_schemas::case::CaseManifest>(),
+        AnyRecord::Export(_) => meta_of::<ritma_schemas::case::CaseExport>(),
         AnyRecord::Key(_) => meta_of::<KeyEvent>(),
         AnyRecord::Run(_) => meta_of::<RunMeta>(),
         AnyRecord::Health(_) => meta_of::<HealthRecord>(),
@@ -633,6 +682,7 @@ fn decode_as(ty: u64, bytes: &[u8]) -> Result<AnyRecord, DecodeError> {
         11 => AnyRecord::Signed(SignedRecord::decode(bytes)?),
         21 => AnyRecord::Deletion(HourDeletion::decode(bytes)?),
         22 => AnyRecord::Case(ritma_schemas::case::CaseManifest::decode(bytes)?),
+        23 => AnyRecord::Export(ritma_schemas::case::CaseExport::decode(bytes)?),
         _ => panic!("no record type {ty}"),
     })
 }
@@ -1011,6 +1061,9 @@ proptest! {
     fn case_manifest_round_trips(v in case_manifest()) { round_trip(&v, AnyRecord::Case)?; }
 
     #[test]
+    fn case_export_round_trips(v in case_export()) { round_trip(&v, AnyRecord::Export)?; }
+
+    #[test]
     fn key_event_round_trips(v in key_event()) { round_trip(&v, AnyRecord::Key)?; }
 
     #[test]
@@ -1372,7 +1425,7 @@ fn trailing_bytes_are_rejected() {
 #[test]
 fn an_unknown_record_type_is_rejected() {
     let b = sample_atom().encode();
-    for t in [0, 23, 99, 1000, u64::MAX] {
+    for t in [0, 24, 99, 1000, u64::MAX] {
         let m = with_field(&b, 0, &uint(t));
         let kind = DecodeErrorKind::UnknownRecordType { record_type: t };
         let a = AnyRecord::decode(&m).unwrap_err();
@@ -1421,7 +1474,7 @@ fn a_typed_decoder_rejects_every_other_record_type() {
     for r in samples() {
         let found = meta(&r).ty;
         let b = r.encode();
-        for expected in (1..=11u64).chain([21, 22]) {
+        for expected in (1..=11u64).chain([21, 22, 23]) {
             let got = decode_as(expected, &b);
             if expected == found {
                 assert_eq!(got.unwrap(), r);

@@ -1,6 +1,7 @@
 //! Where sealed evidence goes. The RITMA_OUT store is the primary, durable sink;
 //! every other sink is fed from what it holds.
 
+pub mod bundle;
 pub mod cas;
 pub mod case;
 pub mod index;

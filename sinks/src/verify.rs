@@ -95,6 +95,47 @@ pub fn verify_store(
     roots.iter().map(|r| verify_node(r, anchor)).collect()
 }
 
+/// The node's key history from `_meta/keys/` of `root` (a store's node tree or a case
+/// bundle), pinned to `anchor` if given; the verifier key beside it must be the node's
+/// and one of its keys.
+pub(crate) fn node_key_history(
+    root: &Path,
+    meta_path: &Path,
+    node: &str,
+    anchor: Option<&NoteVerifier>,
+) -> Result<KeyHistory, VerifyError> {
+    let keys = Keystore::for_store(root);
+    let vkey = keys
+        .load_verifier()
+        .map_err(|e| fail("E_KEYS", &keys.public_path(), None, e.to_string()))?;
+    if vkey.name() != format!("ritma/{node}") {
+        let detail = format!(
+            "store.cbor names node `{}` but the store's key is `{}`",
+            node,
+            vkey.name()
+        );
+        return Err(fail("E_LAYOUT", meta_path, None, detail));
+    }
+    let history: KeyHistory = keys
+        .load_history(node)
+        .map_err(|e| fail("E_KEYS", &keys.events_dir(), None, e.to_string()))?;
+    if let Some(a) = anchor {
+        history
+            .expect_anchor(a)
+            .map_err(|e| fail("E_KEYS", &keys.events_dir(), None, e.to_string()))?;
+    }
+    // The public key file beside the history must name a key of it.
+    if !history.spans().iter().any(|s| s.verifier == vkey) {
+        return Err(fail(
+            "E_KEYS",
+            &keys.public_path(),
+            None,
+            "the public key is not in the key history",
+        ));
+    }
+    Ok(history)
+}
+
 /// Every file under `_meta/health/` is the copy of a sealed health record.
 fn check_no_other_health_copies(
     root: &Path,
@@ -170,7 +211,7 @@ fn parse_block(name: &str) -> Option<(u64, u32)> {
 }
 
 /// Seqs seen so far, as a bitmap from the first window's first seq.
-struct SeqSet {
+pub(crate) struct SeqSet {
     /// The seq of bit 0 of `bits` (a multiple of 64).
     base: Option<u64>,
     bits: Vec<u64>,
@@ -180,8 +221,18 @@ struct SeqSet {
 }
 
 impl SeqSet {
+    pub(crate) fn new() -> Self {
+        SeqSet {
+            base: None,
+            bits: Vec::new(),
+            min: None,
+            max: None,
+            count: 0,
+        }
+    }
+
     /// False if `seq` was seen before.
-    fn insert(&mut self, seq: u64) -> bool {
+    pub(crate) fn insert(&mut self, seq: u64) -> bool {
         let base = *self.base.get_or_insert(seq & !63);
         if seq < base {
             // A late window may hold a lower seq than the first window: grow downwards.
@@ -228,35 +279,7 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
         fs::read(&meta_path).map_err(|e| fail("E_MISSING", &meta_path, None, e.to_string()))?;
     let meta = StoreMeta::decode(&meta_bytes)
         .map_err(|e| fail("E_DECODE", &meta_path, None, e.to_string()))?;
-    let keys = Keystore::for_store(root);
-    let vkey = keys
-        .load_verifier()
-        .map_err(|e| fail("E_KEYS", &keys.public_path(), None, e.to_string()))?;
-    if vkey.name() != format!("ritma/{}", meta.node) {
-        let detail = format!(
-            "store.cbor names node `{}` but the store's key is `{}`",
-            meta.node,
-            vkey.name()
-        );
-        return Err(fail("E_LAYOUT", &meta_path, None, detail));
-    }
-    let history: KeyHistory = keys
-        .load_history(&meta.node)
-        .map_err(|e| fail("E_KEYS", &keys.events_dir(), None, e.to_string()))?;
-    if let Some(a) = anchor {
-        history
-            .expect_anchor(a)
-            .map_err(|e| fail("E_KEYS", &keys.events_dir(), None, e.to_string()))?;
-    }
-    // The public key file beside the history must name a key of it.
-    if !history.spans().iter().any(|s| s.verifier == vkey) {
-        return Err(fail(
-            "E_KEYS",
-            &keys.public_path(),
-            None,
-            "the public key is not in the key history",
-        ));
-    }
+    let history = node_key_history(root, &meta_path, &meta.node, anchor)?;
 
     // The cone library the windows name must be the published one, byte for byte.
     let cones_dir = root.join(format!("ctgf/cones/v{:04}", meta.cone_lib_version));
@@ -316,13 +339,7 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
     let mut log = Frontier::new();
     let mut prev_window: Option<u64> = None;
     let mut first_window = None;
-    let mut seqs = SeqSet {
-        base: None,
-        bits: Vec::new(),
-        min: None,
-        max: None,
-        count: 0,
-    };
+    let mut seqs = SeqSet::new();
     let (mut events, mut lost, mut gap_covering_loss) = (0u64, 0u64, 0u64);
     let per_hour = 3_600_000_000_000 / meta.window_len_ns;
     let mut hour_prev: Option<PrevHour> = None;
@@ -526,188 +543,21 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                 return Err(fail("E_CHECKPOINT", &record_path, w, detail));
             }
 
-            let leaves_expected = record.dict_count
-                + record.actor_count
-                + record.event_count
-                + record.edge_count
-                + record.cone_count
-                + record.health_count;
             let block_count = blocks.get(&index).copied().unwrap_or(0) as u64;
-            if block_count != leaves_expected.div_ceil(MAX_BLOCK_RECORDS as u64) {
-                return Err(fail(
-                    "E_COUNT",
-                    &blocks_dir,
-                    w,
-                    format!("{block_count} block files for {leaves_expected} records"),
-                ));
-            }
-            let mut tree = Frontier::new();
-            let mut section = 0u8;
-            let mut counts = [0u64; 6];
-            let mut health: Vec<Vec<u8>> = Vec::new();
-            let mut probe_lost = 0u64;
-            let mut last_key: Vec<u8> = Vec::new();
-            let mut late = 0u64;
-            let mut min_seq: Option<u64> = None;
-            let (mut atoms, mut edges, mut edge_leaves, mut cones): (
-                Vec<EventAtom>,
-                Vec<Edge>,
-                Vec<Vec<u8>>,
-                Vec<ConeInstance>,
-            ) = Default::default();
-            for b in 0..block_count as u32 {
-                let path = blocks_dir.join(expected_path.block(b).file_name().expect("file name"));
-                let block = read_block(&path, record.window, b)
-                    .map_err(|e| fail("E_DECODE", &path, w, e.to_string()))?;
-                let full = b as u64 + 1 < block_count;
-                if block.first_leaf != b as u64 * MAX_BLOCK_RECORDS as u64
-                    || (full && block.records.len() != MAX_BLOCK_RECORDS)
-                {
-                    return Err(fail(
-                        "E_COUNT",
-                        &path,
-                        w,
-                        "block does not hold the next 1000 leaves",
-                    ));
-                }
-                for (i, leaf) in block.records.iter().enumerate() {
-                    let at = || format!("leaf {}", block.first_leaf + i as u64);
-                    let rec = AnyRecord::decode(leaf)
-                        .map_err(|e| fail("E_DECODE", &path, w, format!("{}: {e}", at())))?;
-                    // Canonical order: sections in turn, each strictly ascending by its key.
-                    let (s, key) = match &rec {
-                        AnyRecord::Dict(d) => (0u8, d.id.to_vec()),
-                        AnyRecord::Actor(a) => (1, a.actor.to_vec()),
-                        AnyRecord::Event(a) => {
-                            if !seqs.insert(a.seq) {
-                                return Err(fail(
-                                    "E_SEQ",
-                                    &path,
-                                    w,
-                                    format!("{}: seq {} appears twice", at(), a.seq),
-                                ));
-                            }
-                            min_seq = Some(min_seq.map_or(a.seq, |m| m.min(a.seq)));
-                            late += u64::from(a.flags & atom_flags::LATE != 0);
-                            (2, a.seq.to_be_bytes().to_vec())
-                        }
-                        AnyRecord::Edge(e) => (3, e.key().to_vec()),
-                        // Bytes that sort as the tuple (id, signed start, first seq): ids
-                        // hold no NUL, and the start's sign bit is flipped.
-                        AnyRecord::Cone(c) => (
-                            4,
-                            [
-                                c.cone_id.as_bytes(),
-                                &[0],
-                                &((c.t_start_ns as u64) ^ (1 << 63)).to_be_bytes(),
-                                &c.first_seq.to_be_bytes(),
-                            ]
-                            .concat(),
-                        ),
-                        // Bytes that sort as (time, kind, subject, count): an uncounted
-                        // gap before any count; subjects hold no NUL.
-                        AnyRecord::Health(h) => {
-                            if h.node != meta.node || h.window != record.window {
-                                return Err(fail(
-                                    "E_LAYOUT",
-                                    &path,
-                                    w,
-                                    format!(
-                                        "{}: a health record of node {} window {} in this window",
-                                        at(),
-                                        h.node,
-                                        h.window
-                                    ),
-                                ));
-                            }
-                            probe_lost += h.probe_lost();
-                            let count = h.lost.map_or([0; 9], |n| {
-                                let mut b = [1; 9];
-                                b[1..].copy_from_slice(&n.to_be_bytes());
-                                b
-                            });
-                            (
-                                5,
-                                [
-                                    &h.t_wall_ns.to_be_bytes()[..],
-                                    &[h.kind as u8],
-                                    h.subject.as_bytes(),
-                                    &[0],
-                                    &count,
-                                ]
-                                .concat(),
-                            )
-                        }
-                        _ => {
-                            return Err(fail(
-                                "E_DECODE",
-                                &path,
-                                w,
-                                format!("{}: not a window leaf type", at()),
-                            ))
-                        }
-                    };
-                    if s < section || (s == section && counts[s as usize] > 0 && key <= last_key) {
-                        return Err(fail(
-                            "E_ORDER",
-                            &path,
-                            w,
-                            format!("{}: records out of canonical order", at()),
-                        ));
-                    }
-                    (section, last_key) = (s, key);
-                    counts[s as usize] += 1;
-                    tree.push_data::<Blake3Tree>(leaf);
-                    match rec {
-                        AnyRecord::Event(a) => atoms.push(a),
-                        AnyRecord::Edge(e) => {
-                            edges.push(e);
-                            edge_leaves.push(leaf.clone());
-                        }
-                        AnyRecord::Cone(c) => cones.push(c),
-                        AnyRecord::Health(_) => health.push(leaf.clone()),
-                        _ => {}
-                    }
-                }
-            }
-            let want = [
-                record.dict_count,
-                record.actor_count,
-                record.event_count,
-                record.edge_count,
-                record.cone_count,
-                record.health_count,
-            ];
-            if counts != want || late != record.late_events {
-                return Err(fail("E_COUNT", &record_path, w, format!("blocks hold {counts:?} records and {late} late events, the record says {want:?} and {}", record.late_events)));
-            }
-            if let Some(m) = min_seq {
-                if m != record.first_seq {
-                    return Err(fail(
-                        "E_SEQ",
-                        &record_path,
-                        w,
-                        format!("first_seq {} but the lowest seq is {m}", record.first_seq),
-                    ));
-                }
-            }
-            if tree.root::<Blake3Tree>() != record.window_root {
-                let blocks = blocks_dir.join(format!("w{index:04}.*"));
-                return Err(fail(
-                    "E_ROOT",
-                    &blocks,
-                    w,
-                    "the blocks do not hash to the window's signed root",
-                ));
-            }
-            let sealed_probe_lost = record
-                .lost
-                .iter()
-                .find(|(r, _)| *r == LossReason::ProbeDetached)
-                .map_or(0, |(_, n)| *n);
-            if probe_lost != sealed_probe_lost {
-                return Err(fail("E_COUNT", &record_path, w, format!("the health records count {probe_lost} events lost to silent probes, the record's probe_detached loss is {sealed_probe_lost}")));
-            }
+            let CheckedWindow {
+                atoms,
+                edges,
+                edge_leaves,
+                cones,
+                health,
+            } = check_window_blocks(
+                &blocks_dir,
+                block_count,
+                &record,
+                &record_path,
+                &meta.node,
+                &mut seqs,
+            )?;
             // The readable copies of the health records (derived, like the index).
             for (n, leaf) in health.iter().enumerate() {
                 let rel = expected_path.health(n as u32);
@@ -946,6 +796,220 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
         log_root: log.root::<Blake3Tree>(),
         deleted_hours,
         cases,
+    })
+}
+
+/// What a window's blocks hold, once checked against its record.
+pub(crate) struct CheckedWindow {
+    pub atoms: Vec<EventAtom>,
+    pub edges: Vec<Edge>,
+    pub edge_leaves: Vec<Vec<u8>>,
+    pub cones: Vec<ConeInstance>,
+    pub health: Vec<Vec<u8>>,
+}
+
+/// Reads a window's `block_count` blocks from `blocks_dir` and checks them against its
+/// record (already authenticated by its checkpoint): one block per 1000 leaves, every
+/// leaf strict and in canonical order, the counts, first seq and probe loss the record
+/// states, and the window root. Each event seq goes into `seqs` (E_SEQ if seen before).
+pub(crate) fn check_window_blocks(
+    blocks_dir: &Path,
+    block_count: u64,
+    record: &WindowRecord,
+    record_path: &Path,
+    node: &str,
+    seqs: &mut SeqSet,
+) -> Result<CheckedWindow, VerifyError> {
+    let w = Some(record.window);
+    let expected_path = WindowPaths::new(record.window, record.window_len_ns);
+    let index = expected_path.index;
+    let leaves_expected = record.dict_count
+        + record.actor_count
+        + record.event_count
+        + record.edge_count
+        + record.cone_count
+        + record.health_count;
+    if block_count != leaves_expected.div_ceil(MAX_BLOCK_RECORDS as u64) {
+        return Err(fail(
+            "E_COUNT",
+            blocks_dir,
+            w,
+            format!("{block_count} block files for {leaves_expected} records"),
+        ));
+    }
+    let mut tree = Frontier::new();
+    let mut section = 0u8;
+    let mut counts = [0u64; 6];
+    let mut health: Vec<Vec<u8>> = Vec::new();
+    let mut probe_lost = 0u64;
+    let mut last_key: Vec<u8> = Vec::new();
+    let mut late = 0u64;
+    let mut min_seq: Option<u64> = None;
+    let (mut atoms, mut edges, mut edge_leaves, mut cones): (
+        Vec<EventAtom>,
+        Vec<Edge>,
+        Vec<Vec<u8>>,
+        Vec<ConeInstance>,
+    ) = Default::default();
+    for b in 0..block_count as u32 {
+        let path = blocks_dir.join(expected_path.block(b).file_name().expect("file name"));
+        let block = read_block(&path, record.window, b)
+            .map_err(|e| fail("E_DECODE", &path, w, e.to_string()))?;
+        let full = b as u64 + 1 < block_count;
+        if block.first_leaf != b as u64 * MAX_BLOCK_RECORDS as u64
+            || (full && block.records.len() != MAX_BLOCK_RECORDS)
+        {
+            return Err(fail(
+                "E_COUNT",
+                &path,
+                w,
+                "block does not hold the next 1000 leaves",
+            ));
+        }
+        for (i, leaf) in block.records.iter().enumerate() {
+            let at = || format!("leaf {}", block.first_leaf + i as u64);
+            let rec = AnyRecord::decode(leaf)
+                .map_err(|e| fail("E_DECODE", &path, w, format!("{}: {e}", at())))?;
+            // Canonical order: sections in turn, each strictly ascending by its key.
+            let (s, key) = match &rec {
+                AnyRecord::Dict(d) => (0u8, d.id.to_vec()),
+                AnyRecord::Actor(a) => (1, a.actor.to_vec()),
+                AnyRecord::Event(a) => {
+                    if !seqs.insert(a.seq) {
+                        return Err(fail(
+                            "E_SEQ",
+                            &path,
+                            w,
+                            format!("{}: seq {} appears twice", at(), a.seq),
+                        ));
+                    }
+                    min_seq = Some(min_seq.map_or(a.seq, |m| m.min(a.seq)));
+                    late += u64::from(a.flags & atom_flags::LATE != 0);
+                    (2, a.seq.to_be_bytes().to_vec())
+                }
+                AnyRecord::Edge(e) => (3, e.key().to_vec()),
+                // Bytes that sort as the tuple (id, signed start, first seq): ids
+                // hold no NUL, and the start's sign bit is flipped.
+                AnyRecord::Cone(c) => (
+                    4,
+                    [
+                        c.cone_id.as_bytes(),
+                        &[0],
+                        &((c.t_start_ns as u64) ^ (1 << 63)).to_be_bytes(),
+                        &c.first_seq.to_be_bytes(),
+                    ]
+                    .concat(),
+                ),
+                // Bytes that sort as (time, kind, subject, count): an uncounted
+                // gap before any count; subjects hold no NUL.
+                AnyRecord::Health(h) => {
+                    if h.node != node || h.window != record.window {
+                        return Err(fail(
+                            "E_LAYOUT",
+                            &path,
+                            w,
+                            format!(
+                                "{}: a health record of node {} window {} in this window",
+                                at(),
+                                h.node,
+                                h.window
+                            ),
+                        ));
+                    }
+                    probe_lost += h.probe_lost();
+                    let count = h.lost.map_or([0; 9], |n| {
+                        let mut b = [1; 9];
+                        b[1..].copy_from_slice(&n.to_be_bytes());
+                        b
+                    });
+                    (
+                        5,
+                        [
+                            &h.t_wall_ns.to_be_bytes()[..],
+                            &[h.kind as u8],
+                            h.subject.as_bytes(),
+                            &[0],
+                            &count,
+                        ]
+                        .concat(),
+                    )
+                }
+                _ => {
+                    return Err(fail(
+                        "E_DECODE",
+                        &path,
+                        w,
+                        format!("{}: not a window leaf type", at()),
+                    ))
+                }
+            };
+            if s < section || (s == section && counts[s as usize] > 0 && key <= last_key) {
+                return Err(fail(
+                    "E_ORDER",
+                    &path,
+                    w,
+                    format!("{}: records out of canonical order", at()),
+                ));
+            }
+            (section, last_key) = (s, key);
+            counts[s as usize] += 1;
+            tree.push_data::<Blake3Tree>(leaf);
+            match rec {
+                AnyRecord::Event(a) => atoms.push(a),
+                AnyRecord::Edge(e) => {
+                    edges.push(e);
+                    edge_leaves.push(leaf.clone());
+                }
+                AnyRecord::Cone(c) => cones.push(c),
+                AnyRecord::Health(_) => health.push(leaf.clone()),
+                _ => {}
+            }
+        }
+    }
+    let want = [
+        record.dict_count,
+        record.actor_count,
+        record.event_count,
+        record.edge_count,
+        record.cone_count,
+        record.health_count,
+    ];
+    if counts != want || late != record.late_events {
+        return Err(fail("E_COUNT", record_path, w, format!("blocks hold {counts:?} records and {late} late events, the record says {want:?} and {}", record.late_events)));
+    }
+    if let Some(m) = min_seq {
+        if m != record.first_seq {
+            return Err(fail(
+                "E_SEQ",
+                record_path,
+                w,
+                format!("first_seq {} but the lowest seq is {m}", record.first_seq),
+            ));
+        }
+    }
+    if tree.root::<Blake3Tree>() != record.window_root {
+        let blocks = blocks_dir.join(format!("w{index:04}.*"));
+        return Err(fail(
+            "E_ROOT",
+            &blocks,
+            w,
+            "the blocks do not hash to the window's signed root",
+        ));
+    }
+    let sealed_probe_lost = record
+        .lost
+        .iter()
+        .find(|(r, _)| *r == LossReason::ProbeDetached)
+        .map_or(0, |(_, n)| *n);
+    if probe_lost != sealed_probe_lost {
+        return Err(fail("E_COUNT", record_path, w, format!("the health records count {probe_lost} events lost to silent probes, the record's probe_detached loss is {sealed_probe_lost}")));
+    }
+    Ok(CheckedWindow {
+        atoms,
+        edges,
+        edge_leaves,
+        cones,
+        health,
     })
 }
 
