@@ -180,7 +180,10 @@ fn a_frozen_case_keeps_its_hours_until_m_of_n_approvers_unfreeze_it() {
     assert!(out.contains("deleted 2 hours"), "{out}");
     // Its windows are gone now: they can no longer be frozen or exported.
     let err = d.ritma(&["case", "freeze", "s", "IR-1"]).output().failure();
-    assert!(err.contains("retention deleted: they cannot be frozen"), "{err}");
+    assert!(
+        err.contains("retention deleted: they cannot be frozen"),
+        "{err}"
+    );
     let err = d
         .ritma(&["case", "export", "s", "IR-1", "--out", "b"])
         .output()

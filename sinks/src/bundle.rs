@@ -134,6 +134,7 @@ pub fn verify_bundle(
     let mut seqs = SeqSet::new();
     let (mut count, mut events, mut lost) = (0u64, 0u64, 0u64);
     let mut blobs = BTreeSet::new();
+    let mut listed: Option<(PathBuf, Vec<String>)> = None;
     while log.size() < export.log_size {
         let at = log.size();
         if let Some((_, len, roots)) = gaps.next_if(|(start, _, _)| *start == at) {
@@ -177,10 +178,16 @@ pub fn verify_bundle(
                 return Err(fail("E_CHECKPOINT", &record_path, Some(w), "the window record and the node log before it do not give the window's signed checkpoint"));
             }
             let blocks_dir = dir.join(&paths.hour_dir).join("blocks");
+            // Each hour's blocks are listed once, not once per window.
+            if listed.as_ref().is_none_or(|(d, _)| *d != blocks_dir) {
+                listed = Some((blocks_dir.clone(), names(&blocks_dir)?));
+            }
             let prefix = format!("w{:04}.", paths.index);
-            let block_count = names(&blocks_dir)?
+            let in_hour = &listed.as_ref().expect("listed above").1;
+            let from = in_hour.partition_point(|n| n.as_str() < prefix.as_str());
+            let block_count = in_hour[from..]
                 .iter()
-                .filter(|n| n.starts_with(&prefix))
+                .take_while(|n| n.starts_with(&prefix))
                 .count() as u64;
             let checked = check_window_blocks(
                 &blocks_dir,
