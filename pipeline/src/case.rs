@@ -1,7 +1,8 @@
 //! `ritma case`: an investigation's windows, frozen against retention, with an access
 //! log of every action and an unfreeze that needs M of N approvers (FORMAT.md §8.9).
 
-use crate::prove::{node_root, sealed_windows, utc, Sealed, WindowLeaves};
+use crate::prove::{node_root, sealed_windows, utc, vkey_arg, Sealed, WindowLeaves};
+use crate::wall_now_ns;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
 use ritma_schemas::case::{
@@ -9,11 +10,10 @@ use ritma_schemas::case::{
     CaseState,
 };
 use ritma_schemas::merkle::{aligned_ranges, Blake3Tree, SparseLog, Subtrees};
-use ritma_schemas::note::{NoteSigner, NoteVerifier};
+use ritma_schemas::note::NoteSigner;
 use ritma_schemas::records::{ConeInstance, HourDeletion};
-use ritma_schemas::Id128;
 use ritma_sinks::case::{case_dir, case_ids, read_manifest, write_manifest};
-use ritma_sinks::keys::{load_private_key, Keystore};
+use ritma_sinks::keys::{load_private_key, write_new, Keystore};
 use ritma_sinks::store::{days_from_civil, StoreLock};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -131,7 +131,7 @@ pub fn case_cmd(cmd: CaseCommand) -> Result<()> {
         } => {
             let keys = approvers
                 .iter()
-                .map(|k| approver_key(k))
+                .map(|k| vkey_arg("--approver", k))
                 .collect::<Result<Vec<_>>>()?;
             let needed = approvals.unwrap_or(keys.len() as u64);
             if needed == 0 || needed > keys.len() as u64 {
@@ -401,7 +401,7 @@ fn act(
         Change::Approved(d, a) => (ctx.manifest.take().expect("a case"), d, a),
     };
     m.log.push(CaseEntry {
-        wall_ns: now_ns()?,
+        wall_ns: wall_now_ns()?,
         user: user(),
         action,
         detail,
@@ -501,12 +501,9 @@ fn export(ctx: &Ctx, out: &Path) -> Result<Exported> {
             let paths = &leaves.paths;
             w.copy(&ctx.root, &paths.record())?;
             w.copy(&ctx.root, &paths.checkpoint())?;
-            let blocks = (s.record.dict_count
-                + s.record.actor_count
-                + s.record.event_count
-                + s.record.edge_count
-                + s.record.cone_count
-                + s.record.health_count)
+            let blocks = s
+                .record
+                .leaf_count()
                 .div_ceil(ritma_schemas::records::MAX_BLOCK_RECORDS as u64);
             for blk in 0..blocks as u32 {
                 w.copy(&ctx.root, &paths.block(blk))?;
@@ -544,7 +541,7 @@ fn export(ctx: &Ctx, out: &Path) -> Result<Exported> {
         first_window,
         log_size,
         gaps,
-        exported_wall_ns: now_ns()?,
+        exported_wall_ns: wall_now_ns()?,
         manifest: ritma_schemas::hash::blake3(&case_bytes),
     };
     let signer = Keystore::for_store(&ctx.root).load_signer()?;
@@ -576,14 +573,7 @@ impl BundleWriter {
         if let Some(d) = path.parent() {
             fs::create_dir_all(d).with_context(|| d.display().to_string())?;
         }
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .with_context(|| path.display().to_string())?;
-        std::io::Write::write_all(&mut f, bytes)
-            .and_then(|()| f.sync_all())
-            .with_context(|| path.display().to_string())?;
+        write_new(&path, bytes, 0o644)?;
         self.files += 1;
         self.bytes += bytes.len() as u64;
         Ok(())
@@ -624,19 +614,6 @@ fn user() -> String {
         .collect()
 }
 
-fn now_ns() -> Result<u64> {
-    Ok(std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .context("the clock is before 1970")?
-        .as_nanos() as u64)
-}
-
-fn approver_key(k: &str) -> Result<NoteVerifier> {
-    let text = fs::read_to_string(k).unwrap_or_else(|_| k.to_owned());
-    NoteVerifier::from_vkey(text.trim())
-        .map_err(|e| anyhow!("--approver {k}: not a verifier key: {e}"))
-}
-
 /// `ritma case approve`: signs the request (or cosigns an approval).
 fn approve(request: &Path, key: &Path, out: Option<&Path>) -> Result<()> {
     let text = fs::read_to_string(request).with_context(|| request.display().to_string())?;
@@ -656,16 +633,8 @@ fn approve(request: &Path, key: &Path, out: Option<&Path>) -> Result<()> {
     }
     match out {
         None => print!("{note}"),
-        Some(p) => {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(p)
-                .with_context(|| format!("{} (never overwritten)", p.display()))?;
-            std::io::Write::write_all(&mut f, note.as_bytes())
-                .and_then(|_| f.sync_all())
-                .with_context(|| p.display().to_string())?;
-        }
+        Some(p) => write_new(p, note.as_bytes(), 0o644)
+            .with_context(|| format!("{} is never overwritten", p.display()))?,
     }
     Ok(())
 }
@@ -674,7 +643,7 @@ fn approve(request: &Path, key: &Path, out: Option<&Path>) -> Result<()> {
 struct Selection {
     from_ns: Option<u64>,
     to_ns: Option<u64>,
-    actor: Option<Id128>,
+    actor: Option<ritma_schemas::Id128>,
     cone: Option<String>,
 }
 
@@ -701,16 +670,7 @@ impl Selection {
         }
         let actor = actor
             .map(|s| {
-                let mut id: Id128 = [0; 16];
-                let ok = s.len() == 32
-                    && s.bytes().all(|b| b.is_ascii_hexdigit())
-                    && id.iter_mut().enumerate().all(|(i, b)| {
-                        s.get(2 * i..2 * i + 2)
-                            .and_then(|h| u8::from_str_radix(h, 16).ok())
-                            .map(|v| *b = v)
-                            .is_some()
-                    });
-                ok.then_some(id)
+                crate::exes::parse_hex::<16>(s.to_ascii_lowercase().as_bytes())
                     .ok_or_else(|| anyhow!("--actor {s:?}: not an actor id (32 hex digits)"))
             })
             .transpose()?;

@@ -53,10 +53,7 @@ impl Baseline {
             }
             let hex = &line[..line.len().min(64)];
             let rest = &line[hex.len()..];
-            let hash = (hex.len() == 64)
-                .then(|| parse_hex32(hex))
-                .flatten()
-                .filter(|_| rest.is_empty() || rest[0] == b' ');
+            let hash = parse_hex::<32>(hex).filter(|_| rest.is_empty() || rest[0] == b' ');
             match hash {
                 Some(h) => {
                     hashes.insert(h);
@@ -87,9 +84,13 @@ impl Baseline {
     }
 }
 
-fn parse_hex32(hex: &[u8]) -> Option<[u8; 32]> {
+/// N bytes from exactly 2N lowercase hex digits.
+pub(crate) fn parse_hex<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
+    if hex.len() != 2 * N {
+        return None;
+    }
     let digit = |c: u8| (c as char).to_digit(16).filter(|_| !c.is_ascii_uppercase());
-    let mut out = [0u8; 32];
+    let mut out = [0u8; N];
     for (i, pair) in hex.chunks(2).enumerate() {
         out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
     }

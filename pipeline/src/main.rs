@@ -408,19 +408,7 @@ fn baseline_cmd(out: &Path, dirs: Vec<PathBuf>) -> Result<()> {
 }
 
 fn verify_cmd(dir: &Path, key: Option<String>, json: bool) -> Result<()> {
-    let anchor = match key {
-        Some(k) => {
-            let text = match std::fs::read_to_string(&k) {
-                Ok(t) => t,
-                Err(_) => k.clone(),
-            };
-            Some(
-                ritma_schemas::note::NoteVerifier::from_vkey(text.trim())
-                    .with_context(|| format!("--key {k}: not a verifier key"))?,
-            )
-        }
-        None => None,
-    };
+    let anchor = key.map(|k| prove::vkey_arg("--key", &k)).transpose()?;
     let b64 = |h: &[u8]| base64::engine::general_purpose::STANDARD.encode(h);
     let failed = |e: ritma_sinks::verify::VerifyError| -> anyhow::Error {
         if json {
@@ -543,13 +531,18 @@ fn parse_keep(s: &str) -> Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("--keep {s:?} is too long"))
 }
 
+/// The wall clock in ns since the Unix epoch.
+pub(crate) fn wall_now_ns() -> Result<u64> {
+    Ok(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the clock is before 1970")?
+        .as_nanos() as u64)
+}
+
 fn retention_cmd(dir: &Path, keep: &str, apply: bool) -> Result<()> {
     use ritma_sinks::retention;
     let keep_ns = parse_keep(keep)?;
-    let now_ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .context("the clock is before 1970")?
-        .as_nanos() as u64;
+    let now_ns = wall_now_ns()?;
     // One writer per store: retention must not race a run or replay writing it.
     use ritma_sinks::store::StoreLock;
     let _lock = StoreLock::acquire(dir, &StoreLock::lock_dir())?;

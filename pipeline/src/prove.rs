@@ -1110,16 +1110,16 @@ pub fn prove_cmd(req: ProveRequest, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A `--key` argument: vkey text, or a file holding it.
-fn pinned_key(k: &str) -> anyhow::Result<NoteVerifier> {
+/// A verifier-key argument (`--key`, `--approver`): vkey text, or a file holding it.
+pub(crate) fn vkey_arg(flag: &str, k: &str) -> anyhow::Result<NoteVerifier> {
     let text = fs::read_to_string(k).unwrap_or_else(|_| k.to_owned());
     NoteVerifier::from_vkey(text.trim())
-        .map_err(|e| anyhow::anyhow!("--key {k}: not a verifier key: {e}"))
+        .map_err(|e| anyhow::anyhow!("{flag} {k}: not a verifier key: {e}"))
 }
 
 /// `ritma verify-proof`: checks a proof file and prints the proven event.
 pub fn verify_proof_cmd(file: &Path, key: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let pinned = key.map(pinned_key).transpose()?;
+    let pinned = key.map(|k| vkey_arg("--key", k)).transpose()?;
     let p = verify_proof(file, pinned.as_ref())?;
     match json {
         true => println!("{}", summary_json(&p)),

@@ -760,6 +760,21 @@ impl WindowRecord {
     pub fn lost_total(&self) -> u64 {
         self.lost.iter().map(|(_, n)| n).sum()
     }
+
+    /// Leaves of the window tree: the six sections' counts (saturating: a signed record
+    /// with absurd counts must not overflow a reader).
+    pub fn leaf_count(&self) -> u64 {
+        [
+            self.dict_count,
+            self.actor_count,
+            self.event_count,
+            self.edge_count,
+            self.cone_count,
+            self.health_count,
+        ]
+        .iter()
+        .fold(0, |a, &n| a.saturating_add(n))
+    }
 }
 
 impl Record for WindowRecord {

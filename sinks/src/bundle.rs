@@ -3,9 +3,10 @@
 //! checkpoint, the node-log subtrees between the windows and the case manifest — and
 //! their verifier, which `ritma verify` runs on a directory holding `bundle.cbor`.
 
-use crate::cas::Cas;
 use crate::store::WindowPaths;
-use crate::verify::{check_window_blocks, fail, names, node_key_history, SeqSet, VerifyError};
+use crate::verify::{
+    check_payloads, check_window_blocks, fail, names, node_key_history, SeqSet, VerifyError,
+};
 use ritma_schemas::case::{CaseExport, CaseManifest, CaseState};
 use ritma_schemas::merkle::{Blake3Tree, Frontier, TreeHash};
 use ritma_schemas::note::NoteVerifier;
@@ -133,7 +134,7 @@ pub fn verify_bundle(
     let mut windows = case.windows.iter().peekable();
     let mut seqs = SeqSet::new();
     let (mut count, mut events, mut lost) = (0u64, 0u64, 0u64);
-    let mut blobs = BTreeSet::new();
+    let mut blobs = std::collections::HashSet::new();
     let mut listed: Option<(PathBuf, Vec<String>)> = None;
     while log.size() < export.log_size {
         let at = log.size();
@@ -197,22 +198,7 @@ pub fn verify_bundle(
                 &meta.node,
                 &mut seqs,
             )?;
-            for a in &checked.atoms {
-                if let Some(h) = a.payload_ref {
-                    if blobs.insert(h) {
-                        let cas = Cas::open(dir)
-                            .map_err(|e| fail("E_CAS", &dir.join("cas"), Some(w), e.to_string()))?;
-                        cas.verify(&h).map_err(|e| {
-                            fail(
-                                "E_CAS",
-                                &cas.manifest_path(&h),
-                                Some(w),
-                                format!("event {}: {e}", a.seq),
-                            )
-                        })?;
-                    }
-                }
-            }
+            check_payloads(dir, &checked.atoms, &mut blobs, w)?;
             files.insert(paths.record());
             files.insert(paths.checkpoint());
             for b in 0..block_count as u32 {

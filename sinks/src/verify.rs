@@ -583,22 +583,7 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
                 }
                 health_copies.insert(rel);
             }
-            // Full capture: every blob an event names is in cas/ and hashes to its name.
-            for a in &atoms {
-                let Some(hash) = a.payload_ref else { continue };
-                if blobs_checked.insert(hash) {
-                    let cas = Cas::open(root)
-                        .map_err(|e| fail("E_CAS", &root.join("cas"), w, e.to_string()))?;
-                    cas.verify(&hash).map_err(|e| {
-                        fail(
-                            "E_CAS",
-                            &cas.manifest_path(&hash),
-                            w,
-                            format!("event {}: {e}", a.seq),
-                        )
-                    })?;
-                }
-            }
+            check_payloads(root, &atoms, &mut blobs_checked, record.window)?;
             // Seeds: the actors of the events that completed a cone match.
             let seeds: Vec<_> = cones
                 .iter()
@@ -823,12 +808,7 @@ pub(crate) fn check_window_blocks(
     let w = Some(record.window);
     let expected_path = WindowPaths::new(record.window, record.window_len_ns);
     let index = expected_path.index;
-    let leaves_expected = record.dict_count
-        + record.actor_count
-        + record.event_count
-        + record.edge_count
-        + record.cone_count
-        + record.health_count;
+    let leaves_expected = record.leaf_count();
     if block_count != leaves_expected.div_ceil(MAX_BLOCK_RECORDS as u64) {
         return Err(fail(
             "E_COUNT",
@@ -1011,6 +991,33 @@ pub(crate) fn check_window_blocks(
         cones,
         health,
     })
+}
+
+/// Full capture: every blob an event names is in `cas/` of `root` and hashes to its
+/// name; `checked` holds the blobs already read.
+pub(crate) fn check_payloads(
+    root: &Path,
+    atoms: &[EventAtom],
+    checked: &mut std::collections::HashSet<Hash32>,
+    window: u64,
+) -> Result<(), VerifyError> {
+    for a in atoms {
+        let Some(hash) = a.payload_ref else { continue };
+        if checked.insert(hash) {
+            let w = Some(window);
+            let cas =
+                Cas::open(root).map_err(|e| fail("E_CAS", &root.join("cas"), w, e.to_string()))?;
+            cas.verify(&hash).map_err(|e| {
+                fail(
+                    "E_CAS",
+                    &cas.manifest_path(&hash),
+                    w,
+                    format!("event {}: {e}", a.seq),
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// The signed deletion record of an hour retention deleted, checked on its own, and
