@@ -8,6 +8,7 @@ mod full_capture;
 mod index;
 mod keys;
 mod prove;
+mod query;
 mod replay;
 mod replay_loss;
 mod retention;

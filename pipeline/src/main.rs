@@ -3,6 +3,7 @@
 mod case;
 mod exes;
 mod prove;
+mod query;
 mod record;
 mod replay;
 mod run;
@@ -118,6 +119,9 @@ enum Command {
     /// log; unfreezing needs M of N approvers (FORMAT.md §8.9).
     #[command(subcommand)]
     Case(case::CaseCommand),
+    /// Ask a store: processes, an actor's events and process tree, who touched a path,
+    /// the taint slice from an actor, cone matches; a table or JSON Lines.
+    Query(query::QueryArgs),
     /// Write a self-contained proof of one sealed event (FORMAT.md §11).
     Prove {
         /// The store (RITMA_OUT) directory.
@@ -276,6 +280,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Verify { dir, key, json } => verify_cmd(&dir, key, json),
         Command::Retention { dir, keep, apply } => retention_cmd(&dir, &keep, apply),
         Command::Case(c) => case::case_cmd(c),
+        Command::Query(q) => query::query_cmd(q),
         Command::Prove {
             dir,
             seq,

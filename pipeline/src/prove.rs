@@ -376,8 +376,25 @@ pub(crate) struct Sealed {
     pub sig_path: PathBuf,
 }
 
+/// The store's hour directories, `windows/YYYY/MM/DD/HH`, in time order.
+pub(crate) fn hour_dirs(root: &Path) -> Result<Vec<PathBuf>, ProveError> {
+    let mut dirs = vec![root.join("windows")];
+    for width in [4, 2, 2, 2] {
+        let mut next = Vec::new();
+        for d in &dirs {
+            for n in names(d)? {
+                if n.len() == width && n.bytes().all(|b| b.is_ascii_digit()) {
+                    next.push(d.join(n));
+                }
+            }
+        }
+        dirs = next;
+    }
+    Ok(dirs)
+}
+
 /// Sorted names in `dir` that are not temporary files.
-fn names(dir: &Path) -> Result<Vec<String>, ProveError> {
+pub(crate) fn names(dir: &Path) -> Result<Vec<String>, ProveError> {
     let mut v: Vec<String> = match fs::read_dir(dir) {
         Ok(it) => it
             .filter_map(|e| e.ok().and_then(|e| e.file_name().into_string().ok()))
@@ -398,18 +415,7 @@ pub(crate) fn sealed_windows(
     root: &Path,
     meta: &StoreMeta,
 ) -> Result<(Vec<Sealed>, SparseLog, Vec<(PathBuf, HourDeletion)>), ProveError> {
-    let mut dirs = vec![root.join("windows")];
-    for width in [4, 2, 2, 2] {
-        let mut next = Vec::new();
-        for d in &dirs {
-            for n in names(d)? {
-                if n.len() == width && n.bytes().all(|b| b.is_ascii_digit()) {
-                    next.push(d.join(n));
-                }
-            }
-        }
-        dirs = next;
-    }
+    let dirs = hour_dirs(root)?;
     let mut out: Vec<Sealed> = Vec::new();
     let (mut log, mut deleted) = (SparseLog::new(), Vec::new());
     let mut prev_window: Option<u64> = None;
@@ -490,7 +496,15 @@ pub(crate) struct WindowLeaves {
 
 impl WindowLeaves {
     pub(crate) fn read(root: &Path, s: &Sealed) -> Result<Self, ProveError> {
-        let r = &s.record;
+        Self::read_record(root, &s.record, &s.record_path)
+    }
+
+    /// The leaves of the window `r`, read from `record_path`.
+    pub(crate) fn read_record(
+        root: &Path,
+        r: &WindowRecord,
+        record_path: &Path,
+    ) -> Result<Self, ProveError> {
         let paths = WindowPaths::new(r.window, r.window_len_ns);
         let total = [
             r.dict_count,
@@ -501,7 +515,7 @@ impl WindowLeaves {
         ]
         .iter()
         .try_fold(0u64, |a, &n| a.checked_add(n))
-        .ok_or_else(|| damaged(&s.record_path, "record counts overflow"))?;
+        .ok_or_else(|| damaged(record_path, "record counts overflow"))?;
         let mut leaves = Vec::new();
         for b in 0..total.div_ceil(MAX_BLOCK_RECORDS as u64) as u32 {
             let path = root.join(paths.block(b));
@@ -516,7 +530,7 @@ impl WindowLeaves {
             let detail = format!(
                 "the blocks hold {} leaves, {} counts {total}",
                 leaves.len(),
-                s.record_path.display()
+                record_path.display()
             );
             return Err(damaged(&root.join(paths.hour_dir.join("blocks")), detail));
         }
@@ -532,7 +546,7 @@ impl WindowLeaves {
         0..self.record.dict_count
     }
 
-    fn actors(&self) -> Range<u64> {
+    pub(crate) fn actors(&self) -> Range<u64> {
         let s = self.record.dict_count;
         s..s + self.record.actor_count
     }
@@ -580,6 +594,18 @@ impl WindowLeaves {
         Ok(self
             .search(self.dict(), |d: &DictEntry| d.id, id)?
             .map(|(i, _)| i))
+    }
+
+    /// The window's dictionary entry for `id`, if it has one.
+    pub(crate) fn dict_lookup(&self, id: &Id128) -> Result<Option<DictEntry>, ProveError> {
+        Ok(self
+            .search(self.dict(), |d: &DictEntry| d.id, id)?
+            .map(|(_, d)| d))
+    }
+
+    pub(crate) fn edges(&self) -> Range<u64> {
+        let s = self.atoms().end;
+        s..s + self.record.edge_count
     }
 
     pub(crate) fn actor(&self, id: &Id128) -> Result<Option<(u64, ActorRecord)>, ProveError> {
@@ -793,28 +819,28 @@ const FLAG_NAMES: [&str; 8] = [
     "arg_hashed",
 ];
 
-fn event_type_name(t: EventType) -> String {
+pub(crate) fn event_type_name(t: EventType) -> String {
     let n = t.as_u64();
     EVENT_TYPE_NAMES
         .get((n as usize).wrapping_sub(1))
         .map_or_else(|| format!("event type {n}"), |s| (*s).to_owned())
 }
 
-fn dict_kind_name(k: DictKind) -> String {
+pub(crate) fn dict_kind_name(k: DictKind) -> String {
     let n = k.as_u64();
     DICT_KIND_NAMES
         .get((n as usize).wrapping_sub(1))
         .map_or_else(|| format!("kind {n}"), |s| (*s).to_owned())
 }
 
-fn flag_names(flags: u32) -> Vec<&'static str> {
+pub(crate) fn flag_names(flags: u32) -> Vec<&'static str> {
     (0..8)
         .filter(|b| flags & (1 << b) != 0)
         .map(|b| FLAG_NAMES[b])
         .collect()
 }
 
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -876,7 +902,7 @@ fn argv(v: &[u8]) -> String {
 }
 
 /// A dictionary entry's value as a reader wants it.
-fn dict_value(d: &DictEntry) -> String {
+pub(crate) fn dict_value(d: &DictEntry) -> String {
     if d.hashed {
         return format!("(too long; BLAKE3 {})", hex(&d.value));
     }

@@ -54,6 +54,63 @@ pub fn taint_changes<'scope>(
     to_changes(tainted)
 }
 
+/// What one window contributes to a single-seed query: its number, its taint flows, and
+/// whether the seed is sighted (live) there.
+pub type QueryWindow = (u64, Vec<(Id128, Id128)>, bool);
+
+/// The changes of the set reachable from `seed` over `windows` (ascending), as
+/// `(entity, window, enters)` in window order: `taint_changes` on one worker with the seed
+/// sighted in every window marked so. Changes after the last window are left out, as in a
+/// taint index (FORMAT.md §8.5): the range ends there, nothing is known after it.
+pub fn reachable_from(
+    seed: Id128,
+    windows: Vec<QueryWindow>,
+    ttl_windows: u64,
+) -> Vec<(Id128, u64, bool)> {
+    use std::sync::{Arc, Mutex};
+    use timely::dataflow::operators::core::Inspect;
+    use timely::dataflow::operators::Probe;
+    use timely::dataflow::{InputHandleVec, ProbeHandle};
+
+    let Some(last) = windows.last().map(|w| w.0) else {
+        return Vec::new();
+    };
+    let out: Arc<Mutex<Vec<TaintChange>>> = Arc::new(Mutex::new(Vec::new()));
+    let sink = out.clone();
+    timely::execute_directly(move |worker| {
+        let mut flow_in: InputHandleVec<u64, (u32, Id128, Id128)> = InputHandleVec::new();
+        let mut seed_in: InputHandleVec<u64, (u32, Id128)> = InputHandleVec::new();
+        let probe = ProbeHandle::new();
+        worker.dataflow::<u64, _, _>(|scope| {
+            let flows = flow_in.to_stream(scope);
+            let seeds = seed_in.to_stream(scope);
+            taint_changes(flows, seeds, ttl_windows)
+                .inspect(move |c| sink.lock().expect("taint sink").push(c.clone()))
+                .probe_with(&probe);
+        });
+        for (window, flows, seeded) in windows {
+            flow_in.advance_to(window);
+            seed_in.advance_to(window);
+            for (from, to) in flows {
+                flow_in.send((0, from, to));
+            }
+            if seeded {
+                seed_in.send((0, seed));
+            }
+            flow_in.advance_to(window + 1);
+            seed_in.advance_to(window + 1);
+            worker.step_while(|| probe.less_than(flow_in.time()));
+        }
+    });
+    let mut changes = std::mem::take(&mut *out.lock().expect("taint out"));
+    changes.retain(|c| c.window <= last);
+    changes.sort_by_key(|c| (c.window, c.entity, c.diff));
+    changes
+        .into_iter()
+        .map(|c| (c.entity, c.window, c.diff > 0))
+        .collect()
+}
+
 /// Each sighting at `w`, live for `w ..= w + ttl - 1`, as the updates `+1 @ w`, `-1 @ w + ttl`.
 fn lifetimes<'scope, D: Clone + 'static>(
     sightings: StreamVec<'scope, u64, D>,

@@ -1,0 +1,889 @@
+//! `ritma query`: the questions an investigator asks first, answered from a store's sealed
+//! windows — processes by pid or name, an actor's events, its process tree, who touched a
+//! path, the taint slice reachable from an actor, and cone matches.
+//!
+//! A query reads the store as it is and checks nothing (that is `ritma verify`); every event
+//! row carries its `seq`, so `ritma prove --seq` turns any answer into a proof.
+
+use crate::case::parse_time;
+use crate::prove::{
+    dict_kind_name, dict_value, event_type_name, flag_names, hex, hour_dirs, names, node_root, utc,
+    WindowLeaves,
+};
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
+use ritma_operators::canonicalize::NO_OBJECT;
+use ritma_operators::taint::taint_flows;
+use ritma_schemas::index::{TaintIndex, MAX_INDEX_LEN};
+use ritma_schemas::records::{
+    ActorRecord, ConeInstance, DictEntry, DictKind, Edge, EdgeKind, EventAtom, EventType, Record,
+    StoreMeta, WindowRecord,
+};
+use ritma_schemas::Id128;
+use ritma_sinks::store::days_from_civil;
+use serde_json::{json, Map, Value};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+const HOUR_NS: u64 = 3_600_000_000_000;
+/// The taint lifetime when neither `--ttl` nor a taint index of the range gives one:
+/// `replay`'s and `run`'s default.
+const DEFAULT_TAINT_TTL_S: u64 = 300;
+
+#[derive(Args)]
+pub struct QueryArgs {
+    /// The store (RITMA_OUT) directory.
+    dir: PathBuf,
+    /// The node, in a store of several (`nodes/<node>/`).
+    #[arg(long, global = true)]
+    node: Option<String>,
+    /// Only windows ending after this time: RFC 3339 UTC (2026-11-23T10:00:00Z) or Unix seconds.
+    #[arg(long, global = true)]
+    from: Option<String>,
+    /// Only windows starting before this time (same forms as --from).
+    #[arg(long, global = true)]
+    to: Option<String>,
+    /// One JSON object per row (JSON Lines) instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Stop after this many rows.
+    #[arg(long, global = true)]
+    limit: Option<usize>,
+    #[command(subcommand)]
+    what: QueryWhat,
+}
+
+#[derive(Subcommand)]
+enum QueryWhat {
+    /// Processes (actors) seen, optionally only those with this pid, command name or executable.
+    Actors {
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Command name (comm), exactly.
+        #[arg(long)]
+        comm: Option<String>,
+        /// Executable: its full path, or its file name.
+        #[arg(long)]
+        exe: Option<String>,
+    },
+    /// Every event of an actor (its id, 32 hex digits, as `query actors` prints it).
+    Events { actor: String },
+    /// An actor's ancestors and every process descended from it.
+    Tree { actor: String },
+    /// Every event on a path (opens, execs, unlinks, renames to and from it), failed ones too.
+    Path { path: String },
+    /// Everything reachable from an actor along taint flows (FORMAT.md §8.5): the processes
+    /// it started, the files they wrote, the processes that executed those files …
+    Taint {
+        actor: String,
+        /// Seconds a flow stays live after it was last seen (default: the store's taint
+        /// lifetime from its taint index, else 300).
+        #[arg(long)]
+        ttl: Option<u64>,
+    },
+    /// Cone matches (ConeInstances), optionally of one cone.
+    Cones {
+        #[arg(long)]
+        cone: Option<String>,
+    },
+}
+
+pub fn query_cmd(args: QueryArgs) -> Result<()> {
+    let scope = Scope::open(&args)?;
+    let mut out = Rows::new(args.json, args.limit);
+    match &args.what {
+        QueryWhat::Actors { pid, comm, exe } => actors(&scope, &mut out, *pid, comm, exe)?,
+        QueryWhat::Events { actor } => events(&scope, &mut out, &actor_arg(actor)?)?,
+        QueryWhat::Tree { actor } => tree(&scope, &mut out, &actor_arg(actor)?)?,
+        QueryWhat::Path { path } => path_events(&scope, &mut out, path)?,
+        QueryWhat::Taint { actor, ttl } => taint(&scope, &mut out, &actor_arg(actor)?, *ttl)?,
+        QueryWhat::Cones { cone } => cones(&scope, &mut out, cone.as_deref())?,
+    }
+    out.print()?;
+    if scope.deleted_hours > 0 {
+        eprintln!(
+            "note: {} hour(s) of the range were deleted by retention",
+            scope.deleted_hours
+        );
+    }
+    Ok(())
+}
+
+fn actor_arg(s: &str) -> Result<Id128> {
+    crate::exes::parse_hex::<16>(s.to_ascii_lowercase().as_bytes())
+        .ok_or_else(|| anyhow!("actor {s:?}: not an actor id (32 hex digits)"))
+}
+
+/// The windows a query reads: the node's sealed windows overlapping `[from, to)`.
+struct Scope {
+    root: PathBuf,
+    meta: StoreMeta,
+    from_ns: u64,
+    to_ns: u64,
+    /// (record, its file) of every sealed window in range, in window order.
+    windows: Vec<(WindowRecord, PathBuf)>,
+    deleted_hours: u64,
+    /// Taint lifetime (windows) from the first taint index of the range.
+    taint_ttl_windows: Option<u64>,
+}
+
+impl Scope {
+    fn open(args: &QueryArgs) -> Result<Self> {
+        let (root, meta) = node_root(&args.dir, args.node.as_deref())?;
+        let time = |flag: &str, v: &Option<String>| {
+            v.as_ref()
+                .map(|s| parse_time(s).map_err(|e| anyhow!("{flag} {s:?}: {e}")))
+                .transpose()
+        };
+        let from_ns = time("--from", &args.from)?.unwrap_or(0);
+        let to_ns = time("--to", &args.to)?.unwrap_or(u64::MAX);
+        if from_ns >= to_ns {
+            bail!("--from must be before --to");
+        }
+        let mut scope = Scope {
+            root,
+            meta,
+            from_ns,
+            to_ns,
+            windows: Vec::new(),
+            deleted_hours: 0,
+            taint_ttl_windows: None,
+        };
+        scope.read_windows()?;
+        Ok(scope)
+    }
+
+    fn overlaps(&self, start_ns: u128, end_ns: u128) -> bool {
+        end_ns > self.from_ns as u128 && start_ns < self.to_ns as u128
+    }
+
+    fn read_windows(&mut self) -> Result<()> {
+        let len = self.meta.window_len_ns;
+        for dir in hour_dirs(&self.root)? {
+            let rel = dir.strip_prefix(&self.root).unwrap_or(&dir).to_owned();
+            let Some(hour) = hour_of_dir(&rel) else {
+                continue;
+            };
+            let start = hour as u128 * HOUR_NS as u128;
+            if !self.overlaps(start, start + HOUR_NS as u128) {
+                continue;
+            }
+            let deletion = ritma_sinks::retention::read_deletion(&self.root, &rel)
+                .with_context(|| format!("{}", dir.display()))?;
+            if deletion.is_some() {
+                self.deleted_hours += 1;
+                continue;
+            }
+            if self.taint_ttl_windows.is_none() {
+                self.taint_ttl_windows = taint_ttl_of_hour(&self.root, &rel)?;
+            }
+            let micro = dir.join("micro");
+            let files = names(&micro)?;
+            for name in &files {
+                let Some(stem) = name.strip_suffix(".cbor") else {
+                    continue;
+                };
+                // A record without its checkpoint is not sealed yet.
+                if !files.contains(&format!("{stem}.sig")) {
+                    continue;
+                }
+                let path = micro.join(name);
+                let bytes = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
+                let record =
+                    WindowRecord::decode(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+                if record.window_len_ns != len {
+                    bail!(
+                        "{}: window length differs from _meta/store.cbor",
+                        path.display()
+                    );
+                }
+                let start = record.t_start_ns();
+                if self.overlaps(start, start + len as u128) {
+                    self.windows.push((record, path));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with the leaves of each window in range that `want` accepts, in order,
+    /// until it returns false.
+    fn each_window(
+        &self,
+        want: impl Fn(&WindowRecord) -> bool,
+        mut f: impl FnMut(&WindowLeaves) -> Result<bool>,
+    ) -> Result<()> {
+        for (record, path) in &self.windows {
+            if !want(record) {
+                continue;
+            }
+            let leaves = WindowLeaves::read_record(&self.root, record, path)?;
+            if !f(&leaves)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The wall time of an event of the window, if inside `[from, to)`.
+    fn event_time(&self, w: &WindowLeaves, t_ns: i64) -> Option<i128> {
+        let t = w.record.t_start_ns() as i128 + t_ns as i128;
+        (t >= self.from_ns as i128 && t < self.to_ns as i128).then_some(t)
+    }
+}
+
+/// The hour number of `windows/YYYY/MM/DD/HH`.
+fn hour_of_dir(rel: &Path) -> Option<u64> {
+    let parts: Vec<u32> = rel
+        .iter()
+        .skip(1)
+        .map(|c| c.to_str()?.parse().ok())
+        .collect::<Option<_>>()?;
+    let [y, m, d, h] = parts[..] else {
+        return None;
+    };
+    let days = u64::try_from(days_from_civil(y as i64, m, d)).ok()?;
+    Some(days * 24 + h as u64)
+}
+
+/// The taint lifetime an hour's taint index records, if the hour has one.
+fn taint_ttl_of_hour(root: &Path, rel: &Path) -> Result<Option<u64>> {
+    let path = root.join(rel).join("index/taint.cbor.zst");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = ritma_sinks::index::read_compressed(&path, MAX_INDEX_LEN)?;
+    let index = TaintIndex::decode(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok(Some(index.ttl_windows))
+}
+
+/// What a window says about an actor.
+struct ActorInfo {
+    record: ActorRecord,
+    comm: Option<String>,
+    exe: Option<String>,
+}
+
+impl ActorInfo {
+    fn of(w: &WindowLeaves, id: &Id128) -> Result<Option<Self>> {
+        let Some((_, record)) = w.actor(id)? else {
+            return Ok(None);
+        };
+        Self::from_record(w, record).map(Some)
+    }
+
+    fn from_record(w: &WindowLeaves, record: ActorRecord) -> Result<Self> {
+        let name = |id: Option<Id128>| -> Result<Option<String>> {
+            Ok(match id {
+                Some(i) => w.dict_lookup(&i)?.map(|d| dict_value(&d)),
+                None => None,
+            })
+        };
+        Ok(ActorInfo {
+            comm: name(Some(record.comm))?,
+            exe: name(record.exe)?,
+            record,
+        })
+    }
+
+    /// `pid comm`, as a table shows a process.
+    fn label(&self) -> String {
+        format!(
+            "{} {}",
+            self.record.pid,
+            self.comm.as_deref().unwrap_or("?")
+        )
+    }
+}
+
+/// An id as the window names it: a dictionary value, a process, or its hex.
+fn describe(w: &WindowLeaves, id: &Id128) -> Result<(String, String)> {
+    if let Some(d) = w.dict_lookup(id)? {
+        return Ok((dict_kind_name(d.kind), dict_value(&d)));
+    }
+    if let Some(a) = ActorInfo::of(w, id)? {
+        return Ok(("process".into(), a.label()));
+    }
+    Ok(("unknown".into(), hex(id)))
+}
+
+/// The rows of an answer, printed as a table or as JSON Lines.
+struct Rows {
+    json: bool,
+    limit: Option<usize>,
+    columns: Vec<&'static str>,
+    rows: Vec<Map<String, Value>>,
+    cut: bool,
+}
+
+impl Rows {
+    fn new(json: bool, limit: Option<usize>) -> Self {
+        Rows {
+            json,
+            limit,
+            columns: Vec::new(),
+            rows: Vec::new(),
+            cut: false,
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.limit.is_some_and(|l| self.rows.len() >= l)
+    }
+
+    /// Adds a row (ignored once the limit is reached); returns false once it is.
+    fn push(&mut self, row: Vec<(&'static str, Value)>) -> bool {
+        if self.full() {
+            self.cut = true;
+            return false;
+        }
+        for (k, _) in &row {
+            if !self.columns.contains(k) {
+                self.columns.push(k);
+            }
+        }
+        self.rows
+            .push(row.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
+        !self.full()
+    }
+
+    fn cell(v: Option<&Value>) -> String {
+        match v {
+            None | Some(Value::Null) => "-".into(),
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| Self::cell(Some(x)))
+                .collect::<Vec<_>>()
+                .join(","),
+            Some(v) => v.to_string(),
+        }
+    }
+
+    /// The answer as text: JSON Lines, or a table with a header.
+    fn render(&self) -> String {
+        let mut s = String::new();
+        if self.json {
+            for r in &self.rows {
+                s.push_str(&Value::Object(r.clone()).to_string());
+                s.push('\n');
+            }
+            return s;
+        }
+        if self.rows.is_empty() {
+            return "(no rows)\n".into();
+        }
+        let cells: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .map(|r| self.columns.iter().map(|c| Self::cell(r.get(*c))).collect())
+            .collect();
+        let widths: Vec<usize> = (0..self.columns.len())
+            .map(|i| {
+                cells
+                    .iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([self.columns[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let header = self.columns.iter().map(|c| c.to_uppercase()).collect();
+        for vals in std::iter::once(header).chain(cells) {
+            let mut line = String::new();
+            for (i, v) in vals.iter().enumerate() {
+                line.push_str(v);
+                if i + 1 < vals.len() {
+                    let pad = widths[i] - v.chars().count() + 2;
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+            s.push_str(line.trim_end());
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Prints the answer; a reader that stops early (`| head`) is not an error.
+    fn print(&self) -> Result<()> {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        match stdout
+            .write_all(self.render().as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            r => r.context("writing the answer")?,
+        }
+        if self.cut {
+            eprintln!("note: stopped at --limit {}", self.limit.unwrap_or(0));
+        }
+        Ok(())
+    }
+}
+
+fn opt(v: Option<String>) -> Value {
+    v.map_or(Value::Null, Value::String)
+}
+
+fn time_value(ns: i128) -> Value {
+    Value::String(utc(ns))
+}
+
+/// Everything a table or JSON shows of one event.
+fn event_row(
+    w: &WindowLeaves,
+    a: &EventAtom,
+    t: i128,
+    actor: &ActorInfo,
+) -> Result<Vec<(&'static str, Value)>> {
+    let (kind, object) = if a.object == NO_OBJECT {
+        ("none".to_owned(), None)
+    } else {
+        let (k, v) = describe(w, &a.object)?;
+        (k, Some(v))
+    };
+    Ok(vec![
+        ("time", time_value(t)),
+        ("seq", json!(a.seq)),
+        ("event", Value::String(event_type_name(a.event_type))),
+        ("pid", json!(actor.record.pid)),
+        ("comm", opt(actor.comm.clone())),
+        ("object_kind", Value::String(kind)),
+        ("object", opt(object)),
+        ("flags", json!(flag_names(a.flags))),
+        ("actor", Value::String(hex(&a.actor))),
+    ])
+}
+
+fn actors(
+    scope: &Scope,
+    out: &mut Rows,
+    pid: Option<u32>,
+    comm: &Option<String>,
+    exe: &Option<String>,
+) -> Result<()> {
+    struct Seen {
+        first_ns: u128,
+        last_ns: u128,
+        windows: u64,
+        latest: ActorInfo,
+    }
+    let mut seen: HashMap<Id128, Seen> = HashMap::new();
+    let exe_matches = |e: &str, want: &str| e == want || e.rsplit('/').next() == Some(want);
+    scope.each_window(
+        |r| r.actor_count > 0,
+        |w| {
+            let start = w.record.t_start_ns();
+            for i in w.actors() {
+                let record: ActorRecord = w.decode(i)?;
+                if pid.is_some_and(|p| p != record.pid) {
+                    continue;
+                }
+                let info = ActorInfo::from_record(w, record)?;
+                if comm.as_ref().is_some_and(|c| info.comm.as_ref() != Some(c))
+                    || exe.as_ref().is_some_and(|want| {
+                        !info.exe.as_deref().is_some_and(|e| exe_matches(e, want))
+                    })
+                {
+                    continue;
+                }
+                let id = info.record.actor;
+                match seen.get_mut(&id) {
+                    Some(s) => {
+                        s.last_ns = start;
+                        s.windows += 1;
+                        s.latest = info;
+                    }
+                    None => {
+                        let s = Seen {
+                            first_ns: start,
+                            last_ns: start,
+                            windows: 1,
+                            latest: info,
+                        };
+                        seen.insert(id, s);
+                    }
+                }
+            }
+            Ok(true)
+        },
+    )?;
+    let mut all: Vec<(Id128, Seen)> = seen.into_iter().collect();
+    all.sort_by_key(|(id, s)| (s.first_ns, *id));
+    for (id, s) in all {
+        let r = &s.latest.record;
+        let row = vec![
+            ("first_seen", time_value(s.first_ns as i128)),
+            ("last_seen", time_value(s.last_ns as i128)),
+            ("windows", json!(s.windows)),
+            ("pid", json!(r.pid)),
+            ("ppid", json!(r.ppid)),
+            ("uid", json!(r.uid)),
+            ("euid", json!(r.euid)),
+            ("comm", opt(s.latest.comm.clone())),
+            ("exe", opt(s.latest.exe.clone())),
+            ("actor", Value::String(hex(&id))),
+            ("parent", opt(r.parent.map(|p| hex(&p)))),
+        ];
+        if !out.push(row) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn events(scope: &Scope, out: &mut Rows, actor: &Id128) -> Result<()> {
+    let mut found = false;
+    scope.each_window(
+        |r| r.event_count > 0,
+        |w| {
+            let Some(info) = ActorInfo::of(w, actor)? else {
+                return Ok(true);
+            };
+            found = true;
+            for i in w.atoms() {
+                let a: EventAtom = w.decode(i)?;
+                if a.actor != *actor {
+                    continue;
+                }
+                let Some(t) = scope.event_time(w, a.t_ns) else {
+                    continue;
+                };
+                if !out.push(event_row(w, &a, t, &info)?) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )?;
+    if !found {
+        bail!("actor {} is in no window of the range", hex(actor));
+    }
+    Ok(())
+}
+
+fn tree(scope: &Scope, out: &mut Rows, actor: &Id128) -> Result<()> {
+    struct Node {
+        first_ns: u128,
+        info: ActorInfo,
+    }
+    let mut nodes: HashMap<Id128, Node> = HashMap::new();
+    scope.each_window(
+        |r| r.actor_count > 0,
+        |w| {
+            for i in w.actors() {
+                let record: ActorRecord = w.decode(i)?;
+                let id = record.actor;
+                let first_ns = nodes.get(&id).map_or(w.record.t_start_ns(), |n| n.first_ns);
+                let info = ActorInfo::from_record(w, record)?;
+                nodes.insert(id, Node { first_ns, info });
+            }
+            Ok(true)
+        },
+    )?;
+    if !nodes.contains_key(actor) {
+        bail!("actor {} is in no window of the range", hex(actor));
+    }
+    let mut children: BTreeMap<Id128, Vec<(u128, Id128)>> = BTreeMap::new();
+    for (id, n) in &nodes {
+        if let Some(p) = n.info.record.parent {
+            children.entry(p).or_default().push((n.first_ns, *id));
+        }
+    }
+    for c in children.values_mut() {
+        c.sort();
+    }
+    // Ancestors, oldest first; a cycle cannot come from the data but must not hang us.
+    let mut chain = vec![*actor];
+    let mut missing_parent = None;
+    while let Some(p) = nodes[chain.last().expect("non-empty")].info.record.parent {
+        if chain.contains(&p) {
+            break;
+        }
+        if nodes.contains_key(&p) {
+            chain.push(p);
+        } else {
+            missing_parent = Some(p);
+            break;
+        }
+    }
+    chain.reverse();
+    let row = |depth: usize, relation: &str, id: &Id128, n: &Node| {
+        let r = &n.info.record;
+        vec![
+            ("relation", Value::String(relation.into())),
+            ("depth", json!(depth)),
+            (
+                "process",
+                Value::String(format!("{}{}", "  ".repeat(depth), n.info.label())),
+            ),
+            ("exe", opt(n.info.exe.clone())),
+            ("uid", json!(r.uid)),
+            ("euid", json!(r.euid)),
+            ("first_seen", time_value(n.first_ns as i128)),
+            ("actor", Value::String(hex(id))),
+            ("parent", opt(r.parent.map(|p| hex(&p)))),
+        ]
+    };
+    if let Some(p) = missing_parent {
+        eprintln!(
+            "note: the oldest ancestor's parent {} is not in the range",
+            hex(&p)
+        );
+    }
+    let target_depth = chain.len() - 1;
+    for (depth, id) in chain.iter().enumerate() {
+        let relation = if depth == target_depth {
+            "self"
+        } else {
+            "ancestor"
+        };
+        if !out.push(row(depth, relation, id, &nodes[id])) {
+            return Ok(());
+        }
+    }
+    // Descendants depth first, children by first sighting.
+    let mut stack: Vec<(usize, Id128)> = children
+        .get(actor)
+        .map(|c| {
+            c.iter()
+                .rev()
+                .map(|(_, id)| (target_depth + 1, *id))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut shown = BTreeSet::from([*actor]);
+    while let Some((depth, id)) = stack.pop() {
+        if !shown.insert(id) {
+            continue;
+        }
+        if !out.push(row(depth, "descendant", &id, &nodes[&id])) {
+            return Ok(());
+        }
+        if let Some(c) = children.get(&id) {
+            stack.extend(c.iter().rev().map(|(_, k)| (depth + 1, *k)));
+        }
+    }
+    Ok(())
+}
+
+fn path_events(scope: &Scope, out: &mut Rows, path: &str) -> Result<()> {
+    let id = DictEntry::id_of(DictKind::Path, path.as_bytes());
+    scope.each_window(
+        |r| r.event_count > 0,
+        |w| {
+            // Every path an atom or edge names is in the window's dictionary.
+            if w.dict_lookup(&id)?.is_none() {
+                return Ok(true);
+            }
+            // Renames away from the path: their atoms name the destination.
+            let mut renamed_to = BTreeSet::new();
+            for i in w.edges() {
+                let e: Edge = w.decode(i)?;
+                if e.kind == EdgeKind::FileToFile && e.src == id {
+                    renamed_to.insert(e.dst);
+                }
+            }
+            for i in w.atoms() {
+                let a: EventAtom = w.decode(i)?;
+                let from_here = a.event_type == EventType::Rename && renamed_to.contains(&a.object);
+                if a.object != id && !from_here {
+                    continue;
+                }
+                let Some(t) = scope.event_time(w, a.t_ns) else {
+                    continue;
+                };
+                let info = ActorInfo::of(w, &a.actor)?.ok_or_else(|| {
+                    anyhow!(
+                        "{}: no actor record for seq {}",
+                        w.paths.hour_dir.display(),
+                        a.seq
+                    )
+                })?;
+                let mut row = event_row(w, &a, t, &info)?;
+                if from_here {
+                    row.push(("renamed", Value::String("from the path".into())));
+                } else if a.event_type == EventType::Rename {
+                    row.push(("renamed", Value::String("to the path".into())));
+                }
+                if !out.push(row) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )
+}
+
+/// One entity's taint: when it entered and, if it did, left the relation.
+#[derive(Default)]
+struct Tainted {
+    intervals: Vec<(u64, Option<u64>)>,
+}
+
+fn taint(scope: &Scope, out: &mut Rows, actor: &Id128, ttl_s: Option<u64>) -> Result<()> {
+    let len = scope.meta.window_len_ns;
+    let ttl_windows = match ttl_s {
+        Some(0) => bail!("--ttl must be at least 1 second"),
+        Some(s) => (s.saturating_mul(1_000_000_000)).div_ceil(len).max(1),
+        None => scope
+            .taint_ttl_windows
+            .unwrap_or((DEFAULT_TAINT_TTL_S * 1_000_000_000).div_ceil(len)),
+    };
+    // Per window: its flows, whether the seed is live, and names for what the flows touch.
+    let mut windows: Vec<crate::taint::QueryWindow> = Vec::new();
+    let mut names: HashMap<Id128, (String, String)> = HashMap::new();
+    let mut seeded = false;
+    scope.each_window(
+        |_| true,
+        |w| {
+            seeded |= w.actor(actor)?.is_some();
+            let mut flows = Vec::new();
+            for i in w.edges() {
+                let e: Edge = w.decode(i)?;
+                for (from, to) in taint_flows(&e) {
+                    for id in [from, to] {
+                        if let Entry::Vacant(v) = names.entry(id) {
+                            v.insert(describe(w, &id)?);
+                        }
+                    }
+                    flows.push((from, to));
+                }
+            }
+            windows.push((w.record.window, flows, seeded));
+            Ok(true)
+        },
+    )?;
+    if !seeded {
+        bail!("actor {} is in no window of the range", hex(actor));
+    }
+    let changes = crate::taint::reachable_from(*actor, windows, ttl_windows);
+    let mut tainted: BTreeMap<Id128, Tainted> = BTreeMap::new();
+    for (entity, window, enters) in changes {
+        let t = tainted.entry(entity).or_default();
+        if enters {
+            t.intervals.push((window, None));
+        } else if let Some(last) = t.intervals.last_mut() {
+            last.1 = Some(window);
+        }
+    }
+    let mut all: Vec<(Id128, Tainted)> = tainted
+        .into_iter()
+        .filter(|(_, t)| !t.intervals.is_empty())
+        .collect();
+    let name_of = |id: &Id128| {
+        names
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| ("unknown".into(), hex(id)))
+    };
+    all.sort_by_cached_key(|(id, t)| (t.intervals[0].0, name_of(id), *id));
+    let at = |w: u64| time_value(w as i128 * len as i128);
+    for (id, t) in all {
+        let (kind, name) = name_of(&id);
+        let (first, _) = t.intervals[0];
+        let until = t.intervals.last().and_then(|i| i.1);
+        let row = vec![
+            ("from", at(first)),
+            ("until", until.map_or(Value::Null, at)),
+            ("kind", Value::String(kind)),
+            ("entity", Value::String(name)),
+            ("id", Value::String(hex(&id))),
+        ];
+        if !out.push(row) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn cones(scope: &Scope, out: &mut Rows, cone: Option<&str>) -> Result<()> {
+    scope.each_window(
+        |r| r.cone_count > 0,
+        |w| {
+            for i in w.cones() {
+                let c: ConeInstance = w.decode(i)?;
+                if cone.is_some_and(|want| want != c.cone_id) {
+                    continue;
+                }
+                let Some(t) = scope.event_time(w, c.t_start_ns) else {
+                    continue;
+                };
+                // The actor whose event completed the match (the taint seed).
+                let mut actor = Value::Null;
+                let mut process = Value::Null;
+                for j in w.atoms() {
+                    let a: EventAtom = w.decode(j)?;
+                    if a.seq == c.last_seq {
+                        actor = Value::String(hex(&a.actor));
+                        if let Some(info) = ActorInfo::of(w, &a.actor)? {
+                            process = Value::String(info.label());
+                        }
+                        break;
+                    }
+                }
+                let mut bindings = Vec::new();
+                for (name, id) in &c.bindings {
+                    bindings.push(format!("{name}={}", describe(w, id)?.1));
+                }
+                let row = vec![
+                    ("time", time_value(t)),
+                    ("cone", Value::String(c.cone_id.clone())),
+                    ("version", json!(c.cone_version)),
+                    ("count", json!(c.count)),
+                    ("first_seq", json!(c.first_seq)),
+                    ("last_seq", json!(c.last_seq)),
+                    ("process", process),
+                    ("bindings", json!(bindings)),
+                    ("actor", actor),
+                ];
+                if !out.push(row) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ritma_sinks::store::WindowPaths;
+
+    #[test]
+    fn hour_dirs_name_their_hour() {
+        let paths = WindowPaths::new(1_763_884_800 + 7 * 3600, 1_000_000_000);
+        assert_eq!(hour_of_dir(&paths.hour_dir), Some(1_763_884_800 / 3600 + 7));
+        assert_eq!(hour_of_dir(Path::new("windows/2026/11/23")), None);
+        assert_eq!(hour_of_dir(Path::new("windows/2026/11/23/xx")), None);
+    }
+
+    #[test]
+    fn tables_align_columns_and_show_absent_values_as_dashes() {
+        let mut r = Rows::new(false, None);
+        r.push(vec![("pid", json!(1)), ("comm", json!("systemd"))]);
+        r.push(vec![("pid", json!(12345)), ("exe", json!("/bin/sh"))]);
+        assert_eq!(
+            r.render(),
+            "PID    COMM     EXE\n1      systemd  -\n12345  -        /bin/sh\n"
+        );
+        r.json = true;
+        assert_eq!(
+            r.render(),
+            "{\"comm\":\"systemd\",\"pid\":1}\n{\"exe\":\"/bin/sh\",\"pid\":12345}\n"
+        );
+    }
+
+    #[test]
+    fn rows_stop_at_the_limit() {
+        let mut r = Rows::new(true, Some(2));
+        assert!(r.push(vec![("a", json!(1))]));
+        assert!(!r.push(vec![("a", json!(2))]));
+        assert!(!r.push(vec![("a", json!(3))]));
+        assert_eq!(r.rows.len(), 2);
+        assert!(r.cut);
+    }
+}
