@@ -13,3 +13,4 @@ mod replay;
 mod replay_loss;
 mod retention;
 mod synth;
+mod verify_range;

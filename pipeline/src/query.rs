@@ -20,7 +20,7 @@ use ritma_schemas::records::{
     StoreMeta, WindowRecord,
 };
 use ritma_schemas::Id128;
-use ritma_sinks::store::days_from_civil;
+use ritma_sinks::store::WindowPaths;
 use serde_json::{json, Map, Value};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -162,7 +162,7 @@ impl Scope {
         let len = self.meta.window_len_ns;
         for dir in hour_dirs(&self.root)? {
             let rel = dir.strip_prefix(&self.root).unwrap_or(&dir).to_owned();
-            let Some(hour) = hour_of_dir(&rel) else {
+            let Some(hour) = WindowPaths::hour_of_dir(&rel) else {
                 continue;
             };
             let start = hour as u128 * HOUR_NS as u128;
@@ -231,20 +231,6 @@ impl Scope {
         let t = w.record.t_start_ns() as i128 + t_ns as i128;
         (t >= self.from_ns as i128 && t < self.to_ns as i128).then_some(t)
     }
-}
-
-/// The hour number of `windows/YYYY/MM/DD/HH`.
-fn hour_of_dir(rel: &Path) -> Option<u64> {
-    let parts: Vec<u32> = rel
-        .iter()
-        .skip(1)
-        .map(|c| c.to_str()?.parse().ok())
-        .collect::<Option<_>>()?;
-    let [y, m, d, h] = parts[..] else {
-        return None;
-    };
-    let days = u64::try_from(days_from_civil(y as i64, m, d)).ok()?;
-    Some(days * 24 + h as u64)
 }
 
 /// The taint lifetime an hour's taint index records, if the hour has one.
@@ -851,15 +837,6 @@ fn cones(scope: &Scope, out: &mut Rows, cone: Option<&str>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ritma_sinks::store::WindowPaths;
-
-    #[test]
-    fn hour_dirs_name_their_hour() {
-        let paths = WindowPaths::new(1_763_884_800 + 7 * 3600, 1_000_000_000);
-        assert_eq!(hour_of_dir(&paths.hour_dir), Some(1_763_884_800 / 3600 + 7));
-        assert_eq!(hour_of_dir(Path::new("windows/2026/11/23")), None);
-        assert_eq!(hour_of_dir(Path::new("windows/2026/11/23/xx")), None);
-    }
 
     #[test]
     fn tables_align_columns_and_show_absent_values_as_dashes() {

@@ -80,6 +80,20 @@ pub struct WindowPaths {
 }
 
 impl WindowPaths {
+    /// The hour number (floor(start / 3600 s)) of an hour directory `windows/YYYY/MM/DD/HH`.
+    pub fn hour_of_dir(rel: &Path) -> Option<u64> {
+        let parts: Vec<u32> = rel
+            .iter()
+            .skip(1)
+            .map(|c| c.to_str()?.parse().ok())
+            .collect::<Option<_>>()?;
+        let [y, m, d, h] = parts[..] else {
+            return None;
+        };
+        let days = u64::try_from(days_from_civil(i64::from(y), m, d)).ok()?;
+        Some(days * 24 + u64::from(h))
+    }
+
     pub fn new(window: u64, window_len_ns: u64) -> Self {
         let start_s = (window as u128 * window_len_ns as u128 / 1_000_000_000) as i64;
         let (y, m, d) = civil_from_days(start_s.div_euclid(86_400));
@@ -604,6 +618,23 @@ pub fn last_seq(root: &Path, record: &WindowRecord) -> Result<Option<u64>, Store
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hour_dirs_name_their_hour() {
+        let paths = WindowPaths::new(1_763_884_800 + 7 * 3600, 1_000_000_000);
+        assert_eq!(
+            WindowPaths::hour_of_dir(&paths.hour_dir),
+            Some(1_763_884_800 / 3600 + 7)
+        );
+        assert_eq!(
+            WindowPaths::hour_of_dir(Path::new("windows/2026/11/23")),
+            None
+        );
+        assert_eq!(
+            WindowPaths::hour_of_dir(Path::new("windows/2026/11/23/xx")),
+            None
+        );
+    }
 
     #[test]
     fn civil_dates_match_known_days() {

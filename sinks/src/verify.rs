@@ -65,6 +65,24 @@ pub struct NodeReport {
     pub deleted_hours: u64,
     /// Cases (`cases/CASE_*`), each checked.
     pub cases: u64,
+    /// Windows whose checkpoint signature and blocks were checked: all of them, or those of
+    /// the hours a range overlaps.
+    pub checked_windows: u64,
+}
+
+/// A time range `[from_ns, to_ns)` of wall-clock ns: `verify_store_range` checks the blocks of
+/// the hours it overlaps and only chains the other windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from_ns: u64,
+    pub to_ns: u64,
+}
+
+impl TimeRange {
+    fn overlaps_hour(&self, hour: u64) -> bool {
+        let start = hour as u128 * 3_600_000_000_000;
+        start + 3_600_000_000_000 > self.from_ns as u128 && start < self.to_ns as u128
+    }
 }
 
 /// Verifies every node tree of the store at `dir`. `anchor` pins the first key of
@@ -73,8 +91,20 @@ pub fn verify_store(
     dir: &Path,
     anchor: Option<&NoteVerifier>,
 ) -> Result<Vec<NodeReport>, VerifyError> {
+    verify_store_range(dir, anchor, None)
+}
+
+/// [`verify_store`], checking blocks, window signatures, indexes and edges only in the hours
+/// `range` overlaps (all hours when None). Every other window record is still read, checked
+/// for layout and continuity and chained into the node log, so a checked window's signed
+/// checkpoint authenticates every record before it; every hour seal is checked.
+pub fn verify_store_range(
+    dir: &Path,
+    anchor: Option<&NoteVerifier>,
+    range: Option<TimeRange>,
+) -> Result<Vec<NodeReport>, VerifyError> {
     if dir.join("_meta/store.cbor").exists() {
-        return Ok(vec![verify_node(dir, anchor)?]);
+        return Ok(vec![verify_node(dir, anchor, range)?]);
     }
     let nodes = dir.join("nodes");
     let mut roots: Vec<PathBuf> = match fs::read_dir(&nodes) {
@@ -92,7 +122,10 @@ pub fn verify_store(
     if roots.is_empty() {
         return Err(fail("E_LAYOUT", &nodes, None, "no node trees"));
     }
-    roots.iter().map(|r| verify_node(r, anchor)).collect()
+    roots
+        .iter()
+        .map(|r| verify_node(r, anchor, range))
+        .collect()
 }
 
 /// The node's key history from `_meta/keys/` of `root` (a store's node tree or a case
@@ -273,7 +306,11 @@ impl SeqSet {
     }
 }
 
-fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport, VerifyError> {
+fn verify_node(
+    root: &Path,
+    anchor: Option<&NoteVerifier>,
+    range: Option<TimeRange>,
+) -> Result<NodeReport, VerifyError> {
     let meta_path = root.join("_meta/store.cbor");
     let meta_bytes =
         fs::read(&meta_path).map_err(|e| fail("E_MISSING", &meta_path, None, e.to_string()))?;
@@ -356,8 +393,17 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
     let mut taint_rebuilt_from = 0u64;
     let (mut deleted_hours, mut deletions_signed_at) = (0u64, 0u64);
     let mut deleted_windows: Vec<(u64, u64)> = Vec::new();
+    // Seqs are checked within each run of checked windows; a skipped run ends one.
+    let (mut checked_windows, mut missing_seqs, mut skipping) = (0u64, 0u64, false);
+    // The newest window, if not checked: its checkpoint is verified at the end, so the
+    // newest signed root authenticates every record, in range or not.
+    let mut unchecked_tail: Option<(PathBuf, PathBuf, u64, u64, Hash32)> = None;
     for hour in hours {
         let deleted = deleted_hour(root, &hour, &meta, &history)?;
+        let hour_checked = match (range, WindowPaths::hour_of_dir(&hour)) {
+            (Some(r), Some(h)) => r.overlaps_hour(h),
+            _ => true,
+        };
         if let Some(n) = names(&root.join(&hour))?.into_iter().find(|n| {
             let allowed: &[&str] = match deleted {
                 Some(_) => &["proofs"],
@@ -527,6 +573,34 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
 
             // The record is authentic first; then its blocks must hash to its root.
             log.push::<Blake3Tree>(Blake3Tree::leaf(&bytes));
+            if !hour_checked {
+                // Outside the range: chained (a later checked checkpoint or hour seal signs
+                // it) and counted, its blocks and derived files left alone.
+                if !skipping {
+                    missing_seqs += seqs.missing();
+                    seqs = SeqSet::new();
+                    skipping = true;
+                }
+                taint = TaintTracker::new(ttl);
+                taint_rebuilt_from = record.window + 1 + ttl;
+                for n in 0..record.health_count.min(u32::MAX as u64) as u32 {
+                    health_copies.insert(expected_path.health(n));
+                }
+                events += record.event_count;
+                lost += record.lost_total();
+                hour_first.get_or_insert(record.window);
+                unchecked_tail = Some((
+                    record_path,
+                    sig_path,
+                    record.window,
+                    log.size(),
+                    log.root::<Blake3Tree>(),
+                ));
+                continue;
+            }
+            unchecked_tail = None;
+            skipping = false;
+            checked_windows += 1;
             let note = fs::read_to_string(&sig_path)
                 .map_err(|e| fail("E_DECODE", &sig_path, w, e.to_string()))?;
             let cp = history
@@ -760,6 +834,18 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
             ));
         }
     }
+    if let Some((record_path, sig_path, window, size, root_hash)) = unchecked_tail {
+        let w = Some(window);
+        let note = fs::read_to_string(&sig_path)
+            .map_err(|e| fail("E_DECODE", &sig_path, w, e.to_string()))?;
+        let cp = history
+            .verify_checkpoint(&note)
+            .map_err(|e| fail("E_SIGNATURE", &sig_path, w, e.to_string()))?;
+        if (cp.size, cp.root) != (size, root_hash) {
+            let detail = "the window records do not match the newest signed checkpoint";
+            return Err(fail("E_CHECKPOINT", &record_path, w, detail));
+        }
+    }
     check_no_other_health_copies(root, &health_copies)?;
     if deletions_signed_at > log.size() {
         return Err(fail("E_RETENTION", root, prev_window, format!("a deletion was signed at node-log size {deletions_signed_at}, beyond the log's {} windows: the store lost windows it had (rolled back?)", log.size())));
@@ -767,8 +853,9 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
     let held = first_window.zip(prev_window);
     let cases =
         crate::case::check_cases(root, &meta, &history, log.size(), held, &deleted_windows)?;
-    if seqs.missing() > gap_covering_loss {
-        return Err(fail("E_SEQ", root, None, format!("{} seqs are missing but only {gap_covering_loss} events are sealed as lost from the trace", seqs.missing())));
+    let missing_seqs = missing_seqs + seqs.missing();
+    if missing_seqs > gap_covering_loss {
+        return Err(fail("E_SEQ", root, None, format!("{missing_seqs} seqs are missing but only {gap_covering_loss} events are sealed as lost from the trace")));
     }
     Ok(NodeReport {
         node: meta.node,
@@ -781,6 +868,7 @@ fn verify_node(root: &Path, anchor: Option<&NoteVerifier>) -> Result<NodeReport,
         log_root: log.root::<Blake3Tree>(),
         deleted_hours,
         cases,
+        checked_windows,
     })
 }
 
