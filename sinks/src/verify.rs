@@ -11,17 +11,19 @@ use crate::cas::Cas;
 use crate::index::{edge_refs_stem, read_compressed, HourIndexBuilder, IndexedWindow};
 use crate::keys::Keystore;
 use crate::store::{read_block, WindowPaths};
+use ritma_operators::capture_mode::ModeRaises;
 use ritma_operators::taint::TaintTracker;
 use ritma_schemas::index::{EdgePart, EdgeRefs, TaintIndex, MAX_INDEX_LEN};
 use ritma_schemas::keys::KeyHistory;
 use ritma_schemas::merkle::{verify_consistency, Blake3Tree, Frontier, TreeHash};
 use ritma_schemas::note::NoteVerifier;
 use ritma_schemas::records::{
-    atom_flags, AnyRecord, ConeInstance, Edge, EventAtom, HourDeletion, HourSeal, LossReason,
-    PrevHour, Record, SignedRecord, StoreMeta, WindowRecord, MAX_BLOCK_RECORDS,
+    atom_flags, AnyRecord, CaptureMode, ConeInstance, DictKind, Edge, EventAtom, EventType,
+    HourDeletion, HourSeal, LossReason, PrevHour, Record, SignedRecord, StoreMeta, WindowRecord,
+    MAX_BLOCK_RECORDS,
 };
 use ritma_schemas::Hash32;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -388,6 +390,8 @@ fn verify_node(
     // Taint is rebuilt over the whole log with the lifetime the first index names.
     let ttl = taint_ttl(root, &hours)?;
     let mut taint = TaintTracker::new(ttl);
+    // Capture modes follow the rebuilt taint: checked wherever it is exact (FORMAT.md §10).
+    let mut raises = ModeRaises::new(CaptureMode::Thin, ttl);
     // After a deleted hour the taint of the next `ttl` windows depends on deleted edges:
     // the index's own changes are taken for them (FORMAT.md §8.5).
     let mut taint_rebuilt_from = 0u64;
@@ -466,6 +470,7 @@ fn verify_node(
                 seqs.insert_deleted(lo, hi, d.events);
             }
             taint = TaintTracker::new(ttl);
+            raises = ModeRaises::new(CaptureMode::Thin, ttl);
             taint_rebuilt_from = d.last_window + 1 + ttl;
             deleted_hours += 1;
             deleted_windows.push((d.first_window, d.last_window));
@@ -582,6 +587,7 @@ fn verify_node(
                     skipping = true;
                 }
                 taint = TaintTracker::new(ttl);
+                raises = ModeRaises::new(CaptureMode::Thin, ttl);
                 taint_rebuilt_from = record.window + 1 + ttl;
                 for n in 0..record.health_count.min(u32::MAX as u64) as u32 {
                     health_copies.insert(expected_path.health(n));
@@ -624,6 +630,7 @@ fn verify_node(
                 edge_leaves,
                 cones,
                 health,
+                argv,
             } = check_window_blocks(
                 &blocks_dir,
                 block_count,
@@ -664,8 +671,12 @@ fn verify_node(
                 .filter_map(|c| atoms.iter().find(|a| a.seq == c.last_seq).map(|a| a.actor))
                 .collect();
             taint.push(0, record.window, &edges, &seeds);
-            let mut changes: Vec<_> = taint
-                .close(record.window)
+            let tracked = taint.close(record.window);
+            raises.advance(record.window, &seeds, &tracked);
+            if record.window >= taint_rebuilt_from {
+                check_capture_mode(&record, &record_path, &atoms, &argv, &raises)?;
+            }
+            let mut changes: Vec<_> = tracked
                 .into_iter()
                 .map(|c| (c.seed, c.entity, c.diff > 0))
                 .collect();
@@ -879,6 +890,58 @@ pub(crate) struct CheckedWindow {
     pub edge_leaves: Vec<Vec<u8>>,
     pub cones: Vec<ConeInstance>,
     pub health: Vec<Vec<u8>>,
+    /// The argv hash each argv DictEntry stands for (its value's BLAKE3, or its value
+    /// when hashed).
+    pub argv: Vec<Hash32>,
+}
+
+/// The capture-mode policy (FORMAT.md §10) for a window whose taint is known: its
+/// `capture_mode` is the highest mode its events were sealed in, and it holds the argv of
+/// exactly the exec and present events of actors raised to Thick — no more (kept beyond
+/// the policy) and no less (evidence the policy required, missing).
+fn check_capture_mode(
+    record: &WindowRecord,
+    record_path: &Path,
+    atoms: &[EventAtom],
+    argv: &[Hash32],
+    raises: &ModeRaises,
+) -> Result<(), VerifyError> {
+    let w = Some(record.window);
+    let mode = atoms
+        .iter()
+        .map(|a| match a.payload_ref {
+            Some(_) => CaptureMode::Full,
+            None => raises.mode_of(&a.actor),
+        })
+        .max()
+        .unwrap_or(raises.base());
+    if mode != record.capture_mode {
+        let detail = format!(
+            "capture_mode {:?}, but its events were sealed in {mode:?} by the policy",
+            record.capture_mode
+        );
+        return Err(fail("E_MODE", record_path, w, detail));
+    }
+    let want: BTreeSet<Hash32> = atoms
+        .iter()
+        .filter(|a| matches!(a.event_type, EventType::Exec | EventType::Present))
+        .filter(|a| raises.mode_of(&a.actor) >= CaptureMode::Thick)
+        .filter_map(|a| a.arg_hash)
+        .collect();
+    let have: BTreeSet<Hash32> = argv.iter().copied().collect();
+    let hex = |h: &Hash32| h.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    if let Some(h) = have.difference(&want).next() {
+        let detail = format!("an argv (BLAKE3 {}) of no exec by a process raised to Thick: kept beyond the capture policy", hex(h));
+        return Err(fail("E_MODE", record_path, w, detail));
+    }
+    if let Some(h) = want.difference(&have).next() {
+        let detail = format!(
+            "the argv (BLAKE3 {}) of an exec by a process raised to Thick is missing",
+            hex(h)
+        );
+        return Err(fail("E_MODE", record_path, w, detail));
+    }
+    Ok(())
 }
 
 /// Reads a window's `block_count` blocks from `blocks_dir` and checks them against its
@@ -909,6 +972,7 @@ pub(crate) fn check_window_blocks(
     let mut section = 0u8;
     let mut counts = [0u64; 6];
     let mut health: Vec<Vec<u8>> = Vec::new();
+    let mut argv: Vec<Hash32> = Vec::new();
     let mut probe_lost = 0u64;
     let mut last_key: Vec<u8> = Vec::new();
     let mut late = 0u64;
@@ -1023,6 +1087,12 @@ pub(crate) fn check_window_blocks(
             counts[s as usize] += 1;
             tree.push_data::<Blake3Tree>(leaf);
             match rec {
+                AnyRecord::Dict(d) if d.kind == DictKind::Argv => argv.push(if d.hashed {
+                    // The decoder holds a hashed value to 32 bytes.
+                    d.value.as_slice().try_into().unwrap_or_default()
+                } else {
+                    ritma_schemas::hash::blake3(&d.value)
+                }),
                 AnyRecord::Event(a) => atoms.push(a),
                 AnyRecord::Edge(e) => {
                     edges.push(e);
@@ -1078,6 +1148,7 @@ pub(crate) fn check_window_blocks(
         edge_leaves,
         cones,
         health,
+        argv,
     })
 }
 
@@ -1396,7 +1467,102 @@ fn check_graph_dirs(root: &Path, hours: &[PathBuf]) -> Result<(), VerifyError> {
 
 #[cfg(test)]
 mod tests {
-    use super::SeqSet;
+    use super::*;
+
+    fn window(mode: CaptureMode) -> WindowRecord {
+        WindowRecord {
+            node: "n".into(),
+            window: 7,
+            window_len_ns: 1_000_000_000,
+            first_seq: 0,
+            event_count: 0,
+            dict_count: 0,
+            actor_count: 0,
+            edge_count: 0,
+            cone_count: 0,
+            health_count: 0,
+            lost: Vec::new(),
+            late_events: 0,
+            capture_mode: mode,
+            cone_lib_version: 3,
+            window_root: [0; 32],
+        }
+    }
+
+    fn exec(actor: u8, argv: u8) -> EventAtom {
+        EventAtom {
+            seq: u64::from(actor),
+            t_ns: 0,
+            event_type: EventType::Exec,
+            actor: [actor; 16],
+            object: [9; 16],
+            flags: atom_flags::EXEC,
+            arg_hash: Some([argv; 32]),
+            payload_ref: None,
+        }
+    }
+
+    #[test]
+    fn the_capture_policy_decides_the_window_mode_and_which_argv_is_kept() {
+        use ritma_operators::taint::TaintChange;
+        let path = Path::new("w0007.cbor");
+        // Actor 1 is a live seed (Thick), actor 2 is tainted by it (Thick), 3 is Thin.
+        let mut raises = ModeRaises::new(CaptureMode::Thin, 10);
+        let reach = TaintChange {
+            node: 0,
+            seed: [1; 16],
+            entity: [2; 16],
+            window: 7,
+            diff: 1,
+        };
+        raises.advance(7, &[[1; 16]], &[reach]);
+        let atoms = [exec(1, 0xa1), exec(2, 0xa2), exec(3, 0xa3)];
+        let thick = window(CaptureMode::Thick);
+        let ok = check_capture_mode(&thick, path, &atoms, &[[0xa1; 32], [0xa2; 32]], &raises);
+        assert_eq!(ok, Ok(()));
+        let code = |r: Result<(), VerifyError>| r.unwrap_err().code;
+        // The Thin actor's argv kept: beyond the policy.
+        let extra = [[0xa1; 32], [0xa2; 32], [0xa3; 32]];
+        assert_eq!(
+            code(check_capture_mode(&thick, path, &atoms, &extra, &raises)),
+            "E_MODE"
+        );
+        // A raised actor's argv dropped.
+        assert_eq!(
+            code(check_capture_mode(
+                &thick,
+                path,
+                &atoms,
+                &[[0xa1; 32]],
+                &raises
+            )),
+            "E_MODE"
+        );
+        // The record claims Thin while raised events are in it, or Thick for Thin ones.
+        let thin = window(CaptureMode::Thin);
+        let argv = [[0xa1; 32], [0xa2; 32]];
+        assert_eq!(
+            code(check_capture_mode(&thin, path, &atoms, &argv, &raises)),
+            "E_MODE"
+        );
+        assert_eq!(
+            check_capture_mode(&thin, path, &atoms[2..], &[], &raises),
+            Ok(())
+        );
+        assert_eq!(
+            code(check_capture_mode(&thick, path, &atoms[2..], &[], &raises)),
+            "E_MODE"
+        );
+        // An event whose bytes the CAS keeps makes the window Full; an empty window is Thin.
+        let mut kept = exec(3, 0xa3);
+        kept.payload_ref = Some([5; 32]);
+        let full = window(CaptureMode::Full);
+        assert_eq!(
+            check_capture_mode(&full, path, &[kept], &[], &raises),
+            Ok(())
+        );
+        assert_eq!(check_capture_mode(&thin, path, &[], &[], &raises), Ok(()));
+    }
 
     #[test]
     fn seq_set_takes_seqs_below_its_first_and_counts_gaps() {
