@@ -5,17 +5,8 @@
 #   benches/case/export.sh [EVENTS_PER_SECOND]   (default 100: 360,000 events in the hour)
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-target="${CARGO_TARGET_DIR:-$repo/target}"
 rate="${1:-100}"
-work="$(mktemp -d /var/tmp/ritma-case-bench.XXXXXX)"
-trap 'rm -rf "$work"' EXIT
-export RITMA_LOCK_DIR="$work/locks"
-
-(cd "$repo" && cargo build -q --release -p ritma-pipeline)
-ritma="$target/release/ritma"
-cd "$work"
+source "$(dirname "${BASH_SOURCE[0]}")/../store_bench.sh" case
 # Two hours of one host at RATE events/s; hour 00 is sealed whole.
 events=$((rate * 7200))
 "$ritma" synth --events "$events" --rate "$rate" --out t.rtrace >/dev/null
@@ -25,7 +16,6 @@ events=$((rate * 7200))
 "$ritma" case open s bench --approver alice.key.vkey >/dev/null
 "$ritma" case add s bench --from 2026-11-01T00:00:00Z --to 2026-11-01T01:00:00Z >/dev/null
 
-secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
 sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
 t_copy=$(secs cp -a s/windows/2026/11/01/00 hour-copy)
 sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true

@@ -5,24 +5,14 @@
 #   benches/query/query.sh [EVENTS]   (default 1000000)
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-target="${CARGO_TARGET_DIR:-$repo/target}"
 events="${1:-1000000}"
-work="$(mktemp -d /var/tmp/ritma-query-bench.XXXXXX)"
-trap 'rm -rf "$work"' EXIT
-export RITMA_LOCK_DIR="$work/locks"
-
-(cd "$repo" && cargo build -q --release -p ritma-pipeline)
-ritma="$target/release/ritma"
-cd "$work"
+source "$(dirname "${BASH_SOURCE[0]}")/../store_bench.sh" query
 "$ritma" synth --events "$events" --seed 5 --rate 300 --out t.rtrace >/dev/null
 "$ritma" keys init --out s --node synth-0 >/dev/null
 "$ritma" replay t.rtrace --out s --workers 2 2>/dev/null
 actor=$("$ritma" query s actors --exe /tmp/.x --json --limit 1 | sed 's/.*"actor":"\([0-9a-f]*\)".*/\1/')
 shell=$("$ritma" query s actors --exe /tmp/.x --json --limit 1 | sed 's/.*"parent":"\([0-9a-f]*\)".*/\1/')
 
-secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
 blocks() { find s/windows -path '*/blocks/*' -name '*.zst' -print0 | xargs -0 cat | zstd -dcq >/dev/null; }
 t_floor=$(secs blocks)
 printf '| query (%d events) | s | events/s | / zstd -d of all blocks |\n|---|---|---|---|\n' "$events"

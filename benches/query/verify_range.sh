@@ -4,23 +4,13 @@
 #   benches/query/verify_range.sh [EVENTS_PER_SECOND]   (default 50: 1,080,000 events)
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-target="${CARGO_TARGET_DIR:-$repo/target}"
 rate="${1:-50}"
-work="$(mktemp -d /var/tmp/ritma-verify-range-bench.XXXXXX)"
-trap 'rm -rf "$work"' EXIT
-export RITMA_LOCK_DIR="$work/locks"
-
-(cd "$repo" && cargo build -q --release -p ritma-pipeline)
-ritma="$target/release/ritma"
-cd "$work"
+source "$(dirname "${BASH_SOURCE[0]}")/../store_bench.sh" verify-range
 events=$((rate * 6 * 3600))
 "$ritma" synth --events "$events" --rate "$rate" --out t.rtrace >/dev/null
 "$ritma" keys init --out s --node synth-0 >/dev/null
 "$ritma" replay t.rtrace --out s --workers 2 2>/dev/null
 
-secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
 t_full=$(secs "$ritma" verify s)
 t_hour=$(secs "$ritma" verify s --from 2026-11-01T03:00:00Z --to 2026-11-01T04:00:00Z)
 "$ritma" verify s --from 2026-11-01T03:00:00Z --to 2026-11-01T04:00:00Z

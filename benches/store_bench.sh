@@ -1,0 +1,14 @@
+# Sourced by the store benchmarks (benches/case/export.sh, benches/query/*.sh): a scratch
+# directory removed on exit, the store lock dir inside it, a release build of `ritma`, and a
+# timer. Sets $repo, $work and $ritma and leaves the caller in $work.
+# shellcheck shell=bash
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+work="$(mktemp -d "/var/tmp/ritma-$1-bench.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+export RITMA_LOCK_DIR="$work/locks"
+(cd "$repo" && cargo build -q --release -p ritma-pipeline)
+ritma="${CARGO_TARGET_DIR:-$repo/target}/release/ritma"
+cd "$work"
+
+# Seconds `"$@"` takes, its output discarded.
+secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
