@@ -163,6 +163,21 @@ fn query_follows_a_download_and_exec_from_the_file_to_its_processes() {
         "{taint:?}"
     );
 
+    // Who talked to the C2 address: the dropped binary, on any port or the one it used.
+    let c2 = query(&d, &["flow", "203.0.113.9"]);
+    assert!(
+        c2.iter()
+            .any(|r| r["actor"] == dropped.as_str() && in_label(r)),
+        "{c2:?}"
+    );
+    assert!(
+        c2.iter()
+            .all(|r| s(&r["object"]).starts_with("203.0.113.9:")),
+        "{c2:?}"
+    );
+    assert_eq!(query(&d, &["flow", "203.0.113.9:4444"]), c2);
+    assert!(query(&d, &["flow", "203.0.113.9:1"]).is_empty());
+
     // Any row is provable: the write's seq makes a proof of that very event.
     let seq = write["seq"].to_string();
     d.ritma(&["prove", "s", "--seq", &seq, "--out", "w.proof"])

@@ -17,7 +17,7 @@ blocks() { find s/windows -path '*/blocks/*' -name '*.zst' -print0 | xargs -0 ca
 t_floor=$(secs blocks)
 printf '| query (%d events) | s | events/s | / zstd -d of all blocks |\n|---|---|---|---|\n' "$events"
 printf '| zstd -d of all blocks | %.2f | %.0f | 1.0x |\n' "$t_floor" "$(echo "$events / $t_floor" | bc -l)"
-for q in "actors" "actors --exe /tmp/.x" "events $actor" "tree $actor" "path /tmp/.x" \
+for q in "actors" "actors --exe /tmp/.x" "events $actor" "tree $actor" "path /tmp/.x" "flow 203.0.113.9" \
          "taint $actor" "taint $shell" "cones"; do
     t=$(secs "$ritma" query s $q)
     name=$(echo "$q" | sed "s/$actor/ACTOR/; s/$shell/SHELL/")

@@ -73,6 +73,9 @@ enum QueryWhat {
     Tree { actor: String },
     /// Every event on a path (opens, execs, unlinks, renames to and from it), failed ones too.
     Path { path: String },
+    /// Every connect, accept and bind with an address: `1.2.3.4`, `1.2.3.4:443`, `::1` or
+    /// `[::1]:443` (without a port, any port), failed ones too.
+    Flow { addr: String },
     /// Everything reachable from an actor along taint flows (FORMAT.md §8.5): the processes
     /// it started, the files they wrote, the processes that executed those files …
     Taint {
@@ -97,6 +100,7 @@ pub fn query_cmd(args: QueryArgs) -> Result<()> {
         QueryWhat::Events { actor } => events(&scope, &mut out, &actor_arg(actor)?)?,
         QueryWhat::Tree { actor } => tree(&scope, &mut out, &actor_arg(actor)?)?,
         QueryWhat::Path { path } => path_events(&scope, &mut out, path)?,
+        QueryWhat::Flow { addr } => flow_events(&scope, &mut out, &flow_arg(addr)?)?,
         QueryWhat::Taint { actor, ttl } => taint(&scope, &mut out, &actor_arg(actor)?, *ttl)?,
         QueryWhat::Cones { cone } => cones(&scope, &mut out, cone.as_deref())?,
     }
@@ -703,6 +707,83 @@ fn path_events(scope: &Scope, out: &mut Rows, path: &str) -> Result<()> {
     )
 }
 
+/// An address to match flows against, with or without a port.
+#[derive(Debug, PartialEq, Eq)]
+struct FlowMatch {
+    ip: std::net::IpAddr,
+    port: Option<u16>,
+}
+
+fn flow_arg(s: &str) -> Result<FlowMatch> {
+    if let Ok(a) = s.parse::<std::net::SocketAddr>() {
+        return Ok(FlowMatch {
+            ip: a.ip(),
+            port: Some(a.port()),
+        });
+    }
+    let ip = s
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| {
+            anyhow!("flow {s:?}: not an address (1.2.3.4, 1.2.3.4:443, ::1 or [::1]:443)")
+        })?;
+    Ok(FlowMatch { ip, port: None })
+}
+
+impl FlowMatch {
+    /// Whether a Flow dictionary value (FORMAT.md §3.1) is this address (and port).
+    fn matches(&self, v: &[u8]) -> bool {
+        let (ip, port): (std::net::IpAddr, &[u8]) = match v {
+            [0, 2, a, b, c, d, p @ ..] if p.len() == 2 => ([*a, *b, *c, *d].into(), p),
+            [0, 10, rest @ ..] if rest.len() == 18 => {
+                let addr: [u8; 16] = rest[..16].try_into().expect("16 bytes");
+                (addr.into(), &rest[16..])
+            }
+            _ => return false,
+        };
+        ip == self.ip && self.port.is_none_or(|want| want.to_be_bytes() == port)
+    }
+}
+
+fn flow_events(scope: &Scope, out: &mut Rows, want: &FlowMatch) -> Result<()> {
+    scope.each_window(
+        |r| r.event_count > 0,
+        |w| {
+            let mut flows = BTreeSet::new();
+            for i in 0..w.record.dict_count {
+                let d: DictEntry = w.decode(i)?;
+                if d.kind == DictKind::Flow && !d.hashed && want.matches(&d.value) {
+                    flows.insert(d.id);
+                }
+            }
+            if flows.is_empty() {
+                return Ok(true);
+            }
+            for i in w.atoms() {
+                let a: EventAtom = w.decode(i)?;
+                if !flows.contains(&a.object) {
+                    continue;
+                }
+                let Some(t) = scope.event_time(w, a.t_ns) else {
+                    continue;
+                };
+                let info = ActorInfo::of(w, &a.actor)?.ok_or_else(|| {
+                    anyhow!(
+                        "{}: no actor record for seq {}",
+                        w.paths.hour_dir.display(),
+                        a.seq
+                    )
+                })?;
+                if !out.push(event_row(w, &a, t, &info)?) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )
+}
+
 /// One entity's taint: when it entered and, if it did, left the relation.
 #[derive(Default)]
 struct Tainted {
@@ -852,6 +933,30 @@ mod tests {
             r.render(),
             "{\"comm\":\"systemd\",\"pid\":1}\n{\"exe\":\"/bin/sh\",\"pid\":12345}\n"
         );
+    }
+
+    #[test]
+    fn flows_match_by_address_and_optional_port() {
+        let v4 = [0, 2, 203, 0, 113, 9, 0x11, 0x5c]; // 203.0.113.9:4444
+        let mut v6 = vec![0, 10];
+        v6.extend_from_slice(
+            &"2001:db8::1"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        v6.extend_from_slice(&443u16.to_be_bytes());
+        let m = |s: &str| flow_arg(s).unwrap();
+        assert!(m("203.0.113.9").matches(&v4));
+        assert!(m("203.0.113.9:4444").matches(&v4));
+        assert!(!m("203.0.113.9:80").matches(&v4));
+        assert!(!m("203.0.113.8").matches(&v4));
+        assert!(m("2001:db8::1").matches(&v6));
+        assert!(m("[2001:db8::1]:443").matches(&v6));
+        assert!(!m("[2001:db8::1]:80").matches(&v6));
+        assert!(!m("2001:db8::1").matches(&v4));
+        assert!(!m("203.0.113.9").matches(&[0, 1, b'/', b'x']));
+        assert!(flow_arg("example.com").is_err());
     }
 
     #[test]
