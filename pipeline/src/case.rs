@@ -657,17 +657,7 @@ impl Selection {
         if from.is_none() && to.is_none() && actor.is_none() && cone.is_none() {
             bail!("say which windows: --from/--to, --actor or --cone");
         }
-        let from_ns = from
-            .map(|s| parse_time(&s).map_err(|e| anyhow!("--from {s:?}: {e}")))
-            .transpose()?;
-        let to_ns = to
-            .map(|s| parse_time(&s).map_err(|e| anyhow!("--to {s:?}: {e}")))
-            .transpose()?;
-        if let (Some(a), Some(b)) = (from_ns, to_ns) {
-            if a >= b {
-                bail!("--from must be before --to");
-            }
-        }
+        let (from_ns, to_ns) = parse_range(from.as_deref(), to.as_deref())?;
         let actor = actor
             .map(|s| {
                 crate::exes::parse_hex::<16>(s.to_ascii_lowercase().as_bytes())
@@ -735,6 +725,22 @@ impl Selection {
         }
         Ok(out)
     }
+}
+
+/// `--from` and `--to` as ns since the epoch, each if given; the first must be before the
+/// second.
+pub fn parse_range(from: Option<&str>, to: Option<&str>) -> Result<(Option<u64>, Option<u64>)> {
+    let time = |flag: &str, v: Option<&str>| {
+        v.map(|s| parse_time(s).map_err(|e| anyhow!("{flag} {s:?}: {e}")))
+            .transpose()
+    };
+    let (from_ns, to_ns) = (time("--from", from)?, time("--to", to)?);
+    if let (Some(a), Some(b)) = (from_ns, to_ns) {
+        if a >= b {
+            bail!("--from must be before --to");
+        }
+    }
+    Ok((from_ns, to_ns))
 }
 
 /// `2026-11-23T10:00:00Z` (fraction allowed, UTC only) or Unix seconds (`1763892000.5`).

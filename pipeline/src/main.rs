@@ -433,22 +433,9 @@ fn verify_cmd(
     to: Option<String>,
 ) -> Result<()> {
     let anchor = key.map(|k| prove::vkey_arg("--key", &k)).transpose()?;
-    let time = |flag: &str, v: Option<String>| {
-        v.map(|s| case::parse_time(&s).map_err(|e| anyhow::anyhow!("{flag} {s:?}: {e}")))
-            .transpose()
-    };
-    let range = match (time("--from", from)?, time("--to", to)?) {
+    let range = match case::parse_range(from.as_deref(), to.as_deref())? {
         (None, None) => None,
-        (a, b) => {
-            let r = ritma_sinks::verify::TimeRange {
-                from_ns: a.unwrap_or(0),
-                to_ns: b.unwrap_or(u64::MAX),
-            };
-            if r.from_ns >= r.to_ns {
-                bail!("--from must be before --to");
-            }
-            Some(r)
-        }
+        (a, b) => Some(ritma_sinks::verify::TimeRange::new(a, b)),
     };
     let b64 = |h: &[u8]| base64::engine::general_purpose::STANDARD.encode(h);
     let failed = |e: ritma_sinks::verify::VerifyError| -> anyhow::Error {

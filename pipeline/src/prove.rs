@@ -394,7 +394,7 @@ pub(crate) fn hour_dirs(root: &Path) -> Result<Vec<PathBuf>, ProveError> {
 }
 
 /// Sorted names in `dir` that are not temporary files.
-pub(crate) fn names(dir: &Path) -> Result<Vec<String>, ProveError> {
+fn names(dir: &Path) -> Result<Vec<String>, ProveError> {
     let mut v: Vec<String> = match fs::read_dir(dir) {
         Ok(it) => it
             .filter_map(|e| e.ok().and_then(|e| e.file_name().into_string().ok()))
@@ -443,26 +443,13 @@ pub(crate) fn sealed_windows(
             deleted.push((path, d));
             continue;
         }
-        let micro = hour.join("micro");
-        let files = names(&micro)?;
-        for name in &files {
-            let Some(stem) = name.strip_suffix(".cbor") else {
-                continue;
-            };
-            let sig = format!("{stem}.sig");
-            if !files.contains(&sig) {
-                continue;
-            }
-            let record_path = micro.join(name);
-            let bytes = fs::read(&record_path).map_err(io(&record_path))?;
-            let record =
-                WindowRecord::decode(&bytes).map_err(|e| damaged(&record_path, e.to_string()))?;
-            if record.node != meta.node || record.window_len_ns != meta.window_len_ns {
-                return Err(damaged(
-                    &record_path,
-                    "node or window length differs from _meta/store.cbor",
-                ));
-            }
+        for HourRecord {
+            record,
+            bytes,
+            record_path,
+            sig_path,
+        } in hour_records(&hour, meta)?
+        {
             if root.join(WindowPaths::new(record.window, meta.window_len_ns).record())
                 != record_path
             {
@@ -478,12 +465,55 @@ pub(crate) fn sealed_windows(
                 record,
                 bytes,
                 record_path,
-                sig_path: micro.join(sig),
+                sig_path,
             });
             log.push_leaf(Blake3Tree::leaf(&out.last().expect("pushed").bytes));
         }
     }
     Ok((out, log, deleted))
+}
+
+/// A window record of an hour directory with its checkpoint beside it.
+pub(crate) struct HourRecord {
+    pub record: WindowRecord,
+    pub bytes: Vec<u8>,
+    pub record_path: PathBuf,
+    pub sig_path: PathBuf,
+}
+
+/// The sealed windows of the hour directory `hour`, in file order: every `micro/` record
+/// with its checkpoint beside it (one without is not sealed yet), decoded, of the store's
+/// node and window length.
+pub(crate) fn hour_records(hour: &Path, meta: &StoreMeta) -> Result<Vec<HourRecord>, ProveError> {
+    let micro = hour.join("micro");
+    let files = names(&micro)?;
+    let mut out = Vec::new();
+    for name in &files {
+        let Some(stem) = name.strip_suffix(".cbor") else {
+            continue;
+        };
+        let sig = format!("{stem}.sig");
+        if !files.contains(&sig) {
+            continue;
+        }
+        let record_path = micro.join(name);
+        let bytes = fs::read(&record_path).map_err(io(&record_path))?;
+        let record =
+            WindowRecord::decode(&bytes).map_err(|e| damaged(&record_path, e.to_string()))?;
+        if record.node != meta.node || record.window_len_ns != meta.window_len_ns {
+            return Err(damaged(
+                &record_path,
+                "node or window length differs from _meta/store.cbor",
+            ));
+        }
+        out.push(HourRecord {
+            record,
+            bytes,
+            record_path,
+            sig_path: micro.join(sig),
+        });
+    }
+    Ok(out)
 }
 
 /// A window's leaves, read from its blocks.

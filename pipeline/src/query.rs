@@ -5,10 +5,10 @@
 //! A query reads the store as it is and checks nothing (that is `ritma verify`); every event
 //! row carries its `seq`, so `ritma prove --seq` turns any answer into a proof.
 
-use crate::case::parse_time;
+use crate::case::parse_range;
 use crate::prove::{
-    dict_kind_name, dict_value, event_type_name, flag_names, hex, hour_dirs, names, node_root, utc,
-    WindowLeaves,
+    dict_kind_name, dict_value, event_type_name, flag_names, hex, hour_dirs, hour_records,
+    node_root, utc, HourRecord, WindowLeaves,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -21,6 +21,7 @@ use ritma_schemas::records::{
 };
 use ritma_schemas::Id128;
 use ritma_sinks::store::WindowPaths;
+use ritma_sinks::verify::TimeRange;
 use serde_json::{json, Map, Value};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -123,8 +124,7 @@ fn actor_arg(s: &str) -> Result<Id128> {
 struct Scope {
     root: PathBuf,
     meta: StoreMeta,
-    from_ns: u64,
-    to_ns: u64,
+    range: TimeRange,
     /// (record, its file) of every sealed window in range, in window order.
     windows: Vec<(WindowRecord, PathBuf)>,
     deleted_hours: u64,
@@ -135,31 +135,17 @@ struct Scope {
 impl Scope {
     fn open(args: &QueryArgs) -> Result<Self> {
         let (root, meta) = node_root(&args.dir, args.node.as_deref())?;
-        let time = |flag: &str, v: &Option<String>| {
-            v.as_ref()
-                .map(|s| parse_time(s).map_err(|e| anyhow!("{flag} {s:?}: {e}")))
-                .transpose()
-        };
-        let from_ns = time("--from", &args.from)?.unwrap_or(0);
-        let to_ns = time("--to", &args.to)?.unwrap_or(u64::MAX);
-        if from_ns >= to_ns {
-            bail!("--from must be before --to");
-        }
+        let (from_ns, to_ns) = parse_range(args.from.as_deref(), args.to.as_deref())?;
         let mut scope = Scope {
             root,
             meta,
-            from_ns,
-            to_ns,
+            range: TimeRange::new(from_ns, to_ns),
             windows: Vec::new(),
             deleted_hours: 0,
             taint_ttl_windows: None,
         };
         scope.read_windows()?;
         Ok(scope)
-    }
-
-    fn overlaps(&self, start_ns: u128, end_ns: u128) -> bool {
-        end_ns > self.from_ns as u128 && start_ns < self.to_ns as u128
     }
 
     fn read_windows(&mut self) -> Result<()> {
@@ -170,7 +156,7 @@ impl Scope {
                 continue;
             };
             let start = hour as u128 * HOUR_NS as u128;
-            if !self.overlaps(start, start + HOUR_NS as u128) {
+            if !self.range.overlaps(start, start + HOUR_NS as u128) {
                 continue;
             }
             let deletion = ritma_sinks::retention::read_deletion(&self.root, &rel)
@@ -182,29 +168,15 @@ impl Scope {
             if self.taint_ttl_windows.is_none() {
                 self.taint_ttl_windows = taint_ttl_of_hour(&self.root, &rel)?;
             }
-            let micro = dir.join("micro");
-            let files = names(&micro)?;
-            for name in &files {
-                let Some(stem) = name.strip_suffix(".cbor") else {
-                    continue;
-                };
-                // A record without its checkpoint is not sealed yet.
-                if !files.contains(&format!("{stem}.sig")) {
-                    continue;
-                }
-                let path = micro.join(name);
-                let bytes = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
-                let record =
-                    WindowRecord::decode(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-                if record.window_len_ns != len {
-                    bail!(
-                        "{}: window length differs from _meta/store.cbor",
-                        path.display()
-                    );
-                }
+            for HourRecord {
+                record,
+                record_path,
+                ..
+            } in hour_records(&dir, &self.meta)?
+            {
                 let start = record.t_start_ns();
-                if self.overlaps(start, start + len as u128) {
-                    self.windows.push((record, path));
+                if self.range.overlaps(start, start + len as u128) {
+                    self.windows.push((record, record_path));
                 }
             }
         }
@@ -233,7 +205,7 @@ impl Scope {
     /// The wall time of an event of the window, if inside `[from, to)`.
     fn event_time(&self, w: &WindowLeaves, t_ns: i64) -> Option<i128> {
         let t = w.record.t_start_ns() as i128 + t_ns as i128;
-        (t >= self.from_ns as i128 && t < self.to_ns as i128).then_some(t)
+        self.range.contains(t).then_some(t)
     }
 }
 
@@ -261,6 +233,17 @@ impl ActorInfo {
             return Ok(None);
         };
         Self::from_record(w, record).map(Some)
+    }
+
+    /// The actor of an event of the window, whose record the window must hold.
+    fn of_event(w: &WindowLeaves, a: &EventAtom) -> Result<Self> {
+        Self::of(w, &a.actor)?.ok_or_else(|| {
+            anyhow!(
+                "{}: no actor record for seq {}",
+                w.paths.hour_dir.display(),
+                a.seq
+            )
+        })
     }
 
     fn from_record(w: &WindowLeaves, record: ActorRecord) -> Result<Self> {
@@ -685,13 +668,7 @@ fn path_events(scope: &Scope, out: &mut Rows, path: &str) -> Result<()> {
                 let Some(t) = scope.event_time(w, a.t_ns) else {
                     continue;
                 };
-                let info = ActorInfo::of(w, &a.actor)?.ok_or_else(|| {
-                    anyhow!(
-                        "{}: no actor record for seq {}",
-                        w.paths.hour_dir.display(),
-                        a.seq
-                    )
-                })?;
+                let info = ActorInfo::of_event(w, &a)?;
                 let mut row = event_row(w, &a, t, &info)?;
                 if from_here {
                     row.push(("renamed", Value::String("from the path".into())));
@@ -768,13 +745,7 @@ fn flow_events(scope: &Scope, out: &mut Rows, want: &FlowMatch) -> Result<()> {
                 let Some(t) = scope.event_time(w, a.t_ns) else {
                     continue;
                 };
-                let info = ActorInfo::of(w, &a.actor)?.ok_or_else(|| {
-                    anyhow!(
-                        "{}: no actor record for seq {}",
-                        w.paths.hour_dir.display(),
-                        a.seq
-                    )
-                })?;
+                let info = ActorInfo::of_event(w, &a)?;
                 if !out.push(event_row(w, &a, t, &info)?) {
                     return Ok(false);
                 }
@@ -782,12 +753,6 @@ fn flow_events(scope: &Scope, out: &mut Rows, want: &FlowMatch) -> Result<()> {
             Ok(true)
         },
     )
-}
-
-/// One entity's taint: when it entered and, if it did, left the relation.
-#[derive(Default)]
-struct Tainted {
-    intervals: Vec<(u64, Option<u64>)>,
 }
 
 fn taint(scope: &Scope, out: &mut Rows, actor: &Id128, ttl_s: Option<u64>) -> Result<()> {
@@ -827,31 +792,27 @@ fn taint(scope: &Scope, out: &mut Rows, actor: &Id128, ttl_s: Option<u64>) -> Re
         bail!("actor {} is in no window of the range", hex(actor));
     }
     let changes = crate::taint::reachable_from(*actor, windows, ttl_windows);
-    let mut tainted: BTreeMap<Id128, Tainted> = BTreeMap::new();
+    // Per entity: the window it was first reached, and the window it left if it is out at
+    // the end of the range.
+    let mut tainted: BTreeMap<Id128, (u64, Option<u64>)> = BTreeMap::new();
     for (entity, window, enters) in changes {
-        let t = tainted.entry(entity).or_default();
         if enters {
-            t.intervals.push((window, None));
-        } else if let Some(last) = t.intervals.last_mut() {
-            last.1 = Some(window);
+            tainted.entry(entity).or_insert((window, None)).1 = None;
+        } else if let Some(t) = tainted.get_mut(&entity) {
+            t.1 = Some(window);
         }
     }
-    let mut all: Vec<(Id128, Tainted)> = tainted
-        .into_iter()
-        .filter(|(_, t)| !t.intervals.is_empty())
-        .collect();
+    let mut all: Vec<(Id128, (u64, Option<u64>))> = tainted.into_iter().collect();
     let name_of = |id: &Id128| {
         names
             .get(id)
             .cloned()
             .unwrap_or_else(|| ("unknown".into(), hex(id)))
     };
-    all.sort_by_cached_key(|(id, t)| (t.intervals[0].0, name_of(id), *id));
+    all.sort_by_cached_key(|(id, (first, _))| (*first, name_of(id), *id));
     let at = |w: u64| time_value(w as i128 * len as i128);
-    for (id, t) in all {
+    for (id, (first, until)) in all {
         let (kind, name) = name_of(&id);
-        let (first, _) = t.intervals[0];
-        let until = t.intervals.last().and_then(|i| i.1);
         let row = vec![
             ("from", at(first)),
             ("until", until.map_or(Value::Null, at)),

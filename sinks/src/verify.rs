@@ -16,7 +16,7 @@ use ritma_operators::taint::TaintTracker;
 use ritma_schemas::index::{EdgePart, EdgeRefs, TaintIndex, MAX_INDEX_LEN};
 use ritma_schemas::keys::KeyHistory;
 use ritma_schemas::merkle::{verify_consistency, Blake3Tree, Frontier, TreeHash};
-use ritma_schemas::note::NoteVerifier;
+use ritma_schemas::note::{Checkpoint, NoteVerifier};
 use ritma_schemas::records::{
     atom_flags, AnyRecord, CaptureMode, ConeInstance, DictKind, Edge, EventAtom, EventType,
     HourDeletion, HourSeal, LossReason, PrevHour, Record, SignedRecord, StoreMeta, WindowRecord,
@@ -81,9 +81,27 @@ pub struct TimeRange {
 }
 
 impl TimeRange {
+    /// From `from_ns` (default: the epoch) to `to_ns` (default: the end of time).
+    pub fn new(from_ns: Option<u64>, to_ns: Option<u64>) -> Self {
+        TimeRange {
+            from_ns: from_ns.unwrap_or(0),
+            to_ns: to_ns.unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Whether `[start_ns, end_ns)` and the range share an instant.
+    pub fn overlaps(&self, start_ns: u128, end_ns: u128) -> bool {
+        end_ns > self.from_ns as u128 && start_ns < self.to_ns as u128
+    }
+
+    /// Whether `t_ns` is inside the range.
+    pub fn contains(&self, t_ns: i128) -> bool {
+        t_ns >= self.from_ns as i128 && t_ns < self.to_ns as i128
+    }
+
     fn overlaps_hour(&self, hour: u64) -> bool {
         let start = hour as u128 * 3_600_000_000_000;
-        start + 3_600_000_000_000 > self.from_ns as u128 && start < self.to_ns as u128
+        self.overlaps(start, start + 3_600_000_000_000)
     }
 }
 
@@ -607,11 +625,7 @@ fn verify_node(
             unchecked_tail = None;
             skipping = false;
             checked_windows += 1;
-            let note = fs::read_to_string(&sig_path)
-                .map_err(|e| fail("E_DECODE", &sig_path, w, e.to_string()))?;
-            let cp = history
-                .verify_checkpoint(&note)
-                .map_err(|e| fail("E_SIGNATURE", &sig_path, w, e.to_string()))?;
+            let cp = signed_checkpoint(&history, &sig_path, w, "E_DECODE")?;
             if cp.size != log.size() || cp.root != log.root::<Blake3Tree>() {
                 // The signature held, so the checkpoint is authentic: the records are not.
                 let detail = if cp.size != log.size() {
@@ -818,11 +832,7 @@ fn verify_node(
                     )
                 })?;
             }
-            let note = fs::read_to_string(&sig_path)
-                .map_err(|e| fail("E_MISSING", &sig_path, w, e.to_string()))?;
-            let cp = history
-                .verify_checkpoint(&note)
-                .map_err(|e| fail("E_SIGNATURE", &sig_path, w, e.to_string()))?;
+            let cp = signed_checkpoint(&history, &sig_path, w, "E_MISSING")?;
             if (cp.size, cp.root) != (seal.log_size, seal.log_root) {
                 return Err(fail(
                     "E_CHAIN",
@@ -847,11 +857,7 @@ fn verify_node(
     }
     if let Some((record_path, sig_path, window, size, root_hash)) = unchecked_tail {
         let w = Some(window);
-        let note = fs::read_to_string(&sig_path)
-            .map_err(|e| fail("E_DECODE", &sig_path, w, e.to_string()))?;
-        let cp = history
-            .verify_checkpoint(&note)
-            .map_err(|e| fail("E_SIGNATURE", &sig_path, w, e.to_string()))?;
+        let cp = signed_checkpoint(&history, &sig_path, w, "E_DECODE")?;
         if (cp.size, cp.root) != (size, root_hash) {
             let detail = "the window records do not match the newest signed checkpoint";
             return Err(fail("E_CHECKPOINT", &record_path, w, detail));
@@ -881,6 +887,21 @@ fn verify_node(
         cases,
         checked_windows,
     })
+}
+
+/// The checkpoint note in `sig_path`, its signature checked with a key the history makes
+/// valid at its size (E_SIGNATURE); `unreadable` is the code for a file that cannot be read.
+fn signed_checkpoint(
+    history: &KeyHistory,
+    sig_path: &Path,
+    w: Option<u64>,
+    unreadable: &'static str,
+) -> Result<Checkpoint, VerifyError> {
+    let note =
+        fs::read_to_string(sig_path).map_err(|e| fail(unreadable, sig_path, w, e.to_string()))?;
+    history
+        .verify_checkpoint(&note)
+        .map_err(|e| fail("E_SIGNATURE", sig_path, w, e.to_string()))
 }
 
 /// What a window's blocks hold, once checked against its record.
