@@ -3,6 +3,7 @@
 mod util;
 
 mod case;
+mod catalog;
 mod crash;
 mod full_capture;
 mod index;

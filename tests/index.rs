@@ -151,9 +151,12 @@ fn index_files_and_edge_parts_describe_the_sealed_blocks() {
     std::fs::remove_file(&extra).unwrap();
     d.ritma(&["verify", "s"]).output().success();
 
-    // A run cut off mid-hour leaves no index and no last part: still intact.
+    // A run cut off mid-hour leaves no index, no last part and no catalog or accounting
+    // entry (written after the index): still intact.
     std::fs::remove_dir_all(hour_dir.join("index")).unwrap();
     std::fs::remove_file(parts.last().unwrap()).unwrap();
+    std::fs::remove_dir_all(store.join("catalog")).unwrap();
+    std::fs::remove_dir_all(store.join("accounting")).unwrap();
     d.ritma(&["verify", "s"]).output().success();
     // But a full part missing is not.
     std::fs::remove_file(&parts[0]).unwrap();

@@ -336,5 +336,59 @@ fn main() {
         "huge",
         &proof_seed(2, 1, (1 << 63) + 1, [0; 32], [0; 32], &[]),
     );
+    // store_files: a day catalog (a sealed and a deleted hour) and its accounting.
+    use ritma_schemas::catalog::*;
+    let catalog = DayCatalog {
+        node: "web-1".into(),
+        day: 19_675,
+        hours: vec![
+            CatalogHour {
+                hour: 472_200,
+                state: HourState::Sealed,
+                first_window: 1_699_920_000,
+                last_window: 1_699_923_599,
+                events: 9,
+                seq_range: Some((10, 20)),
+                lost: vec![(LossReason::QueueShed, 2)],
+                contents: Some(HourContents {
+                    late_events: 1,
+                    capture_mode: CaptureMode::Thick,
+                    actors: 3,
+                    edges: 4,
+                    health: 1,
+                    event_types: vec![(EventType::Exec, 2), (EventType::Open, 7)],
+                    cones: vec![("exec_from_tmp".into(), 1), ("memfd_exec".into(), 2)],
+                }),
+            },
+            CatalogHour {
+                hour: 472_201,
+                state: HourState::Deleted,
+                first_window: 1_699_923_600,
+                last_window: 1_699_927_199,
+                events: 0,
+                seq_range: None,
+                lost: vec![],
+                contents: None,
+            },
+        ],
+    };
+    write("store_files", "day-catalog", &catalog.encode());
+    let account = DayAccount {
+        node: "web-1".into(),
+        day: 19_675,
+        hours: vec![AccountHour {
+            hour: 472_200,
+            events: 9,
+            stored: [FileTally { files: 2, bytes: 90 }; 6],
+        }],
+    };
+    write("store_files", "day-account", &account.encode());
+    let meta = StoreMeta {
+        format_version: 1,
+        node: "web-1".into(),
+        window_len_ns: 1_000_000_000,
+        cone_lib_version: 1,
+    };
+    write("store_files", "store-meta", &meta.encode());
     eprintln!("seeds written under {}/seeds", env!("CARGO_MANIFEST_DIR"));
 }

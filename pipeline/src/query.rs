@@ -91,11 +91,19 @@ enum QueryWhat {
         #[arg(long)]
         cone: Option<String>,
     },
+    /// One row per hour from the daily catalog and accounting (FORMAT.md §8.11), without
+    /// opening a window: state, windows, events, loss, actors, cone matches, event types
+    /// and bytes on disk — to find the hour worth a closer look.
+    Hours,
 }
 
 pub fn query_cmd(args: QueryArgs) -> Result<()> {
-    let scope = Scope::open(&args)?;
     let mut out = Rows::new(args.json, args.limit);
+    if let QueryWhat::Hours = args.what {
+        hours(&args, &mut out)?;
+        return out.print();
+    }
+    let scope = Scope::open(&args)?;
     match &args.what {
         QueryWhat::Actors { pid, comm, exe } => actors(&scope, &mut out, *pid, comm, exe)?,
         QueryWhat::Events { actor } => events(&scope, &mut out, &actor_arg(actor)?)?,
@@ -104,6 +112,7 @@ pub fn query_cmd(args: QueryArgs) -> Result<()> {
         QueryWhat::Flow { addr } => flow_events(&scope, &mut out, &flow_arg(addr)?)?,
         QueryWhat::Taint { actor, ttl } => taint(&scope, &mut out, &actor_arg(actor)?, *ttl)?,
         QueryWhat::Cones { cone } => cones(&scope, &mut out, cone.as_deref())?,
+        QueryWhat::Hours => unreachable!("answered from the catalog above"),
     }
     out.print()?;
     if scope.deleted_hours > 0 {
@@ -874,6 +883,93 @@ fn cones(scope: &Scope, out: &mut Rows, cone: Option<&str>) -> Result<()> {
             Ok(true)
         },
     )
+}
+
+/// `query hours`: the catalog and accounting entries of the hours overlapping the range.
+fn hours(args: &QueryArgs, out: &mut Rows) -> Result<()> {
+    use ritma_sinks::catalog::{day_files, read_account, read_catalog};
+    let (root, _) = node_root(&args.dir, args.node.as_deref())?;
+    let (from_ns, to_ns) = parse_range(args.from.as_deref(), args.to.as_deref())?;
+    let range = TimeRange::new(from_ns, to_ns);
+    let days = day_files(&root, "catalog", "day.cbor.zst").map_err(|p| {
+        anyhow!(
+            "{}: not a catalog day file (YYYY/MM/DD/day.cbor.zst)",
+            p.display()
+        )
+    })?;
+    if days.is_empty() {
+        eprintln!(
+            "note: {} has no catalog: its hours are catalogued as they are sealed and at the end of a run",
+            root.display()
+        );
+    }
+    for day in days {
+        let day_ns = day as u128 * 24 * HOUR_NS as u128;
+        if !range.overlaps(day_ns, day_ns + 24 * HOUR_NS as u128) {
+            continue;
+        }
+        let catalog = read_catalog(&root, day)?.expect("listed day files exist");
+        let account = read_account(&root, day)?;
+        for h in &catalog.hours {
+            let start = h.hour as u128 * HOUR_NS as u128;
+            if !range.overlaps(start, start + HOUR_NS as u128) {
+                continue;
+            }
+            let bytes = account
+                .as_ref()
+                .and_then(|a| a.hours.iter().find(|a| a.hour == h.hour))
+                .map(|a| a.bytes());
+            if !out.push(hour_row(h, bytes)) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `query hours` shows of one catalog entry (and its bytes on disk, if accounted).
+fn hour_row(
+    h: &ritma_schemas::catalog::CatalogHour,
+    bytes: Option<u64>,
+) -> Vec<(&'static str, Value)> {
+    let c = h.contents.as_ref();
+    let mut types: Vec<(EventType, u64)> = c.map(|c| c.event_types.clone()).unwrap_or_default();
+    // Most frequent first: the table shows the mix at a glance.
+    types.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let types: Vec<String> = types
+        .iter()
+        .map(|(t, n)| format!("{}={n}", event_type_name(*t)))
+        .collect();
+    let cones: Vec<String> = c
+        .map(|c| c.cones.iter().map(|(id, n)| format!("{id}={n}")).collect())
+        .unwrap_or_default();
+    let opt = |v: Option<u64>| v.map_or(Value::Null, |v| json!(v));
+    vec![
+        (
+            "hour",
+            Value::String(format!(
+                "{}:00Z",
+                ritma_sinks::retention::hour_label(h.hour)
+            )),
+        ),
+        ("state", json!(h.state.name())),
+        ("windows", json!(h.windows())),
+        ("events", json!(h.events)),
+        ("lost", json!(h.lost_total())),
+        ("late", opt(c.map(|c| c.late_events))),
+        ("actors", opt(c.map(|c| c.actors))),
+        (
+            "mode",
+            c.map_or(Value::Null, |c| {
+                json!(format!("{:?}", c.capture_mode).to_lowercase())
+            }),
+        ),
+        ("cones", json!(cones)),
+        ("bytes", opt(bytes)),
+        ("first_seq", opt(h.seq_range.map(|r| r.0))),
+        ("last_seq", opt(h.seq_range.map(|r| r.1))),
+        ("types", json!(types)),
+    ]
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use ritma_operators::hour_seal::HourSealer;
 use ritma_operators::taint::{taint_flows, TaintChange};
 use ritma_operators::triggers::TriggerDetectors;
 use ritma_operators::window_merkle::{NodeLog, WindowContents};
+use ritma_schemas::catalog::HourState;
 use ritma_schemas::merkle::TreeHash;
 use ritma_schemas::note::NoteSigner;
 use ritma_schemas::records::{
@@ -28,6 +29,7 @@ use ritma_schemas::records::{
 };
 use ritma_schemas::Id128;
 use ritma_sinks::cas::Cas;
+use ritma_sinks::catalog;
 use ritma_sinks::index::{
     write_edge_part, write_edge_refs, write_hour_index, HourIndexBuilder, IndexedWindow,
 };
@@ -1007,7 +1009,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                 finished = true;
                                 if errors.lock().expect("errors").is_empty() {
                                     for sink in sinks.values_mut() {
-                                        if let Err(e) = sink.finish_hour() {
+                                        if let Err(e) = sink.finish_hour(false) {
                                             errors.lock().expect("errors").push(e);
                                             return;
                                         }
@@ -1161,14 +1163,15 @@ impl NodeSink {
             })?;
         }
         if hour_seal.is_some() {
-            self.finish_hour()?;
+            self.finish_hour(true)?;
         }
         Ok(r.event_count)
     }
 
-    /// Writes the open hour's last edge part and index files (at the hour's end, or
-    /// at the end of the run for the tail hour).
-    fn finish_hour(&mut self) -> Result<(), String> {
+    /// Writes the open hour's last edge part and index files, then its catalog and
+    /// accounting entries (at the hour's end, `sealed`, or at the end of the run for the
+    /// tail hour).
+    fn finish_hour(&mut self, sealed: bool) -> Result<(), String> {
         let Some(index) = self.index.take() else {
             return Ok(());
         };
@@ -1186,7 +1189,15 @@ impl NodeSink {
         if let Some(part) = last {
             write_edge_part(root, &paths, &part).map_err(err)?;
         }
-        write_hour_index(root, &paths, &files).map_err(err)
+        write_hour_index(root, &paths, &files).map_err(err)?;
+        // After the index, so an hour's entries exist only once its files are complete.
+        let state = match sealed {
+            true => HourState::Sealed,
+            false => HourState::Open,
+        };
+        let entry = files.catalog_entry(state);
+        let account = catalog::account_hour(root, hour, entry.events, false).map_err(err)?;
+        catalog::record_hour(root, &meta.node, entry, account).map_err(err)
     }
 }
 

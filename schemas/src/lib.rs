@@ -6,6 +6,7 @@
 
 pub mod cas_manifest;
 pub mod case;
+pub mod catalog;
 pub mod cbor;
 pub mod cone_library;
 pub mod format_doc;

@@ -154,7 +154,7 @@ macro_rules! wire_enum {
 
             pub fn as_u64(self) -> u64 { self as u8 as u64 }
 
-            fn decode(d: &mut Decoder<'_>, field: &'static str) -> Result<Self, DecodeError> {
+            pub(crate) fn decode(d: &mut Decoder<'_>, field: &'static str) -> Result<Self, DecodeError> {
                 let at = d.position();
                 let v = d.uint(field)?;
                 Self::from_u64(v).ok_or_else(|| d.error_at(field, at, DecodeErrorKind::UnknownValue { value: v }))
@@ -842,14 +842,14 @@ impl Record for WindowRecord {
 }
 
 /// Writes a loss list: `[[reason, count]]`, strictly ascending by reason, counts > 0.
-fn encode_lost(e: &mut Encoder, lost: &[(LossReason, u64)]) {
+pub(crate) fn encode_lost(e: &mut Encoder, lost: &[(LossReason, u64)]) {
     e.array(lost.len() as u64);
     for (reason, n) in lost {
         e.array(2).uint(reason.as_u64()).uint(*n);
     }
 }
 
-fn decode_lost(d: &mut Decoder<'_>) -> Result<Vec<(LossReason, u64)>, DecodeError> {
+pub(crate) fn decode_lost(d: &mut Decoder<'_>) -> Result<Vec<(LossReason, u64)>, DecodeError> {
     let n = d.array("lost", LossReason::ALL.len() as u64)?;
     let mut lost: Vec<(LossReason, u64)> = Vec::with_capacity(n as usize);
     for _ in 0..n {
@@ -1500,6 +1500,8 @@ pub fn record_name(t: u64) -> Option<&'static str> {
         crate::index::TaintIndex::TYPE => crate::index::TaintIndex::NAME,
         crate::proof_bundle::ProofBundle::TYPE => crate::proof_bundle::ProofBundle::NAME,
         crate::cas_manifest::CasManifest::TYPE => crate::cas_manifest::CasManifest::NAME,
+        crate::catalog::DayCatalog::TYPE => crate::catalog::DayCatalog::NAME,
+        crate::catalog::DayAccount::TYPE => crate::catalog::DayAccount::NAME,
         _ => return None,
     })
 }

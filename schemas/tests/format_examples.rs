@@ -2,6 +2,7 @@
 //! `<!-- example:NAME -->` must equal what the code produces for NAME.
 //! Run with `RITMA_BLESS=1` to rewrite the blocks after a deliberate format change.
 
+use ritma_schemas::catalog::*;
 use ritma_schemas::hash::Domain;
 use ritma_schemas::index::*;
 use ritma_schemas::keys::sign_key_event;
@@ -399,6 +400,61 @@ fn examples() -> BTreeMap<&'static str, String> {
         ],
     };
     ex.insert("taint-index", wrapped(&taint.encode()));
+    // Day 20415 (2025-11-23): hour 489 968 sealed (two windows, three events by two
+    // actors, one cone match, one event lost), hour 489 969 deleted by retention.
+    let catalog = DayCatalog {
+        node: "web-1".into(),
+        day: 20_415,
+        hours: vec![
+            CatalogHour {
+                hour: 489_968,
+                state: HourState::Sealed,
+                first_window: 1_763_884_800,
+                last_window: 1_763_884_801,
+                events: 3,
+                seq_range: Some((40, 42)),
+                lost: vec![(LossReason::KernelRingbufFull, 1)],
+                contents: Some(HourContents {
+                    late_events: 1,
+                    capture_mode: CaptureMode::Thin,
+                    actors: 2,
+                    edges: 2,
+                    health: 0,
+                    event_types: vec![(EventType::Exec, 1), (EventType::Open, 2)],
+                    cones: vec![("exec_from_tmp".into(), 1)],
+                }),
+            },
+            CatalogHour {
+                hour: 489_969,
+                state: HourState::Deleted,
+                first_window: 1_763_884_802,
+                last_window: 1_763_884_802,
+                events: 0,
+                seq_range: None,
+                lost: vec![],
+                contents: None,
+            },
+        ],
+    };
+    ex.insert("day-catalog", wrapped(&catalog.encode()));
+    let tally = |files, bytes| FileTally { files, bytes };
+    let account = DayAccount {
+        node: "web-1".into(),
+        day: 20_415,
+        hours: vec![AccountHour {
+            hour: 489_968,
+            events: 3,
+            stored: [
+                tally(4, 812),
+                tally(2, 301),
+                tally(2, 410),
+                tally(6, 530),
+                tally(1, 95),
+                tally(0, 0),
+            ],
+        }],
+    };
+    ex.insert("day-account", wrapped(&account.encode()));
     ex
 }
 
@@ -426,6 +482,14 @@ fn index_example_encodings_decode() {
     assert_eq!(
         TaintIndex::decode(&bytes("taint-index")).unwrap().encode(),
         bytes("taint-index")
+    );
+    assert_eq!(
+        DayCatalog::decode(&bytes("day-catalog")).unwrap().encode(),
+        bytes("day-catalog")
+    );
+    assert_eq!(
+        DayAccount::decode(&bytes("day-account")).unwrap().encode(),
+        bytes("day-account")
     );
 }
 

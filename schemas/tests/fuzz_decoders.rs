@@ -19,6 +19,7 @@ use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
+use ritma_schemas::catalog::*;
 use ritma_schemas::cbor::{DecodeError, DecodeErrorKind, Encoder};
 use ritma_schemas::index::*;
 use ritma_schemas::keys::{sign_key_event, KeyHistory};
@@ -1146,11 +1147,13 @@ fn store_roundtrip(ty: u64, bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
         15 => re::<ConeRefs>(bytes),
         16 => re::<EdgeRefs>(bytes),
         17 => re::<EdgePart>(bytes),
-        _ => re::<TaintIndex>(bytes),
+        18 => re::<TaintIndex>(bytes),
+        24 => re::<DayCatalog>(bytes),
+        _ => re::<DayAccount>(bytes),
     }
 }
 
-const STORE_TYPES: [u64; 7] = [12, 13, 14, 15, 16, 17, 18];
+const STORE_TYPES: [u64; 9] = [12, 13, 14, 15, 16, 17, 18, 24, 25];
 
 fn check_store_decoders(bytes: &[u8]) -> Result<usize, TestCaseError> {
     let mut accepted = 0;
@@ -1293,7 +1296,66 @@ fn store_seeds() -> Vec<Vec<u8>> {
             ],
         }
         .encode(),
+        day_catalog_seed().encode(),
+        DayAccount {
+            node: "web-1".into(),
+            day: 19_675,
+            hours: vec![
+                AccountHour {
+                    hour: 472_200,
+                    events: 9,
+                    stored: [FileTally {
+                        files: 2,
+                        bytes: 90,
+                    }; 6],
+                },
+                AccountHour {
+                    hour: 472_201,
+                    events: 0,
+                    stored: Default::default(),
+                },
+            ],
+        }
+        .encode(),
     ]
+}
+
+/// A day of a sealed hour with contents and a deleted hour.
+fn day_catalog_seed() -> DayCatalog {
+    DayCatalog {
+        node: "web-1".into(),
+        day: 19_675,
+        hours: vec![
+            CatalogHour {
+                hour: 472_200,
+                state: HourState::Sealed,
+                first_window: 1_699_920_000,
+                last_window: 1_699_923_599,
+                events: 9,
+                seq_range: Some((10, 20)),
+                lost: vec![(LossReason::QueueShed, 2), (LossReason::ProbeDetached, 1)],
+                contents: Some(HourContents {
+                    late_events: 1,
+                    capture_mode: CaptureMode::Thick,
+                    actors: 3,
+                    edges: 4,
+                    health: 1,
+                    event_types: vec![(EventType::Exec, 2), (EventType::Open, 7)],
+                    cones: vec![("exec_from_tmp".into(), 1), ("memfd_exec".into(), 2)],
+                }),
+            },
+            CatalogHour {
+                hour: 472_201,
+                state: HourState::Deleted,
+                first_window: 1_699_923_600,
+                last_window: 1_699_927_199,
+                events: 5,
+                seq_range: Some((21, 25)),
+                lost: vec![],
+                contents: None,
+            },
+        ],
+    }
 }
 
 #[test]

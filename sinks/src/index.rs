@@ -3,13 +3,16 @@
 //! what verify rebuilds is by construction what an honest writer wrote.
 
 use crate::store::{io, sync_dir, write_atomic, StoreError, WindowPaths};
+use ritma_schemas::catalog::{CatalogHour, HourContents, HourState};
 use ritma_schemas::index::{
     ConeRefs, EdgePart, EdgeRefs, LeafSpan, TaintEntry, TaintIndex, TimeBucket, TimeIndex,
     EDGES_PER_PART, EDGE_REFS_PER_PART, TIME_BUCKETS,
 };
-use ritma_schemas::records::{ConeInstance, Edge, EventAtom, Record, WindowRecord};
+use ritma_schemas::records::{
+    CaptureMode, ConeInstance, Edge, EventAtom, EventType, LossReason, Record, WindowRecord,
+};
 use ritma_schemas::Id128;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -37,6 +40,8 @@ pub struct HourIndex {
     /// The hour's last edge refs part (the earlier ones were written as they closed).
     pub edge_refs: EdgeRefs,
     pub taint: TaintIndex,
+    /// The hour's catalog entry (FORMAT.md §8.11), its state left to the caller.
+    pub summary: CatalogHour,
 }
 
 /// The file stem of edge refs part `part`.
@@ -45,6 +50,14 @@ pub fn edge_refs_stem(part: u32) -> String {
 }
 
 impl HourIndex {
+    /// The hour's catalog entry in `state`.
+    pub fn catalog_entry(&self, state: HourState) -> CatalogHour {
+        CatalogHour {
+            state,
+            ..self.summary.clone()
+        }
+    }
+
     /// (file stem, encoded record) of each index file written at the hour's end, in
     /// file-name order.
     pub fn files(&self) -> Vec<(String, Vec<u8>)> {
@@ -81,6 +94,74 @@ pub struct HourIndexBuilder {
     next_part: u32,
     ttl_windows: u64,
     taint: Vec<TaintEntry>,
+    summary: SummaryBuilder,
+}
+
+/// The catalog counts of an hour, accumulated window by window.
+#[derive(Default)]
+struct SummaryBuilder {
+    windows: Option<(u64, u64)>,
+    events: u64,
+    seqs: Option<(u64, u64)>,
+    lost: BTreeMap<LossReason, u64>,
+    late_events: u64,
+    capture_mode: Option<CaptureMode>,
+    actors: HashSet<Id128>,
+    edges: u64,
+    health: u64,
+    event_types: BTreeMap<EventType, u64>,
+}
+
+impl SummaryBuilder {
+    fn push(&mut self, w: &IndexedWindow<'_>) {
+        let r = w.record;
+        self.windows = Some(match self.windows {
+            None => (r.window, r.window),
+            Some((first, _)) => (first, r.window),
+        });
+        for a in w.atoms {
+            self.seqs = Some(match self.seqs {
+                None => (a.seq, a.seq),
+                Some((lo, hi)) => (lo.min(a.seq), hi.max(a.seq)),
+            });
+            *self.event_types.entry(a.event_type).or_default() += 1;
+            self.actors.insert(a.actor);
+        }
+        self.events += w.atoms.len() as u64;
+        for &(reason, n) in &r.lost {
+            let total = self.lost.entry(reason).or_default();
+            *total = total.saturating_add(n);
+        }
+        self.late_events = self.late_events.saturating_add(r.late_events);
+        self.capture_mode = self.capture_mode.max(Some(r.capture_mode));
+        self.edges += w.edges.len() as u64;
+        self.health = self.health.saturating_add(r.health_count);
+    }
+
+    fn finish(self, hour: u64, cones: &BTreeMap<String, Vec<(u64, u64)>>) -> CatalogHour {
+        let (first_window, last_window) = self.windows.unwrap_or((0, 0));
+        CatalogHour {
+            hour,
+            state: HourState::Open,
+            first_window,
+            last_window,
+            events: self.events,
+            seq_range: self.seqs,
+            lost: self.lost.into_iter().collect(),
+            contents: Some(HourContents {
+                late_events: self.late_events,
+                capture_mode: self.capture_mode.unwrap_or(CaptureMode::Thin),
+                actors: self.actors.len() as u64,
+                edges: self.edges,
+                health: self.health,
+                event_types: self.event_types.into_iter().collect(),
+                cones: cones
+                    .iter()
+                    .map(|(id, refs)| (id.clone(), refs.len() as u64))
+                    .collect(),
+            }),
+        }
+    }
 }
 
 impl HourIndexBuilder {
@@ -97,6 +178,7 @@ impl HourIndexBuilder {
             next_part: 0,
             ttl_windows,
             taint: Vec::new(),
+            summary: SummaryBuilder::default(),
         }
     }
 
@@ -110,6 +192,7 @@ impl HourIndexBuilder {
         let per_hour = 3_600_000_000_000 / self.window_len_ns;
         debug_assert_eq!(r.window / per_hour, self.hour);
         let index = r.window % per_hour;
+        self.summary.push(&w);
         let atoms_at = r.dict_count + r.actor_count;
         let edges_at = atoms_at + r.event_count;
         let cones_at = edges_at + r.edge_count;
@@ -225,7 +308,9 @@ impl HourIndexBuilder {
                     .collect(),
             })
             .collect();
+        let summary = self.summary.finish(self.hour, &self.cones);
         let index = HourIndex {
+            summary,
             time,
             cone_refs: ConeRefs {
                 node: self.node.clone(),

@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod cas;
 pub mod case;
+pub mod catalog;
 pub mod index;
 pub mod keys;
 pub mod retention;

@@ -10,6 +10,7 @@
 use crate::keys::{Keystore, KeystoreError};
 use crate::store::{io, last_seq, sync_dir, write_atomic, StoreError};
 use crate::verify::{hour_dirs, names, VerifyError};
+use ritma_schemas::catalog::CatalogHour;
 use ritma_schemas::keys::sign_record;
 use ritma_schemas::merkle::{aligned_ranges, Blake3Tree, Subtrees, TreeHash};
 use ritma_schemas::records::{
@@ -398,6 +399,10 @@ pub fn apply(plan: &NodePlan, keep_ns: u64, now_ns: u64) -> Result<Applied, Rete
         }
     }
     for h in &plan.hours {
+        // The day files say "deleted" before the files go: what is left is exactly proofs/.
+        let d = &h.deletion;
+        let account = crate::catalog::account_hour(&plan.root, d.hour, d.events, true)?;
+        crate::catalog::record_hour(&plan.root, &plan.node, CatalogHour::deleted(d), account)?;
         for dir in deletable_dirs(&plan.root, &h.hour_dir) {
             for n in names(&dir).map_err(RetentionError::NotVerified)? {
                 let p = dir.join(n);

@@ -8,11 +8,12 @@
 //! Failures carry a stable code (FORMAT.md §9) and the exact file and window.
 
 use crate::cas::Cas;
-use crate::index::{edge_refs_stem, read_compressed, HourIndexBuilder, IndexedWindow};
+use crate::index::{edge_refs_stem, read_compressed, HourIndex, HourIndexBuilder, IndexedWindow};
 use crate::keys::Keystore;
 use crate::store::{read_block, WindowPaths};
 use ritma_operators::capture_mode::ModeRaises;
 use ritma_operators::taint::TaintTracker;
+use ritma_schemas::catalog::{AccountHour, CatalogHour, HourState};
 use ritma_schemas::index::{EdgePart, EdgeRefs, TaintIndex, MAX_INDEX_LEN};
 use ritma_schemas::keys::KeyHistory;
 use ritma_schemas::merkle::{verify_consistency, Blake3Tree, Frontier, TreeHash};
@@ -405,6 +406,8 @@ fn verify_node(
     let mut health_copies: std::collections::HashSet<PathBuf> = Default::default();
     let hours = hour_dirs(root)?;
     check_graph_dirs(root, &hours)?;
+    // What the catalog and accounting must say of each hour, checked after the last.
+    let mut catalog_want: BTreeMap<u64, CatalogWant> = BTreeMap::new();
     // Taint is rebuilt over the whole log with the lifetime the first index names.
     let ttl = taint_ttl(root, &hours)?;
     let mut taint = TaintTracker::new(ttl);
@@ -736,13 +739,51 @@ fn verify_node(
             hour_first.get_or_insert(record.window);
         }
         let complete = deleted.is_some() || micro.keys().next_back() == Some(&(per_hour - 1));
+        let mut summary = None;
         if let Some(builder) = hour_index {
             let checked = CheckedParts {
                 edges: parts_checked,
                 edge_refs: refs_checked,
             };
-            check_hour_index(root, &hour, builder, complete, checked, prev_window)?;
+            summary = Some(check_hour_index(
+                root,
+                &hour,
+                builder,
+                complete,
+                checked,
+                prev_window,
+            )?);
         }
+        let hour_number = WindowPaths::hour_of_dir(&hour)
+            .ok_or_else(|| fail("E_LAYOUT", &root.join(&hour), None, "not a date and hour"))?;
+        let entry = match (&deleted, summary) {
+            (Some(d), _) => Some(CatalogHour::deleted(d)),
+            (None, Some(index)) => Some(index.catalog_entry(match complete {
+                true => HourState::Sealed,
+                false => HourState::Open,
+            })),
+            (None, None) => None,
+        };
+        let rebuilt = entry
+            .map(|entry| {
+                let account = crate::catalog::account_hour(
+                    root,
+                    hour_number,
+                    entry.events,
+                    deleted.is_some(),
+                )
+                .map_err(|e| fail("E_IO", &root.join(&hour), hour_first, e.to_string()))?;
+                Ok::<_, VerifyError>((entry, account))
+            })
+            .transpose()?;
+        catalog_want.insert(
+            hour_number,
+            CatalogWant {
+                rebuilt,
+                required: complete,
+                window: hour_first,
+            },
+        );
         let proofs_dir = root.join(&hour).join("proofs");
         let proof_files = names(&proofs_dir)?;
         if let Some(n) = proof_files.iter().find(|n| {
@@ -874,6 +915,8 @@ fn verify_node(
     if missing_seqs > gap_covering_loss {
         return Err(fail("E_SEQ", root, None, format!("{missing_seqs} seqs are missing but only {gap_covering_loss} events are sealed as lost from the trace")));
     }
+    // Last: the derived day files are checked against evidence already verified.
+    check_catalog(root, &meta.node, &catalog_want)?;
     Ok(NodeReport {
         node: meta.node,
         windows: log.size(),
@@ -1385,7 +1428,7 @@ fn check_hour_index(
     complete: bool,
     checked: CheckedParts,
     last_window: Option<u64>,
-) -> Result<(), VerifyError> {
+) -> Result<HourIndex, VerifyError> {
     let index_dir = root.join(hour).join("index");
     let paths = WindowPaths {
         hour_dir: hour.to_owned(),
@@ -1398,7 +1441,8 @@ fn check_hour_index(
         .collect();
     let (files, last_part) = builder.finish();
     if !complete && present == early {
-        return check_part_names(root, &paths, parts, last_window);
+        check_part_names(root, &paths, parts, last_window)?;
+        return Ok(files);
     }
     let mut want: Vec<String> = files
         .files()
@@ -1428,7 +1472,8 @@ fn check_hour_index(
         check_edge_part(root, &paths, &part, last_window)?;
         parts += 1;
     }
-    check_part_names(root, &paths, parts, last_window)
+    check_part_names(root, &paths, parts, last_window)?;
+    Ok(files)
 }
 
 /// The hour's edge directory holds exactly parts 0..`parts`.
@@ -1461,6 +1506,147 @@ fn check_part_names(
 }
 
 /// `graph/edges/` holds only hours that have windows.
+/// What the day files must say of one hour.
+struct CatalogWant {
+    /// The entries rebuilt from the hour's files; `None` where they were not (an hour
+    /// outside the range, or the tail hour of a run cut off before its index).
+    rebuilt: Option<(CatalogHour, AccountHour)>,
+    /// Whether the entries must exist: every hour but the tail hour of a run that
+    /// stopped mid-hour (written with its index, which a crash may have prevented).
+    required: bool,
+    /// The hour's first window, for the report.
+    window: Option<u64>,
+}
+
+/// The first field in which two catalog entries differ.
+fn catalog_difference(a: &CatalogHour, b: &CatalogHour) -> &'static str {
+    let (ca, cb) = (a.contents.as_ref(), b.contents.as_ref());
+    let fields: [(&str, bool); 12] = [
+        ("state", a.state == b.state),
+        (
+            "windows",
+            (a.first_window, a.last_window) == (b.first_window, b.last_window),
+        ),
+        ("events", a.events == b.events),
+        ("seq_range", a.seq_range == b.seq_range),
+        ("lost", a.lost == b.lost),
+        ("contents", ca.is_some() == cb.is_some()),
+        (
+            "late_events",
+            ca.map(|c| c.late_events) == cb.map(|c| c.late_events),
+        ),
+        (
+            "capture_mode",
+            ca.map(|c| c.capture_mode) == cb.map(|c| c.capture_mode),
+        ),
+        ("actors", ca.map(|c| c.actors) == cb.map(|c| c.actors)),
+        (
+            "edges and health",
+            ca.map(|c| (c.edges, c.health)) == cb.map(|c| (c.edges, c.health)),
+        ),
+        (
+            "event_types",
+            ca.map(|c| &c.event_types) == cb.map(|c| &c.event_types),
+        ),
+        ("cones", ca.map(|c| &c.cones) == cb.map(|c| &c.cones)),
+    ];
+    fields
+        .iter()
+        .find(|(_, same)| !same)
+        .map_or("encoding", |(name, _)| name)
+}
+
+/// The catalog and accounting day files (FORMAT.md §8.11) hold exactly one entry per
+/// hour the store holds, each equal to the one rebuilt from the hour's files.
+fn check_catalog(
+    root: &Path,
+    node: &str,
+    want: &BTreeMap<u64, CatalogWant>,
+) -> Result<(), VerifyError> {
+    use crate::catalog::{account_path, catalog_path, day_files, read_account, read_catalog};
+    let hours_per_day = ritma_schemas::catalog::HOURS_PER_DAY;
+    let mut days: Vec<u64> = want.keys().map(|h| h / hours_per_day).collect();
+    days.dedup();
+    type DayFile = (&'static str, &'static str, fn(u64) -> PathBuf);
+    let kinds: [DayFile; 2] = [
+        ("catalog", "day.cbor.zst", catalog_path),
+        ("accounting", "account.cbor.zst", account_path),
+    ];
+    for (dir, file, path_of) in kinds {
+        let present = day_files(root, dir, file)
+            .map_err(|p| fail("E_EXTRA", &p, None, "not a YYYY/MM/DD/ day file"))?;
+        if let Some(d) = present.iter().find(|d| days.binary_search(d).is_err()) {
+            let detail = "a day file of a day without hours";
+            return Err(fail("E_EXTRA", &root.join(path_of(*d)), None, detail));
+        }
+    }
+    for day in days {
+        let hours: Vec<(&u64, &CatalogWant)> = want
+            .range(day * hours_per_day..(day + 1) * hours_per_day)
+            .collect();
+        let cat_path = root.join(catalog_path(day));
+        let acc_path = root.join(account_path(day));
+        let decode =
+            |path: &Path, e: crate::store::StoreError| fail("E_DECODE", path, None, e.to_string());
+        let catalog = read_catalog(root, day).map_err(|e| decode(&cat_path, e))?;
+        let account = read_account(root, day).map_err(|e| decode(&acc_path, e))?;
+        let cat_hours = catalog.as_ref().map_or(&[][..], |c| &c.hours[..]);
+        let acc_hours = account.as_ref().map_or(&[][..], |a| &a.hours[..]);
+        for (path, file_node) in [
+            (&cat_path, catalog.as_ref().map(|c| &c.node)),
+            (&acc_path, account.as_ref().map(|a| &a.node)),
+        ] {
+            if file_node.is_some_and(|n| n != node) {
+                return Err(fail("E_CATALOG", path, None, "names another node"));
+            }
+        }
+        for (path, listed) in [
+            (
+                &cat_path,
+                cat_hours.iter().map(|h| h.hour).collect::<Vec<_>>(),
+            ),
+            (
+                &acc_path,
+                acc_hours.iter().map(|h| h.hour).collect::<Vec<_>>(),
+            ),
+        ] {
+            if let Some(h) = listed.iter().find(|h| !want.contains_key(h)) {
+                let detail = format!(
+                    "an entry for hour {}, which the store does not hold",
+                    crate::retention::hour_label(*h)
+                );
+                return Err(fail("E_CATALOG", path, None, detail));
+            }
+            if let Some((h, w)) = hours
+                .iter()
+                .find(|(h, w)| w.required && !listed.contains(h))
+            {
+                let detail = format!("no entry for hour {}", crate::retention::hour_label(**h));
+                return Err(fail("E_CATALOG", path, w.window, detail));
+            }
+        }
+        for (hour, w) in hours {
+            let Some((entry, tally)) = &w.rebuilt else {
+                continue;
+            };
+            let label = crate::retention::hour_label(*hour);
+            if let Some(found) = cat_hours.iter().find(|h| h.hour == *hour) {
+                if found != entry {
+                    let detail = format!("the entry of hour {label} differs from the one rebuilt from the store in {}", catalog_difference(found, entry));
+                    return Err(fail("E_CATALOG", &cat_path, w.window, detail));
+                }
+            }
+            if let Some(found) = acc_hours.iter().find(|h| h.hour == *hour) {
+                if found != tally {
+                    let detail = format!("the entry of hour {label} differs from the hour's files: it says {} bytes in {} files, the store holds {} bytes in {} files", found.bytes(), found.stored.iter().map(|t| t.files).sum::<u64>(), tally.bytes(), tally.stored.iter().map(|t| t.files).sum::<u64>());
+                    return Err(fail("E_CATALOG", &acc_path, w.window, detail));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_graph_dirs(root: &Path, hours: &[PathBuf]) -> Result<(), VerifyError> {
     let base = root.join("graph/edges");
     let mut dirs = vec![PathBuf::new()];
