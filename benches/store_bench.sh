@@ -6,8 +6,11 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work="$(mktemp -d "/var/tmp/ritma-$1-bench.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 export RITMA_LOCK_DIR="$work/locks"
-(cd "$repo" && cargo build -q --release -p ritma-pipeline)
-ritma="${CARGO_TARGET_DIR:-$repo/target}/release/ritma"
+# RITMA_BIN runs a given binary instead (a copy, so a long run survives rebuilds meanwhile).
+if [ -z "${RITMA_BIN:-}" ]; then
+  (cd "$repo" && cargo build -q --release -p ritma-pipeline)
+fi
+ritma="${RITMA_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/ritma}"
 cd "$work"
 
 # Seconds `"$@"` takes, its output discarded.

@@ -25,9 +25,3 @@ for seq in 0 $((events / 2)) $((events - 1)); do
   median=$(echo "$times" | sed -n 3p)
   printf '| %d | %d | %.3f | %.4f |\n' "$seq" "$(stat -c %s "p$seq")" "$t_prove" "$median"
 done
-# A proof carrying consistency from the event's checkpoint to the store's newest.
-# The node log has one leaf per window: its newest size is the number of window checkpoints.
-last_window_size=$(find s/windows -path '*/micro/*.sig' | wc -l)
-"$ritma" prove s --seq 0 --to-size "$last_window_size" --out pc >/dev/null
-"$ritma" verify-proof pc --key "$vkey" >/dev/null
-printf 'seq 0 with consistency to log size %d: %d bytes\n' "$last_window_size" "$(stat -c %s pc)"

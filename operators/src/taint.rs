@@ -54,11 +54,25 @@ pub struct TaintChange {
     pub diff: i64,
 }
 
-/// The windows something was sighted in, per key.
-type Sightings<K> = BTreeMap<K, BTreeSet<u64>>;
+/// The windows something was sighted in, per key, ascending (most keys have one or two).
+type Sightings<K> = BTreeMap<K, Vec<u64>>;
 
-/// Naive reference tracker: recomputes reachability from scratch at every window where
-/// anything can change and diffs it with the previous result.
+/// Adds `window` to ascending `seen` (usually at the end).
+fn sighted(seen: &mut Vec<u64>, window: u64) {
+    match seen.last() {
+        Some(&last) if last >= window => {
+            if let Err(at) = seen.binary_search(&window) {
+                seen.insert(at, window);
+            }
+        }
+        _ => seen.push(window),
+    }
+}
+
+/// Reference tracker: recomputes reachability from the live seeds at every window where
+/// anything can change and diffs it with the previous result. Its cost per window follows
+/// what the seeds reach, not the whole flow graph, so `ritma verify` can rebuild the taint
+/// relation of a busy node.
 ///
 /// Contract: `push` sightings for a window, then `close` windows in increasing order.
 /// `close(w)` reports every change at every window in `(previous close, w]`, each at its own
@@ -68,10 +82,15 @@ type Sightings<K> = BTreeMap<K, BTreeSet<u64>>;
 /// the next close while it is still live.
 pub struct TaintTracker {
     ttl_windows: u64,
+    /// Per node, flows by (from, to): the flows out of an entity are one range.
     flows: BTreeMap<u32, Sightings<(Id128, Id128)>>,
     seeds: BTreeMap<u32, Sightings<Id128>>,
     tainted: BTreeSet<(u32, Id128, Id128)>,
     closed: Option<u64>,
+    /// Windows where a sighting starts or ends: the only ones where reachability can change.
+    instants: BTreeSet<u64>,
+    /// Sightings dead by then are dropped at the first close reaching it (amortised).
+    next_forget: u64,
 }
 
 impl TaintTracker {
@@ -82,18 +101,28 @@ impl TaintTracker {
             seeds: BTreeMap::new(),
             tainted: BTreeSet::new(),
             closed: None,
+            instants: BTreeSet::new(),
+            next_forget: 0,
         }
     }
 
     /// Records the edges and seeds of `node` sighted at `window`.
     pub fn push(&mut self, node: u32, window: u64, edges: &[Edge], seeds: &[Id128]) {
         let flows = self.flows.entry(node).or_default();
+        let mut any = false;
         for flow in edges.iter().flat_map(taint_flows) {
-            flows.entry(flow).or_default().insert(window);
+            sighted(flows.entry(flow).or_default(), window);
+            any = true;
         }
         let live_seeds = self.seeds.entry(node).or_default();
         for seed in seeds {
-            live_seeds.entry(*seed).or_default().insert(window);
+            sighted(live_seeds.entry(*seed).or_default(), window);
+            any = true;
+        }
+        if any {
+            self.instants.insert(window);
+            self.instants
+                .insert(window.saturating_add(self.ttl_windows));
         }
     }
 
@@ -107,20 +136,12 @@ impl TaintTracker {
         let open = |w: u64| after.is_none_or(|c| w > c) && w < window;
         // Reachability only changes where a sighting starts or ends; `window` itself also
         // picks up sightings pushed late.
-        let mut instants: BTreeSet<u64> = BTreeSet::from([window]);
-        let windows = self
-            .flows
-            .values()
-            .flat_map(|m| m.values())
-            .chain(self.seeds.values().flat_map(|m| m.values()))
-            .flatten();
-        for &s in windows {
-            instants.extend(
-                [s, s.saturating_add(self.ttl_windows)]
-                    .into_iter()
-                    .filter(|&w| open(w)),
-            );
-        }
+        let later = self.instants.split_off(&window.saturating_add(1));
+        let mut instants: BTreeSet<u64> = std::mem::replace(&mut self.instants, later)
+            .into_iter()
+            .filter(|&w| open(w))
+            .collect();
+        instants.insert(window);
         let mut changes = Vec::new();
         for at in instants {
             let now = self.tainted_at(at);
@@ -130,7 +151,10 @@ impl TaintTracker {
         }
         changes.sort_by_key(|c| (c.window, c.node, c.seed, c.entity, c.diff));
         self.closed = Some(window);
-        self.forget_dead(window);
+        if window >= self.next_forget {
+            self.forget_dead(window);
+            self.next_forget = window.saturating_add((self.ttl_windows / 4).max(1));
+        }
         changes
     }
 
@@ -138,12 +162,7 @@ impl TaintTracker {
         let ttl = self.ttl_windows;
         let mut tainted = BTreeSet::new();
         for (&node, seeds) in &self.seeds {
-            let mut next: BTreeMap<Id128, Vec<Id128>> = BTreeMap::new();
-            for ((from, to), seen) in self.flows.get(&node).into_iter().flatten() {
-                if live(seen, window, ttl) {
-                    next.entry(*from).or_default().push(*to);
-                }
-            }
+            let flows = self.flows.get(&node);
             for (&seed, seen) in seeds {
                 if !live(seen, window, ttl) {
                     continue;
@@ -151,8 +170,11 @@ impl TaintTracker {
                 let mut reached = BTreeSet::from([seed]);
                 let mut queue = VecDeque::from([seed]);
                 while let Some(at) = queue.pop_front() {
-                    for &to in next.get(&at).into_iter().flatten() {
-                        if reached.insert(to) {
+                    let out = flows
+                        .into_iter()
+                        .flat_map(|f| f.range((at, [0u8; 16])..=(at, [0xffu8; 16])));
+                    for (&(_, to), seen) in out {
+                        if live(seen, window, ttl) && reached.insert(to) {
                             queue.push_back(to);
                         }
                     }
@@ -187,10 +209,9 @@ impl TaintTracker {
 
 /// Live at `window`: sighted at some `s <= window` with `window < s + ttl`. The latest such
 /// sighting lives longest, so it alone decides.
-fn live(seen: &BTreeSet<u64>, window: u64, ttl: u64) -> bool {
-    seen.range(..=window)
-        .next_back()
-        .is_some_and(|&s| window < s.saturating_add(ttl))
+fn live(seen: &[u64], window: u64, ttl: u64) -> bool {
+    let upto = seen.partition_point(|&s| s <= window);
+    upto > 0 && window < seen[upto - 1].saturating_add(ttl)
 }
 
 fn change(&(node, seed, entity): &(u32, Id128, Id128), window: u64, diff: i64) -> TaintChange {

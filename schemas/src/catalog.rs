@@ -8,8 +8,8 @@
 
 use crate::cbor::{DecodeError, DecodeErrorKind, Decoder, Encoder};
 use crate::records::{
-    decode_lost, encode_lost, invalid, node_name, CaptureMode, EventType, LossReason, Record,
-    MAX_CONE_NAME_LEN,
+    decode_lost, decode_seq_range, encode_lost, encode_seq_range, invalid, node_name, CaptureMode,
+    EventType, LossReason, Record, MAX_CONE_NAME_LEN,
 };
 
 /// Largest encoded day file (before compression).
@@ -153,43 +153,6 @@ pub struct DayAccount {
     pub day: u64,
     /// Strictly ascending by hour, each within the day.
     pub hours: Vec<AccountHour>,
-}
-
-fn encode_seq_range(e: &mut Encoder, r: Option<(u64, u64)>) {
-    match r {
-        None => {
-            e.null();
-        }
-        Some((lo, hi)) => {
-            e.array(2).uint(lo).uint(hi);
-        }
-    }
-}
-
-fn decode_seq_range(d: &mut Decoder<'_>, events: u64) -> Result<Option<(u64, u64)>, DecodeError> {
-    let r = if d.peek_null() {
-        d.null("seq_range")?;
-        None
-    } else {
-        d.array_exact("seq_range", 2)?;
-        let (lo, hi) = (d.uint("seq_range.min")?, d.uint("seq_range.max")?);
-        if lo > hi || (hi - lo).saturating_add(1) < events {
-            return Err(invalid(
-                d,
-                "seq_range",
-                "min above max, or too narrow for the events",
-            ));
-        }
-        Some((lo, hi))
-    };
-    if r.is_none() != (events == 0) {
-        return Err(invalid(
-            d,
-            "seq_range",
-            "null exactly when there are no events",
-        ));
-    }
-    Ok(r)
 }
 
 /// An hour of day `day`, strictly after `prev`.

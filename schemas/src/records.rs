@@ -841,6 +841,49 @@ impl Record for WindowRecord {
     }
 }
 
+/// Writes the seq range of some events: null without events, else `[min, max]`.
+pub(crate) fn encode_seq_range(e: &mut Encoder, r: Option<(u64, u64)>) {
+    match r {
+        None => {
+            e.null();
+        }
+        Some((lo, hi)) => {
+            e.array(2).uint(lo).uint(hi);
+        }
+    }
+}
+
+/// Reads the seq range of `events` events: null exactly when there are none, and wide
+/// enough to hold them.
+pub(crate) fn decode_seq_range(
+    d: &mut Decoder<'_>,
+    events: u64,
+) -> Result<Option<(u64, u64)>, DecodeError> {
+    let r = if d.peek_null() {
+        d.null("seq_range")?;
+        None
+    } else {
+        d.array_exact("seq_range", 2)?;
+        let (lo, hi) = (d.uint("seq_range.min")?, d.uint("seq_range.max")?);
+        if lo > hi || (hi - lo).saturating_add(1) < events {
+            return Err(invalid(
+                d,
+                "seq_range",
+                "min above max, or too narrow for the events",
+            ));
+        }
+        Some((lo, hi))
+    };
+    if r.is_none() != (events == 0) {
+        return Err(invalid(
+            d,
+            "seq_range",
+            "null exactly when there are no events",
+        ));
+    }
+    Ok(r)
+}
+
 /// Writes a loss list: `[[reason, count]]`, strictly ascending by reason, counts > 0.
 pub(crate) fn encode_lost(e: &mut Encoder, lost: &[(LossReason, u64)]) {
     e.array(lost.len() as u64);
@@ -1027,14 +1070,7 @@ impl Record for HourDeletion {
             e.bytes(h);
         }
         e.uint(self.events);
-        match self.seq_range {
-            None => {
-                e.null();
-            }
-            Some((lo, hi)) => {
-                e.array(2).uint(lo).uint(hi);
-            }
-        }
+        encode_seq_range(e, self.seq_range);
         encode_lost(e, &self.lost);
         e.uint(self.keep_ns)
             .uint(self.deleted_wall_ns)
@@ -1071,28 +1107,7 @@ impl Record for HourDeletion {
             .map(|_| d.fixed("subtrees"))
             .collect::<Result<_, _>>()?;
         let events = d.uint("events")?;
-        let seq_range = if d.peek_null() {
-            d.null("seq_range")?;
-            None
-        } else {
-            d.array_exact("seq_range", 2)?;
-            let (lo, hi) = (d.uint("seq_range.min")?, d.uint("seq_range.max")?);
-            if lo > hi || (hi - lo).saturating_add(1) < events {
-                return Err(invalid(
-                    d,
-                    "seq_range",
-                    "min above max, or too narrow for the events",
-                ));
-            }
-            Some((lo, hi))
-        };
-        if seq_range.is_none() != (events == 0) {
-            return Err(invalid(
-                d,
-                "seq_range",
-                "null exactly when there are no events",
-            ));
-        }
+        let seq_range = decode_seq_range(d, events)?;
         let lost = decode_lost(d)?;
         let keep_ns = d.uint("keep_ns")?;
         let deleted_wall_ns = d.uint("deleted_wall_ns")?;

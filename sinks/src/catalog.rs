@@ -95,7 +95,7 @@ pub fn account_hour(
 /// Reads a day file's record bytes; `None` if it does not exist.
 fn read_day(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
     match fs::read(path) {
-        Ok(b) => zstd::bulk::decompress(&b, MAX_DAY_LEN)
+        Ok(b) => crate::store::decompress_frame(&b, MAX_DAY_LEN)
             .map(Some)
             .map_err(|e| StoreError::Invalid {
                 path: path.to_owned(),

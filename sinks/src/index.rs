@@ -393,7 +393,7 @@ pub fn write_edge_refs(
 /// Reads an index or edge file back to its encoded record bytes.
 pub fn read_compressed(path: &Path, limit: usize) -> Result<Vec<u8>, StoreError> {
     let bytes = fs::read(path).map_err(io(path))?;
-    zstd::bulk::decompress(&bytes, limit).map_err(|e| StoreError::Invalid {
+    crate::store::decompress_frame(&bytes, limit).map_err(|e| StoreError::Invalid {
         path: path.to_owned(),
         reason: format!("not a zstd frame of at most {limit} bytes: {e}"),
     })

@@ -560,10 +560,27 @@ impl StoreLock {
 }
 
 /// Reads a block file: zstd, then a strict `Block` of `window` at `index`.
+/// Decompresses one zstd frame of at most `limit` bytes with this thread's reused context:
+/// a fresh context per block costs more than many blocks (its buffers are new pages each time).
+pub(crate) fn decompress_frame(bytes: &[u8], limit: usize) -> std::io::Result<Vec<u8>> {
+    thread_local! {
+        static CONTEXT: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    CONTEXT.with(|c| {
+        let mut c = c.borrow_mut();
+        let context = match &mut *c {
+            Some(d) => d,
+            None => c.insert(zstd::bulk::Decompressor::new()?),
+        };
+        context.decompress(bytes, limit)
+    })
+}
+
 pub fn read_block(path: &Path, window: u64, index: u32) -> Result<Block, StoreError> {
     let bytes = fs::read(path).map_err(io(path))?;
     let limit = Block::MAX_LEN;
-    let raw = zstd::bulk::decompress(&bytes, limit).map_err(|e| StoreError::Invalid {
+    let raw = decompress_frame(&bytes, limit).map_err(|e| StoreError::Invalid {
         path: path.to_owned(),
         reason: format!("not a zstd block: {e}"),
     })?;
