@@ -230,6 +230,14 @@ fn verify_rebuilds_the_catalog_and_accounting_and_names_a_difference() {
         "{err}"
     );
     restore();
+    // Hours the catalog does not list still show, as uncatalogued.
+    std::fs::remove_file(&cat).unwrap();
+    let rows = hours_json(&d);
+    assert_eq!(rows.len(), 4);
+    assert!(rows
+        .iter()
+        .all(|r| r["state"] == "uncatalogued" && r["events"].is_null()));
+    restore();
     d.ritma(&["verify", "s"]).output().success();
 }
 

@@ -885,43 +885,56 @@ fn cones(scope: &Scope, out: &mut Rows, cone: Option<&str>) -> Result<()> {
     )
 }
 
-/// `query hours`: the catalog and accounting entries of the hours overlapping the range.
+/// `query hours`: the catalog and accounting entries of the hours overlapping the range, and
+/// a bare row for any hour the store holds that its catalog does not list yet (the tail hour
+/// of a run cut off before its index).
 fn hours(args: &QueryArgs, out: &mut Rows) -> Result<()> {
     use ritma_sinks::catalog::{day_files, read_account, read_catalog};
     let (root, _) = node_root(&args.dir, args.node.as_deref())?;
     let (from_ns, to_ns) = parse_range(args.from.as_deref(), args.to.as_deref())?;
     let range = TimeRange::new(from_ns, to_ns);
+    let in_range = |hour: u64| {
+        let start = hour as u128 * HOUR_NS as u128;
+        range.overlaps(start, start + HOUR_NS as u128)
+    };
+    let mut rows: BTreeMap<u64, Vec<(&'static str, Value)>> = BTreeMap::new();
     let days = day_files(&root, "catalog", "day.cbor.zst").map_err(|p| {
         anyhow!(
             "{}: not a catalog day file (YYYY/MM/DD/day.cbor.zst)",
             p.display()
         )
     })?;
-    if days.is_empty() {
-        eprintln!(
-            "note: {} has no catalog: its hours are catalogued as they are sealed and at the end of a run",
-            root.display()
-        );
-    }
     for day in days {
-        let day_ns = day as u128 * 24 * HOUR_NS as u128;
-        if !range.overlaps(day_ns, day_ns + 24 * HOUR_NS as u128) {
+        if !(day * 24..(day + 1) * 24).any(in_range) {
             continue;
         }
         let catalog = read_catalog(&root, day)?.expect("listed day files exist");
         let account = read_account(&root, day)?;
-        for h in &catalog.hours {
-            let start = h.hour as u128 * HOUR_NS as u128;
-            if !range.overlaps(start, start + HOUR_NS as u128) {
-                continue;
-            }
+        for h in catalog.hours.iter().filter(|h| in_range(h.hour)) {
             let bytes = account
                 .as_ref()
                 .and_then(|a| a.hours.iter().find(|a| a.hour == h.hour))
                 .map(|a| a.bytes());
-            if !out.push(hour_row(h, bytes)) {
-                return Ok(());
-            }
+            rows.insert(h.hour, hour_row(h, bytes));
+        }
+    }
+    for dir in hour_dirs(&root)? {
+        let rel = dir.strip_prefix(&root).unwrap_or(&dir);
+        if let Some(hour) = WindowPaths::hour_of_dir(rel).filter(|&h| in_range(h)) {
+            rows.entry(hour).or_insert_with(|| {
+                vec![
+                    (
+                        "hour",
+                        Value::String(format!("{}:00Z", ritma_sinks::retention::hour_label(hour))),
+                    ),
+                    ("state", json!("uncatalogued")),
+                ]
+            });
+        }
+    }
+    for row in rows.into_values() {
+        if !out.push(row) {
+            break;
         }
     }
     Ok(())
