@@ -908,7 +908,10 @@ fn hours(args: &QueryArgs, out: &mut Rows) -> Result<()> {
         if !(day * 24..(day + 1) * 24).any(in_range) {
             continue;
         }
-        let catalog = read_catalog(&root, day)?.expect("listed day files exist");
+        // Listed a moment ago; gone only if removed meanwhile.
+        let Some(catalog) = read_catalog(&root, day)? else {
+            continue;
+        };
         let account = read_account(&root, day)?;
         for h in catalog.hours.iter().filter(|h| in_range(h.hour)) {
             let bytes = account
@@ -922,13 +925,7 @@ fn hours(args: &QueryArgs, out: &mut Rows) -> Result<()> {
         let rel = dir.strip_prefix(&root).unwrap_or(&dir);
         if let Some(hour) = WindowPaths::hour_of_dir(rel).filter(|&h| in_range(h)) {
             rows.entry(hour).or_insert_with(|| {
-                vec![
-                    (
-                        "hour",
-                        Value::String(format!("{}:00Z", ritma_sinks::retention::hour_label(hour))),
-                    ),
-                    ("state", json!("uncatalogued")),
-                ]
+                vec![("hour", hour_value(hour)), ("state", json!("uncatalogued"))]
             });
         }
     }
@@ -938,6 +935,11 @@ fn hours(args: &QueryArgs, out: &mut Rows) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// An hour as `query hours` names it: `2026-11-01T13:00Z`.
+fn hour_value(hour: u64) -> Value {
+    Value::String(format!("{}:00Z", ritma_sinks::retention::hour_label(hour)))
 }
 
 /// What `query hours` shows of one catalog entry (and its bytes on disk, if accounted).
@@ -958,13 +960,7 @@ fn hour_row(
         .unwrap_or_default();
     let opt = |v: Option<u64>| v.map_or(Value::Null, |v| json!(v));
     vec![
-        (
-            "hour",
-            Value::String(format!(
-                "{}:00Z",
-                ritma_sinks::retention::hour_label(h.hour)
-            )),
-        ),
+        ("hour", hour_value(h.hour)),
         ("state", json!(h.state.name())),
         ("windows", json!(h.windows())),
         ("events", json!(h.events)),

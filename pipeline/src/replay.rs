@@ -1191,11 +1191,7 @@ impl NodeSink {
         }
         write_hour_index(root, &paths, &files).map_err(err)?;
         // After the index, so an hour's entries exist only once its files are complete.
-        let state = match sealed {
-            true => HourState::Sealed,
-            false => HourState::Open,
-        };
-        let entry = files.catalog_entry(state);
+        let entry = files.catalog_entry(HourState::kept(sealed));
         let account = catalog::account_hour(root, hour, entry.events, false).map_err(err)?;
         catalog::record_hour(root, &meta.node, entry, account).map_err(err)
     }

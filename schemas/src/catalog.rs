@@ -42,6 +42,14 @@ impl HourState {
         }
     }
 
+    /// The state of an hour retention kept: sealed once its hour seal is written, else open.
+    pub fn kept(sealed: bool) -> Self {
+        match sealed {
+            true => HourState::Sealed,
+            false => HourState::Open,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             HourState::Open => "open",

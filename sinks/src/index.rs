@@ -98,7 +98,6 @@ pub struct HourIndexBuilder {
 }
 
 /// The catalog counts of an hour, accumulated window by window.
-#[derive(Default)]
 struct SummaryBuilder {
     windows: Option<(u64, u64)>,
     events: u64,
@@ -109,22 +108,41 @@ struct SummaryBuilder {
     actors: HashSet<Id128>,
     edges: u64,
     health: u64,
-    event_types: BTreeMap<EventType, u64>,
+    /// Events per type, by the type's wire value.
+    event_types: [u64; 256],
 }
 
 impl SummaryBuilder {
+    fn new() -> Self {
+        SummaryBuilder {
+            windows: None,
+            events: 0,
+            seqs: None,
+            lost: BTreeMap::new(),
+            late_events: 0,
+            capture_mode: None,
+            actors: HashSet::new(),
+            edges: 0,
+            health: 0,
+            event_types: [0; 256],
+        }
+    }
+
     fn push(&mut self, w: &IndexedWindow<'_>) {
         let r = w.record;
         self.windows = Some(match self.windows {
             None => (r.window, r.window),
             Some((first, _)) => (first, r.window),
         });
-        for a in w.atoms {
+        // A window's atoms are its leaves in seq order: its first and last bound its seqs.
+        if let (Some(first), Some(last)) = (w.atoms.first(), w.atoms.last()) {
             self.seqs = Some(match self.seqs {
-                None => (a.seq, a.seq),
-                Some((lo, hi)) => (lo.min(a.seq), hi.max(a.seq)),
+                None => (first.seq, last.seq),
+                Some((lo, hi)) => (lo.min(first.seq), hi.max(last.seq)),
             });
-            *self.event_types.entry(a.event_type).or_default() += 1;
+        }
+        for a in w.atoms {
+            self.event_types[a.event_type.as_u64() as usize] += 1;
             self.actors.insert(a.actor);
         }
         self.events += w.atoms.len() as u64;
@@ -154,7 +172,11 @@ impl SummaryBuilder {
                 actors: self.actors.len() as u64,
                 edges: self.edges,
                 health: self.health,
-                event_types: self.event_types.into_iter().collect(),
+                event_types: EventType::ALL
+                    .iter()
+                    .map(|&t| (t, self.event_types[t.as_u64() as usize]))
+                    .filter(|&(_, n)| n > 0)
+                    .collect(),
                 cones: cones
                     .iter()
                     .map(|(id, refs)| (id.clone(), refs.len() as u64))
@@ -178,7 +200,7 @@ impl HourIndexBuilder {
             next_part: 0,
             ttl_windows,
             taint: Vec::new(),
-            summary: SummaryBuilder::default(),
+            summary: SummaryBuilder::new(),
         }
     }
 

@@ -559,7 +559,6 @@ impl StoreLock {
     }
 }
 
-/// Reads a block file: zstd, then a strict `Block` of `window` at `index`.
 /// Decompresses one zstd frame of at most `limit` bytes with this thread's reused context:
 /// a fresh context per block costs more than many blocks (its buffers are new pages each time).
 pub(crate) fn decompress_frame(bytes: &[u8], limit: usize) -> std::io::Result<Vec<u8>> {
@@ -577,6 +576,7 @@ pub(crate) fn decompress_frame(bytes: &[u8], limit: usize) -> std::io::Result<Ve
     })
 }
 
+/// Reads a block file: zstd, then a strict `Block` of `window` at `index`.
 pub fn read_block(path: &Path, window: u64, index: u32) -> Result<Block, StoreError> {
     let bytes = fs::read(path).map_err(io(path))?;
     let limit = Block::MAX_LEN;

@@ -758,10 +758,7 @@ fn verify_node(
             .ok_or_else(|| fail("E_LAYOUT", &root.join(&hour), None, "not a date and hour"))?;
         let entry = match (&deleted, summary) {
             (Some(d), _) => Some(CatalogHour::deleted(d)),
-            (None, Some(index)) => Some(index.catalog_entry(match complete {
-                true => HourState::Sealed,
-                false => HourState::Open,
-            })),
+            (None, Some(index)) => Some(index.catalog_entry(HourState::kept(complete))),
             (None, None) => None,
         };
         let rebuilt = entry
@@ -1505,7 +1502,6 @@ fn check_part_names(
     Ok(())
 }
 
-/// `graph/edges/` holds only hours that have windows.
 /// What the day files must say of one hour.
 struct CatalogWant {
     /// The entries rebuilt from the hour's files; `None` where they were not (an hour
@@ -1647,6 +1643,7 @@ fn check_catalog(
     Ok(())
 }
 
+/// `graph/edges/` holds only hours that have windows.
 fn check_graph_dirs(root: &Path, hours: &[PathBuf]) -> Result<(), VerifyError> {
     let base = root.join("graph/edges");
     let mut dirs = vec![PathBuf::new()];
