@@ -735,3 +735,193 @@ fn health_frames_are_sealed_as_health_records_with_their_loss() {
     std::fs::remove_file(copy(3)).unwrap();
     verify(&d, "s1", &vkey);
 }
+
+#[test]
+fn a_node_that_runs_again_continues_its_log_and_says_capture_was_down() {
+    use ritma_schemas::records::{ActorRecord, HealthKind, HealthRecord};
+    let d = Dir::new();
+    // Run 1: seqs 0-3 in W0..=W0+2, then a loss after its last event.
+    let mut w = TraceWriter::create(&d.join("a.rtrace")).unwrap();
+    let run = w.add_run(&run_meta()).unwrap();
+    let first: Vec<RawEvent> = [100, 600, 1_500, 2_200]
+        .iter()
+        .enumerate()
+        .map(|(i, &ms)| raw_event(i as u64, ms))
+        .collect();
+    w.append_batch(run, &first).unwrap();
+    w.append_loss(run, LossReason::KernelRingbufFull, 3)
+        .unwrap();
+    drop(w);
+    // Run 2, after a reboot: another boot and clock offset (monotonic time 500 s ahead),
+    // from seq 4, starting at W0 + 10; its pid 100 is another process than run 1's.
+    const MONO_AHEAD_NS: u64 = 500_000 * MS;
+    let mut second_meta = run_meta();
+    second_meta.boot_id = [8; 16];
+    second_meta.wall_minus_mono_ns -= MONO_AHEAD_NS as i64;
+    second_meta.first_seq = 4;
+    second_meta.started_wall_ns = (W0 + 10) * WINDOW_LEN_NS;
+    second_meta.sensor_version = "second".into();
+    let second: Vec<RawEvent> = [(4, 10_100), (5, 11_300)]
+        .iter()
+        .map(|&(seq, ms)| {
+            let mut e = raw_event(seq, ms);
+            e.mono_ns += MONO_AHEAD_NS;
+            e
+        })
+        .collect();
+    let mut w = TraceWriter::create(&d.join("b.rtrace")).unwrap();
+    let run = w.add_run(&second_meta).unwrap();
+    w.append_batch(run, &second).unwrap();
+    drop(w);
+
+    let (key, vkey) = d.signing_key(NODE);
+    let mut stores = Vec::new();
+    for workers in [1, 2] {
+        let out = format!("s{workers}");
+        d.ritma(&[
+            "replay",
+            "a.rtrace",
+            "b.rtrace",
+            "--out",
+            &out,
+            "--workers",
+            &workers.to_string(),
+            "--key",
+            &key,
+        ])
+        .output()
+        .success();
+        let report = verify(&d, &out, &vkey);
+        assert!(report.contains("12 windows"), "{report}");
+        stores.push(tree(&d.join(&out)));
+    }
+    assert!(
+        stores[0] == stores[1],
+        "1 and 2 workers seal the same store"
+    );
+
+    let store = d.join("s1");
+    let windows = sealed_windows(&store);
+    // One log: W0..=W0 + 11 with no gap, seqs 0..=5 in order.
+    assert_eq!(
+        windows.keys().copied().collect::<Vec<_>>(),
+        (W0..=W0 + 11).collect::<Vec<_>>()
+    );
+    assert_eq!(all_seqs(&windows), (0..=5).collect::<Vec<_>>());
+    // Run 1's trailing loss is sealed where its run ended, W0 + 2.
+    assert_eq!(
+        losses(&windows),
+        vec![(W0 + 2, vec![(LossReason::KernelRingbufFull, 3)])]
+    );
+    // Each run's events carry their own boot's actors and wall times.
+    let by_seq: BTreeMap<u64, &EventAtom> = windows
+        .values()
+        .flat_map(|w| w.atoms.iter().map(|a| (a.seq, a)))
+        .collect();
+    let start = task(100, "worker").start_ns;
+    assert_eq!(
+        by_seq[&0].actor,
+        ActorRecord::id_of(NODE, &[7; 16], 100, start)
+    );
+    assert_eq!(
+        by_seq[&5].actor,
+        ActorRecord::id_of(NODE, &[8; 16], 100, start)
+    );
+    assert_eq!(
+        events_by_window(&windows)[11],
+        (11, vec![(5, ns(300), false)])
+    );
+    // The window after run 1's newest time says capture stopped then and started again.
+    let health: Vec<(u64, HealthRecord)> = window_leaves(&store)
+        .into_iter()
+        .flat_map(|(r, leaves)| {
+            leaves
+                .into_iter()
+                .filter_map(move |l| match AnyRecord::decode(&l) {
+                    Ok(AnyRecord::Health(h)) => Some((r.window, h)),
+                    _ => None,
+                })
+        })
+        .collect();
+    let said: Vec<_> = health
+        .iter()
+        .map(|(w, h)| (*w - W0, h.kind, h.t_wall_ns, h.subject.as_str(), h.lost))
+        .collect();
+    assert_eq!(
+        said,
+        vec![
+            (
+                3,
+                HealthKind::CaptureStopped,
+                W0 * WINDOW_LEN_NS + 2_200 * MS,
+                "replay-loss-test",
+                None
+            ),
+            (
+                3,
+                HealthKind::CaptureStarted,
+                (W0 + 10) * WINDOW_LEN_NS,
+                "second",
+                Some(0)
+            ),
+        ]
+    );
+    // Between them capture was down: those windows are sealed empty.
+    for w in W0 + 3..W0 + 10 {
+        assert_eq!(windows[&w].record.event_count, 0, "window {w}");
+    }
+
+    // Given out of order, the later run would go back in seq: refused, naming both.
+    let err = d
+        .ritma(&[
+            "replay", "b.rtrace", "a.rtrace", "--out", "back", "--key", &key,
+        ])
+        .output()
+        .failure();
+    assert!(
+        err.contains("node edge-1: a run starting at seq 0 follows one that reached seq 6"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_run_that_starts_in_the_window_the_last_one_ended_in_seals_its_events_late() {
+    let d = Dir::new();
+    let mut w = TraceWriter::create(&d.join("a.rtrace")).unwrap();
+    let run = w.add_run(&run_meta()).unwrap();
+    w.append_batch(run, &[raw_event(0, 100), raw_event(1, 1_200)])
+        .unwrap();
+    // A restart 300 ms later on the same boot: a new clock offset read, seq 2 on.
+    let mut meta = run_meta();
+    meta.wall_minus_mono_ns += 1_000;
+    meta.first_seq = 2;
+    meta.started_wall_ns = W0 * WINDOW_LEN_NS + 1_500 * MS;
+    let run = w.add_run(&meta).unwrap();
+    let mut e = raw_event(2, 1_600);
+    e.mono_ns -= 1_000;
+    w.append_batch(
+        run,
+        &[e, {
+            let mut e = raw_event(3, 2_100);
+            e.mono_ns -= 1_000;
+            e
+        }],
+    )
+    .unwrap();
+    drop(w);
+    let (key, vkey) = d.signing_key(NODE);
+    d.ritma(&["replay", "a.rtrace", "--out", "s", "--key", &key])
+        .output()
+        .success();
+    verify(&d, "s", &vkey);
+    // Run 1's last window (W0 + 1) closed when run 2 began: run 2's event of that
+    // window joins W0 + 2, late, keeping its true time.
+    assert_eq!(
+        events_by_window(&sealed_windows(&d.join("s"))),
+        vec![
+            (0, vec![(0, ns(100), false)]),
+            (1, vec![(1, ns(200), false)]),
+            (2, vec![(2, ns(-400), true), (3, ns(100), false)]),
+        ]
+    );
+}

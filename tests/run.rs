@@ -343,12 +343,243 @@ fn sigint_seals_the_open_window_and_exits_cleanly() {
 }
 
 #[test]
-fn run_refuses_a_store_that_already_holds_windows() {
+fn run_refuses_a_store_with_windows_but_no_wal() {
     let d = Dir::new();
     std::fs::create_dir_all(d.join("s/windows")).unwrap();
     let err = d
         .ritma(&["run", "--out", "s", "--node", "x", "--duration", "1"])
         .output()
         .failure();
-    assert!(err.contains("already holds sealed windows"), "{err}");
+    assert!(
+        err.contains("holds sealed windows but no WAL: it was not written by `ritma run`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_refuses_a_wal_of_another_node_and_a_stray_wal_file() {
+    let d = Dir::new();
+    std::fs::create_dir_all(d.join("s/wal")).unwrap();
+    // A trace of node `synth-0` where this store's WAL would be.
+    d.ritma(&["synth", "--out", "t.rtrace", "--events", "10"])
+        .output()
+        .success();
+    std::fs::copy(d.join("t.rtrace"), d.join("s/wal/1000.rtrace")).unwrap();
+    let err = d
+        .ritma(&["run", "--out", "s", "--node", "x", "--duration", "1"])
+        .output()
+        .failure();
+    assert!(
+        err.contains("1000.rtrace: a run of node synth-0, but this run is node x"),
+        "{err}"
+    );
+    std::fs::write(d.join("s/wal/notes.txt"), b"x").unwrap();
+    let err = d
+        .ritma(&["run", "--out", "s", "--node", "synth-0", "--duration", "1"])
+        .output()
+        .failure();
+    assert!(err.contains("notes.txt: not a WAL file name"), "{err}");
+}
+
+/// The store's WAL files in the order they were written (names are start times).
+fn wal_files(store: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(store.join("wal"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'));
+    files.sort();
+    files
+}
+
+/// What a WAL file holds up to where a kill cut it: (its run, whether any batch or
+/// clock frame gave its node a window).
+fn wal_run(path: &Path) -> (Option<ritma_schemas::records::RunMeta>, bool) {
+    use ritma_sources::trace::{TraceItem, TraceReader};
+    let mut r = TraceReader::open(path).unwrap();
+    let (mut run, mut timed) = (None, false);
+    // A killed run's file ends in a torn frame at worst.
+    while let Ok(Some(item)) = r.next_item() {
+        match item {
+            TraceItem::Run { meta, .. } => run = Some(meta),
+            TraceItem::Batch { .. } | TraceItem::Clock { .. } => timed = true,
+            _ => {}
+        }
+    }
+    (run, timed)
+}
+
+/// Every `.sig` file under the store's windows, with its bytes.
+fn signatures(store: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut t = tree(store);
+    t.retain(|p, _| p.extension().is_some_and(|x| x == "sig"));
+    t
+}
+
+#[test]
+fn run_killed_at_random_points_and_restarted_is_the_replay_of_its_wal() {
+    if skip_without_root("run_killed_at_random_points_and_restarted_is_the_replay_of_its_wal") {
+        return;
+    }
+    use ritma_schemas::records::HealthKind;
+    let d = Dir::new();
+    let store = d.join("s");
+    let seed = u64::from_str_radix(&token(), 16).unwrap();
+    eprintln!("kill points seeded with {seed:#x}");
+    let mut rng = seed;
+    let mut next = move || {
+        // SplitMix64: the kill points of a failure can be replayed from the seed.
+        rng = rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    // Activity on the host while the runs come and go: processes, file writes, reads.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let target = format!("/tmp/ritma-kill-test-{}", token());
+    let workload = {
+        let (stop, target) = (stop.clone(), target.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let script = format!("echo x > {target}; cat {target} > /dev/null");
+                let _ = Command::new("/bin/sh").args(["-c", &script]).status();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let mut seen_sigs = std::collections::BTreeMap::new();
+    const KILLED: usize = 5;
+    for round in 0..=KILLED {
+        let mut child = spawn_run(
+            &d,
+            "run-kill",
+            if round == KILLED {
+                &["--duration", "2"]
+            } else {
+                &[]
+            },
+        );
+        wait_until_started(&mut child, || wal_files(&store).len() > round);
+        if round == KILLED {
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "the last run failed: {stderr}");
+            assert!(
+                stderr.contains(&format!(
+                    "sealing its {round} earlier WAL file(s) again first"
+                )),
+                "{stderr}"
+            );
+            break;
+        }
+        // From at once (while the earlier WAL is sealed again) to well into capture.
+        std::thread::sleep(Duration::from_millis(next() % 2500));
+        // One run in the middle stops cleanly (its tail hour indexed): it is continued too.
+        let signal = if round == 2 {
+            libc::SIGINT
+        } else {
+            libc::SIGKILL
+        };
+        // SAFETY: a signal to our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let out = child.wait_with_output().unwrap();
+        if round == 2 {
+            assert!(
+                out.status.success(),
+                "SIGINT: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // A checkpoint once on disk is never signed again with another root.
+        for (path, bytes) in signatures(&store) {
+            if let Some(old) = seen_sigs.insert(path.clone(), bytes.clone()) {
+                assert!(
+                    old == bytes,
+                    "{} was signed again differently",
+                    path.display()
+                );
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    workload.join().unwrap();
+    let _ = std::fs::remove_file(&target);
+    for (path, bytes) in &seen_sigs {
+        assert!(
+            std::fs::read(store.join(path)).ok().as_ref() == Some(bytes),
+            "{} changed or went after a restart",
+            path.display()
+        );
+    }
+
+    let report = verify(&d);
+    assert!(report.starts_with("OK run-kill: "), "{report}");
+    // Each run after one whose node had a window says capture stopped and started again.
+    let wal = wal_files(&store);
+    assert_eq!(wal.len(), KILLED + 1, "one WAL file per run: {wal:?}");
+    let (mut expected, mut timed_before, mut starts) = (0, false, Vec::new());
+    for f in &wal {
+        let (run, timed) = wal_run(f);
+        if let Some(meta) = run {
+            expected += timed_before as usize;
+            starts.push(meta.started_wall_ns);
+        }
+        timed_before |= timed;
+    }
+    let mut health = Vec::new();
+    for (_, leaves) in window_leaves(&store) {
+        for l in &leaves {
+            if let Ok(AnyRecord::Health(h)) = AnyRecord::decode(l) {
+                health.push(h);
+            }
+        }
+    }
+    let started: Vec<_> = health
+        .iter()
+        .filter(|h| h.kind == HealthKind::CaptureStarted)
+        .collect();
+    let stopped = health
+        .iter()
+        .filter(|h| h.kind == HealthKind::CaptureStopped)
+        .count();
+    assert_eq!((started.len(), stopped), (expected, expected), "{health:?}");
+    assert!(expected >= 1, "no run had a window before the last");
+    for h in started {
+        assert!(starts.contains(&h.t_wall_ns), "{h:?} is no run's start");
+    }
+
+    // The WAL, all its runs, replays to the same store, for one worker and for two.
+    let key = store.join("_meta/keys/signing.key");
+    let live = sealed_files(&store);
+    for workers in ["1", "2"] {
+        let out = format!("r{workers}");
+        let mut args: Vec<String> = vec!["replay".into()];
+        args.extend(wal.iter().map(|p| p.to_str().unwrap().to_owned()));
+        args.extend(
+            [
+                "--out",
+                &out,
+                "--workers",
+                workers,
+                "--key",
+                key.to_str().unwrap(),
+            ]
+            .map(String::from),
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        d.ritma(&args).output().success();
+        let replayed = sealed_files(&d.join(&out));
+        assert_eq!(
+            live.keys().collect::<Vec<_>>(),
+            replayed.keys().collect::<Vec<_>>(),
+            "the same files ({workers} workers)"
+        );
+        for (path, bytes) in &live {
+            assert!(
+                replayed[path] == *bytes,
+                "{} differs after replay with {workers} workers",
+                path.display()
+            );
+        }
+    }
 }

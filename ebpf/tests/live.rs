@@ -594,7 +594,7 @@ fn check_triggers(events: &[RawEvent], w: &Workload) {
         wall_minus_mono_ns: 0,
     };
     let cones = builtin_cones();
-    let mut actors = ActorTable::new(ctx.clone(), ActorTableConfig::default());
+    let mut actors = ActorTable::new(ActorTableConfig::default());
     let mut detectors = TriggerDetectors::new(&cones);
     let mut matcher = ConeMatcher::new(cones, 10_000, ctx.window_len_ns);
     let mut fired: Vec<(String, u32)> = Vec::new();

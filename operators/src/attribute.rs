@@ -9,7 +9,7 @@
 //! least recently active. An actor seen again after eviction loses only what it
 //! cannot re-derive (its executable until its next exec), counted as a miss.
 
-use crate::canonicalize::{CanonicalEvent, Detail, RunContext};
+use crate::canonicalize::{CanonicalEvent, Detail};
 use ritma_schemas::records::{ActorRecord, DictEntry, DictKind};
 use ritma_schemas::{Hash32, Id128};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -127,7 +127,6 @@ struct CgroupNames {
 
 /// The actor table of one shard.
 pub struct ActorTable {
-    ctx: RunContext,
     config: ActorTableConfig,
     actors: HashMap<Id128, ActorState>,
     /// (last window, actor) of every actor, for idle and capacity eviction in a fixed order.
@@ -142,9 +141,8 @@ pub struct ActorTable {
 }
 
 impl ActorTable {
-    pub fn new(ctx: RunContext, config: ActorTableConfig) -> Self {
+    pub fn new(config: ActorTableConfig) -> Self {
         ActorTable {
-            ctx,
             config,
             actors: HashMap::new(),
             by_age: BTreeSet::new(),
@@ -215,7 +213,7 @@ impl ActorTable {
             .cgroups
             .get(&t.cgroup_id)
             .map_or((None, None), |c| (c.container, c.service));
-        let parent = (t.parent_start_ns != 0).then(|| self.ctx.actor_id(t.ppid, t.parent_start_ns));
+        let parent = e.parent;
         let mut prev_euid = None;
         let state = match self.actors.get_mut(&actor) {
             Some(s) => {
@@ -359,7 +357,7 @@ impl ActorTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::canonicalize::canonicalize;
+    use crate::canonicalize::{canonicalize, RunContext};
     use ritma_sources::raw::{IdCall, RawBody, RawEvent, Task};
 
     fn ctx() -> RunContext {
@@ -438,7 +436,7 @@ mod tests {
 
     #[test]
     fn records_follow_exec_setuid_and_cgroup() {
-        let mut t = ActorTable::new(ctx(), ActorTableConfig::default());
+        let mut t = ActorTable::new(ActorTableConfig::default());
         let dict = t.add_cgroup(77, b"/system.slice/cron.service");
         assert_eq!(dict.len(), 2);
         t.push(&open(1, 5, 42));
@@ -484,7 +482,7 @@ mod tests {
 
     #[test]
     fn a_present_process_is_attributed_fully_from_its_snapshot() {
-        let mut t = ActorTable::new(ctx(), ActorTableConfig::default());
+        let mut t = ActorTable::new(ActorTableConfig::default());
         t.add_cgroup(77, b"/system.slice/ssh.service");
         // Without the snapshot, a process running since before capture has no executable.
         t.push(&open(1, 5, 50));
@@ -544,13 +542,10 @@ mod tests {
 
     #[test]
     fn exit_and_idleness_evict_and_reappearance_is_a_miss() {
-        let mut t = ActorTable::new(
-            ctx(),
-            ActorTableConfig {
-                capacity: 100,
-                idle_windows: 10,
-            },
-        );
+        let mut t = ActorTable::new(ActorTableConfig {
+            capacity: 100,
+            idle_windows: 10,
+        });
         t.push(&open(1, 0, 1));
         t.push(&open(2, 0, 2));
         t.push(&ev(3, 0, 2, RawBody::Exit { code: 0 }));
@@ -565,13 +560,10 @@ mod tests {
 
     #[test]
     fn capacity_evicts_the_least_recently_active_in_a_fixed_order() {
-        let mut t = ActorTable::new(
-            ctx(),
-            ActorTableConfig {
-                capacity: 3,
-                idle_windows: 1000,
-            },
-        );
+        let mut t = ActorTable::new(ActorTableConfig {
+            capacity: 3,
+            idle_windows: 1000,
+        });
         for (i, pid) in [5u32, 6, 7, 8, 9].iter().enumerate() {
             t.push(&open(i as u64, i as u64, *pid));
             t.close(i as u64);

@@ -60,6 +60,9 @@ pub struct CanonicalEvent {
     pub thick: Option<EncodedArgv>,
     /// The task, for attribution.
     pub task: Task,
+    /// The parent's actor id, when the task names its parent's start time (made here,
+    /// where the run's boot is known, so attribution needs no run context).
+    pub parent: Option<Id128>,
     /// What only some event types carry.
     pub detail: Detail,
 }
@@ -357,6 +360,7 @@ pub fn canonicalize(ctx: &RunContext, window: u64, raw: RawEvent) -> CanonicalEv
         }
     };
     let actor = ctx.actor_id(task.pid, task.start_ns);
+    let parent = (task.parent_start_ns != 0).then(|| ctx.actor_id(task.ppid, task.parent_start_ns));
     CanonicalEvent {
         window,
         atom: EventAtom {
@@ -372,6 +376,7 @@ pub fn canonicalize(ctx: &RunContext, window: u64, raw: RawEvent) -> CanonicalEv
         dict: dict_out,
         thick,
         task,
+        parent,
         detail,
     }
 }

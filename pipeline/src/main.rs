@@ -51,7 +51,9 @@ enum Command {
     },
     /// Capture live events with the eBPF sensor and seal them into a store as windows close (needs root).
     Run {
-        /// The store (RITMA_OUT) to create; its signing key is made if absent.
+        /// The store (RITMA_OUT) to create, or one an earlier `ritma run` of this node wrote
+        /// (stopped or killed) to continue: its WAL is sealed again first, then capture
+        /// goes on in the same node log. Its signing key is made if absent.
         #[arg(long, env = "RITMA_OUT", default_value = "RITMA_OUT")]
         out: PathBuf,
         /// Stop after this many seconds (default: at SIGINT or SIGTERM).

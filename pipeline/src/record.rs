@@ -110,7 +110,7 @@ pub fn record(cfg: RecordConfig) -> Result<RecordSummary> {
             cfg.out.display()
         );
     }
-    let live = start_capture(&cfg.node, "ritma record v1", &cfg.exes)?;
+    let live = start_capture(&cfg.node, "ritma record v1", &cfg.exes, 0)?;
     let mut writer = TraceWriter::create(&cfg.out)?;
     let run = writer.add_run(&live.meta)?;
     let mut rec = Recorder::new(writer, run, None, None, cfg.exes);
@@ -147,9 +147,14 @@ pub struct LiveStart {
 }
 
 /// Installs the stop handlers, starts the sensor and describes the run: node, this
-/// boot, 1 s windows, the wall − monotonic offset read now, first seq 0. `tool` names
-/// the command in the run's config digest.
-pub fn start_capture(node: &str, tool: &str, exes: &ExePolicy) -> Result<LiveStart> {
+/// boot, 1 s windows, the wall − monotonic offset read now, `first_seq` (0, or where a
+/// continued store's WAL left off). `tool` names the command in the run's config digest.
+pub fn start_capture(
+    node: &str,
+    tool: &str,
+    exes: &ExePolicy,
+    first_seq: u64,
+) -> Result<LiveStart> {
     let boot_id = read_boot_id()?;
     install_stop_handlers()?;
     let sensor_cfg = SensorConfig {
@@ -179,7 +184,7 @@ pub fn start_capture(node: &str, tool: &str, exes: &ExePolicy) -> Result<LiveSta
         ),
         window_len_ns: WINDOW_LEN_NS,
         wall_minus_mono_ns,
-        first_seq: 0,
+        first_seq,
         started_wall_ns,
     };
     Ok(LiveStart {
@@ -332,10 +337,11 @@ impl Recorder {
         clock: Option<ClockFrames>,
         exes: ExePolicy,
     ) -> Self {
+        let next_seq = writer.next_seq(run).unwrap_or(0);
         Recorder {
             writer,
             run,
-            next_seq: 0,
+            next_seq,
             cgroups: CgroupNames::default(),
             exes: ExeCatalog::new(exes),
             decode_errors: 0,
@@ -867,7 +873,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let trace = d.path().join("t.rtrace");
         let node = "health-test";
-        let live = start_capture(node, "ritma record v1", &ExePolicy::default()).unwrap();
+        let live = start_capture(node, "ritma record v1", &ExePolicy::default(), 0).unwrap();
         let mut writer = TraceWriter::create(&trace).unwrap();
         let run = writer.add_run(&live.meta).unwrap();
         let mut rec = Recorder::new(writer, run, None, None, ExePolicy::default());

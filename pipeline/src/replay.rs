@@ -24,8 +24,8 @@ use ritma_schemas::catalog::HourState;
 use ritma_schemas::merkle::TreeHash;
 use ritma_schemas::note::NoteSigner;
 use ritma_schemas::records::{
-    ActorRecord, CaptureMode, ConeInstance, DictEntry, Edge, EdgeKind, EventAtom, HealthRecord,
-    LossReason, RunMeta, StoreMeta,
+    ActorRecord, CaptureMode, ConeInstance, DictEntry, Edge, EdgeKind, EventAtom, HealthKind,
+    HealthRecord, LossReason, RunMeta, StoreMeta,
 };
 use ritma_schemas::Id128;
 use ritma_sinks::cas::Cas;
@@ -138,6 +138,8 @@ impl SealClock {
 enum SourceMsg {
     Event {
         node: u32,
+        /// The run context (boot, clock offset) the raw event is read in.
+        ctx: u32,
         window: u64,
         raw: RawEvent,
     },
@@ -314,8 +316,8 @@ enum AttrOut {
 }
 
 /// An event's wall-clock time, as cone bounds measure it.
-fn event_wall(ctx: &RunContext, e: &CanonicalEvent) -> u64 {
-    (e.window as i128 * ctx.window_len_ns as i128 + e.atom.t_ns as i128).max(0) as u64
+fn event_wall(window_len_ns: u64, e: &CanonicalEvent) -> u64 {
+    (e.window as i128 * window_len_ns as i128 + e.atom.t_ns as i128).max(0) as u64
 }
 
 /// One shard's share of one node's window.
@@ -445,33 +447,48 @@ impl Windowing {
     }
 }
 
-/// Node names, contexts and stores of the traces' runs, in first-seen order.
+/// The nodes of the input, in first-seen order (each one store), and the contexts of
+/// their runs: a node that runs again (a restart, a reboot) continues its node log.
+#[derive(Default)]
 struct Nodes {
     names: Vec<String>,
+    /// Each node's first run.
     metas: Vec<RunMeta>,
+    /// Every distinct run context (boot, clock offset) with its node, in first-seen order.
+    runs: Vec<(u32, RunContext)>,
+}
+
+impl Nodes {
+    fn add(&mut self, meta: RunMeta) {
+        let node = match self.names.iter().position(|n| *n == meta.node) {
+            Some(i) => i as u32,
+            None => {
+                self.names.push(meta.node.clone());
+                self.metas.push(meta.clone());
+                self.names.len() as u32 - 1
+            }
+        };
+        if run_slot(&self.runs, &meta).is_none() {
+            self.runs.push((node, RunContext::from_meta(&meta)));
+        }
+    }
+}
+
+/// The slot of a run's context among `runs` (its node, boot and clock offset).
+fn run_slot(runs: &[(u32, RunContext)], meta: &RunMeta) -> Option<u32> {
+    runs.iter()
+        .position(|(_, c)| {
+            (c.node.as_str(), c.boot_id, c.wall_minus_mono_ns)
+                == (meta.node.as_str(), meta.boot_id, meta.wall_minus_mono_ns)
+        })
+        .map(|i| i as u32)
 }
 
 fn scan_nodes(traces: &[PathBuf]) -> Result<Nodes> {
-    let mut nodes = Nodes {
-        names: Vec::new(),
-        metas: Vec::new(),
-    };
+    let mut nodes = Nodes::default();
     for t in traces {
         for meta in scan_runs(t)? {
-            match nodes.names.iter().position(|n| *n == meta.node) {
-                Some(i) => {
-                    let first = &nodes.metas[i];
-                    if (first.boot_id, first.window_len_ns, first.wall_minus_mono_ns)
-                        != (meta.boot_id, meta.window_len_ns, meta.wall_minus_mono_ns)
-                    {
-                        bail!("{}: node {} appears again with another boot, window length or clock offset", t.display(), meta.node);
-                    }
-                }
-                None => {
-                    nodes.names.push(meta.node.clone());
-                    nodes.metas.push(meta);
-                }
-            }
+            nodes.add(meta);
         }
     }
     if nodes.names.is_empty() {
@@ -484,11 +501,18 @@ fn scan_nodes(traces: &[PathBuf]) -> Result<Nodes> {
                 .join(", ")
         );
     }
-    let len = nodes.metas[0].window_len_ns;
-    if let Some(m) = nodes.metas.iter().find(|m| m.window_len_ns != len) {
-        bail!("node {} uses windows of {} ns, node {} of {len} ns: one replay needs one window length", m.node, m.window_len_ns, nodes.names[0]);
-    }
+    nodes.check_window_len()?;
     Ok(nodes)
+}
+
+impl Nodes {
+    fn check_window_len(&self) -> Result<()> {
+        let len = self.metas[0].window_len_ns;
+        if let Some((_, c)) = self.runs.iter().find(|(_, c)| c.window_len_ns != len) {
+            bail!("a run of node {} uses windows of {} ns, node {} of {len} ns: one store needs one window length", c.node, c.window_len_ns, self.names[0]);
+        }
+        Ok(())
+    }
 }
 
 /// Where node `name`'s tree lives: the store itself for one node, `nodes/<name>` for several.
@@ -534,26 +558,45 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
     start(&cfg, nodes, ItemSource::Traces(cfg.traces.clone()), lock)?.finish()
 }
 
-/// Starts the dataflow of a live run on one node (`meta`): worker 0 feeds what the
-/// capture loop sends on `items` until it hangs up. `cfg.traces` is not read; the
-/// caller holds the store's lock.
+/// Starts the dataflow of a live run on one node (`meta`): worker 0 feeds the earlier
+/// runs' WAL (`cfg.traces`, sealed again: the store already holds what they sealed),
+/// then what the capture loop sends on `items` until it hangs up. The caller holds
+/// the store's lock.
 pub fn start_live(
     cfg: &ReplayConfig,
     meta: RunMeta,
     items: Receiver<TraceItem>,
     lock: StoreLock,
 ) -> Result<Sealing> {
-    let nodes = Nodes {
-        names: vec![meta.node.clone()],
-        metas: vec![meta],
+    let mut nodes = if cfg.traces.is_empty() {
+        Nodes::default()
+    } else {
+        scan_nodes(&cfg.traces)?
     };
-    start(cfg, nodes, ItemSource::Live(Mutex::new(Some(items))), lock)
+    if let Some(other) = nodes.names.iter().find(|n| **n != meta.node) {
+        bail!(
+            "{}: the WAL holds node {other}, this run is node {}",
+            cfg.out.display(),
+            meta.node
+        );
+    }
+    nodes.add(meta);
+    nodes.check_window_len()?;
+    let source = ItemSource::Live {
+        wal: cfg.traces.clone(),
+        items: Mutex::new(Some(items)),
+    };
+    start(cfg, nodes, source, lock)
 }
 
 /// Where worker 0 reads the items it feeds.
 enum ItemSource {
     Traces(Vec<PathBuf>),
-    Live(Mutex<Option<Receiver<TraceItem>>>),
+    /// Earlier runs' WAL files, then the live run's items.
+    Live {
+        wal: Vec<PathBuf>,
+        items: Mutex<Option<Receiver<TraceItem>>>,
+    },
 }
 
 /// A running dataflow: `finish` waits for it to seal everything it was fed.
@@ -620,7 +663,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
         // would come back, so such a store is not continued.
         if ritma_sinks::retention::has_deletions(&root)? {
             bail!(
-                "{}: retention deleted hours of this store, so it cannot be resumed from its trace (the trace starts before them); replay into a new store",
+                "{}: retention deleted hours of this store, so it cannot be sealed again from its trace (the trace starts before them): replay, or `ritma run`, into a new store",
                 root.display()
             );
         }
@@ -648,8 +691,9 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
         }
         stores.push(store);
     }
-    let ctxs: Arc<Vec<RunContext>> =
-        Arc::new(nodes.metas.iter().map(RunContext::from_meta).collect());
+    // Every run's context, for canonicalize (its boot and clock offset).
+    let ctxs: Arc<Vec<RunContext>> = Arc::new(nodes.runs.iter().map(|(_, c)| c.clone()).collect());
+    let window_len_ns = nodes.metas[0].window_len_ns;
     let shared = Arc::new(Mutex::new((
         signers,
         stores
@@ -673,6 +717,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
         .map(|name| node_root(&cfg.out, name, multi))
         .collect();
 
+    let runs = nodes.runs.clone();
     let (e2, wc2, names2, clock2) = (
         errors.clone(),
         window_counts.clone(),
@@ -688,7 +733,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
         let errors_feed = errors.clone();
         let (stats_cone, stats_attr) = (stats2.clone(), stats2.clone());
         let ctxs_canon = ctxs.clone();
-        let ctxs_merkle = ctxs.clone();
+        let names_merkle = names2.clone();
         worker.dataflow::<u64, _, _>(|scope| {
             let cone_defs: Vec<ConeDef> = builtin_cones();
             let mut routed = input
@@ -697,13 +742,13 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                 .exchange(route_source)
                 .flat_map(move |m| {
                     let (first, cone) = match m {
-                        SourceMsg::Event { node, window, raw } => {
-                            let ctx = &ctxs_canon[node as usize];
+                        SourceMsg::Event { node, ctx, window, raw } => {
+                            let ctx = &ctxs_canon[ctx as usize];
                             let event = canonicalize(ctx, window, raw);
                             let cone = if ConeMatcher::could_match(&cone_defs, &event) {
                                 ConeMsg::Event { node, event: event.clone() }
                             } else {
-                                ConeMsg::Tick { node, window, seq: event.atom.seq, wall_ns: event_wall(ctx, &event) }
+                                ConeMsg::Tick { node, window, seq: event.atom.seq, wall_ns: event_wall(ctx.window_len_ns, &event) }
                             };
                             (Routed::Attr(CanonMsg::Event { node, event }), Some(Routed::Cone(cone)))
                         }
@@ -724,8 +769,6 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
             // Every attribute shard needs every cgroup path and executable hash.
             let names = names.flat_map(|r| match r { Routed::Names(m) => Some(m), _ => None }).broadcast();
 
-            let ctxs_attr = ctxs.clone();
-            let ctxs_cone = ctxs.clone();
             let cone_parts = cone_input.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<WindowPart>>, _, _, _>(
                 ExchangePact::new(|m: &ConeMsg| mix(m.node() as u64)),
                 "cone-match",
@@ -746,8 +789,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                             let mut by_node: BTreeMap<u32, WindowPart> = BTreeMap::new();
                             for m in &msgs {
                                 let node = m.node();
-                                let ctx = &ctxs_cone[node as usize];
-                                let matcher = matchers.entry(node).or_insert_with(|| ConeMatcher::new(cones.clone(), MAX_PARTIAL_MATCHES, ctx.window_len_ns));
+                                let matcher = matchers.entry(node).or_insert_with(|| ConeMatcher::new(cones.clone(), MAX_PARTIAL_MATCHES, window_len_ns));
                                 let e = match m {
                                     ConeMsg::Tick { wall_ns, .. } => {
                                         matcher.expire(*wall_ns);
@@ -759,7 +801,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                     }
                                     ConeMsg::Event { event, .. } => event,
                                 };
-                                for m in matcher.push(e, event_wall(ctx, e)) {
+                                for m in matcher.push(e, event_wall(window_len_ns, e)) {
                                     let part = by_node.entry(node).or_insert_with(|| WindowPart::at(node, w));
                                     part.cones.push(m.instance);
                                     part.seeds.push(e.atom.actor);
@@ -790,7 +832,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                     let mut stash: Stash<CanonMsg> = Stash::new();
                     let mut tables: HashMap<u32, (ActorTable, EdgeTable, TriggerDetectors)> = HashMap::new();
                     let detector_cones = builtin_cones();
-                    let new_tables = move |node: u32| (ActorTable::new(ctxs_attr[node as usize].clone(), ActorTableConfig::default()), EdgeTable::new(), TriggerDetectors::new(&detector_cones));
+                    let new_tables = move || (ActorTable::new(ActorTableConfig::default()), EdgeTable::new(), TriggerDetectors::new(&detector_cones));
                     move |(input, frontier), (names_input, names_frontier), output| {
                         input.for_each(|cap, data| {
                             for m in data.drain(..) {
@@ -812,7 +854,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                 match m {
                                     CanonMsg::Event { node, mut event } => {
                                         let part = by_node.entry(node).or_insert_with(|| WindowPart::at(node, w));
-                                        let (actors, edges, detectors) = tables.entry(node).or_insert_with(|| new_tables(node));
+                                        let (actors, edges, detectors) = tables.entry(node).or_insert_with(&new_tables);
                                         let attributed = actors.push(&event);
                                         // Full capture: the exec names the bytes the store keeps.
                                         if let Some(x) = attributed.exe.filter(|x| x.kept) {
@@ -842,7 +884,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                         part.health.push(record);
                                     }
                                     CanonMsg::Names { node, names, .. } => {
-                                        let (actors, _, _) = tables.entry(node).or_insert_with(|| new_tables(node));
+                                        let (actors, _, _) = tables.entry(node).or_insert_with(&new_tables);
                                         match names {
                                             NodeNames::Cgroups(entries) => {
                                                 for (id, path) in entries {
@@ -967,10 +1009,10 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                         let mut s = shared.lock().expect("shared");
                                         let signer = s.0[node as usize].clone();
                                         let (store, resume_at) = s.1[node as usize].take().expect("one owner per node store");
-                                        let ctx = &ctxs_merkle[node as usize];
+                                        let name = &names_merkle[node as usize];
                                         NodeSink {
-                                            log: NodeLog::new(&ctx.node, ctx.window_len_ns, CONE_LIB_VERSION, signer),
-                                            hours: HourSealer::new(&ctx.node, ctx.window_len_ns),
+                                            log: NodeLog::new(name, window_len_ns, CONE_LIB_VERSION, signer),
+                                            hours: HourSealer::new(name, window_len_ns),
                                             store,
                                             resume_at,
                                             index: None,
@@ -1027,13 +1069,13 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
             worker.step_while(|| !probe.done());
             return Ok::<FeedCounts, String>(FeedCounts::default());
         }
-        let feeder = Feeder::new(&names2, &ctxs, slack_ns, roots.clone());
+        let feeder = Feeder::new(&names2, &runs, slack_ns, roots.clone());
         let failed = || !errors_feed.lock().expect("errors").is_empty();
         let result = match &*source {
             ItemSource::Traces(traces) => feed_traces(traces, feeder, &mut input, worker, &probe, &clock_feed, failed),
-            ItemSource::Live(items) => {
+            ItemSource::Live { wal, items } => {
                 let items = items.lock().expect("items").take().expect("one feeding worker");
-                feed_live(items, feeder, &mut input, worker, &probe, &clock_feed, failed)
+                feed_live(wal, items, feeder, &mut input, worker, &probe, &clock_feed, failed)
             }
         };
         clock_feed.lock().expect("clock").ended = Some(Instant::now());
@@ -1229,21 +1271,40 @@ struct Feeder {
     pending_loss: Vec<Vec<(LossReason, u64)>>,
     /// Health frames wait likewise, with their loss.
     pending_health: Vec<Vec<HealthRecord>>,
-    /// Node of each run of the current trace file.
-    runs: Vec<u32>,
+    /// Node and context slot of each run of the current trace file.
+    runs: Vec<(u32, u32)>,
+    /// Every run context with its node (`Nodes::runs`).
+    contexts: Vec<(u32, RunContext)>,
+    /// The sensor of each node's current run, once it has one.
+    sensors: Vec<Option<String>>,
     counts: FeedCounts,
     /// The input's time: the oldest window still open on any node.
     epoch: u64,
 }
 
 impl Feeder {
-    fn new(names: &[String], ctxs: &[RunContext], slack_ns: u64, roots: Vec<PathBuf>) -> Self {
+    fn new(
+        names: &[String],
+        contexts: &[(u32, RunContext)],
+        slack_ns: u64,
+        roots: Vec<PathBuf>,
+    ) -> Self {
+        let ctxs: Vec<&RunContext> = (0..names.len() as u32)
+            .map(|n| {
+                &contexts
+                    .iter()
+                    .find(|(node, _)| *node == n)
+                    .expect("every node has a run")
+                    .1
+            })
+            .collect();
         Feeder {
             names: names.to_vec(),
+            // Windows are the node's: a later run continues them in its own context.
             windowing: ctxs
                 .iter()
                 .map(|c| Windowing {
-                    ctx: c.clone(),
+                    ctx: (*c).clone(),
                     slack_ns,
                     oldest_open: None,
                     max_wall: 0,
@@ -1258,6 +1319,8 @@ impl Feeder {
             pending_loss: vec![Vec::new(); ctxs.len()],
             pending_health: vec![Vec::new(); ctxs.len()],
             runs: Vec::new(),
+            contexts: contexts.to_vec(),
+            sensors: vec![None; ctxs.len()],
             counts: FeedCounts::default(),
             epoch: 0,
         }
@@ -1292,21 +1355,24 @@ impl Feeder {
     ) -> Result<(), String> {
         match item {
             TraceItem::Run { meta, .. } => {
-                let node = self
-                    .names
-                    .iter()
-                    .position(|n| *n == meta.node)
-                    .expect("scanned") as u32;
+                let slot = run_slot(&self.contexts, &meta).expect("scanned");
+                let node = self.contexts[slot as usize].0;
+                let n = node as usize;
+                if let Some(sensor) = self.sensors[n].replace(meta.sensor_version.clone()) {
+                    self.next_run(n, &sensor, &meta, input)?;
+                    self.advance(input, clock);
+                }
+                self.windowing[n].ctx = self.contexts[slot as usize].1.clone();
                 // A corrupt first batch shows as a gap from the run's first seq.
-                self.next_seq[node as usize].get_or_insert(meta.first_seq);
-                self.runs.push(node);
+                self.next_seq[n].get_or_insert(meta.first_seq);
+                self.runs.push((node, slot));
             }
             TraceItem::Cgroups {
                 run,
                 first_seq,
                 entries,
             } => {
-                let node = self.runs[run as usize];
+                let node = self.runs[run as usize].0;
                 self.names(node, first_seq, NodeNames::Cgroups(entries), input);
             }
             TraceItem::Exes {
@@ -1314,7 +1380,7 @@ impl Feeder {
                 first_seq,
                 entries,
             } => {
-                let node = self.runs[run as usize];
+                let node = self.runs[run as usize].0;
                 let kept = &self.kept[node as usize];
                 let facts = entries
                     .into_iter()
@@ -1336,7 +1402,7 @@ impl Feeder {
                 offset,
                 data,
             } => {
-                let n = self.runs[run as usize] as usize;
+                let n = self.runs[run as usize].0 as usize;
                 let (blob, fault) = self.blobs[n].push(hash, size, offset, &data);
                 if let Some(f) = fault {
                     self.warnings.push(format!(
@@ -1359,11 +1425,11 @@ impl Feeder {
             TraceItem::Loss {
                 run, reason, count, ..
             } => {
-                let node = self.runs[run as usize];
+                let node = self.runs[run as usize].0;
                 self.pending_loss[node as usize].push((reason, count));
             }
             TraceItem::Health(h) => {
-                let n = self.runs[h.run as usize] as usize;
+                let n = self.runs[h.run as usize].0 as usize;
                 self.pending_health[n].push(HealthRecord {
                     // Node and window: the sealer's, set where it is sealed.
                     node: String::new(),
@@ -1375,7 +1441,7 @@ impl Feeder {
                 });
             }
             TraceItem::Clock { run, mono_ns, .. } => {
-                let node = self.runs[run as usize];
+                let node = self.runs[run as usize].0;
                 let closed = self.windowing[node as usize].clock(mono_ns, self.epoch);
                 for window in closed {
                     input.send(SourceMsg::Close { node, window });
@@ -1383,14 +1449,15 @@ impl Feeder {
                 self.advance(input, clock);
             }
             TraceItem::Batch { run, events: batch } => {
-                self.batch(self.runs[run as usize], batch, input);
+                let (node, ctx) = self.runs[run as usize];
+                self.batch(node, ctx, batch, input);
                 self.advance(input, clock);
             }
         }
         Ok(())
     }
 
-    fn batch(&mut self, node: u32, batch: Vec<RawEvent>, input: &mut SourceInput) {
+    fn batch(&mut self, node: u32, ctx: u32, batch: Vec<RawEvent>, input: &mut SourceInput) {
         let n = node as usize;
         let floor = self.epoch;
         let gap = match (self.next_seq[n], batch.first()) {
@@ -1439,7 +1506,12 @@ impl Feeder {
                 }
             }
             self.counts.events += 1;
-            input.send(SourceMsg::Event { node, window, raw });
+            input.send(SourceMsg::Event {
+                node,
+                ctx,
+                window,
+                raw,
+            });
         }
     }
 
@@ -1458,63 +1530,108 @@ impl Feeder {
         }
     }
 
-    /// The end of the input: every window up to the one holding a node's last time (an
-    /// event's or a clock frame's) is sealed, empty or not; loss after a node's last
-    /// event goes to its oldest open window.
-    fn finish(mut self, input: &mut SourceInput, warn: impl Fn(&str)) -> FeedCounts {
-        for (n, w) in self.windowing.iter().enumerate() {
-            let Some(open) = w.oldest_open else { continue };
-            let last = w.max_wall / w.ctx.window_len_ns;
-            for window in open.max(self.epoch)..=last {
-                input.send(SourceMsg::Close {
-                    node: n as u32,
-                    window,
-                });
-            }
+    /// A later run of node `n` starts (`meta`; `sensor` ran the earlier one): the earlier
+    /// run ends as at the end of the input, and the next window records that capture
+    /// stopped and started again (the windows between hold nothing because it was down).
+    fn next_run(
+        &mut self,
+        n: usize,
+        sensor: &str,
+        meta: &RunMeta,
+        input: &mut SourceInput,
+    ) -> Result<(), String> {
+        if let Some(expected) = self.next_seq[n].filter(|e| meta.first_seq < *e) {
+            return Err(format!(
+                "node {}: a run starting at seq {} follows one that reached seq {expected}: a node's runs must be given in the order they ran",
+                self.names[n], meta.first_seq
+            ));
         }
-        for n in 0..self.pending_loss.len() {
-            let pending = std::mem::take(&mut self.pending_loss[n]);
-            if pending.is_empty() {
+        let stopped_wall = self.windowing[n].max_wall;
+        let Some(next) = self.end_run(n, input) else {
+            return Ok(());
+        };
+        let health = |kind, t_wall_ns, subject: &str, lost| HealthRecord {
+            node: String::new(),
+            t_wall_ns,
+            kind,
+            subject: subject.to_owned(),
+            window: 0,
+            lost,
+        };
+        // Nothing counted what happened while capture was down: its loss is unknown.
+        for record in [
+            health(HealthKind::CaptureStopped, stopped_wall, sensor, None),
+            health(
+                HealthKind::CaptureStarted,
+                meta.started_wall_ns,
+                &meta.sensor_version,
+                Some(0),
+            ),
+        ] {
+            input.send(SourceMsg::Health {
+                node: n as u32,
+                window: next,
+                record,
+            });
+        }
+        Ok(())
+    }
+
+    /// Ends node `n`'s run: every window up to the one holding its last time (an event's
+    /// or a clock frame's) is closed, empty or not, and loss and health after its last
+    /// event go to its oldest open window. Returns the node's next window, `None` if no
+    /// window holds anything of it yet (its loss and health then stay pending).
+    fn end_run(&mut self, n: usize, input: &mut SourceInput) -> Option<u64> {
+        let w = &mut self.windowing[n];
+        let open = w.oldest_open?.max(self.epoch);
+        let last = w.max_wall / w.ctx.window_len_ns;
+        for window in open..=last {
+            input.send(SourceMsg::Close {
+                node: n as u32,
+                window,
+            });
+        }
+        let next = (last + 1).max(open);
+        w.oldest_open = Some(next);
+        for (reason, count) in std::mem::take(&mut self.pending_loss[n]) {
+            self.counts.recorded_lost += count;
+            input.send(SourceMsg::Lost {
+                node: n as u32,
+                window: open,
+                reason,
+                count,
+            });
+        }
+        for record in std::mem::take(&mut self.pending_health[n]) {
+            self.counts.recorded_lost += record.probe_lost();
+            input.send(SourceMsg::Health {
+                node: n as u32,
+                window: open,
+                record,
+            });
+        }
+        Some(next)
+    }
+
+    /// The end of the input: every node's run ends (`end_run`).
+    fn finish(mut self, input: &mut SourceInput, warn: impl Fn(&str)) -> FeedCounts {
+        for n in 0..self.names.len() {
+            if self.end_run(n, input).is_some() {
                 continue;
             }
-            let Some(open) = self.windowing[n].oldest_open else {
-                let total: u64 = pending.iter().map(|(_, c)| c).sum();
+            let lost: u64 = self.pending_loss[n].iter().map(|(_, c)| c).sum();
+            if lost > 0 {
                 warn(&format!(
-                    "node {}: {total} events lost before any event was recorded; no window holds them",
+                    "node {}: {lost} events lost before any event was recorded; no window holds them",
                     self.names[n]
                 ));
-                continue;
-            };
-            for (reason, count) in pending {
-                self.counts.recorded_lost += count;
-                input.send(SourceMsg::Lost {
-                    node: n as u32,
-                    window: open.max(self.epoch),
-                    reason,
-                    count,
-                });
             }
-        }
-        for n in 0..self.pending_health.len() {
-            let pending = std::mem::take(&mut self.pending_health[n]);
-            if pending.is_empty() {
-                continue;
-            }
-            let Some(open) = self.windowing[n].oldest_open else {
+            if !self.pending_health[n].is_empty() {
                 warn(&format!(
                     "node {}: {} sensor health observations before any event was recorded; no window holds them",
                     self.names[n],
-                    pending.len()
+                    self.pending_health[n].len()
                 ));
-                continue;
-            };
-            for record in pending {
-                self.counts.recorded_lost += record.probe_lost();
-                input.send(SourceMsg::Health {
-                    node: n as u32,
-                    window: open.max(self.epoch),
-                    record,
-                });
             }
         }
         self.counts
@@ -1547,6 +1664,36 @@ fn feed_traces(
     failed: impl Fn() -> bool,
 ) -> Result<FeedCounts, String> {
     let mut progress = Progress::new(traces);
+    if !feed_files(
+        traces,
+        &mut feeder,
+        &mut progress,
+        input,
+        worker,
+        probe,
+        clock,
+        &failed,
+    )? {
+        progress.finish();
+        return Ok(feeder.counts);
+    }
+    let counts = feeder.finish(input, |w| progress.warn(w));
+    progress.finish();
+    Ok(counts)
+}
+
+/// Feeds every item of `traces`; false if it stopped because sealing failed.
+#[allow(clippy::too_many_arguments)]
+fn feed_files(
+    traces: &[PathBuf],
+    feeder: &mut Feeder,
+    progress: &mut Progress,
+    input: &mut SourceInput,
+    worker: &mut timely::worker::Worker,
+    probe: &ProbeHandle<u64>,
+    clock: &Mutex<SealClock>,
+    failed: &impl Fn() -> bool,
+) -> Result<bool, String> {
     for path in traces {
         progress.next_file();
         feeder.start_file();
@@ -1585,22 +1732,22 @@ fn feed_traces(
             }
             if advances {
                 progress.update(reader.offset(), feeder.counts.events);
-                catch_up(worker, probe, feeder.epoch, &failed);
+                catch_up(worker, probe, feeder.epoch, failed);
                 if failed() {
-                    progress.finish();
-                    return Ok(feeder.counts);
+                    return Ok(false);
                 }
             }
         }
     }
-    let counts = feeder.finish(input, |w| progress.warn(w));
-    progress.finish();
-    Ok(counts)
+    Ok(true)
 }
 
-/// Worker 0 in a live run: feeds the items the capture loop sends (it wrote them to the
-/// WAL first) until it hangs up, or stops early when sealing failed (`failed`).
+/// Worker 0 in a live run: feeds the earlier runs' WAL files, then the items the capture
+/// loop sends (it wrote them to the WAL first) until it hangs up, or stops early when
+/// sealing failed (`failed`).
+#[allow(clippy::too_many_arguments)]
 fn feed_live(
+    wal: &[PathBuf],
     items: std::sync::mpsc::Receiver<TraceItem>,
     mut feeder: Feeder,
     input: &mut SourceInput,
@@ -1610,6 +1757,20 @@ fn feed_live(
     failed: impl Fn() -> bool,
 ) -> Result<FeedCounts, String> {
     use std::sync::mpsc::TryRecvError;
+    let mut progress = Progress::new(wal);
+    if !feed_files(
+        wal,
+        &mut feeder,
+        &mut progress,
+        input,
+        worker,
+        probe,
+        clock,
+        &failed,
+    )? {
+        return Ok(feeder.counts);
+    }
+    progress.finish();
     feeder.start_file();
     loop {
         if failed() {

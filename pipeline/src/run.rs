@@ -4,6 +4,11 @@
 //! (`wal/<start>.rtrace`, fsynced) and only then hands it to the dataflow, which seals
 //! windows as clock frames close them. Windows are decided by the frames alone, so
 //! `ritma replay` of the WAL gives the same store byte for byte.
+//!
+//! A store that already holds a run (stopped, or killed) is continued: its WAL is sealed
+//! again first, every file it already holds coming out the same, then the new run's
+//! frames follow in a WAL file of their own, so the store is still the replay of
+//! `wal/*` (FORMAT §7.2, several runs of one node).
 
 use crate::exes::ExePolicy;
 use crate::record::{self, ClockFrames, RecordSummary, Recorder};
@@ -43,23 +48,27 @@ pub fn wal_dir(store: &Path) -> PathBuf {
 
 pub fn run(cfg: RunConfig) -> Result<RunSummary> {
     record::check_node(&cfg.node)?;
-    if cfg.out.join("windows").exists() {
+    let lock = StoreLock::acquire(&cfg.out, &StoreLock::lock_dir())?;
+    let earlier = wal_files(&cfg.out)?;
+    if earlier.is_empty() && cfg.out.join("windows").exists() {
         bail!(
-            "{} already holds sealed windows; `ritma run` starts a new store (give another --out): continuing a store's node log is not supported yet",
+            "{} holds sealed windows but no WAL: it was not written by `ritma run` and cannot be continued (give another --out)",
             cfg.out.display()
         );
     }
-    let lock = StoreLock::acquire(&cfg.out, &StoreLock::lock_dir())?;
-    let live = record::start_capture(&cfg.node, "ritma run v1", &cfg.exes)?;
+    let next = wal_next_seq(&earlier, &cfg.node)?;
+    let live = record::start_capture(&cfg.node, "ritma run v1", &cfg.exes, next.seq)?;
     let created_key = ensure_signing_key(&cfg.out, &cfg.node)?;
     let wal = wal_dir(&cfg.out);
     std::fs::create_dir_all(&wal).with_context(|| format!("creating {}", wal.display()))?;
-    let wal = wal.join(format!("{}.rtrace", live.meta.started_wall_ns));
+    // Named by its start, after every earlier file even if the clock went back.
+    let name = live.meta.started_wall_ns.max(next.name);
+    let wal = wal.join(format!("{name:019}.rtrace"));
     let mut writer = TraceWriter::create(&wal)?;
     let run = writer.add_run(&live.meta)?;
 
     let seal_cfg = ReplayConfig {
-        traces: Vec::new(),
+        traces: earlier.clone(),
         out: cfg.out.clone(),
         workers: cfg.workers,
         key: None,
@@ -79,6 +88,13 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
         eprintln!(
             "ritma: created the signing key of node {} (verifier key: {vkey})",
             cfg.node
+        );
+    }
+    if !earlier.is_empty() {
+        eprintln!(
+            "ritma: continuing the store: sealing its {} earlier WAL file(s) again first (what it holds must come out the same), from seq {} on",
+            earlier.len(),
+            next.seq
         );
     }
     eprintln!(
@@ -118,6 +134,99 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
         capture,
         sealed,
     })
+}
+
+/// The store's WAL files, `wal/<start ns>.rtrace`, in the order they were written.
+pub fn wal_files(store: &Path) -> Result<Vec<PathBuf>> {
+    let dir = wal_dir(store);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    let mut files = Vec::new();
+    for e in entries {
+        let e = e.with_context(|| format!("listing {}", dir.display()))?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        // Temporary names (a file being created) start with a dot.
+        if name.starts_with('.') {
+            continue;
+        }
+        let start = name
+            .strip_suffix(".rtrace")
+            .and_then(|s| s.parse::<u64>().ok())
+            .with_context(|| {
+                format!(
+                    "{}: not a WAL file name (<start ns>.rtrace); move it out of the WAL",
+                    e.path().display()
+                )
+            })?;
+        files.push((start, e.path()));
+    }
+    files.sort();
+    Ok(files.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Where a continued store's WAL left off.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct WalEnd {
+    /// The seq the next run starts at: one past the last event the WAL holds whole.
+    pub seq: u64,
+    /// The smallest name a new WAL file may take to sort after the others.
+    pub name: u64,
+}
+
+/// Reads the WAL files `wal` (of node `node` only) to where they end: a torn tail (a
+/// run killed while writing) ends a file, a corrupt frame is skipped, as replay does.
+pub fn wal_next_seq(wal: &[PathBuf], node: &str) -> Result<WalEnd> {
+    use ritma_sources::trace::{TraceError, TraceItem, TraceReader};
+    let mut end = WalEnd::default();
+    for path in wal {
+        let start: u64 = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        end.name = end.name.max(start + 1);
+        let mut reader = TraceReader::open(path)?;
+        loop {
+            match reader.next_item() {
+                Ok(Some(TraceItem::Run { meta, .. })) => {
+                    if meta.node != node {
+                        bail!(
+                            "{}: a run of node {}, but this run is node {node}: a store holds one node",
+                            path.display(),
+                            meta.node
+                        );
+                    }
+                    end.seq = end.seq.max(meta.first_seq);
+                }
+                Ok(Some(TraceItem::Batch { events, .. })) => {
+                    if let Some(e) = events.last() {
+                        end.seq = end.seq.max(e.seq + 1);
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(TraceError::TornTail { .. }) => break,
+                Err(
+                    TraceError::Corrupt { .. }
+                    | TraceError::Event { .. }
+                    | TraceError::Cgroup { .. }
+                    | TraceError::Loss { .. }
+                    | TraceError::Clock { .. }
+                    | TraceError::Exe { .. }
+                    | TraceError::Blob { .. },
+                ) => {
+                    if reader.skip_corrupt()?.is_none() {
+                        break;
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(end)
 }
 
 /// Creates the store's signing key for `node` if it has none; returns its vkey then.

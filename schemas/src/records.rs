@@ -262,6 +262,10 @@ wire_enum!(
         ProbeReattached = 2,
         RingbufDrops = 3,
         ClockResync = 4,
+        /// The node's previous run ended at `t_wall_ns` (its newest time).
+        CaptureStopped = 5,
+        /// A new run of the node started capturing at `t_wall_ns`.
+        CaptureStarted = 6,
     }
 );
 

@@ -2,7 +2,7 @@
 //! (FORMAT.md §8.3–8.4). The writer and `ritma verify` use the same builder, so
 //! what verify rebuilds is by construction what an honest writer wrote.
 
-use crate::store::{io, sync_dir, write_atomic, StoreError, WindowPaths};
+use crate::store::{io, replace_atomic, sync_dir, StoreError, WindowPaths};
 use ritma_schemas::catalog::{CatalogHour, HourContents, HourState};
 use ritma_schemas::index::{
     ConeRefs, EdgePart, EdgeRefs, LeafSpan, TaintEntry, TaintIndex, TimeBucket, TimeIndex,
@@ -373,9 +373,13 @@ impl WindowPaths {
 }
 
 /// Compresses and writes one index or edge file atomically.
+/// Derived files are replaced, not kept: a run continued in an hour its previous run
+/// left open writes that hour's index and last edge part again, with more windows.
 fn write_compressed(path: &Path, encoded: &[u8]) -> Result<(), StoreError> {
     let bytes = zstd::bulk::compress(encoded, INDEX_ZSTD_LEVEL).map_err(io(path))?;
-    write_atomic(path, &bytes)
+    let dir = path.parent().expect("a file in a directory");
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    replace_atomic(path, &bytes)
 }
 
 /// Writes a graph edge part (the directory is synced with the hour's index).

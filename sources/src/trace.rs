@@ -1006,13 +1006,22 @@ impl TraceWriter {
             path: path.to_owned(),
             source,
         };
+        if path.exists() {
+            return Err(io_err(io::Error::from(io::ErrorKind::AlreadyExists)));
+        }
+        // The file reaches its name with its magic on disk: a crash never leaves an
+        // empty trace (which no reader would take) where a WAL file is expected.
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("trace");
+        let tmp = path.with_file_name(format!(".{name}.tmp"));
         let mut file = OpenOptions::new()
             .write(true)
-            .create_new(true)
-            .open(path)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
             .map_err(io_err)?;
         file.write_all(&FILE_MAGIC).map_err(io_err)?;
         file.sync_all().map_err(io_err)?;
+        std::fs::rename(&tmp, path).map_err(io_err)?;
         if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             File::open(dir)
                 .and_then(|d| d.sync_all())
