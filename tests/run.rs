@@ -47,6 +47,40 @@ fn sealed_files(store: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     t
 }
 
+/// `ritma replay WAL… --key` of store `s`'s own key, with 1 and with 2 workers, gives
+/// exactly the store's sealed files.
+fn assert_wal_replays_to_the_store(d: &Dir, wal: &[PathBuf]) {
+    let key = d.join("s/_meta/keys/signing.key");
+    let live = sealed_files(&d.join("s"));
+    for workers in ["1", "2"] {
+        let out = format!("r{workers}");
+        let mut args: Vec<&str> = vec!["replay"];
+        args.extend(wal.iter().map(|p| p.to_str().unwrap()));
+        args.extend([
+            "--out",
+            &out,
+            "--workers",
+            workers,
+            "--key",
+            key.to_str().unwrap(),
+        ]);
+        d.ritma(&args).output().success();
+        let replayed = sealed_files(&d.join(&out));
+        assert_eq!(
+            live.keys().collect::<Vec<_>>(),
+            replayed.keys().collect::<Vec<_>>(),
+            "the same files ({workers} workers)"
+        );
+        for (path, bytes) in &live {
+            assert!(
+                replayed[path] == *bytes,
+                "{} differs after replay with {workers} workers",
+                path.display()
+            );
+        }
+    }
+}
+
 /// Verifies the store against its own vkey; returns verify's report.
 fn verify(d: &Dir) -> String {
     let vkey = std::fs::read_to_string(d.join("s/_meta/keys/signing.vkey")).unwrap();
@@ -263,36 +297,7 @@ fn run_seals_a_live_workload_and_its_wal_replays_byte_identically() {
     assert!(windows >= 4, "{report}");
 
     // The WAL replays to the same store, for one worker and for two.
-    let key = store.join("_meta/keys/signing.key");
-    let live = sealed_files(&store);
-    for workers in ["1", "2"] {
-        let out = format!("r{workers}");
-        d.ritma(&[
-            "replay",
-            wal.to_str().unwrap(),
-            "--out",
-            &out,
-            "--workers",
-            workers,
-            "--key",
-            key.to_str().unwrap(),
-        ])
-        .output()
-        .success();
-        let replayed = sealed_files(&d.join(&out));
-        assert_eq!(
-            live.keys().collect::<Vec<_>>(),
-            replayed.keys().collect::<Vec<_>>(),
-            "the same files ({workers} workers)"
-        );
-        for (path, bytes) in &live {
-            assert!(
-                replayed[path] == *bytes,
-                "{} differs after replay with {workers} workers",
-                path.display()
-            );
-        }
-    }
+    assert_wal_replays_to_the_store(&d, &[wal]);
 }
 
 #[test]
@@ -549,37 +554,5 @@ fn run_killed_at_random_points_and_restarted_is_the_replay_of_its_wal() {
     }
 
     // The WAL, all its runs, replays to the same store, for one worker and for two.
-    let key = store.join("_meta/keys/signing.key");
-    let live = sealed_files(&store);
-    for workers in ["1", "2"] {
-        let out = format!("r{workers}");
-        let mut args: Vec<String> = vec!["replay".into()];
-        args.extend(wal.iter().map(|p| p.to_str().unwrap().to_owned()));
-        args.extend(
-            [
-                "--out",
-                &out,
-                "--workers",
-                workers,
-                "--key",
-                key.to_str().unwrap(),
-            ]
-            .map(String::from),
-        );
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        d.ritma(&args).output().success();
-        let replayed = sealed_files(&d.join(&out));
-        assert_eq!(
-            live.keys().collect::<Vec<_>>(),
-            replayed.keys().collect::<Vec<_>>(),
-            "the same files ({workers} workers)"
-        );
-        for (path, bytes) in &live {
-            assert!(
-                replayed[path] == *bytes,
-                "{} differs after replay with {workers} workers",
-                path.display()
-            );
-        }
-    }
+    assert_wal_replays_to_the_store(&d, &wal);
 }

@@ -1071,13 +1071,12 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
         }
         let feeder = Feeder::new(&names2, &runs, slack_ns, roots.clone());
         let failed = || !errors_feed.lock().expect("errors").is_empty();
-        let result = match &*source {
-            ItemSource::Traces(traces) => feed_traces(traces, feeder, &mut input, worker, &probe, &clock_feed, failed),
-            ItemSource::Live { wal, items } => {
-                let items = items.lock().expect("items").take().expect("one feeding worker");
-                feed_live(wal, items, feeder, &mut input, worker, &probe, &clock_feed, failed)
-            }
+        let (traces, live) = match &*source {
+            ItemSource::Traces(traces) => (traces, None),
+            ItemSource::Live { wal, items } => (wal, items.lock().expect("items").take()),
         };
+        let intake = Intake { input: &mut input, worker, probe: &probe, clock: &clock_feed, failed };
+        let result = feed(traces, live, feeder, intake);
         clock_feed.lock().expect("clock").ended = Some(Instant::now());
         drop(input);
         worker.step_while(|| !probe.done());
@@ -1652,47 +1651,52 @@ fn catch_up(
     }
 }
 
-/// Worker 0 in a replay: reads every trace and feeds the dataflow, until the end or
-/// until sealing failed.
-fn feed_traces(
+/// Worker 0's hold on the dataflow it feeds.
+struct Intake<'a, F: Fn() -> bool> {
+    input: &'a mut SourceInput,
+    worker: &'a mut timely::worker::Worker,
+    probe: &'a ProbeHandle<u64>,
+    clock: &'a Mutex<SealClock>,
+    /// Whether sealing failed (the dataflow then will not catch up).
+    failed: F,
+}
+
+impl<F: Fn() -> bool> Intake<'_, F> {
+    /// Lets the dataflow catch up until it is at most `MAX_LAG_WINDOWS` behind `epoch`.
+    fn catch_up(&mut self, epoch: u64) {
+        catch_up(self.worker, self.probe, epoch, &self.failed);
+    }
+}
+
+/// Worker 0: feeds every item of `traces`, then, in a live run, what the capture loop
+/// sends on `live` (it wrote it to the WAL first) until it hangs up; stops early when
+/// sealing failed.
+fn feed(
     traces: &[PathBuf],
+    live: Option<Receiver<TraceItem>>,
     mut feeder: Feeder,
-    input: &mut SourceInput,
-    worker: &mut timely::worker::Worker,
-    probe: &ProbeHandle<u64>,
-    clock: &Mutex<SealClock>,
-    failed: impl Fn() -> bool,
+    mut intake: Intake<'_, impl Fn() -> bool>,
 ) -> Result<FeedCounts, String> {
     let mut progress = Progress::new(traces);
-    if !feed_files(
-        traces,
-        &mut feeder,
-        &mut progress,
-        input,
-        worker,
-        probe,
-        clock,
-        &failed,
-    )? {
+    if !feed_files(traces, &mut feeder, &mut progress, &mut intake)? {
         progress.finish();
         return Ok(feeder.counts);
     }
-    let counts = feeder.finish(input, |w| progress.warn(w));
+    if let Some(items) = live {
+        progress.finish();
+        feed_items(&items, &mut feeder, &mut intake)?;
+    }
+    let counts = feeder.finish(intake.input, |w| progress.warn(w));
     progress.finish();
     Ok(counts)
 }
 
 /// Feeds every item of `traces`; false if it stopped because sealing failed.
-#[allow(clippy::too_many_arguments)]
 fn feed_files(
     traces: &[PathBuf],
     feeder: &mut Feeder,
     progress: &mut Progress,
-    input: &mut SourceInput,
-    worker: &mut timely::worker::Worker,
-    probe: &ProbeHandle<u64>,
-    clock: &Mutex<SealClock>,
-    failed: &impl Fn() -> bool,
+    intake: &mut Intake<'_, impl Fn() -> bool>,
 ) -> Result<bool, String> {
     for path in traces {
         progress.next_file();
@@ -1726,14 +1730,14 @@ fn feed_files(
                 Err(e) => return Err(e.to_string()),
             };
             let advances = matches!(item, TraceItem::Batch { .. } | TraceItem::Clock { .. });
-            feeder.item(item, input, clock)?;
+            feeder.item(item, intake.input, intake.clock)?;
             for w in feeder.warnings.drain(..) {
                 progress.warn(&w);
             }
             if advances {
                 progress.update(reader.offset(), feeder.counts.events);
-                catch_up(worker, probe, feeder.epoch, failed);
-                if failed() {
+                intake.catch_up(feeder.epoch);
+                if (intake.failed)() {
                     return Ok(false);
                 }
             }
@@ -1742,56 +1746,31 @@ fn feed_files(
     Ok(true)
 }
 
-/// Worker 0 in a live run: feeds the earlier runs' WAL files, then the items the capture
-/// loop sends (it wrote them to the WAL first) until it hangs up, or stops early when
-/// sealing failed (`failed`).
-#[allow(clippy::too_many_arguments)]
-fn feed_live(
-    wal: &[PathBuf],
-    items: std::sync::mpsc::Receiver<TraceItem>,
-    mut feeder: Feeder,
-    input: &mut SourceInput,
-    worker: &mut timely::worker::Worker,
-    probe: &ProbeHandle<u64>,
-    clock: &Mutex<SealClock>,
-    failed: impl Fn() -> bool,
-) -> Result<FeedCounts, String> {
+/// Feeds the live items until the capture loop hangs up, or sealing failed (dropping
+/// the receiver then stops the capture loop, which reports the error).
+fn feed_items(
+    items: &Receiver<TraceItem>,
+    feeder: &mut Feeder,
+    intake: &mut Intake<'_, impl Fn() -> bool>,
+) -> Result<(), String> {
     use std::sync::mpsc::TryRecvError;
-    let mut progress = Progress::new(wal);
-    if !feed_files(
-        wal,
-        &mut feeder,
-        &mut progress,
-        input,
-        worker,
-        probe,
-        clock,
-        &failed,
-    )? {
-        return Ok(feeder.counts);
-    }
-    progress.finish();
     feeder.start_file();
-    loop {
-        if failed() {
-            // Dropping the receiver stops the capture loop, which reports the error.
-            break;
-        }
+    while !(intake.failed)() {
         match items.try_recv() {
             Ok(item) => {
-                feeder.item(item, input, clock)?;
+                feeder.item(item, intake.input, intake.clock)?;
                 for w in feeder.warnings.drain(..) {
                     eprintln!("ritma: {w}");
                 }
-                catch_up(worker, probe, feeder.epoch, &failed);
+                intake.catch_up(feeder.epoch);
             }
             Err(TryRecvError::Empty) => {
-                worker.step_or_park(Some(Duration::from_millis(5)));
+                intake.worker.step_or_park(Some(Duration::from_millis(5)));
             }
             Err(TryRecvError::Disconnected) => break,
         }
     }
-    Ok(feeder.finish(input, |w| eprintln!("ritma: {w}")))
+    Ok(())
 }
 
 /// A progress bar over the traces' bytes, drawn only when stderr is a terminal.
