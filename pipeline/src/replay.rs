@@ -452,8 +452,6 @@ impl Windowing {
 #[derive(Default)]
 struct Nodes {
     names: Vec<String>,
-    /// Each node's first run.
-    metas: Vec<RunMeta>,
     /// Every distinct run context (boot, clock offset) with its node, in first-seen order.
     runs: Vec<(u32, RunContext)>,
 }
@@ -464,7 +462,6 @@ impl Nodes {
             Some(i) => i as u32,
             None => {
                 self.names.push(meta.node.clone());
-                self.metas.push(meta.clone());
                 self.names.len() as u32 - 1
             }
         };
@@ -506,8 +503,13 @@ fn scan_nodes(traces: &[PathBuf]) -> Result<Nodes> {
 }
 
 impl Nodes {
+    /// The window length of every run (`check_window_len`).
+    fn window_len_ns(&self) -> u64 {
+        self.runs[0].1.window_len_ns
+    }
+
     fn check_window_len(&self) -> Result<()> {
-        let len = self.metas[0].window_len_ns;
+        let len = self.window_len_ns();
         if let Some((_, c)) = self.runs.iter().find(|(_, c)| c.window_len_ns != len) {
             bail!("a run of node {} uses windows of {} ns, node {} of {len} ns: one store needs one window length", c.node, c.window_len_ns, self.names[0]);
         }
@@ -655,7 +657,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
         let meta = StoreMeta {
             format_version: FORMAT_VERSION,
             node: name.clone(),
-            window_len_ns: nodes.metas[i].window_len_ns,
+            window_len_ns: nodes.window_len_ns(),
             cone_lib_version: CONE_LIB_VERSION,
         };
         let store = NodeStore::open(&root, meta)?;
@@ -693,7 +695,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
     }
     // Every run's context, for canonicalize (its boot and clock offset).
     let ctxs: Arc<Vec<RunContext>> = Arc::new(nodes.runs.iter().map(|(_, c)| c.clone()).collect());
-    let window_len_ns = nodes.metas[0].window_len_ns;
+    let window_len_ns = nodes.window_len_ns();
     let shared = Arc::new(Mutex::new((
         signers,
         stores
@@ -705,7 +707,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
     let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let source = Arc::new(source);
     let (slack_ns, mode) = (cfg.slack_ns, cfg.mode);
-    let taint_ttl = (cfg.taint_ttl_ns / nodes.metas[0].window_len_ns).max(1);
+    let taint_ttl = (cfg.taint_ttl_ns / window_len_ns).max(1);
     let window_counts: Arc<Mutex<(u64, u64)>> = Arc::new(Mutex::new((0, 0)));
     let clock: Arc<Mutex<SealClock>> = Arc::default();
     let stats: Arc<Mutex<OperatorStats>> = Arc::default();
@@ -748,7 +750,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                             let cone = if ConeMatcher::could_match(&cone_defs, &event) {
                                 ConeMsg::Event { node, event: event.clone() }
                             } else {
-                                ConeMsg::Tick { node, window, seq: event.atom.seq, wall_ns: event_wall(ctx.window_len_ns, &event) }
+                                ConeMsg::Tick { node, window, seq: event.atom.seq, wall_ns: event_wall(window_len_ns, &event) }
                             };
                             (Routed::Attr(CanonMsg::Event { node, event }), Some(Routed::Cone(cone)))
                         }
@@ -1710,15 +1712,7 @@ fn feed_files(
                     progress.warn(&format!("{pos}: the trace ends inside a frame ({missing} bytes missing); replaying up to it"));
                     break;
                 }
-                Err(
-                    e @ (TraceError::Corrupt { .. }
-                    | TraceError::Event { .. }
-                    | TraceError::Cgroup { .. }
-                    | TraceError::Loss { .. }
-                    | TraceError::Clock { .. }
-                    | TraceError::Exe { .. }
-                    | TraceError::Blob { .. }),
-                ) => {
+                Err(e) if e.is_skippable() => {
                     progress.warn(&format!(
                         "{e}; skipping to the next valid frame, the gap is sealed as loss"
                     ));

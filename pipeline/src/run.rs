@@ -49,20 +49,22 @@ pub fn wal_dir(store: &Path) -> PathBuf {
 pub fn run(cfg: RunConfig) -> Result<RunSummary> {
     record::check_node(&cfg.node)?;
     let lock = StoreLock::acquire(&cfg.out, &StoreLock::lock_dir())?;
-    let earlier = wal_files(&cfg.out)?;
+    let (starts, earlier): (Vec<u64>, Vec<PathBuf>) = wal_files(&cfg.out)?.into_iter().unzip();
     if earlier.is_empty() && cfg.out.join("windows").exists() {
         bail!(
             "{} holds sealed windows but no WAL: it was not written by `ritma run` and cannot be continued (give another --out)",
             cfg.out.display()
         );
     }
-    let next = wal_next_seq(&earlier, &cfg.node)?;
-    let live = record::start_capture(&cfg.node, "ritma run v1", &cfg.exes, next.seq)?;
+    let next_seq = wal_next_seq(&earlier, &cfg.node)?;
+    let live = record::start_capture(&cfg.node, "ritma run v1", &cfg.exes, next_seq)?;
     let created_key = ensure_signing_key(&cfg.out, &cfg.node)?;
     let wal = wal_dir(&cfg.out);
     std::fs::create_dir_all(&wal).with_context(|| format!("creating {}", wal.display()))?;
     // Named by its start, after every earlier file even if the clock went back.
-    let name = live.meta.started_wall_ns.max(next.name);
+    let name = starts.last().map_or(live.meta.started_wall_ns, |s| {
+        live.meta.started_wall_ns.max(s + 1)
+    });
     let wal = wal.join(format!("{name:019}.rtrace"));
     let mut writer = TraceWriter::create(&wal)?;
     let run = writer.add_run(&live.meta)?;
@@ -94,7 +96,7 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
         eprintln!(
             "ritma: continuing the store: sealing its {} earlier WAL file(s) again first (what it holds must come out the same), from seq {} on",
             earlier.len(),
-            next.seq
+            next_seq
         );
     }
     eprintln!(
@@ -136,8 +138,9 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
     })
 }
 
-/// The store's WAL files, `wal/<start ns>.rtrace`, in the order they were written.
-pub fn wal_files(store: &Path) -> Result<Vec<PathBuf>> {
+/// The store's WAL files, `wal/<start ns>.rtrace`, with their starts, in the order
+/// they were written.
+pub fn wal_files(store: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let dir = wal_dir(store);
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
@@ -165,30 +168,16 @@ pub fn wal_files(store: &Path) -> Result<Vec<PathBuf>> {
         files.push((start, e.path()));
     }
     files.sort();
-    Ok(files.into_iter().map(|(_, p)| p).collect())
+    Ok(files)
 }
 
-/// Where a continued store's WAL left off.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct WalEnd {
-    /// The seq the next run starts at: one past the last event the WAL holds whole.
-    pub seq: u64,
-    /// The smallest name a new WAL file may take to sort after the others.
-    pub name: u64,
-}
-
-/// Reads the WAL files `wal` (of node `node` only) to where they end: a torn tail (a
-/// run killed while writing) ends a file, a corrupt frame is skipped, as replay does.
-pub fn wal_next_seq(wal: &[PathBuf], node: &str) -> Result<WalEnd> {
+/// The seq a run continuing the WAL files `wal` (of node `node` only) starts at: one
+/// past the last event they hold whole. A torn tail (a run killed while writing) ends
+/// a file, a corrupt frame is skipped, as replay does.
+pub fn wal_next_seq(wal: &[PathBuf], node: &str) -> Result<u64> {
     use ritma_sources::trace::{TraceError, TraceItem, TraceReader};
-    let mut end = WalEnd::default();
+    let mut next = 0;
     for path in wal {
-        let start: u64 = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        end.name = end.name.max(start + 1);
         let mut reader = TraceReader::open(path)?;
         loop {
             match reader.next_item() {
@@ -200,24 +189,16 @@ pub fn wal_next_seq(wal: &[PathBuf], node: &str) -> Result<WalEnd> {
                             meta.node
                         );
                     }
-                    end.seq = end.seq.max(meta.first_seq);
+                    next = next.max(meta.first_seq);
                 }
                 Ok(Some(TraceItem::Batch { events, .. })) => {
                     if let Some(e) = events.last() {
-                        end.seq = end.seq.max(e.seq + 1);
+                        next = next.max(e.seq + 1);
                     }
                 }
                 Ok(Some(_)) => {}
                 Ok(None) | Err(TraceError::TornTail { .. }) => break,
-                Err(
-                    TraceError::Corrupt { .. }
-                    | TraceError::Event { .. }
-                    | TraceError::Cgroup { .. }
-                    | TraceError::Loss { .. }
-                    | TraceError::Clock { .. }
-                    | TraceError::Exe { .. }
-                    | TraceError::Blob { .. },
-                ) => {
+                Err(e) if e.is_skippable() => {
                     if reader.skip_corrupt()?.is_none() {
                         break;
                     }
@@ -226,7 +207,7 @@ pub fn wal_next_seq(wal: &[PathBuf], node: &str) -> Result<WalEnd> {
             }
         }
     }
-    Ok(end)
+    Ok(next)
 }
 
 /// Creates the store's signing key for `node` if it has none; returns its vkey then.

@@ -8,8 +8,8 @@
 
 use crate::cbor::{DecodeError, DecodeErrorKind, Decoder, Encoder};
 use crate::records::{
-    decode_lost, decode_seq_range, encode_lost, encode_seq_range, invalid, node_name, CaptureMode,
-    EventType, LossReason, Record, MAX_CONE_NAME_LEN,
+    decode_lost, decode_seq_range, encode_lost, encode_seq_range, invalid, node_name, wire_enum,
+    CaptureMode, EventType, LossReason, Record, MAX_CONE_NAME_LEN,
 };
 
 /// Largest encoded day file (before compression).
@@ -19,29 +19,19 @@ pub const MAX_CONES_PER_HOUR: usize = 4096;
 /// Hours in a day: a day file has at most this many entries.
 pub const HOURS_PER_DAY: u64 = 24;
 
-/// What state an hour is in, as the catalog records it.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub enum HourState {
-    /// Its last window is not sealed yet: the tail hour a run stopped in.
-    Open = 1,
-    /// Its hour seal is written.
-    Sealed = 2,
-    /// Retention deleted its windows; its seal and deletion record remain.
-    Deleted = 3,
-}
+wire_enum!(
+    /// What state an hour is in, as the catalog records it.
+    HourState {
+        /// Its last window is not sealed yet: the tail hour a run stopped in.
+        Open = 1,
+        /// Its hour seal is written.
+        Sealed = 2,
+        /// Retention deleted its windows; its seal and deletion record remain.
+        Deleted = 3,
+    }
+);
 
 impl HourState {
-    pub fn from_u64(v: u64) -> Option<Self> {
-        match v {
-            1 => Some(HourState::Open),
-            2 => Some(HourState::Sealed),
-            3 => Some(HourState::Deleted),
-            _ => None,
-        }
-    }
-
     /// The state of an hour retention kept: sealed once its hour seal is written, else open.
     pub fn kept(sealed: bool) -> Self {
         match sealed {
@@ -292,7 +282,7 @@ impl Record for DayCatalog {
         for h in &self.hours {
             e.array(8)
                 .uint(h.hour)
-                .uint(h.state as u64)
+                .uint(h.state.as_u64())
                 .uint(h.first_window)
                 .uint(h.last_window)
                 .uint(h.events);
@@ -315,15 +305,7 @@ impl Record for DayCatalog {
         for _ in 0..n {
             d.array_exact("hours", 8)?;
             let hour = decode_hour(d, day, hours.last().map(|h| h.hour))?;
-            let at = d.position();
-            let v = d.uint("hours.state")?;
-            let state = HourState::from_u64(v).ok_or_else(|| {
-                d.error_at(
-                    "hours.state",
-                    at,
-                    DecodeErrorKind::UnknownValue { value: v },
-                )
-            })?;
+            let state = HourState::decode(d, "hours.state")?;
             let first_window = d.uint("hours.first_window")?;
             let last_window = d.uint("hours.last_window")?;
             if last_window < first_window {

@@ -150,6 +150,23 @@ pub enum TraceError {
     Misuse { path: PathBuf, reason: String },
 }
 
+impl TraceError {
+    /// A frame in the middle that does not check or decode: a reader may skip to the
+    /// next valid frame (`TraceReader::skip_corrupt`), the events between being a seq gap.
+    pub fn is_skippable(&self) -> bool {
+        matches!(
+            self,
+            TraceError::Corrupt { .. }
+                | TraceError::Event { .. }
+                | TraceError::Cgroup { .. }
+                | TraceError::Loss { .. }
+                | TraceError::Clock { .. }
+                | TraceError::Exe { .. }
+                | TraceError::Blob { .. }
+        )
+    }
+}
+
 /// One item read from a trace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TraceItem {
