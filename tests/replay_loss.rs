@@ -5,7 +5,7 @@ use crate::util::{task, tree, window_leaves, Dir, OutputExt};
 use ritma_schemas::records::{
     atom_flags, AnyRecord, EventAtom, LossReason, Record, RunMeta, WindowRecord,
 };
-use ritma_sinks::store::{read_block, WindowPaths};
+use ritma_sinks::store::{read_window_leaves, WindowPaths};
 use ritma_sources::raw::{RawBody, RawEvent};
 use ritma_sources::trace::{TraceWriter, FRAME_HEADER_LEN};
 use std::collections::BTreeMap;
@@ -151,15 +151,13 @@ fn sealed_windows(store: &Path) -> BTreeMap<u64, Sealed> {
             record.window
         );
         let mut atoms = Vec::new();
-        let mut index = 0;
-        while store.join(paths.block(index)).exists() {
-            let block = read_block(&store.join(paths.block(index)), record.window, index).unwrap();
-            for leaf in &block.records {
-                if let AnyRecord::Event(a) = AnyRecord::decode(leaf).unwrap() {
+        let blocks = store.join(paths.blocks());
+        if blocks.exists() {
+            for leaf in read_window_leaves(&blocks, record.window).unwrap() {
+                if let AnyRecord::Event(a) = AnyRecord::decode(&leaf).unwrap() {
                     atoms.push(a);
                 }
             }
-            index += 1;
         }
         assert_eq!(atoms.len() as u64, record.event_count);
         out.insert(record.window, Sealed { record, atoms });

@@ -1,7 +1,7 @@
 //! A temporary directory and a command builder for the real `ritma` binary.
 
 use ritma_schemas::records::{Record, WindowRecord};
-use ritma_sinks::store::{read_block, WindowPaths};
+use ritma_sinks::store::{read_window_leaves, WindowPaths};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -125,14 +125,11 @@ pub fn window_leaves(store: &Path) -> Vec<(WindowRecord, Vec<Vec<u8>>)> {
         }
         let record = WindowRecord::decode(&bytes).unwrap();
         let paths = WindowPaths::new(record.window, record.window_len_ns);
-        let mut leaves = Vec::new();
-        for b in 0.. {
-            let p = store.join(paths.block(b));
-            if !p.exists() {
-                break;
-            }
-            leaves.extend(read_block(&p, record.window, b).unwrap().records);
-        }
+        let p = store.join(paths.blocks());
+        let leaves = match p.exists() {
+            true => read_window_leaves(&p, record.window).unwrap(),
+            false => Vec::new(),
+        };
         out.push((record, leaves));
     }
     out.sort_by_key(|(r, _)| r.window);

@@ -87,19 +87,19 @@ fn a_range_checks_its_hours_and_chains_the_rest() {
 #[test]
 fn a_damaged_block_is_found_in_its_range_and_not_read_outside_it() {
     let d = store();
-    let block = d.join("s/windows/2026/11/01/00/blocks/w0005.0000.cbor.zst");
+    let block = d.join("s/windows/2026/11/01/00/blocks/w0005.cbor.zst");
     let mut bytes = std::fs::read(&block).unwrap_or_else(|e| panic!("{}: {e}", block.display()));
     let at = bytes.len() / 2;
     bytes[at] ^= 0x40;
     std::fs::write(&block, bytes).unwrap();
     let (ok, v) = verify_json(&d, &[]);
     assert!(
-        !ok && v["path"].as_str().unwrap().ends_with("w0005.0000.cbor.zst"),
+        !ok && v["path"].as_str().unwrap().ends_with("w0005.cbor.zst"),
         "{v}"
     );
     let (ok, v) = verify_json(&d, &HOUR_0);
     assert!(
-        !ok && v["path"].as_str().unwrap().ends_with("w0005.0000.cbor.zst"),
+        !ok && v["path"].as_str().unwrap().ends_with("w0005.cbor.zst"),
         "{v}"
     );
     let (ok, v) = verify_json(&d, &HOUR_1);
@@ -143,7 +143,7 @@ fn a_record_changed_outside_the_range_still_breaks_the_chain() {
     let d = store();
     std::fs::remove_file(d.join("s/windows/2026/11/01/00/micro/w0009.cbor")).unwrap();
     std::fs::remove_file(d.join("s/windows/2026/11/01/00/micro/w0009.sig")).unwrap();
-    std::fs::remove_file(d.join("s/windows/2026/11/01/00/blocks/w0009.0000.cbor.zst")).unwrap();
+    std::fs::remove_file(d.join("s/windows/2026/11/01/00/blocks/w0009.cbor.zst")).unwrap();
     let (ok, v) = verify_json(&d, &HOUR_1);
     assert!(!ok, "{v}");
     assert_eq!(v["code"], "E_CONTINUITY", "{v}");

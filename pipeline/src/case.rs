@@ -501,12 +501,8 @@ fn export(ctx: &Ctx, out: &Path) -> Result<Exported> {
             let paths = &leaves.paths;
             w.copy(&ctx.root, &paths.record())?;
             w.copy(&ctx.root, &paths.checkpoint())?;
-            let blocks = s
-                .record
-                .leaf_count()
-                .div_ceil(ritma_schemas::records::MAX_BLOCK_RECORDS as u64);
-            for blk in 0..blocks as u32 {
-                w.copy(&ctx.root, &paths.block(blk))?;
+            if s.record.leaf_count() > 0 {
+                w.copy(&ctx.root, &paths.blocks())?;
             }
             for i in leaves.atoms() {
                 let atom: ritma_schemas::records::EventAtom = leaves.decode(i)?;

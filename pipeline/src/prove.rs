@@ -12,11 +12,11 @@ use ritma_schemas::proof_bundle::{
 };
 use ritma_schemas::records::{
     ActorRecord, DictEntry, DictKind, EventAtom, EventType, HourDeletion, Record, SignedRecord,
-    StoreMeta, WindowRecord, MAX_BLOCK_RECORDS,
+    StoreMeta, WindowRecord,
 };
 use ritma_schemas::{Hash32, Id128};
 use ritma_sinks::keys::Keystore;
-use ritma_sinks::store::{civil_from_days, last_seq, read_block, WindowPaths};
+use ritma_sinks::store::{civil_from_days, last_seq, read_window_leaves, WindowPaths};
 use std::fs;
 use std::io::Write;
 use std::ops::Range;
@@ -546,15 +546,14 @@ impl WindowLeaves {
         .iter()
         .try_fold(0u64, |a, &n| a.checked_add(n))
         .ok_or_else(|| damaged(record_path, "record counts overflow"))?;
-        let mut leaves = Vec::new();
-        for b in 0..total.div_ceil(MAX_BLOCK_RECORDS as u64) as u32 {
-            let path = root.join(paths.block(b));
-            let block =
-                read_block(&path, r.window, b).map_err(|e| damaged(&path, e.to_string()))?;
-            if block.first_leaf != leaves.len() as u64 {
-                return Err(damaged(&path, "block does not hold the next leaves"));
-            }
-            leaves.extend(block.records);
+        let path = root.join(paths.blocks());
+        let mut leaves = match total {
+            0 => Vec::new(),
+            _ => read_window_leaves(&path, r.window).map_err(|e| damaged(&path, e.to_string()))?,
+        };
+        // Health records follow the leaves a proof can name.
+        if leaves.len() as u64 == r.leaf_count() {
+            leaves.truncate(total as usize);
         }
         if leaves.len() as u64 != total {
             let detail = format!(
@@ -562,7 +561,7 @@ impl WindowLeaves {
                 leaves.len(),
                 record_path.display()
             );
-            return Err(damaged(&root.join(paths.hour_dir.join("blocks")), detail));
+            return Err(damaged(&path, detail));
         }
         Ok(WindowLeaves {
             record: r.clone(),
@@ -593,10 +592,10 @@ impl WindowLeaves {
 
     pub(crate) fn decode<R: Record>(&self, i: u64) -> Result<R, ProveError> {
         R::decode(&self.leaves[i as usize]).map_err(|e| {
-            let block = self
-                .root
-                .join(self.paths.block((i / MAX_BLOCK_RECORDS as u64) as u32));
-            damaged(&block, format!("leaf {i}: {e}"))
+            damaged(
+                &self.root.join(self.paths.blocks()),
+                format!("leaf {i}: {e}"),
+            )
         })
     }
 

@@ -5,7 +5,8 @@
 
 use crate::store::WindowPaths;
 use crate::verify::{
-    check_payloads, check_window_blocks, fail, names, node_key_history, SeqSet, VerifyError,
+    check_format_version, check_payloads, check_window_blocks, fail, names, node_key_history,
+    SeqSet, VerifyError,
 };
 use ritma_schemas::case::{CaseExport, CaseManifest, CaseState};
 use ritma_schemas::merkle::{Blake3Tree, Frontier, TreeHash};
@@ -65,6 +66,7 @@ pub fn verify_bundle(
     let meta_path = dir.join("_meta/store.cbor");
     let meta = StoreMeta::decode(&read(&meta_path)?)
         .map_err(|e| fail("E_DECODE", &meta_path, None, e.to_string()))?;
+    check_format_version(&meta, &meta_path)?;
     let history = node_key_history(dir, &meta_path, &meta.node, anchor)?;
 
     let bundle_path = dir.join(BUNDLE_FILE);
@@ -183,16 +185,16 @@ pub fn verify_bundle(
             if listed.as_ref().is_none_or(|(d, _)| *d != blocks_dir) {
                 listed = Some((blocks_dir.clone(), names(&blocks_dir)?));
             }
-            let prefix = format!("w{:04}.", paths.index);
+            let name = paths.blocks();
+            let name = name
+                .file_name()
+                .and_then(|n| n.to_str())
+                .expect("file name");
             let in_hour = &listed.as_ref().expect("listed above").1;
-            let from = in_hour.partition_point(|n| n.as_str() < prefix.as_str());
-            let block_count = in_hour[from..]
-                .iter()
-                .take_while(|n| n.starts_with(&prefix))
-                .count() as u64;
+            let has_file = in_hour.binary_search_by(|n| n.as_str().cmp(name)).is_ok();
             let checked = check_window_blocks(
                 &blocks_dir,
-                block_count,
+                has_file,
                 &record,
                 &record_path,
                 &meta.node,
@@ -201,8 +203,8 @@ pub fn verify_bundle(
             check_payloads(dir, &checked.atoms, &mut blobs, w)?;
             files.insert(paths.record());
             files.insert(paths.checkpoint());
-            for b in 0..block_count as u32 {
-                files.insert(paths.block(b));
+            if has_file {
+                files.insert(paths.blocks());
             }
             count += 1;
             events += record.event_count;

@@ -10,7 +10,7 @@
 use crate::cas::Cas;
 use crate::index::{edge_refs_stem, read_compressed, HourIndex, HourIndexBuilder, IndexedWindow};
 use crate::keys::Keystore;
-use crate::store::{read_block, WindowPaths};
+use crate::store::{BlockFile, WindowPaths};
 use ritma_operators::capture_mode::ModeRaises;
 use ritma_operators::taint::TaintTracker;
 use ritma_schemas::catalog::{AccountHour, CatalogHour, HourState};
@@ -250,18 +250,30 @@ pub(crate) fn hour_dirs(root: &Path) -> Result<Vec<PathBuf>, VerifyError> {
     Ok(out)
 }
 
-/// Parses `w0042.cbor`, `w0042.sig` → (42, ext) and `w0042.0003.cbor.zst` → (42, block 3).
+/// A store of another format version is refused before any of its files is read.
+pub(crate) fn check_format_version(meta: &StoreMeta, meta_path: &Path) -> Result<(), VerifyError> {
+    if meta.format_version == crate::store::FORMAT_VERSION {
+        return Ok(());
+    }
+    let detail = format!(
+        "format version {}, this verifier reads version {}",
+        meta.format_version,
+        crate::store::FORMAT_VERSION
+    );
+    Err(fail("E_LAYOUT", meta_path, None, detail))
+}
+
+/// Parses `w0042.cbor`, `w0042.sig` → (42, ext).
 fn parse_micro(name: &str) -> Option<(u64, &str)> {
     let (stem, ext) = name.strip_prefix('w')?.split_once('.')?;
     (stem.len() == 4 && stem.bytes().all(|b| b.is_ascii_digit()) && (ext == "cbor" || ext == "sig"))
         .then(|| (stem.parse().ok().unwrap_or(0), ext))
 }
 
-fn parse_block(name: &str) -> Option<(u64, u32)> {
-    let rest = name.strip_prefix('w')?.strip_suffix(".cbor.zst")?;
-    let (w, b) = rest.split_once('.')?;
-    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|c| c.is_ascii_digit());
-    (digits(w, 4) && digits(b, 4)).then(|| (w.parse().unwrap_or(0), b.parse().unwrap_or(0)))
+/// Parses a block file's name `w0042.cbor.zst` → 42.
+pub(crate) fn parse_block_file(name: &str) -> Option<u64> {
+    let w = name.strip_prefix('w')?.strip_suffix(".cbor.zst")?;
+    (w.len() == 4 && w.bytes().all(|c| c.is_ascii_digit())).then(|| w.parse().unwrap_or(0))
 }
 
 /// Seqs seen so far, as a bitmap from the first window's first seq.
@@ -337,6 +349,7 @@ fn verify_node(
         fs::read(&meta_path).map_err(|e| fail("E_MISSING", &meta_path, None, e.to_string()))?;
     let meta = StoreMeta::decode(&meta_bytes)
         .map_err(|e| fail("E_DECODE", &meta_path, None, e.to_string()))?;
+    check_format_version(&meta, &meta_path)?;
     let history = node_key_history(root, &meta_path, &meta.node, anchor)?;
 
     // The cone library the windows name must be the published one, byte for byte.
@@ -517,10 +530,12 @@ fn verify_node(
                 }
             }
         }
-        let mut blocks: BTreeMap<u64, u32> = BTreeMap::new();
+        let mut blocks: BTreeSet<u64> = BTreeSet::new();
         for n in names(&blocks_dir)? {
-            match parse_block(&n) {
-                Some((w, _)) if micro.contains_key(&w) => *blocks.entry(w).or_default() += 1,
+            match parse_block_file(&n) {
+                Some(w) if micro.contains_key(&w) => {
+                    blocks.insert(w);
+                }
                 _ => {
                     return Err(fail(
                         "E_EXTRA",
@@ -640,7 +655,6 @@ fn verify_node(
                 return Err(fail("E_CHECKPOINT", &record_path, w, detail));
             }
 
-            let block_count = blocks.get(&index).copied().unwrap_or(0) as u64;
             let CheckedWindow {
                 atoms,
                 edges,
@@ -650,7 +664,7 @@ fn verify_node(
                 argv,
             } = check_window_blocks(
                 &blocks_dir,
-                block_count,
+                blocks.contains(&index),
                 &record,
                 &record_path,
                 &meta.node,
@@ -1005,13 +1019,14 @@ fn check_capture_mode(
     Ok(())
 }
 
-/// Reads a window's `block_count` blocks from `blocks_dir` and checks them against its
-/// record (already authenticated by its checkpoint): one block per 1000 leaves, every
-/// leaf strict and in canonical order, the counts, first seq and probe loss the record
-/// states, and the window root. Each event seq goes into `seqs` (E_SEQ if seen before).
+/// Reads a window's block file from `blocks_dir` (`has_file`: the directory holds one)
+/// and checks it against its record (already authenticated by its checkpoint): one
+/// block per 1000 leaves, every leaf strict and in canonical order, the counts, first
+/// seq and probe loss the record states, and the window root. Each event seq goes into
+/// `seqs` (E_SEQ if seen before).
 pub(crate) fn check_window_blocks(
     blocks_dir: &Path,
-    block_count: u64,
+    has_file: bool,
     record: &WindowRecord,
     record_path: &Path,
     node: &str,
@@ -1019,16 +1034,23 @@ pub(crate) fn check_window_blocks(
 ) -> Result<CheckedWindow, VerifyError> {
     let w = Some(record.window);
     let expected_path = WindowPaths::new(record.window, record.window_len_ns);
-    let index = expected_path.index;
+    let path = blocks_dir.join(expected_path.blocks().file_name().expect("file name"));
     let leaves_expected = record.leaf_count();
-    if block_count != leaves_expected.div_ceil(MAX_BLOCK_RECORDS as u64) {
-        return Err(fail(
-            "E_COUNT",
-            blocks_dir,
-            w,
-            format!("{block_count} block files for {leaves_expected} records"),
-        ));
+    let block_count = leaves_expected.div_ceil(MAX_BLOCK_RECORDS as u64);
+    if has_file != (block_count > 0) {
+        let detail = match has_file {
+            true => "a block file for a window without records".to_string(),
+            false => format!("no block file for {leaves_expected} records"),
+        };
+        return Err(fail("E_COUNT", &path, w, detail));
     }
+    let mut file = match has_file {
+        true => Some(
+            BlockFile::open(&path, record.window)
+                .map_err(|e| fail("E_IO", &path, w, e.to_string()))?,
+        ),
+        false => None,
+    };
     let mut tree = Frontier::new();
     let mut section = 0u8;
     let mut counts = [0u64; 6];
@@ -1044,19 +1066,21 @@ pub(crate) fn check_window_blocks(
         Vec<Vec<u8>>,
         Vec<ConeInstance>,
     ) = Default::default();
-    for b in 0..block_count as u32 {
-        let path = blocks_dir.join(expected_path.block(b).file_name().expect("file name"));
-        let block = read_block(&path, record.window, b)
-            .map_err(|e| fail("E_DECODE", &path, w, e.to_string()))?;
+    while let Some(file) = file.as_mut() {
+        let b = file.blocks_read();
+        let Some(block) = file
+            .next_block()
+            .map_err(|e| fail("E_DECODE", &path, w, e.to_string()))?
+        else {
+            break;
+        };
         let full = b as u64 + 1 < block_count;
-        if block.first_leaf != b as u64 * MAX_BLOCK_RECORDS as u64
-            || (full && block.records.len() != MAX_BLOCK_RECORDS)
-        {
+        if b as u64 >= block_count || (full && block.records.len() != MAX_BLOCK_RECORDS) {
             return Err(fail(
                 "E_COUNT",
                 &path,
                 w,
-                "block does not hold the next 1000 leaves",
+                format!("block {b} does not hold the next 1000 of {leaves_expected} leaves"),
             ));
         }
         for (i, leaf) in block.records.iter().enumerate() {
@@ -1187,10 +1211,9 @@ pub(crate) fn check_window_blocks(
         }
     }
     if tree.root::<Blake3Tree>() != record.window_root {
-        let blocks = blocks_dir.join(format!("w{index:04}.*"));
         return Err(fail(
             "E_ROOT",
-            &blocks,
+            &path,
             w,
             "the blocks do not hash to the window's signed root",
         ));

@@ -1044,7 +1044,7 @@ mod tests {
     fn store_files_are_sorted_into_kinds() {
         let kind = |p: &str| FileKind::of(Path::new(p));
         assert_eq!(
-            kind("windows/2026/11/01/00/blocks/w0001.0002.cbor.zst"),
+            kind("windows/2026/11/01/00/blocks/w0001.cbor.zst"),
             FileKind::Blocks
         );
         assert_eq!(
