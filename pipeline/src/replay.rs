@@ -166,13 +166,13 @@ enum SourceMsg {
     },
 }
 
-/// A canonical event or a loss, on its way to attribution (events are the common case).
-#[allow(clippy::large_enum_variant)]
+/// A canonical event or a loss, on its way to attribution (events are the common case,
+/// boxed: every operator and exchange on the way moves the message, not the event).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum CanonMsg {
     Event {
         node: u32,
-        event: CanonicalEvent,
+        event: Box<CanonicalEvent>,
     },
     Lost {
         node: u32,
@@ -236,12 +236,11 @@ impl CanonMsg {
 
 /// What the cone matcher of a node needs of one event: the event itself when some cone
 /// step can take it, else only its time (`ConeMatcher::could_match`), which is most events.
-#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum ConeMsg {
     Event {
         node: u32,
-        event: CanonicalEvent,
+        event: Box<CanonicalEvent>,
     },
     Tick {
         node: u32,
@@ -282,7 +281,6 @@ impl ConeMsg {
 }
 
 /// Canonicalize's outputs, split into one stream each so no consumer clones another's data.
-#[allow(clippy::large_enum_variant)]
 enum Routed {
     /// To attribution, sharded by actor.
     Attr(CanonMsg),
@@ -746,7 +744,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                     let (first, cone) = match m {
                         SourceMsg::Event { node, ctx, window, raw } => {
                             let ctx = &ctxs_canon[ctx as usize];
-                            let event = canonicalize(ctx, window, raw);
+                            let event = Box::new(canonicalize(ctx, window, raw));
                             let cone = if ConeMatcher::could_match(&cone_defs, &event) {
                                 ConeMsg::Event { node, event: event.clone() }
                             } else {
