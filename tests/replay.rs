@@ -154,6 +154,28 @@ fn flipping_any_byte_of_any_file_fails_verification_naming_the_file() {
 }
 
 #[test]
+fn a_store_is_continued_only_with_the_taint_lifetime_it_was_sealed_with() {
+    let d = Dir::new();
+    d.sealed_store(&["--events", "3000"]);
+    let before = tree(&d.join("s"));
+    let err = d
+        .ritma(&["replay", "t.rtrace", "--out", "s", "--taint-ttl", "60"])
+        .output()
+        .failure();
+    assert!(
+        err.contains("taint lifetime of 300 windows") && err.contains("--taint-ttl 300"),
+        "{err}"
+    );
+    assert!(
+        tree(&d.join("s")) == before,
+        "a refused replay changed the store"
+    );
+    d.ritma(&["replay", "t.rtrace", "--out", "s", "--taint-ttl", "300"])
+        .output()
+        .success();
+}
+
+#[test]
 fn verify_refuses_a_store_of_another_format_version() {
     use ritma_schemas::records::{Record, StoreMeta};
     let d = Dir::new();

@@ -249,10 +249,7 @@ enum ConeMsg {
         wall_ns: u64,
     },
     /// The window must be sealed: the cone matcher gives it an empty part.
-    Close {
-        node: u32,
-        window: u64,
-    },
+    Close { node: u32, window: u64 },
 }
 
 impl ConeMsg {
@@ -643,6 +640,25 @@ impl Sealing {
     }
 }
 
+/// A store is continued with the taint lifetime it was sealed with: another one would
+/// raise capture modes differently, and the windows sealed again would not match.
+fn check_taint_ttl(root: &Path, first: u64, window_len_ns: u64, ttl_ns: u64) -> Result<()> {
+    let hour = WindowPaths::new(first, window_len_ns).hour_dir;
+    let Some(index) = ritma_sinks::index::read_taint_index(root, &hour)? else {
+        return Ok(());
+    };
+    let ttl_windows = (ttl_ns / window_len_ns).max(1);
+    if index.ttl_windows != ttl_windows {
+        let sealed_s = index.ttl_windows as u128 * window_len_ns as u128 / 1_000_000_000;
+        bail!(
+            "{}: sealed with a taint lifetime of {} windows ({sealed_s} s), not {ttl_windows}: continue it with --taint-ttl {sealed_s}",
+            root.display(),
+            index.ttl_windows
+        );
+    }
+    Ok(())
+}
+
 fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) -> Result<Sealing> {
     let signers = load_signers(cfg, &nodes)?;
     let multi = nodes.names.len() > 1;
@@ -667,7 +683,11 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                 root.display()
             );
         }
-        resume_at.push(store.first_sealed_window()?);
+        let first = store.first_sealed_window()?;
+        if let Some(first) = first {
+            check_taint_ttl(&root, first, nodes.window_len_ns(), cfg.taint_ttl_ns)?;
+        }
+        resume_at.push(first);
         store.write_schema(ritma_schemas::FORMAT_SPEC)?;
         store.write_cone_library(
             CONE_LIB_VERSION,

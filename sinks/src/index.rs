@@ -6,7 +6,7 @@ use crate::store::{io, replace_atomic, sync_dir, StoreError, WindowPaths};
 use ritma_schemas::catalog::{CatalogHour, HourContents, HourState};
 use ritma_schemas::index::{
     ConeRefs, EdgePart, EdgeRefs, LeafSpan, TaintEntry, TaintIndex, TimeBucket, TimeIndex,
-    EDGES_PER_PART, EDGE_REFS_PER_PART, TIME_BUCKETS,
+    EDGES_PER_PART, EDGE_REFS_PER_PART, MAX_INDEX_LEN, TIME_BUCKETS,
 };
 use ritma_schemas::records::{
     CaptureMode, ConeInstance, Edge, EventAtom, EventType, LossReason, Record, WindowRecord,
@@ -414,6 +414,18 @@ pub fn write_edge_refs(
     let path = root.join(paths.index_file(&edge_refs_stem(refs.part)));
     write_compressed(&path, &refs.encode())?;
     sync_dir(path.parent().expect("index dir"))
+}
+
+/// An hour's taint index (FORMAT.md §8.5), `None` if the hour has none.
+pub fn read_taint_index(root: &Path, hour_dir: &Path) -> Result<Option<TaintIndex>, StoreError> {
+    let path = root.join(hour_dir).join("index/taint.cbor.zst");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = read_compressed(&path, MAX_INDEX_LEN)?;
+    TaintIndex::decode(&bytes)
+        .map(Some)
+        .map_err(|source| StoreError::Decode { path, source })
 }
 
 /// Reads an index or edge file back to its encoded record bytes.

@@ -8,7 +8,9 @@
 //! Failures carry a stable code (FORMAT.md §9) and the exact file and window.
 
 use crate::cas::Cas;
-use crate::index::{edge_refs_stem, read_compressed, HourIndex, HourIndexBuilder, IndexedWindow};
+use crate::index::{
+    edge_refs_stem, read_compressed, read_taint_index, HourIndex, HourIndexBuilder, IndexedWindow,
+};
 use crate::keys::Keystore;
 use crate::store::{BlockFile, WindowPaths};
 use ritma_operators::capture_mode::ModeRaises;
@@ -1352,16 +1354,11 @@ type TaintByWindow = BTreeMap<u64, Vec<(ritma_schemas::Id128, ritma_schemas::Id1
 
 /// The changes an hour's taint index records (none if it has no index).
 fn taint_changes(root: &Path, hour: &Path) -> Result<TaintByWindow, VerifyError> {
-    let path = root.join(hour).join("index/taint.cbor.zst");
     let mut out = TaintByWindow::new();
-    if !path.exists() {
-        return Ok(out);
-    }
-    let bytes = read_compressed(&path, MAX_INDEX_LEN)
-        .map_err(|e| fail("E_INDEX", &path, None, e.to_string()))?;
-    let index =
-        TaintIndex::decode(&bytes).map_err(|e| fail("E_INDEX", &path, None, e.to_string()))?;
-    for c in index.changes {
+    for c in taint_index(root, hour)?
+        .map(|i| i.changes)
+        .unwrap_or_default()
+    {
         out.entry(c.window_index)
             .or_default()
             .push((c.seed, c.entity, c.enters));
@@ -1369,16 +1366,18 @@ fn taint_changes(root: &Path, hour: &Path) -> Result<TaintByWindow, VerifyError>
     Ok(out)
 }
 
+fn taint_index(root: &Path, hour: &Path) -> Result<Option<TaintIndex>, VerifyError> {
+    read_taint_index(root, hour).map_err(|e| {
+        let path = root.join(hour).join("index/taint.cbor.zst");
+        fail("E_INDEX", &path, None, e.to_string())
+    })
+}
+
 /// The taint lifetime of the first hour index in the store (any value when there is none:
 /// then no taint index is compared).
 fn taint_ttl(root: &Path, hours: &[PathBuf]) -> Result<u64, VerifyError> {
     for hour in hours {
-        let path = root.join(hour).join("index/taint.cbor.zst");
-        if path.exists() {
-            let bytes = read_compressed(&path, MAX_INDEX_LEN)
-                .map_err(|e| fail("E_INDEX", &path, None, e.to_string()))?;
-            let index = TaintIndex::decode(&bytes)
-                .map_err(|e| fail("E_INDEX", &path, None, e.to_string()))?;
+        if let Some(index) = taint_index(root, hour)? {
             return Ok(index.ttl_windows);
         }
     }
