@@ -255,3 +255,109 @@ fn forged_or_tampered_deletions_are_caught() {
     std::fs::remove_dir_all(s.join("graph/edges/2026/11/01/02")).unwrap();
     verify_fails("E_CONTINUITY", "hour deleted without a record");
 }
+
+/// A trace of 1-minute windows from START_S: pid 100 + h runs `/tmp/implant-a` in hours 0
+/// and 2 and `/tmp/implant-b` in hour 1 (both unknown, so Full capture keeps them), and a
+/// known tool runs in hour 3 so hours 0 to 2 are sealed.
+fn write_blob_trace(path: &Path) {
+    use ritma_schemas::records::RunMeta;
+    use ritma_sources::raw::{RawBody, RawEvent};
+    use ritma_sources::trace::{BaselineStatus, ExeEntry, TraceWriter};
+    let minute: u64 = 60_000_000_000;
+    let mono_at_start = 1_000_000_000u64;
+    let mut w = TraceWriter::create(path).unwrap();
+    let run = w
+        .add_run(&RunMeta {
+            node: "blobs-1".into(),
+            boot_id: [5; 16],
+            sensor_version: "retention-test".into(),
+            config_digest: [1; 32],
+            window_len_ns: minute,
+            wall_minus_mono_ns: (START_S * 1_000_000_000 - mono_at_start) as i64,
+            first_seq: 0,
+            started_wall_ns: START_S * 1_000_000_000,
+        })
+        .unwrap();
+    let exe = |ino, bytes: &[u8], baseline| ExeEntry {
+        dev: 9,
+        ino,
+        hash: *blake3::hash(bytes).as_bytes(),
+        baseline,
+    };
+    w.append_blob(run, IMPLANT_A).unwrap();
+    w.append_blob(run, IMPLANT_B).unwrap();
+    w.append_exes(
+        run,
+        &[
+            exe(10, TOOL, BaselineStatus::Listed),
+            exe(11, IMPLANT_A, BaselineStatus::Unlisted),
+            exe(12, IMPLANT_B, BaselineStatus::Unlisted),
+        ],
+    )
+    .unwrap();
+    let runs = [
+        (0, "/tmp/implant-a", 11),
+        (1, "/tmp/implant-b", 12),
+        (2, "/tmp/implant-a", 11),
+        (3, "/usr/bin/tool", 10),
+    ];
+    for (seq, (h, exe_path, ino)) in runs.into_iter().enumerate() {
+        let event = RawEvent {
+            seq: seq as u64,
+            mono_ns: mono_at_start + (h * 60 + 10) * minute,
+            task: crate::util::task(100 + h as u32, "sh"),
+            body: RawBody::Exec {
+                filename: exe_path.as_bytes().to_vec(),
+                argv: vec![exe_path.as_bytes().to_vec()],
+                argv_truncated: false,
+                exe_dev: 9,
+                exe_ino: ino,
+            },
+        };
+        w.append_batch(run, &[event]).unwrap();
+    }
+}
+
+const IMPLANT_A: &[u8] = b"\x7fELF implant a";
+const IMPLANT_B: &[u8] = b"\x7fELF implant b";
+const TOOL: &[u8] = b"\x7fELF a known tool";
+
+#[test]
+fn retention_deletes_the_blobs_only_deleted_windows_named() {
+    use ritma_sinks::cas::Cas;
+    let d = Dir::new();
+    write_blob_trace(&d.join("t.rtrace"));
+    d.ritma(&["keys", "init", "--out", "s", "--node", "blobs-1"])
+        .output()
+        .success();
+    d.ritma(&["replay", "t.rtrace", "--out", "s"])
+        .output()
+        .success();
+    let cas = Cas::open(&d.join("s")).unwrap();
+    let (a, b) = (
+        *blake3::hash(IMPLANT_A).as_bytes(),
+        *blake3::hash(IMPLANT_B).as_bytes(),
+    );
+    for blob in [&a, &b] {
+        assert!(cas.manifest_path(blob).exists() && cas.chunk_path(blob).exists());
+    }
+    // A chunk a crash left without a manifest goes too.
+    let stray = *blake3::hash(b"stray").as_bytes();
+    std::fs::create_dir_all(cas.chunk_path(&stray).parent().unwrap()).unwrap();
+    std::fs::write(cas.chunk_path(&stray), b"stray").unwrap();
+
+    // Cut at 02:00: hours 00 and 01 go; implant b was only run in hour 01.
+    let out = apply(&d, 7200);
+    assert!(out.contains("deleted 2 hours"), "{out}");
+    assert!(out.contains("and 3 CAS files"), "{out}");
+    assert!(cas.manifest_path(&a).exists() && cas.chunk_path(&a).exists());
+    assert!(!cas.manifest_path(&b).exists() && !cas.chunk_path(&b).exists());
+    assert!(!cas.chunk_path(&stray).exists());
+    let mut bytes = Vec::new();
+    cas.get(&a, &mut bytes).unwrap();
+    assert_eq!(bytes, IMPLANT_A);
+    d.ritma(&["verify", "s"]).output().success();
+    // Nothing more to take on the next run.
+    let out = apply(&d, 7200);
+    assert!(out.contains("and 0 CAS files"), "{out}");
+}

@@ -646,8 +646,8 @@ fn retention_cmd(dir: &Path, keep: &str, apply: bool) -> Result<()> {
         if apply {
             let done = retention::apply(plan, keep_ns, now_ns)?;
             println!(
-                "{}: deleted {} hours ({} files, {} bytes); {} deleted before, {} kept, {} frozen by cases",
-                plan.node, done.hours, done.files, done.bytes, plan.deleted_before, plan.kept, plan.held.len()
+                "{}: deleted {} hours ({} files, {} bytes) and {} CAS files ({} bytes) no kept window names; {} deleted before, {} kept, {} frozen by cases",
+                plan.node, done.hours, done.files, done.bytes, done.cas_files, done.cas_bytes, plan.deleted_before, plan.kept, plan.held.len()
             );
         } else {
             println!(

@@ -266,6 +266,82 @@ impl Cas {
         self.get(hash, &mut io::sink())
     }
 
+    /// The CAS of the store at `store_root` if it has one (never creates it).
+    pub fn existing(store_root: &Path) -> Option<Cas> {
+        let dir = store_root.join("cas/b3");
+        dir.is_dir().then_some(Cas { dir })
+    }
+
+    /// Every file under `cas/b3` by what its name says: (manifests, chunks), each as
+    /// (hash, path). Temporary files are left out.
+    fn files(&self) -> Result<(Vec<NamedFile>, Vec<NamedFile>), CasError> {
+        let (mut manifests, mut chunks) = (Vec::new(), Vec::new());
+        for a in read_dir_names(&self.dir)? {
+            let a = self.dir.join(a);
+            if !a.is_dir() {
+                continue;
+            }
+            for b in read_dir_names(&a)? {
+                let b = a.join(b);
+                if !b.is_dir() {
+                    continue;
+                }
+                for n in read_dir_names(&b)? {
+                    let name = n.to_string_lossy();
+                    let (stem, is_manifest) = match name.strip_suffix(".blob") {
+                        Some(stem) => (stem, true),
+                        None => (&*name, false),
+                    };
+                    let Some(hash) = parse_hex(stem) else {
+                        continue;
+                    };
+                    let entry = (hash, b.join(&*name));
+                    match is_manifest {
+                        true => manifests.push(entry),
+                        false => chunks.push(entry),
+                    }
+                }
+            }
+        }
+        Ok((manifests, chunks))
+    }
+
+    /// Deletes every blob whose hash is not in `named`: its manifest first, then every
+    /// chunk no remaining manifest names (so an interruption leaves only unnamed chunks,
+    /// which a later call removes). Returns (files, bytes) removed.
+    pub fn remove_unnamed(
+        &self,
+        named: &std::collections::HashSet<Hash32>,
+    ) -> Result<(u64, u64), CasError> {
+        let (manifests, chunks) = self.files()?;
+        let (mut files, mut bytes) = (0u64, 0u64);
+        let mut touched = BTreeSet::new();
+        let mut remove = |path: &Path, touched: &mut BTreeSet<PathBuf>| -> Result<(), CasError> {
+            bytes += fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            fs::remove_file(path).map_err(io_error(path))?;
+            files += 1;
+            touched.insert(path.parent().expect("a shard").to_owned());
+            Ok(())
+        };
+        let mut needed = std::collections::HashSet::new();
+        for (hash, path) in &manifests {
+            if named.contains(hash) {
+                needed.extend(self.manifest(hash)?.chunks.iter().map(|c| c.hash));
+            } else {
+                remove(path, &mut touched)?;
+            }
+        }
+        sync_dirs(&touched)?;
+        touched.clear();
+        for (hash, path) in &chunks {
+            if !needed.contains(hash) {
+                remove(path, &mut touched)?;
+            }
+        }
+        sync_dirs(&touched)?;
+        Ok((files, bytes))
+    }
+
     /// Removes, anywhere under `cas/b3`, temporary files older than [`STALE_TEMP_AGE`]
     /// (crashed writers' leftovers; a put already cleans the directories it writes to).
     /// Returns how many were removed.
@@ -285,6 +361,21 @@ impl Cas {
         }
         Ok(removed)
     }
+}
+
+/// A CAS file and the hash its name gives.
+type NamedFile = (Hash32, PathBuf);
+
+/// 64 lower-case hex digits → the hash they spell.
+fn parse_hex(s: &str) -> Option<Hash32> {
+    if s.len() != 64 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }
 
 fn read_dir_names(dir: &Path) -> Result<Vec<std::ffi::OsString>, CasError> {

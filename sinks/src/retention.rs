@@ -7,16 +7,20 @@
 //! the hour's windows let a verifier rebuild every later checkpoint, and the hour's
 //! event, seq and loss totals keep the store's accounting whole.
 
+use crate::cas::Cas;
 use crate::keys::{Keystore, KeystoreError};
-use crate::store::{io, last_seq, sync_dir, write_atomic, StoreError};
+use crate::store::{
+    io, last_seq, read_window_leaves, sync_dir, write_atomic, StoreError, WindowPaths,
+};
 use crate::verify::{hour_dirs, names, VerifyError};
 use ritma_schemas::catalog::CatalogHour;
 use ritma_schemas::keys::sign_record;
 use ritma_schemas::merkle::{aligned_ranges, Blake3Tree, Subtrees, TreeHash};
 use ritma_schemas::records::{
-    HourDeletion, LossReason, Record, SignedRecord, StoreMeta, WindowRecord,
+    EventAtom, HourDeletion, LossReason, Record, SignedRecord, StoreMeta, WindowRecord,
 };
-use std::collections::BTreeMap;
+use ritma_schemas::Hash32;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -357,6 +361,9 @@ pub struct Applied {
     pub hours: u64,
     pub files: u64,
     pub bytes: u64,
+    /// Files and bytes of CAS blobs no kept window names any more.
+    pub cas_files: u64,
+    pub cas_bytes: u64,
 }
 
 /// Deletes the planned hours of one node, oldest first: each hour's deletion record is
@@ -414,7 +421,41 @@ pub fn apply(plan: &NodePlan, keep_ns: u64, now_ns: u64) -> Result<Applied, Rete
         }
         done.hours += 1;
     }
+    // Then the blobs only deleted windows named (after an interruption, too: every run).
+    if let Some(cas) = Cas::existing(&plan.root) {
+        let named = blobs_named(&plan.root)?;
+        (done.cas_files, done.cas_bytes) = cas
+            .remove_unnamed(&named)
+            .map_err(|e| invalid(&plan.root.join("cas"), e.to_string()))?;
+    }
     Ok(done)
+}
+
+/// The blobs the events of the store's windows name (`payload_ref`, FORMAT.md §8.6).
+fn blobs_named(root: &Path) -> Result<HashSet<Hash32>, RetentionError> {
+    let mut named = HashSet::new();
+    for hour_dir in hour_dirs(root).map_err(RetentionError::NotVerified)? {
+        for (record, _) in window_records(&root.join(&hour_dir))? {
+            if record.event_count == 0 {
+                continue;
+            }
+            let paths = WindowPaths::new(record.window, record.window_len_ns);
+            let path = root.join(paths.blocks());
+            let leaves = read_window_leaves(&path, record.window)?;
+            let first = (record.dict_count + record.actor_count) as usize;
+            let atoms = leaves.get(first..first + record.event_count as usize);
+            for leaf in
+                atoms.ok_or_else(|| invalid(&path, "fewer leaves than its record counts"))?
+            {
+                let atom = EventAtom::decode(leaf).map_err(|source| StoreError::Decode {
+                    path: path.clone(),
+                    source,
+                })?;
+                named.extend(atom.payload_ref);
+            }
+        }
+    }
+    Ok(named)
 }
 
 /// Removes `dir` and its parents while they are empty, up to the tree's top directories.

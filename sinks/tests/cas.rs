@@ -228,6 +228,36 @@ fn content_defined_chunks_survive_an_insertion_and_are_shared_between_blobs() {
     );
 }
 
+#[test]
+fn removing_unnamed_blobs_keeps_every_chunk_a_kept_blob_shares() {
+    let (_dir, cas) = store();
+    let common = random_bytes(8 * MIB, 9);
+    let kept = [common.clone(), random_bytes(3 * MIB, 10)].concat();
+    let gone = [common, random_bytes(3 * MIB, 11)].concat();
+    let mk = cas.manifest(&cas.put_bytes(&kept).unwrap().hash).unwrap();
+    let mg = cas.manifest(&cas.put_bytes(&gone).unwrap().hash).unwrap();
+    let small = cas.put_bytes(b"small").unwrap().hash;
+    let (n, _) = shared(&mk, &mg);
+    assert!(n >= 2, "the blobs share only {n} chunks");
+    let named = std::collections::HashSet::from([mk.blob, small]);
+    let only_gone: BTreeSet<_> = mg
+        .chunks
+        .iter()
+        .map(|c| c.hash)
+        .filter(|h| !mk.chunks.iter().any(|k| k.hash == *h))
+        .collect();
+    let (removed, bytes) = cas.remove_unnamed(&named).unwrap();
+    assert_eq!(removed, 1 + only_gone.len() as u64);
+    assert!(bytes > 0);
+    assert!(!cas.manifest_path(&mg.blob).exists());
+    for h in &only_gone {
+        assert!(!cas.chunk_path(h).exists());
+    }
+    assert_eq!(get(&cas, &mk.blob), kept);
+    assert_eq!(get(&cas, &small), b"small");
+    assert_eq!(cas.remove_unnamed(&named).unwrap(), (0, 0));
+}
+
 /// XORs the byte at `at` of the file with `mask`, in place.
 fn flip(path: &Path, at: usize, mask: u8) {
     use std::os::unix::fs::FileExt;
