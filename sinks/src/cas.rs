@@ -276,6 +276,29 @@ impl Cas {
     /// (hash, path). Temporary files are left out.
     fn files(&self) -> Result<(Vec<NamedFile>, Vec<NamedFile>), CasError> {
         let (mut manifests, mut chunks) = (Vec::new(), Vec::new());
+        for shard in self.shards()? {
+            for n in read_dir_names(&shard)? {
+                let name = n.to_string_lossy();
+                let (stem, is_manifest) = match name.strip_suffix(".blob") {
+                    Some(stem) => (stem, true),
+                    None => (&*name, false),
+                };
+                let Some(hash) = parse_hex(stem) else {
+                    continue;
+                };
+                let entry = (hash, shard.join(&*name));
+                match is_manifest {
+                    true => manifests.push(entry),
+                    false => chunks.push(entry),
+                }
+            }
+        }
+        Ok((manifests, chunks))
+    }
+
+    /// The shard directories `cas/b3/ab/cd`.
+    fn shards(&self) -> Result<Vec<PathBuf>, CasError> {
+        let mut out = Vec::new();
         for a in read_dir_names(&self.dir)? {
             let a = self.dir.join(a);
             if !a.is_dir() {
@@ -283,27 +306,12 @@ impl Cas {
             }
             for b in read_dir_names(&a)? {
                 let b = a.join(b);
-                if !b.is_dir() {
-                    continue;
-                }
-                for n in read_dir_names(&b)? {
-                    let name = n.to_string_lossy();
-                    let (stem, is_manifest) = match name.strip_suffix(".blob") {
-                        Some(stem) => (stem, true),
-                        None => (&*name, false),
-                    };
-                    let Some(hash) = parse_hex(stem) else {
-                        continue;
-                    };
-                    let entry = (hash, b.join(&*name));
-                    match is_manifest {
-                        true => manifests.push(entry),
-                        false => chunks.push(entry),
-                    }
+                if b.is_dir() {
+                    out.push(b);
                 }
             }
         }
-        Ok((manifests, chunks))
+        Ok(out)
     }
 
     /// Deletes every blob whose hash is not in `named`: its manifest first, then every
@@ -346,20 +354,11 @@ impl Cas {
     /// (crashed writers' leftovers; a put already cleans the directories it writes to).
     /// Returns how many were removed.
     pub fn remove_stale_temp_files(&self) -> Result<usize, CasError> {
-        let mut removed = 0;
-        for a in read_dir_names(&self.dir)? {
-            let a = self.dir.join(a);
-            if !a.is_dir() {
-                continue;
-            }
-            for b in read_dir_names(&a)? {
-                let b = a.join(b);
-                if b.is_dir() {
-                    removed += remove_stale_temps_in(&b);
-                }
-            }
-        }
-        Ok(removed)
+        Ok(self
+            .shards()?
+            .iter()
+            .map(|s| remove_stale_temps_in(s))
+            .sum())
     }
 }
 
