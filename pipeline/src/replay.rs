@@ -51,8 +51,10 @@ use timely::dataflow::{InputHandle, ProbeHandle};
 
 /// The version of the cone library windows are sealed with.
 pub const CONE_LIB_VERSION: u32 = ritma_schemas::cone_library::CURRENT;
-/// How far behind the source the dataflow may fall, in windows, before the source waits.
-const MAX_LAG_WINDOWS: u64 = 2;
+/// How far behind the source the dataflow may fall, in windows, before the source waits:
+/// one window sealing while the next is fed (each window held in flight costs ~20 MiB at
+/// 49k events per window; a second one bought no throughput, RESULTS 2026-12-05).
+const MAX_LAG_WINDOWS: u64 = 1;
 /// Most partial cone matches kept per node.
 const MAX_PARTIAL_MATCHES: usize = 10_000;
 
