@@ -346,7 +346,18 @@ fn retention_deletes_the_blobs_only_deleted_windows_named() {
     std::fs::create_dir_all(cas.chunk_path(&stray).parent().unwrap()).unwrap();
     std::fs::write(cas.chunk_path(&stray), b"stray").unwrap();
 
-    // Cut at 02:00: hours 00 and 01 go; implant b was only run in hour 01.
+    // Cut at 02:00: hours 00 and 01 go; implant b was only run in hour 01. A dry run
+    // counts what would go and takes nothing.
+    let before = tree(&d.join("s"));
+    let out = d
+        .ritma(&["retention", "s", "--keep", &keep_cutting_at(7200)])
+        .output()
+        .success();
+    assert!(
+        out.contains("2 hours") && out.contains("and 3 CAS files"),
+        "{out}"
+    );
+    assert!(tree(&d.join("s")) == before, "a dry run changed the store");
     let out = apply(&d, 7200);
     assert!(out.contains("deleted 2 hours"), "{out}");
     assert!(out.contains("and 3 CAS files"), "{out}");

@@ -651,9 +651,11 @@ fn retention_cmd(dir: &Path, keep: &str, apply: bool) -> Result<()> {
             );
         } else {
             println!(
-                "{}: {} hours ({bytes} bytes) would be deleted; {} deleted before, {} kept, {} frozen by cases (dry run: add --apply to delete)",
+                "{}: {} hours ({bytes} bytes) and {} CAS files ({} bytes) no kept window would name would be deleted; {} deleted before, {} kept, {} frozen by cases (dry run: add --apply to delete)",
                 plan.node,
                 plan.hours.len(),
+                plan.cas_files,
+                plan.cas_bytes,
                 plan.deleted_before,
                 plan.kept,
                 plan.held.len()

@@ -314,6 +314,30 @@ impl Cas {
         Ok(out)
     }
 
+    /// The files of every blob whose hash is not in `named`: (its manifests, then every
+    /// chunk no other manifest names), each as (path, length).
+    pub fn unnamed(
+        &self,
+        named: &std::collections::HashSet<Hash32>,
+    ) -> Result<(Vec<SizedFile>, Vec<SizedFile>), CasError> {
+        let (manifests, chunks) = self.files()?;
+        let len = |p: &PathBuf| (p.clone(), fs::metadata(p).map(|m| m.len()).unwrap_or(0));
+        let mut needed = std::collections::HashSet::new();
+        let mut gone = Vec::new();
+        for (hash, path) in &manifests {
+            match named.contains(hash) {
+                true => needed.extend(self.manifest(hash)?.chunks.iter().map(|c| c.hash)),
+                false => gone.push(len(path)),
+            }
+        }
+        let unneeded = chunks
+            .iter()
+            .filter(|(hash, _)| !needed.contains(hash))
+            .map(|(_, path)| len(path))
+            .collect();
+        Ok((gone, unneeded))
+    }
+
     /// Deletes every blob whose hash is not in `named`: its manifest first, then every
     /// chunk no remaining manifest names (so an interruption leaves only unnamed chunks,
     /// which a later call removes). Returns (files, bytes) removed.
@@ -321,32 +345,17 @@ impl Cas {
         &self,
         named: &std::collections::HashSet<Hash32>,
     ) -> Result<(u64, u64), CasError> {
-        let (manifests, chunks) = self.files()?;
+        let (manifests, chunks) = self.unnamed(named)?;
         let (mut files, mut bytes) = (0u64, 0u64);
-        let mut touched = BTreeSet::new();
-        let mut remove = |path: &Path, touched: &mut BTreeSet<PathBuf>| -> Result<(), CasError> {
-            bytes += fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            fs::remove_file(path).map_err(io_error(path))?;
-            files += 1;
-            touched.insert(path.parent().expect("a shard").to_owned());
-            Ok(())
-        };
-        let mut needed = std::collections::HashSet::new();
-        for (hash, path) in &manifests {
-            if named.contains(hash) {
-                needed.extend(self.manifest(hash)?.chunks.iter().map(|c| c.hash));
-            } else {
-                remove(path, &mut touched)?;
+        for group in [manifests, chunks] {
+            let mut touched = BTreeSet::new();
+            for (path, len) in group {
+                fs::remove_file(&path).map_err(io_error(&path))?;
+                (files, bytes) = (files + 1, bytes + len);
+                touched.insert(path.parent().expect("a shard").to_owned());
             }
+            sync_dirs(&touched)?;
         }
-        sync_dirs(&touched)?;
-        touched.clear();
-        for (hash, path) in &chunks {
-            if !needed.contains(hash) {
-                remove(path, &mut touched)?;
-            }
-        }
-        sync_dirs(&touched)?;
         Ok((files, bytes))
     }
 
@@ -364,6 +373,8 @@ impl Cas {
 
 /// A CAS file and the hash its name gives.
 type NamedFile = (Hash32, PathBuf);
+/// A CAS file and its length.
+type SizedFile = (PathBuf, u64);
 
 /// 64 lower-case hex digits → the hash they spell.
 fn parse_hex(s: &str) -> Option<Hash32> {

@@ -87,6 +87,9 @@ pub struct NodePlan {
     pub held: Vec<(u64, Vec<String>)>,
     /// The node log's size now.
     pub log_size: u64,
+    /// CAS files and bytes only the planned hours' windows name: what goes with them.
+    pub cas_files: u64,
+    pub cas_bytes: u64,
 }
 
 impl NodePlan {
@@ -99,6 +102,8 @@ impl NodePlan {
             kept: 0,
             held: Vec::new(),
             log_size: 0,
+            cas_files: 0,
+            cas_bytes: 0,
         }
     }
 }
@@ -231,6 +236,14 @@ fn plan_node(root: &Path, keep_ns: u64, now_ns: u64) -> Result<NodePlan, Retenti
             recorded: false,
             bytes,
         });
+    }
+    if let Some(cas) = Cas::existing(root) {
+        let going: Vec<&Path> = out.hours.iter().map(|h| h.hour_dir.as_path()).collect();
+        let (manifests, chunks) = cas
+            .unnamed(&blobs_named(root, &going)?)
+            .map_err(|e| invalid(&root.join("cas"), e.to_string()))?;
+        let files = manifests.iter().chain(&chunks);
+        (out.cas_files, out.cas_bytes) = files.fold((0, 0), |(n, b), (_, len)| (n + 1, b + len));
     }
     Ok(out)
 }
@@ -423,7 +436,7 @@ pub fn apply(plan: &NodePlan, keep_ns: u64, now_ns: u64) -> Result<Applied, Rete
     }
     // Then the blobs only deleted windows named (after an interruption, too: every run).
     if let Some(cas) = Cas::existing(&plan.root) {
-        let named = blobs_named(&plan.root)?;
+        let named = blobs_named(&plan.root, &[])?;
         (done.cas_files, done.cas_bytes) = cas
             .remove_unnamed(&named)
             .map_err(|e| invalid(&plan.root.join("cas"), e.to_string()))?;
@@ -431,10 +444,14 @@ pub fn apply(plan: &NodePlan, keep_ns: u64, now_ns: u64) -> Result<Applied, Rete
     Ok(done)
 }
 
-/// The blobs the events of the store's windows name (`payload_ref`, FORMAT.md §8.6).
-fn blobs_named(root: &Path) -> Result<HashSet<Hash32>, RetentionError> {
+/// The blobs the events of the store's windows name (`payload_ref`, FORMAT.md §8.6), but
+/// for the windows of the hours in `skip`.
+fn blobs_named(root: &Path, skip: &[&Path]) -> Result<HashSet<Hash32>, RetentionError> {
     let mut named = HashSet::new();
     for hour_dir in hour_dirs(root).map_err(RetentionError::NotVerified)? {
+        if skip.contains(&hour_dir.as_path()) {
+            continue;
+        }
         for (record, _) in window_records(&root.join(&hour_dir))? {
             if record.event_count == 0 {
                 continue;
