@@ -71,6 +71,13 @@ pub struct ReplayConfig {
     pub taint_ttl_ns: u64,
 }
 
+impl ReplayConfig {
+    /// The taint lifetime in windows (at least one).
+    fn taint_ttl_windows(&self, window_len_ns: u64) -> u64 {
+        (self.taint_ttl_ns / window_len_ns).max(1)
+    }
+}
+
 /// What replay did.
 #[derive(Debug, Default)]
 pub struct ReplaySummary {
@@ -644,12 +651,11 @@ impl Sealing {
 
 /// A store is continued with the taint lifetime it was sealed with: another one would
 /// raise capture modes differently, and the windows sealed again would not match.
-fn check_taint_ttl(root: &Path, first: u64, window_len_ns: u64, ttl_ns: u64) -> Result<()> {
+fn check_taint_ttl(root: &Path, first: u64, window_len_ns: u64, ttl_windows: u64) -> Result<()> {
     let hour = WindowPaths::new(first, window_len_ns).hour_dir;
     let Some(index) = ritma_sinks::index::read_taint_index(root, &hour)? else {
         return Ok(());
     };
-    let ttl_windows = (ttl_ns / window_len_ns).max(1);
     if index.ttl_windows != ttl_windows {
         let sealed_s = index.ttl_windows as u128 * window_len_ns as u128 / 1_000_000_000;
         bail!(
@@ -687,7 +693,8 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
         }
         let first = store.first_sealed_window()?;
         if let Some(first) = first {
-            check_taint_ttl(&root, first, nodes.window_len_ns(), cfg.taint_ttl_ns)?;
+            let len = nodes.window_len_ns();
+            check_taint_ttl(&root, first, len, cfg.taint_ttl_windows(len))?;
         }
         resume_at.push(first);
         store.write_schema(ritma_schemas::FORMAT_SPEC)?;
@@ -727,7 +734,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
     let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let source = Arc::new(source);
     let (slack_ns, mode) = (cfg.slack_ns, cfg.mode);
-    let taint_ttl = (cfg.taint_ttl_ns / window_len_ns).max(1);
+    let taint_ttl = cfg.taint_ttl_windows(window_len_ns);
     let window_counts: Arc<Mutex<(u64, u64)>> = Arc::new(Mutex::new((0, 0)));
     let clock: Arc<Mutex<SealClock>> = Arc::default();
     let stats: Arc<Mutex<OperatorStats>> = Arc::default();

@@ -90,6 +90,9 @@ pub struct NodePlan {
     /// CAS files and bytes only the planned hours' windows name: what goes with them.
     pub cas_files: u64,
     pub cas_bytes: u64,
+    /// The blobs the windows kept name (`None` where the plan did not read them: no CAS,
+    /// or finishing an interrupted run), so applying the plan need not read them again.
+    blobs_kept: Option<HashSet<Hash32>>,
 }
 
 impl NodePlan {
@@ -104,6 +107,7 @@ impl NodePlan {
             log_size: 0,
             cas_files: 0,
             cas_bytes: 0,
+            blobs_kept: None,
         }
     }
 }
@@ -239,11 +243,13 @@ fn plan_node(root: &Path, keep_ns: u64, now_ns: u64) -> Result<NodePlan, Retenti
     }
     if let Some(cas) = Cas::existing(root) {
         let going: Vec<&Path> = out.hours.iter().map(|h| h.hour_dir.as_path()).collect();
+        let kept = blobs_named(root, &going)?;
         let (manifests, chunks) = cas
-            .unnamed(&blobs_named(root, &going)?)
+            .unnamed(&kept)
             .map_err(|e| invalid(&root.join("cas"), e.to_string()))?;
         let files = manifests.iter().chain(&chunks);
         (out.cas_files, out.cas_bytes) = files.fold((0, 0), |(n, b), (_, len)| (n + 1, b + len));
+        out.blobs_kept = Some(kept);
     }
     Ok(out)
 }
@@ -436,9 +442,16 @@ pub fn apply(plan: &NodePlan, keep_ns: u64, now_ns: u64) -> Result<Applied, Rete
     }
     // Then the blobs only deleted windows named (after an interruption, too: every run).
     if let Some(cas) = Cas::existing(&plan.root) {
-        let named = blobs_named(&plan.root, &[])?;
+        let read;
+        let named = match &plan.blobs_kept {
+            Some(kept) => kept,
+            None => {
+                read = blobs_named(&plan.root, &[])?;
+                &read
+            }
+        };
         (done.cas_files, done.cas_bytes) = cas
-            .remove_unnamed(&named)
+            .remove_unnamed(named)
             .map_err(|e| invalid(&plan.root.join("cas"), e.to_string()))?;
     }
     Ok(done)

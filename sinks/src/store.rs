@@ -606,10 +606,6 @@ impl BlockFile {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Blocks read (or skipped) so far.
     pub fn blocks_read(&self) -> u32 {
         self.next
@@ -679,9 +675,10 @@ pub fn read_block(path: &Path, window: u64, index: u32) -> Result<Block, StoreEr
             break;
         }
     }
+    // The block read is the one at `index`: next_block checks every block's place.
     match file.next_block()? {
-        Some(block) if block.index == index => Ok(block),
-        _ => Err(StoreError::Invalid {
+        Some(block) => Ok(block),
+        None => Err(StoreError::Invalid {
             path: path.to_owned(),
             reason: format!("no block {index}: the file holds {}", file.next),
         }),
