@@ -2,11 +2,13 @@
 
 mod case;
 mod exes;
+mod latency;
 mod prove;
 mod query;
 mod record;
 mod replay;
 mod run;
+mod store_writer;
 mod taint;
 
 use anyhow::{bail, Context, Result};

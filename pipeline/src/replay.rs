@@ -9,6 +9,8 @@
 //! Everything a window holds is ordered by the data before it is hashed, so the
 //! output is byte-identical for any number of workers.
 
+use crate::latency::Latencies;
+use crate::store_writer::{HourWrite, StoreWriter, WindowWrite};
 use crate::taint::taint_changes;
 use anyhow::{bail, Result};
 use ritma_operators::attribute::{ActorTable, ActorTableConfig, ExeFact};
@@ -20,7 +22,6 @@ use ritma_operators::hour_seal::HourSealer;
 use ritma_operators::taint::{taint_flows, TaintChange};
 use ritma_operators::triggers::TriggerDetectors;
 use ritma_operators::window_merkle::{NodeLog, WindowContents};
-use ritma_schemas::catalog::HourState;
 use ritma_schemas::merkle::TreeHash;
 use ritma_schemas::note::NoteSigner;
 use ritma_schemas::records::{
@@ -29,17 +30,14 @@ use ritma_schemas::records::{
 };
 use ritma_schemas::Id128;
 use ritma_sinks::cas::Cas;
-use ritma_sinks::catalog;
-use ritma_sinks::index::{
-    write_edge_part, write_edge_refs, write_hour_index, HourIndexBuilder, IndexedWindow,
-};
+use ritma_sinks::index::{HourIndexBuilder, IndexedWindow};
 use ritma_sinks::keys::Keystore;
 use ritma_sinks::store::{NodeStore, StoreLock, WindowPaths, FORMAT_VERSION};
 use ritma_sources::raw::RawEvent;
 use ritma_sources::trace::{
     scan_runs, BaselineStatus, BlobAssembly, CgroupEntry, TraceError, TraceItem, TraceReader,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
@@ -90,7 +88,7 @@ pub struct ReplaySummary {
     pub nodes: Vec<String>,
     /// Seal latency of every (node, window): from the moment the source closed the
     /// window (the input moved past it) to its signed checkpoint being on disk.
-    pub seal_latencies: Vec<Duration>,
+    pub seal_latencies: Latencies,
     pub operators: OperatorStats,
 }
 
@@ -111,33 +109,49 @@ pub struct OperatorStats {
 impl ReplaySummary {
     /// The `q`-quantile (0..=1) of the seal latencies.
     pub fn seal_latency(&self, q: f64) -> Option<Duration> {
-        let mut v = self.seal_latencies.clone();
-        v.sort_unstable();
-        let i = ((v.len() as f64 - 1.0) * q).round() as usize;
-        v.get(i).copied()
+        self.seal_latencies.quantile(q)
     }
 }
 
 /// When the source closed each window, for seal latency.
+/// Its memory stays bounded over a live run of any length.
 #[derive(Default)]
 struct SealClock {
-    /// (input epoch after an advance, when): windows below the epoch closed then.
-    advances: Vec<(u64, Instant)>,
+    /// (input epoch after an advance, when): windows below the epoch closed then. Only
+    /// the advances a window not yet sealed on every node can still need are kept.
+    advances: VecDeque<(u64, Instant)>,
     /// When the input ended: the close of every window still open then.
     ended: Option<Instant>,
-    latencies: Vec<Duration>,
+    /// Each node's last sealed window.
+    sealed: Vec<Option<u64>>,
+    latencies: Latencies,
 }
 
 impl SealClock {
-    fn advanced_to(&mut self, epoch: u64) {
-        self.advances.push((epoch, Instant::now()));
+    fn for_nodes(nodes: usize) -> Self {
+        SealClock {
+            sealed: vec![None; nodes],
+            ..Default::default()
+        }
     }
 
-    fn sealed(&mut self, window: u64) {
+    fn advanced_to(&mut self, epoch: u64) {
+        self.advances.push_back((epoch, Instant::now()));
+    }
+
+    /// `node` sealed `window`: its latency is counted.
+    fn sealed(&mut self, node: usize, window: u64) {
         let i = self.advances.partition_point(|(e, _)| *e <= window);
         let closed = self.advances.get(i).map(|(_, t)| *t).or(self.ended);
         if let Some(t) = closed {
-            self.latencies.push(t.elapsed());
+            self.latencies.record(t.elapsed());
+        }
+        self.sealed[node] = Some(window);
+        // Every later window of every node is above this: the advances up to it are done with.
+        if let Some(Some(floor)) = self.sealed.iter().min() {
+            while self.advances.front().is_some_and(|(e, _)| e <= floor) {
+                self.advances.pop_front();
+            }
         }
     }
 }
@@ -390,6 +404,12 @@ fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+/// The exchange key of a node's per-node operators (cone-match, window-merkle): nodes
+/// go round-robin from worker 1 on, as worker 0 also runs the source.
+fn node_route(node: u32) -> u64 {
+    node as u64 + 1
 }
 
 fn route_source(m: &SourceMsg) -> u64 {
@@ -723,20 +743,22 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
     // Every run's context, for canonicalize (its boot and clock offset).
     let ctxs: Arc<Vec<RunContext>> = Arc::new(nodes.runs.iter().map(|(_, c)| c.clone()).collect());
     let window_len_ns = nodes.window_len_ns();
-    let shared = Arc::new(Mutex::new((
-        signers,
-        stores
-            .into_iter()
-            .zip(resume_at)
-            .map(Some)
-            .collect::<Vec<_>>(),
-    )));
     let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let clock = Arc::new(Mutex::new(SealClock::for_nodes(stores.len())));
+    let mut writers = Vec::new();
+    for (node, (store, resume_at)) in stores.into_iter().zip(resume_at).enumerate() {
+        let clock = clock.clone();
+        let written = move |w| clock.lock().expect("clock").sealed(node, w);
+        writers.push(Some((
+            StoreWriter::spawn(store, errors.clone(), written)?,
+            resume_at,
+        )));
+    }
+    let shared = Arc::new(Mutex::new((signers, writers)));
     let source = Arc::new(source);
     let (slack_ns, mode) = (cfg.slack_ns, cfg.mode);
     let taint_ttl = cfg.taint_ttl_windows(window_len_ns);
     let window_counts: Arc<Mutex<(u64, u64)>> = Arc::new(Mutex::new((0, 0)));
-    let clock: Arc<Mutex<SealClock>> = Arc::default();
     let stats: Arc<Mutex<OperatorStats>> = Arc::default();
     let stats2 = stats.clone();
     let names = Arc::new(nodes.names.clone());
@@ -799,7 +821,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
             let names = names.flat_map(|r| match r { Routed::Names(m) => Some(m), _ => None }).broadcast();
 
             let cone_parts = cone_input.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<WindowPart>>, _, _, _>(
-                ExchangePact::new(|m: &ConeMsg| mix(m.node() as u64)),
+                ExchangePact::new(|m: &ConeMsg| node_route(m.node())),
                 "cone-match",
                 move |_default_cap, _info| {
                     let mut stash: Stash<ConeMsg> = Stash::new();
@@ -987,7 +1009,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                 .concat(cone_parts)
                 .concat(taint)
                 .unary_frontier::<timely::container::CapacityContainerBuilder<Vec<(u32, u64)>>, _, _, _>(
-                    ExchangePact::new(|p: &WindowPart| mix(p.node as u64)),
+                    ExchangePact::new(|p: &WindowPart| node_route(p.node)),
                     "window-merkle",
                     move |_default_cap, _info| {
                         let mut stash: Stash<WindowPart> = Stash::new();
@@ -1037,12 +1059,12 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                     let sink = sinks.entry(node).or_insert_with(|| {
                                         let mut s = shared.lock().expect("shared");
                                         let signer = s.0[node as usize].clone();
-                                        let (store, resume_at) = s.1[node as usize].take().expect("one owner per node store");
+                                        let (writer, resume_at) = s.1[node as usize].take().expect("one owner per node store");
                                         let name = &names_merkle[node as usize];
                                         NodeSink {
                                             log: NodeLog::new(name, window_len_ns, CONE_LIB_VERSION, signer),
                                             hours: HourSealer::new(name, window_len_ns),
-                                            store,
+                                            writer,
                                             resume_at,
                                             index: None,
                                             raises: ModeRaises::new(mode, taint_ttl),
@@ -1058,11 +1080,9 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                             errors.lock().expect("errors").push(e);
                                             return;
                                         }
-                                        clock.lock().expect("clock").sealed(gap);
                                     }
                                     match sink.seal(w, contents, raising.remove(&node).unwrap_or_default(), taint.remove(&w).unwrap_or_default()) {
                                         Ok(n) => {
-                                            clock.lock().expect("clock").sealed(w);
                                             let mut c = window_counts.lock().expect("counts");
                                             c.0 += w - first + 1;
                                             c.1 += n;
@@ -1075,16 +1095,13 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                     }
                                 }
                             }
-                            // The input is over: the tail hour gets its index too.
+                            // The input is over: the tail hour gets its index too, and
+                            // every write is on disk before the dataflow completes.
                             if frontier.is_empty() && !finished {
                                 finished = true;
-                                if errors.lock().expect("errors").is_empty() {
-                                    for sink in sinks.values_mut() {
-                                        if let Err(e) = sink.finish_hour(false) {
-                                            errors.lock().expect("errors").push(e);
-                                            return;
-                                        }
-                                    }
+                                for sink in sinks.values_mut() {
+                                    sink.finish_hour(false);
+                                    sink.writer.finish();
                                 }
                             }
                         }
@@ -1095,7 +1112,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
 
         if index != 0 {
             drop(input);
-            worker.step_while(|| !probe.done());
+            worker.step_or_park_while(Some(IDLE_PARK), || !probe.done());
             return Ok::<FeedCounts, String>(FeedCounts::default());
         }
         let feeder = Feeder::new(&names2, &runs, slack_ns, roots.clone());
@@ -1108,7 +1125,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
         let result = feed(traces, live, feeder, intake);
         clock_feed.lock().expect("clock").ended = Some(Instant::now());
         drop(input);
-        worker.step_while(|| !probe.done());
+        worker.step_or_park_while(Some(IDLE_PARK), || !probe.done());
         result
     })
     .map_err(|e| anyhow::anyhow!("starting the dataflow: {e}"))?;
@@ -1127,7 +1144,8 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
 struct NodeSink {
     log: NodeLog,
     hours: HourSealer,
-    store: NodeStore,
+    /// Writes the sealed windows to the node's store, in order, on its own thread.
+    writer: StoreWriter,
     /// The store's first window when it already held windows: sealing must start there.
     resume_at: Option<u64>,
     index: Option<HourIndexBuilder>,
@@ -1147,10 +1165,11 @@ struct Raising {
 
 impl NodeSink {
     fn per_hour(&self) -> u64 {
-        3_600_000_000_000 / self.store.meta().window_len_ns
+        3_600_000_000_000 / self.writer.meta().window_len_ns
     }
 
-    /// Seals `window`, writes it and its index share; returns its event count.
+    /// Seals `window` and hands it, with its index share, to the store writer; returns
+    /// its event count.
     fn seal(
         &mut self,
         window: u64,
@@ -1158,11 +1177,11 @@ impl NodeSink {
         raising: Raising,
         mut taint: Vec<TaintChange>,
     ) -> Result<u64, String> {
-        let node = self.store.meta().node.clone();
-        let len = self.store.meta().window_len_ns;
+        let node = self.writer.meta().node.clone();
+        let len = self.writer.meta().window_len_ns;
         if let Some(first) = self.resume_at.filter(|_| self.log.next_window().is_none()) {
             if first != window {
-                return Err(format!("node {node}: {} already holds windows from {first} on, but this input starts at window {window}: it was sealed from another input (give another --out)", self.store.root().display()));
+                return Err(format!("node {node}: {} already holds windows from {first} on, but this input starts at window {window}: it was sealed from another input (give another --out)", self.writer.root().display()));
             }
         }
         // Taint sorted first: the raised set is then one function of the window's inputs.
@@ -1195,15 +1214,6 @@ impl NodeSink {
             .hours
             .push(window, leaf, self.log.frontier())
             .map_err(|e| format!("node {node}: sealing the hour of window {window}: {e}"))?;
-        self.store
-            .write_window(
-                &sealed.record,
-                &sealed.record_bytes,
-                &sealed.leaves,
-                &sealed.checkpoint,
-                hour_seal.as_ref(),
-            )
-            .map_err(|e| format!("writing window {window} of node {node}: {e}"))?;
         let hour = window / self.per_hour();
         let index = self
             .index
@@ -1221,49 +1231,38 @@ impl NodeSink {
                 .map(|c| (c.seed, c.entity, c.diff > 0))
                 .collect::<Vec<_>>(),
         });
-        let paths = WindowPaths::new(window, len);
-        for part in &closed.edges {
-            write_edge_part(self.store.root(), &paths, part).map_err(|e| {
-                format!("writing the graph edges of window {window} of node {node}: {e}")
-            })?;
+        let events = r.event_count;
+        let ends_hour = hour_seal.is_some();
+        self.writer.window(WindowWrite {
+            record: sealed.record,
+            record_bytes: sealed.record_bytes,
+            leaves: sealed.leaves,
+            checkpoint: sealed.checkpoint,
+            hour_seal,
+            edge_parts: closed.edges,
+            edge_refs: closed.edge_refs,
+        });
+        if ends_hour {
+            self.finish_hour(true);
         }
-        if let Some(refs) = &closed.edge_refs {
-            write_edge_refs(self.store.root(), &paths, refs).map_err(|e| {
-                format!("writing the edge refs of window {window} of node {node}: {e}")
-            })?;
-        }
-        if hour_seal.is_some() {
-            self.finish_hour(true)?;
-        }
-        Ok(r.event_count)
+        Ok(events)
     }
 
-    /// Writes the open hour's last edge part and index files, then its catalog and
-    /// accounting entries (at the hour's end, `sealed`, or at the end of the run for the
-    /// tail hour).
-    fn finish_hour(&mut self, sealed: bool) -> Result<(), String> {
+    /// Hands the open hour's last edge part and index files, then its catalog and
+    /// accounting entries, to the store writer (at the hour's end, `sealed`, or at the
+    /// end of the run for the tail hour).
+    fn finish_hour(&mut self, sealed: bool) {
         let Some(index) = self.index.take() else {
-            return Ok(());
+            return;
         };
-        let meta = self.store.meta();
-        let paths = WindowPaths::new(index.hour() * self.per_hour(), meta.window_len_ns);
         let hour = index.hour();
-        let (files, last) = index.finish();
-        let root = self.store.root();
-        let err = |e: ritma_sinks::store::StoreError| {
-            format!(
-                "writing the index of hour {hour} of node {}: {e}",
-                meta.node
-            )
-        };
-        if let Some(part) = last {
-            write_edge_part(root, &paths, &part).map_err(err)?;
-        }
-        write_hour_index(root, &paths, &files).map_err(err)?;
-        // After the index, so an hour's entries exist only once its files are complete.
-        let entry = files.catalog_entry(HourState::kept(sealed));
-        let account = catalog::account_hour(root, hour, entry.events, false).map_err(err)?;
-        catalog::record_hour(root, &meta.node, entry, account).map_err(err)
+        let (index, last_part) = index.finish();
+        self.writer.hour(HourWrite {
+            hour,
+            index,
+            last_part,
+            sealed,
+        });
     }
 }
 
@@ -1676,9 +1675,14 @@ fn catch_up(
 ) {
     worker.step();
     while probe.less_than(&epoch.saturating_sub(MAX_LAG_WINDOWS)) && !failed() {
-        worker.step();
+        // Parks while other workers hold the work (a message wakes it): no spinning core.
+        worker.step_or_park(Some(IDLE_PARK));
     }
 }
+
+/// The longest a worker waiting for the dataflow's progress parks between steps; a
+/// message from another worker wakes it sooner.
+const IDLE_PARK: Duration = Duration::from_millis(1);
 
 /// Worker 0's hold on the dataflow it feeds.
 struct Intake<'a, F: Fn() -> bool> {
@@ -1859,3 +1863,36 @@ impl Progress {
 
 /// How long a window stays open after its end for events that arrive late.
 pub const DEFAULT_SLACK_NS: u64 = 50_000_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seal_clock_keeps_only_the_advances_unsealed_windows_need() {
+        let mut clock = SealClock::for_nodes(2);
+        for w in 0..10_000u64 {
+            clock.advanced_to(w + 1);
+            // Node 1 lags node 0 by three windows: the advances since its last seal stay.
+            clock.sealed(0, w);
+            if w >= 3 {
+                clock.sealed(1, w - 3);
+            }
+            assert!(
+                clock.advances.len() <= 4,
+                "window {w}: {} advances",
+                clock.advances.len()
+            );
+        }
+        // Node 1's next window closed at the advance past it, which is still there.
+        assert_eq!(clock.advances.front().map(|a| a.0), Some(9_997));
+        assert!(clock.latencies.quantile(1.0).is_some());
+        // A node that never sealed holds every advance.
+        let mut idle = SealClock::for_nodes(2);
+        for w in 0..100u64 {
+            idle.advanced_to(w + 1);
+            idle.sealed(0, w);
+        }
+        assert_eq!(idle.advances.len(), 100);
+    }
+}
