@@ -14,7 +14,8 @@ use ritma_operators::taint::TaintChange;
 use ritma_schemas::Id128;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::Operator;
+use std::collections::BTreeMap;
+use timely::dataflow::operators::{Capability, Operator};
 use timely::dataflow::StreamVec;
 
 /// The changes of the tainted set, each at timestamp = its window.
@@ -112,27 +113,48 @@ pub fn reachable_from(
 }
 
 /// Each sighting at `w`, live for `w ..= w + ttl - 1`, as the updates `+1 @ w`, `-1 @ w + ttl`.
+///
+/// The retraction is sent only once the input reaches `w + ttl`: sent at once, it would wait
+/// in the arrangement's batcher for the whole lifetime, re-sorted at every window, at about
+/// twice the memory of the sighting held here.
 fn lifetimes<'scope, D: Clone + 'static>(
     sightings: StreamVec<'scope, u64, D>,
     ttl_windows: u64,
     name: &str,
 ) -> VecCollection<'scope, u64, D> {
     sightings
-        .unary::<CapacityContainerBuilder<Vec<(D, u64, isize)>>, _, _, _>(
+        .unary_frontier::<CapacityContainerBuilder<Vec<(D, u64, isize)>>, _, _, _>(
             Pipeline,
             name,
             move |_, _| {
-                move |input, output| {
+                // Retractions not yet due, by window, each with the capability to send them.
+                let mut due: BTreeMap<u64, (Capability<u64>, Vec<D>)> = BTreeMap::new();
+                move |(input, frontier), output| {
+                    let port = output.output_index();
                     input.for_each(|cap, data| {
                         // A message with an empty stamp claims no window, so it has no sighting.
                         let Some(&window) = cap.least() else { return };
                         let end = window.saturating_add(ttl_windows);
-                        let mut session = output.session(&cap);
-                        for d in data.drain(..) {
-                            session.give((d.clone(), window, 1));
-                            session.give((d, end, -1));
-                        }
+                        output
+                            .session(&cap)
+                            .give_iterator(data.iter().map(|d| (d.clone(), window, 1)));
+                        let (_, pending) = due
+                            .entry(end)
+                            .or_insert_with(|| (cap.delayed(&end, port), Vec::new()));
+                        pending.append(data);
                     });
+                    // Due once no sighting before its window can arrive any more (all of them
+                    // when the input ends).
+                    while let Some(next) = due.first_entry() {
+                        if frontier.less_than(next.key()) {
+                            break;
+                        }
+                        let (at, pending) = next.remove();
+                        let end = *at.time();
+                        output
+                            .session(&at)
+                            .give_iterator(pending.into_iter().map(|d| (d, end, -1)));
+                    }
                 }
             },
         )
