@@ -1640,10 +1640,14 @@ impl Feeder {
         Some(next)
     }
 
-    /// The end of the input: every node's run ends (`end_run`).
-    fn finish(mut self, input: &mut SourceInput, warn: impl Fn(&str)) -> FeedCounts {
+    /// The end of the input: every node's run ends (`end_run`). Also returns the window
+    /// after every window it sent anything for (`None` if it sent nothing).
+    fn finish(mut self, input: &mut SourceInput, warn: impl Fn(&str)) -> (FeedCounts, Option<u64>) {
+        let mut end: Option<u64> = None;
         for n in 0..self.names.len() {
-            if self.end_run(n, input).is_some() {
+            if let Some(next) = self.end_run(n, input) {
+                // end_run sends at most at `next` (loss and health of an empty run).
+                end = end.max(Some(next + 1));
                 continue;
             }
             let lost: u64 = self.pending_loss[n].iter().map(|(_, c)| c).sum();
@@ -1661,7 +1665,7 @@ impl Feeder {
                 ));
             }
         }
-        self.counts
+        (self.counts, end)
     }
 }
 
@@ -1699,6 +1703,19 @@ impl<F: Fn() -> bool> Intake<'_, F> {
     fn catch_up(&mut self, epoch: u64) {
         catch_up(self.worker, self.probe, epoch, &self.failed);
     }
+
+    /// Moves the input to `end`, past every window it holds, and waits until all of
+    /// them are sealed (or sealing failed). The input then ends with nothing left to
+    /// seal, which is what lets taint drop the retractions no window will see.
+    fn seal_before(&mut self, end: u64) {
+        if *self.input.time() < end {
+            self.clock.lock().expect("clock").advanced_to(end);
+            self.input.advance_to(end);
+        }
+        while self.probe.less_than(&end) && !(self.failed)() {
+            self.worker.step_or_park(Some(IDLE_PARK));
+        }
+    }
 }
 
 /// Worker 0: feeds every item of `traces`, then, in a live run, what the capture loop
@@ -1719,7 +1736,10 @@ fn feed(
         progress.finish();
         feed_items(&items, &mut feeder, &mut intake)?;
     }
-    let counts = feeder.finish(intake.input, |w| progress.warn(w));
+    let (counts, end) = feeder.finish(intake.input, |w| progress.warn(w));
+    if let Some(end) = end {
+        intake.seal_before(end);
+    }
     progress.finish();
     Ok(counts)
 }

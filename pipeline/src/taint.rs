@@ -12,9 +12,9 @@ use differential_dataflow::operators::Iterate;
 use differential_dataflow::{AsCollection, VecCollection};
 use ritma_operators::taint::TaintChange;
 use ritma_schemas::Id128;
+use std::collections::BTreeMap;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
-use std::collections::BTreeMap;
 use timely::dataflow::operators::{Capability, Operator};
 use timely::dataflow::StreamVec;
 
@@ -23,8 +23,10 @@ use timely::dataflow::StreamVec;
 /// `flows` are `(node, from, to)` taint flows (`ritma_operators::taint::taint_flows` of the
 /// window's edges) and `seeds` are `(node, actor)`, each at the timestamp of the window it
 /// was sighted in. A change happens at a window where no input arrives when something ages
-/// out there; once the inputs close, the final retractions (up to the last sighting + ttl)
-/// follow.
+/// out there, once the inputs' frontier reaches that window. Changes are made only for the
+/// windows the frontier reaches before the inputs close: a caller that wants the changes up
+/// to window `w` advances the inputs past `w` first (what was still live at the close is
+/// never retracted, as no window follows it).
 pub fn taint_changes<'scope>(
     flows: StreamVec<'scope, u64, (u32, Id128, Id128)>,
     seeds: StreamVec<'scope, u64, (u32, Id128)>,
@@ -116,7 +118,9 @@ pub fn reachable_from(
 ///
 /// The retraction is sent only once the input reaches `w + ttl`: sent at once, it would wait
 /// in the arrangement's batcher for the whole lifetime, re-sorted at every window, at about
-/// twice the memory of the sighting held here.
+/// twice the memory of the sighting held here. Retractions not yet due when the input ends
+/// are dropped: no window follows the end (merged all at once, they set the peak memory
+/// of a long replay).
 fn lifetimes<'scope, D: Clone + 'static>(
     sightings: StreamVec<'scope, u64, D>,
     ttl_windows: u64,
@@ -143,8 +147,11 @@ fn lifetimes<'scope, D: Clone + 'static>(
                             .or_insert_with(|| (cap.delayed(&end, port), Vec::new()));
                         pending.append(data);
                     });
-                    // Due once no sighting before its window can arrive any more (all of them
-                    // when the input ends).
+                    // The input has ended: nothing comes after it, so nothing ages out after it.
+                    if frontier.is_empty() {
+                        due.clear();
+                    }
+                    // Due once no sighting before its window can arrive any more.
                     while let Some(next) = due.first_entry() {
                         if frontier.less_than(next.key()) {
                             break;
@@ -216,6 +223,19 @@ mod tests {
     /// Runs `taint_changes` on `workers` workers, each feeding a share of the sightings;
     /// returns every change with the timestamp it came out at, sorted.
     fn run_dataflow(workers: usize, input: &[Sighted], ttl: u64) -> Vec<(u64, TaintChange)> {
+        // Through the last expiry, as the reference: changes come only for windows the
+        // inputs reach before they close.
+        let through = input.iter().map(|s| s.window).max().unwrap_or(0) + ttl;
+        run_dataflow_through(workers, input, ttl, through)
+    }
+
+    /// `run_dataflow` with the inputs advanced past window `through`, then closed.
+    fn run_dataflow_through(
+        workers: usize,
+        input: &[Sighted],
+        ttl: u64,
+        through: u64,
+    ) -> Vec<(u64, TaintChange)> {
         let input = Arc::new(input.to_vec());
         let out: Arc<Mutex<Vec<(u64, TaintChange)>>> = Arc::new(Mutex::new(Vec::new()));
         let sink = out.clone();
@@ -238,8 +258,7 @@ mod tests {
                     })
                     .probe_with(&probe);
             });
-            let last = input.iter().map(|s| s.window).max().unwrap_or(0);
-            for window in 0..=last {
+            for window in 0..=through {
                 let here = input.iter().filter(|s| s.window == window);
                 for (_, s) in here.enumerate().filter(|(i, _)| i % peers == me) {
                     for (from, to) in s.edges.iter().flat_map(taint_flows) {
@@ -445,6 +464,17 @@ mod tests {
                 })
                 .collect();
             assert_eq!(got, expected, "{workers} workers");
+        }
+        // With ttl 3 everything ages out at window 3; inputs closed once they reach window 2
+        // leave those retractions unmade: no window comes after the close.
+        let longer = run_reference(&input, 3);
+        assert!(longer[3..].iter().all(|c| c.window == 3 && c.diff == -1));
+        for workers in [1, 3] {
+            let got: Vec<TaintChange> = run_dataflow_through(workers, &input, 3, 1)
+                .into_iter()
+                .map(|(_, c)| c)
+                .collect();
+            assert_eq!(got, longer[..3], "{workers} workers");
         }
     }
 }
