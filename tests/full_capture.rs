@@ -2,7 +2,7 @@
 //! executable hash, the exec's payload_ref, the blob in the store's CAS and the
 //! unknown_binary trigger; `ritma verify` checks the blob against the signed reference.
 
-use crate::util::{task, tree, window_leaves, Dir, OutputExt};
+use crate::util::{exec_event, tree, window_leaves, Dir, OutputExt};
 use ritma_schemas::records::{AnyRecord, CaptureMode, RunMeta};
 use ritma_sinks::cas::Cas;
 use ritma_sources::raw::{RawBody, RawEvent};
@@ -32,18 +32,7 @@ fn run_meta() -> RunMeta {
 
 /// An exec of `path` (file `ino` on device 9) by process `pid`, `ms` after W0's start.
 fn exec(seq: u64, ms: u64, pid: u32, path: &str, ino: u64) -> RawEvent {
-    RawEvent {
-        seq,
-        mono_ns: MONO_AT_W0 + ms * MS,
-        task: task(pid, "sh"),
-        body: RawBody::Exec {
-            filename: path.as_bytes().to_vec(),
-            argv: vec![path.as_bytes().to_vec()],
-            argv_truncated: false,
-            exe_dev: 9,
-            exe_ino: ino,
-        },
-    }
+    exec_event(seq, MONO_AT_W0 + ms * MS, pid, path, ino)
 }
 
 fn b3(b: &[u8]) -> [u8; 32] {

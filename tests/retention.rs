@@ -261,7 +261,6 @@ fn forged_or_tampered_deletions_are_caught() {
 /// known tool runs in hour 3 so hours 0 to 2 are sealed.
 fn write_blob_trace(path: &Path) {
     use ritma_schemas::records::RunMeta;
-    use ritma_sources::raw::{RawBody, RawEvent};
     use ritma_sources::trace::{BaselineStatus, ExeEntry, TraceWriter};
     let minute: u64 = 60_000_000_000;
     let mono_at_start = 1_000_000_000u64;
@@ -302,18 +301,8 @@ fn write_blob_trace(path: &Path) {
         (3, "/usr/bin/tool", 10),
     ];
     for (seq, (h, exe_path, ino)) in runs.into_iter().enumerate() {
-        let event = RawEvent {
-            seq: seq as u64,
-            mono_ns: mono_at_start + (h * 60 + 10) * minute,
-            task: crate::util::task(100 + h as u32, "sh"),
-            body: RawBody::Exec {
-                filename: exe_path.as_bytes().to_vec(),
-                argv: vec![exe_path.as_bytes().to_vec()],
-                argv_truncated: false,
-                exe_dev: 9,
-                exe_ino: ino,
-            },
-        };
+        let mono_ns = mono_at_start + (h * 60 + 10) * minute;
+        let event = crate::util::exec_event(seq as u64, mono_ns, 100 + h as u32, exe_path, ino);
         w.append_batch(run, &[event]).unwrap();
     }
 }

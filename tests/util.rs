@@ -95,6 +95,28 @@ pub fn task(pid: u32, comm: &str) -> ritma_sources::raw::Task {
     }
 }
 
+/// An exec of `path` (file `ino` on device 9) by process `pid` at `mono_ns`.
+pub fn exec_event(
+    seq: u64,
+    mono_ns: u64,
+    pid: u32,
+    path: &str,
+    ino: u64,
+) -> ritma_sources::raw::RawEvent {
+    ritma_sources::raw::RawEvent {
+        seq,
+        mono_ns,
+        task: task(pid, "sh"),
+        body: ritma_sources::raw::RawBody::Exec {
+            filename: path.as_bytes().to_vec(),
+            argv: vec![path.as_bytes().to_vec()],
+            argv_truncated: false,
+            exe_dev: 9,
+            exe_ino: ino,
+        },
+    }
+}
+
 /// Every file under `root`, by relative path, with its bytes.
 pub fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();

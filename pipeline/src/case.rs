@@ -656,7 +656,7 @@ impl Selection {
         let (from_ns, to_ns) = parse_range(from.as_deref(), to.as_deref())?;
         let actor = actor
             .map(|s| {
-                crate::exes::parse_hex::<16>(s.to_ascii_lowercase().as_bytes())
+                ritma_sinks::cas::parse_hex::<16>(s.to_ascii_lowercase().as_bytes())
                     .ok_or_else(|| anyhow!("--actor {s:?}: not an actor id (32 hex digits)"))
             })
             .transpose()?;

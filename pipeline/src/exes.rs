@@ -4,7 +4,7 @@
 //! WAL (exes and blob frames, FORMAT.md §7.2); the dataflow only replays what it wrote.
 
 use anyhow::{bail, Context, Result};
-use ritma_sinks::cas::hex;
+use ritma_sinks::cas::{hex, parse_hex};
 use ritma_sources::raw::{RawBody, RawEvent};
 use ritma_sources::trace::{BaselineStatus, ExeEntry, MAX_BLOB_LEN};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -82,19 +82,6 @@ impl Baseline {
             BaselineStatus::Unlisted
         }
     }
-}
-
-/// N bytes from exactly 2N lowercase hex digits.
-pub(crate) fn parse_hex<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
-    if hex.len() != 2 * N {
-        return None;
-    }
-    let digit = |c: u8| (c as char).to_digit(16).filter(|_| !c.is_ascii_uppercase());
-    let mut out = [0u8; N];
-    for (i, pair) in hex.chunks(2).enumerate() {
-        out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
-    }
-    Some(out)
 }
 
 /// Writes a baseline of every executable regular file under `roots` (symlinks are not

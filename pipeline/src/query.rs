@@ -125,7 +125,7 @@ pub fn query_cmd(args: QueryArgs) -> Result<()> {
 }
 
 fn actor_arg(s: &str) -> Result<Id128> {
-    crate::exes::parse_hex::<16>(s.to_ascii_lowercase().as_bytes())
+    ritma_sinks::cas::parse_hex::<16>(s.to_ascii_lowercase().as_bytes())
         .ok_or_else(|| anyhow!("actor {s:?}: not an actor id (32 hex digits)"))
 }
 

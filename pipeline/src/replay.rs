@@ -1257,8 +1257,10 @@ impl NodeSink {
         };
         let hour = index.hour();
         let (index, last_part) = index.finish();
+        let len = self.writer.meta().window_len_ns;
         self.writer.hour(HourWrite {
             hour,
+            paths: WindowPaths::new(hour * self.per_hour(), len),
             index,
             last_part,
             sealed,

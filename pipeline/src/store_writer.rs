@@ -32,6 +32,8 @@ pub struct WindowWrite {
 /// An hour's last edge part, index files and catalog entries.
 pub struct HourWrite {
     pub hour: u64,
+    /// The paths of the hour's first window.
+    pub paths: WindowPaths,
     pub index: HourIndex,
     pub last_part: Option<EdgePart>,
     /// Whether the hour's seal was written (else the run ended inside it).
@@ -178,8 +180,7 @@ fn write_window(store: &NodeStore, w: &WindowWrite) -> Result<(), String> {
 
 fn write_hour(store: &NodeStore, h: HourWrite) -> Result<(), String> {
     let meta = store.meta();
-    let per_hour = 3_600_000_000_000 / meta.window_len_ns;
-    let paths = WindowPaths::new(h.hour * per_hour, meta.window_len_ns);
+    let paths = &h.paths;
     let root = store.root();
     let err = |e: ritma_sinks::store::StoreError| {
         format!(
@@ -188,9 +189,9 @@ fn write_hour(store: &NodeStore, h: HourWrite) -> Result<(), String> {
         )
     };
     if let Some(part) = &h.last_part {
-        write_edge_part(root, &paths, part).map_err(err)?;
+        write_edge_part(root, paths, part).map_err(err)?;
     }
-    write_hour_index(root, &paths, &h.index).map_err(err)?;
+    write_hour_index(root, paths, &h.index).map_err(err)?;
     // After the index, so an hour's entries exist only once its files are complete.
     let entry = h.index.catalog_entry(HourState::kept(h.sealed));
     let account = catalog::account_hour(root, h.hour, entry.events, false).map_err(err)?;

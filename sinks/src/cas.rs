@@ -283,7 +283,7 @@ impl Cas {
                     Some(stem) => (stem, true),
                     None => (&*name, false),
                 };
-                let Some(hash) = parse_hex(stem) else {
+                let Some(hash) = parse_hex::<32>(stem.as_bytes()) else {
                     continue;
                 };
                 let entry = (hash, shard.join(&*name));
@@ -376,14 +376,15 @@ type NamedFile = (Hash32, PathBuf);
 /// A CAS file and its length.
 type SizedFile = (PathBuf, u64);
 
-/// 64 lower-case hex digits → the hash they spell.
-fn parse_hex(s: &str) -> Option<Hash32> {
-    if s.len() != 64 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+/// N bytes from exactly 2N lower-case hex digits (the inverse of [`hex`]).
+pub fn parse_hex<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
+    if hex.len() != 2 * N {
         return None;
     }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    let digit = |c: u8| (c as char).to_digit(16).filter(|_| !c.is_ascii_uppercase());
+    let mut out = [0u8; N];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
     }
     Some(out)
 }
