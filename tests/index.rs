@@ -59,17 +59,27 @@ fn index_files_and_edge_parts_describe_the_sealed_blocks() {
     }
     assert_eq!(events, 150_000);
 
-    // Graph parts: the hour's edges, in order, cut every 10 000.
+    // Graph parts: the hour's edges, in order, cut every 10 000, each group unpacked with
+    // its window's id table.
     let parts = files_under(&store.join("graph/edges"), ".edges.cbor.zst");
     assert!(parts.len() >= 2, "{parts:?}");
     let mut from_parts = Vec::new();
     for (i, p) in parts.iter().enumerate() {
         let part: EdgePart = decode(p);
         assert_eq!(part.part as usize, i);
-        if i + 1 < parts.len() {
-            assert_eq!(part.edges.len(), 10_000);
+        let mut edges = 0;
+        for g in &part.groups {
+            let paths = ritma_sinks::store::WindowPaths::new(g.window, 1_000_000_000);
+            let table = ritma_sinks::store::BlockFile::open(&store.join(paths.blocks()), g.window)
+                .unwrap()
+                .into_ids();
+            let leaves = g.unpack(&table, None).unwrap();
+            edges += leaves.len();
+            from_parts.extend(leaves.into_iter().map(|l| (g.window % 3600, l)));
         }
-        from_parts.extend(part.edges);
+        if i + 1 < parts.len() {
+            assert_eq!(edges, 10_000);
+        }
     }
     assert_eq!(from_parts, edge_leaves);
 

@@ -121,7 +121,10 @@ fn flipping_any_byte_of_any_file_fails_verification_naming_the_file() {
     d.ritma(&["verify", "s"]).output().success();
     let files = tree(&d.join("s"));
     assert_eq!(
-        files[Path::new("_meta/schema/FORMAT-v2.md")],
+        files[Path::new(&format!(
+            "_meta/schema/FORMAT-v{}.md",
+            ritma_sinks::store::FORMAT_VERSION
+        ))],
         ritma_schemas::FORMAT_SPEC.as_bytes()
     );
     let mut checked = 0;
@@ -182,15 +185,16 @@ fn verify_refuses_a_store_of_another_format_version() {
     d.sealed_store(&["--events", "3000"]);
     let path = d.join("s/_meta/store.cbor");
     let meta = StoreMeta::decode(&std::fs::read(&path).unwrap()).unwrap();
-    assert_eq!(meta.format_version, 2);
+    assert_eq!(meta.format_version, 3);
+    // Version 2 blocks were lists of leaves, not packed: refused, not misread.
     let old = StoreMeta {
-        format_version: 1,
+        format_version: 2,
         ..meta
     };
     std::fs::write(&path, old.encode()).unwrap();
     let err = d.ritma(&["verify", "s"]).output().failure();
     assert!(
-        err.contains("E_LAYOUT") && err.contains("store.cbor") && err.contains("format version 1"),
+        err.contains("E_LAYOUT") && err.contains("store.cbor") && err.contains("format version 2"),
         "{err}"
     );
 }

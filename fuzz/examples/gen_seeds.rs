@@ -390,5 +390,20 @@ fn main() {
         cone_lib_version: 1,
     };
     write("store_files", "store-meta", &meta.encode());
+    // A packed block of two edges with the three ids the fuzz target unpacks with.
+    let edge = |d: u8| Edge {
+        kind: EdgeKind::ProcToFile,
+        src: [1; 16],
+        dst: [d; 16],
+        flags: edge_flags::WRITE,
+        first_t_ns: -5,
+        last_t_ns: 900,
+        count: 3,
+    };
+    let leaves = [edge(2).encode(), edge(3).encode()];
+    let ids = ritma_schemas::packed::IdIndex::of_leaves(&leaves).unwrap();
+    let block = ritma_schemas::packed::PackedBlock::pack(1_700_000_000, 1, 1000, &leaves, &ids).unwrap();
+    write("store_files", "block", &block.encode());
+    write("store_files", "id-table", &ids.table(1_700_000_000).encode());
     eprintln!("seeds written under {}/seeds", env!("CARGO_MANIFEST_DIR"));
 }

@@ -3,10 +3,10 @@
 //! fsyncs the last. The files, their bytes and their order are those of writing inline.
 
 use ritma_schemas::catalog::HourState;
-use ritma_schemas::index::{EdgePart, EdgeRefs};
+use ritma_schemas::index::{EdgeRefs, EdgeRun};
 use ritma_schemas::records::{HourSeal, StoreMeta, WindowRecord};
 use ritma_sinks::catalog;
-use ritma_sinks::index::{write_edge_part, write_edge_refs, write_hour_index, HourIndex};
+use ritma_sinks::index::{write_edge_part, write_edge_refs, write_hour_index, HourIndex, PartIds};
 use ritma_sinks::store::{NodeStore, WindowPaths};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -25,7 +25,7 @@ pub struct WindowWrite {
     pub checkpoint: String,
     pub hour_seal: Option<HourSeal>,
     /// Graph edge parts and an edge refs part the window closed.
-    pub edge_parts: Vec<EdgePart>,
+    pub edge_parts: Vec<EdgeRun>,
     pub edge_refs: Option<EdgeRefs>,
 }
 
@@ -35,7 +35,7 @@ pub struct HourWrite {
     /// The paths of the hour's first window.
     pub paths: WindowPaths,
     pub index: HourIndex,
-    pub last_part: Option<EdgePart>,
+    pub last_part: Option<EdgeRun>,
     /// Whether the hour's seal was written (else the run ended inside it).
     pub sealed: bool,
 }
@@ -136,6 +136,7 @@ fn write_all(
     mut written: impl FnMut(u64),
 ) {
     let mut failed = false;
+    let mut part_ids = PartIds::default();
     for job in queue {
         // After a failure (here or elsewhere in the run) nothing more is written.
         failed = failed || !errors.lock().expect("errors").is_empty();
@@ -143,8 +144,10 @@ fn write_all(
             continue;
         }
         let done = match job {
-            Job::Window(w) => write_window(store, &w).map(|()| written(w.record.window)),
-            Job::Hour(h) => write_hour(store, *h),
+            Job::Window(w) => {
+                write_window(store, &w, &mut part_ids).map(|()| written(w.record.window))
+            }
+            Job::Hour(h) => write_hour(store, *h, &mut part_ids),
         };
         if let Err(e) = done {
             errors.lock().expect("errors").push(e);
@@ -153,10 +156,10 @@ fn write_all(
     }
 }
 
-fn write_window(store: &NodeStore, w: &WindowWrite) -> Result<(), String> {
+fn write_window(store: &NodeStore, w: &WindowWrite, part_ids: &mut PartIds) -> Result<(), String> {
     let (node, len) = (&store.meta().node, store.meta().window_len_ns);
     let window = w.record.window;
-    store
+    let ids = store
         .write_window(
             &w.record,
             &w.record_bytes,
@@ -165,11 +168,15 @@ fn write_window(store: &NodeStore, w: &WindowWrite) -> Result<(), String> {
             w.hour_seal.as_ref(),
         )
         .map_err(|e| format!("writing window {window} of node {node}: {e}"))?;
+    if let Some(ids) = ids {
+        part_ids.add(window, w.record.edge_count, || ids);
+    }
     let paths = WindowPaths::new(window, len);
-    for part in &w.edge_parts {
-        write_edge_part(store.root(), &paths, part).map_err(|e| {
-            format!("writing the graph edges of window {window} of node {node}: {e}")
-        })?;
+    for run in &w.edge_parts {
+        let fail =
+            |e: String| format!("writing the graph edges of window {window} of node {node}: {e}");
+        let part = part_ids.pack(run).map_err(|e| fail(e.to_string()))?;
+        write_edge_part(store.root(), &paths, &part).map_err(|e| fail(e.to_string()))?;
     }
     if let Some(refs) = &w.edge_refs {
         write_edge_refs(store.root(), &paths, refs)
@@ -178,7 +185,7 @@ fn write_window(store: &NodeStore, w: &WindowWrite) -> Result<(), String> {
     Ok(())
 }
 
-fn write_hour(store: &NodeStore, h: HourWrite) -> Result<(), String> {
+fn write_hour(store: &NodeStore, h: HourWrite, part_ids: &mut PartIds) -> Result<(), String> {
     let meta = store.meta();
     let paths = &h.paths;
     let root = store.root();
@@ -188,9 +195,16 @@ fn write_hour(store: &NodeStore, h: HourWrite) -> Result<(), String> {
             h.hour, meta.node
         )
     };
-    if let Some(part) = &h.last_part {
-        write_edge_part(root, paths, part).map_err(err)?;
+    if let Some(run) = &h.last_part {
+        let part = part_ids.pack(run).map_err(|e| {
+            format!(
+                "writing the graph edges of hour {} of node {}: {e}",
+                h.hour, meta.node
+            )
+        })?;
+        write_edge_part(root, paths, &part).map_err(err)?;
     }
+    part_ids.clear();
     write_hour_index(root, paths, &h.index).map_err(err)?;
     // After the index, so an hour's entries exist only once its files are complete.
     let entry = h.index.catalog_entry(HourState::kept(h.sealed));

@@ -99,6 +99,29 @@ impl Encoder {
         self
     }
 
+    /// Bytes that are already one encoded item (a nested record).
+    #[inline]
+    pub fn raw(&mut self, item: &[u8]) -> &mut Self {
+        self.buf.extend_from_slice(item);
+        self
+    }
+
+    /// A negative integer given as CBOR's argument n (the value -1 - n).
+    #[inline]
+    pub fn nint(&mut self, n: u64) -> &mut Self {
+        self.head(MAJOR_NINT, n);
+        self
+    }
+
+    /// A text string from bytes the caller vouches are UTF-8 (or that a strict
+    /// decoder will check: [`crate::packed`] rebuilds leaves that are decoded next).
+    #[inline]
+    pub fn text_bytes(&mut self, v: &[u8]) -> &mut Self {
+        self.head(MAJOR_TEXT, v.len() as u64);
+        self.buf.extend_from_slice(v);
+        self
+    }
+
     #[inline]
     pub fn array(&mut self, len: u64) -> &mut Self {
         self.head(MAJOR_ARRAY, len);
@@ -229,6 +252,20 @@ pub struct DecodeError {
     pub field: &'static str,
     pub offset: usize,
     pub kind: DecodeErrorKind,
+}
+
+/// One data item of Ritma's CBOR subset as [`Decoder::item`] reads it: a string with its
+/// content (text not yet checked as UTF-8), an array with its length only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Item<'a> {
+    Uint(u64),
+    /// The argument n of a negative integer, whose value is -1 - n.
+    Nint(u64),
+    Bytes(&'a [u8]),
+    Text(&'a [u8]),
+    Array(u64),
+    Bool(bool),
+    Null,
 }
 
 /// Reads deterministic CBOR from a byte slice, strictly.
@@ -541,6 +578,39 @@ impl<'a> Decoder<'a> {
             return Err(self.error_at(field, start, DecodeErrorKind::TooLong { max, found: len }));
         }
         Ok(len)
+    }
+
+    /// The next data item's head, whatever its type (a string's content follows it):
+    /// for readers that walk records generically.
+    #[inline]
+    pub fn item(&mut self, field: &'static str) -> Result<Item<'a>, DecodeError> {
+        let (major, arg) = self.head(field)?;
+        Ok(match major {
+            MAJOR_UINT => Item::Uint(arg),
+            MAJOR_NINT => Item::Nint(arg),
+            MAJOR_BYTES => Item::Bytes(self.take(field, arg)?),
+            MAJOR_TEXT => Item::Text(self.take(field, arg)?),
+            MAJOR_ARRAY => Item::Array(arg),
+            _ => match arg as u8 {
+                20 => Item::Bool(false),
+                21 => Item::Bool(true),
+                _ => Item::Null,
+            },
+        })
+    }
+
+    /// The bytes of the next whole item, nested arrays included (a record inside a
+    /// record, decoded on its own).
+    pub fn item_bytes(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        let start = self.pos;
+        let mut pending = 1u64;
+        while pending > 0 {
+            pending -= 1;
+            if let Item::Array(n) = self.item(field)? {
+                pending = pending.saturating_add(n);
+            }
+        }
+        Ok(&self.buf[start..self.pos])
     }
 
     /// An array head of exactly `len` elements.

@@ -5,7 +5,8 @@
 //! query can find the windows and leaves it needs without reading every block.
 
 use crate::cbor::{DecodeError, DecodeErrorKind, Decoder, Encoder};
-use crate::records::{invalid, node_name, Edge, Record, MAX_CONE_NAME_LEN, MAX_EVENT_RECORD_LEN};
+use crate::packed::{IdIndex, PackedBlock};
+use crate::records::{invalid, node_name, Record, MAX_BLOCK_RECORDS, MAX_CONE_NAME_LEN};
 use crate::Id128;
 
 /// Largest encoded index file (before compression).
@@ -367,34 +368,94 @@ impl Record for TaintIndex {
     }
 }
 
-/// `graph/edges/YYYY/MM/DD/HH/pNNNN.edges.cbor.zst`: a run of the hour's edges in
-/// window and leaf order, each exactly its leaf bytes, so any edge here can be
-/// proven against its window's signed root.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// A run of an hour's edges in window and leaf order, as the hour index builder cuts
+/// them: what a graph edge part holds once unpacked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EdgeRun {
+    pub node: String,
+    pub hour: u64,
+    /// Position of this part among the hour's parts, from 0.
+    pub part: u32,
+    /// (window, leaf index in the window, Edge leaf bytes); 1 to [`EDGES_PER_PART`],
+    /// consecutive leaves within a window.
+    pub edges: Vec<(u64, u64, Vec<u8>)>,
+}
+
+impl EdgeRun {
+    /// The stored part: the run's edges of each window packed with that window's ids,
+    /// 1000 at most a group. `ids(window)` is the window's id index.
+    pub fn pack<'a>(
+        &self,
+        mut ids: impl FnMut(u64) -> Option<&'a IdIndex>,
+    ) -> Result<EdgePart, DecodeError> {
+        let mut groups: Vec<PackedBlock> = Vec::new();
+        let mut i = 0;
+        while i < self.edges.len() {
+            let (window, first_leaf, _) = self.edges[i];
+            let mut j = i + 1;
+            while j < self.edges.len()
+                && j - i < MAX_BLOCK_RECORDS
+                && self.edges[j].0 == window
+                && self.edges[j].1 == first_leaf + (j - i) as u64
+            {
+                j += 1;
+            }
+            let Some(table) = ids(window) else {
+                return Err(DecodeError {
+                    record: EdgePart::NAME,
+                    field: "groups",
+                    offset: 0,
+                    kind: DecodeErrorKind::Invalid("no id table for a window of the part"),
+                });
+            };
+            let leaves: Vec<&[u8]> = self.edges[i..j].iter().map(|(_, _, e)| &e[..]).collect();
+            groups.push(PackedBlock::pack(
+                window,
+                groups.len() as u32,
+                first_leaf,
+                &leaves,
+                table,
+            )?);
+            i = j;
+        }
+        Ok(EdgePart {
+            node: self.node.clone(),
+            hour: self.hour,
+            part: self.part,
+            groups,
+        })
+    }
+}
+
+/// `graph/edges/YYYY/MM/DD/HH/pNNNN.edges.cbor.zst`: a run of the hour's edges packed
+/// against their windows' id tables (FORMAT.md §8.4). Each edge unpacks to exactly its
+/// leaf bytes, so any edge here can be proven against its window's signed root.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EdgePart {
     pub node: String,
     pub hour: u64,
     /// Position of this part among the hour's parts, from 0.
     pub part: u32,
-    /// (window index, Edge leaf bytes); 1 to [`EDGES_PER_PART`] entries, window
-    /// indexes non-decreasing, edge keys strictly ascending within a window.
-    pub edges: Vec<(u64, Vec<u8>)>,
+    /// Each a Block (§8.2) of consecutive edges of one window: `window` that window,
+    /// `index` the group's position in the part, `first_leaf` its first edge's leaf.
+    pub groups: Vec<PackedBlock>,
 }
 
 impl Record for EdgePart {
     const TYPE: u64 = 17;
-    const VERSION: u64 = 1;
+    const VERSION: u64 = 2;
     const NAME: &'static str = "EdgePart";
     const FIELDS: u64 = 6;
-    const MAX_LEN: usize = EDGES_PER_PART * (MAX_EVENT_RECORD_LEN + 16) + 128;
+    /// An Edge leaf is at most 84 bytes; packed, a token at most 11 bytes per byte.
+    const MAX_LEN: usize = EDGES_PER_PART * 84 * 11 + 128;
 
     fn encode_fields(&self, e: &mut Encoder) {
         e.text(&self.node)
             .uint(self.hour)
             .uint(self.part as u64)
-            .array(self.edges.len() as u64);
-        for (w, edge) in &self.edges {
-            e.array(2).uint(*w).bytes(edge);
+            .array(self.groups.len() as u64);
+        for g in &self.groups {
+            e.raw(&g.encode());
         }
     }
 
@@ -402,36 +463,37 @@ impl Record for EdgePart {
         let node = node_name(d)?;
         let hour = d.uint("hour")?;
         let part = d.u32("part")?;
-        let n = d.array("edges", EDGES_PER_PART as u64)?;
+        let n = d.array("groups", EDGES_PER_PART as u64)?;
         if n == 0 {
-            return Err(invalid(d, "edges", "a part holds at least one edge"));
+            return Err(invalid(d, "groups", "a part holds at least one edge"));
         }
-        let mut edges: Vec<(u64, Vec<u8>)> = Vec::with_capacity(n as usize);
-        let mut last: Option<(u64, [u8; 33])> = None;
-        for _ in 0..n {
-            d.array_exact("edges", 2)?;
-            let w = d.uint("edges.window_index")?;
+        let mut groups: Vec<PackedBlock> = Vec::with_capacity(n as usize);
+        let mut edges = 0u64;
+        for i in 0..n {
             let at = d.position();
-            let bytes = d.bytes("edges.edge", MAX_EVENT_RECORD_LEN as u64)?;
-            let edge = Edge::decode(bytes).map_err(|_| {
-                d.error_at(
-                    "edges.edge",
-                    at,
-                    DecodeErrorKind::Invalid("not a strict Edge record"),
-                )
+            let g = PackedBlock::decode(d.item_bytes("groups")?).map_err(|e| DecodeError {
+                offset: at + e.offset,
+                ..e
             })?;
-            let key = (w, edge.key());
-            if last.is_some_and(|l| l >= key) {
-                return Err(d.error_at("edges.edge", at, DecodeErrorKind::NotAscending));
+            let follows = match groups.last() {
+                None => true,
+                Some(p) if p.window == g.window => p.first_leaf + p.count as u64 == g.first_leaf,
+                Some(p) => p.window < g.window,
+            };
+            if g.index as u64 != i || !follows {
+                return Err(d.error_at("groups", at, DecodeErrorKind::NotAscending));
             }
-            last = Some(key);
-            edges.push((w, bytes.to_vec()));
+            edges += g.count as u64;
+            groups.push(g);
+        }
+        if edges > EDGES_PER_PART as u64 {
+            return Err(invalid(d, "groups", "more edges than a part holds"));
         }
         Ok(EdgePart {
             node,
             hour,
             part,
-            edges,
+            groups,
         })
     }
 }

@@ -15,6 +15,7 @@ pub mod index;
 pub mod keys;
 pub mod merkle;
 pub mod note;
+pub mod packed;
 pub mod proof_bundle;
 pub mod records;
 

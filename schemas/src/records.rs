@@ -1371,8 +1371,9 @@ impl Record for SignedRecord {
 /// Most records in one block file.
 pub const MAX_BLOCK_RECORDS: usize = 1000;
 
-/// A block: up to 1000 consecutive leaves (encoded records) of one window's tree,
-/// stored zstd-compressed (FORMAT.md §8). Leaf bytes are kept exactly as hashed.
+/// A block: up to 1000 consecutive leaves (encoded records) of one window's tree. It is
+/// stored packed ([`crate::packed::PackedBlock`], FORMAT.md §8.2); leaf bytes are kept
+/// exactly as hashed.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Block {
     pub window: u64,
@@ -1381,73 +1382,6 @@ pub struct Block {
     /// Leaf index of the first record in the window's tree.
     pub first_leaf: u64,
     pub records: Vec<Vec<u8>>,
-}
-
-impl Block {
-    /// Appends to `buf` the encoding of the block these parts make, exactly as
-    /// [`Record::encode_into`] of that `Block` would, without copying the records first.
-    pub fn encode_parts_into<R: AsRef<[u8]>>(
-        window: u64,
-        index: u32,
-        first_leaf: u64,
-        records: &[R],
-        buf: &mut Vec<u8>,
-    ) {
-        let mut e = Encoder::with_buffer(std::mem::take(buf));
-        e.array(Self::FIELDS).uint(Self::TYPE).uint(Self::VERSION);
-        Self::encode_fields_of(&mut e, window, index, first_leaf, records);
-        *buf = e.into_bytes();
-    }
-
-    fn encode_fields_of<R: AsRef<[u8]>>(
-        e: &mut Encoder,
-        window: u64,
-        index: u32,
-        first_leaf: u64,
-        records: &[R],
-    ) {
-        e.uint(window)
-            .uint(index as u64)
-            .uint(first_leaf)
-            .array(records.len() as u64);
-        for r in records {
-            e.bytes(r.as_ref());
-        }
-    }
-}
-
-impl Record for Block {
-    const TYPE: u64 = 12;
-    const VERSION: u64 = 1;
-    const NAME: &'static str = "Block";
-    const FIELDS: u64 = 6;
-    const MAX_LEN: usize = MAX_BLOCK_RECORDS * (MAX_EVENT_RECORD_LEN + 3) + 64;
-
-    fn encode_fields(&self, e: &mut Encoder) {
-        Self::encode_fields_of(e, self.window, self.index, self.first_leaf, &self.records);
-    }
-
-    fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
-        let window = d.uint("window")?;
-        let index = d.u32("index")?;
-        let first_leaf = d.uint("first_leaf")?;
-        let n = d.array("records", MAX_BLOCK_RECORDS as u64)?;
-        if n == 0 {
-            return Err(invalid(d, "records", "a block holds at least one record"));
-        }
-        let records = (0..n)
-            .map(|_| {
-                d.bytes("records", MAX_EVENT_RECORD_LEN as u64)
-                    .map(<[u8]>::to_vec)
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Block {
-            window,
-            index,
-            first_leaf,
-            records,
-        })
-    }
 }
 
 /// What a store (one node's RITMA_OUT tree) is: `_meta/store.cbor`.
@@ -1511,7 +1445,8 @@ pub fn record_name(t: u64) -> Option<&'static str> {
         RunMeta::TYPE => RunMeta::NAME,
         HealthRecord::TYPE => HealthRecord::NAME,
         SignedRecord::TYPE => SignedRecord::NAME,
-        Block::TYPE => Block::NAME,
+        crate::packed::PackedBlock::TYPE => crate::packed::PackedBlock::NAME,
+        crate::packed::IdTable::TYPE => crate::packed::IdTable::NAME,
         StoreMeta::TYPE => StoreMeta::NAME,
         crate::index::TimeIndex::TYPE => crate::index::TimeIndex::NAME,
         crate::index::ConeRefs::TYPE => crate::index::ConeRefs::NAME,
@@ -1663,29 +1598,5 @@ mod tests {
         .map(|b| format!("{b:02x}"))
         .collect();
         assert_eq!(hex, "92a79279d88b41114e37a834d399e771");
-    }
-
-    #[test]
-    fn a_block_encoded_from_its_parts_is_the_block_encoded() {
-        let records: Vec<Vec<u8>> = (0..1000u32)
-            .map(|i| vec![i as u8; (i % 300) as usize + 1])
-            .collect();
-        for (window, index, n) in [
-            (0u64, 0u32, 1usize),
-            (1_793_491_261, 3, 1000),
-            (u64::MAX, u32::MAX, 24),
-        ] {
-            let block = Block {
-                window,
-                index,
-                first_leaf: index as u64 * 1000,
-                records: records[..n].to_vec(),
-            };
-            let mut buf = b"prefix".to_vec();
-            Block::encode_parts_into(window, index, block.first_leaf, &records[..n], &mut buf);
-            assert_eq!(&buf[..6], b"prefix");
-            assert_eq!(buf[6..], block.encode()[..]);
-            assert_eq!(Block::decode(&buf[6..]).unwrap(), block);
-        }
     }
 }

@@ -373,13 +373,39 @@ fn examples() -> BTreeMap<&'static str, String> {
         last_t_ns: 2000,
         count: 2,
     };
-    let part = EdgePart {
+    // The window's leaves are that edge alone: its id table is src then dst.
+    let edge_ids = ritma_schemas::packed::IdIndex::of_leaves(&[edge.encode()]).unwrap();
+    let part = EdgeRun {
         node: "web-1".into(),
         hour: 489_968,
         part: 0,
-        edges: vec![(7, edge.encode())],
-    };
+        edges: vec![(489_968 * 3600 + 7, 0, edge.encode())],
+    }
+    .pack(|_| Some(&edge_ids))
+    .unwrap();
     ex.insert("edge-part", wrapped(&part.encode()));
+    // A window of two leaves: that edge, and a read of file 30… by the same actor once.
+    let read = Edge {
+        dst: seq16(0x30),
+        flags: edge_flags::READ,
+        first_t_ns: 1500,
+        last_t_ns: 1500,
+        count: 1,
+        ..edge.clone()
+    };
+    let leaves = [edge.encode(), read.encode()];
+    let ids = ritma_schemas::packed::IdIndex::of_leaves(&leaves).unwrap();
+    let table = ids.table(1_763_884_807);
+    let block =
+        ritma_schemas::packed::PackedBlock::pack(1_763_884_807, 0, 0, &leaves, &ids).unwrap();
+    ex.insert(
+        "block",
+        format!(
+            "IdTable {}\nBlock   {}",
+            wrapped(&table.encode()).replace('\n', "\n        "),
+            wrapped(&block.encode()).replace('\n', "\n        ")
+        ),
+    );
     let taint = TaintIndex {
         node: "web-1".into(),
         hour: 489_968,
@@ -479,6 +505,17 @@ fn index_example_encodings_decode() {
         EdgePart::decode(&bytes("edge-part")).unwrap().encode(),
         bytes("edge-part")
     );
+    let (table, packed) = ex["block"].split_once("\nBlock").unwrap();
+    let unwrap_hex =
+        |s: &str| hex::decode(s.replace("IdTable", "").replace([' ', '\n'], "")).unwrap();
+    let table = ritma_schemas::packed::IdTable::decode(&unwrap_hex(table)).unwrap();
+    let packed = unwrap_hex(packed);
+    let leaves = ritma_schemas::packed::PackedBlock::decode(&packed)
+        .unwrap()
+        .unpack(&table, Some(&mut 0))
+        .unwrap();
+    assert_eq!(leaves.len(), 2);
+    assert!(leaves.iter().all(|l| Edge::decode(l).is_ok()));
     assert_eq!(
         TaintIndex::decode(&bytes("taint-index")).unwrap().encode(),
         bytes("taint-index")

@@ -28,6 +28,7 @@ use ritma_schemas::merkle::{
     TreeHash,
 };
 use ritma_schemas::note::{parse_note, verify_note, Checkpoint, NoteSigner, NoteVerifier};
+use ritma_schemas::packed::{IdTable, PackedBlock};
 use ritma_schemas::records::*;
 
 // ---------------------------------------------------------------------------------------
@@ -1141,7 +1142,13 @@ fn store_roundtrip(ty: u64, bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
         R::decode(b).map(|r| r.encode())
     }
     match ty {
-        12 => re::<Block>(bytes),
+        12 => {
+            let table = seed_id_table();
+            PackedBlock::decode(bytes)?
+                .repacked(&table)
+                .map(|b| b.encode())
+        }
+        26 => re::<IdTable>(bytes),
         13 => re::<StoreMeta>(bytes),
         14 => re::<TimeIndex>(bytes),
         15 => re::<ConeRefs>(bytes),
@@ -1153,7 +1160,7 @@ fn store_roundtrip(ty: u64, bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
     }
 }
 
-const STORE_TYPES: [u64; 9] = [12, 13, 14, 15, 16, 17, 18, 24, 25];
+const STORE_TYPES: [u64; 10] = [12, 13, 14, 15, 16, 17, 18, 24, 25, 26];
 
 fn check_store_decoders(bytes: &[u8]) -> Result<usize, TestCaseError> {
     let mut accepted = 0;
@@ -1195,14 +1202,14 @@ fn store_seeds() -> Vec<Vec<u8>> {
         last_t_ns: 900,
         count: 3,
     };
-    vec![
-        Block {
-            window: 1_700_000_000,
-            index: 1,
-            first_leaf: 1000,
-            records: vec![edge(1, 2).encode(), edge(1, 3).encode()],
-        }
-        .encode(),
+    let leaves = vec![edge(1, 2).encode(), edge(1, 3).encode()];
+    let ids = ritma_schemas::packed::IdIndex::of_leaves(&leaves).unwrap();
+    let seed_ids = ritma_schemas::packed::IdIndex::from_table(&seed_id_table());
+    assert_eq!(ids.table(1_700_000_000), seed_id_table());
+    let mut seeds = vec![
+        PackedBlock::pack(1_700_000_000, 1, 1000, &leaves, &ids)
+            .unwrap()
+            .encode(),
         StoreMeta {
             format_version: 1,
             node: "web-1".into(),
@@ -1259,16 +1266,18 @@ fn store_seeds() -> Vec<Vec<u8>> {
             entities: vec![(same16(1), vec![0, 7, 8]), (same16(2), vec![7])],
         }
         .encode(),
-        EdgePart {
+        EdgeRun {
             node: "web-1".into(),
             hour: 472_222,
             part: 2,
             edges: vec![
-                (3, edge(1, 2).encode()),
-                (3, edge(1, 3).encode()),
-                (4, edge(1, 2).encode()),
+                (1_700_000_000, 0, edge(1, 2).encode()),
+                (1_700_000_000, 1, edge(1, 3).encode()),
+                (1_700_000_001, 5, edge(1, 2).encode()),
             ],
         }
+        .pack(|_| Some(&seed_ids))
+        .unwrap()
         .encode(),
         TaintIndex {
             node: "web-1".into(),
@@ -1317,7 +1326,17 @@ fn store_seeds() -> Vec<Vec<u8>> {
             ],
         }
         .encode(),
-    ]
+    ];
+    seeds.push(seed_id_table().encode());
+    seeds
+}
+
+/// The id table the block seed's leaves use (ids 01…, 02…, 03… in first use).
+fn seed_id_table() -> IdTable {
+    IdTable {
+        window: 1_700_000_000,
+        ids: vec![same16(1), same16(2), same16(3)],
+    }
 }
 
 /// A day of a sealed hour with contents and a deleted hour.

@@ -1425,7 +1425,7 @@ fn trailing_bytes_are_rejected() {
 #[test]
 fn an_unknown_record_type_is_rejected() {
     let b = sample_atom().encode();
-    for t in [0, 26, 99, 1000, u64::MAX] {
+    for t in [0, 27, 99, 1000, u64::MAX] {
         let m = with_field(&b, 0, &uint(t));
         let kind = DecodeErrorKind::UnknownRecordType { record_type: t };
         let a = AnyRecord::decode(&m).unwrap_err();
@@ -2392,18 +2392,23 @@ proptest! {
 
 #[test]
 fn blocks_and_store_meta_round_trip_and_are_strict() {
-    let block = Block {
-        window: 7,
-        index: 1,
-        first_leaf: 1000,
-        records: vec![sample_atom().encode(), vec![0x80]],
-    };
-    assert_eq!(Block::decode(&block.encode()).unwrap(), block);
-    let empty = Block {
-        records: vec![],
+    let leaves = vec![sample_atom().encode()];
+    let ids = ritma_schemas::packed::IdIndex::of_leaves(&leaves).unwrap();
+    let block = ritma_schemas::packed::PackedBlock::pack(7, 1, 1000, &leaves, &ids).unwrap();
+    assert_eq!(
+        ritma_schemas::packed::PackedBlock::decode(&block.encode()).unwrap(),
+        block
+    );
+    let empty = ritma_schemas::packed::PackedBlock {
+        count: 0,
         ..block.clone()
     };
-    assert_eq!(Block::decode(&empty.encode()).unwrap_err().field, "records");
+    assert_eq!(
+        ritma_schemas::packed::PackedBlock::decode(&empty.encode())
+            .unwrap_err()
+            .field,
+        "count"
+    );
     let meta = StoreMeta {
         format_version: 1,
         node: "web-1".into(),

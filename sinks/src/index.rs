@@ -4,10 +4,12 @@
 
 use crate::store::{io, replace_atomic, sync_dir, StoreError, WindowPaths};
 use ritma_schemas::catalog::{CatalogHour, HourContents, HourState};
+use ritma_schemas::cbor::DecodeError;
 use ritma_schemas::index::{
-    ConeRefs, EdgePart, EdgeRefs, LeafSpan, TaintEntry, TaintIndex, TimeBucket, TimeIndex,
+    ConeRefs, EdgePart, EdgeRefs, EdgeRun, LeafSpan, TaintEntry, TaintIndex, TimeBucket, TimeIndex,
     EDGES_PER_PART, EDGE_REFS_PER_PART, MAX_INDEX_LEN, TIME_BUCKETS,
 };
+use ritma_schemas::packed::IdIndex;
 use ritma_schemas::records::{
     CaptureMode, ConeInstance, Edge, EventAtom, EventType, LossReason, Record, WindowRecord,
 };
@@ -73,10 +75,11 @@ impl HourIndex {
     }
 }
 
-/// What a window closed: full graph edge parts, and an edge refs part.
+/// What a window closed: full graph edge parts (to be packed, [`PartIds`]), and an edge
+/// refs part.
 #[derive(Debug, Default)]
 pub struct ClosedParts {
-    pub edges: Vec<EdgePart>,
+    pub edges: Vec<EdgeRun>,
     pub edge_refs: Option<EdgeRefs>,
 }
 
@@ -90,7 +93,8 @@ pub struct HourIndexBuilder {
     /// (entity, window index) pairs since the last edge refs part, each window's deduplicated.
     refs: Vec<(Id128, u32)>,
     next_refs_part: u32,
-    pending: Vec<(u64, Vec<u8>)>,
+    /// (window, leaf, bytes) of the edges since the last part.
+    pending: Vec<(u64, u64, Vec<u8>)>,
     next_part: u32,
     ttl_windows: u64,
     taint: Vec<TaintEntry>,
@@ -258,10 +262,11 @@ impl HourIndexBuilder {
         self.taint.extend(taint);
         let mut closed = ClosedParts::default();
         let window_refs = self.refs.len();
-        for (edge, leaf) in w.edges.iter().zip(w.edge_leaves) {
+        for (i, (edge, leaf)) in w.edges.iter().zip(w.edge_leaves).enumerate() {
             self.refs.push((edge.src, index as u32));
             self.refs.push((edge.dst, index as u32));
-            self.pending.push((index, leaf.clone()));
+            self.pending
+                .push((r.window, edges_at + i as u64, leaf.clone()));
             if self.pending.len() == EDGES_PER_PART {
                 closed.edges.push(self.take_part());
             }
@@ -297,8 +302,8 @@ impl HourIndexBuilder {
         part
     }
 
-    fn take_part(&mut self) -> EdgePart {
-        let part = EdgePart {
+    fn take_part(&mut self) -> EdgeRun {
+        let part = EdgeRun {
             node: self.node.clone(),
             hour: self.hour,
             part: self.next_part,
@@ -309,7 +314,7 @@ impl HourIndexBuilder {
     }
 
     /// Ends the hour: its index files and the last, partly filled edge part.
-    pub fn finish(mut self) -> (HourIndex, Option<EdgePart>) {
+    pub fn finish(mut self) -> (HourIndex, Option<EdgeRun>) {
         let last = (!self.pending.is_empty()).then(|| self.take_part());
         let edge_refs = self.take_refs_part();
         let time = self
@@ -380,6 +385,37 @@ fn write_compressed(path: &Path, encoded: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().expect("a file in a directory");
     fs::create_dir_all(dir).map_err(io(dir))?;
     replace_atomic(path, &bytes)
+}
+
+/// The id indexes of the windows whose edges the hour's next graph edge part may hold:
+/// a part is packed against its windows' id tables (FORMAT.md §8.4).
+#[derive(Default)]
+pub struct PartIds {
+    windows: BTreeMap<u64, IdIndex>,
+}
+
+impl PartIds {
+    /// Keeps `window`'s ids if it has edges.
+    pub fn add(&mut self, window: u64, edges: u64, ids: impl FnOnce() -> IdIndex) {
+        if edges > 0 {
+            self.windows.insert(window, ids());
+        }
+    }
+
+    /// Packs a closed run, then forgets the windows before its last one (the next part
+    /// starts there at the earliest).
+    pub fn pack(&mut self, run: &EdgeRun) -> Result<EdgePart, DecodeError> {
+        let part = run.pack(|w| self.windows.get(&w))?;
+        if let Some(&(last, _, _)) = run.edges.last() {
+            self.windows = self.windows.split_off(&last);
+        }
+        Ok(part)
+    }
+
+    /// At the hour's end.
+    pub fn clear(&mut self) {
+        self.windows.clear();
+    }
 }
 
 /// Writes a graph edge part (the directory is synced with the hour's index).
@@ -579,7 +615,7 @@ mod tests {
         assert_eq!(parts.len(), 1);
         assert_eq!(parts[0].edges.len(), EDGES_PER_PART);
         assert_eq!(parts[0].edges[5999].0, 0);
-        assert_eq!(parts[0].edges[6000].0, 1);
+        assert_eq!((parts[0].edges[6000].0, parts[0].edges[6000].1), (1, 3));
         let (index, last) = b.finish();
         let last = last.unwrap();
         assert_eq!((last.part, last.edges.len()), (1, 8000));
@@ -605,7 +641,31 @@ mod tests {
             EdgeRefs::decode(&index.edge_refs.encode()).unwrap(),
             index.edge_refs
         );
-        assert_eq!(EdgePart::decode(&parts[0].encode()).unwrap(), parts[0]);
+        // Packed against each window's ids: groups of at most 1000 consecutive edges of
+        // one window, which unpack to the edges' leaves.
+        let mut ids = PartIds::default();
+        for w in 0..3 {
+            ids.add(w, 6000, || IdIndex::of_leaves(&leaves).unwrap());
+        }
+        let packed = ids.pack(&parts[0]).unwrap();
+        assert_eq!(EdgePart::decode(&packed.encode()).unwrap(), packed);
+        let sizes: Vec<(u64, u64, u32)> = packed
+            .groups
+            .iter()
+            .map(|g| (g.window, g.first_leaf, g.count))
+            .collect();
+        assert_eq!(
+            sizes[5..8],
+            [(0, 5003, 1000), (1, 3, 1000), (1, 1003, 1000)]
+        );
+        assert_eq!(sizes.len(), 10);
+        let table = IdIndex::of_leaves(&leaves).unwrap().table(1);
+        assert_eq!(
+            packed.groups[6].unpack(&table, None).unwrap(),
+            leaves[..1000]
+        );
+        // Window 0 is forgotten, window 1 (in the next part too) kept.
+        assert!(ids.pack(&parts[0]).is_err());
         // Taint changes in window order, then by seed and entity.
         let t = &index.taint.changes;
         assert_eq!(t.len(), 6);

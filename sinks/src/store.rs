@@ -5,13 +5,14 @@
 //! when its `.sig` is.
 
 use ritma_schemas::cbor::DecodeError;
+use ritma_schemas::packed::{IdIndex, IdTable, PackedBlock};
 use ritma_schemas::records::{Block, HourSeal, Record, StoreMeta, WindowRecord, MAX_BLOCK_RECORDS};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Version of FORMAT.md a store written by this code follows.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// zstd level of blocks.
 const BLOCK_ZSTD_LEVEL: i32 = 3;
 
@@ -277,22 +278,40 @@ impl BlockEncoder {
         })
     }
 
-    /// The window's block file: the `Block` of each 1000 leaves (§8.2), each one zstd
-    /// frame, in order.
-    fn block_file(&mut self, window: u64, leaves: &[Vec<u8>]) -> std::io::Result<&[u8]> {
+    /// The window's block file (§8.2): its id table, then the packed `Block` of each
+    /// 1000 leaves, each one zstd frame, in order.
+    fn block_file(&mut self, window: u64, leaves: &[Vec<u8>]) -> std::io::Result<(&[u8], IdIndex)> {
+        let unpackable = |e: ritma_schemas::cbor::DecodeError| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("window {window}: a leaf cannot be packed: {e}"),
+            )
+        };
         self.file.clear();
+        let ids = IdIndex::of_leaves(leaves).map_err(unpackable)?;
+        self.raw.clear();
+        ids.table(window).encode_into(&mut self.raw);
+        self.compress_frame()?;
         for (index, chunk) in leaves.chunks(MAX_BLOCK_RECORDS).enumerate() {
-            self.raw.clear();
             let first_leaf = (index * MAX_BLOCK_RECORDS) as u64;
-            Block::encode_parts_into(window, index as u32, first_leaf, chunk, &mut self.raw);
-            self.compressed.clear();
-            self.compressed
-                .reserve(zstd::zstd_safe::compress_bound(self.raw.len()));
-            self.zstd
-                .compress_to_buffer(&self.raw, &mut self.compressed)?;
-            self.file.extend_from_slice(&self.compressed);
+            let packed = PackedBlock::pack(window, index as u32, first_leaf, chunk, &ids)
+                .map_err(unpackable)?;
+            self.raw.clear();
+            packed.encode_into(&mut self.raw);
+            self.compress_frame()?;
         }
-        Ok(&self.file)
+        Ok((&self.file, ids))
+    }
+
+    /// Appends `raw` to the file as one zstd frame.
+    fn compress_frame(&mut self) -> std::io::Result<()> {
+        self.compressed.clear();
+        self.compressed
+            .reserve(zstd::zstd_safe::compress_bound(self.raw.len()));
+        self.zstd
+            .compress_to_buffer(&self.raw, &mut self.compressed)?;
+        self.file.extend_from_slice(&self.compressed);
+        Ok(())
     }
 }
 
@@ -400,6 +419,8 @@ impl NodeStore {
     /// window ends its hour, and the checkpoint last. Each file reaches its name only
     /// once its contents are fsynced; the blocks' directory is fsynced before the
     /// record is written, the proofs' before the checkpoint, and the checkpoint's last.
+    /// Returns the window's id index (§8.2), which its graph edge parts are packed with;
+    /// none for a window without leaves.
     pub fn write_window(
         &self,
         record: &WindowRecord,
@@ -407,18 +428,20 @@ impl NodeStore {
         leaves: &[Vec<u8>],
         checkpoint: &str,
         hour_seal: Option<&HourSeal>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<IdIndex>, StoreError> {
         let p = WindowPaths::new(record.window, self.meta.window_len_ns);
         let hour_dir = self.root.join(&p.hour_dir);
+        let mut ids = None;
         if !leaves.is_empty() {
             let dir = hour_dir.join("blocks");
             fs::create_dir_all(&dir).map_err(io(&dir))?;
             let mut encoder = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
             let path = self.root.join(p.blocks());
-            let bytes = encoder
+            let (bytes, window_ids) = encoder
                 .block_file(record.window, leaves)
                 .map_err(io(&path))?;
             write_atomic(&path, bytes)?;
+            ids = Some(window_ids);
             sync_dir(&dir)?;
         }
         // Health records are the window's last leaves; each gets a readable copy.
@@ -446,7 +469,8 @@ impl NodeStore {
         }
         let sig = self.root.join(p.checkpoint());
         write_atomic(&sig, checkpoint.as_bytes())?;
-        sync_dir(sig.parent().expect("micro dir"))
+        sync_dir(sig.parent().expect("micro dir"))?;
+        Ok(ids)
     }
 }
 
@@ -582,28 +606,68 @@ pub struct BlockFile {
     path: PathBuf,
     bytes: Vec<u8>,
     window: u64,
+    ids: IdTable,
     /// Byte offset of the next frame.
     at: usize,
     /// The next block's index, and its first leaf.
     next: u32,
     next_leaf: u64,
+    /// Table entries the blocks read so far used, while they are read in order from the
+    /// first (each entry must be first used in table order, and every entry used).
+    ids_used: Option<usize>,
 }
 
 /// The zstd frame magic (RFC 8878 §3.1.1), little-endian on disk.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 impl BlockFile {
-    /// Reads `window`'s block file at `path`.
+    /// Reads `window`'s block file at `path` and its id table.
     pub fn open(path: &Path, window: u64) -> Result<Self, StoreError> {
         let bytes = fs::read(path).map_err(io(path))?;
-        Ok(BlockFile {
+        let mut file = BlockFile {
             path: path.to_owned(),
             bytes,
             window,
+            ids: IdTable {
+                window,
+                ids: Vec::new(),
+            },
             at: 0,
             next: 0,
             next_leaf: 0,
-        })
+            ids_used: Some(0),
+        };
+        let invalid = |file: &BlockFile, reason: String| StoreError::Invalid {
+            path: file.path.clone(),
+            reason: format!("id table at byte 0: {reason}"),
+        };
+        let Some(frame) = file.frame()? else {
+            return Err(invalid(
+                &file,
+                "the file is empty (a window without leaves has no block file)".into(),
+            ));
+        };
+        let len = frame.len();
+        let raw = decompress_frame(frame, IdTable::MAX_LEN)
+            .map_err(|e| invalid(&file, format!("not a zstd frame: {e}")))?;
+        let table = IdTable::decode(&raw).map_err(|e| invalid(&file, e.to_string()))?;
+        if table.window != window {
+            return Err(invalid(
+                &file,
+                format!(
+                    "the table says window {}, its place says window {window}",
+                    table.window
+                ),
+            ));
+        }
+        file.ids = table;
+        file.at = len;
+        Ok(file)
+    }
+
+    /// The window's id table.
+    pub fn into_ids(self) -> IdTable {
+        self.ids
     }
 
     /// Blocks read (or skipped) so far.
@@ -636,22 +700,45 @@ impl BlockFile {
     /// The next block, strict; `None` after the last.
     pub fn next_block(&mut self) -> Result<Option<Block>, StoreError> {
         let Some(frame) = self.frame()? else {
+            if self.next == 0 {
+                return Err(self.invalid("the file holds no block"));
+            }
+            if let Some(used) = self.ids_used {
+                if used != self.ids.ids.len() {
+                    return Err(self.invalid(format!(
+                        "the id table lists {} ids, the blocks use {used}",
+                        self.ids.ids.len()
+                    )));
+                }
+            }
             return Ok(None);
         };
-        let raw = decompress_frame(frame, Block::MAX_LEN)
+        let frame_len = frame.len();
+        let raw = decompress_frame(frame, PackedBlock::MAX_LEN)
             .map_err(|e| self.invalid(format!("not a zstd block: {e}")))?;
-        let block = Block::decode(&raw).map_err(|e| self.invalid(e))?;
-        if (block.window, block.index, block.first_leaf) != (self.window, self.next, self.next_leaf)
+        let packed = PackedBlock::decode(&raw).map_err(|e| self.invalid(e))?;
+        if (packed.window, packed.index, packed.first_leaf)
+            != (self.window, self.next, self.next_leaf)
         {
             return Err(self.invalid(format!(
                 "the block says window {} index {} first leaf {}, its place says window {} index {} first leaf {}",
-                block.window, block.index, block.first_leaf, self.window, self.next, self.next_leaf
+                packed.window, packed.index, packed.first_leaf, self.window, self.next, self.next_leaf
             )));
         }
-        self.at += frame.len();
+        let mut used = self.ids_used;
+        let records = packed
+            .unpack(&self.ids, used.as_mut())
+            .map_err(|e| self.invalid(e))?;
+        self.ids_used = used;
+        self.at += frame_len;
         self.next += 1;
-        self.next_leaf += block.records.len() as u64;
-        Ok(Some(block))
+        self.next_leaf += records.len() as u64;
+        Ok(Some(Block {
+            window: packed.window,
+            index: packed.index,
+            first_leaf: packed.first_leaf,
+            records,
+        }))
     }
 
     /// Skips the next block without decompressing it (its first leaf is then taken to
@@ -663,6 +750,8 @@ impl BlockFile {
         self.at += len;
         self.next += 1;
         self.next_leaf = self.next as u64 * MAX_BLOCK_RECORDS as u64;
+        // Blocks not read cannot show which ids they first use.
+        self.ids_used = None;
         Ok(true)
     }
 }
@@ -794,7 +883,7 @@ mod tests {
         let window = 1_793_491_200 + 3599;
         // Many blocks, the last one short.
         let n = 66 * MAX_BLOCK_RECORDS + 17;
-        let leaves: Vec<Vec<u8>> = (0..n).map(|i| format!("leaf {i}").into_bytes()).collect();
+        let leaves: Vec<Vec<u8>> = (0..n).map(test_leaf).collect();
         let record = WindowRecord {
             node: "a".into(),
             window,
@@ -832,15 +921,19 @@ mod tests {
         let path = d.path().join(p.blocks());
         let mut expected = Vec::new();
         let mut file = BlockFile::open(&path, window).unwrap();
+        let ids = IdIndex::of_leaves(&leaves).unwrap();
+        expected
+            .extend(zstd::bulk::compress(&ids.table(window).encode(), BLOCK_ZSTD_LEVEL).unwrap());
         for (i, chunk) in leaves.chunks(MAX_BLOCK_RECORDS).enumerate() {
+            let first_leaf = (i * MAX_BLOCK_RECORDS) as u64;
             let by_definition = Block {
                 window,
                 index: i as u32,
-                first_leaf: (i * MAX_BLOCK_RECORDS) as u64,
+                first_leaf,
                 records: chunk.to_vec(),
             };
-            expected
-                .extend(zstd::bulk::compress(&by_definition.encode(), BLOCK_ZSTD_LEVEL).unwrap());
+            let packed = PackedBlock::pack(window, i as u32, first_leaf, chunk, &ids).unwrap();
+            expected.extend(zstd::bulk::compress(&packed.encode(), BLOCK_ZSTD_LEVEL).unwrap());
             assert_eq!(file.next_block().unwrap().as_ref(), Some(&by_definition));
             assert_eq!(read_block(&path, window, i as u32).unwrap(), by_definition);
         }
@@ -878,17 +971,28 @@ mod tests {
     #[test]
     fn a_block_file_is_read_strictly() {
         let d = tempfile::tempdir().unwrap();
-        let frame = |window, index, first_leaf, n: usize| {
-            let leaves: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8]).collect();
-            let mut raw = Vec::new();
-            Block::encode_parts_into(window, index, first_leaf, &leaves, &mut raw);
-            zstd::bulk::compress(&raw, BLOCK_ZSTD_LEVEL).unwrap()
+        let pool: Vec<Vec<u8>> = (0..MAX_BLOCK_RECORDS + 3).map(test_leaf).collect();
+        let ids = IdIndex::of_leaves(&pool).unwrap();
+        let table =
+            |window| zstd::bulk::compress(&ids.table(window).encode(), BLOCK_ZSTD_LEVEL).unwrap();
+        let frame = |window, index, first_leaf, leaves: std::ops::Range<usize>| {
+            let packed = PackedBlock::pack(window, index, first_leaf, &pool[leaves], &ids).unwrap();
+            zstd::bulk::compress(&packed.encode(), BLOCK_ZSTD_LEVEL).unwrap()
         };
-        let full = frame(9, 0, 0, MAX_BLOCK_RECORDS);
+        let t9 = table(9);
+        let full = [t9.clone(), frame(9, 0, 0, 0..MAX_BLOCK_RECORDS)].concat();
+        let rest = |index, first_leaf| {
+            frame(
+                9,
+                index,
+                first_leaf,
+                MAX_BLOCK_RECORDS..MAX_BLOCK_RECORDS + 3,
+            )
+        };
         let read_all = |bytes: &[u8]| {
             let path = d.path().join("w.cbor.zst");
             fs::write(&path, bytes).unwrap();
-            let mut file = BlockFile::open(&path, 9).unwrap();
+            let mut file = BlockFile::open(&path, 9)?;
             let mut n = 0;
             while file.next_block()?.is_some() {
                 n += 1;
@@ -896,7 +1000,7 @@ mod tests {
             Ok::<_, StoreError>(n)
         };
         assert_eq!(
-            read_all(&[full.clone(), frame(9, 1, 1000, 3)].concat()).unwrap(),
+            read_all(&[full.clone(), rest(1, 1000)].concat()).unwrap(),
             2
         );
         let fails = |bytes: Vec<u8>, what: &str| {
@@ -904,31 +1008,47 @@ mod tests {
             assert!(e.contains(what), "{e} should say {what}");
         };
         // Out of order, of another window, not following on from the block before.
+        fails([full.clone(), rest(2, 1000)].concat(), "block 1 at byte");
+        fails([t9.clone(), frame(8, 0, 0, 0..3)].concat(), "window 8");
         fails(
-            [full.clone(), frame(9, 2, 1000, 3)].concat(),
-            "block 1 at byte",
+            [table(8), frame(9, 0, 0, 0..3)].concat(),
+            "the table says window 8",
         );
-        fails(frame(8, 0, 0, 3), "window 8");
+        fails([full.clone(), rest(1, 999)].concat(), "first leaf 999");
+        // An id the blocks never use; no table; no block.
         fails(
-            [full.clone(), frame(9, 1, 999, 3)].concat(),
-            "first leaf 999",
+            full.clone(),
+            "the id table lists 1003 ids, the blocks use 1000",
         );
+        fails(frame(9, 0, 0, 0..3), "id table at byte 0");
+        fails(t9.clone(), "the file holds no block");
         // A torn last frame, trailing bytes, a skippable frame.
         fails(
-            [full.clone(), frame(9, 1, 1000, 3)].concat()[..full.len() + 5].to_vec(),
+            [full.clone(), rest(1, 1000)].concat()[..full.len() + 5].to_vec(),
             "block 1",
         );
-        fails([full.clone(), vec![0]].concat(), "not a zstd frame");
-        let skippable = [&[0x50, 0x2a, 0x4d, 0x18, 1, 0, 0, 0, 0][..], &full].concat();
-        fails(skippable, "block 0 at byte 0: not a zstd frame");
+        fails(
+            [full.clone(), rest(1, 1000), vec![0]].concat(),
+            "not a zstd frame",
+        );
+        let skippable = [
+            &t9[..],
+            &[0x50, 0x2a, 0x4d, 0x18, 1, 0, 0, 0, 0][..],
+            &full[t9.len()..],
+        ]
+        .concat();
+        fails(
+            skippable,
+            &format!("block 0 at byte {}: not a zstd frame", t9.len()),
+        );
     }
 
     #[test]
     fn a_damaged_block_file_is_an_error_or_its_exact_blocks_never_a_panic() {
         let d = tempfile::tempdir().unwrap();
-        let leaves: Vec<Vec<u8>> = (0..2500u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        let leaves: Vec<Vec<u8>> = (0..2500).map(test_leaf).collect();
         let mut encoder = BlockEncoder::new().unwrap();
-        let good = encoder.block_file(5, &leaves).unwrap().to_vec();
+        let good = encoder.block_file(5, &leaves).unwrap().0.to_vec();
         let path = d.path().join("w.cbor.zst");
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move || {
@@ -959,6 +1079,15 @@ mod tests {
                 assert!(leaves.starts_with(&read) && read.len() % 1000 == 0);
             }
         }
+    }
+
+    /// A leaf with an id of its own: a dictionary entry of a path naming `i`.
+    fn test_leaf(i: usize) -> Vec<u8> {
+        ritma_schemas::records::DictEntry::new(
+            ritma_schemas::records::DictKind::Path,
+            format!("/leaf/{i}").as_bytes(),
+        )
+        .encode()
     }
 
     #[test]

@@ -10,16 +10,18 @@
 use crate::cas::Cas;
 use crate::index::{
     edge_refs_stem, read_compressed, read_taint_index, HourIndex, HourIndexBuilder, IndexedWindow,
+    PartIds,
 };
 use crate::keys::Keystore;
 use crate::store::{BlockFile, WindowPaths};
 use ritma_operators::capture_mode::ModeRaises;
 use ritma_operators::taint::TaintTracker;
 use ritma_schemas::catalog::{AccountHour, CatalogHour, HourState};
-use ritma_schemas::index::{EdgePart, EdgeRefs, TaintIndex, MAX_INDEX_LEN};
+use ritma_schemas::index::{EdgePart, EdgeRefs, EdgeRun, TaintIndex, MAX_INDEX_LEN};
 use ritma_schemas::keys::KeyHistory;
 use ritma_schemas::merkle::{verify_consistency, Blake3Tree, Frontier, TreeHash};
 use ritma_schemas::note::{Checkpoint, NoteVerifier};
+use ritma_schemas::packed::{IdIndex, IdTable};
 use ritma_schemas::records::{
     atom_flags, AnyRecord, CaptureMode, ConeInstance, DictKind, Edge, EventAtom, EventType,
     HourDeletion, HourSeal, LossReason, PrevHour, Record, SignedRecord, StoreMeta, WindowRecord,
@@ -513,6 +515,7 @@ fn verify_node(
             deletions_signed_at = deletions_signed_at.max(d.log_size);
         }
         let mut hour_index: Option<HourIndexBuilder> = None;
+        let mut part_ids = PartIds::default();
         let mut parts_checked = 0u32;
         let mut refs_checked = 0u32;
         let micro_dir = root.join(&hour).join("micro");
@@ -664,6 +667,7 @@ fn verify_node(
                 cones,
                 health,
                 argv,
+                ids,
             } = check_window_blocks(
                 &blocks_dir,
                 blocks.contains(&index),
@@ -736,8 +740,13 @@ fn verify_node(
                 cones: &cones,
                 taint: &changes,
             });
-            for part in closed.edges {
-                check_edge_part(root, &expected_path, &part, w)?;
+            if let Some(ids) = &ids {
+                part_ids.add(record.window, record.edge_count, || {
+                    IdIndex::from_table(ids)
+                });
+            }
+            for run in closed.edges {
+                check_edge_part(root, &expected_path, &run, &mut part_ids, w)?;
                 parts_checked += 1;
             }
             if let Some(refs) = closed.edge_refs {
@@ -765,6 +774,7 @@ fn verify_node(
                 root,
                 &hour,
                 builder,
+                &mut part_ids,
                 complete,
                 checked,
                 prev_window,
@@ -970,6 +980,8 @@ pub(crate) struct CheckedWindow {
     /// The argv hash each argv DictEntry stands for (its value's BLAKE3, or its value
     /// when hashed).
     pub argv: Vec<Hash32>,
+    /// The window's id table (none without leaves), which its graph edges are packed with.
+    pub ids: Option<IdTable>,
 }
 
 /// The capture-mode policy (FORMAT.md §10) for a window whose taint is known: its
@@ -1235,6 +1247,7 @@ pub(crate) fn check_window_blocks(
         cones,
         health,
         argv,
+        ids: file.map(BlockFile::into_ids),
     })
 }
 
@@ -1384,17 +1397,22 @@ fn taint_ttl(root: &Path, hours: &[PathBuf]) -> Result<u64, VerifyError> {
     Ok(1)
 }
 
-/// An edge part on disk must decode to exactly the part rebuilt from the blocks.
+/// An edge part on disk must decode to exactly the part rebuilt from the blocks, packed
+/// with its windows' id tables.
 fn check_edge_part(
     root: &Path,
     paths: &WindowPaths,
-    part: &EdgePart,
+    run: &EdgeRun,
+    part_ids: &mut PartIds,
     window: Option<u64>,
 ) -> Result<(), VerifyError> {
-    let path = root.join(paths.edge_part(part.part));
+    let path = root.join(paths.edge_part(run.part));
     if !path.exists() {
         return Err(fail("E_INDEX", &path, window, "graph edge part missing"));
     }
+    let part = part_ids
+        .pack(run)
+        .map_err(|e| fail("E_INDEX", &path, window, e.to_string()))?;
     let bytes = read_compressed(&path, EdgePart::MAX_LEN)
         .map_err(|e| fail("E_INDEX", &path, window, e.to_string()))?;
     if bytes != part.encode() {
@@ -1444,6 +1462,7 @@ fn check_hour_index(
     root: &Path,
     hour: &Path,
     builder: HourIndexBuilder,
+    part_ids: &mut PartIds,
     complete: bool,
     checked: CheckedParts,
     last_window: Option<u64>,
@@ -1487,8 +1506,8 @@ fn check_hour_index(
             ));
         }
     }
-    if let Some(part) = last_part {
-        check_edge_part(root, &paths, &part, last_window)?;
+    if let Some(run) = last_part {
+        check_edge_part(root, &paths, &run, part_ids, last_window)?;
         parts += 1;
     }
     check_part_names(root, &paths, parts, last_window)?;

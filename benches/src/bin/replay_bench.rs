@@ -551,8 +551,9 @@ fn du(dir: &Path) -> std::io::Result<(u64, u64)> {
 /// Leaves by record type, and a what-if: one zstd frame per window instead of per block.
 fn block_detail(windows: &Path, level: i32, events: u64) -> Result<(), Box<dyn std::error::Error>> {
     use ritma_schemas::cbor::Decoder;
-    use ritma_schemas::records::{record_name, Block, Record};
-    let mut blocks = Vec::new();
+    use ritma_schemas::packed::{IdIndex, PackedBlock};
+    use ritma_schemas::records::{record_name, Record, MAX_BLOCK_RECORDS};
+    let mut files = Vec::new();
     let mut stack = vec![windows.to_owned()];
     while let Some(d) = stack.pop() {
         for ent in std::fs::read_dir(&d)? {
@@ -560,34 +561,26 @@ fn block_detail(windows: &Path, level: i32, events: u64) -> Result<(), Box<dyn s
             if p.is_dir() {
                 stack.push(p);
             } else if FileKind::of(&p) == FileKind::Blocks {
-                blocks.push(p);
+                files.push(p);
             }
         }
     }
-    // By window, then block index: the file names sort that way within an hour.
-    blocks.sort();
+    files.sort();
     let mut by_type = std::collections::BTreeMap::<u64, (u64, u64)>::new();
-    let (mut raw_total, mut leaf_total, mut leaves) = (0u64, 0u64, 0u64);
-    let mut per_window = 0u64;
-    let mut window_buf: Vec<u8> = Vec::new();
-    let mut current: Option<(PathBuf, u64)> = None;
-    let flush = |buf: &mut Vec<u8>, acc: &mut u64| -> std::io::Result<()> {
-        if !buf.is_empty() {
-            *acc += zstd::bulk::compress(buf, level)?.len() as u64;
-            buf.clear();
-        }
-        Ok(())
-    };
-    for p in &blocks {
-        let raw = zstd::stream::decode_all(std::fs::File::open(p)?)?;
-        raw_total += raw.len() as u64;
-        let block = Block::decode(&raw).map_err(|e| format!("{}: {e}", p.display()))?;
-        let key = (p.parent().unwrap_or(p).to_owned(), block.window);
-        if current.as_ref() != Some(&key) {
-            flush(&mut window_buf, &mut per_window)?;
-            current = Some(key);
-        }
-        for r in &block.records {
+    let mut by_column = std::collections::BTreeMap::<(u64, u64), u64>::new();
+    let (mut leaf_total, mut leaves, mut tables, mut per_window) = (0u64, 0u64, 0u64, 0u64);
+    for p in &files {
+        // The window number is in the id table; the leaves are read through the store's reader.
+        let bytes = std::fs::read(p)?;
+        let first = zstd::zstd_safe::find_frame_compressed_size(&bytes)
+            .map_err(|_| format!("{}: no id table frame", p.display()))?;
+        tables += first as u64;
+        let table_raw =
+            zstd::bulk::decompress(&bytes[..first], ritma_schemas::packed::IdTable::MAX_LEN)?;
+        let table = ritma_schemas::packed::IdTable::decode(&table_raw)?;
+        let window_leaves = ritma_sinks::store::read_window_leaves(p, table.window)?;
+        let mut window_buf = Vec::new();
+        for r in &window_leaves {
             let mut d = Decoder::new(r, "leaf");
             d.array("leaf", 1 << 16)?;
             let t = d.uint("type")?;
@@ -598,14 +591,32 @@ fn block_detail(windows: &Path, level: i32, events: u64) -> Result<(), Box<dyn s
             leaf_total += r.len() as u64;
             window_buf.extend_from_slice(r);
         }
+        per_window += zstd::bulk::compress(&window_buf, level)?.len() as u64;
+        // Where the packed bytes go: each column's streams compressed on their own.
+        let ids = IdIndex::of_leaves(&window_leaves)?;
+        for (i, chunk) in window_leaves.chunks(MAX_BLOCK_RECORDS).enumerate() {
+            let packed = PackedBlock::pack(
+                table.window,
+                i as u32,
+                (i * MAX_BLOCK_RECORDS) as u64,
+                chunk,
+                &ids,
+            )?;
+            *by_column.entry((0, 0)).or_default() +=
+                zstd::bulk::compress(&packed.types, level)?.len() as u64;
+            for c in &packed.columns {
+                let streams = [&c.kinds[..], &c.nums[..], &c.payload[..]].concat();
+                *by_column.entry((c.record_type, c.position)).or_default() +=
+                    zstd::bulk::compress(&streams, level)?.len() as u64;
+            }
+        }
     }
-    flush(&mut window_buf, &mut per_window)?;
     let per = |b: u64| b as f64 / events.max(1) as f64;
     println!(
-        "  blocks uncompressed: {raw_total} bytes ({:.2} B/event), {leaves} leaves ({:.3} per event), leaf bytes {leaf_total} ({:.2} B/event)",
-        per(raw_total),
+        "  {leaves} leaves ({:.3} per event), leaf bytes {leaf_total} ({:.2} B/event); id tables {:.2} B/event compressed",
         leaves as f64 / events.max(1) as f64,
-        per(leaf_total)
+        per(leaf_total),
+        per(tables)
     );
     println!("  leaves by record type (count, per event, uncompressed B/event, mean leaf bytes):");
     for (t, (n, b)) in &by_type {
@@ -617,8 +628,19 @@ fn block_detail(windows: &Path, level: i32, events: u64) -> Result<(), Box<dyn s
             *b as f64 / (*n).max(1) as f64
         );
     }
+    println!("  packed columns, each compressed alone (record type, element): B/event");
+    for ((t, p), b) in &by_column {
+        if per(*b) >= 0.05 {
+            let name = if *t == 0 {
+                "(types)"
+            } else {
+                record_name(*t).unwrap_or("?")
+            };
+            println!("    {name:<14} {p:>2} {:>8.2}", per(*b));
+        }
+    }
     println!(
-        "  what-if, each window's leaves as one zstd -{level} frame: {per_window} bytes, {:.2} B/event",
+        "  what-if, each window's leaves unpacked as one zstd -{level} frame: {per_window} bytes, {:.2} B/event",
         per(per_window)
     );
     Ok(())
