@@ -290,6 +290,48 @@ impl PackedBlock {
         leaves: &[R],
         ids: &IdIndex,
     ) -> Result<Self, DecodeError> {
+        Self::pack_with(window, index, first_leaf, leaves, |id| {
+            ids.places.get(id).copied()
+        })
+    }
+
+    /// Packs a window's blocks in order while listing its ids: an id not yet in `ids`
+    /// is added at the end, which is where [`IdIndex::of_leaves`] would have put it, so
+    /// after the last block `ids` is the window's table (one pass instead of two).
+    pub fn pack_growing<R: AsRef<[u8]>>(
+        window: u64,
+        index: u32,
+        first_leaf: u64,
+        leaves: &[R],
+        ids: &mut IdIndex,
+    ) -> Result<Self, DecodeError> {
+        let packed = Self::pack_with(window, index, first_leaf, leaves, |id| {
+            let next = ids.ids.len() as u32;
+            Some(*ids.places.entry(*id).or_insert_with(|| {
+                ids.ids.push(*id);
+                next
+            }))
+        })?;
+        if ids.ids.len() > MAX_WINDOW_IDS {
+            return Err(block_error(
+                "(ids)",
+                0,
+                DecodeErrorKind::TooLong {
+                    max: MAX_WINDOW_IDS as u64,
+                    found: ids.ids.len() as u64,
+                },
+            ));
+        }
+        Ok(packed)
+    }
+
+    fn pack_with<R: AsRef<[u8]>>(
+        window: u64,
+        index: u32,
+        first_leaf: u64,
+        leaves: &[R],
+        mut place: impl FnMut(&[u8; 16]) -> Option<u32>,
+    ) -> Result<Self, DecodeError> {
         let mut types = Vec::with_capacity(leaves.len());
         // By record type: columns by position.
         let mut by_type: Vec<(u64, Vec<ColumnBuilder>)> = Vec::new();
@@ -347,7 +389,7 @@ impl PackedBlock {
                         }
                         Item::Bytes(s) if s.len() == 16 => {
                             let id: [u8; 16] = s.try_into().expect("16 bytes");
-                            let Some(&r) = ids.places.get(&id) else {
+                            let Some(r) = place(&id) else {
                                 return Err(invalid(&d, "(item)", "an id missing from the table"));
                             };
                             c.kinds.push(K_ID);
@@ -634,6 +676,13 @@ impl<'a> Stream<'a> {
 
     /// An unsigned LEB128 of at most 10 bytes (70 bits), in its shortest form.
     fn leb(&mut self) -> Result<u128, DecodeError> {
+        // Most values are one byte.
+        if let Some(&b) = self.bytes.get(self.at) {
+            if b < 0x80 {
+                self.at += 1;
+                return Ok(b as u128);
+            }
+        }
         let mut v = 0u128;
         for i in 0..10 {
             let Some(&b) = self.bytes.get(self.at) else {
@@ -698,7 +747,14 @@ impl<'a> Cursor<'a> {
     }
 
     fn kind(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.kinds.take(1)?[0])
+        let k = &mut self.kinds;
+        match k.bytes.get(k.at) {
+            Some(&b) => {
+                k.at += 1;
+                Ok(b)
+            }
+            None => Err(k.error(DecodeErrorKind::Truncated)),
+        }
     }
 
     fn finish(&self) -> Result<(), DecodeError> {

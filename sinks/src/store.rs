@@ -265,6 +265,8 @@ struct BlockEncoder {
     zstd: zstd::bulk::Compressor<'static>,
     raw: Vec<u8>,
     compressed: Vec<u8>,
+    /// The window's compressed blocks, before its table is known.
+    blocks: Vec<u8>,
     file: Vec<u8>,
 }
 
@@ -274,6 +276,7 @@ impl BlockEncoder {
             zstd: zstd::bulk::Compressor::new(BLOCK_ZSTD_LEVEL)?,
             raw: Vec::new(),
             compressed: Vec::new(),
+            blocks: Vec::new(),
             file: Vec::new(),
         })
     }
@@ -287,30 +290,35 @@ impl BlockEncoder {
                 format!("window {window}: a leaf cannot be packed: {e}"),
             )
         };
-        self.file.clear();
-        let ids = IdIndex::of_leaves(leaves).map_err(unpackable)?;
-        self.raw.clear();
-        ids.table(window).encode_into(&mut self.raw);
-        self.compress_frame()?;
+        // The blocks first, listing the ids as they go; the table goes before them.
+        self.blocks.clear();
+        let mut ids = IdIndex::default();
         for (index, chunk) in leaves.chunks(MAX_BLOCK_RECORDS).enumerate() {
             let first_leaf = (index * MAX_BLOCK_RECORDS) as u64;
-            let packed = PackedBlock::pack(window, index as u32, first_leaf, chunk, &ids)
-                .map_err(unpackable)?;
+            let packed =
+                PackedBlock::pack_growing(window, index as u32, first_leaf, chunk, &mut ids)
+                    .map_err(unpackable)?;
             self.raw.clear();
             packed.encode_into(&mut self.raw);
             self.compress_frame()?;
+            self.blocks.extend_from_slice(&self.compressed);
         }
+        self.raw.clear();
+        ids.table(window).encode_into(&mut self.raw);
+        self.compress_frame()?;
+        self.file.clear();
+        self.file.extend_from_slice(&self.compressed);
+        self.file.extend_from_slice(&self.blocks);
         Ok((&self.file, ids))
     }
 
-    /// Appends `raw` to the file as one zstd frame.
+    /// Compresses `raw` into `compressed`, one zstd frame.
     fn compress_frame(&mut self) -> std::io::Result<()> {
         self.compressed.clear();
         self.compressed
             .reserve(zstd::zstd_safe::compress_bound(self.raw.len()));
         self.zstd
             .compress_to_buffer(&self.raw, &mut self.compressed)?;
-        self.file.extend_from_slice(&self.compressed);
         Ok(())
     }
 }
