@@ -105,8 +105,9 @@ fn index_files_and_edge_parts_describe_the_sealed_blocks() {
     assert_eq!(refs, cone_leaves);
     // Edge refs name every entity an edge touches.
     let edge_refs: EdgeRefs = decode(&hour_dir.join("index/edge_refs.p0000.cbor.zst"));
-    let named: BTreeSet<_> = edge_refs.entities.iter().map(|(id, _)| *id).collect();
-    assert_eq!(named, entities);
+    let named: BTreeSet<_> = edge_refs.entities.iter().map(|(key, _)| *key).collect();
+    let keys: BTreeSet<_> = entities.iter().map(EdgeRefs::key_of).collect();
+    assert_eq!(named, keys);
 
     // Taint: what the matched actors reached, entering before it leaves; verify has
     // already rebuilt it with the plain reference tracker and found it equal.

@@ -220,19 +220,29 @@ impl Record for ConeRefs {
 }
 
 /// `index/edge_refs.pNNNN.cbor.zst`: for every graph node (actor, file, flow …) an edge
-/// of the part's windows touches, those windows. Parts cover consecutive runs of windows.
+/// of the part's windows touches, those windows, keyed by the id's first 4 bytes (a lookup
+/// reads the windows listed under its key and finds the edges there). Parts cover
+/// consecutive runs of windows.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EdgeRefs {
     pub node: String,
     pub hour: u64,
     pub part: u32,
-    /// Strictly ascending by id; window indexes strictly ascending, at least one.
-    pub entities: Vec<(Id128, Vec<u64>)>,
+    /// Strictly ascending by key; window indexes strictly ascending, at least one: the
+    /// windows of every entity whose id starts with the key.
+    pub entities: Vec<(u32, Vec<u64>)>,
+}
+
+impl EdgeRefs {
+    /// The key an entity is listed under: its id's first 4 bytes, big-endian.
+    pub fn key_of(id: &Id128) -> u32 {
+        u32::from_be_bytes([id[0], id[1], id[2], id[3]])
+    }
 }
 
 impl Record for EdgeRefs {
     const TYPE: u64 = 16;
-    const VERSION: u64 = 1;
+    const VERSION: u64 = 2;
     const NAME: &'static str = "EdgeRefs";
     const FIELDS: u64 = 6;
     const MAX_LEN: usize = MAX_INDEX_LEN;
@@ -242,8 +252,8 @@ impl Record for EdgeRefs {
             .uint(self.hour)
             .uint(self.part as u64)
             .array(self.entities.len() as u64);
-        for (id, windows) in &self.entities {
-            e.array(2).bytes(id).array(windows.len() as u64);
+        for (key, windows) in &self.entities {
+            e.array(2).uint(*key as u64).array(windows.len() as u64);
             for w in windows {
                 e.uint(*w);
             }
@@ -255,12 +265,13 @@ impl Record for EdgeRefs {
         let hour = d.uint("hour")?;
         let part = d.u32("part")?;
         let n = d.array("entities", MAX_ENTRIES)?;
-        let mut entities: Vec<(Id128, Vec<u64>)> = Vec::with_capacity(n.min(4096) as usize);
+        let mut entities: Vec<(u32, Vec<u64>)> = Vec::with_capacity(n.min(4096) as usize);
         for _ in 0..n {
             d.array_exact("entities", 2)?;
-            let id: Id128 = d.fixed("entities.id")?;
-            if entities.last().is_some_and(|(p, _)| *p >= id) {
-                return Err(d.error("entities.id", DecodeErrorKind::NotAscending));
+            let at = d.position();
+            let key = d.u32("entities.key")?;
+            if entities.last().is_some_and(|(p, _)| *p >= key) {
+                return Err(d.error_at("entities.key", at, DecodeErrorKind::NotAscending));
             }
             let m = d.array("entities.windows", MAX_ENTRIES)?;
             if m == 0 {
@@ -278,7 +289,7 @@ impl Record for EdgeRefs {
                 }
                 windows.push(w);
             }
-            entities.push((id, windows));
+            entities.push((key, windows));
         }
         Ok(EdgeRefs {
             node,

@@ -361,7 +361,10 @@ fn examples() -> BTreeMap<&'static str, String> {
         node: "web-1".into(),
         hour: 489_968,
         part: 0,
-        entities: vec![(seq16(0x10), vec![0, 7]), (seq16(0x20), vec![7])],
+        entities: vec![
+            (EdgeRefs::key_of(&seq16(0x10)), vec![0, 7]),
+            (EdgeRefs::key_of(&seq16(0x20)), vec![7]),
+        ],
     };
     ex.insert("edge-refs", wrapped(&edge_refs.encode()));
     let edge = Edge {

@@ -1263,7 +1263,7 @@ fn store_seeds() -> Vec<Vec<u8>> {
             node: "web-1".into(),
             hour: 472_222,
             part: 1,
-            entities: vec![(same16(1), vec![0, 7, 8]), (same16(2), vec![7])],
+            entities: vec![(0x0101_0101, vec![0, 7, 8]), (0x0202_0202, vec![7])],
         }
         .encode(),
         EdgeRun {

@@ -281,15 +281,20 @@ impl HourIndexBuilder {
         closed
     }
 
-    /// The pairs since the last part, as the next edge refs part.
+    /// The pairs since the last part, as the next edge refs part: by key (the id's first
+    /// 4 bytes), the windows of every entity under it.
     fn take_refs_part(&mut self) -> EdgeRefs {
-        let mut refs = std::mem::take(&mut self.refs);
+        let mut refs: Vec<(u32, u32)> = std::mem::take(&mut self.refs)
+            .into_iter()
+            .map(|(id, window)| (EdgeRefs::key_of(&id), window))
+            .collect();
         refs.sort_unstable();
-        let mut entities: Vec<(Id128, Vec<u64>)> = Vec::new();
-        for (id, window) in refs {
+        refs.dedup();
+        let mut entities: Vec<(u32, Vec<u64>)> = Vec::new();
+        for (key, window) in refs {
             match entities.last_mut() {
-                Some((last, windows)) if *last == id => windows.push(window as u64),
-                _ => entities.push((id, vec![window as u64])),
+                Some((last, windows)) if *last == key => windows.push(window as u64),
+                _ => entities.push((key, vec![window as u64])),
             }
         }
         let part = EdgeRefs {
@@ -684,12 +689,37 @@ mod tests {
     }
 
     #[test]
+    fn entities_sharing_a_key_share_an_entry() {
+        let mut b = HourIndexBuilder::new("n", 1_000_000_000, 0, 300);
+        let (a, mut a2) = ([7u8; 16], [7u8; 16]);
+        a2[15] = 8;
+        for (w, src) in [(0u64, a), (2, a2)] {
+            let edges = [Edge { src, ..edge(1, 1) }];
+            b.push_window(IndexedWindow {
+                record: &record(w, 0, 1, 0),
+                atoms: &[],
+                edges: &edges,
+                edge_leaves: &[vec![0]],
+                cones: &[],
+                taint: &[],
+            });
+        }
+        let (index, _) = b.finish();
+        assert_eq!(
+            index.edge_refs.entities,
+            vec![(0x0101_0101, vec![0, 2]), (0x0707_0707, vec![0, 2])]
+        );
+    }
+
+    #[test]
     fn edge_refs_close_a_part_after_the_window_that_fills_it() {
         let hour = 500_000;
         let mut b = HourIndexBuilder::new("n", 1_000_000_000, hour, 300);
+        // Ids with keys of their own (the first 4 bytes).
         let id = |n: u64| {
             let mut v = [0u8; 16];
-            v[..8].copy_from_slice(&n.to_be_bytes());
+            v[..4].copy_from_slice(&(n as u32).to_be_bytes());
+            v[8..].copy_from_slice(&n.to_be_bytes());
             v
         };
         // 600 000 edges per window, each with its own source and one shared target:
@@ -723,12 +753,12 @@ mod tests {
             (*w, part0.part, part0.entities.len()),
             (1, 0, 2 * n as usize + 1)
         );
-        assert_eq!(part0.entities[0], (id(0), vec![0, 1]));
+        assert_eq!(part0.entities[0], (EdgeRefs::key_of(&id(0)), vec![0, 1]));
         assert_eq!(EdgeRefs::decode(&part0.encode()).unwrap(), *part0);
         let (index, _) = b.finish();
         let last = &index.edge_refs;
         assert_eq!((last.part, last.entities.len()), (1, n as usize + 1));
-        assert_eq!(last.entities[0], (id(0), vec![2]));
+        assert_eq!(last.entities[0], (EdgeRefs::key_of(&id(0)), vec![2]));
         assert!(last.entities[1..].iter().all(|(_, w)| *w == vec![2]));
         let stems: Vec<String> = index.files().into_iter().map(|(s, _)| s).collect();
         assert!(stems.contains(&"edge_refs.p0001".to_owned()), "{stems:?}");
