@@ -8,8 +8,6 @@ use ritma_schemas::merkle::{consistency_proof, Blake3Tree, Extension, Frontier, 
 use ritma_schemas::records::{HourSeal, PrevHour};
 use ritma_schemas::Hash32;
 
-const HOUR_NS: u64 = 3_600_000_000_000;
-
 /// The hour-seal state of one node.
 pub struct HourSealer {
     node: String,
@@ -44,7 +42,7 @@ impl HourSealer {
     ) -> Result<Option<HourSeal>, ProofError> {
         self.since.push(record_leaf);
         self.first_window.get_or_insert(window);
-        let per_hour = HOUR_NS / self.window_len_ns;
+        let per_hour = ritma_schemas::records::windows_per_hour(self.window_len_ns);
         if !(window + 1).is_multiple_of(per_hour) {
             return Ok(None);
         }

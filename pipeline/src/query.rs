@@ -27,7 +27,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-const HOUR_NS: u64 = 3_600_000_000_000;
+use ritma_schemas::records::HOUR_NS;
 /// The taint lifetime when neither `--ttl` nor a taint index of the range gives one:
 /// `replay`'s and `run`'s default.
 const DEFAULT_TAINT_TTL_S: u64 = 300;

@@ -1165,7 +1165,7 @@ struct Raising {
 
 impl NodeSink {
     fn per_hour(&self) -> u64 {
-        3_600_000_000_000 / self.writer.meta().window_len_ns
+        ritma_schemas::records::windows_per_hour(self.writer.meta().window_len_ns)
     }
 
     /// Seals `window` and hands it, with its index share, to the store writer; returns

@@ -316,9 +316,17 @@ pub(crate) fn node_name(d: &mut Decoder<'_>) -> Result<String, DecodeError> {
     Ok(s.to_owned())
 }
 
+/// One hour in ns: the unit of sealing, indexing and retention.
+pub const HOUR_NS: u64 = 3_600_000_000_000;
+
 /// True if windows of `window_len_ns` tile an hour exactly (DESIGN §2).
 pub fn window_len_divides_hour(window_len_ns: u64) -> bool {
-    window_len_ns != 0 && 3_600_000_000_000 % window_len_ns == 0
+    window_len_ns != 0 && HOUR_NS % window_len_ns == 0
+}
+
+/// Windows of `window_len_ns` in an hour (the length divides the hour).
+pub fn windows_per_hour(window_len_ns: u64) -> u64 {
+    HOUR_NS / window_len_ns
 }
 
 pub(crate) fn invalid(d: &Decoder<'_>, field: &'static str, why: &'static str) -> DecodeError {

@@ -215,7 +215,7 @@ impl HourIndexBuilder {
     /// Adds the next sealed window of the hour; returns the parts it closed.
     pub fn push_window(&mut self, w: IndexedWindow<'_>) -> ClosedParts {
         let r = w.record;
-        let per_hour = 3_600_000_000_000 / self.window_len_ns;
+        let per_hour = ritma_schemas::records::windows_per_hour(self.window_len_ns);
         debug_assert_eq!(r.window / per_hour, self.hour);
         let index = r.window % per_hour;
         self.summary.push(&w);

@@ -17,7 +17,8 @@ use ritma_schemas::catalog::CatalogHour;
 use ritma_schemas::keys::sign_record;
 use ritma_schemas::merkle::{aligned_ranges, Blake3Tree, Subtrees, TreeHash};
 use ritma_schemas::records::{
-    EventAtom, HourDeletion, LossReason, Record, SignedRecord, StoreMeta, WindowRecord,
+    windows_per_hour, EventAtom, HourDeletion, LossReason, Record, SignedRecord, StoreMeta,
+    WindowRecord, HOUR_NS,
 };
 use ritma_schemas::Hash32;
 use std::collections::{BTreeMap, HashSet};
@@ -26,8 +27,6 @@ use std::path::{Path, PathBuf};
 
 /// The file of an hour's deletion record, beside its seal.
 pub const DELETION_FILE: &str = "proofs/deleted.cbor";
-
-const HOUR_NS: u64 = 3_600_000_000_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RetentionError {
@@ -197,7 +196,7 @@ fn interrupted(root: &Path) -> Result<NodePlan, RetentionError> {
 fn plan_node(root: &Path, keep_ns: u64, now_ns: u64) -> Result<NodePlan, RetentionError> {
     let meta = read_meta(root)?;
     let frozen = crate::case::frozen_cases(root).map_err(|e| invalid(root, e.to_string()))?;
-    let per_hour = HOUR_NS / meta.window_len_ns;
+    let per_hour = windows_per_hour(meta.window_len_ns);
     let mut out = NodePlan::empty(root, &meta.node);
     for hour_dir in hour_dirs(root).map_err(RetentionError::NotVerified)? {
         let dir = root.join(&hour_dir);

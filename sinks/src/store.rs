@@ -99,7 +99,7 @@ impl WindowPaths {
         let start_s = (window as u128 * window_len_ns as u128 / 1_000_000_000) as i64;
         let (y, m, d) = civil_from_days(start_s.div_euclid(86_400));
         let hour = start_s.rem_euclid(86_400) / 3600;
-        let per_hour = 3_600_000_000_000 / window_len_ns;
+        let per_hour = ritma_schemas::records::windows_per_hour(window_len_ns);
         WindowPaths {
             hour_dir: PathBuf::from(format!("windows/{y:04}/{m:02}/{d:02}/{hour:02}")),
             index: window % per_hour,

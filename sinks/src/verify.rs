@@ -23,9 +23,9 @@ use ritma_schemas::merkle::{verify_consistency, Blake3Tree, Frontier, TreeHash};
 use ritma_schemas::note::{Checkpoint, NoteVerifier};
 use ritma_schemas::packed::{IdIndex, IdTable};
 use ritma_schemas::records::{
-    atom_flags, AnyRecord, CaptureMode, ConeInstance, DictKind, Edge, EventAtom, EventType,
-    HourDeletion, HourSeal, LossReason, PrevHour, Record, SignedRecord, StoreMeta, WindowRecord,
-    MAX_BLOCK_RECORDS,
+    atom_flags, windows_per_hour, AnyRecord, CaptureMode, ConeInstance, DictKind, Edge, EventAtom,
+    EventType, HourDeletion, HourSeal, LossReason, PrevHour, Record, SignedRecord, StoreMeta,
+    WindowRecord, HOUR_NS, MAX_BLOCK_RECORDS,
 };
 use ritma_schemas::Hash32;
 use std::collections::{BTreeMap, BTreeSet};
@@ -105,8 +105,8 @@ impl TimeRange {
     }
 
     fn overlaps_hour(&self, hour: u64) -> bool {
-        let start = hour as u128 * 3_600_000_000_000;
-        self.overlaps(start, start + 3_600_000_000_000)
+        let start = hour as u128 * HOUR_NS as u128;
+        self.overlaps(start, start + HOUR_NS as u128)
     }
 }
 
@@ -416,7 +416,7 @@ fn verify_node(
     let mut first_window = None;
     let mut seqs = SeqSet::new();
     let (mut events, mut lost, mut gap_covering_loss) = (0u64, 0u64, 0u64);
-    let per_hour = 3_600_000_000_000 / meta.window_len_ns;
+    let per_hour = windows_per_hour(meta.window_len_ns);
     let mut hour_prev: Option<PrevHour> = None;
 
     let mut blobs_checked = std::collections::HashSet::new();
@@ -1330,7 +1330,7 @@ pub(crate) fn deletion_record(
     history
         .verify_record(&signed, d.log_size)
         .map_err(|e| fail("E_SIGNATURE", &path, w, e.to_string()))?;
-    let per_hour = 3_600_000_000_000 / meta.window_len_ns;
+    let per_hour = windows_per_hour(meta.window_len_ns);
     if d.node != meta.node
         || WindowPaths::new(d.first_window, meta.window_len_ns).hour_dir != hour
         || d.hour != d.first_window / per_hour
@@ -1346,7 +1346,7 @@ pub(crate) fn deletion_record(
             ),
         ));
     }
-    let ended = (d.hour + 1).saturating_mul(3_600_000_000_000);
+    let ended = (d.hour + 1).saturating_mul(HOUR_NS);
     if ended.saturating_add(d.keep_ns) > d.deleted_wall_ns {
         return Err(fail(
             "E_RETENTION",
