@@ -24,10 +24,45 @@ const K_NULL: u8 = 7;
 /// Most elements of a leaf's top-level array.
 const MAX_LEAF_FIELDS: u64 = 64;
 
-/// Columns whose integers are coded against another element of the same leaf rather than
-/// the column's previous value: (record type, position, predicting position). An edge's
-/// last time is mostly its first (one event), so it costs nothing.
-const SAME_LEAF_PREDICTORS: [(u64, u64, u64); 1] = [(4, 7, 6)];
+/// Columns whose top-level integers are coded against another element of the same leaf
+/// rather than the column's previous value: (record type, position, base position), at
+/// most one per record type. An edge's last time is mostly its first (one event), so it
+/// costs nothing.
+const SAME_LEAF_BASES: [(u64, u64, u64); 1] = [(4, 7, 6)];
+
+/// A leaf's same-leaf base (FORMAT.md §8.2): which element is coded against which, and the
+/// base element's value once seen.
+struct SameLeafBase {
+    rule: Option<(u64, u64)>,
+    value: Option<i128>,
+}
+
+impl SameLeafBase {
+    fn of_type(t: u64) -> Self {
+        SameLeafBase {
+            rule: SAME_LEAF_BASES
+                .iter()
+                .find(|(x, _, _)| *x == t)
+                .map(|&(_, p, q)| (p, q)),
+            value: None,
+        }
+    }
+
+    /// The base of element `p`'s top-level integer, `prev` unless a rule says otherwise.
+    fn base(&self, p: u64, prev: i128) -> i128 {
+        match (self.rule, self.value) {
+            (Some((target, _)), Some(v)) if target == p => v,
+            _ => prev,
+        }
+    }
+
+    /// Element `p` of the leaf is the integer `v`.
+    fn saw(&mut self, p: u64, v: i128) {
+        if self.rule.is_some_and(|(_, source)| source == p) {
+            self.value = Some(v);
+        }
+    }
+}
 
 /// A window's distinct 16-byte strings in order of first appearance.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,74 +95,29 @@ impl Record for IdTable {
             .chunks_exact(16)
             .map(|c| c.try_into().expect("16 bytes"))
             .collect();
-        let mut seen = HashMap::with_capacity_and_hasher(ids.len(), IdHash::default());
-        for (i, id) in ids.iter().enumerate() {
-            if seen.insert(*id, i).is_some() {
-                return Err(invalid(d, "ids", "an id is listed twice"));
-            }
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        if !ids.iter().all(|id| seen.insert(id)) {
+            return Err(invalid(d, "ids", "an id is listed twice"));
         }
         Ok(IdTable { window, ids })
     }
 }
 
-/// Hashes a 16-byte id by its first 8 bytes: ids are BLAKE3 output, already uniform.
-#[derive(Default, Clone, Copy)]
-pub struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for (i, b) in bytes.iter().take(8).enumerate() {
-            self.0 ^= (*b as u64) << (8 * i);
-        }
-    }
-}
-
-pub type IdHash = std::hash::BuildHasherDefault<IdHasher>;
-
-/// The ids of a window being packed, each with its place in the table.
+/// The ids of a window being packed, each with its place in the table. The map is
+/// std's keyed hash: a 16-byte string may be a path the host's users chose, not a hash.
 #[derive(Default)]
 pub struct IdIndex {
-    places: HashMap<[u8; 16], u32, IdHash>,
+    places: HashMap<[u8; 16], u32>,
     ids: Vec<[u8; 16]>,
 }
 
 impl IdIndex {
-    /// Walks `leaves` in order and lists every 16-byte string the first time it appears.
+    /// Lists every 16-byte string of `leaves` the first time it appears: the table their
+    /// packing, block by block, builds.
     pub fn of_leaves<R: AsRef<[u8]>>(leaves: &[R]) -> Result<Self, DecodeError> {
         let mut index = IdIndex::default();
-        for leaf in leaves {
-            let mut d = Decoder::new(leaf.as_ref(), "leaf");
-            let mut pending = 1u64;
-            while pending > 0 {
-                pending -= 1;
-                match d.item("(item)")? {
-                    Item::Bytes(b) if b.len() == 16 => {
-                        let id: [u8; 16] = b.try_into().expect("16 bytes");
-                        let next = index.ids.len() as u32;
-                        index.places.entry(id).or_insert_with(|| {
-                            index.ids.push(id);
-                            next
-                        });
-                    }
-                    Item::Array(n) => pending = pending.saturating_add(n),
-                    _ => {}
-                }
-            }
-            d.finish()?;
-        }
-        if index.ids.len() > MAX_WINDOW_IDS {
-            return Err(DecodeError {
-                record: "leaf",
-                field: "(ids)",
-                offset: 0,
-                kind: DecodeErrorKind::TooLong {
-                    max: MAX_WINDOW_IDS as u64,
-                    found: index.ids.len() as u64,
-                },
-            });
+        for chunk in leaves.chunks(MAX_BLOCK_RECORDS) {
+            PackedBlock::pack_growing(0, 0, 0, chunk, &mut index)?;
         }
         Ok(index)
     }
@@ -335,7 +325,6 @@ impl PackedBlock {
         let mut types = Vec::with_capacity(leaves.len());
         // By record type: columns by position.
         let mut by_type: Vec<(u64, Vec<ColumnBuilder>)> = Vec::new();
-        let mut top_ints = [None::<i128>; MAX_LEAF_FIELDS as usize];
         for leaf in leaves {
             let mut d = Decoder::new(leaf.as_ref(), "leaf");
             let n = d.array("(record)", MAX_LEAF_FIELDS)?;
@@ -358,9 +347,8 @@ impl PackedBlock {
             let c = &mut cols[0].column;
             c.kinds.push(K_ARRAY);
             leb(&mut c.nums, n as u128);
-            top_ints.fill(None);
+            let mut same_leaf = SameLeafBase::of_type(t);
             for p in 1..n {
-                let predictor = predictor_of(t, p).and_then(|q| top_ints[q as usize]);
                 let b = &mut cols[p as usize];
                 let mut pending = 1u64;
                 let mut top = true;
@@ -376,15 +364,14 @@ impl PackedBlock {
                                 _ => unreachable!(),
                             };
                             c.kinds.push(K_INT);
-                            let base = if top {
-                                predictor.unwrap_or(b.prev)
-                            } else {
-                                b.prev
+                            let base = match top {
+                                true => same_leaf.base(p, b.prev),
+                                false => b.prev,
                             };
                             leb(&mut c.nums, zigzag(v - base));
                             b.prev = v;
                             if top {
-                                top_ints[p as usize] = Some(v);
+                                same_leaf.saw(p, v);
                             }
                         }
                         Item::Bytes(s) if s.len() == 16 => {
@@ -452,7 +439,6 @@ impl PackedBlock {
         let mut cursors: Vec<Cursor<'_>> = self.columns.iter().map(Cursor::new).collect();
         let mut types = Stream::new(&self.types, "types");
         let mut leaves = Vec::with_capacity(self.count as usize);
-        let mut top_ints = [None::<i128>; MAX_LEAF_FIELDS as usize];
         let mut buf = Vec::new();
         // The columns of the last leaf's type: a type's columns are its positions from 0,
         // consecutive in the sorted list.
@@ -497,7 +483,7 @@ impl PackedBlock {
             buf.clear();
             let mut e = Encoder::with_buffer(std::mem::take(&mut buf));
             e.array(n).uint(t);
-            top_ints.fill(None);
+            let mut same_leaf = SameLeafBase::of_type(t);
             for p in 1..n {
                 let Some(ci) = find(p) else {
                     return Err(block_error(
@@ -506,7 +492,6 @@ impl PackedBlock {
                         DecodeErrorKind::Invalid("a leaf's element has no column"),
                     ));
                 };
-                let predictor = predictor_of(t, p).and_then(|q| top_ints[q as usize]);
                 let c = &mut cursors[ci];
                 let mut pending = 1u64;
                 let mut top = true;
@@ -521,10 +506,9 @@ impl PackedBlock {
                     match c.kind()? {
                         K_INT => {
                             let z = c.nums.leb()?;
-                            let base = if top {
-                                predictor.unwrap_or(c.prev)
-                            } else {
-                                c.prev
+                            let base = match top {
+                                true => same_leaf.base(p, c.prev),
+                                false => c.prev,
                             };
                             let v = base
                                 .checked_add(unzigzag(z))
@@ -541,7 +525,7 @@ impl PackedBlock {
                             }
                             c.prev = v;
                             if top {
-                                top_ints[p as usize] = Some(v);
+                                same_leaf.saw(p, v);
                             }
                         }
                         K_ID => {
@@ -636,13 +620,6 @@ impl PackedBlock {
             &IdIndex::from_table(table),
         )
     }
-}
-
-fn predictor_of(t: u64, p: u64) -> Option<u64> {
-    SAME_LEAF_PREDICTORS
-        .iter()
-        .find(|(x, y, _)| (*x, *y) == (t, p))
-        .map(|(_, _, q)| *q)
 }
 
 fn block_error(field: &'static str, offset: usize, kind: DecodeErrorKind) -> DecodeError {
