@@ -923,3 +923,108 @@ fn a_run_that_starts_in_the_window_the_last_one_ended_in_seals_its_events_late()
         ]
     );
 }
+
+/// Every sealed event is provable, also in the windows that hold health records (a probe
+/// incident, a restart's capture_stopped/capture_started) beside events: the proof's window
+/// tree counts every leaf. The trace has health, loss, late and corrupt frames and two runs.
+#[test]
+fn every_event_of_a_damaged_two_run_trace_is_provable() {
+    use ritma_schemas::records::HealthKind;
+    let d = Dir::new();
+    let at = |ms: u64| MONO_AT_W0 + ms * MS;
+    // Run 1: W0..=W0+2; a probe gap in W0+1; a loss; a corrupt middle batch; a late event.
+    let mut w = TraceWriter::create(&d.join("a.rtrace")).unwrap();
+    let run = w.add_run(&run_meta()).unwrap();
+    w.append_batch(
+        run,
+        &[raw_event(0, 100), raw_event(1, 600), raw_event(2, 1_100)],
+    )
+    .unwrap();
+    w.append_health(
+        run,
+        HealthKind::ProbeDetached,
+        "exit_openat",
+        at(1_200),
+        Some(4),
+    )
+    .unwrap();
+    w.append_health(
+        run,
+        HealthKind::ProbeReattached,
+        "exit_openat",
+        at(1_300),
+        Some(0),
+    )
+    .unwrap();
+    w.append_loss(run, LossReason::KernelRingbufFull, 2)
+        .unwrap();
+    w.append_batch(run, &[raw_event(3, 1_500), raw_event(4, 1_700)])
+        .unwrap();
+    let corrupt_from = std::fs::metadata(d.join("a.rtrace")).unwrap().len() as usize;
+    w.append_batch(run, &[raw_event(5, 1_800), raw_event(6, 1_900)])
+        .unwrap();
+    let corrupt_to = std::fs::metadata(d.join("a.rtrace")).unwrap().len() as usize;
+    // 2 500 ms closes W0 and W0+1; the event at 900 ms then joins W0+2, late.
+    w.append_batch(
+        run,
+        &[raw_event(7, 2_500), raw_event(8, 900), raw_event(9, 2_600)],
+    )
+    .unwrap();
+    drop(w);
+    flip_byte(&d.join("a.rtrace"), (corrupt_from + corrupt_to) / 2);
+    // Run 2 (a restart) from seq 10: its first events share W0+3 with the stop and start.
+    let mut meta = run_meta();
+    meta.first_seq = 10;
+    meta.started_wall_ns = (W0 + 3) * WINDOW_LEN_NS + 50 * MS;
+    let mut w = TraceWriter::create(&d.join("b.rtrace")).unwrap();
+    let run = w.add_run(&meta).unwrap();
+    w.append_batch(run, &[raw_event(10, 3_100), raw_event(11, 3_400)])
+        .unwrap();
+    drop(w);
+
+    let (key, vkey) = d.signing_key(NODE);
+    let o = d
+        .ritma(&[
+            "replay", "a.rtrace", "b.rtrace", "--out", "s", "--key", &key,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    verify(&d, "s", &vkey);
+
+    let windows = window_leaves(&d.join("s"));
+    let with_both: Vec<u64> = windows
+        .iter()
+        .filter(|(r, _)| r.health_count > 0 && r.event_count > 0)
+        .map(|(r, _)| r.window - W0)
+        .collect();
+    assert_eq!(with_both, vec![1, 3], "health records beside events");
+    let mut seqs = Vec::new();
+    let mut late = 0;
+    for (_, leaves) in &windows {
+        for l in leaves {
+            if let Ok(AnyRecord::Event(a)) = AnyRecord::decode(l) {
+                seqs.push(a.seq);
+                late += u32::from(a.flags & atom_flags::LATE != 0);
+            }
+        }
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, vec![0, 1, 2, 3, 4, 7, 8, 9, 10, 11]);
+    assert_eq!(late, 1);
+    for seq in seqs {
+        let proof = format!("p{seq}.proof");
+        d.ritma(&["prove", "s", "--seq", &seq.to_string(), "--out", &proof])
+            .output()
+            .success();
+        let shown = d
+            .ritma(&["verify-proof", &proof, "--key", &vkey])
+            .output()
+            .success();
+        assert!(
+            shown.contains(&format!("proof of node {NODE}, seq {seq}")),
+            "{shown}"
+        );
+    }
+}

@@ -161,12 +161,7 @@ pub fn prove(req: &ProveRequest) -> Result<ProveReport, ProveError> {
 
     let leaf_hashes: Vec<Hash32> = window.leaves.iter().map(|l| Blake3Tree::leaf(l)).collect();
     if merkle::root::<Blake3Tree>(&leaf_hashes) != window.record.window_root {
-        let blocks = store.join(
-            window
-                .paths
-                .hour_dir
-                .join(format!("blocks/w{:04}.*", window.paths.index)),
-        );
+        let blocks = store.join(window.paths.blocks());
         let detail = format!(
             "the blocks do not hash to the window root signed in {}",
             sealed[at].record_path.display()
@@ -536,25 +531,23 @@ impl WindowLeaves {
         record_path: &Path,
     ) -> Result<Self, ProveError> {
         let paths = WindowPaths::new(r.window, r.window_len_ns);
+        // Every leaf of the window tree, health records included: the root covers them all.
         let total = [
             r.dict_count,
             r.actor_count,
             r.event_count,
             r.edge_count,
             r.cone_count,
+            r.health_count,
         ]
         .iter()
         .try_fold(0u64, |a, &n| a.checked_add(n))
         .ok_or_else(|| damaged(record_path, "record counts overflow"))?;
         let path = root.join(paths.blocks());
-        let mut leaves = match total {
+        let leaves = match total {
             0 => Vec::new(),
             _ => read_window_leaves(&path, r.window).map_err(|e| damaged(&path, e.to_string()))?,
         };
-        // Health records follow the leaves a proof can name.
-        if leaves.len() as u64 == r.leaf_count() {
-            leaves.truncate(total as usize);
-        }
         if leaves.len() as u64 != total {
             let detail = format!(
                 "the blocks hold {} leaves, {} counts {total}",
