@@ -1,7 +1,7 @@
 //! `ritma case`: windows named and frozen against retention, an access log of every
 //! action, M-of-N approvals to unfreeze, and forged or broken cases caught by verify.
 
-use crate::util::{Dir, OutputExt};
+use crate::util::{copy_tree, Dir, OutputExt};
 use ritma_schemas::case::{CaseAction, CaseEntry, CaseManifest, CaseState};
 use ritma_schemas::keys::sign_record;
 use ritma_schemas::records::{Record, SignedRecord};
@@ -325,15 +325,6 @@ fn forged_or_broken_cases_are_caught() {
     keep_all_sealed(&d, true);
     std::fs::write(manifest_path(&s), &good_bytes).unwrap();
     verify_fails(&d, "E_RETENTION", "case IR-1 holds frozen");
-}
-
-/// Copies a directory tree.
-fn copy_tree(from: &Path, to: &Path) {
-    for (rel, bytes) in crate::util::tree(from) {
-        let p = to.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, bytes).unwrap();
-    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Late events, corrupt frames and torn tails through `ritma replay`: traces are
 //! written with exact event times, and the sealed windows are read back from the store.
 
-use crate::util::{task, tree, window_leaves, Dir, OutputExt};
+use crate::util::{copy_tree, forge_window, task, tree, window_leaves, Dir, OutputExt};
 use ritma_schemas::records::{
     atom_flags, AnyRecord, EventAtom, LossReason, Record, RunMeta, WindowRecord,
 };
@@ -1025,6 +1025,88 @@ fn every_event_of_a_damaged_two_run_trace_is_provable() {
         assert!(
             shown.contains(&format!("proof of node {NODE}, seq {seq}")),
             "{shown}"
+        );
+    }
+}
+
+/// Only probe_detached carries loss (FORMAT §3.10): a health record that says otherwise is
+/// refused by `verify` even when the window and every later checkpoint are signed again
+/// with the node's key, while a change within the rules, signed so, passes every check of
+/// the window (the forger is sound).
+#[test]
+fn a_health_record_with_loss_its_kind_cannot_carry_fails_verify_though_re_signed() {
+    use ritma_schemas::records::{HealthKind, HealthRecord};
+    let d = Dir::new();
+    let mut w = TraceWriter::create(&d.join("h.rtrace")).unwrap();
+    let run = w.add_run(&run_meta()).unwrap();
+    w.append_batch(run, &[raw_event(0, 100), raw_event(1, 1_100)])
+        .unwrap();
+    let at = |ms: u64| MONO_AT_W0 + ms * MS;
+    w.append_health(
+        run,
+        HealthKind::ProbeDetached,
+        "exit_openat",
+        at(1_200),
+        Some(7),
+    )
+    .unwrap();
+    w.append_health(
+        run,
+        HealthKind::ProbeReattached,
+        "exit_openat",
+        at(1_201),
+        Some(0),
+    )
+    .unwrap();
+    w.append_batch(run, &[raw_event(2, 1_500), raw_event(3, 2_500)])
+        .unwrap();
+    drop(w);
+    let (key, vkey) = d.signing_key(NODE);
+    replay(&d, "h.rtrace", "clean", 1, &key);
+    verify(&d, "clean", &vkey);
+
+    // Rewrites the window's probe_reattached record with `change`, all signed again.
+    let forge = |out: &str, change: &dyn Fn(&mut HealthRecord)| {
+        let _ = std::fs::remove_dir_all(d.join(out));
+        copy_tree(&d.join("clean"), &d.join(out));
+        forge_window(&d.join(out), Path::new(&key), W0 + 1, |_, leaves| {
+            let last = leaves.last_mut().unwrap();
+            let mut h = HealthRecord::decode(last).unwrap();
+            assert_eq!(h.kind, HealthKind::ProbeReattached);
+            change(&mut h);
+            *last = h.encode();
+        });
+    };
+    type Forgery<'a> = (&'a str, &'a dyn Fn(&mut HealthRecord));
+    forge("legal", &|h| h.subject = "exit_openat2".into());
+    // Accepted as evidence; only the hour's accounting (derived, not redone) sees new sizes.
+    let o = d
+        .ritma(&["verify", "legal", "--key", &vkey])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() || err.contains("E_CATALOG"), "{err}");
+    let forgeries: [Forgery; 4] = [
+        ("reattached-lost", &|h| h.lost = Some(5)),
+        ("reattached-null", &|h| h.lost = None),
+        ("started-lost", &|h| {
+            h.kind = HealthKind::CaptureStarted;
+            h.lost = Some(1);
+        }),
+        ("stopped-lost", &|h| {
+            h.kind = HealthKind::CaptureStopped;
+            h.lost = Some(0);
+        }),
+    ];
+    for (name, change) in forgeries {
+        forge(name, change);
+        let err = d
+            .ritma(&["verify", name, "--key", &vkey])
+            .output()
+            .failure();
+        assert!(
+            err.contains("E_DECODE") && err.contains("lost") && err.contains("w0801"),
+            "{name}: {err}"
         );
     }
 }

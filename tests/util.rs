@@ -137,6 +137,15 @@ pub fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// Copies a directory tree.
+pub fn copy_tree(from: &Path, to: &Path) {
+    for (rel, bytes) in tree(from) {
+        let p = to.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+}
+
 /// Every sealed window of the single-node store at `store`, in window order, with its
 /// leaves read back from its blocks.
 pub fn window_leaves(store: &Path) -> Vec<(WindowRecord, Vec<Vec<u8>>)> {
@@ -191,5 +200,72 @@ impl OutputExt for std::io::Result<Output> {
             "ritma unexpectedly succeeded\nstdout:\n{out}\nstderr:\n{err}"
         );
         err.into_owned()
+    }
+}
+
+/// Rewrites window `window` of the single-node store at `store` as an attacker holding its
+/// signing key (the file `key`) would: `mutate` changes the window's record fields and
+/// leaves, then its blocks, health copies, root and record are written anew and every
+/// checkpoint from it on is signed again over the changed node log. Derived files (index,
+/// catalog) are left as they were. Hour seals at or after the window are not redone: the
+/// store must have none there.
+pub fn forge_window(
+    store: &Path,
+    key: &Path,
+    window: u64,
+    mutate: impl FnOnce(&mut WindowRecord, &mut Vec<Vec<u8>>),
+) {
+    use ritma_schemas::merkle::{root, Blake3Tree, Frontier, TreeHash};
+    use ritma_schemas::note::{Checkpoint, NoteSigner};
+    use ritma_schemas::records::StoreMeta;
+    use ritma_sinks::store::NodeStore;
+    let signer =
+        NoteSigner::from_private_key_text(std::fs::read_to_string(key).unwrap().trim()).unwrap();
+    let meta = StoreMeta::decode(&std::fs::read(store.join("_meta/store.cbor")).unwrap()).unwrap();
+    let mut log = Frontier::new();
+    let mut mutate = Some(mutate);
+    for (mut record, mut leaves) in window_leaves(store) {
+        let paths = WindowPaths::new(record.window, record.window_len_ns);
+        if record.window == window {
+            (mutate.take().expect("one window"))(&mut record, &mut leaves);
+            let hashes: Vec<_> = leaves.iter().map(|l| Blake3Tree::leaf(l)).collect();
+            record.window_root = root::<Blake3Tree>(&hashes);
+            let hour = store.join(&paths.hour_dir);
+            for f in [paths.blocks(), paths.record(), paths.checkpoint()] {
+                let _ = std::fs::remove_file(store.join(f));
+            }
+            for n in 0..64 {
+                let _ = std::fs::remove_file(store.join(paths.health(n)));
+            }
+            assert!(
+                !hour.join("proofs/hour_root.cbor").exists(),
+                "forge_window: a sealed hour"
+            );
+            log.push_data::<Blake3Tree>(&record.encode());
+            let cp = Checkpoint::for_node(&meta.node, log.size(), log.root::<Blake3Tree>())
+                .unwrap()
+                .sign(&signer)
+                .unwrap();
+            NodeStore::open(store, meta.clone())
+                .unwrap()
+                .write_window(&record, &record.encode(), &leaves, &cp, None)
+                .unwrap();
+            continue;
+        }
+        log.push_data::<Blake3Tree>(&record.encode());
+        if record.window > window {
+            assert!(
+                !store
+                    .join(&paths.hour_dir)
+                    .join("proofs/hour_root.cbor")
+                    .exists(),
+                "forge_window: a sealed hour after the forged window"
+            );
+            let cp = Checkpoint::for_node(&meta.node, log.size(), log.root::<Blake3Tree>())
+                .unwrap()
+                .sign(&signer)
+                .unwrap();
+            std::fs::write(store.join(paths.checkpoint()), cp).unwrap();
+        }
     }
 }

@@ -1268,7 +1268,8 @@ pub struct HealthRecord {
     /// The window the observation is sealed in.
     pub window: u64,
     /// For probe_detached, the events the gap lost (also counted in that window's `lost`
-    /// under probe_detached), `None` when nothing counted them; 0 for the other kinds.
+    /// under probe_detached), `None` when nothing counted them; `None` for capture_stopped;
+    /// 0 for the other kinds (the decoder rejects anything else).
     pub lost: Option<u64>,
 }
 
@@ -1302,18 +1303,36 @@ impl Record for HealthRecord {
     }
 
     fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let node = node_name(d)?;
+        let t_wall_ns = d.uint("t_wall_ns")?;
+        let kind = HealthKind::decode(d, "kind")?;
+        let subject = d.text("subject", 256)?.to_owned();
+        let window = d.uint("window")?;
+        let lost = if d.peek_null() {
+            d.null("lost")?;
+            None
+        } else {
+            Some(d.uint("lost")?)
+        };
+        // Only a probe gap counts loss; a stop's loss is unknown; nothing else loses events.
+        let (ok, why) = match kind {
+            HealthKind::ProbeDetached => (true, ""),
+            HealthKind::CaptureStopped => (lost.is_none(), "null for capture_stopped"),
+            _ => (
+                lost == Some(0),
+                "0 for a health record other than probe_detached",
+            ),
+        };
+        if !ok {
+            return Err(invalid(d, "lost", why));
+        }
         Ok(HealthRecord {
-            node: node_name(d)?,
-            t_wall_ns: d.uint("t_wall_ns")?,
-            kind: HealthKind::decode(d, "kind")?,
-            subject: d.text("subject", 256)?.to_owned(),
-            window: d.uint("window")?,
-            lost: if d.peek_null() {
-                d.null("lost")?;
-                None
-            } else {
-                Some(d.uint("lost")?)
-            },
+            node,
+            t_wall_ns,
+            kind,
+            subject,
+            window,
+            lost,
         })
     }
 }

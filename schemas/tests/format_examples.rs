@@ -258,8 +258,8 @@ fn examples() -> BTreeMap<&'static str, String> {
     let health = HealthRecord {
         node: "web-1".into(),
         t_wall_ns: 1_763_884_801_000_000_000,
-        kind: HealthKind::ProbeReattached,
-        subject: "sys_enter_openat".into(),
+        kind: HealthKind::ProbeDetached,
+        subject: "exit_openat".into(),
         window: 1_763_884_801,
         lost: Some(17),
     };

@@ -422,9 +422,37 @@ fn health_record() -> impl Strategy<Value = HealthRecord> {
                 kind,
                 subject,
                 window,
-                lost,
+                // What each kind may carry (FORMAT §3.10).
+                lost: match kind {
+                    HealthKind::ProbeDetached => lost,
+                    HealthKind::CaptureStopped => None,
+                    _ => Some(0),
+                },
             },
         )
+}
+
+/// Only probe_detached carries loss: every other `lost` is refused, naming the field.
+#[test]
+fn a_health_record_with_loss_its_kind_cannot_carry_is_refused() {
+    for &kind in HealthKind::ALL {
+        for lost in [None, Some(0), Some(1), Some(u64::MAX)] {
+            let h = HealthRecord {
+                kind,
+                lost,
+                ..sample_health()
+            };
+            let allowed = match kind {
+                HealthKind::ProbeDetached => true,
+                HealthKind::CaptureStopped => lost.is_none(),
+                _ => lost == Some(0),
+            };
+            match HealthRecord::decode(&h.encode()) {
+                Ok(back) => assert!(allowed && back == h, "{kind:?} {lost:?}"),
+                Err(e) => assert!(!allowed && e.field == "lost", "{kind:?} {lost:?}: {e}"),
+            }
+        }
+    }
 }
 
 /// Largest body a SignedRecord may carry.
@@ -1646,8 +1674,9 @@ fn undefined_enum_values_are_rejected() {
                 DecodeErrorKind::UnknownValue { value: v },
             );
         }
-        // Every defined value is accepted where the record's other rules allow it.
-        if ty != 8 {
+        // Every defined value is accepted where the record's other rules allow it (a key
+        // event's public keys, a health record's `lost`, depend on the kind).
+        if ty != 8 && ty != 10 {
             for v in 1..=n {
                 let m = with_field(&b, idx, &uint(v));
                 assert_eq!(decode_as(ty, &m).unwrap().encode(), m);
