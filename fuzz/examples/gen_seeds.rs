@@ -388,6 +388,7 @@ fn main() {
         node: "web-1".into(),
         window_len_ns: 1_000_000_000,
         cone_lib_version: 1,
+        taint_ttl_windows: 300,
     };
     write("store_files", "store-meta", &meta.encode());
     // A packed block of two edges with the three ids the fuzz target unpacks with.
@@ -405,5 +406,70 @@ fn main() {
     let block = ritma_schemas::packed::PackedBlock::pack(1_700_000_000, 1, 1000, &leaves, &ids).unwrap();
     write("store_files", "block", &block.encode());
     write("store_files", "id-table", &ids.table(1_700_000_000).encode());
+    trace_frame_seeds();
     eprintln!("seeds written under {}/seeds", env!("CARGO_MANIFEST_DIR"));
+}
+
+/// One `trace_frames` input per frame kind, taken from a trace the writer made: kind,
+/// run, first seq, count, then the frame's payload.
+fn trace_frame_seeds() {
+    use ritma_sources::raw::{RawBody, RawEvent, Task};
+    use ritma_sources::trace::{BaselineStatus, ExeEntry, TraceWriter, FILE_MAGIC, FRAME_HEADER_LEN};
+    let path = std::env::temp_dir().join(format!("ritma-seeds-{}.rtrace", std::process::id()));
+    let mut w = TraceWriter::create(&path).unwrap();
+    let meta = RunMeta {
+        node: "n1".into(),
+        boot_id: [1; 16],
+        sensor_version: "fuzz".into(),
+        config_digest: [2; 32],
+        window_len_ns: 1_000_000_000,
+        wall_minus_mono_ns: 1_700_000_000_000_000_000,
+        first_seq: 0,
+        started_wall_ns: 1_700_000_000_000_000_000,
+    };
+    let run = w.add_run(&meta).unwrap();
+    let task = Task { pid: 100, tid: 100, comm: b"sh".to_vec(), ..Task::default() };
+    let event = |seq: u64, body: RawBody| RawEvent { seq, mono_ns: 1_000 + seq, task: task.clone(), body };
+    w.append_cgroups(run, &[(9, b"/system.slice/a.service".to_vec())]).unwrap();
+    w.append_batch(
+        run,
+        &[
+            event(0, RawBody::Exec {
+                filename: b"/tmp/x".to_vec(),
+                argv: vec![b"x".to_vec()],
+                argv_truncated: false,
+                exe_dev: 1,
+                exe_ino: 2,
+            }),
+            event(1, RawBody::Open { path: b"/etc/shadow".to_vec(), flags: 0, mode: 0, result: 3 }),
+            event(2, RawBody::Exit { code: 0 }),
+        ],
+    )
+    .unwrap();
+    w.append_loss(run, LossReason::QueueShed, 4).unwrap();
+    w.append_clock(run, 9_000).unwrap();
+    let hash = w.append_blob(run, b"abc").unwrap();
+    w.append_exes(run, &[ExeEntry { dev: 1, ino: 2, hash, baseline: BaselineStatus::Listed }]).unwrap();
+    w.append_health(run, HealthKind::ProbeDetached, "exit_openat", 9_500, Some(1)).unwrap();
+    drop(w);
+    let bytes = fs::read(&path).unwrap();
+    let _ = fs::remove_file(&path);
+    let mut at = FILE_MAGIC.len();
+    let mut n = 0;
+    while at < bytes.len() {
+        let h = &bytes[at..at + FRAME_HEADER_LEN];
+        let be32 = |i: usize| u32::from_be_bytes(h[i..i + 4].try_into().unwrap());
+        let comp = &bytes[at + FRAME_HEADER_LEN..at + FRAME_HEADER_LEN + be32(24) as usize];
+        let raw = zstd_decompress(comp, be32(20) as usize);
+        let mut seed = vec![h[4], h[7], h[15]];
+        seed.extend(be32(16).to_be_bytes());
+        seed.extend(raw);
+        write("trace_frames", &format!("frame-{n}-kind-{}", h[4]), &seed);
+        at += FRAME_HEADER_LEN + comp.len();
+        n += 1;
+    }
+}
+
+fn zstd_decompress(comp: &[u8], len: usize) -> Vec<u8> {
+    zstd::bulk::decompress(comp, len).unwrap()
 }

@@ -1350,28 +1350,43 @@ impl TraceWriter {
                 raw.len()
             )));
         }
-        let comp = zstd::bulk::compress(raw, ZSTD_LEVEL).map_err(io_err)?;
-        if comp.len() > MAX_PAYLOAD_LEN as usize {
+        let frame = encode_frame(kind, run, first_seq, count, raw).map_err(io_err)?;
+        if frame.len() - FRAME_HEADER_LEN > MAX_PAYLOAD_LEN as usize {
             return Err(self.misuse("compressed frame too large"));
         }
-        let mut h = FrameHeader {
-            kind,
-            run,
-            first_seq,
-            count,
-            raw_len: raw.len() as u32,
-            comp_len: comp.len() as u32,
-            checksum: [0; 16],
-        };
-        let head = h.encode_without_checksum();
-        h.checksum = checksum(&head, &comp);
-        let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + comp.len());
-        frame.extend_from_slice(&head);
-        frame.extend_from_slice(&h.checksum);
-        frame.extend_from_slice(&comp);
         self.file.write_all(&frame).map_err(io_err)?;
         self.file.sync_data().map_err(io_err)
     }
+}
+
+/// A frame (FORMAT.md §7.2) of `kind` with the header fields given and `raw` as its
+/// payload, zstd-compressed, under a valid checksum: what the writer appends, and what
+/// the fuzz tests seal around mutated payloads so that the frame-body decoders, not the
+/// checksum, meet them. Nothing here checks that the fields make sense.
+pub fn encode_frame(
+    kind: u8,
+    run: u16,
+    first_seq: u64,
+    count: u32,
+    raw: &[u8],
+) -> std::io::Result<Vec<u8>> {
+    let comp = zstd::bulk::compress(raw, ZSTD_LEVEL)?;
+    let mut h = FrameHeader {
+        kind,
+        run,
+        first_seq,
+        count,
+        raw_len: u32::try_from(raw.len()).unwrap_or(u32::MAX),
+        comp_len: u32::try_from(comp.len()).unwrap_or(u32::MAX),
+        checksum: [0; 16],
+    };
+    let head = h.encode_without_checksum();
+    h.checksum = checksum(&head, &comp);
+    let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + comp.len());
+    frame.extend_from_slice(&head);
+    frame.extend_from_slice(&h.checksum);
+    frame.extend_from_slice(&comp);
+    Ok(frame)
 }
 
 #[cfg(test)]
@@ -1459,6 +1474,7 @@ mod tests {
     /// A batch frame of run 0 from `first_seq` whose header states `raw_len` for the
     /// payload `raw`, with a valid checksum.
     fn frame_claiming(raw: &[u8], raw_len: u32, first_seq: u64, count: u32) -> Vec<u8> {
+        // A header whose raw_len need not be the payload's: encode_frame can't make it.
         let comp = zstd::bulk::compress(raw, ZSTD_LEVEL).unwrap();
         let mut h = FrameHeader {
             kind: KIND_BATCH,
