@@ -13,5 +13,26 @@ fi
 ritma="${RITMA_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/ritma}"
 cd "$work"
 
-# Seconds `"$@"` takes, its output discarded.
-secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
+# Seconds `"$@"` takes, its output discarded; a command that fails stops the benchmark
+# (a failing query must not be timed as a fast one).
+secs() {
+  local t0 t1 rc=0
+  t0=$(date +%s.%N)
+  "$@" >/dev/null 2>"$work/secs.err" || rc=$?
+  t1=$(date +%s.%N)
+  if [ "$rc" -ne 0 ]; then
+    echo "benchmark command failed (exit $rc): $*" >&2
+    cat "$work/secs.err" >&2
+    exit 1
+  fi
+  echo "$t1 - $t0" | bc
+}
+
+# Drops the page cache so the next read comes from disk (needs root); says whether it did.
+drop_caches() {
+  if [ -w /proc/sys/vm/drop_caches ]; then
+    sync && echo 3 >/proc/sys/vm/drop_caches && echo "cold cache"
+  else
+    echo "warm cache (not root: caches not dropped)"
+  fi
+}

@@ -436,3 +436,35 @@ fn an_exported_case_verifies_on_its_own_and_any_change_to_it_is_caught() {
     .unwrap();
     elsewhere.ritma(&["verify", "b"]).output().success();
 }
+
+/// The access log records the real uid (and its name), not whatever `$USER` says: a
+/// name from the environment is kept only as a claim.
+#[test]
+fn the_access_log_records_the_real_uid_and_the_claimed_name_as_a_claim() {
+    let d = Dir::new();
+    d.sealed_store(&["--events", "2000", "--rate", "1000"]);
+    d.ritma(&["keys", "new", "alice", "--out", "alice.key"])
+        .output()
+        .success();
+    d.ritma(&[
+        "case",
+        "open",
+        "s",
+        "IR-9",
+        "--title",
+        "who",
+        "--approver",
+        "alice.key.vkey",
+    ])
+    .env("SUDO_USER", "mallory")
+    .env("USER", "mallory")
+    .output()
+    .success();
+    let bytes = std::fs::read(d.join("s/cases/CASE_IR-9/manifest.cbor")).unwrap();
+    let manifest = CaseManifest::decode(&SignedRecord::decode(&bytes).unwrap().body).unwrap();
+    let user = &manifest.log[0].user;
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    assert!(user.starts_with(&format!("uid {uid} (")), "{user}");
+    assert!(user.ends_with(", claims \"mallory\""), "{user}");
+}

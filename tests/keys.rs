@@ -110,7 +110,7 @@ fn show_rejects_a_tampered_key_event() {
     std::fs::write(&event, &bytes).unwrap();
     let err = d.ritma(&["keys", "show", "s"]).output().failure();
     assert!(
-        err.contains("00000000.cbor") && err.contains("key event signature does not verify"),
+        err.contains("00000000.cbor") && err.contains("KeyEvent signature does not verify"),
         "{err}"
     );
 }

@@ -12,15 +12,15 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 
-const NODE: &str = "edge-1";
-const MS: u64 = 1_000_000;
-const WINDOW_LEN_NS: u64 = 1_000 * MS;
+pub(crate) const NODE: &str = "edge-1";
+pub(crate) const MS: u64 = 1_000_000;
+pub(crate) const WINDOW_LEN_NS: u64 = 1_000 * MS;
 /// The trace's first window: 2023-11-14T22:13:20Z, window 800 of its hour, so no hour completes.
-const W0: u64 = 1_700_000_000;
+pub(crate) const W0: u64 = 1_700_000_000;
 /// Kernel monotonic time at W0's start.
-const MONO_AT_W0: u64 = 5_000 * MS;
+pub(crate) const MONO_AT_W0: u64 = 5_000 * MS;
 
-fn run_meta() -> RunMeta {
+pub(crate) fn run_meta() -> RunMeta {
     RunMeta {
         node: NODE.into(),
         boot_id: [7; 16],
@@ -153,7 +153,7 @@ fn sealed_windows(store: &Path) -> BTreeMap<u64, Sealed> {
         let mut atoms = Vec::new();
         let blocks = store.join(paths.blocks());
         if blocks.exists() {
-            for leaf in read_window_leaves(&blocks, record.window).unwrap() {
+            for leaf in read_window_leaves(&blocks, record.window, record.leaf_count()).unwrap() {
                 if let AnyRecord::Event(a) = AnyRecord::decode(&leaf).unwrap() {
                     atoms.push(a);
                 }
@@ -1107,6 +1107,66 @@ fn a_health_record_with_loss_its_kind_cannot_carry_fails_verify_though_re_signed
         assert!(
             err.contains("E_DECODE") && err.contains("lost") && err.contains("w0801"),
             "{name}: {err}"
+        );
+    }
+}
+
+/// A window without events carries the seq after the node's highest so far (FORMAT §3.6):
+/// the empty windows after a restart keep the earlier run's next seq, not the new run's
+/// first, and `verify` refuses any other value even when the window is signed again.
+#[test]
+fn an_empty_windows_first_seq_is_the_nodes_next_seq() {
+    let d = Dir::new();
+    let mut w = TraceWriter::create(&d.join("a.rtrace")).unwrap();
+    let run = w.add_run(&run_meta()).unwrap();
+    w.append_batch(run, &[raw_event(0, 100), raw_event(1, 1_100)])
+        .unwrap();
+    drop(w);
+    // Run 2 from seq 10 at W0 + 6: seqs 2-9 are a gap, windows W0+2..=W0+5 hold nothing.
+    let mut meta = run_meta();
+    meta.first_seq = 10;
+    meta.started_wall_ns = (W0 + 6) * WINDOW_LEN_NS;
+    let mut w = TraceWriter::create(&d.join("b.rtrace")).unwrap();
+    let run = w.add_run(&meta).unwrap();
+    w.append_batch(run, &[raw_event(10, 6_100), raw_event(11, 6_200)])
+        .unwrap();
+    drop(w);
+    let (key, vkey) = d.signing_key(NODE);
+    d.ritma(&[
+        "replay", "a.rtrace", "b.rtrace", "--out", "s", "--key", &key,
+    ])
+    .output()
+    .success();
+    verify(&d, "s", &vkey);
+    let firsts: Vec<(u64, u64, u64)> = window_leaves(&d.join("s"))
+        .iter()
+        .map(|(r, _)| (r.window - W0, r.event_count, r.first_seq))
+        .collect();
+    assert_eq!(
+        firsts,
+        vec![
+            (0, 1, 0),
+            (1, 1, 1),
+            (2, 0, 2),
+            (3, 0, 2),
+            (4, 0, 2),
+            (5, 0, 2),
+            (6, 2, 10)
+        ]
+    );
+    for (window, first_seq) in [(W0 + 3, 10), (W0 + 4, 0)] {
+        let out = format!("forged-{first_seq}");
+        copy_tree(&d.join("s"), &d.join(&out));
+        forge_window(&d.join(&out), Path::new(&key), window, |r, _| {
+            r.first_seq = first_seq
+        });
+        let err = d
+            .ritma(&["verify", &out, "--key", &vkey])
+            .output()
+            .failure();
+        assert!(
+            err.contains("E_SEQ") && err.contains("first_seq") && err.contains("next seq is 2"),
+            "{err}"
         );
     }
 }

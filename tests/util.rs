@@ -158,7 +158,7 @@ pub fn window_leaves(store: &Path) -> Vec<(WindowRecord, Vec<Vec<u8>>)> {
         let paths = WindowPaths::new(record.window, record.window_len_ns);
         let p = store.join(paths.blocks());
         let leaves = match p.exists() {
-            true => read_window_leaves(&p, record.window).unwrap(),
+            true => read_window_leaves(&p, record.window, record.leaf_count()).unwrap(),
             false => Vec::new(),
         };
         out.push((record, leaves));

@@ -16,12 +16,13 @@ t1=$(date +%s.%N)
 store_bytes=$(du -sb s | cut -f1)
 vkey="$(cat s/_meta/keys/signing.vkey)"
 printf 'store: %d events, %d bytes (built in %.0f s)\n' "$events" "$store_bytes" "$(echo "$t1 - $t0" | bc)"
-echo '| event (seq) | proof bytes | prove s | verify-proof s (median of 5) |'
+echo '| event (seq) | proof bytes | prove s (cache) | verify-proof s (median of 5) |'
 echo '|---|---|---|---|'
 for seq in 0 $((events / 2)) $((events - 1)); do
+  cache=$(drop_caches)
   t_prove=$(secs "$ritma" prove s --seq "$seq" --out "p$seq")
   "$ritma" verify-proof "p$seq" --key "$vkey" >/dev/null
   times=$(for _ in 1 2 3 4 5; do secs "$ritma" verify-proof "p$seq" --key "$vkey"; done | sort -n)
   median=$(echo "$times" | sed -n 3p)
-  printf '| %d | %d | %.3f | %.4f |\n' "$seq" "$(stat -c %s "p$seq")" "$t_prove" "$median"
+  printf '| %d | %d | %.3f (%s) | %.4f |\n' "$seq" "$(stat -c %s "p$seq")" "$t_prove" "$cache" "$median"
 done

@@ -11,7 +11,10 @@ use ritma_schemas::case::{
 };
 use ritma_schemas::merkle::{aligned_ranges, Blake3Tree, SparseLog, Subtrees};
 use ritma_schemas::note::NoteSigner;
-use ritma_schemas::records::{ConeInstance, HourDeletion};
+use ritma_schemas::proof_bundle::MAX_NOTE_LEN;
+use ritma_schemas::records::{
+    ConeInstance, HourDeletion, Record, SignedRecord, StoreMeta, WindowRecord,
+};
 use ritma_sinks::case::{case_dir, case_ids, read_manifest, write_manifest};
 use ritma_sinks::keys::{load_private_key, write_new, Keystore};
 use ritma_sinks::store::{days_from_civil, StoreLock};
@@ -490,8 +493,11 @@ fn export(ctx: &Ctx, out: &Path) -> Result<Exported> {
     let src_cas = ritma_sinks::cas::Cas::open(&ctx.root)?;
     let mut dst_cas = None;
     let mut windows = 0u64;
+    let total: u64 = m.windows.iter().map(|&(a, b)| b - a + 1).sum();
+    let bar = crate::progress::windows("export", total);
     for &(a, b) in &m.windows {
         for win in a..=b {
+            bar.inc(1);
             let i = ctx
                 .sealed
                 .binary_search_by_key(&win, |s| s.record.window)
@@ -499,10 +505,11 @@ fn export(ctx: &Ctx, out: &Path) -> Result<Exported> {
             let s = &ctx.sealed[i];
             let leaves = WindowLeaves::read(&ctx.root, s)?;
             let paths = &leaves.paths;
-            w.copy(&ctx.root, &paths.record())?;
-            w.copy(&ctx.root, &paths.checkpoint())?;
+            w.copy(&ctx.root, &paths.record(), WindowRecord::MAX_LEN)?;
+            w.copy(&ctx.root, &paths.checkpoint(), MAX_NOTE_LEN)?;
             if s.record.leaf_count() > 0 {
-                w.copy(&ctx.root, &paths.blocks())?;
+                let cap = ritma_sinks::store::block_file_cap(s.record.leaf_count());
+                w.copy(&ctx.root, &paths.blocks(), cap)?;
             }
             for i in leaves.atoms() {
                 let atom: ritma_schemas::records::EventAtom = leaves.decode(i)?;
@@ -522,15 +529,21 @@ fn export(ctx: &Ctx, out: &Path) -> Result<Exported> {
             windows += 1;
         }
     }
-    w.copy(&ctx.root, Path::new("_meta/store.cbor"))?;
-    w.copy(&ctx.root, Path::new("_meta/keys/signing.vkey"))?;
+    bar.finish_and_clear();
+    w.copy(&ctx.root, Path::new("_meta/store.cbor"), StoreMeta::MAX_LEN)?;
+    w.copy(&ctx.root, Path::new("_meta/keys/signing.vkey"), 1024)?;
     for n in fs::read_dir(ctx.root.join("_meta/keys/events"))? {
         let n = n?.file_name();
-        w.copy(&ctx.root, &Path::new("_meta/keys/events").join(n))?;
+        let events = Path::new("_meta/keys/events").join(n);
+        w.copy(&ctx.root, &events, SignedRecord::MAX_LEN)?;
     }
-    let case_bytes = fs::read(case_dir(&ctx.root, &m.case).join(ritma_sinks::case::MANIFEST_FILE))?;
+    let manifest = case_dir(&ctx.root, &m.case).join(ritma_sinks::case::MANIFEST_FILE);
+    let case_bytes = ritma_sinks::store::read_capped(&manifest, SignedRecord::MAX_LEN)
+        .with_context(|| manifest.display().to_string())?;
     w.write(Path::new(CASE_FILE), &case_bytes)?;
-    w.write(Path::new(CHECKPOINT_FILE), &fs::read(&newest.sig_path)?)?;
+    let note = ritma_sinks::store::read_capped(&newest.sig_path, MAX_NOTE_LEN)
+        .with_context(|| newest.sig_path.display().to_string())?;
+    w.write(Path::new(CHECKPOINT_FILE), &note)?;
     let record = ritma_schemas::case::CaseExport {
         node: ctx.node.clone(),
         case: m.case.clone(),
@@ -575,9 +588,11 @@ impl BundleWriter {
         Ok(())
     }
 
-    fn copy(&mut self, root: &Path, rel: &Path) -> Result<()> {
-        let bytes =
-            fs::read(root.join(rel)).with_context(|| root.join(rel).display().to_string())?;
+    /// Copies the store's file `rel` (at most `max` bytes, its bound) to the same path.
+    fn copy(&mut self, root: &Path, rel: &Path, max: usize) -> Result<()> {
+        let path = root.join(rel);
+        let bytes = ritma_sinks::store::read_capped(&path, max)
+            .with_context(|| path.display().to_string())?;
         self.write(rel, &bytes)
     }
 }
@@ -599,15 +614,40 @@ fn sync_tree(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Who acts: the user behind sudo, else the login name, else the uid.
+/// Who acts, as the access log records it: the process's real uid and that uid's name in
+/// the password database, which the actor cannot choose; then, as a claim only, the name
+/// `$SUDO_USER`/`$USER`/`$LOGNAME` give when it differs (anyone can set those).
 fn user() -> String {
-    ["SUDO_USER", "USER", "LOGNAME"]
+    // SAFETY: getuid cannot fail and touches no memory.
+    let uid = unsafe { libc::getuid() };
+    let known = user_name(uid);
+    let claimed = ["SUDO_USER", "USER", "LOGNAME"]
         .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }))
-        .chars()
-        .take(256)
-        .collect()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()));
+    let mut who = match &known {
+        Some(name) => format!("uid {uid} ({name})"),
+        None => format!("uid {uid}"),
+    };
+    if let Some(c) = claimed.filter(|c| Some(c) != known.as_ref()) {
+        who.push_str(&format!(", claims {c:?}"));
+    }
+    who.chars().take(256).collect()
+}
+
+/// The name of `uid` in the password database, if it has one.
+fn user_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: zeroed passwd is a valid out-parameter for getpwuid_r.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call and buf's length is passed with it.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() || pw.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points to a NUL-terminated string inside buf.
+    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 /// `ritma case approve`: signs the request (or cosigns an approval).

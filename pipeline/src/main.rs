@@ -3,6 +3,7 @@
 mod case;
 mod exes;
 mod latency;
+mod progress;
 mod prove;
 mod query;
 mod record;
@@ -125,6 +126,9 @@ enum Command {
         /// Delete (default: only list what would go).
         #[arg(long)]
         apply: bool,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Cases: windows an investigation names, frozen against retention, with an access
     /// log; unfreezing needs M of N approvers (FORMAT.md §8.9).
@@ -253,6 +257,9 @@ enum KeysCommand {
     Show {
         /// The store (RITMA_OUT) directory.
         dir: PathBuf,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -263,9 +270,23 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     no_transparent_huge_pages();
     if let Err(e) = run(Cli::parse()) {
-        eprintln!("ritma: error: {e:#}");
+        eprintln!("ritma: error: {}", error_text(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes, each cause once: typed errors already say their source in
+/// their own message (`{path}: {source}`), which anyhow's chain would repeat.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
 }
 
 /// Transparent huge pages off for this process: the allocator's freed 2 MiB regions were
@@ -280,7 +301,7 @@ fn no_transparent_huge_pages() {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Keys(KeysCommand::Init { out, node }) => keys_init(&out, node),
-        Command::Keys(KeysCommand::Show { dir }) => keys_show(&dir),
+        Command::Keys(KeysCommand::Show { dir, json }) => keys_show(&dir, json),
         Command::Keys(KeysCommand::New { name, out }) => keys_new(&name, &out),
         Command::Synth {
             events,
@@ -305,7 +326,12 @@ fn run(cli: Cli) -> Result<()> {
             from,
             to,
         } => verify_cmd(&dir, key, json, from, to),
-        Command::Retention { dir, keep, apply } => retention_cmd(&dir, &keep, apply),
+        Command::Retention {
+            dir,
+            keep,
+            apply,
+            json,
+        } => retention_cmd(&dir, &keep, apply, json),
         Command::Case(c) => case::case_cmd(c),
         Command::Query(q) => query::query_cmd(q),
         Command::Prove {
@@ -510,8 +536,14 @@ fn verify_cmd(
         }
         return Ok(());
     }
-    let reports =
-        ritma_sinks::verify::verify_store_range(dir, anchor.as_ref(), range).map_err(failed)?;
+    let bar = progress::windows("verify", 0);
+    let tick = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let reports = ritma_sinks::verify::verify_store_range(dir, anchor.as_ref(), range, &tick);
+    bar.finish_and_clear();
+    let reports = reports.map_err(failed)?;
     if json {
         let nodes: Vec<_> = reports
             .iter()
@@ -528,6 +560,7 @@ fn verify_cmd(
                     "deleted_hours": r.deleted_hours,
                     "cases": r.cases,
                     "checked_windows": r.checked_windows,
+                    "interrupted": interrupted_json(&r.interrupted),
                 })
             })
             .collect();
@@ -563,6 +596,9 @@ fn verify_cmd(
             r.log_size,
             b64(&r.log_root)
         );
+        if !r.interrupted.is_empty() {
+            print!("{}", interrupted_text(dir, &r.interrupted));
+        }
     }
     if anchor.is_none() {
         eprintln!("ritma: the key history's first key was taken from the store itself; pass --key to pin it");
@@ -570,9 +606,65 @@ fn verify_cmd(
     Ok(())
 }
 
+/// What `verify` says of a store a writer was cut off in (FORMAT.md §8.12), and how to
+/// complete it.
+fn interrupted_text(dir: &Path, i: &ritma_sinks::interrupted::Interrupted) -> String {
+    use std::fmt::Write;
+    let list = |v: &[PathBuf]| {
+        v.iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut t = String::from(
+        "  INTERRUPTED: a writer was cut off before it finished; what is above was verified, and none of this was read as evidence:\n",
+    );
+    if let Some(w) = i.unfinished_window {
+        let _ = writeln!(
+            t,
+            "    window {w} was begun but has no checkpoint: {}",
+            list(&i.unfinished_files)
+        );
+    }
+    if !i.temp_files.is_empty() {
+        let _ = writeln!(t, "    temporary files: {}", list(&i.temp_files));
+    }
+    for d in &i.stale_derived {
+        let _ = writeln!(t, "    derived file missing or out of date: {d}");
+    }
+    let how = match dir.join("wal").is_dir() {
+        true => format!(
+            "`ritma run --out {}` (it seals its WAL again first)",
+            dir.display()
+        ),
+        false => format!(
+            "`ritma replay TRACE… --out {}` with the traces it was sealed from",
+            dir.display()
+        ),
+    };
+    let _ = writeln!(t, "  to complete it, continue the run that wrote it: {how}");
+    t
+}
+
+fn interrupted_json(i: &ritma_sinks::interrupted::Interrupted) -> serde_json::Value {
+    if i.is_empty() {
+        return serde_json::Value::Null;
+    }
+    let paths =
+        |v: &[PathBuf]| -> Vec<String> { v.iter().map(|p| p.display().to_string()).collect() };
+    serde_json::json!({
+        "unfinished_window": i.unfinished_window,
+        "unfinished_files": paths(&i.unfinished_files),
+        "temp_files": paths(&i.temp_files),
+        "stale_derived": i.stale_derived,
+    })
+}
+
 /// A duration like `30d`, `12h`, `90m` or `3600s`, in nanoseconds.
 fn parse_keep(s: &str) -> Result<u64> {
-    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    // The unit is the last character, whatever its width (no panic on `3é`).
+    let at = s.char_indices().next_back().map_or(0, |(i, _)| i);
+    let (n, unit) = s.split_at(at);
     let scale: u64 = match unit {
         "s" => 1,
         "m" => 60,
@@ -596,7 +688,7 @@ pub(crate) fn wall_now_ns() -> Result<u64> {
         .as_nanos() as u64)
 }
 
-fn retention_cmd(dir: &Path, keep: &str, apply: bool) -> Result<()> {
+fn retention_cmd(dir: &Path, keep: &str, apply: bool, json: bool) -> Result<()> {
     use ritma_sinks::retention;
     let keep_ns = parse_keep(keep)?;
     let now_ns = wall_now_ns()?;
@@ -608,34 +700,55 @@ fn retention_cmd(dir: &Path, keep: &str, apply: bool) -> Result<()> {
     for r in retention::node_roots(dir)? {
         _case_locks.push(StoreLock::acquire_cases(&r, &StoreLock::lock_dir())?);
     }
-    let mut plans = retention::plan(dir, keep_ns, now_ns)?;
+    let bar = progress::windows("retention: verify", 0);
+    let tick = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let plans = retention::plan(dir, keep_ns, now_ns, &tick);
+    bar.finish_and_clear();
+    let mut plans = plans?;
+    // What was done, per node, for the JSON report.
+    let mut finished: Vec<serde_json::Value> = Vec::new();
+    let say = |line: String| {
+        if !json {
+            println!("{line}");
+        }
+    };
     if plans.iter().any(|p| p.hours.iter().any(|h| h.recorded)) {
         if !apply {
             for p in &plans {
                 for h in &p.hours {
-                    println!("{} hour {} ({}): an interrupted deletion, recorded but with files left; --apply finishes it", p.node, retention::hour_label(h.deletion.hour), h.hour_dir.display());
+                    say(format!("{} hour {} ({}): an interrupted deletion, recorded but with files left; --apply finishes it", p.node, retention::hour_label(h.deletion.hour), h.hour_dir.display()));
                 }
             }
             bail!("an earlier retention run was interrupted: run again with --apply to finish it, then plan");
         }
         for p in &plans {
             for h in &p.hours {
-                println!(
+                say(format!(
                     "{} finish deleting hour {} ({})",
                     p.node,
                     retention::hour_label(h.deletion.hour),
                     h.hour_dir.display()
-                );
+                ));
+                finished.push(serde_json::json!({
+                    "node": p.node,
+                    "hour": retention::hour_label(h.deletion.hour),
+                    "dir": h.hour_dir.display().to_string(),
+                }));
             }
             retention::apply(p, keep_ns, now_ns)?;
         }
-        plans = retention::plan(dir, keep_ns, now_ns)?;
+        plans = retention::plan(dir, keep_ns, now_ns, &tick)?;
     }
+    let mut nodes = Vec::new();
     for plan in &plans {
+        let mut hours = Vec::new();
         for h in &plan.hours {
             let d = &h.deletion;
             let what = if apply { "delete" } else { "would delete" };
-            println!(
+            say(format!(
                 "{} {what} hour {} ({}): windows {}..={}, {} events, {} bytes",
                 plan.node,
                 retention::hour_label(d.hour),
@@ -644,25 +757,56 @@ fn retention_cmd(dir: &Path, keep: &str, apply: bool) -> Result<()> {
                 d.last_window,
                 d.events,
                 h.bytes
-            );
+            ));
+            hours.push(serde_json::json!({
+                "hour": retention::hour_label(d.hour),
+                "dir": h.hour_dir.display().to_string(),
+                "first_window": d.first_window,
+                "last_window": d.last_window,
+                "events": d.events,
+                "bytes": h.bytes,
+            }));
         }
+        let mut held = Vec::new();
         for (hour, cases) in &plan.held {
-            println!(
+            say(format!(
                 "{} keep hour {}: frozen by case {}",
                 plan.node,
                 retention::hour_label(*hour),
                 cases.join(", ")
-            );
+            ));
+            held.push(serde_json::json!({
+                "hour": retention::hour_label(*hour),
+                "cases": cases,
+            }));
         }
         let bytes: u64 = plan.hours.iter().map(|h| h.bytes).sum();
+        let mut node = serde_json::json!({
+            "node": plan.node,
+            "hours": hours,
+            "bytes": bytes,
+            "cas_files": plan.cas_files,
+            "cas_bytes": plan.cas_bytes,
+            "frozen": held,
+            "deleted_before": plan.deleted_before,
+            "kept": plan.kept,
+            "deleted": serde_json::Value::Null,
+        });
         if apply {
             let done = retention::apply(plan, keep_ns, now_ns)?;
-            println!(
+            say(format!(
                 "{}: deleted {} hours ({} files, {} bytes) and {} CAS files ({} bytes) no kept window names; {} deleted before, {} kept, {} frozen by cases",
                 plan.node, done.hours, done.files, done.bytes, done.cas_files, done.cas_bytes, plan.deleted_before, plan.kept, plan.held.len()
-            );
+            ));
+            node["deleted"] = serde_json::json!({
+                "hours": done.hours,
+                "files": done.files,
+                "bytes": done.bytes,
+                "cas_files": done.cas_files,
+                "cas_bytes": done.cas_bytes,
+            });
         } else {
-            println!(
+            say(format!(
                 "{}: {} hours ({bytes} bytes) and {} CAS files ({} bytes) no kept window would name would be deleted; {} deleted before, {} kept, {} frozen by cases (dry run: add --apply to delete)",
                 plan.node,
                 plan.hours.len(),
@@ -671,8 +815,18 @@ fn retention_cmd(dir: &Path, keep: &str, apply: bool) -> Result<()> {
                 plan.deleted_before,
                 plan.kept,
                 plan.held.len()
-            );
+            ));
         }
+        nodes.push(node);
+    }
+    if json {
+        let out = serde_json::json!({
+            "apply": apply,
+            "keep_ns": keep_ns,
+            "finished_interrupted": finished,
+            "nodes": nodes,
+        });
+        println!("{out}");
     }
     Ok(())
 }
@@ -790,7 +944,7 @@ fn print_key(node: &str, v: &ritma_schemas::note::NoteVerifier, private: &str) {
     println!("private key: {private}");
 }
 
-fn keys_show(dir: &Path) -> Result<()> {
+fn keys_show(dir: &Path, json: bool) -> Result<()> {
     let store = Keystore::for_store(dir);
     let v = store.load_verifier()?;
     let node = v
@@ -814,6 +968,31 @@ fn keys_show(dir: &Path) -> Result<()> {
         },
         false => "absent (verification only)".to_owned(),
     };
+    if json {
+        let spans: Vec<_> = history
+            .spans()
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "key_id": format!("{:08x}", s.verifier.key_id()),
+                    "from": s.from,
+                    "until": s.until,
+                    "vkey": s.verifier.to_vkey(),
+                })
+            })
+            .collect();
+        let out = serde_json::json!({
+            "node": node,
+            "key_name": v.name(),
+            "key_id": format!("{:08x}", v.key_id()),
+            "public_key": base64::engine::general_purpose::STANDARD.encode(v.public_key()),
+            "vkey": v.to_vkey(),
+            "private_key": private,
+            "history": spans,
+        });
+        println!("{out}");
+        return Ok(());
+    }
     print_key(&node, &v, &private);
     println!("key history ({} keys):", history.spans().len());
     for s in history.spans() {
@@ -881,10 +1060,73 @@ fn synth(
     Ok(())
 }
 
-/// Fills `buf` from the kernel's CSPRNG.
+/// Fills `buf` from the kernel's CSPRNG with getrandom(2), which waits until the pool is
+/// seeded (a key made at early boot from /dev/urandom might not be).
 pub(crate) fn getrandom(buf: &mut [u8]) -> Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(buf))
-        .context("reading /dev/urandom")
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: the pointer and length describe `rest`, which outlives the call.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        match n {
+            n if n > 0 => filled += n as usize,
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e).context("getrandom(2)");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod argument_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every parser of a command-line value: an error for what it cannot take, never a panic.
+    fn parse_all(s: &str) {
+        let _ = parse_keep(s);
+        let _ = case::parse_time(s);
+        let _ = case::parse_range(Some(s), Some(s));
+        let _ = case::parse_range(Some("1"), Some(s));
+        let _ = query::actor_arg(s);
+        let _ = query::flow_arg(s);
+        let _ = prove::vkey_arg("--key", s);
+        let _ = parse_duration(s.parse().ok());
+    }
+
+    #[test]
+    fn getrandom_fills_the_buffer_with_fresh_bytes() {
+        let (mut a, mut b) = ([0u8; 64], [0u8; 64]);
+        getrandom(&mut a).unwrap();
+        getrandom(&mut b).unwrap();
+        assert_ne!(a, b);
+        assert_ne!(a, [0u8; 64]);
+        getrandom(&mut []).unwrap();
+    }
+
+    #[test]
+    fn a_keep_ending_in_a_wide_character_is_an_error() {
+        for s in ["3é", "é", "30дн", "", "d", "∞s", "12\u{1F600}"] {
+            assert!(parse_keep(s).is_err(), "{s:?}");
+        }
+        assert_eq!(parse_keep("30d").unwrap(), 30 * 86_400 * 1_000_000_000);
+    }
+
+    proptest! {
+        #[test]
+        fn no_argument_panics(s in any::<String>()) {
+            parse_all(&s);
+        }
+
+        #[test]
+        fn no_argument_shaped_like_a_value_panics(
+            s in "[0-9.:TZ+\\-\\[\\]a-fé]{0,40}"
+        ) {
+            parse_all(&s);
+        }
+    }
 }

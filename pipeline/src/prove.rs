@@ -7,6 +7,7 @@ use ritma_schemas::cbor::Decoder;
 use ritma_schemas::keys::KeyHistory;
 use ritma_schemas::merkle::{self, Blake3Tree, SparseLog, Subtrees, TreeHash};
 use ritma_schemas::note::NoteVerifier;
+use ritma_schemas::proof_bundle::MAX_NOTE_LEN;
 use ritma_schemas::proof_bundle::{
     checkpoint_signer, BundleError, BundleParts, ProofBundle, ProvenEvent, MAX_BUNDLE_LEN,
 };
@@ -16,7 +17,7 @@ use ritma_schemas::records::{
 };
 use ritma_schemas::{Hash32, Id128};
 use ritma_sinks::keys::Keystore;
-use ritma_sinks::store::{civil_from_days, last_seq, read_window_leaves, WindowPaths};
+use ritma_sinks::store::{civil_from_days, last_seq, read_capped, read_window_leaves, WindowPaths};
 use std::fs;
 use std::io::Write;
 use std::ops::Range;
@@ -176,7 +177,9 @@ pub fn prove(req: &ProveRequest) -> Result<ProveReport, ProveError> {
             .binary_search_by_key(&(size - 1), |s| s.log_index)
             .map(|i| &sealed[i])
             .map_err(|_| ProveError::CheckpointDeleted { to: size })?;
-        let note = fs::read_to_string(&s.sig_path).map_err(io(&s.sig_path))?;
+        let note = read_capped(&s.sig_path, MAX_NOTE_LEN).map_err(io(&s.sig_path))?;
+        let note = String::from_utf8(note)
+            .map_err(|_| damaged(&s.sig_path, "a checkpoint note that is not UTF-8"))?;
         let (cp, _) =
             checkpoint_signer(&history, &note).map_err(|e| damaged(&s.sig_path, e.to_string()))?;
         if (cp.size, cp.root)
@@ -261,7 +264,7 @@ pub(crate) fn node_root(
 ) -> Result<(PathBuf, StoreMeta), ProveError> {
     let read_meta = |root: &Path| -> Result<StoreMeta, ProveError> {
         let path = root.join("_meta/store.cbor");
-        let bytes = fs::read(&path).map_err(io(&path))?;
+        let bytes = read_capped(&path, StoreMeta::MAX_LEN).map_err(io(&path))?;
         StoreMeta::decode(&bytes).map_err(|e| damaged(&path, e.to_string()))
     };
     if dir.join("_meta/store.cbor").exists() {
@@ -348,7 +351,7 @@ fn key_history(root: &Path, node: &str) -> Result<(KeyHistory, Vec<KeyEventFile>
                 "key event files must be 00000000.cbor, 00000001.cbor, …",
             ));
         }
-        let bytes = fs::read(&path).map_err(io(&path))?;
+        let bytes = read_capped(&path, SignedRecord::MAX_LEN).map_err(io(&path))?;
         let signed = SignedRecord::decode(&bytes).map_err(|e| damaged(&path, e.to_string()))?;
         let event = history
             .apply(&signed)
@@ -492,7 +495,7 @@ pub(crate) fn hour_records(hour: &Path, meta: &StoreMeta) -> Result<Vec<HourReco
             continue;
         }
         let record_path = micro.join(name);
-        let bytes = fs::read(&record_path).map_err(io(&record_path))?;
+        let bytes = read_capped(&record_path, WindowRecord::MAX_LEN).map_err(io(&record_path))?;
         let record =
             WindowRecord::decode(&bytes).map_err(|e| damaged(&record_path, e.to_string()))?;
         if record.node != meta.node || record.window_len_ns != meta.window_len_ns {
@@ -546,7 +549,8 @@ impl WindowLeaves {
         let path = root.join(paths.blocks());
         let leaves = match total {
             0 => Vec::new(),
-            _ => read_window_leaves(&path, r.window).map_err(|e| damaged(&path, e.to_string()))?,
+            _ => read_window_leaves(&path, r.window, total)
+                .map_err(|e| damaged(&path, e.to_string()))?,
         };
         if leaves.len() as u64 != total {
             let detail = format!(
@@ -760,8 +764,8 @@ pub enum VerifyProofError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {len} bytes; a proof bundle is at most {MAX_BUNDLE_LEN}")]
-    TooLarge { path: PathBuf, len: u64 },
+    #[error("{path}: longer than {MAX_BUNDLE_LEN} bytes, the most a proof bundle is")]
+    TooLarge { path: PathBuf },
     #[error("{path}: proof check failed at {}: {source}", source.part())]
     Check {
         path: PathBuf,
@@ -778,14 +782,12 @@ pub fn verify_proof(
         path: path.to_owned(),
         source,
     };
-    let len = fs::metadata(path).map_err(io)?.len();
-    if len > MAX_BUNDLE_LEN as u64 {
-        return Err(VerifyProofError::TooLarge {
+    let bytes = read_capped(path, MAX_BUNDLE_LEN).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => VerifyProofError::TooLarge {
             path: path.to_owned(),
-            len,
-        });
-    }
-    let bytes = fs::read(path).map_err(io)?;
+        },
+        _ => io(e),
+    })?;
     ProofBundle::verify_bytes(&bytes, pinned).map_err(|source| VerifyProofError::Check {
         path: path.to_owned(),
         source: Box::new(source),

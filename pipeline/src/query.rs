@@ -14,9 +14,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use ritma_operators::canonicalize::NO_OBJECT;
 use ritma_operators::taint::taint_flows;
-use ritma_schemas::index::{TaintIndex, MAX_INDEX_LEN};
 use ritma_schemas::records::{
-    ActorRecord, ConeInstance, DictEntry, DictKind, Edge, EdgeKind, EventAtom, EventType, Record,
+    ActorRecord, ConeInstance, DictEntry, DictKind, Edge, EdgeKind, EventAtom, EventType,
     StoreMeta, WindowRecord,
 };
 use ritma_schemas::Id128;
@@ -25,12 +24,9 @@ use ritma_sinks::verify::TimeRange;
 use serde_json::{json, Map, Value};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ritma_schemas::records::HOUR_NS;
-/// The taint lifetime when neither `--ttl` nor a taint index of the range gives one:
-/// `replay`'s and `run`'s default.
-const DEFAULT_TAINT_TTL_S: u64 = 300;
 
 #[derive(Args)]
 pub struct QueryArgs {
@@ -82,7 +78,7 @@ enum QueryWhat {
     Taint {
         actor: String,
         /// Seconds a flow stays live after it was last seen (default: the store's taint
-        /// lifetime from its taint index, else 300).
+        /// lifetime, FORMAT.md §8.1).
         #[arg(long)]
         ttl: Option<u64>,
     },
@@ -124,7 +120,7 @@ pub fn query_cmd(args: QueryArgs) -> Result<()> {
     Ok(())
 }
 
-fn actor_arg(s: &str) -> Result<Id128> {
+pub(crate) fn actor_arg(s: &str) -> Result<Id128> {
     ritma_sinks::cas::parse_hex::<16>(s.to_ascii_lowercase().as_bytes())
         .ok_or_else(|| anyhow!("actor {s:?}: not an actor id (32 hex digits)"))
 }
@@ -137,8 +133,6 @@ struct Scope {
     /// (record, its file) of every sealed window in range, in window order.
     windows: Vec<(WindowRecord, PathBuf)>,
     deleted_hours: u64,
-    /// Taint lifetime (windows) from the first taint index of the range.
-    taint_ttl_windows: Option<u64>,
 }
 
 impl Scope {
@@ -151,7 +145,6 @@ impl Scope {
             range: TimeRange::new(from_ns, to_ns),
             windows: Vec::new(),
             deleted_hours: 0,
-            taint_ttl_windows: None,
         };
         scope.read_windows()?;
         Ok(scope)
@@ -173,9 +166,6 @@ impl Scope {
             if deletion.is_some() {
                 self.deleted_hours += 1;
                 continue;
-            }
-            if self.taint_ttl_windows.is_none() {
-                self.taint_ttl_windows = taint_ttl_of_hour(&self.root, &rel)?;
             }
             for HourRecord {
                 record,
@@ -216,17 +206,6 @@ impl Scope {
         let t = w.record.t_start_ns() as i128 + t_ns as i128;
         self.range.contains(t).then_some(t)
     }
-}
-
-/// The taint lifetime an hour's taint index records, if the hour has one.
-fn taint_ttl_of_hour(root: &Path, rel: &Path) -> Result<Option<u64>> {
-    let path = root.join(rel).join("index/taint.cbor.zst");
-    if !path.exists() {
-        return Ok(None);
-    }
-    let bytes = ritma_sinks::index::read_compressed(&path, MAX_INDEX_LEN)?;
-    let index = TaintIndex::decode(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    Ok(Some(index.ttl_windows))
 }
 
 /// What a window says about an actor.
@@ -695,12 +674,12 @@ fn path_events(scope: &Scope, out: &mut Rows, path: &str) -> Result<()> {
 
 /// An address to match flows against, with or without a port.
 #[derive(Debug, PartialEq, Eq)]
-struct FlowMatch {
+pub(crate) struct FlowMatch {
     ip: std::net::IpAddr,
     port: Option<u16>,
 }
 
-fn flow_arg(s: &str) -> Result<FlowMatch> {
+pub(crate) fn flow_arg(s: &str) -> Result<FlowMatch> {
     if let Ok(a) = s.parse::<std::net::SocketAddr>() {
         return Ok(FlowMatch {
             ip: a.ip(),
@@ -769,9 +748,7 @@ fn taint(scope: &Scope, out: &mut Rows, actor: &Id128, ttl_s: Option<u64>) -> Re
     let ttl_windows = match ttl_s {
         Some(0) => bail!("--ttl must be at least 1 second"),
         Some(s) => (s.saturating_mul(1_000_000_000)).div_ceil(len).max(1),
-        None => scope
-            .taint_ttl_windows
-            .unwrap_or((DEFAULT_TAINT_TTL_S * 1_000_000_000).div_ceil(len)),
+        None => scope.meta.taint_ttl_windows,
     };
     // Per window: its flows, whether the seed is live, and names for what the flows touch.
     let mut windows: Vec<crate::taint::QueryWindow> = Vec::new();

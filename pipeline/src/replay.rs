@@ -671,17 +671,24 @@ impl Sealing {
 
 /// A store is continued with the taint lifetime it was sealed with: another one would
 /// raise capture modes differently, and the windows sealed again would not match.
-fn check_taint_ttl(root: &Path, first: u64, window_len_ns: u64, ttl_windows: u64) -> Result<()> {
-    let hour = WindowPaths::new(first, window_len_ns).hour_dir;
-    let Some(index) = ritma_sinks::index::read_taint_index(root, &hour)? else {
+fn check_taint_ttl(root: &Path, want: &StoreMeta) -> Result<()> {
+    let path = root.join("_meta/store.cbor");
+    let Ok(bytes) = std::fs::read(&path) else {
         return Ok(());
     };
-    if index.ttl_windows != ttl_windows {
-        let sealed_s = index.ttl_windows as u128 * window_len_ns as u128 / 1_000_000_000;
+    let Ok(found) = <StoreMeta as ritma_schemas::records::Record>::decode(&bytes) else {
+        return Ok(()); // NodeStore::open names what is wrong with it
+    };
+    if found.taint_ttl_windows != want.taint_ttl_windows
+        && found.window_len_ns == want.window_len_ns
+    {
+        let sealed_s =
+            found.taint_ttl_windows as u128 * found.window_len_ns as u128 / 1_000_000_000;
         bail!(
-            "{}: sealed with a taint lifetime of {} windows ({sealed_s} s), not {ttl_windows}: continue it with --taint-ttl {sealed_s}",
+            "{}: sealed with a taint lifetime of {} windows ({sealed_s} s), not {}: continue it with --taint-ttl {sealed_s}",
             root.display(),
-            index.ttl_windows
+            found.taint_ttl_windows,
+            want.taint_ttl_windows
         );
     }
     Ok(())
@@ -701,7 +708,9 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
             node: name.clone(),
             window_len_ns: nodes.window_len_ns(),
             cone_lib_version: CONE_LIB_VERSION,
+            taint_ttl_windows: cfg.taint_ttl_windows(nodes.window_len_ns()),
         };
+        check_taint_ttl(&root, &meta)?;
         let store = NodeStore::open(&root, meta)?;
         // A resume seals again from the store's first window; hours retention deleted
         // would come back, so such a store is not continued.
@@ -712,11 +721,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
             );
         }
         let first = store.first_sealed_window()?;
-        if let Some(first) = first {
-            let len = nodes.window_len_ns();
-            check_taint_ttl(&root, first, len, cfg.taint_ttl_windows(len))?;
-        }
-        resume_at.push(first);
+        resume_at.push((first, store.last_sealed_window()?));
         store.write_schema(ritma_schemas::FORMAT_SPEC)?;
         store.write_cone_library(
             CONE_LIB_VERSION,
@@ -738,6 +743,8 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                 signers[i].key_id()
             );
         }
+        // Last: a store.cbor means the store was set up whole.
+        store.write_meta()?;
         stores.push(store);
     }
     // Every run's context, for canonicalize (its boot and clock offset).
@@ -746,11 +753,11 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
     let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let clock = Arc::new(Mutex::new(SealClock::for_nodes(stores.len())));
     let mut writers = Vec::new();
-    for (node, (store, resume_at)) in stores.into_iter().zip(resume_at).enumerate() {
+    for (node, (store, (resume_at, last_sealed))) in stores.into_iter().zip(resume_at).enumerate() {
         let clock = clock.clone();
         let written = move |w| clock.lock().expect("clock").sealed(node, w);
         writers.push(Some((
-            StoreWriter::spawn(store, errors.clone(), written)?,
+            StoreWriter::spawn(store, last_sealed, errors.clone(), written)?,
             resume_at,
         )));
     }
@@ -1831,24 +1838,14 @@ struct Progress {
 
 impl Progress {
     fn new(traces: &[PathBuf]) -> Self {
-        use std::io::IsTerminal;
         let sizes: Vec<u64> = traces
             .iter()
             .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
             .collect();
-        let bar = if std::io::stderr().is_terminal() {
-            let bar = indicatif::ProgressBar::new(sizes.iter().sum());
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "replay [{bar:30}] {bytes}/{total_bytes} {msg} ({eta})",
-                )
-                .expect("a valid template")
-                .progress_chars("=> "),
-            );
-            bar
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
+        let bar = crate::progress::bar(
+            sizes.iter().sum(),
+            "replay [{bar:30}] {bytes}/{total_bytes} {msg} ({eta})",
+        );
         Progress {
             bar,
             sizes,

@@ -4,7 +4,7 @@
 
 use ritma_schemas::catalog::HourState;
 use ritma_schemas::index::{EdgeRefs, EdgeRun};
-use ritma_schemas::records::{HourSeal, StoreMeta, WindowRecord};
+use ritma_schemas::records::{windows_per_hour, HourSeal, StoreMeta, WindowRecord};
 use ritma_sinks::catalog;
 use ritma_sinks::index::{write_edge_part, write_edge_refs, write_hour_index, HourIndex, PartIds};
 use ritma_sinks::store::{NodeStore, WindowPaths};
@@ -56,10 +56,11 @@ pub struct StoreWriter {
 }
 
 impl StoreWriter {
-    /// Starts the writer of `store`; `written(window)` is called once a window's files,
-    /// checkpoint last, are on disk.
+    /// Starts the writer of `store`, whose newest completed window is `last_sealed`;
+    /// `written(window)` is called once a window's files, checkpoint last, are on disk.
     pub fn spawn(
         store: NodeStore,
+        last_sealed: Option<u64>,
         errors: Arc<Mutex<Vec<String>>>,
         written: impl FnMut(u64) + Send + 'static,
     ) -> std::io::Result<Self> {
@@ -69,7 +70,7 @@ impl StoreWriter {
         let errs = errors.clone();
         let thread = std::thread::Builder::new()
             .name(format!("ritma:store-{node}"))
-            .spawn(move || write_all(&store, queue, &errs, written))?;
+            .spawn(move || write_all(&store, last_sealed, queue, &errs, written))?;
         Ok(StoreWriter {
             meta,
             root,
@@ -131,6 +132,7 @@ impl Drop for StoreWriter {
 
 fn write_all(
     store: &NodeStore,
+    mut last_sealed: Option<u64>,
     queue: Receiver<Job>,
     errors: &Mutex<Vec<String>>,
     mut written: impl FnMut(u64),
@@ -142,6 +144,27 @@ fn write_all(
         failed = failed || !errors.lock().expect("errors").is_empty();
         if failed {
             continue;
+        }
+        // The first window the store did not hold: the run goes on past what the store
+        // held, so the derived files of its newest hour, if that hour is still open, will
+        // change; the catalog entry that attests them goes first (FORMAT.md §8.12).
+        if let (Job::Window(w), Some(last)) = (&job, last_sealed) {
+            let per_hour = windows_per_hour(store.meta().window_len_ns);
+            if w.record.window > last && (last + 1) % per_hour != 0 {
+                let hour = last / per_hour;
+                if let Err(e) = catalog::forget_hour(store.root(), hour) {
+                    let node = &store.meta().node;
+                    errors
+                        .lock()
+                        .expect("errors")
+                        .push(format!("continuing the catalog of node {node}: {e}"));
+                    failed = true;
+                    continue;
+                }
+            }
+            if w.record.window > last {
+                last_sealed = None;
+            }
         }
         let done = match job {
             Job::Window(w) => {

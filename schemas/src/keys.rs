@@ -20,12 +20,20 @@ pub enum KeyError {
     FirstNotSelfSignedAdd,
     #[error("key event at log size {found} comes after one at {previous}")]
     OutOfOrder { previous: u64, found: u64 },
-    #[error("key event signed by key id {key_id:08x}, which is not valid at log size {log_size}")]
-    SignerNotValid { key_id: u32, log_size: u64 },
+    #[error("{record} signed by key id {key_id:08x}, which is not valid at log size {log_size}")]
+    SignerNotValid {
+        /// The signed record's type name (KeyEvent, HourDeletion, CaseManifest …).
+        record: &'static str,
+        key_id: u32,
+        log_size: u64,
+    },
     #[error("a rotation must be signed by the key it replaces")]
     RotationNotSignedByOldKey,
-    #[error("key event signature does not verify")]
-    BadSignature,
+    #[error("{record} signature does not verify")]
+    BadSignature {
+        /// The signed record's type name (KeyEvent, HourDeletion, CaseManifest …).
+        record: &'static str,
+    },
     #[error("key {key_id:08x} is already in the history")]
     DuplicateKey { key_id: u32 },
     #[error("key {key_id:08x} is not a valid key at log size {log_size}")]
@@ -140,12 +148,15 @@ impl KeyHistory {
             self.key_at(signed.key_id, event.log_size)
                 .cloned()
                 .ok_or(KeyError::SignerNotValid {
+                    record: KeyEvent::NAME,
                     key_id: signed.key_id,
                     log_size: event.log_size,
                 })?
         };
         if !signer.verify_raw(&message, &signed.signature) {
-            return Err(KeyError::BadSignature);
+            return Err(KeyError::BadSignature {
+                record: KeyEvent::NAME,
+            });
         }
         match event.kind {
             KeyEventKind::Add => self.add(event.public_key, event.log_size)?,
@@ -210,9 +221,11 @@ impl KeyHistory {
     /// Verifies a SignedRecord (other than a key event) signed at node-log size `log_size`:
     /// its key must be of this history and valid at that size.
     pub fn verify_record(&self, signed: &SignedRecord, log_size: u64) -> Result<(), KeyError> {
+        let record = signed.body_name();
         let signer = self
             .key_at(signed.key_id, log_size)
             .ok_or(KeyError::SignerNotValid {
+                record,
                 key_id: signed.key_id,
                 log_size,
             })?;
@@ -221,7 +234,7 @@ impl KeyHistory {
             &signed.signature,
         ) {
             true => Ok(()),
-            false => Err(KeyError::BadSignature),
+            false => Err(KeyError::BadSignature { record }),
         }
     }
 
@@ -353,7 +366,10 @@ mod tests {
         // A forged signature under a valid key id.
         let mut e = sign_key_event(&event(KeyEventKind::Add, &k4, 30, None), &k3);
         e.signature[7] ^= 1;
-        assert_eq!(h.apply(&e), Err(KeyError::BadSignature));
+        assert_eq!(
+            h.apply(&e),
+            Err(KeyError::BadSignature { record: "KeyEvent" })
+        );
         // A rotation signed by a valid key that is not the replaced one.
         let k5 = signer(5);
         let e = sign_key_event(&event(KeyEventKind::Rotate, &k5, 30, Some(&k1)), &k3);

@@ -1327,7 +1327,7 @@ mod tests {
             e,
             E::KeyEvent {
                 index: 0,
-                source: KeyError::BadSignature
+                source: KeyError::BadSignature { record: "KeyEvent" }
             }
         );
         let e = alter(&|b| b.key_events = vec![anchor_event(&signer(8))]);

@@ -168,7 +168,7 @@ wire_enum!(
     /// What a dictionary value is.
     DictKind {
         Path = 1,
-        Exe = 2,
+        // 2 is reserved (an exe kind, merged into path): undefined, rejected.
         Comm = 3,
         Argv = 4,
         /// A network endpoint: family, address, port (FORMAT.md §3.1).
@@ -202,8 +202,7 @@ wire_enum!(
         MemfdCreate = 15,
         ModuleLoad = 16,
         BpfProgLoad = 17,
-        /// Reserved, never written: a trigger is sealed as a ConeInstance (FORMAT.md §10).
-        Trigger = 18,
+        // 18 is reserved (a trigger, sealed as a ConeInstance, FORMAT.md §10): undefined.
         /// A process already running when capture started (the sensor's start-up
         /// snapshot); the object is its executable's path. Not an exec.
         Present = 19,
@@ -321,7 +320,7 @@ pub const HOUR_NS: u64 = 3_600_000_000_000;
 
 /// True if windows of `window_len_ns` tile an hour exactly (DESIGN §2).
 pub fn window_len_divides_hour(window_len_ns: u64) -> bool {
-    window_len_ns != 0 && HOUR_NS % window_len_ns == 0
+    window_len_ns != 0 && HOUR_NS.is_multiple_of(window_len_ns)
 }
 
 /// Windows of `window_len_ns` in an hour (the length divides the hour).
@@ -1358,6 +1357,16 @@ impl SignedRecord {
         m.extend_from_slice(body);
         m
     }
+
+    /// The name of the body's record type, for messages ("record" if it names none).
+    pub fn body_name(&self) -> &'static str {
+        let mut d = Decoder::new(&self.body, Self::NAME);
+        d.array("body", 64)
+            .and_then(|_| d.uint("type"))
+            .ok()
+            .and_then(record_name)
+            .unwrap_or("record")
+    }
 }
 
 impl Record for SignedRecord {
@@ -1419,20 +1428,37 @@ pub struct StoreMeta {
     pub node: String,
     pub window_len_ns: u64,
     pub cone_lib_version: u32,
+    /// The taint lifetime (FORMAT.md §8.5) in windows, ≥ 1: fixed for the store, and here
+    /// so a verifier knows it even where a crash left no taint index.
+    pub taint_ttl_windows: u64,
+}
+
+impl StoreMeta {
+    /// The format version a `store.cbor` names, read from its first elements only, so a
+    /// store of another version is named as such even when its StoreMeta is of another
+    /// shape; `None` if the bytes do not start as a StoreMeta.
+    pub fn format_version_of(bytes: &[u8]) -> Option<u64> {
+        let mut d = Decoder::new(bytes, Self::NAME);
+        d.array("record", 64).ok()?;
+        (d.uint("type").ok()? == Self::TYPE).then_some(())?;
+        d.uint("version").ok()?;
+        d.uint("format_version").ok()
+    }
 }
 
 impl Record for StoreMeta {
     const TYPE: u64 = 13;
-    const VERSION: u64 = 1;
+    const VERSION: u64 = 2;
     const NAME: &'static str = "StoreMeta";
-    const FIELDS: u64 = 6;
+    const FIELDS: u64 = 7;
     const MAX_LEN: usize = MAX_RECORD_LEN;
 
     fn encode_fields(&self, e: &mut Encoder) {
         e.uint(self.format_version as u64)
             .text(&self.node)
             .uint(self.window_len_ns)
-            .uint(self.cone_lib_version as u64);
+            .uint(self.cone_lib_version as u64)
+            .uint(self.taint_ttl_windows);
     }
 
     fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
@@ -1446,11 +1472,17 @@ impl Record for StoreMeta {
                 "window length must divide one hour",
             ));
         }
+        let cone_lib_version = d.u32("cone_lib_version")?;
+        let taint_ttl_windows = d.uint("taint_ttl_windows")?;
+        if taint_ttl_windows == 0 {
+            return Err(invalid(d, "taint_ttl_windows", "must be at least 1"));
+        }
         Ok(StoreMeta {
             format_version,
             node,
             window_len_ns,
-            cone_lib_version: d.u32("cone_lib_version")?,
+            cone_lib_version,
+            taint_ttl_windows,
         })
     }
 }

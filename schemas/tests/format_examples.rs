@@ -255,6 +255,16 @@ fn examples() -> BTreeMap<&'static str, String> {
     };
     ex.insert("run-meta", wrapped(&run.encode()));
 
+    let meta = StoreMeta {
+        format_version: 4,
+        node: "web-1".into(),
+        window_len_ns: 1_000_000_000,
+        cone_lib_version: 3,
+        taint_ttl_windows: 300,
+    };
+    assert_eq!(StoreMeta::decode(&meta.encode()).unwrap(), meta);
+    ex.insert("store-meta", wrapped(&meta.encode()));
+
     let health = HealthRecord {
         node: "web-1".into(),
         t_wall_ns: 1_763_884_801_000_000_000,

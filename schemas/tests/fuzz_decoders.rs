@@ -1215,6 +1215,7 @@ fn store_seeds() -> Vec<Vec<u8>> {
             node: "web-1".into(),
             window_len_ns: 1_000_000_000,
             cone_lib_version: 1,
+            taint_ttl_windows: 300,
         }
         .encode(),
         TimeIndex {

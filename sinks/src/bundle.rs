@@ -5,16 +5,16 @@
 
 use crate::store::WindowPaths;
 use crate::verify::{
-    check_format_version, check_payloads, check_window_blocks, fail, names, node_key_history,
-    SeqSet, VerifyError,
+    all_names, check_payloads, check_window_blocks, fail, names, node_key_history, read_file,
+    read_store_meta, SeqSet, VerifyError,
 };
 use ritma_schemas::case::{CaseExport, CaseManifest, CaseState};
 use ritma_schemas::merkle::{Blake3Tree, Frontier, TreeHash};
 use ritma_schemas::note::NoteVerifier;
+use ritma_schemas::proof_bundle::MAX_NOTE_LEN;
 use ritma_schemas::records::{Record, SignedRecord, StoreMeta, WindowRecord};
 use ritma_schemas::Hash32;
 use std::collections::BTreeSet;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The bundle's signed CaseExport.
@@ -44,13 +44,14 @@ pub struct BundleReport {
     pub exported_wall_ns: u64,
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, VerifyError> {
-    fs::read(path).map_err(|e| fail("E_MISSING", path, None, e.to_string()))
+/// A bundle file read within `max` bytes, its bound (E_MISSING if absent).
+fn read(path: &Path, max: usize) -> Result<Vec<u8>, VerifyError> {
+    read_file(path, max, None, "E_MISSING")
 }
 
 /// A SignedRecord file and the record it wraps, decoded strictly.
 fn read_signed<R: Record>(path: &Path) -> Result<(Vec<u8>, SignedRecord, R), VerifyError> {
-    let bytes = read(path)?;
+    let bytes = read(path, SignedRecord::MAX_LEN)?;
     let signed =
         SignedRecord::decode(&bytes).map_err(|e| fail("E_DECODE", path, None, e.to_string()))?;
     let r = R::decode(&signed.body).map_err(|e| fail("E_DECODE", path, None, e.to_string()))?;
@@ -64,9 +65,7 @@ pub fn verify_bundle(
     anchor: Option<&NoteVerifier>,
 ) -> Result<BundleReport, VerifyError> {
     let meta_path = dir.join("_meta/store.cbor");
-    let meta = StoreMeta::decode(&read(&meta_path)?)
-        .map_err(|e| fail("E_DECODE", &meta_path, None, e.to_string()))?;
-    check_format_version(&meta, &meta_path)?;
+    let meta = read_store_meta(&read(&meta_path, StoreMeta::MAX_LEN)?, &meta_path)?;
     let history = node_key_history(dir, &meta_path, &meta.node, anchor)?;
 
     let bundle_path = dir.join(BUNDLE_FILE);
@@ -82,7 +81,7 @@ pub fn verify_bundle(
         return Err(fail("E_LAYOUT", &bundle_path, None, detail));
     }
     let cp_path = dir.join(CHECKPOINT_FILE);
-    let note = String::from_utf8(read(&cp_path)?)
+    let note = String::from_utf8(read(&cp_path, MAX_NOTE_LEN)?)
         .map_err(|e| fail("E_DECODE", &cp_path, None, e.to_string()))?;
     let cp = history
         .verify_checkpoint(&note)
@@ -157,7 +156,7 @@ pub fn verify_bundle(
         for w in first..=last {
             let paths = WindowPaths::new(w, meta.window_len_ns);
             let (record_path, sig_path) = (dir.join(paths.record()), dir.join(paths.checkpoint()));
-            let bytes = read(&record_path)?;
+            let bytes = read(&record_path, WindowRecord::MAX_LEN)?;
             let record = WindowRecord::decode(&bytes)
                 .map_err(|e| fail("E_DECODE", &record_path, Some(w), e.to_string()))?;
             if record.node != meta.node
@@ -172,7 +171,7 @@ pub fn verify_bundle(
                 ));
             }
             log.push::<Blake3Tree>(Blake3Tree::leaf(&bytes));
-            let note = String::from_utf8(read(&sig_path)?)
+            let note = String::from_utf8(read(&sig_path, MAX_NOTE_LEN)?)
                 .map_err(|e| fail("E_DECODE", &sig_path, Some(w), e.to_string()))?;
             let wcp = history
                 .verify_checkpoint(&note)
@@ -255,7 +254,8 @@ pub fn verify_bundle(
 fn check_bundle_files(dir: &Path, verified: &BTreeSet<PathBuf>) -> Result<(), VerifyError> {
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
-        for n in names(&dir.join(&rel))? {
+        // A bundle is written whole before bundle.cbor: a temporary file in it is extra.
+        for n in all_names(&dir.join(&rel))? {
             let p = rel.join(&n);
             if dir.join(&p).is_dir() {
                 if p != Path::new("cas") {

@@ -11,6 +11,7 @@
 //! directory, fsynced and renamed, and every chunk is durable (its directory fsynced)
 //! before the manifest that names it is renamed into place.
 
+use crate::store::is_temp_name;
 use fastcdc::v2020::{select_masks, Normalization};
 use ritma_schemas::cas_manifest::{CasManifest, ChunkRef, MAX_BLOB_LEN, MAX_MANIFEST_LEN};
 use ritma_schemas::cbor::DecodeError;
@@ -512,11 +513,6 @@ fn in_parallel<T: Sync>(
             .into_iter()
             .try_for_each(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
     })
-}
-
-/// True for the names of temporary files (`.<name>.<pid>.<n>.tmp`).
-fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".tmp")
 }
 
 /// Removes the stale temporary files of one directory. Best effort: a leftover that

@@ -8,7 +8,6 @@ use ritma_schemas::case::{is_valid_case_id, CaseManifest, CaseState};
 use ritma_schemas::keys::{sign_record, KeyHistory};
 use ritma_schemas::note::NoteSigner;
 use ritma_schemas::records::{Record, SignedRecord, StoreMeta};
-use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The directory of a node tree's cases.
@@ -54,7 +53,7 @@ pub fn case_ids(root: &Path) -> Result<Vec<String>, VerifyError> {
 /// strictly but not verified.
 pub fn read_manifest(root: &Path, id: &str) -> Result<(SignedRecord, CaseManifest), CaseError> {
     let path = case_dir(root, id).join(MANIFEST_FILE);
-    let bytes = match fs::read(&path) {
+    let bytes = match crate::store::read_capped(&path, SignedRecord::MAX_LEN) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(CaseError::NoSuchCase {

@@ -94,7 +94,7 @@ pub fn account_hour(
 
 /// Reads a day file's record bytes; `None` if it does not exist.
 fn read_day(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
-    match fs::read(path) {
+    match crate::store::read_capped(path, crate::store::compressed_cap(MAX_DAY_LEN)) {
         Ok(b) => crate::store::decompress_frame(&b, MAX_DAY_LEN)
             .map(Some)
             .map_err(|e| StoreError::Invalid {
@@ -140,7 +140,8 @@ fn write_day(path: &Path, encoded: &[u8]) -> Result<(), StoreError> {
 }
 
 /// Records one hour's catalog and accounting entries in its day's files (read, replace
-/// the hour's entries, write back atomically).
+/// the hour's entries, write back atomically). The catalog entry goes last: it attests
+/// that the hour's derived files are complete (FORMAT.md §8.12).
 pub fn record_hour(
     root: &Path,
     node: &str,
@@ -149,20 +150,41 @@ pub fn record_hour(
 ) -> Result<(), StoreError> {
     debug_assert_eq!(entry.hour, account.hour);
     let day = entry.hour / HOURS_PER_DAY;
-    let mut catalog = read_catalog(root, day)?.unwrap_or_else(|| DayCatalog {
-        node: node.to_owned(),
-        day,
-        hours: Vec::new(),
-    });
-    upsert(&mut catalog.hours, entry, |h| h.hour);
-    write_day(&root.join(catalog_path(day)), &catalog.encode())?;
     let mut accounts = read_account(root, day)?.unwrap_or_else(|| DayAccount {
         node: node.to_owned(),
         day,
         hours: Vec::new(),
     });
     upsert(&mut accounts.hours, account, |h| h.hour);
-    write_day(&root.join(account_path(day)), &accounts.encode())
+    write_day(&root.join(account_path(day)), &accounts.encode())?;
+    let mut catalog = read_catalog(root, day)?.unwrap_or_else(|| DayCatalog {
+        node: node.to_owned(),
+        day,
+        hours: Vec::new(),
+    });
+    upsert(&mut catalog.hours, entry, |h| h.hour);
+    write_day(&root.join(catalog_path(day)), &catalog.encode())
+}
+
+/// Takes `hour`'s catalog entry out of its day's file (the file goes when it lists no
+/// other hour): a run continuing in the store's newest hour does this before it writes
+/// anything, so until it writes the hour's derived files again they are known out of date.
+pub fn forget_hour(root: &Path, hour: u64) -> Result<(), StoreError> {
+    let day = hour / HOURS_PER_DAY;
+    let Some(mut catalog) = read_catalog(root, day)? else {
+        return Ok(());
+    };
+    let before = catalog.hours.len();
+    catalog.hours.retain(|h| h.hour != hour);
+    let path = root.join(catalog_path(day));
+    match catalog.hours.len() {
+        n if n == before => Ok(()),
+        0 => {
+            fs::remove_file(&path).map_err(io(&path))?;
+            sync_dir(path.parent().expect("a date directory"))
+        }
+        _ => write_day(&path, &catalog.encode()),
+    }
 }
 
 /// The days (since 1970-01-01) of the day files under `dir` (`catalog` or

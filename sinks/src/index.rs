@@ -471,7 +471,8 @@ pub fn read_taint_index(root: &Path, hour_dir: &Path) -> Result<Option<TaintInde
 
 /// Reads an index or edge file back to its encoded record bytes.
 pub fn read_compressed(path: &Path, limit: usize) -> Result<Vec<u8>, StoreError> {
-    let bytes = fs::read(path).map_err(io(path))?;
+    let bytes =
+        crate::store::read_capped(path, crate::store::compressed_cap(limit)).map_err(io(path))?;
     crate::store::decompress_frame(&bytes, limit).map_err(|e| StoreError::Invalid {
         path: path.to_owned(),
         reason: format!("not a zstd frame of at most {limit} bytes: {e}"),

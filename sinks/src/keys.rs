@@ -156,7 +156,7 @@ impl Keystore {
     /// Loads the public key.
     pub fn load_verifier(&self) -> Result<NoteVerifier, KeystoreError> {
         let path = self.public_path();
-        let text = fs::read_to_string(&path).map_err(io(&path))?;
+        let text = read_key_text(&path)?;
         NoteVerifier::from_vkey(text.trim_end_matches('\n'))
             .map_err(|source| KeystoreError::Key { path, source })
     }
@@ -180,7 +180,7 @@ impl Keystore {
             if path.file_name().and_then(|n| n.to_str()) != Some(event_name(i as u64).as_str()) {
                 return Err(KeystoreError::BadEventName { path: path.clone() });
             }
-            let bytes = fs::read(path).map_err(io(path))?;
+            let bytes = crate::store::read_capped(path, SignedRecord::MAX_LEN).map_err(io(path))?;
             let signed = SignedRecord::decode(&bytes).map_err(|source| KeystoreError::Record {
                 path: path.clone(),
                 source,
@@ -213,9 +213,20 @@ pub fn load_private_key(path: &Path) -> Result<NoteSigner, KeystoreError> {
             me,
         });
     }
-    let text = fs::read_to_string(&path).map_err(io(&path))?;
+    let text = read_key_text(&path)?;
     NoteSigner::from_private_key_text(text.trim_end_matches('\n'))
         .map_err(|source| KeystoreError::Key { path, source })
+}
+
+/// A key file's text: one key line, at most 1 KiB.
+fn read_key_text(path: &Path) -> Result<String, KeystoreError> {
+    let bytes = crate::store::read_capped(path, 1024).map_err(io(path))?;
+    String::from_utf8(bytes).map_err(|_| {
+        io(path)(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "a key file that is not UTF-8 text",
+        ))
+    })
 }
 
 fn event_name(i: u64) -> String {

@@ -6,6 +6,7 @@ pub mod cas;
 pub mod case;
 pub mod catalog;
 pub mod index;
+pub mod interrupted;
 pub mod keys;
 pub mod retention;
 pub mod store;

@@ -10,7 +10,7 @@
 use crate::cas::Cas;
 use crate::keys::{Keystore, KeystoreError};
 use crate::store::{
-    io, last_seq, read_window_leaves, sync_dir, write_atomic, StoreError, WindowPaths,
+    io, last_seq, read_capped, read_window_leaves, sync_dir, write_atomic, StoreError, WindowPaths,
 };
 use crate::verify::{hour_dirs, names, VerifyError};
 use ritma_schemas::catalog::CatalogHour;
@@ -115,8 +115,13 @@ impl NodePlan {
 /// a multi-node store) that ended at least `keep_ns` before `now_ns`. The store must
 /// verify first: retention never deletes what a verifier would refuse. If an earlier
 /// run was interrupted, the plan is only to finish its recorded hours (the store cannot
-/// verify before): apply it, then plan again.
-pub fn plan(dir: &Path, keep_ns: u64, now_ns: u64) -> Result<Vec<NodePlan>, RetentionError> {
+/// verify before): apply it, then plan again. `progress` follows the verification.
+pub fn plan(
+    dir: &Path,
+    keep_ns: u64,
+    now_ns: u64,
+    progress: crate::verify::Progress<'_>,
+) -> Result<Vec<NodePlan>, RetentionError> {
     let roots = node_roots(dir)?;
     let interrupted = roots
         .iter()
@@ -125,7 +130,8 @@ pub fn plan(dir: &Path, keep_ns: u64, now_ns: u64) -> Result<Vec<NodePlan>, Rete
     if interrupted.iter().any(|p| !p.hours.is_empty()) {
         return Ok(interrupted);
     }
-    crate::verify::verify_store(dir, None).map_err(RetentionError::NotVerified)?;
+    crate::verify::verify_store_range(dir, None, None, progress)
+        .map_err(RetentionError::NotVerified)?;
     roots
         .iter()
         .map(|r| plan_node(r, keep_ns, now_ns))
@@ -150,12 +156,11 @@ pub fn node_roots(dir: &Path) -> Result<Vec<PathBuf>, RetentionError> {
 fn read_meta(root: &Path) -> Result<StoreMeta, RetentionError> {
     let meta_path = root.join("_meta/store.cbor");
     Ok(
-        StoreMeta::decode(&fs::read(&meta_path).map_err(io(&meta_path))?).map_err(|source| {
-            StoreError::Decode {
+        StoreMeta::decode(&read_capped(&meta_path, StoreMeta::MAX_LEN).map_err(io(&meta_path))?)
+            .map_err(|source| StoreError::Decode {
                 path: meta_path.clone(),
                 source,
-            }
-        })?,
+            })?,
     )
 }
 
@@ -267,7 +272,7 @@ pub fn has_deletions(root: &Path) -> Result<bool, RetentionError> {
 /// The hour's deletion record, if it has one (already verified with the store).
 pub fn read_deletion(root: &Path, hour_dir: &Path) -> Result<Option<HourDeletion>, RetentionError> {
     let path = root.join(hour_dir).join(DELETION_FILE);
-    let bytes = match fs::read(&path) {
+    let bytes = match read_capped(&path, SignedRecord::MAX_LEN) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(&path)(e).into()),
@@ -285,7 +290,7 @@ fn window_records(hour: &Path) -> Result<Vec<(WindowRecord, Vec<u8>)>, Retention
             continue;
         }
         let path = micro.join(&n);
-        let bytes = fs::read(&path).map_err(io(&path))?;
+        let bytes = read_capped(&path, WindowRecord::MAX_LEN).map_err(io(&path))?;
         let record = WindowRecord::decode(&bytes).map_err(|source| StoreError::Decode {
             path: path.clone(),
             source,
@@ -470,7 +475,7 @@ fn blobs_named(root: &Path, skip: &[&Path]) -> Result<HashSet<Hash32>, Retention
             }
             let paths = WindowPaths::new(record.window, record.window_len_ns);
             let path = root.join(paths.blocks());
-            let leaves = read_window_leaves(&path, record.window)?;
+            let leaves = read_window_leaves(&path, record.window, record.leaf_count())?;
             let first = (record.dict_count + record.actor_count) as usize;
             let atoms = leaves.get(first..first + record.event_count as usize);
             for leaf in

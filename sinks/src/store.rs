@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Version of FORMAT.md a store written by this code follows.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// zstd level of blocks.
 const BLOCK_ZSTD_LEVEL: i32 = 3;
 
@@ -31,12 +31,42 @@ pub enum StoreError {
         expected: Box<StoreMeta>,
         found: Box<StoreMeta>,
     },
+    #[error("{path}: a store of format version {found}; this Ritma writes version {FORMAT_VERSION} (seal into a new store)")]
+    FormatVersion { path: PathBuf, found: u64 },
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
     /// A file already in the store holds other bytes than the ones being sealed: sealed
     /// evidence is never overwritten (a resumed replay must reproduce it exactly).
     #[error("{path}: already in the store with different contents; sealed files are never overwritten (was the store written from another trace or key, or changed?)")]
     Conflict { path: PathBuf },
+}
+
+/// Reads `path` whole, refusing one longer than `max` bytes (the bound of what it holds,
+/// FORMAT.md §3) without reading past the bound: a file grown by damage or malice cannot
+/// make a reader allocate its size. Too long is an `InvalidData` error.
+pub fn read_capped(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    File::open(path)?
+        .take((max as u64).saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > max {
+        let why = format!("longer than {max} bytes, the most this file may hold");
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
+    }
+    Ok(bytes)
+}
+
+/// The most a zstd frame of at most `limit` bytes takes compressed (ZSTD_compressBound).
+pub fn compressed_cap(limit: usize) -> usize {
+    zstd::zstd_safe::compress_bound(limit)
+}
+
+/// The most a window's block file may take (FORMAT.md §8.2): 2^27 bytes for its id table's
+/// frame and 2^26 for each of the blocks its `leaves` need.
+pub fn block_file_cap(leaves: u64) -> usize {
+    let blocks = leaves.div_ceil(MAX_BLOCK_RECORDS as u64);
+    usize::try_from(blocks.saturating_mul(1 << 26).saturating_add(1 << 27)).unwrap_or(usize::MAX)
 }
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -142,6 +172,12 @@ impl WindowPaths {
     }
 }
 
+/// True for the names of temporary files: `.NAME.tmp`, or `.NAME.PID.N.tmp` in `cas/`
+/// (FORMAT.md §8.12). Readers never open them.
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
 /// Writes a file atomically: temporary name, fsync, rename. The caller fsyncs the
 /// directory once per window.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
@@ -196,9 +232,12 @@ impl AtomicBatch {
         if self.files.len() == Self::MAX_OPEN {
             self.commit()?;
         }
-        match fs::read(&path) {
+        match read_capped(&path, bytes.len()) {
             Ok(existing) if existing == bytes => return Ok(()),
             Ok(_) => return Err(StoreError::Conflict { path }),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(StoreError::Conflict { path })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(StoreError::Io { path, source: e }),
         }
@@ -332,12 +371,18 @@ pub struct NodeStore {
 
 impl NodeStore {
     /// The tree of `meta.node` under `root` (the store root itself, or
-    /// `nodes/<node>` of a multi-node store), creating `_meta/store.cbor` if absent
-    /// and refusing a store written for another node or window length.
+    /// `nodes/<node>` of a multi-node store), refusing a store written for another
+    /// node, window length, cone library or taint lifetime. A new tree gets its
+    /// `_meta/store.cbor` from [`NodeStore::write_meta`].
     pub fn open(root: &Path, meta: StoreMeta) -> Result<Self, StoreError> {
         let path = root.join("_meta/store.cbor");
-        match fs::read(&path) {
+        match read_capped(&path, StoreMeta::MAX_LEN) {
             Ok(bytes) => {
+                if let Some(found) =
+                    StoreMeta::format_version_of(&bytes).filter(|&v| v != u64::from(FORMAT_VERSION))
+                {
+                    return Err(StoreError::FormatVersion { path, found });
+                }
                 let found = StoreMeta::decode(&bytes).map_err(|source| StoreError::Decode {
                     path: path.clone(),
                     source,
@@ -350,10 +395,7 @@ impl NodeStore {
                     });
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                write_atomic(&path, &meta.encode())?;
-                sync_dir(&root.join("_meta"))?;
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(StoreError::Io { path, source: e }),
         }
         Ok(NodeStore {
@@ -365,6 +407,17 @@ impl NodeStore {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Writes `_meta/store.cbor` if absent: after the key files, the spec and the cone
+    /// library, so a writer stopped while setting up leaves no half-made store.
+    pub fn write_meta(&self) -> Result<(), StoreError> {
+        let path = self.root.join("_meta/store.cbor");
+        if !path.exists() {
+            write_atomic(&path, &self.meta.encode())?;
+            sync_dir(&self.root.join("_meta"))?;
+        }
+        Ok(())
     }
 
     /// The window number of the store's first window record, if it holds any (a
@@ -384,7 +437,7 @@ impl NodeStore {
             return Ok(None);
         };
         let path = micro.join(name);
-        let bytes = fs::read(&path).map_err(io(&path))?;
+        let bytes = read_capped(&path, WindowRecord::MAX_LEN).map_err(io(&path))?;
         let record =
             WindowRecord::decode(&bytes).map_err(|source| StoreError::Decode { path, source })?;
         Ok(Some(record.window))
@@ -392,6 +445,46 @@ impl NodeStore {
 
     pub fn meta(&self) -> &StoreMeta {
         &self.meta
+    }
+
+    /// The newest completed window (the newest with its checkpoint), if any: where a
+    /// resumed run starts writing what the store did not hold.
+    pub fn last_sealed_window(&self) -> Result<Option<u64>, StoreError> {
+        let digits = |n: &str| n.bytes().all(|b| b.is_ascii_digit());
+        let mut hours = vec![PathBuf::from("windows")];
+        for _ in 0..4 {
+            let mut next = Vec::new();
+            for rel in &hours {
+                let dir = self.root.join(rel);
+                let names = match fs::read_dir(&dir) {
+                    Ok(it) => it.filter_map(|e| e.ok()?.file_name().into_string().ok()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io(&dir)(e)),
+                };
+                next.extend(names.filter(|n| digits(n)).map(|n| rel.join(n)));
+            }
+            hours = next;
+        }
+        hours.sort();
+        let per_hour = ritma_schemas::records::windows_per_hour(self.meta.window_len_ns);
+        for rel in hours.iter().rev() {
+            let micro = self.root.join(rel).join("micro");
+            let newest = match fs::read_dir(&micro) {
+                Ok(it) => it
+                    .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .filter_map(|n| {
+                        let i = n.strip_prefix('w')?.strip_suffix(".sig")?;
+                        (i.len() == 4 && digits(i)).then(|| i.parse::<u64>().ok())?
+                    })
+                    .max(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(io(&micro)(e)),
+            };
+            if let (Some(i), Some(hour)) = (newest, WindowPaths::hour_of_dir(rel)) {
+                return Ok(Some(hour * per_hour + i));
+            }
+        }
+        Ok(None)
     }
 
     /// Writes `_meta/schema/FORMAT-vN.md`, the specification the store's bytes follow
@@ -629,9 +722,10 @@ pub struct BlockFile {
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 impl BlockFile {
-    /// Reads `window`'s block file at `path` and its id table.
-    pub fn open(path: &Path, window: u64) -> Result<Self, StoreError> {
-        let bytes = fs::read(path).map_err(io(path))?;
+    /// Reads `window`'s block file at `path`, of a window of `leaves` leaves (its record's
+    /// counts, which bound the file, [`block_file_cap`]), and its id table.
+    pub fn open(path: &Path, window: u64, leaves: u64) -> Result<Self, StoreError> {
+        let bytes = read_capped(path, block_file_cap(leaves)).map_err(io(path))?;
         let mut file = BlockFile {
             path: path.to_owned(),
             bytes,
@@ -765,8 +859,8 @@ impl BlockFile {
 }
 
 /// Reads block `index` of `window` from its block file, skipping the frames before it.
-pub fn read_block(path: &Path, window: u64, index: u32) -> Result<Block, StoreError> {
-    let mut file = BlockFile::open(path, window)?;
+pub fn read_block(path: &Path, window: u64, leaves: u64, index: u32) -> Result<Block, StoreError> {
+    let mut file = BlockFile::open(path, window, leaves)?;
     while file.next < index {
         if !file.skip()? {
             break;
@@ -783,8 +877,12 @@ pub fn read_block(path: &Path, window: u64, index: u32) -> Result<Block, StoreEr
 }
 
 /// Every leaf of a window's block file, in order.
-pub fn read_window_leaves(path: &Path, window: u64) -> Result<Vec<Vec<u8>>, StoreError> {
-    let mut file = BlockFile::open(path, window)?;
+pub fn read_window_leaves(
+    path: &Path,
+    window: u64,
+    leaves: u64,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut file = BlockFile::open(path, window, leaves)?;
     let mut leaves = Vec::new();
     while let Some(block) = file.next_block()? {
         leaves.extend(block.records);
@@ -811,7 +909,7 @@ pub fn last_seq(root: &Path, record: &WindowRecord) -> Result<Option<u64>, Store
     };
     let block = (last / MAX_BLOCK_RECORDS as u64) as u32;
     let path = root.join(paths.blocks());
-    let b = read_block(&path, record.window, block)?;
+    let b = read_block(&path, record.window, record.leaf_count(), block)?;
     let leaf = b
         .records
         .get((last % MAX_BLOCK_RECORDS as u64) as usize)
@@ -886,6 +984,7 @@ mod tests {
             node: "a".into(),
             window_len_ns: 1_000_000_000,
             cone_lib_version: 1,
+            taint_ttl_windows: 300,
         };
         let store = NodeStore::open(d.path(), meta).unwrap();
         let window = 1_793_491_200 + 3599;
@@ -928,7 +1027,7 @@ mod tests {
         let p = WindowPaths::new(window, 1_000_000_000);
         let path = d.path().join(p.blocks());
         let mut expected = Vec::new();
-        let mut file = BlockFile::open(&path, window).unwrap();
+        let mut file = BlockFile::open(&path, window, leaves.len() as u64).unwrap();
         let ids = IdIndex::of_leaves(&leaves).unwrap();
         expected
             .extend(zstd::bulk::compress(&ids.table(window).encode(), BLOCK_ZSTD_LEVEL).unwrap());
@@ -943,15 +1042,19 @@ mod tests {
             let packed = PackedBlock::pack(window, i as u32, first_leaf, chunk, &ids).unwrap();
             expected.extend(zstd::bulk::compress(&packed.encode(), BLOCK_ZSTD_LEVEL).unwrap());
             assert_eq!(file.next_block().unwrap().as_ref(), Some(&by_definition));
-            assert_eq!(read_block(&path, window, i as u32).unwrap(), by_definition);
+            assert_eq!(
+                read_block(&path, window, leaves.len() as u64, i as u32).unwrap(),
+                by_definition
+            );
         }
         assert_eq!(file.next_block().unwrap(), None);
         assert!(
             fs::read(&path).unwrap() == expected,
             "the block file differs"
         );
-        assert_eq!(read_window_leaves(&path, window).unwrap(), leaves);
-        assert!(read_block(&path, window, 67).is_err());
+        let n = leaves.len() as u64;
+        assert_eq!(read_window_leaves(&path, window, n).unwrap(), leaves);
+        assert!(read_block(&path, window, n, 67).is_err());
         let names = |dir: &str| -> Vec<String> {
             let mut v: Vec<String> = fs::read_dir(d.path().join(&p.hour_dir).join(dir))
                 .unwrap()
@@ -1000,7 +1103,7 @@ mod tests {
         let read_all = |bytes: &[u8]| {
             let path = d.path().join("w.cbor.zst");
             fs::write(&path, bytes).unwrap();
-            let mut file = BlockFile::open(&path, 9)?;
+            let mut file = BlockFile::open(&path, 9, u64::MAX)?;
             let mut n = 0;
             while file.next_block()?.is_some() {
                 n += 1;
@@ -1082,7 +1185,7 @@ mod tests {
             fs::write(&path, &bytes).unwrap();
             // A cut file is refused or read as its whole blocks; a changed byte may pass
             // here (no zstd checksum) and is the window root's to catch.
-            let read = read_window_leaves(&path, 5);
+            let read = read_window_leaves(&path, 5, leaves.len() as u64);
             if let (0, Ok(read)) = (kind, read) {
                 assert!(leaves.starts_with(&read) && read.len() % 1000 == 0);
             }
@@ -1106,8 +1209,12 @@ mod tests {
             node: "a".into(),
             window_len_ns: 1_000_000_000,
             cone_lib_version: 1,
+            taint_ttl_windows: 300,
         };
-        NodeStore::open(d.path(), meta.clone()).unwrap();
+        NodeStore::open(d.path(), meta.clone())
+            .unwrap()
+            .write_meta()
+            .unwrap();
         NodeStore::open(d.path(), meta.clone()).unwrap();
         let other = StoreMeta {
             node: "b".into(),

@@ -12,8 +12,9 @@ use crate::index::{
     edge_refs_stem, read_compressed, read_taint_index, HourIndex, HourIndexBuilder, IndexedWindow,
     PartIds,
 };
+use crate::interrupted::{Interrupted, Leftovers};
 use crate::keys::Keystore;
-use crate::store::{BlockFile, WindowPaths};
+use crate::store::{is_temp_name, BlockFile, WindowPaths};
 use ritma_operators::capture_mode::ModeRaises;
 use ritma_operators::taint::TaintTracker;
 use ritma_schemas::catalog::{AccountHour, CatalogHour, HourState};
@@ -22,6 +23,7 @@ use ritma_schemas::keys::KeyHistory;
 use ritma_schemas::merkle::{verify_consistency, Blake3Tree, Frontier, TreeHash};
 use ritma_schemas::note::{Checkpoint, NoteVerifier};
 use ritma_schemas::packed::{IdIndex, IdTable};
+use ritma_schemas::proof_bundle::MAX_NOTE_LEN;
 use ritma_schemas::records::{
     atom_flags, windows_per_hour, AnyRecord, CaptureMode, ConeInstance, DictKind, Edge, EventAtom,
     EventType, HourDeletion, HourSeal, LossReason, PrevHour, Record, SignedRecord, StoreMeta,
@@ -41,6 +43,23 @@ pub struct VerifyError {
     pub path: PathBuf,
     pub window: Option<u64>,
     pub detail: String,
+}
+
+/// A store file read whole within `max` bytes, its bound: a longer one is E_DECODE (it
+/// cannot hold what it should), one that cannot be read `io_code` (E_IO, E_MISSING).
+pub(crate) fn read_file(
+    path: &Path,
+    max: usize,
+    w: Option<u64>,
+    io_code: &'static str,
+) -> Result<Vec<u8>, VerifyError> {
+    crate::store::read_capped(path, max).map_err(|e| {
+        let code = match e.kind() {
+            std::io::ErrorKind::InvalidData => "E_DECODE",
+            _ => io_code,
+        };
+        fail(code, path, w, e.to_string())
+    })
 }
 
 pub(crate) fn fail(
@@ -75,6 +94,8 @@ pub struct NodeReport {
     /// Windows whose checkpoint signature and blocks were checked: all of them, or those of
     /// the hours a range overlaps.
     pub checked_windows: u64,
+    /// What an interrupted writer left (FORMAT.md §8.12), empty for a complete store.
+    pub interrupted: Interrupted,
 }
 
 /// A time range `[from_ns, to_ns)` of wall-clock ns: `verify_store_range` checks the blocks of
@@ -116,8 +137,11 @@ pub fn verify_store(
     dir: &Path,
     anchor: Option<&NoteVerifier>,
 ) -> Result<Vec<NodeReport>, VerifyError> {
-    verify_store_range(dir, anchor, None)
+    verify_store_range(dir, anchor, None, &|_, _| {})
 }
+
+/// Told (windows done, windows in all) as verification goes, for a progress bar.
+pub type Progress<'a> = &'a dyn Fn(u64, u64);
 
 /// [`verify_store`], checking blocks, window signatures, indexes and edges only in the hours
 /// `range` overlaps (all hours when None). Every other window record is still read, checked
@@ -127,9 +151,10 @@ pub fn verify_store_range(
     dir: &Path,
     anchor: Option<&NoteVerifier>,
     range: Option<TimeRange>,
+    progress: Progress<'_>,
 ) -> Result<Vec<NodeReport>, VerifyError> {
     if dir.join("_meta/store.cbor").exists() {
-        return Ok(vec![verify_node(dir, anchor, range)?]);
+        return Ok(vec![verify_node(dir, anchor, range, progress)?]);
     }
     let nodes = dir.join("nodes");
     let mut roots: Vec<PathBuf> = match fs::read_dir(&nodes) {
@@ -149,7 +174,7 @@ pub fn verify_store_range(
     }
     roots
         .iter()
-        .map(|r| verify_node(r, anchor, range))
+        .map(|r| verify_node(r, anchor, range, progress))
         .collect()
 }
 
@@ -198,6 +223,7 @@ pub(crate) fn node_key_history(
 fn check_no_other_health_copies(
     root: &Path,
     copies: &std::collections::HashSet<PathBuf>,
+    left: &Leftovers,
 ) -> Result<(), VerifyError> {
     let mut stack = vec![PathBuf::from("_meta/health")];
     while let Some(dir) = stack.pop() {
@@ -205,7 +231,7 @@ fn check_no_other_health_copies(
             let rel = dir.join(&n);
             if root.join(&rel).is_dir() {
                 stack.push(rel);
-            } else if !copies.contains(&rel) {
+            } else if !copies.contains(&rel) && !left.skips(&rel) {
                 return Err(fail(
                     "E_EXTRA",
                     &root.join(&rel),
@@ -218,8 +244,16 @@ fn check_no_other_health_copies(
     Ok(())
 }
 
-/// Sorted names in `dir` (an absent directory is empty).
+/// Sorted names in `dir` but temporary files (an absent directory is empty): a node
+/// tree's temporary files are reported as an interrupted write (FORMAT.md §8.12).
 pub(crate) fn names(dir: &Path) -> Result<Vec<String>, VerifyError> {
+    let mut v = all_names(dir)?;
+    v.retain(|n| !is_temp_name(n));
+    Ok(v)
+}
+
+/// Sorted names in `dir`, temporary files included (an absent directory is empty).
+pub(crate) fn all_names(dir: &Path) -> Result<Vec<String>, VerifyError> {
     let mut v = Vec::new();
     if let Ok(it) = fs::read_dir(dir) {
         for e in it {
@@ -254,17 +288,18 @@ pub(crate) fn hour_dirs(root: &Path) -> Result<Vec<PathBuf>, VerifyError> {
     Ok(out)
 }
 
-/// A store of another format version is refused before any of its files is read.
-pub(crate) fn check_format_version(meta: &StoreMeta, meta_path: &Path) -> Result<(), VerifyError> {
-    if meta.format_version == crate::store::FORMAT_VERSION {
-        return Ok(());
+/// The store's StoreMeta; a store of another format version is refused (E_LAYOUT, naming
+/// it) before any of its files is read, even where its StoreMeta has another shape.
+pub(crate) fn read_store_meta(bytes: &[u8], meta_path: &Path) -> Result<StoreMeta, VerifyError> {
+    let version = StoreMeta::format_version_of(bytes);
+    if let Some(v) = version.filter(|&v| v != u64::from(crate::store::FORMAT_VERSION)) {
+        let detail = format!(
+            "format version {v}, this verifier reads version {}",
+            crate::store::FORMAT_VERSION
+        );
+        return Err(fail("E_LAYOUT", meta_path, None, detail));
     }
-    let detail = format!(
-        "format version {}, this verifier reads version {}",
-        meta.format_version,
-        crate::store::FORMAT_VERSION
-    );
-    Err(fail("E_LAYOUT", meta_path, None, detail))
+    StoreMeta::decode(bytes).map_err(|e| fail("E_DECODE", meta_path, None, e.to_string()))
 }
 
 /// Parses `w0042.cbor`, `w0042.sig` → (42, ext).
@@ -334,6 +369,11 @@ impl SeqSet {
         self.count += count;
     }
 
+    /// The seq after the highest seen (0 before any): an empty window's `first_seq`.
+    fn next(&self) -> u64 {
+        self.max.map_or(0, |m| m.saturating_add(1))
+    }
+
     /// Seqs between the lowest and highest seen that never appeared.
     fn missing(&self) -> u64 {
         match (self.min, self.max) {
@@ -347,13 +387,11 @@ fn verify_node(
     root: &Path,
     anchor: Option<&NoteVerifier>,
     range: Option<TimeRange>,
+    progress: Progress<'_>,
 ) -> Result<NodeReport, VerifyError> {
     let meta_path = root.join("_meta/store.cbor");
-    let meta_bytes =
-        fs::read(&meta_path).map_err(|e| fail("E_MISSING", &meta_path, None, e.to_string()))?;
-    let meta = StoreMeta::decode(&meta_bytes)
-        .map_err(|e| fail("E_DECODE", &meta_path, None, e.to_string()))?;
-    check_format_version(&meta, &meta_path)?;
+    let meta_bytes = read_file(&meta_path, StoreMeta::MAX_LEN, None, "E_MISSING")?;
+    let meta = read_store_meta(&meta_bytes, &meta_path)?;
     let history = node_key_history(root, &meta_path, &meta.node, anchor)?;
 
     // The cone library the windows name must be the published one, byte for byte.
@@ -391,8 +429,12 @@ fn verify_node(
     }
     for (name, text) in &known {
         let path = cones_dir.join(name);
-        if fs::read(&path).map_err(|e| fail("E_IO", &path, None, e.to_string()))? != text.as_bytes()
-        {
+        let same = match crate::store::read_capped(&path, text.len()) {
+            Ok(b) => b == text.as_bytes(),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => false,
+            Err(e) => return Err(fail("E_IO", &path, None, e.to_string())),
+        };
+        if !same {
             return Err(fail(
                 "E_CONES",
                 &path,
@@ -423,10 +465,13 @@ fn verify_node(
     let mut health_copies: std::collections::HashSet<PathBuf> = Default::default();
     let hours = hour_dirs(root)?;
     check_graph_dirs(root, &hours)?;
+    let mut left = Leftovers::find(root, &hours, meta.window_len_ns)?;
+    let (total_windows, mut windows_done) = (left.completed_windows(), 0u64);
     // What the catalog and accounting must say of each hour, checked after the last.
     let mut catalog_want: BTreeMap<u64, CatalogWant> = BTreeMap::new();
-    // Taint is rebuilt over the whole log with the lifetime the first index names.
-    let ttl = taint_ttl(root, &hours)?;
+    // Taint is rebuilt over the whole log with the store's lifetime.
+    let ttl = meta.taint_ttl_windows;
+    check_taint_lifetime(root, &meta_path, &hours, ttl)?;
     let mut taint = TaintTracker::new(ttl);
     // Capture modes follow the rebuilt taint: checked wherever it is exact (FORMAT.md §10).
     let mut raises = ModeRaises::new(CaptureMode::Thin, ttl);
@@ -437,6 +482,8 @@ fn verify_node(
     let mut deleted_windows: Vec<(u64, u64)> = Vec::new();
     // Seqs are checked within each run of checked windows; a skipped run ends one.
     let (mut checked_windows, mut missing_seqs, mut skipping) = (0u64, 0u64, false);
+    // Whether every window so far was checked: then an empty window's first_seq is known.
+    let mut seqs_from_start = true;
     // The newest window, if not checked: its checkpoint is verified at the end, so the
     // newest signed root authenticates every record, in range or not.
     let mut unchecked_tail: Option<(PathBuf, PathBuf, u64, u64, Hash32)> = None;
@@ -522,6 +569,9 @@ fn verify_node(
         let blocks_dir = root.join(&hour).join("blocks");
         let mut micro: BTreeMap<u64, (bool, bool)> = BTreeMap::new();
         for n in names(&micro_dir)? {
+            if left.skips(&hour.join("micro").join(&n)) {
+                continue;
+            }
             match parse_micro(&n) {
                 Some((w, "cbor")) => micro.entry(w).or_default().0 = true,
                 Some((w, _)) => micro.entry(w).or_default().1 = true,
@@ -537,6 +587,9 @@ fn verify_node(
         }
         let mut blocks: BTreeSet<u64> = BTreeSet::new();
         for n in names(&blocks_dir)? {
+            if left.skips(&hour.join("blocks").join(&n)) {
+                continue;
+            }
             match parse_block_file(&n) {
                 Some(w) if micro.contains_key(&w) => {
                     blocks.insert(w);
@@ -570,8 +623,7 @@ fn verify_node(
                     "a window record without its signed checkpoint",
                 ));
             }
-            let bytes = fs::read(&record_path)
-                .map_err(|e| fail("E_IO", &record_path, None, e.to_string()))?;
+            let bytes = read_file(&record_path, WindowRecord::MAX_LEN, None, "E_IO")?;
             let record = WindowRecord::decode(&bytes)
                 .map_err(|e| fail("E_DECODE", &record_path, None, e.to_string()))?;
             let w = Some(record.window);
@@ -616,6 +668,8 @@ fn verify_node(
             }
             prev_window = Some(record.window);
             first_window.get_or_insert(record.window);
+            windows_done += 1;
+            progress(windows_done, total_windows);
 
             // The record is authentic first; then its blocks must hash to its root.
             log.push::<Blake3Tree>(Blake3Tree::leaf(&bytes));
@@ -627,6 +681,7 @@ fn verify_node(
                     seqs = SeqSet::new();
                     skipping = true;
                 }
+                seqs_from_start = false;
                 taint = TaintTracker::new(ttl);
                 raises = ModeRaises::new(CaptureMode::Thin, ttl);
                 taint_rebuilt_from = record.window + 1 + ttl;
@@ -676,11 +731,19 @@ fn verify_node(
                 &meta.node,
                 &mut seqs,
             )?;
+            if record.event_count == 0 && seqs_from_start && record.first_seq != seqs.next() {
+                let detail = format!(
+                    "first_seq {} of a window without events, but the node's next seq is {} (FORMAT §3.6)",
+                    record.first_seq,
+                    seqs.next()
+                );
+                return Err(fail("E_SEQ", &record_path, w, detail));
+            }
             // The readable copies of the health records (derived, like the index).
             for (n, leaf) in health.iter().enumerate() {
                 let rel = expected_path.health(n as u32);
                 let path = root.join(&rel);
-                match fs::read(&path) {
+                match crate::store::read_capped(&path, leaf.len()) {
                     Ok(b) if b == *leaf => {}
                     Ok(_) => {
                         return Err(fail(
@@ -745,12 +808,14 @@ fn verify_node(
                     IdIndex::from_table(ids)
                 });
             }
+            let lenient = left.unattested(&hour);
             for run in closed.edges {
-                check_edge_part(root, &expected_path, &run, &mut part_ids, w)?;
+                let r = check_edge_part(root, &expected_path, &run, &mut part_ids, w);
+                left.derived(lenient, r)?;
                 parts_checked += 1;
             }
             if let Some(refs) = closed.edge_refs {
-                check_edge_refs(root, &expected_path, &refs, w)?;
+                left.derived(lenient, check_edge_refs(root, &expected_path, &refs, w))?;
                 refs_checked += 1;
             }
             events += record.event_count;
@@ -767,6 +832,7 @@ fn verify_node(
         let mut summary = None;
         if let Some(builder) = hour_index {
             let checked = CheckedParts {
+                complete,
                 edges: parts_checked,
                 edge_refs: refs_checked,
             };
@@ -775,9 +841,9 @@ fn verify_node(
                 &hour,
                 builder,
                 &mut part_ids,
-                complete,
                 checked,
                 prev_window,
+                &mut left,
             )?);
         }
         let hour_number = WindowPaths::hour_of_dir(&hour)
@@ -803,12 +869,14 @@ fn verify_node(
             hour_number,
             CatalogWant {
                 rebuilt,
-                required: complete,
+                required: hour_first.is_some(),
                 window: hour_first,
+                lenient: left.unattested(&hour),
             },
         );
         let proofs_dir = root.join(&hour).join("proofs");
-        let proof_files = names(&proofs_dir)?;
+        let mut proof_files = names(&proofs_dir)?;
+        proof_files.retain(|n| !left.skips(&hour.join("proofs").join(n)));
         if let Some(n) = proof_files.iter().find(|n| {
             *n != "hour_root.cbor"
                 && *n != "hour_root.sig"
@@ -826,13 +894,18 @@ fn verify_node(
             let sig_path = proofs_dir.join("hour_root.sig");
             let last = prev_window.expect("a complete hour has windows");
             let w = Some(last);
-            let bytes = fs::read(&seal_path).map_err(|e| {
-                fail(
-                    "E_MISSING",
-                    &seal_path,
-                    w,
-                    format!("the hour's last window is sealed but its hour seal is not: {e}"),
-                )
+            let bytes = crate::store::read_capped(&seal_path, HourSeal::MAX_LEN).map_err(|e| {
+                match e.kind() {
+                    std::io::ErrorKind::InvalidData => {
+                        fail("E_DECODE", &seal_path, w, e.to_string())
+                    }
+                    _ => fail(
+                        "E_MISSING",
+                        &seal_path,
+                        w,
+                        format!("the hour's last window is sealed but its hour seal is not: {e}"),
+                    ),
+                }
             })?;
             let seal = HourSeal::decode(&bytes)
                 .map_err(|e| fail("E_DECODE", &seal_path, w, e.to_string()))?;
@@ -927,7 +1000,7 @@ fn verify_node(
             return Err(fail("E_CHECKPOINT", &record_path, w, detail));
         }
     }
-    check_no_other_health_copies(root, &health_copies)?;
+    check_no_other_health_copies(root, &health_copies, &left)?;
     if deletions_signed_at > log.size() {
         return Err(fail("E_RETENTION", root, prev_window, format!("a deletion was signed at node-log size {deletions_signed_at}, beyond the log's {} windows: the store lost windows it had (rolled back?)", log.size())));
     }
@@ -939,7 +1012,7 @@ fn verify_node(
         return Err(fail("E_SEQ", root, None, format!("{missing_seqs} seqs are missing but only {gap_covering_loss} events are sealed as lost from the trace")));
     }
     // Last: the derived day files are checked against evidence already verified.
-    check_catalog(root, &meta.node, &catalog_want)?;
+    check_catalog(root, &meta.node, &catalog_want, &mut left)?;
     Ok(NodeReport {
         node: meta.node,
         windows: log.size(),
@@ -952,6 +1025,7 @@ fn verify_node(
         deleted_hours,
         cases,
         checked_windows,
+        interrupted: left.report,
     })
 }
 
@@ -963,8 +1037,15 @@ fn signed_checkpoint(
     w: Option<u64>,
     unreadable: &'static str,
 ) -> Result<Checkpoint, VerifyError> {
-    let note =
-        fs::read_to_string(sig_path).map_err(|e| fail(unreadable, sig_path, w, e.to_string()))?;
+    let bytes = read_file(sig_path, MAX_NOTE_LEN, w, unreadable)?;
+    let note = String::from_utf8(bytes).map_err(|_| {
+        fail(
+            "E_SIGNATURE",
+            sig_path,
+            w,
+            "a checkpoint note that is not UTF-8",
+        )
+    })?;
     history
         .verify_checkpoint(&note)
         .map_err(|e| fail("E_SIGNATURE", sig_path, w, e.to_string()))
@@ -1060,7 +1141,7 @@ pub(crate) fn check_window_blocks(
     }
     let mut file = match has_file {
         true => Some(
-            BlockFile::open(&path, record.window)
+            BlockFile::open(&path, record.window, leaves_expected)
                 .map_err(|e| fail("E_IO", &path, w, e.to_string()))?,
         ),
         false => None,
@@ -1278,6 +1359,30 @@ pub(crate) fn check_payloads(
     Ok(())
 }
 
+/// The taint indexes name the store's taint lifetime: one that differs puts store.cbor in
+/// doubt (the index itself is rebuilt and compared with its hour).
+fn check_taint_lifetime(
+    root: &Path,
+    meta_path: &Path,
+    hours: &[PathBuf],
+    ttl: u64,
+) -> Result<(), VerifyError> {
+    for hour in hours {
+        if let Some(index) = taint_index(root, hour)? {
+            if index.ttl_windows != ttl {
+                let detail = format!(
+                    "names a taint lifetime of {ttl} windows, the taint index of {} says {}",
+                    hour.display(),
+                    index.ttl_windows
+                );
+                return Err(fail("E_LAYOUT", meta_path, None, detail));
+            }
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
 /// The signed deletion record of an hour retention deleted, checked on its own, and
 /// nothing of the hour left.
 fn deleted_hour(
@@ -1317,9 +1422,12 @@ pub(crate) fn deletion_record(
     history: &KeyHistory,
 ) -> Result<Option<HourDeletion>, VerifyError> {
     let path = root.join(hour).join(crate::retention::DELETION_FILE);
-    let bytes = match fs::read(&path) {
+    let bytes = match crate::store::read_capped(&path, SignedRecord::MAX_LEN) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(fail("E_DECODE", &path, None, e.to_string()))
+        }
         Err(e) => return Err(fail("E_IO", &path, None, e.to_string())),
     };
     let signed =
@@ -1386,17 +1494,6 @@ fn taint_index(root: &Path, hour: &Path) -> Result<Option<TaintIndex>, VerifyErr
     })
 }
 
-/// The taint lifetime of the first hour index in the store (any value when there is none:
-/// then no taint index is compared).
-fn taint_ttl(root: &Path, hours: &[PathBuf]) -> Result<u64, VerifyError> {
-    for hour in hours {
-        if let Some(index) = taint_index(root, hour)? {
-            return Ok(index.ttl_windows);
-        }
-    }
-    Ok(1)
-}
-
 /// An edge part on disk must decode to exactly the part rebuilt from the blocks, packed
 /// with its windows' id tables.
 fn check_edge_part(
@@ -1448,24 +1545,25 @@ fn check_edge_refs(
     Ok(())
 }
 
-/// How many parts of an hour were closed, and checked, before its end.
+/// Whether an hour's last window is sealed, and how many of its parts were closed, and
+/// checked, before its end.
 struct CheckedParts {
+    complete: bool,
     edges: u32,
     edge_refs: u32,
 }
 
 /// An hour's index files and edge parts must be exactly those rebuilt from its
-/// blocks. A sealed hour must have them; the tail hour of an interrupted run may
-/// lack what is written at the hour's end (its index files but the edge refs parts
-/// closed before, and its last, partly filled edge part).
+/// blocks; in the newest hour, while it has no catalog entry, an interrupted writer may
+/// have left them missing or out of date, which is reported (FORMAT.md §8.12).
 fn check_hour_index(
     root: &Path,
     hour: &Path,
     builder: HourIndexBuilder,
     part_ids: &mut PartIds,
-    complete: bool,
     checked: CheckedParts,
     last_window: Option<u64>,
+    left: &mut Leftovers,
 ) -> Result<HourIndex, VerifyError> {
     let index_dir = root.join(hour).join("index");
     let paths = WindowPaths {
@@ -1478,39 +1576,51 @@ fn check_hour_index(
         .map(|p| format!("{}.cbor.zst", edge_refs_stem(p)))
         .collect();
     let (files, last_part) = builder.finish();
-    if !complete && present == early {
-        check_part_names(root, &paths, parts, last_window)?;
+    let lenient = left.unattested(hour);
+    if !checked.complete && present == early {
+        // Written when the hour ends or its run stops: none yet, the run was cut off.
+        left.derived(lenient, check_part_names(root, &paths, parts, last_window))?;
+        let detail =
+            "the hour's index files are missing (written when the hour ends or its run stops)";
+        left.derived(
+            lenient,
+            Err(fail("E_INDEX", &index_dir, last_window, detail)),
+        )?;
         return Ok(files);
     }
-    let mut want: Vec<String> = files
-        .files()
-        .iter()
-        .map(|(stem, _)| format!("{stem}.cbor.zst"))
-        .chain(early)
-        .collect();
-    want.sort();
-    if present != want {
-        let detail = format!("holds {present:?}, a sealed hour needs {want:?}");
-        return Err(fail("E_INDEX", &index_dir, last_window, detail));
-    }
-    for (stem, expected) in files.files() {
-        let path = root.join(paths.index_file(&stem));
-        let bytes = read_compressed(&path, MAX_INDEX_LEN)
-            .map_err(|e| fail("E_INDEX", &path, last_window, e.to_string()))?;
-        if bytes != expected {
-            return Err(fail(
-                "E_INDEX",
-                &path,
-                last_window,
-                "does not match the index rebuilt from the sealed blocks",
-            ));
+    let check = || {
+        let mut want: Vec<String> = files
+            .files()
+            .iter()
+            .map(|(stem, _)| format!("{stem}.cbor.zst"))
+            .chain(early)
+            .collect();
+        want.sort();
+        if present != want {
+            let detail = format!("holds {present:?}, a sealed hour needs {want:?}");
+            return Err(fail("E_INDEX", &index_dir, last_window, detail));
         }
-    }
-    if let Some(run) = last_part {
-        check_edge_part(root, &paths, &run, part_ids, last_window)?;
-        parts += 1;
-    }
-    check_part_names(root, &paths, parts, last_window)?;
+        for (stem, expected) in files.files() {
+            let path = root.join(paths.index_file(&stem));
+            let bytes = read_compressed(&path, MAX_INDEX_LEN)
+                .map_err(|e| fail("E_INDEX", &path, last_window, e.to_string()))?;
+            if bytes != expected {
+                return Err(fail(
+                    "E_INDEX",
+                    &path,
+                    last_window,
+                    "does not match the index rebuilt from the sealed blocks",
+                ));
+            }
+        }
+        if let Some(run) = &last_part {
+            check_edge_part(root, &paths, run, part_ids, last_window)?;
+            parts += 1;
+        }
+        check_part_names(root, &paths, parts, last_window)
+    };
+    let r = check();
+    left.derived(lenient, r)?;
     Ok(files)
 }
 
@@ -1548,11 +1658,14 @@ struct CatalogWant {
     /// The entries rebuilt from the hour's files; `None` where they were not (an hour
     /// outside the range, or the tail hour of a run cut off before its index).
     rebuilt: Option<(CatalogHour, AccountHour)>,
-    /// Whether the entries must exist: every hour but the tail hour of a run that
-    /// stopped mid-hour (written with its index, which a crash may have prevented).
+    /// Whether the entries must exist: every hour with windows (but the newest hour's,
+    /// after an interrupted write, FORMAT.md §8.12).
     required: bool,
     /// The hour's first window, for the report.
     window: Option<u64>,
+    /// Whether this is the newest hour without a catalog entry, whose accounting entry an
+    /// interrupted writer may have left missing or out of date (FORMAT.md §8.12).
+    lenient: bool,
 }
 
 /// The first field in which two catalog entries differ.
@@ -1599,6 +1712,7 @@ fn check_catalog(
     root: &Path,
     node: &str,
     want: &BTreeMap<u64, CatalogWant>,
+    left: &mut Leftovers,
 ) -> Result<(), VerifyError> {
     use crate::catalog::{account_path, catalog_path, day_files, read_account, read_catalog};
     let hours_per_day = ritma_schemas::catalog::HOURS_PER_DAY;
@@ -1654,12 +1768,12 @@ fn check_catalog(
                 );
                 return Err(fail("E_CATALOG", path, None, detail));
             }
-            if let Some((h, w)) = hours
+            for (h, w) in hours
                 .iter()
-                .find(|(h, w)| w.required && !listed.contains(h))
+                .filter(|(h, w)| w.required && !listed.contains(h))
             {
                 let detail = format!("no entry for hour {}", crate::retention::hour_label(**h));
-                return Err(fail("E_CATALOG", path, w.window, detail));
+                left.derived(w.lenient, Err(fail("E_CATALOG", path, w.window, detail)))?;
             }
         }
         for (hour, w) in hours {
@@ -1670,13 +1784,19 @@ fn check_catalog(
             if let Some(found) = cat_hours.iter().find(|h| h.hour == *hour) {
                 if found != entry {
                     let detail = format!("the entry of hour {label} differs from the one rebuilt from the store in {}", catalog_difference(found, entry));
-                    return Err(fail("E_CATALOG", &cat_path, w.window, detail));
+                    left.derived(
+                        w.lenient,
+                        Err(fail("E_CATALOG", &cat_path, w.window, detail)),
+                    )?;
                 }
             }
             if let Some(found) = acc_hours.iter().find(|h| h.hour == *hour) {
                 if found != tally {
                     let detail = format!("the entry of hour {label} differs from the hour's files: it says {} bytes in {} files, the store holds {} bytes in {} files", found.bytes(), found.stored.iter().map(|t| t.files).sum::<u64>(), tally.bytes(), tally.stored.iter().map(|t| t.files).sum::<u64>());
-                    return Err(fail("E_CATALOG", &acc_path, w.window, detail));
+                    left.derived(
+                        w.lenient,
+                        Err(fail("E_CATALOG", &acc_path, w.window, detail)),
+                    )?;
                 }
             }
         }

@@ -447,7 +447,6 @@ impl RawEvent {
         let at = d.position();
         let kind = d.uint("kind")?;
         let kind = EventType::from_u64(kind)
-            .filter(|k| *k != EventType::Trigger)
             .ok_or_else(|| err_at(at, "kind", DecodeErrorKind::UnknownValue { value: kind }))?;
         let body = decode_body(d, kind)?;
         let len = d.position() - start;
@@ -702,7 +701,6 @@ fn decode_body(d: &mut Decoder<'_>, kind: EventType) -> Result<RawBody, DecodeEr
                 result: d.int("result")?,
             }
         }
-        EventType::Trigger => unreachable!("filtered by the caller"),
     })
 }
 

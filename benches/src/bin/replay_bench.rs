@@ -578,7 +578,7 @@ fn block_detail(windows: &Path, level: i32, events: u64) -> Result<(), Box<dyn s
         let table_raw =
             zstd::bulk::decompress(&bytes[..first], ritma_schemas::packed::IdTable::MAX_LEN)?;
         let table = ritma_schemas::packed::IdTable::decode(&table_raw)?;
-        let window_leaves = ritma_sinks::store::read_window_leaves(p, table.window)?;
+        let window_leaves = ritma_sinks::store::read_window_leaves(p, table.window, u64::MAX)?;
         let mut window_buf = Vec::new();
         for r in &window_leaves {
             let mut d = Decoder::new(r, "leaf");
