@@ -592,16 +592,12 @@ fn loss_frames_are_sealed_under_their_reason() {
     );
 }
 
-/// Health frames (a sensor program found silent, then attached again) are sealed as
-/// health records at the end of the window the next event goes to, the counted gap as
-/// that window's probe_detached loss and an uncounted one as no loss; `_meta/health/`
-/// holds a copy of each, and `verify` refuses a changed, missing or extra copy.
-#[test]
-fn health_frames_are_sealed_as_health_records_with_their_loss() {
-    use ritma_schemas::records::{HealthKind, HealthRecord};
-    let d = Dir::new();
-    let trace = d.join("health.rtrace");
-    let mut w = TraceWriter::create(&trace).unwrap();
+/// A one-run trace: events 0 and 1 (W0, W0+1), the program `exit_openat` found silent
+/// having missed 7 calls and attached again (W0+1), what `between` writes, then events 2
+/// and 3 (W0+1, W0+2).
+fn probe_gap_trace(path: &Path, between: impl FnOnce(&mut TraceWriter, u16)) {
+    use ritma_schemas::records::HealthKind;
+    let mut w = TraceWriter::create(path).unwrap();
     let run = w.add_run(&run_meta()).unwrap();
     w.append_batch(run, &[raw_event(0, 100), raw_event(1, 1_100)])
         .unwrap();
@@ -622,19 +618,26 @@ fn health_frames_are_sealed_as_health_records_with_their_loss() {
         Some(0),
     )
     .unwrap();
-    // Both programs of a pair: nothing counted the gap.
-    w.append_health(
-        run,
-        HealthKind::ProbeDetached,
-        "enter_bind",
-        at(1_200),
-        None,
-    )
-    .unwrap();
-    w.append_loss(run, LossReason::QueueShed, 2).unwrap();
+    between(&mut w, run);
     w.append_batch(run, &[raw_event(2, 1_500), raw_event(3, 2_500)])
         .unwrap();
-    drop(w);
+}
+
+/// Health frames (a sensor program found silent, then attached again) are sealed as
+/// health records at the end of the window the next event goes to, the counted gap as
+/// that window's probe_detached loss and an uncounted one as no loss; `_meta/health/`
+/// holds a copy of each, and `verify` refuses a changed, missing or extra copy.
+#[test]
+fn health_frames_are_sealed_as_health_records_with_their_loss() {
+    use ritma_schemas::records::{HealthKind, HealthRecord};
+    let d = Dir::new();
+    probe_gap_trace(&d.join("health.rtrace"), |w, run| {
+        // Both programs of a pair: nothing counted the gap.
+        let at = MONO_AT_W0 + 1_200 * MS;
+        w.append_health(run, HealthKind::ProbeDetached, "enter_bind", at, None)
+            .unwrap();
+        w.append_loss(run, LossReason::QueueShed, 2).unwrap();
+    });
 
     let (key, vkey) = d.signing_key(NODE);
     let mut stores = Vec::new();
@@ -1037,30 +1040,7 @@ fn every_event_of_a_damaged_two_run_trace_is_provable() {
 fn a_health_record_with_loss_its_kind_cannot_carry_fails_verify_though_re_signed() {
     use ritma_schemas::records::{HealthKind, HealthRecord};
     let d = Dir::new();
-    let mut w = TraceWriter::create(&d.join("h.rtrace")).unwrap();
-    let run = w.add_run(&run_meta()).unwrap();
-    w.append_batch(run, &[raw_event(0, 100), raw_event(1, 1_100)])
-        .unwrap();
-    let at = |ms: u64| MONO_AT_W0 + ms * MS;
-    w.append_health(
-        run,
-        HealthKind::ProbeDetached,
-        "exit_openat",
-        at(1_200),
-        Some(7),
-    )
-    .unwrap();
-    w.append_health(
-        run,
-        HealthKind::ProbeReattached,
-        "exit_openat",
-        at(1_201),
-        Some(0),
-    )
-    .unwrap();
-    w.append_batch(run, &[raw_event(2, 1_500), raw_event(3, 2_500)])
-        .unwrap();
-    drop(w);
+    probe_gap_trace(&d.join("h.rtrace"), |_, _| {});
     let (key, vkey) = d.signing_key(NODE);
     replay(&d, "h.rtrace", "clean", 1, &key);
     verify(&d, "clean", &vkey);
