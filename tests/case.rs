@@ -105,7 +105,10 @@ fn a_frozen_case_keeps_its_hours_until_m_of_n_approvers_unfreeze_it() {
             && out.contains("deleted 1 hours"),
         "{out}"
     );
-    let out = d.ritma(&["verify", "s"]).output().success();
+    let out = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
     assert!(out.contains("1 cases"), "{out}");
 
     // A frozen case does not close; the unfreeze request names the next log entry.
@@ -196,7 +199,10 @@ fn a_frozen_case_keeps_its_hours_until_m_of_n_approvers_unfreeze_it() {
         .output()
         .failure();
     assert!(err.contains("the case is closed"), "{err}");
-    let out = d.ritma(&["verify", "s"]).output().success();
+    let out = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
     assert!(
         out.contains("1 cases") && out.contains("3 hours deleted"),
         "{out}"
@@ -229,7 +235,10 @@ fn forge(d: &Dir, m: &CaseManifest) {
 }
 
 fn verify_fails(d: &Dir, code: &str, detail: &str) {
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(
         err.contains(code) && err.contains(detail),
         "{code} {detail}: {err}"
@@ -255,7 +264,9 @@ fn forged_or_broken_cases_are_caught() {
     d.ritma(&["case", "freeze", "s", "IR-1"]).output().success();
     let good = manifest(&s);
     let good_bytes = std::fs::read(manifest_path(&s)).unwrap();
-    d.ritma(&["verify", "s"]).output().success();
+    d.ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
 
     // A flipped byte in the signature, and a manifest signed by another key.
     let mut b = good_bytes.clone();
@@ -306,7 +317,9 @@ fn forged_or_broken_cases_are_caught() {
     forge(&d, &m);
     verify_fails(&d, "E_LAYOUT", "not of this directory");
     std::fs::write(manifest_path(&s), &good_bytes).unwrap();
-    d.ritma(&["verify", "s"]).output().success();
+    d.ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
 
     // A stray file in the case, and a case directory without a manifest.
     std::fs::write(s.join("cases/CASE_IR-1/notes.txt"), b"x").unwrap();
@@ -351,7 +364,9 @@ fn an_exported_case_verifies_on_its_own_and_any_change_to_it_is_caught() {
     // The export is in the store's access log; the bundle holds the case as it was before.
     let m = manifest(&d.join("s"));
     assert_eq!(m.log.last().unwrap().action, CaseAction::Export);
-    d.ritma(&["verify", "s"]).output().success();
+    d.ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
 
     // Elsewhere, with nothing but the bundle (and the node's key to pin).
     let elsewhere = Dir::new();
@@ -370,7 +385,7 @@ fn an_exported_case_verifies_on_its_own_and_any_change_to_it_is_caught() {
         "{out}"
     );
     let out = elsewhere
-        .ritma(&["verify", "b", "--json"])
+        .ritma(&["verify", "--trust-embedded-key", "b", "--json"])
         .output()
         .success();
     assert!(
@@ -393,7 +408,10 @@ fn an_exported_case_verifies_on_its_own_and_any_change_to_it_is_caught() {
         let i = changed.len() / 2;
         changed[i] ^= 0x20;
         std::fs::write(b.join(rel), &changed).unwrap();
-        let err = elsewhere.ritma(&["verify", "b"]).output().failure();
+        let err = elsewhere
+            .ritma(&["verify", "--trust-embedded-key", "b"])
+            .output()
+            .failure();
         assert!(err.contains("E_"), "{}: {err}", rel.display());
         std::fs::write(b.join(rel), bytes).unwrap();
     }
@@ -404,14 +422,20 @@ fn an_exported_case_verifies_on_its_own_and_any_change_to_it_is_caught() {
         .unwrap()
         .clone();
     std::fs::remove_file(b.join(&record)).unwrap();
-    let err = elsewhere.ritma(&["verify", "b"]).output().failure();
+    let err = elsewhere
+        .ritma(&["verify", "--trust-embedded-key", "b"])
+        .output()
+        .failure();
     assert!(
         err.contains("E_MISSING") && err.contains("w0031.cbor"),
         "{err}"
     );
     std::fs::write(b.join(&record), &files[&record]).unwrap();
     std::fs::write(b.join("windows/notes.txt"), b"x").unwrap();
-    let err = elsewhere.ritma(&["verify", "b"]).output().failure();
+    let err = elsewhere
+        .ritma(&["verify", "--trust-embedded-key", "b"])
+        .output()
+        .failure();
     assert!(err.contains("E_EXTRA"), "{err}");
     std::fs::remove_file(b.join("windows/notes.txt")).unwrap();
     std::fs::copy(
@@ -419,7 +443,10 @@ fn an_exported_case_verifies_on_its_own_and_any_change_to_it_is_caught() {
         b.join("_meta/keys/signing.key"),
     )
     .unwrap();
-    let err = elsewhere.ritma(&["verify", "b"]).output().failure();
+    let err = elsewhere
+        .ritma(&["verify", "--trust-embedded-key", "b"])
+        .output()
+        .failure();
     assert!(
         err.contains("E_EXTRA") && err.contains("private key"),
         "{err}"
@@ -427,14 +454,20 @@ fn an_exported_case_verifies_on_its_own_and_any_change_to_it_is_caught() {
     std::fs::remove_file(b.join("_meta/keys/signing.key")).unwrap();
     let sig = record.with_extension("sig");
     std::fs::copy(b.join(&sig), b.join("checkpoint.sig")).unwrap();
-    let err = elsewhere.ritma(&["verify", "b"]).output().failure();
+    let err = elsewhere
+        .ritma(&["verify", "--trust-embedded-key", "b"])
+        .output()
+        .failure();
     assert!(err.contains("E_CHECKPOINT"), "{err}");
     std::fs::write(
         b.join("checkpoint.sig"),
         &files[Path::new("checkpoint.sig")],
     )
     .unwrap();
-    elsewhere.ritma(&["verify", "b"]).output().success();
+    elsewhere
+        .ritma(&["verify", "--trust-embedded-key", "b"])
+        .output()
+        .success();
 }
 
 /// The access log records the real uid (and its name), not whatever `$USER` says: a

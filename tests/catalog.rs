@@ -145,7 +145,9 @@ fn the_catalog_counts_the_cone_matches_query_cones_lists() {
 #[test]
 fn verify_rebuilds_the_catalog_and_accounting_and_names_a_difference() {
     let d = four_hour_store();
-    d.ritma(&["verify", "s"]).output().success();
+    d.ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
     let (cat, acc) = (d.join(CATALOG), d.join(ACCOUNT));
     let (cat_bytes, acc_bytes) = (std::fs::read(&cat).unwrap(), std::fs::read(&acc).unwrap());
     let restore = || {
@@ -159,7 +161,10 @@ fn verify_rebuilds_the_catalog_and_accounting_and_names_a_difference() {
     let mut c = catalog.clone();
     c.hours[1].contents.as_mut().unwrap().actors += 1;
     write_day(&cat, &c.encode());
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(
         err.contains("E_CATALOG") && err.contains("day.cbor.zst") && err.contains("actors"),
         "{err}"
@@ -170,7 +175,10 @@ fn verify_rebuilds_the_catalog_and_accounting_and_names_a_difference() {
     let mut c = catalog.clone();
     c.hours[0].state = ritma_schemas::catalog::HourState::Open;
     write_day(&cat, &c.encode());
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(err.contains("E_CATALOG") && err.contains("state"), "{err}");
     restore();
 
@@ -178,7 +186,10 @@ fn verify_rebuilds_the_catalog_and_accounting_and_names_a_difference() {
     let mut c = catalog.clone();
     c.hours.remove(2);
     write_day(&cat, &c.encode());
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(
         err.contains("E_CATALOG") && err.contains("no entry for hour 2026-11-01T02"),
         "{err}"
@@ -188,7 +199,10 @@ fn verify_rebuilds_the_catalog_and_accounting_and_names_a_difference() {
     extra.hour += 5;
     c.hours.push(extra);
     write_day(&cat, &c.encode());
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(
         err.contains("E_CATALOG") && err.contains("2026-11-01T08"),
         "{err}"
@@ -199,7 +213,10 @@ fn verify_rebuilds_the_catalog_and_accounting_and_names_a_difference() {
     let mut a = account.clone();
     a.hours[0].stored[1].bytes += 1;
     write_day(&acc, &a.encode());
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(
         err.contains("E_CATALOG") && err.contains("account.cbor.zst"),
         "{err}"
@@ -208,7 +225,10 @@ fn verify_rebuilds_the_catalog_and_accounting_and_names_a_difference() {
 
     // Not a day file, a day file of a day without hours, a missing day file.
     std::fs::write(&cat, b"not zstd").unwrap();
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(
         err.contains("E_DECODE") && err.contains("day.cbor.zst"),
         "{err}"
@@ -217,14 +237,20 @@ fn verify_rebuilds_the_catalog_and_accounting_and_names_a_difference() {
     let other = d.join("s/catalog/2026/11/02/day.cbor.zst");
     std::fs::create_dir_all(other.parent().unwrap()).unwrap();
     std::fs::write(&other, &cat_bytes).unwrap();
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(
         err.contains("E_EXTRA") && err.contains("2026/11/02"),
         "{err}"
     );
     std::fs::remove_dir_all(d.join("s/catalog/2026/11/02")).unwrap();
     std::fs::remove_file(&acc).unwrap();
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(
         err.contains("E_CATALOG") && err.contains("account.cbor.zst"),
         "{err}"
@@ -238,7 +264,9 @@ fn verify_rebuilds_the_catalog_and_accounting_and_names_a_difference() {
         .iter()
         .all(|r| r["state"] == "uncatalogued" && r["events"].is_null()));
     restore();
-    d.ritma(&["verify", "s"]).output().success();
+    d.ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
 }
 
 #[test]
@@ -254,7 +282,9 @@ fn retention_marks_deleted_hours_and_what_they_still_hold() {
     d.ritma(&["retention", "s", "--keep", &keep, "--apply"])
         .output()
         .success();
-    d.ritma(&["verify", "s"]).output().success();
+    d.ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
     let after = hours_json(&d);
     let states: Vec<&str> = after.iter().map(|r| r["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["deleted", "deleted", "sealed", "open"]);

@@ -91,7 +91,10 @@ fn a_replay_killed_at_random_points_resumes_to_the_same_bytes() {
         partial += usize::from(n > 0 && n < all);
         // Whatever the kill left verifies: complete, or interrupted (FORMAT §8.12).
         if d.join("s/_meta/store.cbor").exists() {
-            let o = d.ritma(&["verify", "s"]).output().unwrap();
+            let o = d
+                .ritma(&["verify", "--trust-embedded-key", "s"])
+                .output()
+                .unwrap();
             let err = String::from_utf8_lossy(&o.stderr);
             assert!(o.status.success(), "after kill {i}: {err}");
         }
@@ -109,7 +112,10 @@ fn a_replay_killed_at_random_points_resumes_to_the_same_bytes() {
     for (path, bytes) in &reference {
         assert!(resumed[path] == *bytes, "{} differs", path.display());
     }
-    let ok = d.ritma(&["verify", "s"]).output().success();
+    let ok = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
     assert!(ok.starts_with("OK synth-0: "), "{ok}");
     // A finished store replayed again stays as it is.
     replay(&d, "s", &key).output().success();

@@ -15,3 +15,4 @@ mod replay_loss;
 mod retention;
 mod synth;
 mod verify_range;
+mod witness;

@@ -163,9 +163,15 @@ fn kept_binaries_are_named_by_their_exec_stored_in_the_cas_and_verified() {
     assert!(!o.status.success());
     assert!(err.contains("E_CAS") && err.contains("event 1"), "{err}");
     std::fs::remove_file(cas.manifest_path(&b3(IMPLANT))).unwrap();
-    let o = d.ritma(&["verify", "s2", "--json"]).output().unwrap();
+    let o = d
+        .ritma(&["verify", "--trust-embedded-key", "s2", "--json"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "s2 is intact");
-    let o = d.ritma(&["verify", "s", "--json"]).output().unwrap();
+    let o = d
+        .ritma(&["verify", "--trust-embedded-key", "s", "--json"])
+        .output()
+        .unwrap();
     let json = String::from_utf8_lossy(&o.stdout);
     assert!(json.contains("\"code\":\"E_CAS\""), "{json}");
 }

@@ -25,7 +25,9 @@ fn decode<R: Record>(p: &Path) -> R {
 fn index_files_and_edge_parts_describe_the_sealed_blocks() {
     let d = Dir::new();
     d.sealed_store(&["--events", "150000"]);
-    d.ritma(&["verify", "s"]).output().success();
+    d.ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
     let store = d.join("s");
 
     let micro = files_under(&store.join("windows"), ".cbor")
@@ -135,7 +137,10 @@ fn index_files_and_edge_parts_describe_the_sealed_blocks() {
     let mut forged = taint.clone();
     forged.changes.remove(0);
     std::fs::write(&path, zstd::bulk::compress(&forged.encode(), 3).unwrap()).unwrap();
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(err.contains("E_INDEX") && err.contains("taint"), "{err}");
     std::fs::write(&path, &saved).unwrap();
 
@@ -145,7 +150,10 @@ fn index_files_and_edge_parts_describe_the_sealed_blocks() {
     let mut fewer = edge_refs.clone();
     fewer.entities.pop();
     std::fs::write(&path, zstd::bulk::compress(&fewer.encode(), 3).unwrap()).unwrap();
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(
         err.contains("E_INDEX") && err.contains("edge_refs"),
         "{err}"
@@ -156,15 +164,23 @@ fn index_files_and_edge_parts_describe_the_sealed_blocks() {
     let t10 = hour_dir.join("index/t_10s.cbor.zst");
     let t10_saved = std::fs::read(&t10).unwrap();
     std::fs::remove_file(&t10).unwrap();
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(err.contains("E_INDEX"), "{err}");
     std::fs::write(&t10, &t10_saved).unwrap();
     let extra = parts[0].with_file_name("p0099.edges.cbor.zst");
     std::fs::copy(&parts[0], &extra).unwrap();
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(err.contains("E_EXTRA") && err.contains("p0099"), "{err}");
     std::fs::remove_file(&extra).unwrap();
-    d.ritma(&["verify", "s"]).output().success();
+    d.ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
 
     // The newest hour's catalog entry is written last of its derived files: without it
     // (a run cut off, FORMAT §8.12) a missing index, last part or full part is reported,
@@ -174,7 +190,10 @@ fn index_files_and_edge_parts_describe_the_sealed_blocks() {
     std::fs::remove_file(parts.last().unwrap()).unwrap();
     std::fs::remove_dir_all(store.join("accounting")).unwrap();
     std::fs::remove_file(&parts[0]).unwrap();
-    let out = d.ritma(&["verify", "s"]).output().success();
+    let out = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
     for named in ["index", "p0000", "day.cbor.zst"] {
         assert!(
             out.contains("INTERRUPTED") && out.contains(named),

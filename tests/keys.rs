@@ -114,3 +114,71 @@ fn show_rejects_a_tampered_key_event() {
         "{err}"
     );
 }
+
+/// Verification needs a key pinned from elsewhere: none is refused (saying how), a
+/// directory of trusted keys pins each node of a multi-node store by its name, and a key
+/// of another node, or another key of the same name, fails E_KEYS.
+#[test]
+fn verify_needs_a_pinned_key_and_a_trust_directory_pins_each_node() {
+    let d = Dir::new();
+    d.ritma(&[
+        "synth", "--events", "20000", "--hosts", "2", "--out", "m.rtrace",
+    ])
+    .output()
+    .success();
+    d.node_keys("s", &["synth-0", "synth-1"]);
+    d.ritma(&["replay", "m.rtrace", "--out", "s"])
+        .output()
+        .success();
+    let err = d.ritma(&["verify", "s"]).output().failure();
+    assert!(
+        err.contains("no key is pinned") && err.contains("--trust DIR"),
+        "{err}"
+    );
+    let trusted = d.join("trusted");
+    std::fs::create_dir_all(&trusted).unwrap();
+    for n in ["synth-0", "synth-1"] {
+        std::fs::copy(
+            d.join(&format!("s/nodes/{n}/_meta/keys/signing.vkey")),
+            trusted.join(format!("{n}.vkey")),
+        )
+        .unwrap();
+    }
+    let out = d
+        .ritma(&["verify", "s", "--trust", "trusted"])
+        .output()
+        .success();
+    assert!(
+        out.contains("OK synth-0:") && out.contains("OK synth-1:"),
+        "{out}"
+    );
+    let o = d
+        .ritma(&["verify", "s"])
+        .env("RITMA_TRUST", &trusted)
+        .output();
+    o.success();
+    // One node's key alone: the other node has no pinned key.
+    let vkey0 = trusted.join("synth-0.vkey").display().to_string();
+    let err = d
+        .ritma(&["verify", "s", "--key", &vkey0])
+        .output()
+        .failure();
+    assert!(
+        err.contains("E_KEYS") && err.contains("no pinned key is named ritma/synth-1"),
+        "{err}"
+    );
+    // Another key under synth-1's name: not the anchor of its history.
+    let (_, other) = d.signing_key("synth-1");
+    std::fs::copy(&other, trusted.join("synth-1.vkey")).unwrap();
+    let err = d
+        .ritma(&["verify", "s", "--trust", "trusted"])
+        .output()
+        .failure();
+    assert!(err.contains("E_KEYS") && err.contains("synth-1"), "{err}");
+    // Pinning and trusting the embedded key at once is a contradiction.
+    let err = d
+        .ritma(&["verify", "s", "--key", &vkey0, "--trust-embedded-key"])
+        .output()
+        .failure();
+    assert!(err.contains("not both"), "{err}");
+}

@@ -85,15 +85,40 @@ fn a_proof_verifies_with_nothing_else_present_and_names_its_event() {
     );
     assert_eq!(v["pinned"], true);
 
-    // Unpinned: still OK, with a warning naming the proof's own key.
-    let o = elsewhere
+    // No key pinned: refused, saying how to pin one.
+    let err = elsewhere
         .ritma(&["verify-proof", "p.proof"])
+        .output()
+        .failure();
+    assert!(
+        err.contains("no key is pinned") && err.contains("--trust-embedded-key"),
+        "{err}"
+    );
+    // Trusting the proof's own key: OK, with a warning naming it.
+    let o = elsewhere
+        .ritma(&["verify-proof", "--trust-embedded-key", "p.proof"])
         .output()
         .unwrap();
     assert!(o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("not pinned") && err.contains(&vkey), "{err}");
+    assert!(
+        err.contains("taken from the proof itself") && err.contains(&vkey),
+        "{err}"
+    );
     assert!(String::from_utf8_lossy(&o.stdout).contains("NOT PINNED"));
+    // A directory of trusted keys pins it too (RITMA_TRUST or --trust).
+    let keys = elsewhere.join("trusted");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::write(keys.join("synth-0.vkey"), format!("{vkey}\n")).unwrap();
+    let shown = elsewhere
+        .ritma(&["verify-proof", "p.proof"])
+        .env("RITMA_TRUST", &keys)
+        .output()
+        .success();
+    assert!(
+        field(&shown, "key:").starts_with("pinned (--trust "),
+        "{shown}"
+    );
 
     // The proof file is never overwritten.
     let err = d
@@ -153,16 +178,24 @@ fn flipping_any_byte_of_a_proof_fails_verification() {
         let mut v = bytes.clone();
         v[i] ^= 0x10;
         std::fs::write(d.join("bad.proof"), &v).unwrap();
-        let err = d.ritma(&["verify-proof", "bad.proof"]).output().failure();
+        let err = d
+            .ritma(&["verify-proof", "--trust-embedded-key", "bad.proof"])
+            .output()
+            .failure();
         assert!(err.contains("proof check failed at "), "byte {i}: {err}");
     }
     // Cut short, or grown.
     std::fs::write(d.join("bad.proof"), &bytes[..bytes.len() - 1]).unwrap();
-    d.ritma(&["verify-proof", "bad.proof"]).output().failure();
+    d.ritma(&["verify-proof", "--trust-embedded-key", "bad.proof"])
+        .output()
+        .failure();
     let mut longer = bytes.clone();
     longer.push(0);
     std::fs::write(d.join("bad.proof"), &longer).unwrap();
-    let err = d.ritma(&["verify-proof", "bad.proof"]).output().failure();
+    let err = d
+        .ritma(&["verify-proof", "--trust-embedded-key", "bad.proof"])
+        .output()
+        .failure();
     assert!(err.contains("trailing"), "{err}");
 }
 
@@ -337,5 +370,8 @@ fn a_multi_node_store_needs_the_node() {
         ])
         .output()
         .failure();
-    assert!(err.contains("at key:"), "{err}");
+    assert!(
+        err.contains("no pinned key is named ritma/synth-1"),
+        "{err}"
+    );
 }

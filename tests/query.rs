@@ -184,7 +184,7 @@ fn query_follows_a_download_and_exec_from_the_file_to_its_processes() {
         .output()
         .success();
     let proven: Value = serde_json::from_str(
-        &d.ritma(&["verify-proof", "w.proof", "--json"])
+        &d.ritma(&["verify-proof", "--trust-embedded-key", "w.proof", "--json"])
             .output()
             .success(),
     )

@@ -107,7 +107,10 @@ fn multi_node_traces_get_one_tree_per_node() {
     d.ritma(&["replay", "m.rtrace", "--out", "s", "--workers", "2"])
         .output()
         .success();
-    let v = d.ritma(&["verify", "s"]).output().success();
+    let v = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
     assert!(
         v.contains("OK synth-0:") && v.contains("OK synth-1:"),
         "{v}"
@@ -118,7 +121,9 @@ fn multi_node_traces_get_one_tree_per_node() {
 fn flipping_any_byte_of_any_file_fails_verification_naming_the_file() {
     let d = Dir::new();
     d.sealed_store(&["--events", "3000", "--seed", "11"]);
-    d.ritma(&["verify", "s"]).output().success();
+    d.ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
     let files = tree(&d.join("s"));
     assert_eq!(
         files[Path::new(&format!(
@@ -139,7 +144,10 @@ fn flipping_any_byte_of_any_file_fails_verification_naming_the_file() {
             let mut b = bytes.clone();
             b[at] ^= 0x01;
             std::fs::write(&path, &b).unwrap();
-            let err = d.ritma(&["verify", "s"]).output().failure();
+            let err = d
+                .ritma(&["verify", "--trust-embedded-key", "s"])
+                .output()
+                .failure();
             let name = rel.file_name().unwrap().to_string_lossy().into_owned();
             let names_it = err.contains(&name)
                 || (rel.starts_with("_meta/keys") && err.contains("_meta/keys"));
@@ -153,7 +161,9 @@ fn flipping_any_byte_of_any_file_fails_verification_naming_the_file() {
         std::fs::write(&path, bytes).unwrap();
     }
     assert!(checked > 20, "only {checked} flips");
-    d.ritma(&["verify", "s"]).output().success();
+    d.ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
 }
 
 #[test]
@@ -192,7 +202,10 @@ fn verify_refuses_a_store_of_another_format_version() {
         ..meta
     };
     std::fs::write(&path, old.encode()).unwrap();
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(
         err.contains("E_LAYOUT") && err.contains("store.cbor") && err.contains("format version 2"),
         "{err}"
@@ -208,7 +221,10 @@ fn verify_refuses_a_store_of_another_format_version() {
         .uint(1_000_000_000)
         .uint(3);
     std::fs::write(&path, e.into_bytes()).unwrap();
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(
         err.contains("E_LAYOUT") && err.contains("format version 3, this verifier reads version 4"),
         "{err}"
@@ -224,8 +240,14 @@ fn verify_refuses_a_store_of_another_format_version() {
 fn verify_json_reports_the_store_and_names_a_failure() {
     let d = Dir::new();
     d.sealed_store(&["--events", "30000"]);
-    let text = d.ritma(&["verify", "s"]).output().success();
-    let out = d.ritma(&["verify", "s", "--json"]).output().success();
+    let text = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
+    let out = d
+        .ritma(&["verify", "--trust-embedded-key", "s", "--json"])
+        .output()
+        .success();
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["ok"], true);
     assert_eq!(v["key_pinned"], false);
@@ -256,7 +278,10 @@ fn verify_json_reports_the_store_and_names_a_failure() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&path, &bytes).unwrap();
-    let o = d.ritma(&["verify", "s", "--json"]).output().unwrap();
+    let o = d
+        .ritma(&["verify", "--trust-embedded-key", "s", "--json"])
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["ok"], false);
@@ -288,7 +313,10 @@ fn deleting_or_duplicating_a_window_breaks_continuity() {
     // Replace window 1's record with window 0's: a repeat in the wrong place.
     let saved = std::fs::read(&second).unwrap();
     std::fs::copy(&first, &second).unwrap();
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(
         err.contains("E_LAYOUT") || err.contains("E_CONTINUITY"),
         "{err}"
@@ -309,7 +337,10 @@ fn deleting_or_duplicating_a_window_breaks_continuity() {
             std::fs::remove_file(p).unwrap();
         }
     }
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(err.contains("E_CHECKPOINT"), "{err}");
 }
 
@@ -336,7 +367,9 @@ fn hours_are_sealed_and_chained_and_tampering_with_a_seal_is_caught() {
     d.ritma(&["replay", "h.rtrace", "--out", "s", "--workers", "2"])
         .output()
         .success();
-    d.ritma(&["verify", "s"]).output().success();
+    d.ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
     let seals: Vec<PathBuf> = tree(&d.join("s"))
         .into_keys()
         .filter(|p| p.to_string_lossy().contains("/proofs/"))
@@ -349,7 +382,10 @@ fn hours_are_sealed_and_chained_and_tampering_with_a_seal_is_caught() {
         let at = b.len() / 2;
         b[at] ^= 0x04;
         std::fs::write(&path, &b).unwrap();
-        let err = d.ritma(&["verify", "s"]).output().failure();
+        let err = d
+            .ritma(&["verify", "--trust-embedded-key", "s"])
+            .output()
+            .failure();
         assert!(
             err.contains(&*rel.file_name().unwrap().to_string_lossy()) && err.contains(" E_"),
             "{}: {err}",
@@ -365,17 +401,25 @@ fn hours_are_sealed_and_chained_and_tampering_with_a_seal_is_caught() {
     let (a, b) = (d.join("s").join(cbor[0]), d.join("s").join(cbor[1]));
     let saved = std::fs::read(&b).unwrap();
     std::fs::copy(&a, &b).unwrap();
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(err.contains("E_CHAIN"), "{err}");
     // A missing seal for a complete hour is caught too.
     std::fs::remove_file(&b).unwrap();
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(
         err.contains("E_MISSING") && err.contains("hour_root.cbor"),
         "{err}"
     );
     std::fs::write(&b, saved).unwrap();
-    d.ritma(&["verify", "s"]).output().success();
+    d.ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
 }
 
 /// Every ConeInstance sealed in a store, read back through the store's own blocks.
@@ -566,7 +610,10 @@ fn a_progress_bar_is_drawn_on_a_terminal_and_nowhere_else() {
         "{tty}"
     );
     // Verify, retention and case export draw theirs the same way, and only there.
-    let piped = d.ritma(&["verify", "b"]).output().unwrap();
+    let piped = d
+        .ritma(&["verify", "--trust-embedded-key", "b"])
+        .output()
+        .unwrap();
     assert!(!String::from_utf8_lossy(&piped.stderr).contains("verify ["));
     let on_tty = |args: &str| {
         let cmd = format!("{} {args}", env!("CARGO_BIN_EXE_ritma"));
@@ -579,7 +626,7 @@ fn a_progress_bar_is_drawn_on_a_terminal_and_nowhere_else() {
         assert!(o.status.success(), "{args}");
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
-    let tty = on_tty("verify b");
+    let tty = on_tty("verify b --trust-embedded-key");
     assert!(
         tty.contains("verify [") && tty.contains(" windows"),
         "{tty}"

@@ -96,7 +96,10 @@ fn retention_deletes_old_hours_records_each_and_the_store_still_verifies() {
             assert_eq!(after.get(p), Some(b), "{}", p.display());
         }
     }
-    let out = d.ritma(&["verify", "s"]).output().success();
+    let out = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
     assert!(
         out.contains("2 hours deleted by retention") && out.contains("12000 events"),
         "{out}"
@@ -128,7 +131,10 @@ fn retention_deletes_old_hours_records_each_and_the_store_still_verifies() {
         out.contains("deleted 1 hours") && out.contains("2 deleted before, 1 kept"),
         "{out}"
     );
-    let out = d.ritma(&["verify", "s", "--json"]).output().success();
+    let out = d
+        .ritma(&["verify", "--trust-embedded-key", "s", "--json"])
+        .output()
+        .success();
     assert!(
         out.contains("\"deleted_hours\":3") && out.contains("\"events\":12000"),
         "{out}"
@@ -155,14 +161,19 @@ fn an_interrupted_retention_is_visible_and_finished_by_the_next_run() {
         std::fs::create_dir_all(s.join(p).parent().unwrap()).unwrap();
         std::fs::write(s.join(p), b).unwrap();
     }
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(
         err.contains("E_EXTRA") && err.contains("retention deleted"),
         "{err}"
     );
     let out = apply(&d, 5400);
     assert!(out.contains("finish deleting hour 2026-11-01T00"), "{out}");
-    d.ritma(&["verify", "s"]).output().success();
+    d.ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
 }
 
 /// The store's deletion record of `h`, decoded, and a way to put back a changed one signed
@@ -203,10 +214,15 @@ fn forged_or_tampered_deletions_are_caught() {
     let s = d.join("s");
     let own_key = s.join("_meta/keys/signing.key");
     apply(&d, 9000);
-    d.ritma(&["verify", "s"]).output().success();
+    d.ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
     let del = Deletion::of(&s, 1);
     let verify_fails = |code: &str, what: &str| {
-        let err = d.ritma(&["verify", "s"]).output().failure();
+        let err = d
+            .ritma(&["verify", "--trust-embedded-key", "s"])
+            .output()
+            .failure();
         assert!(err.contains(code), "{what}: {err}");
     };
 
@@ -215,7 +231,10 @@ fn forged_or_tampered_deletions_are_caught() {
     let at = b.len() / 2;
     b[at] ^= 0x01;
     std::fs::write(&del.path, &b).unwrap();
-    let err = d.ritma(&["verify", "s"]).output().failure();
+    let err = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .failure();
     assert!(
         err.contains("deleted.cbor") && (err.contains("E_SIGNATURE") || err.contains("E_DECODE")),
         "{err}"
@@ -239,7 +258,9 @@ fn forged_or_tampered_deletions_are_caught() {
     del.forge(&own_key, |r| r.events -= 1);
     verify_fails("E_SEQ", "fewer deleted events than the seqs they held");
     del.restore();
-    d.ritma(&["verify", "s"]).output().success();
+    d.ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
 
     // The record moved to another deleted hour, or removed.
     let other = Deletion::of(&s, 0);
@@ -356,7 +377,9 @@ fn retention_deletes_the_blobs_only_deleted_windows_named() {
     let mut bytes = Vec::new();
     cas.get(&a, &mut bytes).unwrap();
     assert_eq!(bytes, IMPLANT_A);
-    d.ritma(&["verify", "s"]).output().success();
+    d.ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
     // Nothing more to take on the next run.
     let out = apply(&d, 7200);
     assert!(out.contains("and 0 CAS files"), "{out}");

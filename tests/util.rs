@@ -31,7 +31,8 @@ impl Dir {
         c.args(args)
             .current_dir(self.path())
             .env_remove("RITMA_OUT")
-            .env_remove("RITMA_NODE_ID");
+            .env_remove("RITMA_NODE_ID")
+            .env_remove("RITMA_TRUST");
         c
     }
 }

@@ -27,7 +27,7 @@ const HOUR_0: [&str; 4] = [
 ];
 
 fn verify_json(d: &Dir, range: &[&str]) -> (bool, Value) {
-    let mut args = vec!["verify", "s", "--json"];
+    let mut args = vec!["verify", "--trust-embedded-key", "s", "--json"];
     args.extend_from_slice(range);
     let o = d.ritma(&args).output().unwrap();
     let v = serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
@@ -55,9 +55,12 @@ fn a_range_checks_its_hours_and_chains_the_rest() {
     ] {
         assert_eq!(one[k], full[k], "{k}");
     }
-    let text = d.ritma(&["verify", "s"]).output().success();
+    let text = d
+        .ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
     assert!(!text.contains("chained"), "{text}");
-    let mut args = vec!["verify", "s"];
+    let mut args = vec!["verify", "--trust-embedded-key", "s"];
     args.extend_from_slice(&HOUR_1);
     let text = d.ritma(&args).output().success();
     assert!(
@@ -73,6 +76,7 @@ fn a_range_checks_its_hours_and_chains_the_rest() {
     let err = d
         .ritma(&[
             "verify",
+            "--trust-embedded-key",
             "s",
             "--from",
             "2026-11-01T02:00:00Z",

@@ -326,7 +326,8 @@ class RitmaSensor(Sensor):
         if os.path.isdir(self.out):
             report["out_bytes"] = dir_bytes(self.out)
             # A store: its sealed windows say what was lost (and prove the run sealed).
-            verified = run_checked([self.bench.ritma, "verify", self.out])
+            vkey = os.path.join(self.out, "_meta", "keys", "signing.vkey")
+            verified = run_checked([self.bench.ritma, "verify", self.out, "--key", vkey])
             m = re.search(r"(\d+) events, (\d+) lost", verified)
             if not m:
                 raise BenchError(f"ritma verify printed no event and loss counts: {verified!r}")

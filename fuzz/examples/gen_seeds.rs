@@ -285,6 +285,14 @@ fn main() {
         signer.verifier().to_vkey().as_bytes(),
     );
     write("signed_note", "body", cp.body().as_bytes());
+    // A genuine cosignature/v1 line by the target's fixed witness, and its key texts.
+    let w = ritma_schemas::cosignature::Cosigner::from_seed("witness.example/w1", [5; 32]).unwrap();
+    write(
+        "signed_note",
+        "witness-cosigned",
+        w.cosign(&note, 1_763_884_800).unwrap().as_bytes(),
+    );
+    write("signed_note", "witness-vkey", w.verifier().to_vkey().as_bytes());
 
     fn leaves<H: TreeHash>(n: u64) -> Vec<[u8; 32]> {
         (0..n).map(|i| H::leaf(&i.to_be_bytes())).collect()

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
+use ritma_schemas::cosignature::{CosignatureVerifier, Cosigner};
 use ritma_schemas::keys::{sign_key_event, KeyHistory};
 use ritma_schemas::note::{parse_note, verify_note, Checkpoint, NoteSigner, NoteVerifier};
 use ritma_schemas::records::{KeyEvent, KeyEventKind};
@@ -21,6 +22,8 @@ struct Fixed {
     verifier: NoteVerifier,
     history: KeyHistory,
     checkpoint: Checkpoint,
+    /// The witness `witness.example/w1` of seed 05…05 (the seeds' cosigner).
+    witness: CosignatureVerifier,
 }
 
 fn fixed() -> &'static Fixed {
@@ -39,10 +42,14 @@ fn fixed() -> &'static Fixed {
         history.apply(&sign_key_event(&add, &signer)).unwrap();
         let checkpoint =
             Checkpoint::for_node(NODE, 1234, std::array::from_fn(|i| i as u8)).unwrap();
+        let witness = Cosigner::from_seed("witness.example/w1", [5; 32])
+            .unwrap()
+            .verifier();
         Fixed {
             verifier,
             history,
             checkpoint,
+            witness,
         }
     })
 }
@@ -97,5 +104,18 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(k) = NoteSigner::from_private_key_text(text) {
         assert_eq!(k.to_private_key_text(), text);
+    }
+    // Witness cosignatures (FORMAT §4.4): key texts exact; only the fixed checkpoint, as
+    // the fixed witness cosigned it, verifies.
+    if let Ok(k) = CosignatureVerifier::from_vkey(text) {
+        assert_eq!(k.to_vkey(), text);
+    }
+    if let Ok(k) = Cosigner::from_private_key_text(text) {
+        assert_eq!(k.to_private_key_text(), text);
+    }
+    if let Ok(t) = f.witness.verify(text) {
+        let body = parse_note(text).expect("verified").body;
+        assert_eq!(body, f.checkpoint.body(), "a cosignature of another body verified");
+        assert!(t <= ritma_schemas::cosignature::MAX_TIMESTAMP);
     }
 });

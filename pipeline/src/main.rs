@@ -11,6 +11,8 @@ mod replay;
 mod run;
 mod store_writer;
 mod taint;
+mod trust;
+mod witness;
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
@@ -101,9 +103,8 @@ enum Command {
     Verify {
         /// The store (RITMA_OUT) directory.
         dir: PathBuf,
-        /// The node's verifier key (vkey text or a file holding it), pinning the key history's anchor.
-        #[arg(long)]
-        key: Option<String>,
+        #[command(flatten)]
+        trust: trust::TrustArgs,
         /// Print the result, or the failure's code, file, window and detail, as JSON.
         #[arg(long)]
         json: bool,
@@ -114,6 +115,30 @@ enum Command {
         /// Check blocks and signatures only in the hours before this time (as --from).
         #[arg(long)]
         to: Option<String>,
+        /// A checkpoint saved or cosigned earlier (a signed note file): the store must still
+        /// hold and extend it, so a tail cut or a rewrite after it fails (repeatable).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Vec<PathBuf>,
+        /// A witness's verifier key (text or file): every --checkpoint must carry its
+        /// cosignature (repeatable).
+        #[arg(long, value_name = "VKEY", requires = "checkpoint")]
+        witness: Vec<String>,
+    },
+    /// Cosign, as a witness, the newest checkpoint of each node of a store (FORMAT.md
+    /// §4.4): the store is verified with a pinned key and must extend the checkpoint this
+    /// witness cosigned last (kept in --state), so the witness never vouches for a log that
+    /// was cut or rewritten.
+    Witness {
+        /// The store (RITMA_OUT) directory, read only.
+        dir: PathBuf,
+        /// The witness's private key (`ritma keys new NAME --out FILE --witness`).
+        #[arg(long, value_name = "FILE")]
+        witness_key: PathBuf,
+        /// The witness's own directory: the checkpoint it cosigned last for each node.
+        #[arg(long, value_name = "DIR")]
+        state: PathBuf,
+        #[command(flatten)]
+        trust: trust::TrustArgs,
     },
     /// Delete the sealed hours older than a retention period (a dry run unless --apply);
     /// each deletion is signed and kept beside the hour's seal, so `verify` still checks the store.
@@ -161,9 +186,8 @@ enum Command {
     VerifyProof {
         /// The proof file.
         file: PathBuf,
-        /// The node's verifier key (vkey text or a file holding it): the key history's first key or the checkpoints' signer.
-        #[arg(long)]
-        key: Option<String>,
+        #[command(flatten)]
+        trust: trust::TrustArgs,
         /// Print the proven event as JSON.
         #[arg(long)]
         json: bool,
@@ -252,6 +276,10 @@ enum KeysCommand {
         /// The private key file to create.
         #[arg(long)]
         out: PathBuf,
+        /// A witness's cosigning key (C2SP cosignature/v1, type 0x04) instead of a
+        /// signed-note key.
+        #[arg(long)]
+        witness: bool,
     },
     /// Print a store's public key, key id and key history.
     Show {
@@ -302,7 +330,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Keys(KeysCommand::Init { out, node }) => keys_init(&out, node),
         Command::Keys(KeysCommand::Show { dir, json }) => keys_show(&dir, json),
-        Command::Keys(KeysCommand::New { name, out }) => keys_new(&name, &out),
+        Command::Keys(KeysCommand::New { name, out, witness }) => keys_new(&name, &out, witness),
         Command::Synth {
             events,
             seed,
@@ -321,11 +349,22 @@ fn run(cli: Cli) -> Result<()> {
         } => replay_cmd(traces, out, workers, key, taint_ttl),
         Command::Verify {
             dir,
-            key,
+            trust,
             json,
             from,
             to,
-        } => verify_cmd(&dir, key, json, from, to),
+            checkpoint,
+            witness,
+        } => {
+            let saved = witness::saved_checkpoints(&checkpoint, &witness)?;
+            verify_cmd(&dir, &trust, json, from, to, &saved)
+        }
+        Command::Witness {
+            dir,
+            witness_key,
+            state,
+            trust,
+        } => witness::witness_cmd(&dir, &witness_key, &state, &trust),
         Command::Retention {
             dir,
             keep,
@@ -351,8 +390,8 @@ fn run(cli: Cli) -> Result<()> {
             },
             json,
         ),
-        Command::VerifyProof { file, key, json } => {
-            prove::verify_proof_cmd(&file, key.as_deref(), json)
+        Command::VerifyProof { file, trust, json } => {
+            prove::verify_proof_cmd(&file, &trust.resolve()?, json)
         }
         Command::Record {
             out,
@@ -467,12 +506,14 @@ fn baseline_cmd(out: &Path, dirs: Vec<PathBuf>) -> Result<()> {
 
 fn verify_cmd(
     dir: &Path,
-    key: Option<String>,
+    trust: &trust::TrustArgs,
     json: bool,
     from: Option<String>,
     to: Option<String>,
+    saved: &[ritma_sinks::verify::SavedCheckpoint],
 ) -> Result<()> {
-    let anchor = key.map(|k| prove::vkey_arg("--key", &k)).transpose()?;
+    let trust = trust.resolve()?;
+    let anchor = trust.keys();
     let range = match case::parse_range(from.as_deref(), to.as_deref())? {
         (None, None) => None,
         (a, b) => Some(ritma_sinks::verify::TimeRange::new(a, b)),
@@ -498,7 +539,7 @@ fn verify_cmd(
                 dir.display()
             );
         }
-        let r = ritma_sinks::bundle::verify_bundle(dir, anchor.as_ref()).map_err(failed)?;
+        let r = ritma_sinks::bundle::verify_bundle(dir, anchor).map_err(failed)?;
         let exported = prove::utc(r.exported_wall_ns as i128);
         if json {
             let v = serde_json::json!({
@@ -532,7 +573,7 @@ fn verify_cmd(
             );
         }
         if anchor.is_none() {
-            eprintln!("ritma: the key history's first key was taken from the bundle itself; pass --key to pin it");
+            eprintln!("ritma: warning: the key history's first key was taken from the bundle itself (--trust-embedded-key): this proves only that its holder signed it");
         }
         return Ok(());
     }
@@ -541,7 +582,13 @@ fn verify_cmd(
         bar.set_length(total);
         bar.set_position(done);
     };
-    let reports = ritma_sinks::verify::verify_store_range(dir, anchor.as_ref(), range, &tick);
+    let opts = ritma_sinks::verify::VerifyOptions {
+        anchor,
+        range,
+        progress: &tick,
+        checkpoints: saved,
+    };
+    let reports = ritma_sinks::verify::verify_store_with(dir, &opts);
     bar.finish_and_clear();
     let reports = reports.map_err(failed)?;
     if json {
@@ -561,6 +608,11 @@ fn verify_cmd(
                     "cases": r.cases,
                     "checked_windows": r.checked_windows,
                     "interrupted": interrupted_json(&r.interrupted),
+                    "extends": r.extended.iter().map(|e| serde_json::json!({
+                        "checkpoint": e.path.display().to_string(),
+                        "size": e.size,
+                        "witnesses": e.witnessed.iter().map(|(n, t)| serde_json::json!({"name": n, "time": t})).collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -596,12 +648,28 @@ fn verify_cmd(
             r.log_size,
             b64(&r.log_root)
         );
+        for e in &r.extended {
+            let witnessed: Vec<String> = e
+                .witnessed
+                .iter()
+                .map(|(n, t)| format!("{n} at {}", prove::utc(*t as i128 * 1_000_000_000)))
+                .collect();
+            let by = match witnessed.is_empty() {
+                true => String::new(),
+                false => format!(", cosigned by {}", witnessed.join(", ")),
+            };
+            println!(
+                "  extends the checkpoint {} (size {}{by})",
+                e.path.display(),
+                e.size
+            );
+        }
         if !r.interrupted.is_empty() {
             print!("{}", interrupted_text(dir, &r.interrupted));
         }
     }
     if anchor.is_none() {
-        eprintln!("ritma: the key history's first key was taken from the store itself; pass --key to pin it");
+        eprintln!("ritma: warning: the key history's first key was taken from the store itself (--trust-embedded-key): this proves only that its holder signed it");
     }
     Ok(())
 }
@@ -907,25 +975,27 @@ fn keys_init(out: &Path, node: Option<String>) -> Result<()> {
     Ok(())
 }
 
-fn keys_new(name: &str, out: &Path) -> Result<()> {
+fn keys_new(name: &str, out: &Path, witness: bool) -> Result<()> {
     let mut seed = [0u8; 32];
     getrandom(&mut seed)?;
-    let signer = ritma_schemas::note::NoteSigner::from_seed(name, seed)
-        .map_err(|e| anyhow::anyhow!("key name {name:?}: {e}"))?;
+    let bad = |e| anyhow::anyhow!("key name {name:?}: {e}");
+    let (private, vkey, key_id) = match witness {
+        false => {
+            let s = ritma_schemas::note::NoteSigner::from_seed(name, seed).map_err(bad)?;
+            (s.to_private_key_text(), s.verifier().to_vkey(), s.key_id())
+        }
+        true => {
+            let s = ritma_schemas::cosignature::Cosigner::from_seed(name, seed).map_err(bad)?;
+            let v = s.verifier();
+            (s.to_private_key_text(), v.to_vkey(), v.key_id())
+        }
+    };
     let vkey_path = PathBuf::from(format!("{}.vkey", out.display()));
-    ritma_sinks::keys::write_new(
-        out,
-        format!("{}\n", signer.to_private_key_text()).as_bytes(),
-        0o600,
-    )?;
-    ritma_sinks::keys::write_new(
-        &vkey_path,
-        format!("{}\n", signer.verifier().to_vkey()).as_bytes(),
-        0o644,
-    )?;
+    ritma_sinks::keys::write_new(out, format!("{private}\n").as_bytes(), 0o600)?;
+    ritma_sinks::keys::write_new(&vkey_path, format!("{vkey}\n").as_bytes(), 0o644)?;
     println!("key name:    {name}");
-    println!("key id:      {:08x}", signer.key_id());
-    println!("vkey:        {}", signer.verifier().to_vkey());
+    println!("key id:      {key_id:08x}");
+    println!("vkey:        {vkey}");
     println!("private key: {} (mode 0600)", out.display());
     println!("vkey file:   {}", vkey_path.display());
     Ok(())

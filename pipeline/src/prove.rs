@@ -2,6 +2,7 @@
 //! (a ProofBundle, FORMAT.md §11) built from a store, and its check with nothing else
 //! present.
 
+use crate::trust::Trust;
 use base64::Engine;
 use ritma_schemas::cbor::Decoder;
 use ritma_schemas::keys::KeyHistory;
@@ -766,6 +767,8 @@ pub enum VerifyProofError {
     },
     #[error("{path}: longer than {MAX_BUNDLE_LEN} bytes, the most a proof bundle is")]
     TooLarge { path: PathBuf },
+    #[error("{path}: no pinned key is named {name}, the proof's node")]
+    NoKey { path: PathBuf, name: String },
     #[error("{path}: proof check failed at {}: {source}", source.part())]
     Check {
         path: PathBuf,
@@ -773,10 +776,11 @@ pub enum VerifyProofError {
     },
 }
 
-/// Reads and checks a proof file; `pinned` is the key obtained out of band, if any.
+/// Reads and checks a proof file; `pinned` are the keys obtained out of band, if any (the
+/// ones named after the proof's node are tried).
 pub fn verify_proof(
     path: &Path,
-    pinned: Option<&NoteVerifier>,
+    pinned: Option<&[NoteVerifier]>,
 ) -> Result<ProvenEvent, VerifyProofError> {
     let io = |source| VerifyProofError::Io {
         path: path.to_owned(),
@@ -788,9 +792,32 @@ pub fn verify_proof(
         },
         _ => io(e),
     })?;
-    ProofBundle::verify_bytes(&bytes, pinned).map_err(|source| VerifyProofError::Check {
+    let check = |source| VerifyProofError::Check {
         path: path.to_owned(),
         source: Box::new(source),
+    };
+    let Some(pinned) = pinned else {
+        return ProofBundle::verify_bytes(&bytes, None).map_err(check);
+    };
+    let bundle = ProofBundle::decode(&bytes).map_err(|e| check(BundleError::Decode(e)))?;
+    let node = WindowRecord::decode(&bundle.window_record)
+        .map_err(|e| check(BundleError::WindowRecord(e)))?
+        .node;
+    let name = format!("ritma/{node}");
+    let mine: Vec<&NoteVerifier> = pinned.iter().filter(|k| k.name() == name).collect();
+    let mut last = None;
+    for k in &mine {
+        match bundle.verify(Some(k)) {
+            Ok(p) => return Ok(p),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => check(e),
+        None => VerifyProofError::NoKey {
+            path: path.to_owned(),
+            name,
+        },
     })
 }
 
@@ -938,7 +965,7 @@ pub(crate) fn dict_value(d: &DictEntry) -> String {
 }
 
 /// The human summary `verify-proof` prints.
-pub fn summary_text(p: &ProvenEvent) -> String {
+pub fn summary_text(p: &ProvenEvent, pinned_by: Option<&str>) -> String {
     let e = &p.event;
     let w = &p.window;
     let mut out = String::new();
@@ -1001,9 +1028,10 @@ pub fn summary_text(p: &ProvenEvent) -> String {
     line("first key:", p.anchor.to_vkey());
     line(
         "key:",
-        match p.pinned {
-            true => "pinned (--key)".to_owned(),
-            false => "NOT PINNED: the key was taken from the proof itself".to_owned(),
+        match (p.pinned, pinned_by) {
+            (true, Some(by)) => format!("pinned ({by})"),
+            (true, None) => "pinned".to_owned(),
+            (false, _) => "NOT PINNED: the key was taken from the proof itself".to_owned(),
         },
     );
     out
@@ -1168,17 +1196,20 @@ pub(crate) fn vkey_arg(flag: &str, k: &str) -> anyhow::Result<NoteVerifier> {
 }
 
 /// `ritma verify-proof`: checks a proof file and prints the proven event.
-pub fn verify_proof_cmd(file: &Path, key: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let pinned = key.map(|k| vkey_arg("--key", k)).transpose()?;
-    let p = verify_proof(file, pinned.as_ref())?;
+pub fn verify_proof_cmd(file: &Path, trust: &Trust, json: bool) -> anyhow::Result<()> {
+    let pinned_by = match trust {
+        Trust::Pinned { from, .. } => Some(from.as_str()),
+        Trust::Embedded => None,
+    };
+    let p = verify_proof(file, trust.keys())?;
     match json {
         true => println!("{}", summary_json(&p)),
-        false => print!("{}", summary_text(&p)),
+        false => print!("{}", summary_text(&p, pinned_by)),
     }
-    if pinned.is_none() {
+    if pinned_by.is_none() {
         let keys: Vec<String> = p.signers.iter().map(NoteVerifier::to_vkey).collect();
         eprintln!(
-            "ritma: warning: the proof is signed by {} and its key history starts at {}, both taken from the proof itself and not pinned; pass --key with the node's vkey obtained out of band",
+            "ritma: warning: the proof is signed by {} and its key history starts at {}, both taken from the proof itself (--trust-embedded-key); pin the node's vkey, obtained out of band, with --key or --trust",
             keys.join(" and "),
             p.anchor.to_vkey()
         );

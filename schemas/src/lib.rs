@@ -9,6 +9,7 @@ pub mod case;
 pub mod catalog;
 pub mod cbor;
 pub mod cone_library;
+pub mod cosignature;
 pub mod format_doc;
 pub mod hash;
 pub mod index;

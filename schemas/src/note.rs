@@ -11,8 +11,9 @@
 //! `PRIVATE+KEY+<name>+<key id>+<base64(0x01 ‖ seed)>` for signers.
 //!
 //! Everything here is stricter than the specifications allow, never looser:
-//! - every signature line must be an Ed25519 one (4-byte key id ‖ 64-byte signature),
-//!   including witness cosignatures by other names;
+//! - every signature line is a 4-byte key id and at least one byte of signature; a line
+//!   that is verified (the expected name and key id) holds exactly an Ed25519 signature
+//!   (64 bytes), and a witness cosignature (`crate::cosignature`) its timestamp too;
 //! - base64 must be canonical (padded, zero trailing bits);
 //! - all ASCII control characters except newline are rejected, DEL included;
 //! - a note body must contain at least one character other than newline;
@@ -33,11 +34,11 @@ use sha2::{Digest, Sha256};
 use crate::hash::Hash32;
 
 /// Every signature line starts with an em dash (U+2014) and one space.
-const SIG_PREFIX: &str = "\u{2014} ";
+pub(crate) const SIG_PREFIX: &str = "\u{2014} ";
 /// The C2SP signature type byte for Ed25519.
 const ALG_ED25519: u8 = 0x01;
 /// The prefix of a Go-compatible private key text.
-const PRIVATE_KEY_PREFIX: &str = "PRIVATE+KEY+";
+pub(crate) const PRIVATE_KEY_PREFIX: &str = "PRIVATE+KEY+";
 /// Every Ritma checkpoint origin is this prefix followed by the node name.
 pub const ORIGIN_PREFIX: &str = "ritma/";
 /// Longest node name, in bytes (all of them ASCII).
@@ -66,8 +67,8 @@ pub enum NoteError {
     /// A signature line that is not `— <name> <base64>`.
     #[error("malformed signature line {line}: {reason}")]
     MalformedSignatureLine { line: usize, reason: &'static str },
-    /// A signature that does not decode to 4 + 64 bytes.
-    #[error("signature on line {line} decodes to {found} bytes; an Ed25519 note signature is 4 + 64 = 68")]
+    /// A signature line whose bytes are not a 4-byte key id and a signature.
+    #[error("signature on line {line} decodes to {found} bytes; a signature line holds a 4-byte key id and at least one byte of signature")]
     BadSignatureLength { line: usize, found: usize },
     /// Base64 that is not canonical padded standard base64.
     #[error("{what} is not canonical padded standard base64")]
@@ -88,6 +89,9 @@ pub enum NoteError {
     /// The signature by the expected key does not verify.
     #[error("Ed25519 signature does not verify")]
     BadSignature,
+    /// A cosignature timestamp past 2^63 − 1 (C2SP tlog-cosignature).
+    #[error("cosignature timestamp exceeds 2^63 - 1")]
+    BadTimestamp,
     /// The public key is a point of small order, for which signatures prove nothing.
     #[error("public key is a point of small order (weak Ed25519 key)")]
     WeakPublicKey,
@@ -250,29 +254,9 @@ impl NoteSigner {
         let rest = s
             .strip_prefix(PRIVATE_KEY_PREFIX)
             .ok_or(NoteError::BadPrivateKey("does not start with PRIVATE+KEY+"))?;
-        const SHAPE: &str = "expected PRIVATE+KEY+<name>+<key id>+<key>";
-        let (name, rest) = rest
-            .split_once('+')
-            .ok_or(NoteError::BadPrivateKey(SHAPE))?;
-        // The base64 key may itself contain '+', so only the first two separators count.
-        let (id_hex, key_b64) = rest
-            .split_once('+')
-            .ok_or(NoteError::BadPrivateKey(SHAPE))?;
-        validate_name(name)?;
-        let id = parse_hex8(id_hex).ok_or(NoteError::BadPrivateKey(
-            "key id is not 8 lowercase hex digits",
-        ))?;
-        let raw = decode_b64(key_b64).ok_or(NoteError::BadPrivateKey(
-            "key is not canonical padded standard base64",
-        ))?;
-        let [alg, seed @ ..]: [u8; 33] = raw.as_slice().try_into().map_err(|_| {
-            NoteError::BadPrivateKey("key is not 33 bytes (algorithm byte and 32-byte seed)")
-        })?;
-        if alg != ALG_ED25519 {
-            return Err(NoteError::BadPrivateKey(
-                "algorithm byte is not 0x01 (Ed25519)",
-            ));
-        }
+        validate_key_text_name(rest)?;
+        let (name, id, seed) =
+            parse_key_text(rest, ALG_ED25519).map_err(NoteError::BadPrivateKey)?;
         let signer = Self::from_seed(name, seed)?;
         if signer.key_id != id {
             return Err(NoteError::BadPrivateKey(
@@ -296,15 +280,7 @@ impl NoteVerifier {
     /// are not canonical curve points, and small-order (weak) keys.
     pub fn new(name: &str, public_key: [u8; 32]) -> Result<Self, NoteError> {
         validate_name(name)?;
-        let key = VerifyingKey::from_bytes(&public_key).map_err(|_| NoteError::InvalidPublicKey)?;
-        // A small-order key admits signatures that verify for many messages.
-        if key.is_weak() {
-            return Err(NoteError::WeakPublicKey);
-        }
-        // The decoder also accepts y ≥ p; insist on the one encoding so a key has one key id.
-        if key.to_edwards().compress().to_bytes() != public_key {
-            return Err(NoteError::InvalidPublicKey);
-        }
+        let key = checked_public_key(public_key)?;
         Ok(Self {
             name: name.to_owned(),
             key_id: key_id(name, &public_key),
@@ -343,28 +319,28 @@ impl NoteVerifier {
 
     /// Parses a verifier key text; its key id must match the name and key.
     pub fn from_vkey(s: &str) -> Result<Self, NoteError> {
-        const SHAPE: &str = "expected <name>+<key id>+<key>";
-        let (name, rest) = s.split_once('+').ok_or(NoteError::BadVkey(SHAPE))?;
-        // The base64 key may itself contain '+', so only the first two separators count.
-        let (id_hex, key_b64) = rest.split_once('+').ok_or(NoteError::BadVkey(SHAPE))?;
-        validate_name(name)?;
-        let id =
-            parse_hex8(id_hex).ok_or(NoteError::BadVkey("key id is not 8 lowercase hex digits"))?;
-        let raw = decode_b64(key_b64).ok_or(NoteError::BadVkey(
-            "key is not canonical padded standard base64",
-        ))?;
-        let [alg, public_key @ ..]: [u8; 33] = raw.as_slice().try_into().map_err(|_| {
-            NoteError::BadVkey("key is not 33 bytes (algorithm byte and 32-byte public key)")
-        })?;
-        if alg != ALG_ED25519 {
-            return Err(NoteError::BadVkey("algorithm byte is not 0x01 (Ed25519)"));
-        }
+        validate_key_text_name(s)?;
+        let (name, id, public_key) = parse_key_text(s, ALG_ED25519).map_err(NoteError::BadVkey)?;
         let verifier = Self::new(name, public_key)?;
         if verifier.key_id != id {
             return Err(NoteError::BadVkey("key id does not match the name and key"));
         }
         Ok(verifier)
     }
+}
+
+/// An Ed25519 public key that is a canonical encoding of a point not of small order.
+pub(crate) fn checked_public_key(public_key: [u8; 32]) -> Result<VerifyingKey, NoteError> {
+    let key = VerifyingKey::from_bytes(&public_key).map_err(|_| NoteError::InvalidPublicKey)?;
+    // A small-order key admits signatures that verify for many messages.
+    if key.is_weak() {
+        return Err(NoteError::WeakPublicKey);
+    }
+    // The decoder also accepts y ≥ p; insist on the one encoding so a key has one key id.
+    if key.to_edwards().compress().to_bytes() != public_key {
+        return Err(NoteError::InvalidPublicKey);
+    }
+    Ok(key)
 }
 
 /// One parsed signature line: `— <name> base64(key id ‖ signature)`.
@@ -374,8 +350,10 @@ pub struct NoteSignature {
     pub name: String,
     /// The key id (big-endian on the wire).
     pub key_id: u32,
-    /// The Ed25519 signature over the body.
-    pub signature: [u8; 64],
+    /// The signature bytes after the key id: an Ed25519 signature (64 bytes) on a node's
+    /// line, a timestamp and one (72) on a witness cosignature; other lengths belong to
+    /// other key types and are only checked when their key is.
+    pub signature: Vec<u8>,
 }
 
 /// A note split into its body and signature lines; nothing in it is verified yet.
@@ -436,9 +414,14 @@ pub fn verify_note<'a>(text: &'a str, verifier: &NoteVerifier) -> Result<&'a str
             continue;
         }
         // verify_strict, not verify: it also rejects non-canonical S and small-order R or A.
+        let bytes: &[u8; 64] = sig
+            .signature
+            .as_slice()
+            .try_into()
+            .map_err(|_| NoteError::BadSignature)?;
         verifier
             .key
-            .verify_strict(note.body.as_bytes(), &Signature::from_bytes(&sig.signature))
+            .verify_strict(note.body.as_bytes(), &Signature::from_bytes(bytes))
             .map_err(|_| NoteError::BadSignature)?;
         verified = true;
     }
@@ -544,7 +527,7 @@ impl Checkpoint {
 }
 
 /// C2SP key names: non-empty, no Unicode whitespace, no `+`; we also refuse control characters.
-fn validate_name(name: &str) -> Result<(), NoteError> {
+pub(crate) fn validate_name(name: &str) -> Result<(), NoteError> {
     let bad = |c: char| c.is_whitespace() || c.is_control() || c == '+';
     if name.is_empty() || name.chars().any(bad) {
         return Err(NoteError::BadKeyName);
@@ -569,7 +552,7 @@ fn validate_origin(origin: &str) -> Result<(), NoteError> {
 }
 
 /// What `sign` requires of a body, so that `parse_note` gives the same body back.
-fn validate_body(body: &str) -> Result<(), NoteError> {
+pub(crate) fn validate_body(body: &str) -> Result<(), NoteError> {
     if !has_content(body) {
         return Err(NoteError::EmptyBody);
     }
@@ -618,18 +601,51 @@ fn parse_signature_line(line: &str, number: usize) -> Result<NoteSignature, Note
     }
     validate_name(name)?;
     let raw = decode_b64(b64).ok_or(NoteError::BadBase64 { what: "signature" })?;
-    let [a, b, c, d, signature @ ..]: [u8; 68] =
-        raw.as_slice()
-            .try_into()
-            .map_err(|_| NoteError::BadSignatureLength {
-                line: number,
-                found: raw.len(),
-            })?;
+    let [a, b, c, d, signature @ ..] = raw.as_slice() else {
+        return Err(NoteError::BadSignatureLength {
+            line: number,
+            found: raw.len(),
+        });
+    };
+    if signature.is_empty() {
+        return Err(NoteError::BadSignatureLength {
+            line: number,
+            found: raw.len(),
+        });
+    }
     Ok(NoteSignature {
         name: name.to_owned(),
-        key_id: u32::from_be_bytes([a, b, c, d]),
-        signature,
+        key_id: u32::from_be_bytes([*a, *b, *c, *d]),
+        signature: signature.to_vec(),
     })
+}
+
+/// A key text's name (before its first `+`) is checked before anything else of it.
+pub(crate) fn validate_key_text_name(s: &str) -> Result<(), NoteError> {
+    validate_name(s.split('+').next().unwrap_or(""))
+}
+
+/// Splits a key text `<name>+<key id>+<base64(alg ‖ 32 bytes)>` (after any `PRIVATE+KEY+`)
+/// at its first two `+` (the base64 may hold more), requiring the algorithm byte `alg`;
+/// the name is checked by the caller. Errors say what is wrong, never the key.
+pub(crate) fn parse_key_text(s: &str, alg: u8) -> Result<(&str, u32, [u8; 32]), &'static str> {
+    let (name, rest) = s.split_once('+').ok_or("expected <name>+<key id>+<key>")?;
+    let (id_hex, key_b64) = rest
+        .split_once('+')
+        .ok_or("expected <name>+<key id>+<key>")?;
+    let id = parse_hex8(id_hex).ok_or("key id is not 8 lowercase hex digits")?;
+    let raw = decode_b64(key_b64).ok_or("key is not canonical padded standard base64")?;
+    let [found, key @ ..]: [u8; 33] = raw
+        .as_slice()
+        .try_into()
+        .map_err(|_| "key is not 33 bytes (algorithm byte and 32 key bytes)")?;
+    if found != alg {
+        return Err(match alg {
+            ALG_ED25519 => "algorithm byte is not 0x01 (Ed25519)",
+            _ => "algorithm byte is not 0x04 (Ed25519 cosignature/v1)",
+        });
+    }
+    Ok((name, id, key))
 }
 
 /// Canonical decimal only, so one size has one encoding.
@@ -651,7 +667,7 @@ fn parse_hex8(s: &str) -> Option<u32> {
 }
 
 /// Standard padded base64, and only its canonical form, so no two texts decode alike.
-fn decode_b64(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn decode_b64(s: &str) -> Option<Vec<u8>> {
     B64.decode(s).ok().filter(|raw| B64.encode(raw) == s)
 }
 
@@ -1319,7 +1335,7 @@ mod tests {
         );
 
         let body = checkpoint().body();
-        for len in [4usize, 67, 69, 76] {
+        for len in [1usize, 3, 4] {
             let n = format!("{body}\n{}", raw_line(ORIGIN, &vec![1u8; len]));
             assert_eq!(
                 parse_note(&n),
@@ -1327,6 +1343,20 @@ mod tests {
                     line: 5,
                     found: len
                 }),
+                "{len}"
+            );
+        }
+        // Other lengths parse (other key types, witness cosignatures) but never verify as
+        // the node's Ed25519 signature, even under its key id.
+        let v = signer().verifier();
+        for len in [5usize, 67, 69, 76] {
+            let mut raw = v.key_id().to_be_bytes().to_vec();
+            raw.extend(vec![1u8; len - 4]);
+            let n = format!("{body}\n{}", raw_line(ORIGIN, &raw));
+            assert!(parse_note(&n).is_ok(), "{len}");
+            assert_eq!(
+                Checkpoint::verify(&n, &v),
+                Err(NoteError::BadSignature),
                 "{len}"
             );
         }

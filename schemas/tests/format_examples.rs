@@ -324,6 +324,20 @@ fn examples() -> BTreeMap<&'static str, String> {
         .unwrap();
     ex.insert("checkpoint", note.trim_end().to_owned());
 
+    // That checkpoint cosigned by witness.example/w1 (seed 05…05) at 2025-11-23T08:00:00Z.
+    let witness =
+        ritma_schemas::cosignature::Cosigner::from_seed("witness.example/w1", [5; 32]).unwrap();
+    let cosigned = witness.cosign(&note, 1_763_884_800).unwrap();
+    assert_eq!(witness.verifier().verify(&cosigned).unwrap(), 1_763_884_800);
+    ex.insert(
+        "cosigned-checkpoint",
+        format!(
+            "witness vkey {}\n{}",
+            witness.verifier().to_vkey(),
+            cosigned.trim_end()
+        ),
+    );
+
     let key_event = KeyEvent {
         node: "web-1".into(),
         kind: KeyEventKind::Add,

@@ -59,10 +59,11 @@ fn read_signed<R: Record>(path: &Path) -> Result<(Vec<u8>, SignedRecord, R), Ver
 }
 
 /// Verifies the bundle at `dir` with nothing else present. `anchor` pins the first key
-/// of the node's key history (otherwise it is taken from the bundle).
+/// of the node's key history (one of these keys named after the node; otherwise it is
+/// taken from the bundle).
 pub fn verify_bundle(
     dir: &Path,
-    anchor: Option<&NoteVerifier>,
+    anchor: Option<&[NoteVerifier]>,
 ) -> Result<BundleReport, VerifyError> {
     let meta_path = dir.join("_meta/store.cbor");
     let meta = read_store_meta(&read(&meta_path, StoreMeta::MAX_LEN)?, &meta_path)?;

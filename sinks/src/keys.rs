@@ -198,6 +198,16 @@ impl Keystore {
 
 /// Loads a private key file, refusing one that others can read or another user owns.
 pub fn load_private_key(path: &Path) -> Result<NoteSigner, KeystoreError> {
+    let text = load_private_key_text(path)?;
+    NoteSigner::from_private_key_text(&text).map_err(|source| KeystoreError::Key {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// A private key file's text (one line, its newline cut), refusing a file that others can
+/// read or another user owns, whatever kind of key it holds.
+pub fn load_private_key_text(path: &Path) -> Result<String, KeystoreError> {
     let path = path.to_owned();
     let meta = fs::metadata(&path).map_err(io(&path))?;
     let mode = meta.permissions().mode() & 0o7777;
@@ -214,8 +224,7 @@ pub fn load_private_key(path: &Path) -> Result<NoteSigner, KeystoreError> {
         });
     }
     let text = read_key_text(&path)?;
-    NoteSigner::from_private_key_text(text.trim_end_matches('\n'))
-        .map_err(|source| KeystoreError::Key { path, source })
+    Ok(text.trim_end_matches('\n').to_owned())
 }
 
 /// A key file's text: one key line, at most 1 KiB.

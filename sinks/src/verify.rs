@@ -18,6 +18,7 @@ use crate::store::{is_temp_name, BlockFile, WindowPaths};
 use ritma_operators::capture_mode::ModeRaises;
 use ritma_operators::taint::TaintTracker;
 use ritma_schemas::catalog::{AccountHour, CatalogHour, HourState};
+use ritma_schemas::cosignature::CosignatureVerifier;
 use ritma_schemas::index::{EdgePart, EdgeRefs, EdgeRun, TaintIndex, MAX_INDEX_LEN};
 use ritma_schemas::keys::KeyHistory;
 use ritma_schemas::merkle::{verify_consistency, Blake3Tree, Frontier, TreeHash};
@@ -96,6 +97,10 @@ pub struct NodeReport {
     pub checked_windows: u64,
     /// What an interrupted writer left (FORMAT.md §8.12), empty for a complete store.
     pub interrupted: Interrupted,
+    /// The saved checkpoints of this node the store was found to extend.
+    pub extended: Vec<Extended>,
+    /// The file of the node log's newest signed checkpoint (none for an empty store).
+    pub newest_checkpoint: Option<PathBuf>,
 }
 
 /// A time range `[from_ns, to_ns)` of wall-clock ns: `verify_store_range` checks the blocks of
@@ -131,11 +136,45 @@ impl TimeRange {
     }
 }
 
-/// Verifies every node tree of the store at `dir`. `anchor` pins the first key of
+/// A checkpoint saved or cosigned elsewhere that the store must still hold and extend
+/// (`verify --checkpoint`, FORMAT.md §4.4): a tail cut or a rewrite after it is caught.
+#[derive(Clone, Debug)]
+pub struct SavedCheckpoint {
+    /// Where it came from, for errors.
+    pub path: PathBuf,
+    /// The signed note (the node's signature, and any cosignatures).
+    pub note: String,
+    /// Witnesses whose cosignature it must carry.
+    pub witnesses: Vec<CosignatureVerifier>,
+}
+
+/// How a store is verified.
+pub struct VerifyOptions<'a> {
+    /// The keys pinned from elsewhere (`None`: the store's own, FORMAT.md §5).
+    pub anchor: Option<&'a [NoteVerifier]>,
+    /// Check blocks only in the hours this range overlaps.
+    pub range: Option<TimeRange>,
+    /// Told (windows done, windows in all).
+    pub progress: Progress<'a>,
+    /// Checkpoints the store must extend, each of the node its origin names.
+    pub checkpoints: &'a [SavedCheckpoint],
+}
+
+/// What a saved checkpoint proved of a node's store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Extended {
+    pub path: PathBuf,
+    pub size: u64,
+    /// Each required witness, and the time of its cosignature.
+    pub witnessed: Vec<(String, u64)>,
+}
+
+/// Verifies every node tree of the store at `dir`. `anchor`, the keys pinned from
+/// elsewhere, pins the first key of
 /// each node's key history (otherwise it is taken from the store).
 pub fn verify_store(
     dir: &Path,
-    anchor: Option<&NoteVerifier>,
+    anchor: Option<&[NoteVerifier]>,
 ) -> Result<Vec<NodeReport>, VerifyError> {
     verify_store_range(dir, anchor, None, &|_, _| {})
 }
@@ -149,12 +188,58 @@ pub type Progress<'a> = &'a dyn Fn(u64, u64);
 /// checkpoint authenticates every record before it; every hour seal is checked.
 pub fn verify_store_range(
     dir: &Path,
-    anchor: Option<&NoteVerifier>,
+    anchor: Option<&[NoteVerifier]>,
     range: Option<TimeRange>,
     progress: Progress<'_>,
 ) -> Result<Vec<NodeReport>, VerifyError> {
+    verify_store_with(
+        dir,
+        &VerifyOptions {
+            anchor,
+            range,
+            progress,
+            checkpoints: &[],
+        },
+    )
+}
+
+/// [`verify_store_range`] with saved checkpoints to extend.
+pub fn verify_store_with(
+    dir: &Path,
+    opts: &VerifyOptions<'_>,
+) -> Result<Vec<NodeReport>, VerifyError> {
+    let reports = verify_roots(dir, opts)?;
+    // A checkpoint of a node the store does not hold proves nothing was kept.
+    for c in opts.checkpoints {
+        let node = checkpoint_node(c)?;
+        if !reports.iter().any(|r| r.node == node) {
+            let detail = format!("a checkpoint of node {node}, which the store does not hold");
+            return Err(fail("E_CHECKPOINT", &c.path, None, detail));
+        }
+    }
+    Ok(reports)
+}
+
+/// The node a saved checkpoint's origin names.
+fn checkpoint_node(c: &SavedCheckpoint) -> Result<String, VerifyError> {
+    let body = ritma_schemas::note::parse_note(&c.note)
+        .map_err(|e| fail("E_DECODE", &c.path, None, e.to_string()))?
+        .body;
+    let cp =
+        Checkpoint::parse_body(body).map_err(|e| fail("E_DECODE", &c.path, None, e.to_string()))?;
+    cp.node().map(str::to_owned).ok_or_else(|| {
+        fail(
+            "E_DECODE",
+            &c.path,
+            None,
+            "not a checkpoint of a Ritma node",
+        )
+    })
+}
+
+fn verify_roots(dir: &Path, opts: &VerifyOptions<'_>) -> Result<Vec<NodeReport>, VerifyError> {
     if dir.join("_meta/store.cbor").exists() {
-        return Ok(vec![verify_node(dir, anchor, range, progress)?]);
+        return Ok(vec![verify_node(dir, opts)?]);
     }
     let nodes = dir.join("nodes");
     let mut roots: Vec<PathBuf> = match fs::read_dir(&nodes) {
@@ -172,20 +257,17 @@ pub fn verify_store_range(
     if roots.is_empty() {
         return Err(fail("E_LAYOUT", &nodes, None, "no node trees"));
     }
-    roots
-        .iter()
-        .map(|r| verify_node(r, anchor, range, progress))
-        .collect()
+    roots.iter().map(|r| verify_node(r, opts)).collect()
 }
 
 /// The node's key history from `_meta/keys/` of `root` (a store's node tree or a case
-/// bundle), pinned to `anchor` if given; the verifier key beside it must be the node's
-/// and one of its keys.
+/// bundle), pinned to one of the `anchor` keys named `ritma/<node>` if given; the
+/// verifier key beside it must be the node's and one of its keys.
 pub(crate) fn node_key_history(
     root: &Path,
     meta_path: &Path,
     node: &str,
-    anchor: Option<&NoteVerifier>,
+    anchor: Option<&[NoteVerifier]>,
 ) -> Result<KeyHistory, VerifyError> {
     let keys = Keystore::for_store(root);
     let vkey = keys
@@ -202,10 +284,21 @@ pub(crate) fn node_key_history(
     let history: KeyHistory = keys
         .load_history(node)
         .map_err(|e| fail("E_KEYS", &keys.events_dir(), None, e.to_string()))?;
-    if let Some(a) = anchor {
-        history
-            .expect_anchor(a)
-            .map_err(|e| fail("E_KEYS", &keys.events_dir(), None, e.to_string()))?;
+    if let Some(pinned) = anchor {
+        let name = format!("ritma/{node}");
+        let mine: Vec<&NoteVerifier> = pinned.iter().filter(|k| k.name() == name).collect();
+        let Some(first) = mine.first() else {
+            let named: Vec<&str> = pinned.iter().map(NoteVerifier::name).collect();
+            let detail = format!(
+                "no pinned key is named {name} (the keys pinned are named {})",
+                named.join(", ")
+            );
+            return Err(fail("E_KEYS", &keys.events_dir(), None, detail));
+        };
+        if !mine.iter().any(|k| history.expect_anchor(k).is_ok()) {
+            let e = history.expect_anchor(first).expect_err("none matched");
+            return Err(fail("E_KEYS", &keys.events_dir(), None, e.to_string()));
+        }
     }
     // The public key file beside the history must name a key of it.
     if !history.spans().iter().any(|s| s.verifier == vkey) {
@@ -383,16 +476,15 @@ impl SeqSet {
     }
 }
 
-fn verify_node(
-    root: &Path,
-    anchor: Option<&NoteVerifier>,
-    range: Option<TimeRange>,
-    progress: Progress<'_>,
-) -> Result<NodeReport, VerifyError> {
+fn verify_node(root: &Path, opts: &VerifyOptions<'_>) -> Result<NodeReport, VerifyError> {
+    let (anchor, range, progress) = (opts.anchor, opts.range, opts.progress);
     let meta_path = root.join("_meta/store.cbor");
     let meta_bytes = read_file(&meta_path, StoreMeta::MAX_LEN, None, "E_MISSING")?;
     let meta = read_store_meta(&meta_bytes, &meta_path)?;
     let history = node_key_history(root, &meta_path, &meta.node, anchor)?;
+    let mut saved = SavedRoots::of_node(opts.checkpoints, &meta.node, &history)?;
+    // The checkpoint of the newest window (or hour seal), verified with the others.
+    let mut newest_checkpoint: Option<PathBuf> = None;
 
     // The cone library the windows name must be the published one, byte for byte.
     let cones_dir = root.join(format!("ctgf/cones/v{:04}", meta.cone_lib_version));
@@ -540,6 +632,8 @@ fn verify_node(
                     ),
                 ));
             }
+            saved.observe(&log)?;
+            newest_checkpoint = Some(root.join(&hour).join("proofs/hour_root.sig"));
             prev_window = Some(d.last_window);
             first_window.get_or_insert(d.first_window);
             hour_first = Some(d.first_window);
@@ -673,6 +767,8 @@ fn verify_node(
 
             // The record is authentic first; then its blocks must hash to its root.
             log.push::<Blake3Tree>(Blake3Tree::leaf(&bytes));
+            saved.observe(&log)?;
+            newest_checkpoint = Some(sig_path.clone());
             if !hour_checked {
                 // Outside the range: chained (a later checked checkpoint or hour seal signs
                 // it) and counted, its blocks and derived files left alone.
@@ -1000,6 +1096,8 @@ fn verify_node(
             return Err(fail("E_CHECKPOINT", &record_path, w, detail));
         }
     }
+    // The signed log is whole here: it must extend every checkpoint saved elsewhere.
+    let extended = saved.finish(&log)?;
     check_no_other_health_copies(root, &health_copies, &left)?;
     if deletions_signed_at > log.size() {
         return Err(fail("E_RETENTION", root, prev_window, format!("a deletion was signed at node-log size {deletions_signed_at}, beyond the log's {} windows: the store lost windows it had (rolled back?)", log.size())));
@@ -1026,7 +1124,107 @@ fn verify_node(
         cases,
         checked_windows,
         interrupted: left.report,
+        extended,
+        newest_checkpoint,
     })
+}
+
+/// A saved checkpoint of this node, verified, and the root the walk found at its size.
+struct SavedRoot {
+    saved: SavedCheckpoint,
+    checkpoint: Checkpoint,
+    /// Each required witness, and the time of its cosignature.
+    witnessed: Vec<(String, u64)>,
+    root: Option<Hash32>,
+}
+
+/// The saved checkpoints of one node, verified, and the node log's root at each one's size
+/// as the walk passes it.
+struct SavedRoots {
+    wanted: Vec<SavedRoot>,
+}
+
+impl SavedRoots {
+    /// Each of `checkpoints` naming `node`: its signature by a key the history makes valid
+    /// at its size (E_SIGNATURE), and every cosignature it must carry (E_WITNESS).
+    fn of_node(
+        checkpoints: &[SavedCheckpoint],
+        node: &str,
+        history: &KeyHistory,
+    ) -> Result<Self, VerifyError> {
+        let mut wanted = Vec::new();
+        for c in checkpoints {
+            if checkpoint_node(c)? != node {
+                continue;
+            }
+            let cp = history
+                .verify_checkpoint(&c.note)
+                .map_err(|e| fail("E_SIGNATURE", &c.path, None, e.to_string()))?;
+            let mut witnessed = Vec::new();
+            for w in &c.witnesses {
+                let t = w.verify(&c.note).map_err(|e| {
+                    let detail = format!("no valid cosignature by witness {}: {e}", w.to_vkey());
+                    fail("E_WITNESS", &c.path, None, detail)
+                })?;
+                witnessed.push((w.name().to_owned(), t));
+            }
+            // Size 0 is the empty log: every store extends it if its root is the empty one.
+            if cp.size == 0 && cp.root != Blake3Tree::empty() {
+                let detail = "a checkpoint of size 0 whose root is not the empty tree's";
+                return Err(fail("E_CHECKPOINT", &c.path, None, detail));
+            }
+            wanted.push(SavedRoot {
+                saved: c.clone(),
+                root: (cp.size == 0).then(Blake3Tree::empty),
+                checkpoint: cp,
+                witnessed,
+            });
+        }
+        Ok(SavedRoots { wanted })
+    }
+
+    /// As the log reaches a saved checkpoint's size, its root there must be the signed one
+    /// (E_CHECKPOINT: the log was rewritten), found at the first window that shows it.
+    fn observe(&mut self, log: &Frontier) -> Result<(), VerifyError> {
+        for w in &mut self.wanted {
+            if w.checkpoint.size == log.size() {
+                let r = log.root::<Blake3Tree>();
+                if r != w.checkpoint.root {
+                    let detail = format!("the store's first {} windows are not those this checkpoint signed: the log was rewritten", w.checkpoint.size);
+                    return Err(fail("E_CHECKPOINT", &w.saved.path, None, detail));
+                }
+                w.root = Some(r);
+            }
+        }
+        Ok(())
+    }
+
+    /// Each saved checkpoint must be extended by the log (E_CHECKPOINT).
+    fn finish(self, log: &Frontier) -> Result<Vec<Extended>, VerifyError> {
+        let mut out = Vec::new();
+        for SavedRoot {
+            saved: c,
+            checkpoint: cp,
+            witnessed,
+            root,
+        } in self.wanted
+        {
+            let detail = match root {
+                Some(_) => None,
+                None if cp.size > log.size() => Some(format!("signed for {} windows, the store holds {}: windows after {} are gone (its tail was cut)", cp.size, log.size(), log.size())),
+                None => Some(format!("its size {} falls inside hours retention deleted: check a checkpoint at an hour's end, or a later one", cp.size)),
+            };
+            if let Some(detail) = detail {
+                return Err(fail("E_CHECKPOINT", &c.path, None, detail));
+            }
+            out.push(Extended {
+                path: c.path,
+                size: cp.size,
+                witnessed,
+            });
+        }
+        Ok(out)
+    }
 }
 
 /// The checkpoint note in `sig_path`, its signature checked with a key the history makes
