@@ -25,25 +25,27 @@ fn witnessed() -> Dir {
         .output()
         .success();
     assert!(out.contains("witness.example/w1"), "{out}");
-    let out = d
-        .ritma(&[
-            "witness",
-            "s",
-            "--witness-key",
-            "w.key",
-            "--state",
-            "ws",
-            "--key",
-            "node.vkey",
-        ])
-        .output()
-        .success();
+    let out = witness(&d, "s").output().success();
     let n = window_leaves(&d.join("s")).len();
     assert!(
         out.contains(&format!("cosigned synth-0 at size {n}:")),
         "{out}"
     );
     d
+}
+
+/// `ritma witness STORE` with the witness key, its state `ws/` and the node's key.
+fn witness(d: &Dir, store: &str) -> std::process::Command {
+    d.ritma(&[
+        "witness",
+        store,
+        "--witness-key",
+        "w.key",
+        "--state",
+        "ws",
+        "--key",
+        "node.vkey",
+    ])
 }
 
 /// The windows of store `s`.
@@ -115,19 +117,7 @@ fn a_cosigned_checkpoint_proves_the_store_extends_it() {
         .failure();
     assert!(err.contains("E_WITNESS") && err.contains("w4.sig"), "{err}");
     // Cosigning again later extends the first cosignature.
-    let out = d
-        .ritma(&[
-            "witness",
-            "s",
-            "--witness-key",
-            "w.key",
-            "--state",
-            "ws",
-            "--key",
-            "node.vkey",
-        ])
-        .output()
-        .success();
+    let out = witness(&d, "s").output().success();
     assert!(out.contains("extends the one cosigned before"), "{out}");
     // A witness pins the nodes' keys.
     let err = d
@@ -176,19 +166,7 @@ fn a_tail_cut_after_a_cosigned_checkpoint_is_caught() {
             )),
         "{err}"
     );
-    let err = d
-        .ritma(&[
-            "witness",
-            "cut",
-            "--witness-key",
-            "w.key",
-            "--state",
-            "ws",
-            "--key",
-            "node.vkey",
-        ])
-        .output()
-        .failure();
+    let err = witness(&d, "cut").output().failure();
     assert!(
         err.contains("not cosigned") && err.contains("E_CHECKPOINT"),
         "{err}"

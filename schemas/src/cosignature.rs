@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 
 use crate::note::{
-    checked_public_key, parse_key_text, parse_note, validate_key_text_name, validate_name,
-    NoteError, PRIVATE_KEY_PREFIX, SIG_PREFIX,
+    checked_public_key, key_text, parse_note, parse_private_key_text, parse_vkey_text,
+    private_key_text, validate_name, NoteError, SIG_PREFIX,
 };
 
 /// The C2SP signature type byte of an Ed25519 cosignature/v1 key.
@@ -112,26 +112,18 @@ impl Cosigner {
 
     /// `PRIVATE+KEY+<name>+<key id>+<base64(0x04 ‖ seed)>`.
     pub fn to_private_key_text(&self) -> String {
-        let mut raw = [0u8; 33];
-        raw[0] = ALG_COSIGNATURE_V1;
-        raw[1..].copy_from_slice(&self.key.to_bytes());
-        format!(
-            "{PRIVATE_KEY_PREFIX}{}+{:08x}+{}",
-            self.name,
+        private_key_text(
+            &self.name,
             self.key_id,
-            B64.encode(raw)
+            ALG_COSIGNATURE_V1,
+            &self.key.to_bytes(),
         )
     }
 
     /// Parses a cosigner's private key text; its key id must match. Errors never repeat
     /// any part of the key.
     pub fn from_private_key_text(s: &str) -> Result<Self, NoteError> {
-        let rest = s
-            .strip_prefix(PRIVATE_KEY_PREFIX)
-            .ok_or(NoteError::BadPrivateKey("does not start with PRIVATE+KEY+"))?;
-        validate_key_text_name(rest)?;
-        let (name, id, seed) =
-            parse_key_text(rest, ALG_COSIGNATURE_V1).map_err(NoteError::BadPrivateKey)?;
+        let (name, id, seed) = parse_private_key_text(s, ALG_COSIGNATURE_V1)?;
         let signer = Self::from_seed(name, seed)?;
         if signer.key_id != id {
             return Err(NoteError::BadPrivateKey(
@@ -172,17 +164,17 @@ impl CosignatureVerifier {
 
     /// `<name>+<key id>+<base64(0x04 ‖ public key)>`.
     pub fn to_vkey(&self) -> String {
-        let mut raw = [0u8; 33];
-        raw[0] = ALG_COSIGNATURE_V1;
-        raw[1..].copy_from_slice(self.key.as_bytes());
-        format!("{}+{:08x}+{}", self.name, self.key_id, B64.encode(raw))
+        key_text(
+            &self.name,
+            self.key_id,
+            ALG_COSIGNATURE_V1,
+            self.key.as_bytes(),
+        )
     }
 
     /// Parses a witness verifier key text (type 0x04); its key id must match.
     pub fn from_vkey(s: &str) -> Result<Self, NoteError> {
-        validate_key_text_name(s)?;
-        let (name, id, public_key) =
-            parse_key_text(s, ALG_COSIGNATURE_V1).map_err(NoteError::BadVkey)?;
+        let (name, id, public_key) = parse_vkey_text(s, ALG_COSIGNATURE_V1)?;
         let verifier = Self::new(name, public_key)?;
         if verifier.key_id != id {
             return Err(NoteError::BadVkey("key id does not match the name and key"));

@@ -229,34 +229,21 @@ impl NoteSigner {
         format!("{SIG_PREFIX}{} {}\n", self.name, B64.encode(raw))
     }
 
-    /// The Go-compatible private key text `PRIVATE+KEY+<name>+<key id>+<base64(0x01 ‖ seed)>`.
     /// Ed25519 over raw bytes, for records signed outside notes (`SignedRecord`).
     pub(crate) fn sign_raw(&self, message: &[u8]) -> [u8; 64] {
         use ed25519_dalek::Signer;
         self.key.sign(message).to_bytes()
     }
 
+    /// The Go-compatible private key text `PRIVATE+KEY+<name>+<key id>+<base64(0x01 ‖ seed)>`.
     pub fn to_private_key_text(&self) -> String {
-        let mut raw = [0u8; 33];
-        raw[0] = ALG_ED25519;
-        raw[1..].copy_from_slice(&self.key.to_bytes());
-        format!(
-            "{PRIVATE_KEY_PREFIX}{}+{:08x}+{}",
-            self.name,
-            self.key_id,
-            B64.encode(raw)
-        )
+        private_key_text(&self.name, self.key_id, ALG_ED25519, &self.key.to_bytes())
     }
 
     /// Parses a private key text; its key id must match the name and derived public key.
     /// Error messages never repeat any part of the key.
     pub fn from_private_key_text(s: &str) -> Result<Self, NoteError> {
-        let rest = s
-            .strip_prefix(PRIVATE_KEY_PREFIX)
-            .ok_or(NoteError::BadPrivateKey("does not start with PRIVATE+KEY+"))?;
-        validate_key_text_name(rest)?;
-        let (name, id, seed) =
-            parse_key_text(rest, ALG_ED25519).map_err(NoteError::BadPrivateKey)?;
+        let (name, id, seed) = parse_private_key_text(s, ALG_ED25519)?;
         let signer = Self::from_seed(name, seed)?;
         if signer.key_id != id {
             return Err(NoteError::BadPrivateKey(
@@ -311,16 +298,12 @@ impl NoteVerifier {
     }
 
     pub fn to_vkey(&self) -> String {
-        let mut raw = [0u8; 33];
-        raw[0] = ALG_ED25519;
-        raw[1..].copy_from_slice(self.key.as_bytes());
-        format!("{}+{:08x}+{}", self.name, self.key_id, B64.encode(raw))
+        key_text(&self.name, self.key_id, ALG_ED25519, self.key.as_bytes())
     }
 
     /// Parses a verifier key text; its key id must match the name and key.
     pub fn from_vkey(s: &str) -> Result<Self, NoteError> {
-        validate_key_text_name(s)?;
-        let (name, id, public_key) = parse_key_text(s, ALG_ED25519).map_err(NoteError::BadVkey)?;
+        let (name, id, public_key) = parse_vkey_text(s, ALG_ED25519)?;
         let verifier = Self::new(name, public_key)?;
         if verifier.key_id != id {
             return Err(NoteError::BadVkey("key id does not match the name and key"));
@@ -620,15 +603,40 @@ fn parse_signature_line(line: &str, number: usize) -> Result<NoteSignature, Note
     })
 }
 
-/// A key text's name (before its first `+`) is checked before anything else of it.
-pub(crate) fn validate_key_text_name(s: &str) -> Result<(), NoteError> {
-    validate_name(s.split('+').next().unwrap_or(""))
+/// A key text of §4.2: `<name>+<key id>+<base64(alg ‖ key)>`.
+pub(crate) fn key_text(name: &str, key_id: u32, alg: u8, key: &[u8; 32]) -> String {
+    let mut raw = [0u8; 33];
+    raw[0] = alg;
+    raw[1..].copy_from_slice(key);
+    format!("{name}+{key_id:08x}+{}", B64.encode(raw))
+}
+
+/// A private key text of key type `alg`: `PRIVATE+KEY+` and a key text holding the seed.
+pub(crate) fn private_key_text(name: &str, key_id: u32, alg: u8, seed: &[u8; 32]) -> String {
+    format!("{PRIVATE_KEY_PREFIX}{}", key_text(name, key_id, alg, seed))
+}
+
+/// A verifier key text's name, key id and public key, for key type `alg` (the name is
+/// checked first; the key id against the key by the caller).
+pub(crate) fn parse_vkey_text(s: &str, alg: u8) -> Result<(&str, u32, [u8; 32]), NoteError> {
+    validate_name(s.split('+').next().unwrap_or(""))?;
+    parse_key_text(s, alg).map_err(NoteError::BadVkey)
+}
+
+/// A private key text's name, key id and seed, for key type `alg`; errors never repeat any
+/// part of the key.
+pub(crate) fn parse_private_key_text(s: &str, alg: u8) -> Result<(&str, u32, [u8; 32]), NoteError> {
+    let rest = s
+        .strip_prefix(PRIVATE_KEY_PREFIX)
+        .ok_or(NoteError::BadPrivateKey("does not start with PRIVATE+KEY+"))?;
+    validate_name(rest.split('+').next().unwrap_or(""))?;
+    parse_key_text(rest, alg).map_err(NoteError::BadPrivateKey)
 }
 
 /// Splits a key text `<name>+<key id>+<base64(alg ‖ 32 bytes)>` (after any `PRIVATE+KEY+`)
 /// at its first two `+` (the base64 may hold more), requiring the algorithm byte `alg`;
 /// the name is checked by the caller. Errors say what is wrong, never the key.
-pub(crate) fn parse_key_text(s: &str, alg: u8) -> Result<(&str, u32, [u8; 32]), &'static str> {
+fn parse_key_text(s: &str, alg: u8) -> Result<(&str, u32, [u8; 32]), &'static str> {
     let (name, rest) = s.split_once('+').ok_or("expected <name>+<key id>+<key>")?;
     let (id_hex, key_b64) = rest
         .split_once('+')
