@@ -578,10 +578,7 @@ fn verify_cmd(
         return Ok(());
     }
     let bar = progress::windows("verify", 0);
-    let tick = |done: u64, total: u64| {
-        bar.set_length(total);
-        bar.set_position(done);
-    };
+    let tick = progress::follow(&bar);
     let opts = ritma_sinks::verify::VerifyOptions {
         anchor,
         range,
@@ -769,10 +766,7 @@ fn retention_cmd(dir: &Path, keep: &str, apply: bool, json: bool) -> Result<()> 
         _case_locks.push(StoreLock::acquire_cases(&r, &StoreLock::lock_dir())?);
     }
     let bar = progress::windows("retention: verify", 0);
-    let tick = |done: u64, total: u64| {
-        bar.set_length(total);
-        bar.set_position(done);
-    };
+    let tick = progress::follow(&bar);
     let plans = retention::plan(dir, keep_ns, now_ns, &tick);
     bar.finish_and_clear();
     let mut plans = plans?;

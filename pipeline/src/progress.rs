@@ -18,6 +18,14 @@ pub fn bar(total: u64, template: &str) -> ProgressBar {
     bar
 }
 
+/// The (done, total) callback that moves `bar`, for a verification's progress.
+pub fn follow(bar: &ProgressBar) -> impl Fn(u64, u64) + '_ {
+    |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    }
+}
+
 /// A bar that counts windows for `what` (`verify`, `export` …).
 pub fn windows(what: &str, total: u64) -> ProgressBar {
     bar(

@@ -1190,8 +1190,7 @@ pub fn prove_cmd(req: ProveRequest, json: bool) -> anyhow::Result<()> {
 
 /// A verifier-key argument (`--key`, `--approver`): vkey text, or a file holding it.
 pub(crate) fn vkey_arg(flag: &str, k: &str) -> anyhow::Result<NoteVerifier> {
-    let text = fs::read_to_string(k).unwrap_or_else(|_| k.to_owned());
-    NoteVerifier::from_vkey(text.trim())
+    NoteVerifier::from_vkey(&crate::trust::key_arg_text(k))
         .map_err(|e| anyhow::anyhow!("{flag} {k}: not a verifier key: {e}"))
 }
 

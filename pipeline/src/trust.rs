@@ -80,6 +80,18 @@ impl TrustArgs {
     }
 }
 
+/// A key argument's text: the file it names (a key file is at most 1 KiB), or the argument
+/// itself when it names no readable one; trimmed.
+pub fn key_arg_text(k: &str) -> String {
+    match ritma_sinks::store::read_capped(std::path::Path::new(k), 1024)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+    {
+        Some(text) => text.trim().to_owned(),
+        None => k.trim().to_owned(),
+    }
+}
+
 /// Every `*.vkey` file of `dir`, in name order, each one verifier key text.
 fn read_trust_dir(dir: &std::path::Path) -> Result<Vec<NoteVerifier>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)

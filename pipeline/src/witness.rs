@@ -6,11 +6,9 @@
 use crate::trust::TrustArgs;
 use anyhow::{anyhow, bail, Context, Result};
 use ritma_schemas::cosignature::{CosignatureVerifier, Cosigner};
-use ritma_schemas::note::Checkpoint;
 use ritma_schemas::proof_bundle::MAX_NOTE_LEN;
 use ritma_sinks::store::{read_capped, StoreLock};
 use ritma_sinks::verify::{verify_store_with, SavedCheckpoint, VerifyOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The `--checkpoint` files, each to carry every `--witness` cosignature.
@@ -33,8 +31,7 @@ pub fn saved_checkpoints(files: &[PathBuf], witnesses: &[String]) -> Result<Vec<
 
 /// A witness verifier key: its text, or a file holding it.
 fn witness_vkey(w: &str) -> Result<CosignatureVerifier> {
-    let text = std::fs::read_to_string(w).unwrap_or_else(|_| w.to_owned());
-    CosignatureVerifier::from_vkey(text.trim())
+    CosignatureVerifier::from_vkey(&crate::trust::key_arg_text(w))
         .map_err(|e| anyhow!("--witness {w}: not a witness verifier key: {e}"))
 }
 
@@ -74,10 +71,7 @@ pub fn witness_cmd(dir: &Path, key: &Path, state: &Path, trust: &TrustArgs) -> R
         }
     }
     let bar = crate::progress::windows("witness: verify", 0);
-    let tick = |done: u64, total: u64| {
-        bar.set_length(total);
-        bar.set_position(done);
-    };
+    let tick = crate::progress::follow(&bar);
     let opts = VerifyOptions {
         anchor: Some(pinned),
         range: None,
@@ -98,9 +92,7 @@ pub fn witness_cmd(dir: &Path, key: &Path, state: &Path, trust: &TrustArgs) -> R
             .cosign(&note, now)
             .map_err(|e| anyhow!("{}: {e}", newest.display()))?;
         let path = state_file(state, &r.node);
-        write_replacing(&path, cosigned.as_bytes())?;
-        let body = ritma_schemas::note::parse_note(&cosigned)?.body;
-        let cp = Checkpoint::parse_body(body)?;
+        ritma_sinks::store::replace_file(&path, cosigned.as_bytes())?;
         let was = saved
             .iter()
             .find(|s| s.path == path)
@@ -110,24 +102,9 @@ pub fn witness_cmd(dir: &Path, key: &Path, state: &Path, trust: &TrustArgs) -> R
         println!(
             "cosigned {} at size {}{was}: {}",
             r.node,
-            cp.size,
+            r.log_size,
             path.display()
         );
     }
     Ok(())
-}
-
-/// Replaces `path` atomically: temporary name, fsync, rename, fsync of the directory.
-fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut f = std::fs::File::create(&tmp).with_context(|| tmp.display().to_string())?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .with_context(|| tmp.display().to_string())?;
-    std::fs::rename(&tmp, path).with_context(|| path.display().to_string())?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| dir.display().to_string())
 }

@@ -3,7 +3,7 @@
 //! rewritten when retention deletes it. They are the only store files replaced in
 //! place; `ritma verify` rebuilds every entry and compares.
 
-use crate::store::{civil_from_days, io, replace_atomic, sync_dir, StoreError};
+use crate::store::{civil_from_days, io, sync_dir, StoreError};
 use ritma_schemas::catalog::{
     AccountHour, CatalogHour, DayAccount, DayCatalog, FileTally, FILE_CATEGORIES, HOURS_PER_DAY,
     MAX_DAY_LEN,
@@ -135,8 +135,7 @@ fn write_day(path: &Path, encoded: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().expect("day files live in a date directory");
     fs::create_dir_all(dir).map_err(io(dir))?;
     let bytes = zstd::bulk::compress(encoded, DAY_ZSTD_LEVEL).map_err(io(path))?;
-    replace_atomic(path, &bytes)?;
-    sync_dir(dir)
+    crate::store::replace_file(path, &bytes)
 }
 
 /// Records one hour's catalog and accounting entries in its day's files (read, replace

@@ -204,6 +204,12 @@ pub(crate) fn replace_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError
     Ok(())
 }
 
+/// Replaces `path` atomically and durably: [`replace_atomic`], then its directory fsynced.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    replace_atomic(path, bytes)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
