@@ -15,6 +15,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 command -v cargo >/dev/null 2>&1 || { echo "test.sh: cargo not found: install Rust 1.95 (rustup)" >&2; exit 1; }
 
+# A real Kafka-protocol broker for tests/kafka.rs: tansu, built once into /var/tmp/ritma-tools.
+RITMA_TANSU=$(tests/broker/install-tansu.sh | tail -n 1)
+export RITMA_TANSU
+
 # Benchmarks are not run here (timing belongs in benches/RESULTS.md), but they must compile.
 cargo bench --workspace --locked --no-run 2>&1 | tail -n 2
 cargo test --workspace --locked 2>&1

@@ -13,6 +13,7 @@ mod query;
 mod replay;
 mod replay_loss;
 mod retention;
+mod ship;
 mod synth;
 mod verify_range;
 mod witness;

@@ -2,6 +2,7 @@
 
 mod case;
 mod exes;
+mod fleet;
 mod latency;
 mod progress;
 mod prove;
@@ -75,6 +76,8 @@ enum Command {
         taint_ttl: u64,
         #[command(flatten)]
         exes: ExeArgs,
+        #[command(flatten)]
+        ship: fleet::RunShipArgs,
     },
     /// Capture live events with the eBPF sensor into a new trace file (needs root).
     Record {
@@ -140,6 +143,26 @@ enum Command {
         #[command(flatten)]
         trust: trust::TrustArgs,
     },
+    /// Ship a store's sealed windows to Kafka from where it last stopped (FORMAT.md §12):
+    /// every completed window, its blobs and its hour's derived files, acked by the
+    /// broker before the store's cursor moves.
+    Ship {
+        /// The store (RITMA_OUT) directory (no run may be writing it).
+        dir: PathBuf,
+        #[command(flatten)]
+        brokers: fleet::BrokerArgs,
+        /// Keep shipping as the store grows, until SIGINT/SIGTERM.
+        #[arg(long)]
+        follow: bool,
+        /// One JSON object per node tree instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Consume the evidence topic as one member of a consumer group: rebuild each node's
+    /// store under OUT/nodes/<node>/, byte for byte, verifying every window against the
+    /// pinned node keys first; quarantine what fails; raise alarms on equivocation,
+    /// rollback and gaps; as a witness, cosign each accepted checkpoint.
+    Ingest(fleet::IngestArgs),
     /// Delete the sealed hours older than a retention period (a dry run unless --apply);
     /// each deletion is signed and kept beside the hour's seal, so `verify` still checks the store.
     Retention {
@@ -151,6 +174,10 @@ enum Command {
         /// Delete (default: only list what would go).
         #[arg(long)]
         apply: bool,
+        /// Delete hours a shipping cursor has not passed too (their evidence never left
+        /// the node).
+        #[arg(long)]
+        force_unshipped: bool,
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -369,8 +396,16 @@ fn run(cli: Cli) -> Result<()> {
             dir,
             keep,
             apply,
+            force_unshipped,
             json,
-        } => retention_cmd(&dir, &keep, apply, json),
+        } => retention_cmd(&dir, &keep, apply, force_unshipped, json),
+        Command::Ship {
+            dir,
+            brokers,
+            follow,
+            json,
+        } => fleet::ship_cmd(&dir, &brokers, follow, json),
+        Command::Ingest(a) => fleet::ingest_cmd(a),
         Command::Case(c) => case::case_cmd(c),
         Command::Query(q) => query::query_cmd(q),
         Command::Prove {
@@ -406,7 +441,16 @@ fn run(cli: Cli) -> Result<()> {
             workers,
             taint_ttl,
             exes,
-        } => run_cmd(out, duration, node, workers, taint_ttl, exes.policy()?),
+            ship,
+        } => run_cmd(
+            out,
+            duration,
+            node,
+            workers,
+            taint_ttl,
+            exes.policy()?,
+            ship,
+        ),
         Command::Baseline { out, dirs } => baseline_cmd(&out, dirs),
     }
 }
@@ -440,6 +484,7 @@ fn run_cmd(
     workers: usize,
     taint_ttl_s: u64,
     exes: exes::ExePolicy,
+    ship: fleet::RunShipArgs,
 ) -> Result<()> {
     let duration = parse_duration(duration)?;
     let taint_ttl_ns = check_dataflow_args(workers, taint_ttl_s)?;
@@ -451,6 +496,7 @@ fn run_cmd(
         workers,
         taint_ttl_ns,
         exes,
+        ship,
     })?;
     eprintln!("{}", record::summary_line(&s.wal, &s.capture));
     eprintln!(
@@ -461,6 +507,12 @@ fn run_cmd(
         ms(s.sealed.seal_latency(0.5)),
         ms(s.sealed.seal_latency(0.99)),
     );
+    if let Some(p) = s.shipped {
+        eprintln!(
+            "ritma: shipped {} windows ({} failed attempts retried); {} sealed windows wait in the store for the next run or `ritma ship` (the oldest ended {} ms ago)",
+            p.windows, p.failures, p.lag_windows, p.lag_ms
+        );
+    }
     Ok(())
 }
 
@@ -753,10 +805,19 @@ pub(crate) fn wall_now_ns() -> Result<u64> {
         .as_nanos() as u64)
 }
 
-fn retention_cmd(dir: &Path, keep: &str, apply: bool, json: bool) -> Result<()> {
+fn retention_cmd(
+    dir: &Path,
+    keep: &str,
+    apply: bool,
+    force_unshipped: bool,
+    json: bool,
+) -> Result<()> {
     use ritma_sinks::retention;
     let keep_ns = parse_keep(keep)?;
     let now_ns = wall_now_ns()?;
+    if force_unshipped && apply {
+        eprintln!("ritma: warning: --force-unshipped: hours whose evidence never left the node may be deleted");
+    }
     // One writer per store: retention must not race a run or replay writing it.
     use ritma_sinks::store::StoreLock;
     let _lock = StoreLock::acquire(dir, &StoreLock::lock_dir())?;
@@ -767,7 +828,7 @@ fn retention_cmd(dir: &Path, keep: &str, apply: bool, json: bool) -> Result<()> 
     }
     let bar = progress::windows("retention: verify", 0);
     let tick = progress::follow(&bar);
-    let plans = retention::plan(dir, keep_ns, now_ns, &tick);
+    let plans = retention::plan(dir, keep_ns, now_ns, force_unshipped, &tick);
     bar.finish_and_clear();
     let mut plans = plans?;
     // What was done, per node, for the JSON report.
@@ -802,7 +863,7 @@ fn retention_cmd(dir: &Path, keep: &str, apply: bool, json: bool) -> Result<()> 
             }
             retention::apply(p, keep_ns, now_ns)?;
         }
-        plans = retention::plan(dir, keep_ns, now_ns, &tick)?;
+        plans = retention::plan(dir, keep_ns, now_ns, force_unshipped, &tick)?;
     }
     let mut nodes = Vec::new();
     for plan in &plans {
@@ -842,8 +903,16 @@ fn retention_cmd(dir: &Path, keep: &str, apply: bool, json: bool) -> Result<()> 
                 "cases": cases,
             }));
         }
+        for hour in &plan.unshipped {
+            say(format!(
+                "{} keep hour {}: not shipped yet (a shipping cursor has not passed it)",
+                plan.node,
+                retention::hour_label(*hour)
+            ));
+        }
         let bytes: u64 = plan.hours.iter().map(|h| h.bytes).sum();
         let mut node = serde_json::json!({
+            "unshipped": plan.unshipped.iter().map(|h| retention::hour_label(*h)).collect::<Vec<_>>(),
             "node": plan.node,
             "hours": hours,
             "bytes": bytes,

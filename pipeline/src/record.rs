@@ -55,7 +55,7 @@ extern "C" fn on_stop_signal(_sig: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-fn install_stop_handlers() -> Result<()> {
+pub(crate) fn install_stop_handlers() -> Result<()> {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: a zeroed sigaction is valid; the handler only stores to an atomic
         // (async-signal-safe), and sa_mask is initialised with sigemptyset.
@@ -199,6 +199,11 @@ pub fn start_capture(
 /// Whether SIGINT or SIGTERM asked the capture to stop.
 pub fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)
+}
+
+/// The flag SIGINT and SIGTERM set (after [`install_stop_handlers`]).
+pub fn stop_flag() -> &'static AtomicBool {
+    &STOP
 }
 
 /// The capture loop: reads the ring buffer until `deadline` or a stop signal, writing

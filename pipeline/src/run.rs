@@ -25,6 +25,9 @@ use std::time::Duration;
 /// ring buffer, not memory, takes up the slack; its drops are counted as loss).
 const ITEMS_IN_FLIGHT: usize = 64;
 
+/// How long a stopping run waits for its last windows to be shipped.
+const SHIP_GRACE: Duration = Duration::from_secs(10);
+
 pub struct RunConfig {
     pub out: PathBuf,
     pub duration: Option<Duration>,
@@ -32,6 +35,7 @@ pub struct RunConfig {
     pub workers: usize,
     pub taint_ttl_ns: u64,
     pub exes: ExePolicy,
+    pub ship: crate::fleet::RunShipArgs,
 }
 
 /// What a live run did: the capture's counts and the sealing's.
@@ -39,6 +43,8 @@ pub struct RunSummary {
     pub wal: PathBuf,
     pub capture: RecordSummary,
     pub sealed: ReplaySummary,
+    /// What the shipping thread shipped, when it ran.
+    pub shipped: Option<ritma_transport::ship::ShipProgress>,
 }
 
 /// The WAL directory of a store.
@@ -86,6 +92,7 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
     })
     .expect("the receiver is alive");
     let sealing = replay::start_live(&seal_cfg, live.meta.clone(), rx, lock)?;
+    let shipper = crate::fleet::RunShipper::start(&cfg.ship, &cfg.out, &cfg.node)?;
     if let Some(vkey) = created_key {
         eprintln!(
             "ritma: created the signing key of node {} (verifier key: {vkey})",
@@ -129,12 +136,15 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
         bail!("{e}");
     }
     let sealed = sealing.finish()?;
+    // The last windows go out within a few seconds, or wait in the store.
+    let shipped = shipper.map(|s| s.finish(SHIP_GRACE));
     captured?;
     capture.bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
     Ok(RunSummary {
         wal,
         capture,
         sealed,
+        shipped,
     })
 }
 

@@ -93,7 +93,7 @@ pub fn key_arg_text(k: &str) -> String {
 }
 
 /// Every `*.vkey` file of `dir`, in name order, each one verifier key text.
-fn read_trust_dir(dir: &std::path::Path) -> Result<Vec<NoteVerifier>> {
+pub(crate) fn read_trust_dir(dir: &std::path::Path) -> Result<Vec<NoteVerifier>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("--trust {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -19,6 +19,7 @@ pub mod note;
 pub mod packed;
 pub mod proof_bundle;
 pub mod records;
+pub mod ship;
 
 pub use hash::{Hash32, Id128};
 

@@ -8,6 +8,8 @@ pub mod catalog;
 pub mod index;
 pub mod interrupted;
 pub mod keys;
+pub mod mirror;
 pub mod retention;
+pub mod ship;
 pub mod store;
 pub mod verify;

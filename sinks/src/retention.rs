@@ -84,6 +84,9 @@ pub struct NodePlan {
     /// Hours old enough but kept because a frozen case holds some of their windows:
     /// the hour and the cases, in hour order.
     pub held: Vec<(u64, Vec<String>)>,
+    /// Hours old enough but kept because a shipping cursor has not passed them
+    /// (FORMAT.md §12.3), in hour order.
+    pub unshipped: Vec<u64>,
     /// The node log's size now.
     pub log_size: u64,
     /// CAS files and bytes only the planned hours' windows name: what goes with them.
@@ -103,6 +106,7 @@ impl NodePlan {
             deleted_before: 0,
             kept: 0,
             held: Vec::new(),
+            unshipped: Vec::new(),
             log_size: 0,
             cas_files: 0,
             cas_bytes: 0,
@@ -120,6 +124,7 @@ pub fn plan(
     dir: &Path,
     keep_ns: u64,
     now_ns: u64,
+    force_unshipped: bool,
     progress: crate::verify::Progress<'_>,
 ) -> Result<Vec<NodePlan>, RetentionError> {
     let roots = node_roots(dir)?;
@@ -134,7 +139,7 @@ pub fn plan(
         .map_err(RetentionError::NotVerified)?;
     roots
         .iter()
-        .map(|r| plan_node(r, keep_ns, now_ns))
+        .map(|r| plan_node(r, keep_ns, now_ns, force_unshipped))
         .collect()
 }
 
@@ -198,8 +203,18 @@ fn interrupted(root: &Path) -> Result<NodePlan, RetentionError> {
     Ok(out)
 }
 
-fn plan_node(root: &Path, keep_ns: u64, now_ns: u64) -> Result<NodePlan, RetentionError> {
+fn plan_node(
+    root: &Path,
+    keep_ns: u64,
+    now_ns: u64,
+    force_unshipped: bool,
+) -> Result<NodePlan, RetentionError> {
     let meta = read_meta(root)?;
+    // A store that ships keeps every hour its cursors have not passed.
+    let shipped_below = match force_unshipped {
+        true => None,
+        false => crate::ship::shipped_below_hour(root, meta.window_len_ns)?,
+    };
     let frozen = crate::case::frozen_cases(root).map_err(|e| invalid(root, e.to_string()))?;
     let per_hour = windows_per_hour(meta.window_len_ns);
     let mut out = NodePlan::empty(root, &meta.node);
@@ -231,6 +246,10 @@ fn plan_node(root: &Path, keep_ns: u64, now_ns: u64) -> Result<NodePlan, Retenti
             .collect();
         if !holders.is_empty() {
             out.held.push((hour, holders));
+            continue;
+        }
+        if shipped_below.is_some_and(|below| hour >= below) {
+            out.unshipped.push(hour);
             continue;
         }
         let deletion = describe_hour(root, &meta, hour, log_start, &records)?;
