@@ -262,3 +262,89 @@ fn a_late_trigger_and_a_timely_one_share_a_window_in_canonical_order() {
     assert!(starts[0] < 0 && starts[1] > 0, "signed order: {starts:?}");
     d.ritma(&["verify", "s", "--key", &vkey]).output().success();
 }
+
+/// Kept binaries leave the node as blob envelopes (chunks, then the manifest) before the
+/// window that names them, and the receiver holds them byte for byte; a chunk whose bytes
+/// are not its name's is refused (FORMAT.md §12.2, §12.4).
+#[test]
+fn kept_binaries_ship_before_their_window_and_a_forged_chunk_is_refused() {
+    use ritma_schemas::note::NoteVerifier;
+    use ritma_schemas::ship::ShipKind;
+    use ritma_sinks::mirror::{Mirror, Origin, Outcome, Reason};
+    use ritma_sinks::ship::{write_cursor, ShipSource};
+    let d = Dir::new();
+    let (key, vkey) = d.signing_key(NODE);
+    write_trace(&d.join("t.rtrace"), false);
+    d.ritma(&["replay", "t.rtrace", "--out", "s", "--key", &key])
+        .output()
+        .success();
+    let pinned = || {
+        let text = std::fs::read_to_string(&vkey).unwrap();
+        vec![NoteVerifier::from_vkey(text.trim()).unwrap()]
+    };
+    let mut src = ShipSource::open(&d.join("s"), "ritma.evidence").unwrap();
+    let mut envs = Vec::new();
+    while let Some(o) = src.next_shipment().unwrap() {
+        envs.extend(o.envelopes);
+        write_cursor(&d.join("s"), &o.cursor).unwrap();
+        src.acked(o.cursor);
+    }
+    let first_blob = envs
+        .iter()
+        .position(|e| e.kind == ShipKind::Blob)
+        .expect("a blob envelope");
+    assert!(envs[first_blob..]
+        .iter()
+        .any(|e| e.kind == ShipKind::Window));
+    let mirror = Mirror::open(&d.join("out"), pinned()).unwrap();
+    for (i, e) in envs.iter().enumerate() {
+        let o = mirror
+            .apply(
+                e,
+                Origin {
+                    partition: 0,
+                    offset: i as i64,
+                },
+            )
+            .unwrap();
+        assert!(matches!(o, Outcome::Applied { .. }), "{o:?}");
+    }
+    let mut node = tree(&d.join("s"));
+    node.retain(|p, _| !p.starts_with("_meta/ship") && !p.ends_with("signing.key"));
+    assert!(node.keys().any(|p| p.starts_with("cas/b3")));
+    assert!(node == tree(&d.join(&format!("out/nodes/{NODE}"))));
+
+    let fresh = Mirror::open(&d.join("out2"), pinned()).unwrap();
+    for (i, e) in envs[..first_blob].iter().enumerate() {
+        fresh
+            .apply(
+                e,
+                Origin {
+                    partition: 0,
+                    offset: i as i64,
+                },
+            )
+            .unwrap();
+    }
+    let mut forged = envs[first_blob].clone();
+    forged.files[0].bytes[0] ^= 1;
+    let o = fresh
+        .apply(
+            &forged,
+            Origin {
+                partition: 0,
+                offset: 99,
+            },
+        )
+        .unwrap();
+    assert!(
+        matches!(
+            o,
+            Outcome::Quarantined {
+                reason: Reason::Root,
+                ..
+            }
+        ),
+        "{o:?}"
+    );
+}

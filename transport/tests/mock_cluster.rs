@@ -111,3 +111,21 @@ fn an_unknown_topic_or_no_broker_is_said_before_shipping() {
         "{err}"
     );
 }
+
+#[test]
+fn a_message_the_broker_finds_too_large_says_which_option_to_lower() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(TOPIC, 1, 1).unwrap();
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE; 8],
+    );
+    let shipper = KafkaSettings::new(&cluster.bootstrap_servers())
+        .producer()
+        .unwrap();
+    let err = shipper
+        .send_all(TOPIC, &messages(1), Duration::from_secs(30))
+        .unwrap_err();
+    assert!(matches!(err, TransportError::TooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("--max-message-bytes"), "{err}");
+}
