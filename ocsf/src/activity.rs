@@ -21,7 +21,7 @@ pub(crate) fn atom_event(w: &Window<'_>, atom: &EventAtom) -> Value {
     b.ritma.insert("seq".into(), atom.seq.into());
     b.ritma.insert("actor".into(), hex(&atom.actor).into());
     b.ritma.insert("event".into(), event.into());
-    let flags = flag_names(atom.flags);
+    let flags = ritma_schemas::records::atom_flags::names(atom.flags);
     if !flags.is_empty() {
         b.ritma.insert("flags".into(), flags.into());
     }
@@ -275,22 +275,4 @@ pub(crate) fn event_type_name(t: EventType) -> &'static str {
         EventType::BpfProgLoad => "bpf_prog_load",
         EventType::Present => "present",
     }
-}
-
-/// FORMAT.md §3.2 names of the atom's flag bits, lowest first.
-fn flag_names(flags: u32) -> Vec<&'static str> {
-    const NAMES: [&str; 8] = [
-        "failed",
-        "read",
-        "write",
-        "create",
-        "truncate",
-        "exec",
-        "late",
-        "arg_hashed",
-    ];
-    (0..NAMES.len())
-        .filter(|bit| flags & (1 << bit) != 0)
-        .map(|bit| NAMES[bit])
-        .collect()
 }

@@ -259,7 +259,10 @@ fn ship_loop(
     stop: &AtomicBool,
     counters: &ShipCounters,
 ) {
-    let mut backoff = Duration::from_millis(200);
+    // A new window waits at most this long to be noticed (reading the store's newest window
+    // is a few directory reads).
+    let idle = Duration::from_millis(100);
+    let mut backoff = idle;
     let mut failing = false;
     let history = || {
         let node = ritma_sinks::ship::ShipSource::open(root, topic)
@@ -290,7 +293,7 @@ fn ship_loop(
                     eprintln!("ritma: shipping resumed");
                 }
                 failing = false;
-                backoff = Duration::from_millis(200);
+                backoff = idle;
             }
             Err(e) => {
                 counters.failures.fetch_add(1, Ordering::Relaxed);

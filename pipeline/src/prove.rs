@@ -858,18 +858,6 @@ const DICT_KIND_NAMES: [&str; 10] = [
     "name",
 ];
 
-/// FORMAT.md §3.2 names of atom flag bits 0–7.
-const FLAG_NAMES: [&str; 8] = [
-    "failed",
-    "read",
-    "write",
-    "create",
-    "truncate",
-    "exec",
-    "late",
-    "arg_hashed",
-];
-
 pub(crate) fn event_type_name(t: EventType) -> String {
     let n = t.as_u64();
     EVENT_TYPE_NAMES
@@ -884,12 +872,8 @@ pub(crate) fn dict_kind_name(k: DictKind) -> String {
         .map_or_else(|| format!("kind {n}"), |s| (*s).to_owned())
 }
 
-pub(crate) fn flag_names(flags: u32) -> Vec<&'static str> {
-    (0..8)
-        .filter(|b| flags & (1 << b) != 0)
-        .map(|b| FLAG_NAMES[b])
-        .collect()
-}
+/// FORMAT.md §3.2 names of an atom's flag bits.
+pub(crate) use ritma_schemas::records::atom_flags::names as flag_names;
 
 pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()

@@ -282,6 +282,26 @@ pub mod atom_flags {
     /// An argument was longer than its bound and is represented by `arg_hash` only.
     pub const ARG_HASHED: u32 = 1 << 7;
     pub const ALL: u32 = (1 << 8) - 1;
+
+    /// FORMAT.md §3.2 names of bits 0–7, lowest first.
+    pub const NAMES: [&str; 8] = [
+        "failed",
+        "read",
+        "write",
+        "create",
+        "truncate",
+        "exec",
+        "late",
+        "arg_hashed",
+    ];
+
+    /// The names of the bits set in `flags`, lowest first.
+    pub fn names(flags: u32) -> Vec<&'static str> {
+        (0..NAMES.len())
+            .filter(|bit| flags & (1 << bit) != 0)
+            .map(|bit| NAMES[bit])
+            .collect()
+    }
 }
 
 /// Flag bits of an edge (R/W/X/D/C/Rn/SEND/RECV).

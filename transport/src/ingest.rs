@@ -177,7 +177,7 @@ pub fn ingest(
         // The node's state already records this message: a commit that fails (the
         // brokers away) costs a redelivery, which is recognised, and the next commit
         // covers it.
-        if let Err(e) = consumer.commit_message(&m, CommitMode::Sync) {
+        if let Err(e) = consumer.commit_message(&m, CommitMode::Async) {
             if !broker_trouble {
                 eprintln!("ritma: ingest: committing offset {} of partition {}: {e} (it comes again and is recognised)", origin.offset, origin.partition);
             }
