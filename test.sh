@@ -6,6 +6,8 @@ cd "$(dirname "$0")"
 
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+# librdkafka (the Kafka client) is built from source with its configure script and make.
+command -v make >/dev/null 2>&1 || need_apt+=(make)
 # The eBPF object's rebuild check (ebpf/tests/object_rebuild.rs) compiles the C programs.
 command -v clang >/dev/null 2>&1 || need_apt+=(clang)
 [ -f /usr/include/bpf/bpf_helpers.h ] || need_apt+=(libbpf-dev)

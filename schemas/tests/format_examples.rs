@@ -508,6 +508,44 @@ fn examples() -> BTreeMap<&'static str, String> {
         }],
     };
     ex.insert("day-account", wrapped(&account.encode()));
+
+    // Shipping (§12): a window envelope of two small files, the one part it travels
+    // in, and the shipper's cursor after it.
+    let envelope = ritma_schemas::ship::ShipEnvelope {
+        node: "web-1".into(),
+        stream_seq: 7,
+        kind: ritma_schemas::ship::ShipKind::Window,
+        unit: 1_763_884_801,
+        files: vec![
+            ritma_schemas::ship::ShipFile {
+                path: "windows/2025/11/23/08/micro/w0001.cbor".into(),
+                bytes: b"record".to_vec(),
+            },
+            ritma_schemas::ship::ShipFile {
+                path: "windows/2025/11/23/08/micro/w0001.sig".into(),
+                bytes: b"note".to_vec(),
+            },
+        ],
+    };
+    let parts = envelope.to_parts(4096);
+    assert_eq!(parts.len(), 1);
+    let cursor = ritma_schemas::ship::ShipCursor {
+        topic: "ritma.evidence".into(),
+        next_seq: 8,
+        next_window: Some(1_763_884_802),
+        hour: None,
+        setup: Some(seq32(0x40)),
+    };
+    ex.insert(
+        "ship",
+        format!(
+            "envelope ({} bytes)\n{}\npart\n{}\ncursor\n{}",
+            envelope.encode().len(),
+            wrapped(&envelope.encode()),
+            wrapped(&parts[0].encode()),
+            wrapped(&cursor.encode())
+        ),
+    );
     ex
 }
 
