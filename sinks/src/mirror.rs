@@ -903,21 +903,13 @@ fn copy_missing_key_events(root: &Path, staging: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes a store file that must not change: absent → written (temporary name, fsync,
-/// rename, directory fsync); present → it must hold exactly these bytes.
+/// Writes a store file that must not change, as the node's writer does (`write_atomic`:
+/// an absent one written durably, one present kept only if it holds exactly these bytes),
+/// then fsyncs its directory.
 fn put_file(root: &Path, f: &ShipFile) -> Result<(), StoreError> {
     let path = root.join(&f.path);
-    match fs::read(&path) {
-        Ok(b) if b == f.bytes => Ok(()),
-        Ok(_) => Err(StoreError::Invalid {
-            path,
-            reason: "a different file is already there".into(),
-        }),
-        Err(_) => {
-            write_atomic(&path, &f.bytes)?;
-            sync_dir(path.parent().expect("a directory"))
-        }
-    }
+    write_atomic(&path, &f.bytes)?;
+    sync_dir(path.parent().expect("a directory"))
 }
 
 fn window_len(root: &Path) -> Result<u64, String> {
