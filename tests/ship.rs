@@ -46,8 +46,18 @@ fn pinned(d: &Dir) -> Vec<NoteVerifier> {
     vec![NoteVerifier::from_vkey(text.trim()).unwrap()]
 }
 
-/// Each envelope through parts of 4 KiB and applied as message `offset`.
+/// Each envelope through parts of 4 KiB, its blocks checked ahead as the ingest does,
+/// and applied as message `offset`.
 fn deliver(mirror: &Mirror, envs: &[ShipEnvelope], first_offset: i64) -> Vec<Outcome> {
+    deliver_with(mirror, envs, first_offset, true)
+}
+
+fn deliver_with(
+    mirror: &Mirror,
+    envs: &[ShipEnvelope],
+    first_offset: i64,
+    precheck: bool,
+) -> Vec<Outcome> {
     let mut join = PartAssembler::default();
     let mut out = Vec::new();
     for (i, e) in envs.iter().enumerate() {
@@ -60,7 +70,14 @@ fn deliver(mirror: &Mirror, envs: &[ShipEnvelope], first_offset: i64) -> Vec<Out
             partition: 0,
             offset: first_offset + i as i64,
         };
-        out.push(mirror.apply(&joined.unwrap(), origin).unwrap());
+        let env = joined.unwrap();
+        out.push(match precheck {
+            true => {
+                let pre = mirror.precheck(env);
+                mirror.apply_prechecked(pre, origin).unwrap()
+            }
+            false => mirror.apply(&env, origin).unwrap(),
+        });
     }
     out
 }
@@ -106,6 +123,15 @@ fn the_receiver_rebuilds_the_node_tree_byte_for_byte_and_verify_accepts_it() {
     d.ritma(&["verify", "out/nodes/synth-0", "--key", "node.vkey"])
         .output()
         .success();
+    // Checked in turn instead of ahead: the same tree.
+    let plain = Mirror::open(&d.join("plain"), pinned(&d)).unwrap();
+    for o in deliver_with(&plain, &envs, 0, false) {
+        assert!(matches!(o, Outcome::Applied { .. }), "{o:?}");
+    }
+    assert_eq!(
+        tree(&d.join("plain/nodes/synth-0")),
+        tree(&d.join("out/nodes/synth-0"))
+    );
     // A second delivery of the same messages (a rebalance, a restart) changes nothing.
     for o in deliver(&mirror, &envs, 0) {
         assert_eq!(o, Outcome::Redelivered);
@@ -138,6 +164,21 @@ fn tampered_replayed_equivocating_and_missing_envelopes_are_refused_with_their_r
     let o = deliver(&mirror, &[next], 100);
     assert_eq!(reason(&o[0]), Reason::Root, "{o:?}");
 
+    // A byte of the next window's blocks flipped in transit: found by the precheck.
+    let mut next = envs[n - 2].clone();
+    let blocks = next
+        .files
+        .iter()
+        .position(|f| f.path.contains("/blocks/"))
+        .unwrap();
+    let mid = next.files[blocks].bytes.len() / 2;
+    next.files[blocks].bytes[mid] ^= 0x40;
+    let o = deliver(&mirror, &[next], 101);
+    assert!(
+        matches!(reason(&o[0]), Reason::Decode | Reason::Root),
+        "{o:?}"
+    );
+
     // The next window re-signed with another key.
     let other = d.signing_key("synth-0");
     let mut resigned = envs[n - 2].clone();
@@ -149,11 +190,11 @@ fn tampered_replayed_equivocating_and_missing_envelopes_are_refused_with_their_r
     let note = ritma_schemas::note::parse_note(std::str::from_utf8(&sig.bytes).unwrap()).unwrap();
     let cp = ritma_schemas::note::Checkpoint::parse_body(note.body).unwrap();
     sig.bytes = cp.sign(&signer).unwrap().into_bytes();
-    let o = deliver(&mirror, &[resigned], 101);
+    let o = deliver(&mirror, &[resigned], 102);
     assert_eq!(reason(&o[0]), Reason::Signature, "{o:?}");
 
     // An old window sent again, unchanged.
-    let o = deliver(&mirror, std::slice::from_ref(&last_window), 102);
+    let o = deliver(&mirror, std::slice::from_ref(&last_window), 103);
     assert_eq!(reason(&o[0]), Reason::Replay, "{o:?}");
 
     // The node forks: the newest accepted window forged and signed with the node's key.
@@ -173,11 +214,11 @@ fn tampered_replayed_equivocating_and_missing_envelopes_are_refused_with_their_r
         .find(|e| e.kind == ShipKind::Window && e.unit == last_window.unit)
         .unwrap();
     assert_eq!(twin.stream_seq, last_window.stream_seq);
-    let o = deliver(&mirror, &[twin], 103);
+    let o = deliver(&mirror, &[twin], 104);
     assert_eq!(reason(&o[0]), Reason::Equivocation, "{o:?}");
     assert!(d.join("out/alarms/synth-0").read_dir().unwrap().count() == 1);
     // The node is held: even its genuine next window waits.
-    let o = deliver(&mirror, &[envs[n - 2].clone()], 104);
+    let o = deliver(&mirror, &[envs[n - 2].clone()], 105);
     assert_eq!(reason(&o[0]), Reason::Held, "{o:?}");
 
     // Nothing of the refused envelopes was applied: the tree is the node's up to n - 2.
@@ -191,7 +232,7 @@ fn tampered_replayed_equivocating_and_missing_envelopes_are_refused_with_their_r
     let quarantined = tree(&d.join("out/quarantine/synth-0"));
     assert_eq!(
         quarantined.len(),
-        2 * 5,
+        2 * 6,
         "an envelope and a note per refusal"
     );
 }

@@ -101,22 +101,8 @@ pub enum OcsfError {
 
 /// The OCSF events of a window: its atoms in seq order, then its cone instances.
 pub fn window_events(record: &WindowRecord, leaves: &WindowLeaves) -> Vec<Value> {
-    let window = window::Window::new(record, leaves);
-    let mut atoms: Vec<_> = leaves.atoms.iter().collect();
-    atoms.sort_by_key(|a| a.seq);
-    let mut events: Vec<Value> = atoms
-        .into_iter()
-        .map(|a| activity::atom_event(&window, a))
-        .chain(
-            leaves
-                .cones
-                .iter()
-                .map(|c| finding::cone_finding(&window, c)),
-        )
-        .collect();
-    for e in &mut events {
-        e.sort_all_objects();
-    }
+    let mut events = Vec::new();
+    each_event(record, leaves, |e| events.push(e));
     events
 }
 
@@ -126,8 +112,25 @@ pub fn window_event_lines<L: AsRef<[u8]>>(
     leaves: &[L],
 ) -> Result<Vec<String>, OcsfError> {
     let leaves = WindowLeaves::decode(record, leaves)?;
-    Ok(window_events(record, &leaves)
+    let mut lines = Vec::with_capacity(leaves.atoms.len() + leaves.cones.len());
+    // One tree at a time, written and dropped: a window's worth of trees at once costs
+    // more in fresh pages than in building them.
+    each_event(record, &leaves, |e| lines.push(e.to_string()));
+    Ok(lines)
+}
+
+/// Calls `f` with each event of the window, in order, its objects' keys sorted.
+fn each_event(record: &WindowRecord, leaves: &WindowLeaves, mut f: impl FnMut(Value)) {
+    let window = window::Window::new(record, leaves);
+    let mut atoms: Vec<_> = leaves.atoms.iter().collect();
+    atoms.sort_by_key(|a| a.seq);
+    let atoms = atoms.into_iter().map(|a| activity::atom_event(&window, a));
+    let cones = leaves
+        .cones
         .iter()
-        .map(Value::to_string)
-        .collect())
+        .map(|c| finding::cone_finding(&window, c));
+    for mut e in atoms.chain(cones) {
+        e.sort_all_objects();
+        f(e);
+    }
 }

@@ -6,7 +6,7 @@
 use crate::store::WindowPaths;
 use crate::verify::{
     all_names, check_payloads, check_window_blocks, fail, names, node_key_history, read_file,
-    read_store_meta, SeqSet, VerifyError,
+    read_store_meta, BlockSource, SeqSet, VerifyError,
 };
 use ritma_schemas::case::{CaseExport, CaseManifest, CaseState};
 use ritma_schemas::merkle::{Blake3Tree, Frontier, TreeHash};
@@ -194,7 +194,7 @@ pub fn verify_bundle(
             let has_file = in_hour.binary_search_by(|n| n.as_str().cmp(name)).is_ok();
             let checked = check_window_blocks(
                 &blocks_dir,
-                has_file,
+                BlockSource::on_disk(has_file),
                 &record,
                 &record_path,
                 &meta.node,

@@ -12,9 +12,12 @@
 
 use crate::catalog::{self, catalog_path, hour_dir};
 use crate::store::{
-    io, read_capped, replace_file, sync_dir, write_atomic, StoreError, WindowPaths,
+    io, read_capped, replace_file, sync_dir, write_atomic, AtomicBatch, StoreError, WindowPaths,
 };
-use crate::verify::{check_payloads, check_window_blocks, node_key_history, SeqSet, VerifyError};
+use crate::verify::{
+    check_payloads, check_window_blocks, node_key_history, BlockSource, CheckedWindow, SeqSet,
+    VerifyError,
+};
 use ritma_schemas::cas_manifest::{CasManifest, MAX_CHUNK_LEN};
 use ritma_schemas::catalog::{DayCatalog, HourState, HOURS_PER_DAY, MAX_DAY_LEN};
 use ritma_schemas::hash::Hash32;
@@ -26,6 +29,7 @@ use ritma_schemas::records::{
 };
 use ritma_schemas::ship::{ShipEnvelope, ShipFile, ShipKind};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -164,6 +168,19 @@ impl From<StoreError> for MirrorError {
     }
 }
 
+/// An envelope whose blocks, for a window, were checked against its record ahead of its
+/// turn ([`Mirror::precheck`]): the costliest check, and one that needs no node state.
+pub struct Prechecked {
+    env: ShipEnvelope,
+    blocks: Option<(WindowRecord, Result<CheckedWindow, VerifyError>)>,
+}
+
+impl Prechecked {
+    pub fn envelope(&self) -> &ShipEnvelope {
+        &self.env
+    }
+}
+
 /// A check that failed: its reason and what it says.
 struct Refused(Reason, String);
 
@@ -208,6 +225,64 @@ impl Mirror {
 
     /// Applies one envelope that arrived as the message at `origin`, or quarantines it.
     pub fn apply(&self, env: &ShipEnvelope, origin: Origin) -> Result<Outcome, MirrorError> {
+        self.apply_with(env, origin, None)
+    }
+
+    /// Checks a window envelope's blocks against its record, on any thread and before its
+    /// turn, for [`Mirror::apply_prechecked`]. Other envelopes, and those whose record
+    /// cannot be read, are checked when applied (which says why, in its order of checks).
+    pub fn precheck(&self, env: ShipEnvelope) -> Prechecked {
+        let blocks = self.check_blocks_ahead(&env);
+        Prechecked { env, blocks }
+    }
+
+    /// [`Mirror::apply`] of a prechecked envelope.
+    pub fn apply_prechecked(
+        &self,
+        pre: Prechecked,
+        origin: Origin,
+    ) -> Result<Outcome, MirrorError> {
+        self.apply_with(&pre.env, origin, pre.blocks)
+    }
+
+    fn check_blocks_ahead(
+        &self,
+        env: &ShipEnvelope,
+    ) -> Option<(WindowRecord, Result<CheckedWindow, VerifyError>)> {
+        if env.kind != ShipKind::Window {
+            return None;
+        }
+        let (setup, files) = split_setup(&env.files);
+        let window_len = match setup.iter().find(|f| f.path == "_meta/store.cbor") {
+            Some(f) => StoreMeta::decode(&f.bytes).ok()?.window_len_ns,
+            None => window_len(&self.node_root(&env.node)).ok()?,
+        };
+        let p = WindowPaths::new(env.unit, window_len);
+        let record_path = p.record().to_string_lossy().into_owned();
+        let record_file = files.iter().find(|f| f.path == record_path)?;
+        let record = WindowRecord::decode(&record_file.bytes).ok()?;
+        if record.window != env.unit || record.window_len_ns != window_len {
+            return None;
+        }
+        let root = self.node_root(&env.node);
+        let blocks = check_window_blocks(
+            &root.join(&p.hour_dir).join("blocks"),
+            window_block_source(&files, &p, &record),
+            &record,
+            &root.join(p.record()),
+            &env.node,
+            &mut SeqSet::new(),
+        );
+        Some((record, blocks))
+    }
+
+    /// Applies `env`, with `pre` its blocks checked ahead (for the record it read).
+    fn apply_with(
+        &self,
+        env: &ShipEnvelope,
+        origin: Origin,
+        pre: Option<(WindowRecord, Result<CheckedWindow, VerifyError>)>,
+    ) -> Result<Outcome, MirrorError> {
         let _lock = NodeLock::acquire(
             &self
                 .out
@@ -222,7 +297,7 @@ impl Mirror {
         if state.seen(origin) {
             return Ok(Outcome::Redelivered);
         }
-        let outcome = match self.check_and_apply(env, &mut state) {
+        let outcome = match self.check_and_apply(env, &mut state, pre) {
             Ok(checkpoint) => Outcome::Applied { checkpoint },
             Err(Refused(reason, detail)) => {
                 self.quarantine(env, origin, reason, &detail)?;
@@ -319,6 +394,7 @@ impl Mirror {
         &self,
         env: &ShipEnvelope,
         state: &mut NodeState,
+        pre: Option<(WindowRecord, Result<CheckedWindow, VerifyError>)>,
     ) -> Result<Option<String>, Refused> {
         let name = format!("ritma/{}", env.node);
         let pinned: Vec<NoteVerifier> = self
@@ -355,7 +431,7 @@ impl Mirror {
             ));
         }
         let checkpoint = match env.kind {
-            ShipKind::Window => self.window(env, &root, &pinned, state).map(Some),
+            ShipKind::Window => self.window(env, &root, &pinned, state, pre).map(Some),
             ShipKind::Hour => self.hour(env, &root, state).map(|()| None),
             ShipKind::Blob => blob(env, &root).map(|()| None),
         }?;
@@ -455,6 +531,7 @@ impl Mirror {
         root: &Path,
         pinned: &[NoteVerifier],
         state: &mut NodeState,
+        pre: Option<(WindowRecord, Result<CheckedWindow, VerifyError>)>,
     ) -> Result<String, Refused> {
         let w = env.unit;
         let staging = self.out.join("ingest/staging").join(&env.node);
@@ -568,16 +645,19 @@ impl Mirror {
                 return Err(refused(Reason::Gap, format!("window {w} of node {} follows window {}: windows {next} to {} never arrived", env.node, next - 1, w - 1)));
             }
         }
-        // Blocks and health copies, checked from a staged copy of the files.
-        stage(&staging, &files).map_err(|e| refused(Reason::Decode, e))?;
-        let checked = check_window_blocks(
-            &staging.join(&p.hour_dir).join("blocks"),
-            record.leaf_count() > 0,
-            &record,
-            &staging.join(p.record()),
-            &env.node,
-            &mut SeqSet::new(),
-        )?;
+        // Blocks and health copies, checked from the message's bytes (or ahead, by
+        // precheck, from this envelope's, when it read this same record).
+        let checked = match pre {
+            Some((pre_record, blocks)) if pre_record == record => blocks,
+            _ => check_window_blocks(
+                &root.join(&p.hour_dir).join("blocks"),
+                window_block_source(&files, &p, &record),
+                &record,
+                &root.join(p.record()),
+                &env.node,
+                &mut SeqSet::new(),
+            ),
+        }?;
         for (n, leaf) in checked.health.iter().enumerate() {
             let path = rel(p.health(n as u32));
             if files.iter().find(|f| f.path == path).map(|f| &f.bytes) != Some(leaf) {
@@ -710,11 +790,28 @@ impl Mirror {
                 catalog::forget_hour(root, hour)?;
             }
         }
-        // store.cbor last of the setup, as a writer makes a tree.
-        for f in setup.iter().chain(files.iter()) {
-            put_file(root, f)?;
+        // store.cbor last of the setup, as a writer makes a tree; the files are made
+        // durable in order, and the checkpoint, which vouches for them, goes last once
+        // their directories are synced.
+        let Some((checkpoint, rest)) = files.split_last() else {
+            return Ok(());
+        };
+        let mut batch = AtomicBatch::new();
+        let mut dirs = BTreeSet::new();
+        for f in setup.iter().chain(rest) {
+            let path = root.join(&f.path);
+            let dir = path.parent().expect("a directory").to_owned();
+            if !dirs.contains(&dir) {
+                fs::create_dir_all(&dir).map_err(io(&dir))?;
+                dirs.insert(dir);
+            }
+            batch.write(path, &f.bytes)?;
         }
-        Ok(())
+        batch.commit()?;
+        for dir in &dirs {
+            sync_dir(dir)?;
+        }
+        put_file(root, checkpoint)
     }
 
     fn hour(&self, env: &ShipEnvelope, root: &Path, state: &NodeState) -> Result<(), Refused> {
@@ -861,6 +958,20 @@ fn blob(env: &ShipEnvelope, root: &Path) -> Result<(), Refused> {
         ));
     }
     put_file(root, f).map_err(|e| refused(Reason::Decode, e.to_string()))
+}
+
+/// The block file among a window envelope's files, or absent (the files' layout is
+/// checked against the record before the blocks are).
+fn window_block_source<'a>(
+    files: &[&'a ShipFile],
+    p: &WindowPaths,
+    record: &WindowRecord,
+) -> BlockSource<'a> {
+    let path = p.blocks().to_string_lossy().into_owned();
+    match files.iter().find(|f| f.path == path) {
+        Some(f) if record.leaf_count() > 0 => BlockSource::InMemory(&f.bytes),
+        _ => BlockSource::Absent,
+    }
 }
 
 /// Setup files (FORMAT.md §12.2) come first in a window envelope; the rest are the

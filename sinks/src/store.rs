@@ -218,7 +218,7 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 /// in order: the guarantee of [`write_atomic`] file by file (a name appears only for
 /// contents already on disk), but every file's writeback starts when it is written,
 /// so the device works on the next files while the first fsync waits.
-struct AtomicBatch {
+pub(crate) struct AtomicBatch {
     /// (open temporary file, its path, the final path), in write order.
     files: Vec<(File, PathBuf, PathBuf)>,
 }
@@ -227,14 +227,14 @@ impl AtomicBatch {
     /// Open files held at most before the batch commits what it has (fd limits).
     const MAX_OPEN: usize = 64;
 
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         AtomicBatch { files: Vec::new() }
     }
 
     /// Writes `bytes` to `path`'s temporary name; `path`'s directory must exist. A file
     /// already at `path` (from an interrupted run being resumed) must hold exactly
     /// `bytes`: it is then kept, else this fails with `Conflict`.
-    fn write(&mut self, path: PathBuf, bytes: &[u8]) -> Result<(), StoreError> {
+    pub(crate) fn write(&mut self, path: PathBuf, bytes: &[u8]) -> Result<(), StoreError> {
         if self.files.len() == Self::MAX_OPEN {
             self.commit()?;
         }
@@ -270,7 +270,7 @@ impl AtomicBatch {
     }
 
     /// fsyncs and renames every file written so far, in order.
-    fn commit(&mut self) -> Result<(), StoreError> {
+    pub(crate) fn commit(&mut self) -> Result<(), StoreError> {
         let mut files = std::mem::take(&mut self.files).into_iter();
         while let Some((f, tmp, path)) = files.next() {
             let done = f
@@ -732,6 +732,24 @@ impl BlockFile {
     /// counts, which bound the file, [`block_file_cap`]), and its id table.
     pub fn open(path: &Path, window: u64, leaves: u64) -> Result<Self, StoreError> {
         let bytes = read_capped(path, block_file_cap(leaves)).map_err(io(path))?;
+        Self::from_bytes(path, bytes, window, leaves)
+    }
+
+    /// [`BlockFile::open`] of a block file already in memory (one that arrived in a
+    /// message), named `path` in errors.
+    pub fn from_bytes(
+        path: &Path,
+        bytes: Vec<u8>,
+        window: u64,
+        leaves: u64,
+    ) -> Result<Self, StoreError> {
+        let cap = block_file_cap(leaves);
+        if bytes.len() > cap {
+            return Err(StoreError::Invalid {
+                path: path.to_owned(),
+                reason: format!("longer than {cap} bytes, the most this file may hold"),
+            });
+        }
         let mut file = BlockFile {
             path: path.to_owned(),
             bytes,

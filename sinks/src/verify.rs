@@ -821,7 +821,7 @@ fn verify_node(root: &Path, opts: &VerifyOptions<'_>) -> Result<NodeReport, Veri
                 ids,
             } = check_window_blocks(
                 &blocks_dir,
-                blocks.contains(&index),
+                BlockSource::on_disk(blocks.contains(&index)),
                 &record,
                 &record_path,
                 &meta.node,
@@ -1312,19 +1312,41 @@ fn check_capture_mode(
     Ok(())
 }
 
-/// Reads a window's block file from `blocks_dir` (`has_file`: the directory holds one)
+/// Where a window's block file is read from.
+#[derive(Clone, Copy)]
+pub(crate) enum BlockSource<'a> {
+    /// The window has no block file.
+    Absent,
+    /// The window's file in `blocks_dir`.
+    OnDisk,
+    /// The file's bytes (from a message), named by its place in `blocks_dir`.
+    InMemory(&'a [u8]),
+}
+
+impl BlockSource<'_> {
+    /// On disk when `has_file`, else absent.
+    pub(crate) fn on_disk(has_file: bool) -> Self {
+        match has_file {
+            true => BlockSource::OnDisk,
+            false => BlockSource::Absent,
+        }
+    }
+}
+
+/// Reads a window's block file (`source`, named by its place in `blocks_dir`)
 /// and checks it against its record (already authenticated by its checkpoint): one
 /// block per 1000 leaves, every leaf strict and in canonical order, the counts, first
 /// seq and probe loss the record states, and the window root. Each event seq goes into
 /// `seqs` (E_SEQ if seen before).
 pub(crate) fn check_window_blocks(
     blocks_dir: &Path,
-    has_file: bool,
+    source: BlockSource<'_>,
     record: &WindowRecord,
     record_path: &Path,
     node: &str,
     seqs: &mut SeqSet,
 ) -> Result<CheckedWindow, VerifyError> {
+    let has_file = !matches!(source, BlockSource::Absent);
     let w = Some(record.window);
     let expected_path = WindowPaths::new(record.window, record.window_len_ns);
     let path = blocks_dir.join(expected_path.blocks().file_name().expect("file name"));
@@ -1337,13 +1359,19 @@ pub(crate) fn check_window_blocks(
         };
         return Err(fail("E_COUNT", &path, w, detail));
     }
-    let mut file = match has_file {
-        true => Some(
-            BlockFile::open(&path, record.window, leaves_expected)
-                .map_err(|e| fail("E_IO", &path, w, e.to_string()))?,
-        ),
-        false => None,
+    let opened = match source {
+        BlockSource::Absent => None,
+        BlockSource::OnDisk => Some(BlockFile::open(&path, record.window, leaves_expected)),
+        BlockSource::InMemory(bytes) => Some(BlockFile::from_bytes(
+            &path,
+            bytes.to_vec(),
+            record.window,
+            leaves_expected,
+        )),
     };
+    let mut file = opened
+        .transpose()
+        .map_err(|e| fail("E_IO", &path, w, e.to_string()))?;
     let mut tree = Frontier::new();
     let mut section = 0u8;
     let mut counts = [0u64; 6];
