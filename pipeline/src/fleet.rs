@@ -113,8 +113,8 @@ pub fn ship_cmd(dir: &Path, brokers: &BrokerArgs, follow: bool, json: bool) -> R
     let roots = ritma_sinks::retention::node_roots(dir)?;
     let mut topics = vec![brokers.topic.as_str()];
     topics.extend(brokers.ocsf.as_deref());
-    settings.check_topics(&topics, Duration::from_secs(10))?;
     let shipper = settings.producer()?;
+    shipper.check_topics(&topics, Duration::from_secs(10))?;
     if follow {
         crate::record::install_stop_handlers()?;
     }
@@ -198,12 +198,12 @@ impl RunShipper {
         // does not exist is a mistake to say now.
         let mut topics = vec![args.kafka_topic.as_str()];
         topics.extend(args.kafka_ocsf.as_deref());
-        match settings.check_topics(&topics, Duration::from_secs(5)) {
+        let shipper = settings.producer()?;
+        match shipper.check_topics(&topics, Duration::from_secs(5)) {
             Err(e @ ritma_transport::TransportError::NoTopic { .. }) => return Err(e.into()),
             Err(e) => eprintln!("ritma: shipping will wait for the brokers: {e}"),
             Ok(()) => {}
         }
-        let shipper = settings.producer()?;
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(ShipCounters::default());
         let (root, topic, node) = (root.to_owned(), args.kafka_topic.clone(), node.to_owned());

@@ -105,14 +105,25 @@ impl KafkaSettings {
     /// Fails unless the brokers answer within `timeout` and hold every topic of `topics`.
     pub fn check_topics(&self, topics: &[&str], timeout: Duration) -> Result<(), TransportError> {
         let probe: BaseProducer = self.client_config().create()?;
+        check_topics(probe.client(), &self.brokers, topics, timeout)
+    }
+}
+
+/// [`KafkaSettings::check_topics`] through `client`.
+fn check_topics<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    brokers: &str,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<(), TransportError> {
+    {
         for topic in topics {
-            let md = probe
-                .client()
-                .fetch_metadata(Some(topic), timeout)
-                .map_err(|e| TransportError::Unreachable {
-                    brokers: self.brokers.clone(),
+            let md = client.fetch_metadata(Some(topic), timeout).map_err(|e| {
+                TransportError::Unreachable {
+                    brokers: brokers.to_owned(),
                     detail: e.to_string(),
-                })?;
+                }
+            })?;
             let found = md.topics().iter().find(|t| t.name() == *topic);
             let missing = match found {
                 None => true,
@@ -121,7 +132,7 @@ impl KafkaSettings {
             if missing {
                 return Err(TransportError::NoTopic {
                     topic: (*topic).to_owned(),
-                    brokers: self.brokers.clone(),
+                    brokers: brokers.to_owned(),
                 });
             }
         }
@@ -155,6 +166,12 @@ pub struct Shipper {
 }
 
 impl Shipper {
+    /// [`KafkaSettings::check_topics`] on this producer's own connections, which it then
+    /// ships on without connecting again.
+    pub fn check_topics(&self, topics: &[&str], timeout: Duration) -> Result<(), TransportError> {
+        check_topics(self.producer.client(), &self.brokers, topics, timeout)
+    }
+
     /// Sends `(key, value)` messages to `topic` and waits until every one is acked
     /// (acks=all) or `timeout` passes; an error names the first message that failed.
     pub fn send_all(
