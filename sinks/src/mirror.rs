@@ -264,15 +264,7 @@ impl Mirror {
         if record.window != env.unit || record.window_len_ns != window_len {
             return None;
         }
-        let root = self.node_root(&env.node);
-        let blocks = check_window_blocks(
-            &root.join(&p.hour_dir).join("blocks"),
-            window_block_source(&files, &p, &record),
-            &record,
-            &root.join(p.record()),
-            &env.node,
-            &mut SeqSet::new(),
-        );
+        let blocks = check_blocks(&self.node_root(&env.node), &env.node, &files, &p, &record);
         Some((record, blocks))
     }
 
@@ -649,14 +641,7 @@ impl Mirror {
         // precheck, from this envelope's, when it read this same record).
         let checked = match pre {
             Some((pre_record, blocks)) if pre_record == record => blocks,
-            _ => check_window_blocks(
-                &root.join(&p.hour_dir).join("blocks"),
-                window_block_source(&files, &p, &record),
-                &record,
-                &root.join(p.record()),
-                &env.node,
-                &mut SeqSet::new(),
-            ),
+            _ => check_blocks(root, &env.node, &files, &p, &record),
         }?;
         for (n, leaf) in checked.health.iter().enumerate() {
             let path = rel(p.health(n as u32));
@@ -960,18 +945,30 @@ fn blob(env: &ShipEnvelope, root: &Path) -> Result<(), Refused> {
     put_file(root, f).map_err(|e| refused(Reason::Decode, e.to_string()))
 }
 
-/// The block file among a window envelope's files, or absent (the files' layout is
-/// checked against the record before the blocks are).
-fn window_block_source<'a>(
-    files: &[&'a ShipFile],
+/// The window's blocks among its envelope's `files` checked against its record, as `verify`
+/// checks them, named in errors by their place in the node tree at `root`.
+fn check_blocks(
+    root: &Path,
+    node: &str,
+    files: &[&ShipFile],
     p: &WindowPaths,
     record: &WindowRecord,
-) -> BlockSource<'a> {
+) -> Result<CheckedWindow, VerifyError> {
     let path = p.blocks().to_string_lossy().into_owned();
-    match files.iter().find(|f| f.path == path) {
+    // Absent too when the record has no leaves: the files' layout is checked against the
+    // record before the blocks are.
+    let source = match files.iter().find(|f| f.path == path) {
         Some(f) if record.leaf_count() > 0 => BlockSource::InMemory(&f.bytes),
         _ => BlockSource::Absent,
-    }
+    };
+    check_window_blocks(
+        &root.join(&p.hour_dir).join("blocks"),
+        source,
+        record,
+        &root.join(p.record()),
+        node,
+        &mut SeqSet::new(),
+    )
 }
 
 /// Setup files (FORMAT.md §12.2) come first in a window envelope; the rest are the
