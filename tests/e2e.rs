@@ -4,6 +4,7 @@ mod util;
 
 mod case;
 mod catalog;
+mod config;
 mod crash;
 mod full_capture;
 mod index;

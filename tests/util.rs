@@ -32,7 +32,8 @@ impl Dir {
             .current_dir(self.path())
             .env_remove("RITMA_OUT")
             .env_remove("RITMA_NODE_ID")
-            .env_remove("RITMA_TRUST");
+            .env_remove("RITMA_TRUST")
+            .env_remove("RITMA_CONFIG");
         c
     }
 }

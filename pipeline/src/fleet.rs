@@ -51,16 +51,16 @@ pub struct RunShipArgs {
     #[arg(long, value_name = "HOST:PORT,…")]
     pub kafka_brokers: Option<String>,
     /// The evidence topic.
-    #[arg(long, default_value = EVIDENCE_TOPIC, requires = "kafka_brokers")]
+    #[arg(long, default_value = EVIDENCE_TOPIC)]
     pub kafka_topic: String,
     /// The topic of witness-cosigned checkpoints.
-    #[arg(long, default_value = CHECKPOINT_TOPIC, requires = "kafka_brokers")]
+    #[arg(long, default_value = CHECKPOINT_TOPIC)]
     pub kafka_checkpoint_topic: String,
     /// The broker's largest message.
-    #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, requires = "kafka_brokers")]
+    #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
     pub kafka_max_message_bytes: usize,
     /// Also send each window's events, as OCSF 1.8.0 JSON, to this SIEM topic.
-    #[arg(long, value_name = "TOPIC", num_args = 0..=1, default_missing_value = OCSF_TOPIC, requires = "kafka_brokers")]
+    #[arg(long, value_name = "TOPIC", num_args = 0..=1, default_missing_value = OCSF_TOPIC)]
     pub kafka_ocsf: Option<String>,
 }
 
@@ -74,8 +74,8 @@ fn settings(brokers: &str, max_message_bytes: usize, options: &[String]) -> Resu
     if brokers.trim().is_empty() {
         bail!("--brokers is empty: give host:port of at least one Kafka broker");
     }
-    if !(8192..=16 << 20).contains(&max_message_bytes) {
-        bail!("--max-message-bytes must be 8192 to 16777216, not {max_message_bytes}");
+    if let Err(why) = crate::config::check_max_message_bytes(max_message_bytes as u64) {
+        bail!("--max-message-bytes {why}");
     }
     let mut s = KafkaSettings::new(brokers);
     s.max_message_bytes = max_message_bytes;
@@ -89,10 +89,7 @@ fn settings(brokers: &str, max_message_bytes: usize, options: &[String]) -> Resu
 }
 
 fn check_topic(topic: &str) -> Result<()> {
-    if !ritma_sinks::ship::is_topic_name(topic) {
-        bail!("topic {topic:?}: not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)");
-    }
-    Ok(())
+    crate::config::check_topic(topic).map_err(|why| anyhow!("the topic {why}"))
 }
 
 /// `ritma ship DIR`: ships what each node tree of the store completed and is not yet

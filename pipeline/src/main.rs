@@ -1,6 +1,7 @@
 //! `ritma`: the command line of the Ritma evidence pipeline.
 
 mod case;
+mod config;
 mod exes;
 mod fleet;
 mod latency;
@@ -17,7 +18,7 @@ mod witness;
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use ritma_sinks::keys::Keystore;
 use std::path::{Path, PathBuf};
 
@@ -56,29 +57,10 @@ enum Command {
         taint_ttl: u64,
     },
     /// Capture live events with the eBPF sensor and seal them into a store as windows close (needs root).
-    Run {
-        /// The store (RITMA_OUT) to create, or one an earlier `ritma run` of this node wrote
-        /// (stopped or killed) to continue: its WAL is sealed again first, then capture
-        /// goes on in the same node log. Its signing key is made if absent.
-        #[arg(long, env = "RITMA_OUT", default_value = "RITMA_OUT")]
-        out: PathBuf,
-        /// Stop after this many seconds (default: at SIGINT or SIGTERM).
-        #[arg(long)]
-        duration: Option<f64>,
-        /// Node name, 1-64 of A-Z a-z 0-9 . _ - (default: the host name).
-        #[arg(long, env = "RITMA_NODE_ID")]
-        node: Option<String>,
-        /// Dataflow worker threads; the output is the same for any number.
-        #[arg(long, default_value_t = 1)]
-        workers: usize,
-        /// Seconds taint follows a flow or a cone-matched actor after it was last seen.
-        #[arg(long, default_value_t = 300)]
-        taint_ttl: u64,
-        #[command(flatten)]
-        exes: ExeArgs,
-        #[command(flatten)]
-        ship: fleet::RunShipArgs,
-    },
+    Run(RunArgs),
+    /// Check `ritma run`'s config file, or show the settings a run would use.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Capture live events with the eBPF sensor into a new trace file (needs root).
     Record {
         /// The trace file (.rtrace) to create; an existing file is never overwritten.
@@ -245,6 +227,71 @@ enum Command {
     },
 }
 
+/// `ritma run`'s options; each but --config and --duration may also come from the config
+/// file (pipeline/src/config.rs): the command line first, then the environment, then the
+/// file, then the default.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The config file (default: /etc/ritma/ritma.toml, when it exists).
+    #[arg(long, env = "RITMA_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The store (RITMA_OUT) to create, or one an earlier `ritma run` of this node wrote
+    /// (stopped or killed) to continue: its WAL is sealed again first, then capture
+    /// goes on in the same node log. Its signing key is made if absent.
+    #[arg(long, env = "RITMA_OUT", default_value = "RITMA_OUT")]
+    out: PathBuf,
+    /// Stop after this many seconds (default: at SIGINT or SIGTERM).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Node name, 1-64 of A-Z a-z 0-9 . _ - (default: the host name).
+    #[arg(long, env = "RITMA_NODE_ID")]
+    node: Option<String>,
+    /// Dataflow worker threads; the output is the same for any number.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Seconds taint follows a flow or a cone-matched actor after it was last seen.
+    #[arg(long, default_value_t = 300)]
+    taint_ttl: u64,
+    #[command(flatten)]
+    exes: ExeArgs,
+    #[command(flatten)]
+    ship: fleet::RunShipArgs,
+}
+
+impl RunArgs {
+    /// Takes what the command line and environment left unset from the config file, and
+    /// says where each setting came from.
+    fn resolve(&mut self, m: &clap::ArgMatches) -> Result<Vec<config::Effective>> {
+        let file = config::ConfigFile::load(self.config.as_deref())?;
+        config::resolve(
+            config::RunSettings {
+                out: &mut self.out,
+                node: &mut self.node,
+                workers: &mut self.workers,
+                taint_ttl: &mut self.taint_ttl,
+                baseline: &mut self.exes.baseline,
+                full_max_mb: &mut self.exes.full_max_mb,
+                ship: &mut self.ship,
+            },
+            m,
+            file.as_ref(),
+        )
+    }
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a config file: every key known, every value valid, the settings consistent.
+    Check {
+        /// The file (default: /etc/ritma/ritma.toml).
+        #[arg(long, env = "RITMA_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Print the settings `ritma run` with these options would use, as a config file,
+    /// each with where it came from (option, environment, file:line or default).
+    Show(Box<RunArgs>),
+}
+
 /// What the capture side does with executed binaries.
 #[derive(clap::Args)]
 struct ExeArgs {
@@ -260,8 +307,8 @@ struct ExeArgs {
 
 impl ExeArgs {
     fn policy(self) -> Result<exes::ExePolicy> {
-        if self.full_max_mb > 4096 {
-            bail!("--full-max-mb must be 0 to 4096, not {}", self.full_max_mb);
+        if let Err(why) = config::check_full_max_mb(self.full_max_mb) {
+            bail!("--full-max-mb {why}");
         }
         let baseline = self
             .baseline
@@ -324,7 +371,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     no_transparent_huge_pages();
-    if let Err(e) = run(Cli::parse()) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Err(e) = run(cli, &matches) {
         eprintln!("ritma: error: {}", error_text(&e));
         std::process::exit(1);
     }
@@ -353,7 +402,7 @@ fn no_transparent_huge_pages() {
     let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
     match cli.command {
         Command::Keys(KeysCommand::Init { out, node }) => keys_init(&out, node),
         Command::Keys(KeysCommand::Show { dir, json }) => keys_show(&dir, json),
@@ -434,23 +483,30 @@ fn run(cli: Cli) -> Result<()> {
             node,
             exes,
         } => record_cmd(out, duration, node, exes.policy()?),
-        Command::Run {
-            out,
-            duration,
-            node,
-            workers,
-            taint_ttl,
-            exes,
-            ship,
-        } => run_cmd(
-            out,
-            duration,
-            node,
-            workers,
-            taint_ttl,
-            exes.policy()?,
-            ship,
-        ),
+        Command::Run(mut args) => {
+            let m = matches.subcommand_matches("run").expect("run's options");
+            args.resolve(m)?;
+            run_cmd(
+                args.out,
+                args.duration,
+                args.node,
+                args.workers,
+                args.taint_ttl,
+                args.exes.policy()?,
+                args.ship,
+            )
+        }
+        Command::Config(ConfigCommand::Check { config }) => config_check(config),
+        Command::Config(ConfigCommand::Show(mut args)) => {
+            let m = matches
+                .subcommand_matches("config")
+                .and_then(|m| m.subcommand_matches("show"))
+                .expect("show's options");
+            let settings = args.resolve(m)?;
+            let host = default_node().ok();
+            print!("{}", config::show(&settings, host.as_deref()));
+            Ok(())
+        }
         Command::Baseline { out, dirs } => baseline_cmd(&out, dirs),
     }
 }
@@ -468,13 +524,54 @@ fn parse_duration(duration: Option<f64>) -> Result<Option<std::time::Duration>> 
 
 /// `--workers` and `--taint-ttl`, checked; the TTL in ns.
 fn check_dataflow_args(workers: usize, taint_ttl_s: u64) -> Result<u64> {
-    if workers == 0 || workers > 256 {
-        bail!("--workers must be 1 to 256, not {workers}");
+    if let Err(why) = config::check_workers(workers as u64) {
+        bail!("--workers {why}");
     }
-    if taint_ttl_s == 0 || taint_ttl_s > 86_400 {
-        bail!("--taint-ttl must be 1 to 86400 seconds, not {taint_ttl_s}");
+    if let Err(why) = config::check_taint_ttl(taint_ttl_s) {
+        bail!("--taint-ttl (seconds) {why}");
     }
     Ok(taint_ttl_s * 1_000_000_000)
+}
+
+/// `ritma config check`: the file `config` names (or the default one) is read and
+/// checked as `ritma run` would take it, alone (no options, no environment).
+fn config_check(config: Option<PathBuf>) -> Result<()> {
+    let Some(file) = config::ConfigFile::load(config.as_deref())? else {
+        bail!(
+            "no config file: {} does not exist (give --config FILE)",
+            config::DEFAULT_PATH
+        );
+    };
+    // The defaults alone: neither options nor the environment.
+    let m = <RunArgs as clap::Args>::augment_args(clap::Command::new("run"))
+        .mut_args(|a| a.env(None::<&str>))
+        .try_get_matches_from(["run"])?;
+    let mut args = RunArgs::from_arg_matches(&m)?;
+    let settings = config::resolve(
+        config::RunSettings {
+            out: &mut args.out,
+            node: &mut args.node,
+            workers: &mut args.workers,
+            taint_ttl: &mut args.taint_ttl,
+            baseline: &mut args.exes.baseline,
+            full_max_mb: &mut args.exes.full_max_mb,
+            ship: &mut args.ship,
+        },
+        &m,
+        Some(&file),
+    )?;
+    if let Some(node) = &args.node {
+        record::check_node(node)?;
+    }
+    if let Some(b) = &args.exes.baseline {
+        exes::Baseline::load(b)?;
+    }
+    let from_file = settings.iter().filter(|e| e.source != "default").count();
+    println!(
+        "{}: ok ({from_file} settings; `ritma config show` prints them all)",
+        file.path().display()
+    );
+    Ok(())
 }
 
 fn run_cmd(
