@@ -556,3 +556,110 @@ fn run_killed_at_random_points_and_restarted_is_the_replay_of_its_wal() {
     // The WAL, all its runs, replays to the same store, for one worker and for two.
     assert_wal_replays_to_the_store(&d, &wal);
 }
+
+/// GET `path` from `addr` (HTTP/1.0): the status code and the body.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+/// The value of the exposition line named `series` (with its labels), if present.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn metrics_and_health_are_served_while_running() {
+    if skip_without_root("metrics_and_health_are_served_while_running") {
+        return;
+    }
+    let d = Dir::new();
+    let store = d.join("s");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = spawn_run(&d, "run-metrics", &["--metrics", &addr]);
+    wait_until_started(&mut child, || wal_of(&store).is_some());
+    marker_workload(
+        &format!("ritma-marker-{}", token()),
+        &format!("/tmp/ritma-run-test-{}", token()),
+    );
+    // Windows seal a second after they close: wait for two, with the workload's events.
+    let started = Instant::now();
+    let text = loop {
+        let (status, text) = http_get(&addr, "/metrics");
+        assert_eq!(status, 200, "{text}");
+        let sealed = metric(&text, "ritma_windows_sealed_total").unwrap_or(0.0);
+        let execs = metric(&text, "ritma_events_total{type=\"exec\"}").unwrap_or(0.0);
+        if sealed >= 2.0 && execs >= 1.0 {
+            break text;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no sealed windows or execs in 30 s:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for series in [
+        "ritma_events_total{type=\"open\"}",
+        "ritma_seal_latency_seconds_count",
+        "ritma_seal_lag_windows",
+        "ritma_resident_memory_bytes",
+        "ritma_cas_bytes",
+    ] {
+        assert!(metric(&text, series).is_some(), "{series} in\n{text}");
+    }
+    assert!(metric(&text, "ritma_resident_memory_bytes").unwrap() > 1e6);
+    assert_eq!(http_get(&addr, "/healthz"), (200, "ok\n".to_owned()));
+    assert_eq!(http_get(&addr, "/nope").0, 404);
+    // SAFETY: kill with a pid of our own child and a valid signal.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ritma run failed: {stderr}");
+    assert!(
+        stderr.contains(&format!("metrics on http://{addr}/metrics")),
+        "{stderr}"
+    );
+    // The counters the endpoint served are the run's: as many events as its WAL holds,
+    // at most (the scrape came before the end).
+    let (events, _) = read_events(&wal_of(&store).unwrap(), "run-metrics");
+    let served: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("ritma_events_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(
+        served >= 1.0 && served <= events.len() as f64,
+        "{served} of {}",
+        events.len()
+    );
+    // A bad address is refused before capture starts.
+    let err = d
+        .ritma(&[
+            "run",
+            "--out",
+            "s2",
+            "--metrics",
+            "localhost",
+            "--duration",
+            "1",
+        ])
+        .output()
+        .failure();
+    assert!(
+        err.contains("--metrics must be a listen address IP:PORT"),
+        "{err}"
+    );
+}

@@ -255,24 +255,5 @@ fn ptrace_request(arg_hash: &Hash32) -> Option<(u64, &'static str)> {
 
 /// FORMAT.md §3 names of event types.
 pub(crate) fn event_type_name(t: EventType) -> &'static str {
-    match t {
-        EventType::Exec => "exec",
-        EventType::Fork => "fork",
-        EventType::Exit => "exit",
-        EventType::Open => "open",
-        EventType::Unlink => "unlink",
-        EventType::Rename => "rename",
-        EventType::Connect => "connect",
-        EventType::Accept => "accept",
-        EventType::Bind => "bind",
-        EventType::Listen => "listen",
-        EventType::Ptrace => "ptrace",
-        EventType::SetUid => "setuid",
-        EventType::SetGid => "setgid",
-        EventType::CapSet => "capset",
-        EventType::MemfdCreate => "memfd_create",
-        EventType::ModuleLoad => "module_load",
-        EventType::BpfProgLoad => "bpf_prog_load",
-        EventType::Present => "present",
-    }
+    t.name()
 }

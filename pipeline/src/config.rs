@@ -19,6 +19,9 @@
 //! max_message_bytes = 1000000            # --kafka-max-message-bytes
 //! ocsf = "ritma.ocsf"                    # --kafka-ocsf
 //! ```
+//!
+//! and `metrics = "127.0.0.1:9464"` (--metrics), `health_max_lag = 10` (--health-max-lag)
+//! at the top level.
 
 use anyhow::{bail, Result};
 use clap::parser::ValueSource;
@@ -42,6 +45,8 @@ struct FileConfig {
     taint_ttl: Option<Spanned<i64>>,
     baseline: Option<Spanned<PathBuf>>,
     full_max_mb: Option<Spanned<i64>>,
+    metrics: Option<Spanned<String>>,
+    health_max_lag: Option<Spanned<i64>>,
     kafka: Option<KafkaSection>,
 }
 
@@ -121,6 +126,8 @@ pub struct RunSettings<'a> {
     pub baseline: &'a mut Option<PathBuf>,
     pub full_max_mb: &'a mut u64,
     pub ship: &'a mut crate::fleet::RunShipArgs,
+    pub metrics: &'a mut Option<String>,
+    pub health_max_lag: &'a mut u64,
 }
 
 /// One effective setting: its key in the file, its value as TOML, and where it came from.
@@ -170,6 +177,16 @@ pub fn resolve(
         &cfg.full_max_mb,
         s.full_max_mb,
         |&n| file_int(n, check_full_max_mb),
+    )?;
+    r.take_opt("metrics", "metrics", &cfg.metrics, s.metrics, |a| {
+        parse_listen(a).map(|_| a.clone())
+    })?;
+    r.take(
+        "health_max_lag",
+        "health_max_lag",
+        &cfg.health_max_lag,
+        s.health_max_lag,
+        |&n| file_int(n, check_health_max_lag),
     )?;
     let ship = s.ship;
     r.take_opt(
@@ -447,6 +464,16 @@ pub fn check_topic(topic: &str) -> Result<(), String> {
     }
 }
 
+pub fn check_health_max_lag(n: u64) -> Result<(), String> {
+    in_range(n, 1, 86_400)
+}
+
+/// A listen address, `IP:PORT`.
+pub fn parse_listen(addr: &str) -> Result<std::net::SocketAddr, String> {
+    addr.parse()
+        .map_err(|_| format!("must be a listen address IP:PORT, not {addr:?}"))
+}
+
 fn in_range(n: u64, lo: u64, hi: u64) -> Result<(), String> {
     match (lo..=hi).contains(&n) {
         true => Ok(()),
@@ -478,7 +505,7 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(e.ends_with(":3: unknown field `wrokers`, expected one of `out`, `node`, `workers`, `taint_ttl`, `baseline`, `full_max_mb`, `kafka`"), "{e}");
+        assert!(e.ends_with(":3: unknown field `wrokers`, expected one of `out`, `node`, `workers`, `taint_ttl`, `baseline`, `full_max_mb`, `metrics`, `health_max_lag`, `kafka`"), "{e}");
         let e = load("[kafka]\nbrokers = 9092\n").err().unwrap().to_string();
         assert!(
             e.contains(":2: invalid type: integer `9092`, expected a string"),

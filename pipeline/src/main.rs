@@ -5,6 +5,7 @@ mod config;
 mod exes;
 mod fleet;
 mod latency;
+mod metrics;
 mod progress;
 mod prove;
 mod query;
@@ -256,6 +257,13 @@ struct RunArgs {
     exes: ExeArgs,
     #[command(flatten)]
     ship: fleet::RunShipArgs,
+    /// Serve Prometheus metrics at http://ADDR/metrics and a health check at /healthz
+    /// (default address 127.0.0.1:9464; off unless given).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9464")]
+    metrics: Option<String>,
+    /// /healthz fails when sealing is more than this many windows behind the clock.
+    #[arg(long, default_value_t = 10, value_name = "WINDOWS")]
+    health_max_lag: u64,
 }
 
 impl RunArgs {
@@ -272,6 +280,8 @@ impl RunArgs {
                 baseline: &mut self.exes.baseline,
                 full_max_mb: &mut self.exes.full_max_mb,
                 ship: &mut self.ship,
+                metrics: &mut self.metrics,
+                health_max_lag: &mut self.health_max_lag,
             },
             m,
             file.as_ref(),
@@ -486,15 +496,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
         Command::Run(mut args) => {
             let m = matches.subcommand_matches("run").expect("run's options");
             args.resolve(m)?;
-            run_cmd(
-                args.out,
-                args.duration,
-                args.node,
-                args.workers,
-                args.taint_ttl,
-                args.exes.policy()?,
-                args.ship,
-            )
+            run_cmd(args)
         }
         Command::Config(ConfigCommand::Check { config }) => config_check(config),
         Command::Config(ConfigCommand::Show(mut args)) => {
@@ -556,6 +558,8 @@ fn config_check(config: Option<PathBuf>) -> Result<()> {
             baseline: &mut args.exes.baseline,
             full_max_mb: &mut args.exes.full_max_mb,
             ship: &mut args.ship,
+            metrics: &mut args.metrics,
+            health_max_lag: &mut args.health_max_lag,
         },
         &m,
         Some(&file),
@@ -574,26 +578,27 @@ fn config_check(config: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn run_cmd(
-    out: PathBuf,
-    duration: Option<f64>,
-    node: Option<String>,
-    workers: usize,
-    taint_ttl_s: u64,
-    exes: exes::ExePolicy,
-    ship: fleet::RunShipArgs,
-) -> Result<()> {
-    let duration = parse_duration(duration)?;
-    let taint_ttl_ns = check_dataflow_args(workers, taint_ttl_s)?;
-    let node = node_or_host(node)?;
+fn run_cmd(args: RunArgs) -> Result<()> {
+    let duration = parse_duration(args.duration)?;
+    let taint_ttl_ns = check_dataflow_args(args.workers, args.taint_ttl)?;
+    let node = node_or_host(args.node)?;
+    let metrics = args
+        .metrics
+        .as_deref()
+        .map(config::parse_listen)
+        .transpose()
+        .map_err(|why| anyhow::anyhow!("--metrics {why}"))?
+        .map(|addr| (addr, args.health_max_lag));
+    let out = args.out;
     let s = run::run(run::RunConfig {
         out: out.clone(),
         duration,
         node,
-        workers,
+        workers: args.workers,
         taint_ttl_ns,
-        exes,
-        ship,
+        exes: args.exes.policy()?,
+        ship: args.ship,
+        metrics,
     })?;
     eprintln!("{}", record::summary_line(&s.wal, &s.capture));
     eprintln!(
@@ -1075,6 +1080,7 @@ fn replay_cmd(
         key,
         slack_ns: replay::DEFAULT_SLACK_NS,
         taint_ttl_ns,
+        metrics: None,
         mode: ritma_schemas::records::CaptureMode::Thin,
     };
     let s = replay::replay(cfg)?;

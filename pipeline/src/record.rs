@@ -24,7 +24,7 @@
 use crate::exes::{ExeCatalog, ExePolicy, ExeStats};
 use anyhow::{bail, Context, Result};
 use ritma_ebpf::{DropCounts, EbpfError, Gap, HookMonitor, Sensor, SensorConfig};
-use ritma_schemas::records::{is_valid_node_name, HealthKind, LossReason, RunMeta};
+use ritma_schemas::records::{is_valid_node_name, EventType, HealthKind, LossReason, RunMeta};
 use ritma_sources::raw::RawEvent;
 use ritma_sources::trace::{
     blob_parts, CgroupEntry, HealthNote, TraceItem, TraceWriter, MAX_CGROUP_PATH_LEN,
@@ -227,6 +227,9 @@ pub fn capture(
     rec.flush(sensor, drops_seen, &mut batch)?;
     let mut hooks = HookMonitor::new(sensor).context("reading the sensor's call counts")?;
     loop {
+        if let Some(m) = &rec.metrics {
+            m.capture_turned(true);
+        }
         let now = Instant::now();
         if stop_requested() || deadline.is_some_and(|d| now >= d) {
             break;
@@ -332,6 +335,8 @@ pub struct Recorder {
     items: Option<SyncSender<TraceItem>>,
     clock: Option<ClockFrames>,
     pub summary: RecordSummary,
+    /// A live run's metrics endpoint, when it has one.
+    pub metrics: Option<std::sync::Arc<crate::metrics::RunMetrics>>,
 }
 
 impl Recorder {
@@ -354,6 +359,7 @@ impl Recorder {
             items,
             clock,
             summary: RecordSummary::default(),
+            metrics: None,
         }
     }
 
@@ -456,6 +462,10 @@ impl Recorder {
         self.writer.append_batch(self.run, batch)?;
         self.summary.batches += 1;
         self.summary.events += batch.len() as u64;
+        if let Some(m) = &self.metrics {
+            count_types(m, batch);
+            m.cas_bytes(self.summary.exes.blob_bytes);
+        }
         if self.items.is_some() {
             let events = std::mem::replace(batch, Vec::with_capacity(BATCH_EVENTS));
             self.send(TraceItem::Batch {
@@ -527,7 +537,10 @@ impl Recorder {
                         .summary
                         .lost
                         .entry(LossReason::ProbeDetached)
-                        .or_default() += n
+                        .or_default() += n;
+                    if let Some(m) = &self.metrics {
+                        m.lost(LossReason::ProbeDetached, n);
+                    }
                 }
                 None => self.summary.probe_gaps_uncounted += 1,
             }
@@ -590,6 +603,9 @@ impl Recorder {
                 let part = n.min(MAX_LOSS_COUNT);
                 self.writer.append_loss(self.run, reason, part)?;
                 *self.summary.lost.entry(reason).or_default() += part;
+                if let Some(m) = &self.metrics {
+                    m.lost(reason, part);
+                }
                 n -= part;
                 self.send(TraceItem::Loss {
                     run: self.run,
@@ -758,16 +774,29 @@ fn wall_minus_mono_ns() -> i64 {
     wall - mono
 }
 
+/// Counts a batch's events by type into the metrics (a lookup per type, not per event).
+fn count_types(m: &crate::metrics::RunMetrics, batch: &[RawEvent]) {
+    let mut by_type = [0u64; 32];
+    for e in batch {
+        by_type[e.body.event_type() as usize % 32] += 1;
+    }
+    for t in EventType::ALL {
+        if by_type[*t as usize % 32] > 0 {
+            m.events(*t, by_type[*t as usize % 32]);
+        }
+    }
+}
+
 /// The one-line summary printed on stderr.
 pub fn summary_line(out: &Path, s: &RecordSummary) -> String {
     let reasons: Vec<String> = [
-        (LossReason::KernelRingbufFull, "kernel_ringbuf_full"),
-        (LossReason::QueueShed, "queue_shed"),
-        (LossReason::DecodeError, "decode_error"),
-        (LossReason::ProbeDetached, "probe_detached"),
+        LossReason::KernelRingbufFull,
+        LossReason::QueueShed,
+        LossReason::DecodeError,
+        LossReason::ProbeDetached,
     ]
     .iter()
-    .map(|(r, name)| format!("{name} {}", s.lost.get(r).copied().unwrap_or(0)))
+    .map(|r| format!("{} {}", r.name(), s.lost.get(r).copied().unwrap_or(0)))
     .collect();
     format!(
         "ritma: recorded {} events ({} processes running at the start) in {} batches to {} ({} bytes) in {:.1} s; lost {} ({}); {} sensor programs attached again ({} gaps uncounted); {} cgroups named; {} executables hashed ({} gone before they could be read), {} kept ({} bytes; {} over the size limit or budget)",
@@ -977,6 +1006,7 @@ mod tests {
             slack_ns: crate::replay::DEFAULT_SLACK_NS,
             mode: ritma_schemas::records::CaptureMode::Thin,
             taint_ttl_ns: 60_000_000_000,
+            metrics: None,
         })
         .unwrap();
         let reports = ritma_sinks::verify::verify_store(&out, None).unwrap();

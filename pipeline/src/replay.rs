@@ -67,6 +67,8 @@ pub struct ReplayConfig {
     pub mode: CaptureMode,
     /// How long a taint flow or seed lives after its last sighting, in ns.
     pub taint_ttl_ns: u64,
+    /// A live run's metrics, told of each window sealed.
+    pub metrics: Option<Arc<crate::metrics::RunMetrics>>,
 }
 
 impl ReplayConfig {
@@ -139,12 +141,13 @@ impl SealClock {
         self.advances.push_back((epoch, Instant::now()));
     }
 
-    /// `node` sealed `window`: its latency is counted.
-    fn sealed(&mut self, node: usize, window: u64) {
+    /// `node` sealed `window`: its latency is counted, and returned when known.
+    fn sealed(&mut self, node: usize, window: u64) -> Option<Duration> {
         let i = self.advances.partition_point(|(e, _)| *e <= window);
         let closed = self.advances.get(i).map(|(_, t)| *t).or(self.ended);
-        if let Some(t) = closed {
-            self.latencies.record(t.elapsed());
+        let latency = closed.map(|t| t.elapsed());
+        if let Some(l) = latency {
+            self.latencies.record(l);
         }
         self.sealed[node] = Some(window);
         // Every later window of every node is above this: the advances up to it are done with.
@@ -153,6 +156,7 @@ impl SealClock {
                 self.advances.pop_front();
             }
         }
+        latency
     }
 }
 
@@ -754,8 +758,13 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
     let clock = Arc::new(Mutex::new(SealClock::for_nodes(stores.len())));
     let mut writers = Vec::new();
     for (node, (store, (resume_at, last_sealed))) in stores.into_iter().zip(resume_at).enumerate() {
-        let clock = clock.clone();
-        let written = move |w| clock.lock().expect("clock").sealed(node, w);
+        let (clock, metrics) = (clock.clone(), cfg.metrics.clone());
+        let written = move |w| {
+            let latency = clock.lock().expect("clock").sealed(node, w);
+            if let Some(m) = &metrics {
+                m.sealed(w, latency);
+            }
+        };
         writers.push(Some((
             StoreWriter::spawn(store, last_sealed, errors.clone(), written)?,
             resume_at,

@@ -11,6 +11,7 @@
 //! `wal/*` (FORMAT §7.2, several runs of one node).
 
 use crate::exes::ExePolicy;
+use crate::metrics::{MetricsServer, RunMetrics};
 use crate::record::{self, ClockFrames, RecordSummary, Recorder};
 use crate::replay::{self, ReplayConfig, ReplaySummary};
 use anyhow::{bail, Context, Result};
@@ -19,6 +20,7 @@ use ritma_sinks::keys::Keystore;
 use ritma_sinks::store::StoreLock;
 use ritma_sources::trace::TraceWriter;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Frames the capture loop may hand ahead of the dataflow before it waits (and the
@@ -36,6 +38,8 @@ pub struct RunConfig {
     pub taint_ttl_ns: u64,
     pub exes: ExePolicy,
     pub ship: crate::fleet::RunShipArgs,
+    /// Where to serve metrics and health, and the seal lag /healthz tolerates.
+    pub metrics: Option<(std::net::SocketAddr, u64)>,
 }
 
 /// What a live run did: the capture's counts and the sealing's.
@@ -75,6 +79,27 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
     let mut writer = TraceWriter::create(&wal)?;
     let run = writer.add_run(&live.meta)?;
 
+    let metrics = cfg.metrics.map(|(_, max_lag)| {
+        Arc::new(RunMetrics::new(
+            live.meta.window_len_ns,
+            max_lag,
+            cfg.ship.kafka_brokers.is_some(),
+        ))
+    });
+    let _server = match (cfg.metrics, &metrics) {
+        (Some((addr, _)), Some(m)) => {
+            let server = MetricsServer::start(addr, m.clone())?;
+            eprintln!(
+                "ritma: metrics on http://{0}/metrics, health on http://{0}/healthz",
+                server.addr
+            );
+            if !server.addr.ip().is_loopback() {
+                eprintln!("ritma: the metrics listen on {}, beyond this host: anyone who can reach it reads the counters", server.addr.ip());
+            }
+            Some(server)
+        }
+        _ => None,
+    };
     let seal_cfg = ReplayConfig {
         traces: earlier.clone(),
         out: cfg.out.clone(),
@@ -83,6 +108,7 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
         slack_ns: replay::DEFAULT_SLACK_NS,
         mode: CaptureMode::Thin,
         taint_ttl_ns: cfg.taint_ttl_ns,
+        metrics: metrics.clone(),
     };
     let (tx, rx) = std::sync::mpsc::sync_channel(ITEMS_IN_FLIGHT);
     // The run frame first: the dataflow learns the node from it, as a replay does.
@@ -93,6 +119,9 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
     .expect("the receiver is alive");
     let sealing = replay::start_live(&seal_cfg, live.meta.clone(), rx, lock)?;
     let shipper = crate::fleet::RunShipper::start(&cfg.ship, &cfg.out, &cfg.node)?;
+    if let (Some(m), Some(s)) = (&metrics, &shipper) {
+        m.shipping(s.counters.clone());
+    }
     if let Some(vkey) = created_key {
         eprintln!(
             "ritma: created the signing key of node {} (verifier key: {vkey})",
@@ -119,6 +148,7 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
         closed_below: 0,
     };
     let mut rec = Recorder::new(writer, run, Some(tx), Some(clock), cfg.exes);
+    rec.metrics = metrics.clone();
     let deadline = cfg.duration.map(|d| live.started + d);
     let (mut sensor, mut drops_seen) = (live.sensor, live.drops_seen);
     // The store starts at the run's start: the first window is the one holding it.
@@ -127,6 +157,9 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
         .and_then(|()| record::capture(&mut rec, &mut sensor, &mut drops_seen, deadline))
         // The stop time: the store covers the run to its end, empty windows too.
         .and_then(|()| rec.write_clock(record::mono_now_ns()));
+    if let Some(m) = &metrics {
+        m.capture_turned(false);
+    }
     let mut capture = std::mem::take(&mut rec.summary);
     capture.elapsed = live.started.elapsed();
     // Hanging up ends the dataflow's input: it seals every window that holds anything.

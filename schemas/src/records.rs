@@ -209,6 +209,32 @@ wire_enum!(
     }
 );
 
+impl EventType {
+    /// The event type's name (FORMAT.md §3).
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::Exec => "exec",
+            EventType::Fork => "fork",
+            EventType::Exit => "exit",
+            EventType::Open => "open",
+            EventType::Unlink => "unlink",
+            EventType::Rename => "rename",
+            EventType::Connect => "connect",
+            EventType::Accept => "accept",
+            EventType::Bind => "bind",
+            EventType::Listen => "listen",
+            EventType::Ptrace => "ptrace",
+            EventType::SetUid => "setuid",
+            EventType::SetGid => "setgid",
+            EventType::CapSet => "capset",
+            EventType::MemfdCreate => "memfd_create",
+            EventType::ModuleLoad => "module_load",
+            EventType::BpfProgLoad => "bpf_prog_load",
+            EventType::Present => "present",
+        }
+    }
+}
+
 wire_enum!(
     /// The kind of a graph edge.
     EdgeKind {
@@ -245,6 +271,19 @@ wire_enum!(
         TraceCorrupt = 5,
     }
 );
+
+impl LossReason {
+    /// The reason's name, as reports and metrics label it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LossReason::KernelRingbufFull => "kernel_ringbuf_full",
+            LossReason::QueueShed => "queue_shed",
+            LossReason::ProbeDetached => "probe_detached",
+            LossReason::DecodeError => "decode_error",
+            LossReason::TraceCorrupt => "trace_corrupt",
+        }
+    }
+}
 
 wire_enum!(
     /// A change to the set of signing keys of a node.
