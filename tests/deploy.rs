@@ -322,6 +322,22 @@ fn the_unit_passes_systemd_analyze_verify_and_security() {
         .unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("Unknown key 'ProtectSytem'"));
 
+    // The user the unit runs as is the one the sysusers.d snippet creates.
+    let root = Dir::new();
+    let o = Command::new("systemd-sysusers")
+        .arg(format!("--root={}", root.path().display()))
+        .arg("--dry-run")
+        .arg(deploy("systemd/ritma.sysusers.conf"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "systemd-sysusers: {err}");
+    let user = unit_list(&unit, "User");
+    assert!(
+        err.contains(&format!("Creating user '{}'", user[0])),
+        "ritma.sysusers.conf does not create the unit's User={user:?}: {err}"
+    );
+
     // Overall exposure at most 3.5 of 10 (2.9 with systemd 252): the sandboxing stays on.
     let o = Command::new("systemd-analyze")
         .args(["security", "--offline=true", "--threshold=35"])
