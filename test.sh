@@ -11,6 +11,11 @@ command -v make >/dev/null 2>&1 || need_apt+=(make)
 # The eBPF object's rebuild check (ebpf/tests/object_rebuild.rs) compiles the C programs.
 command -v clang >/dev/null 2>&1 || need_apt+=(clang)
 [ -f /usr/include/bpf/bpf_helpers.h ] || need_apt+=(libbpf-dev)
+# tests/deploy.rs: setpriv runs ritma as a non-root user with the unit's capabilities, and
+# systemd-analyze lints the unit (no running systemd needed); the linters' virtualenv needs venv.
+command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test.sh: installing ${need_apt[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
@@ -20,6 +25,9 @@ command -v cargo >/dev/null 2>&1 || { echo "test.sh: cargo not found: install Ru
 # A real Kafka-protocol broker for tests/kafka.rs: tansu, built once into /var/tmp/ritma-tools.
 RITMA_TANSU=$(tests/broker/install-tansu.sh | tail -n 1)
 export RITMA_TANSU
+# The Kubernetes manifest's and the Dockerfile's linters (PyPI), for tests/deploy.rs.
+RITMA_DEPLOY_LINTERS=$(tests/deploy/install-linters.sh | tail -n 1)
+export RITMA_DEPLOY_LINTERS
 
 # Benchmarks are not run here (timing belongs in benches/RESULTS.md), but they must compile.
 cargo bench --workspace --locked --no-run 2>&1 | tail -n 2

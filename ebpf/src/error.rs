@@ -8,10 +8,10 @@ use crate::wire::WireError;
 #[derive(Debug, thiserror::Error)]
 pub enum EbpfError {
     #[error(
-        "loading eBPF programs needs root or CAP_BPF + CAP_PERFMON (CAP_SYS_ADMIN on older kernels); \
-         this process has effective capabilities {cap_eff:#x}"
+        "missing {missing}; this process has effective capabilities {cap_eff:#x}: \
+         run as root or grant these (deploy/README.md lists the set and why)"
     )]
-    NotPermitted { cap_eff: u64 },
+    NotPermitted { missing: String, cap_eff: u64 },
 
     #[error("mounting {fs} at {} failed (needs CAP_SYS_ADMIN and a kernel with {fs})", target.display())]
     Mount {

@@ -122,7 +122,7 @@ impl Sensor {
     /// out, fills the ignored prefixes and attaches every program.
     pub fn start(config: SensorConfig) -> Result<Sensor, EbpfError> {
         validate(&config)?;
-        system::check_privileges()?;
+        system::check_capabilities(&system::SENSOR_CAPABILITIES)?;
         system::ensure_filesystems()?;
         let btf = Btf::from_sys_fs().map_err(EbpfError::NoKernelBtf)?;
         let self_tgid = std::process::id();

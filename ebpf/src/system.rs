@@ -13,8 +13,45 @@ const TRACEFS_MAGIC: i64 = 0x7472_6163;
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
 const CAP_SYS_ADMIN: u32 = 21;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
+
+/// A capability live capture needs, and what for (named in the error when it is missing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capability {
+    pub name: &'static str,
+    pub bit: u32,
+    pub why: &'static str,
+    /// CAP_SYS_ADMIN grants it too (kernels before 5.8 have no CAP_BPF or CAP_PERFMON).
+    pub sys_admin_covers: bool,
+}
+
+pub const CAP_BPF: Capability = Capability {
+    name: "CAP_BPF",
+    bit: 39,
+    why: "to create BPF maps and load BPF programs",
+    sys_admin_covers: true,
+};
+pub const CAP_PERFMON: Capability = Capability {
+    name: "CAP_PERFMON",
+    bit: 38,
+    why: "to attach tracing programs to tracepoints (perf_event_open) and read kernel memory from them",
+    sys_admin_covers: true,
+};
+pub const CAP_DAC_READ_SEARCH: Capability = Capability {
+    name: "CAP_DAC_READ_SEARCH",
+    bit: 2,
+    why:
+        "to read tracepoint ids in tracefs (root-only) and hash executables other users cannot read",
+    sys_admin_covers: false,
+};
+pub const CAP_SYS_PTRACE: Capability = Capability {
+    name: "CAP_SYS_PTRACE",
+    bit: 19,
+    why: "to open /proc/<pid>/exe of other users' processes, the only way to hash deleted and memfd executables",
+    sys_admin_covers: false,
+};
+
+/// What `Sensor::start` needs: load and attach, and tracefs.
+pub const SENSOR_CAPABILITIES: [Capability; 3] = [CAP_BPF, CAP_PERFMON, CAP_DAC_READ_SEARCH];
 
 /// This process's effective capability set, from /proc/self/status.
 pub fn effective_capabilities() -> io::Result<u64> {
@@ -26,15 +63,34 @@ pub fn effective_capabilities() -> io::Result<u64> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no CapEff in /proc/self/status"))
 }
 
-/// Fails with `NotPermitted` unless the process may load tracing programs.
-pub fn check_privileges() -> Result<(), EbpfError> {
+/// The capabilities of `needed` that `cap_eff` lacks.
+pub fn missing_capabilities(cap_eff: u64, needed: &[Capability]) -> Vec<Capability> {
+    let has = |bit: u32| cap_eff & (1u64 << bit) != 0;
+    needed
+        .iter()
+        .filter(|c| !(has(c.bit) || c.sys_admin_covers && has(CAP_SYS_ADMIN)))
+        .copied()
+        .collect()
+}
+
+/// Fails with `NotPermitted`, naming each capability of `needed` this process lacks.
+pub fn check_capabilities(needed: &[Capability]) -> Result<(), EbpfError> {
     let cap_eff = effective_capabilities().unwrap_or(0);
-    let has = |cap: u32| cap_eff & (1u64 << cap) != 0;
-    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
-        Ok(())
-    } else {
-        Err(EbpfError::NotPermitted { cap_eff })
+    let missing = missing_capabilities(cap_eff, needed);
+    if missing.is_empty() {
+        return Ok(());
     }
+    let missing = missing
+        .iter()
+        .map(|c| format!("capability {} ({})", c.name, c.why))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(EbpfError::NotPermitted { missing, cap_eff })
+}
+
+/// Fails with `NotPermitted` unless the process may load and attach tracing programs.
+pub fn check_privileges() -> Result<(), EbpfError> {
+    check_capabilities(&SENSOR_CAPABILITIES[..2])
 }
 
 fn fs_magic(path: &Path) -> Option<i64> {
@@ -93,4 +149,29 @@ pub fn tracepoint_exists(category: &str, name: &str) -> bool {
         .join(name)
         .join("id")
         .exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(caps: &[u32]) -> u64 {
+        caps.iter().fold(0, |m, c| m | 1 << c)
+    }
+
+    #[test]
+    fn each_missing_capability_is_named_and_sys_admin_stands_in_only_for_bpf_and_perfmon() {
+        let all = [CAP_BPF, CAP_PERFMON, CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE];
+        let full = mask(&all.map(|c| c.bit));
+        assert!(missing_capabilities(full, &all).is_empty());
+        for c in all {
+            assert_eq!(missing_capabilities(full & !(1 << c.bit), &all), vec![c]);
+        }
+        let admin = mask(&[CAP_SYS_ADMIN]);
+        assert_eq!(
+            missing_capabilities(admin, &all),
+            vec![CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE]
+        );
+        assert_eq!(missing_capabilities(0, &all), all.to_vec());
+    }
 }

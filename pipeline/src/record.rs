@@ -23,6 +23,7 @@
 
 use crate::exes::{ExeCatalog, ExePolicy, ExeStats};
 use anyhow::{bail, Context, Result};
+use ritma_ebpf::system::{self, Capability};
 use ritma_ebpf::{DropCounts, EbpfError, Gap, HookMonitor, Sensor, SensorConfig};
 use ritma_schemas::records::{is_valid_node_name, EventType, HealthKind, LossReason, RunMeta};
 use ritma_sources::raw::RawEvent;
@@ -146,6 +147,15 @@ pub struct LiveStart {
     pub started_mono_ns: u64,
 }
 
+/// What live capture needs: the sensor's capabilities, and CAP_SYS_PTRACE for the
+/// executable catalog's /proc/<pid>/exe (deploy/systemd/ritma.service grants exactly these).
+pub const CAPTURE_CAPABILITIES: [Capability; 4] = [
+    system::CAP_BPF,
+    system::CAP_PERFMON,
+    system::CAP_DAC_READ_SEARCH,
+    system::CAP_SYS_PTRACE,
+];
+
 /// Installs the stop handlers, starts the sensor and describes the run: node, this
 /// boot, 1 s windows, the wall − monotonic offset read now, `first_seq` (0, or where a
 /// continued store's WAL left off). `tool` names the command in the run's config digest.
@@ -156,6 +166,9 @@ pub fn start_capture(
     first_seq: u64,
 ) -> Result<LiveStart> {
     let boot_id = read_boot_id()?;
+    // Checked together so one error names every capability the deployment forgot.
+    ritma_ebpf::system::check_capabilities(&CAPTURE_CAPABILITIES)
+        .context("checking the privileges of live capture")?;
     install_stop_handlers()?;
     let sensor_cfg = SensorConfig {
         run_counts: false,
