@@ -1091,6 +1091,58 @@ fn a_health_record_with_loss_its_kind_cannot_carry_fails_verify_though_re_signed
     }
 }
 
+/// A restart's capture_stopped and capture_started records come as a pair, in a window
+/// after the earlier run's newest time (FORMAT §7.2): `verify` refuses one alone, and a
+/// stop dated inside its own window, even with the window and every later checkpoint
+/// signed again with the node's key.
+#[test]
+fn a_restart_record_alone_or_misplaced_fails_verify_though_re_signed() {
+    use ritma_schemas::records::{HealthKind, HealthRecord};
+    let d = Dir::new();
+    probe_gap_trace(&d.join("h.rtrace"), |_, _| {});
+    let (key, vkey) = d.signing_key(NODE);
+    replay(&d, "h.rtrace", "clean", 1, &key);
+    // The window's last health record (probe_reattached) made a capture_stopped, and with
+    // `started`, a capture_started of the same time after it.
+    let forge = |out: &str, started: bool| {
+        copy_tree(&d.join("clean"), &d.join(out));
+        forge_window(&d.join(out), Path::new(&key), W0 + 1, |r, leaves| {
+            let last = leaves.last_mut().unwrap();
+            let mut h = HealthRecord::decode(last).unwrap();
+            assert_eq!(h.kind, HealthKind::ProbeReattached);
+            h.kind = HealthKind::CaptureStopped;
+            h.lost = None;
+            *last = h.encode();
+            if started {
+                h.kind = HealthKind::CaptureStarted;
+                h.lost = Some(0);
+                leaves.push(h.encode());
+                r.health_count += 1;
+            }
+        });
+    };
+    forge("alone", false);
+    let err = d
+        .ritma(&["verify", "alone", "--key", &vkey])
+        .output()
+        .failure();
+    assert!(
+        err.contains("E_LAYOUT")
+            && err.contains("1 capture_stopped and 0 capture_started")
+            && err.contains("w0801"),
+        "{err}"
+    );
+    forge("inside", true);
+    let err = d
+        .ritma(&["verify", "inside", "--key", &vkey])
+        .output()
+        .failure();
+    assert!(
+        err.contains("E_LAYOUT") && err.contains("not before the window's start"),
+        "{err}"
+    );
+}
+
 /// A window without events carries the seq after the node's highest so far (FORMAT §3.6):
 /// the empty windows after a restart keep the earlier run's next seq, not the new run's
 /// first, and `verify` refuses any other value even when the window is signed again.

@@ -27,8 +27,8 @@ use ritma_schemas::packed::{IdIndex, IdTable};
 use ritma_schemas::proof_bundle::MAX_NOTE_LEN;
 use ritma_schemas::records::{
     atom_flags, windows_per_hour, AnyRecord, CaptureMode, ConeInstance, DictKind, Edge, EventAtom,
-    EventType, HourDeletion, HourSeal, LossReason, PrevHour, Record, SignedRecord, StoreMeta,
-    WindowRecord, HOUR_NS, MAX_BLOCK_RECORDS,
+    EventType, HealthKind, HourDeletion, HourSeal, LossReason, PrevHour, Record, SignedRecord,
+    StoreMeta, WindowRecord, HOUR_NS, MAX_BLOCK_RECORDS,
 };
 use ritma_schemas::Hash32;
 use std::collections::{BTreeMap, BTreeSet};
@@ -1378,6 +1378,8 @@ pub(crate) fn check_window_blocks(
     let mut health: Vec<Vec<u8>> = Vec::new();
     let mut argv: Vec<Hash32> = Vec::new();
     let mut probe_lost = 0u64;
+    // capture_stopped and capture_started records: how many, and the newest stop time.
+    let mut restarts = (0u64, 0u64, None::<u64>);
     let mut last_key: Vec<u8> = Vec::new();
     let mut late = 0u64;
     let mut min_seq: Option<u64> = None;
@@ -1455,6 +1457,14 @@ pub(crate) fn check_window_blocks(
                         ));
                     }
                     probe_lost += h.probe_lost();
+                    match h.kind {
+                        HealthKind::CaptureStopped => {
+                            restarts.0 += 1;
+                            restarts.2 = restarts.2.max(Some(h.t_wall_ns));
+                        }
+                        HealthKind::CaptureStarted => restarts.1 += 1,
+                        _ => {}
+                    }
                     let count = h.lost.map_or([0; 9], |n| {
                         let mut b = [1; 9];
                         b[1..].copy_from_slice(&n.to_be_bytes());
@@ -1538,6 +1548,19 @@ pub(crate) fn check_window_blocks(
             w,
             "the blocks do not hash to the window's signed root",
         ));
+    }
+    // A restart is sealed in the window after the earlier run's newest time (FORMAT §7.2).
+    if restarts.0 != restarts.1 {
+        let detail = format!(
+            "{} capture_stopped and {} capture_started health records: a restart records one of each",
+            restarts.0, restarts.1
+        );
+        return Err(fail("E_LAYOUT", record_path, w, detail));
+    }
+    let window_start = i128::from(record.window) * i128::from(record.window_len_ns);
+    if let Some(stopped) = restarts.2.filter(|t| i128::from(*t) >= window_start) {
+        let detail = format!("a capture_stopped record at {stopped} ns, not before the window's start ({window_start} ns): a restart is sealed in a window after the earlier run's newest time");
+        return Err(fail("E_LAYOUT", record_path, w, detail));
     }
     let sealed_probe_lost = record
         .lost
