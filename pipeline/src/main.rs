@@ -271,6 +271,15 @@ impl RunArgs {
     /// says where each setting came from.
     fn resolve(&mut self, m: &clap::ArgMatches) -> Result<Vec<config::Effective>> {
         let file = config::ConfigFile::load(self.config.as_deref())?;
+        self.resolve_with(m, file.as_ref())
+    }
+
+    /// [`RunArgs::resolve`] with `file` (none: the defaults).
+    fn resolve_with(
+        &mut self,
+        m: &clap::ArgMatches,
+        file: Option<&config::ConfigFile>,
+    ) -> Result<Vec<config::Effective>> {
         config::resolve(
             config::RunSettings {
                 out: &mut self.out,
@@ -284,7 +293,7 @@ impl RunArgs {
                 health_max_lag: &mut self.health_max_lag,
             },
             m,
-            file.as_ref(),
+            file,
         )
     }
 }
@@ -549,21 +558,7 @@ fn config_check(config: Option<PathBuf>) -> Result<()> {
         .mut_args(|a| a.env(None::<&str>))
         .try_get_matches_from(["run"])?;
     let mut args = RunArgs::from_arg_matches(&m)?;
-    let settings = config::resolve(
-        config::RunSettings {
-            out: &mut args.out,
-            node: &mut args.node,
-            workers: &mut args.workers,
-            taint_ttl: &mut args.taint_ttl,
-            baseline: &mut args.exes.baseline,
-            full_max_mb: &mut args.exes.full_max_mb,
-            ship: &mut args.ship,
-            metrics: &mut args.metrics,
-            health_max_lag: &mut args.health_max_lag,
-        },
-        &m,
-        Some(&file),
-    )?;
+    let settings = args.resolve_with(&m, Some(&file))?;
     if let Some(node) = &args.node {
         record::check_node(node)?;
     }
