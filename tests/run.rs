@@ -617,10 +617,13 @@ fn metrics_and_health_are_served_while_running() {
         "ritma_seal_lag_windows",
         "ritma_resident_memory_bytes",
         "ritma_cas_bytes",
+        "ritma_ringbuf_fill_ratio",
     ] {
         assert!(metric(&text, series).is_some(), "{series} in\n{text}");
     }
     assert!(metric(&text, "ritma_resident_memory_bytes").unwrap() > 1e6);
+    let fill = metric(&text, "ritma_ringbuf_fill_ratio").unwrap();
+    assert!((0.0..=1.0).contains(&fill), "{fill}");
     assert_eq!(http_get(&addr, "/healthz"), (200, "ok\n".to_owned()));
     assert_eq!(http_get(&addr, "/nope").0, 404);
     // SAFETY: kill with a pid of our own child and a valid signal.

@@ -115,6 +115,60 @@ pub struct Sensor {
     attached: Vec<ProgramSpec>,
     missing_optional: Vec<&'static str>,
     stats: Result<OwnedFd, String>,
+    /// The ring's consumer and producer positions, mapped read-only, for its fill.
+    positions: Option<RingPositions>,
+    ring_bytes: u32,
+}
+
+/// The first two pages of a BPF ring buffer's mapping: the consumer position, then the
+/// producer position (the kernel's `struct bpf_ringbuf` layout for user space).
+struct RingPositions {
+    base: *mut libc::c_void,
+    page: usize,
+}
+
+// SAFETY: the mapping is read-only shared memory the kernel updates; reads are atomic loads.
+unsafe impl Send for RingPositions {}
+
+impl RingPositions {
+    fn map(fd: i32) -> Option<Self> {
+        // SAFETY: sysconf reads a constant.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+        // SAFETY: a fresh read-only shared mapping of the map's own fd; checked below.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                2 * page,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        (base != libc::MAP_FAILED).then_some(RingPositions { base, page })
+    }
+
+    /// Bytes the producer wrote that the consumer has not read.
+    fn pending(&self) -> u64 {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        // SAFETY: both positions are 8-byte aligned words at the start of their page,
+        // inside the mapping, which lives as long as self.
+        let (consumer, producer) = unsafe {
+            (
+                (*(self.base as *const AtomicU64)).load(Ordering::Acquire),
+                (*(self.base.cast::<u8>().add(self.page) as *const AtomicU64))
+                    .load(Ordering::Acquire),
+            )
+        };
+        producer.saturating_sub(consumer)
+    }
+}
+
+impl Drop for RingPositions {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `map`.
+        unsafe { libc::munmap(self.base, 2 * self.page) };
+    }
 }
 
 impl Sensor {
@@ -149,6 +203,8 @@ impl Sensor {
         };
         let ring = take_map(&mut ebpf, RING_MAP)?;
         let ring = RingBuf::try_from(ring).map_err(map_err(RING_MAP, "open ring buffer"))?;
+        // Only for a gauge: a ring whose positions cannot be mapped still captures.
+        let positions = RingPositions::map(ring.as_raw_fd());
         let drops = take_map(&mut ebpf, DROPS_MAP)?;
         let drops = PerCpuArray::try_from(drops).map_err(map_err(DROPS_MAP, "open"))?;
         let beats = take_map(&mut ebpf, BEATS_MAP)?;
@@ -167,7 +223,16 @@ impl Sensor {
             attached: plan,
             missing_optional,
             stats,
+            positions,
+            ring_bytes: config.ring_bytes,
         })
+    }
+
+    /// How full the ring buffer is, 0 to 1: bytes written by the programs and not yet
+    /// read, over its size (`None` if its positions could not be mapped).
+    pub fn ring_fill(&self) -> Option<f64> {
+        let p = self.positions.as_ref()?;
+        Some(p.pending() as f64 / f64::from(self.ring_bytes.max(1)))
     }
 
     /// Appends the events available within `timeout` to `out` and returns how many. Waits

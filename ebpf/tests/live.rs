@@ -1027,3 +1027,52 @@ fn check_privileged_calls(events: &[RawEvent], w: &Workload) {
     );
     assert_eq!(*result, -w.module_errno);
 }
+
+/// The ring buffer's fill rises while nobody reads it and falls back once read.
+#[test]
+fn ring_fill_counts_what_is_written_and_not_read() {
+    if !live_allowed("ring_fill_counts_what_is_written_and_not_read") {
+        return;
+    }
+    let mut sensor = Sensor::start(SensorConfig::default()).expect("sensor starts");
+    let mut events = Vec::new();
+    // Drain what the start-up left.
+    while sensor
+        .poll(Duration::from_millis(50), &mut events)
+        .expect("poll")
+        > 0
+    {}
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Unread: a few hundred opens by a child (this process is filtered out), with the
+    // names made before the fork.
+    let names: Vec<CString> = (0..500)
+        .map(|i| {
+            cstr(
+                tmp.path()
+                    .join(format!("f{i}"))
+                    .as_os_str()
+                    .as_encoded_bytes(),
+            )
+        })
+        .collect();
+    let child = in_child(|| {
+        for n in &names {
+            // SAFETY: a valid NUL-terminated path; the fd is closed at once.
+            unsafe {
+                let fd = libc::open(n.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o600);
+                libc::close(fd);
+            }
+        }
+        0
+    });
+    expect_clean_exit(child, "the opens");
+    let full = sensor.ring_fill().expect("the ring's positions are mapped");
+    assert!(full > 0.0 && full <= 1.0, "{full}");
+    while sensor
+        .poll(Duration::from_millis(50), &mut events)
+        .expect("poll")
+        > 0
+    {}
+    let drained = sensor.ring_fill().unwrap();
+    assert!(drained < full, "{drained} after reading, {full} before");
+}

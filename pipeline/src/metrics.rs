@@ -42,6 +42,7 @@ pub struct RunMetrics {
     ship_lag_windows: Gauge,
     ship_lag_seconds: Gauge<f64, AtomicU64>,
     seal_lag_windows: Gauge,
+    ring_fill: Gauge<f64, AtomicU64>,
     shipping: std::sync::OnceLock<Arc<crate::fleet::ShipCounters>>,
     /// Wall ns of the capture loop's last turn, 0 before the first and after it ended.
     capture_turned_ns: AtomicI64,
@@ -102,6 +103,12 @@ impl RunMetrics {
             "Resident set size of the ritma process",
             rss_bytes.clone(),
         );
+        let ring_fill = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "ringbuf_fill_ratio",
+            "How full the kernel ring buffer is (0 to 1), as the capture loop last saw it",
+            ring_fill.clone(),
+        );
         let ship_lag_windows = Gauge::default();
         let ship_lag_seconds = Gauge::<f64, AtomicU64>::default();
         if shipping {
@@ -127,6 +134,7 @@ impl RunMetrics {
             ship_lag_windows,
             ship_lag_seconds,
             seal_lag_windows,
+            ring_fill,
             shipping: std::sync::OnceLock::new(),
             capture_turned_ns: AtomicI64::new(0),
             sealed_below: AtomicU64::new(0),
@@ -156,6 +164,11 @@ impl RunMetrics {
 
     pub fn cas_bytes(&self, total: u64) {
         self.cas_bytes.set(total as i64);
+    }
+
+    /// The ring buffer's fill, 0 to 1.
+    pub fn ring_fill(&self, fill: f64) {
+        self.ring_fill.set(fill);
     }
 
     /// The capture loop turned (or, with `running` false, ended).

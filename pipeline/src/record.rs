@@ -242,6 +242,9 @@ pub fn capture(
     loop {
         if let Some(m) = &rec.metrics {
             m.capture_turned(true);
+            if let Some(fill) = sensor.ring_fill() {
+                m.ring_fill(fill);
+            }
         }
         let now = Instant::now();
         if stop_requested() || deadline.is_some_and(|d| now >= d) {
