@@ -903,7 +903,9 @@ static __always_inline bool sock_from_sa(__u8 *rec, struct ritma_sock *b, __u32 
 	b->port = 0;
 	b->addr_len = 0;
 	b->pad = 0;
-	if (family == AF_UNSPEC)
+	/* Too short to name a family (unreadable); AF_UNSPEC itself is a connect that dissolves
+	 * the association, recorded with no address. */
+	if (sa_len < 2)
 		return false;
 	if (family == AF_INET) {
 		b->port = __builtin_bswap16(*(__u16 *)(sa + 2));

@@ -72,7 +72,7 @@ pub struct DropCounts {
     pub ringbuf_full: u64,
     /// The per-thread syscall stash was full, so a syscall's exit had nothing to report.
     pub stash_full: u64,
-    /// A socket address the raw model cannot hold (family 0, or unreadable).
+    /// A socket address the raw model cannot hold (unreadable, or an accept's without a socket).
     pub unrepresentable: u64,
 }
 

@@ -52,8 +52,6 @@ pub enum WireError {
     AddressLength { family: u16, len: usize },
     #[error("socket address family {family} with port {port}: only inet addresses have one")]
     Port { family: u16, port: u16 },
-    #[error("socket address family 0 is not an address")]
-    FamilyZero,
     #[error("unknown set*id call {found}")]
     IdCall { found: u32 },
     #[error("module load from_fd flag is {found}, expected 0 or 1")]
@@ -378,7 +376,6 @@ fn decode_sockaddr(r: &mut Reader<'_>) -> Result<SockAddr, WireError> {
     let bytes = r.take(len)?;
     let wrong = || WireError::AddressLength { family, len };
     let addr = match family {
-        0 => return Err(WireError::FamilyZero),
         AF_INET => SockAddr::V4 {
             addr: bytes.try_into().map_err(|_| wrong())?,
             port,
@@ -723,9 +720,18 @@ mod tests {
                 port: 80
             })
         );
+        // AF_UNSPEC: a connect that dissolves the association.
+        let e = decode_record(&sock_record(7, 0, 0, b"")).unwrap();
+        assert!(matches!(
+            e.body,
+            RawBody::Connect {
+                addr: SockAddr::Other { family: 0 },
+                ..
+            }
+        ));
         assert_eq!(
-            decode_record(&sock_record(7, 0, 0, b"")),
-            Err(WireError::FamilyZero)
+            decode_record(&sock_record(7, 0, 0, b"x")),
+            Err(WireError::AddressLength { family: 0, len: 1 })
         );
         let e = decode_record(&sock_record(7, 16, 0, b"")).unwrap();
         assert!(matches!(

@@ -1076,3 +1076,60 @@ fn ring_fill_counts_what_is_written_and_not_read() {
     let drained = sensor.ring_fill().unwrap();
     assert!(drained < full, "{drained} after reading, {full} before");
 }
+
+/// A connect to AF_UNSPEC (which dissolves a datagram socket's association) is an event
+/// with family 0, not a loss.
+#[test]
+fn an_af_unspec_connect_is_an_event() {
+    if !live_allowed("an_af_unspec_connect_is_an_event") {
+        return;
+    }
+    let mut sensor = Sensor::start(SensorConfig::default()).expect("sensor starts");
+    let child = in_child(|| {
+        // SAFETY: plain socket calls on stack addresses of the right sizes.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+            let mut to: libc::sockaddr_in = std::mem::zeroed();
+            to.sin_family = libc::AF_INET as u16;
+            to.sin_port = 9u16.to_be();
+            to.sin_addr.s_addr = u32::from_be_bytes([127, 0, 0, 1]).to_be();
+            let len = std::mem::size_of::<libc::sockaddr_in>() as u32;
+            if libc::connect(fd, &to as *const _ as *const libc::sockaddr, len) != 0 {
+                return 1;
+            }
+            let mut unspec: libc::sockaddr = std::mem::zeroed();
+            unspec.sa_family = libc::AF_UNSPEC as u16;
+            let len = std::mem::size_of::<libc::sockaddr>() as u32;
+            if libc::connect(fd, &unspec, len) != 0 {
+                return 2;
+            }
+            libc::close(fd);
+        }
+        0
+    });
+    expect_clean_exit(child, "the connects");
+    let events = collect_until(&mut sensor, Duration::from_secs(10), |ev| {
+        ev.iter()
+            .any(|e| e.task.pid == child as u32 && matches!(e.body, RawBody::Exit { .. }))
+    });
+    let connects: Vec<&SockAddr> = of_pid(&events, child)
+        .into_iter()
+        .filter_map(|e| match &e.body {
+            RawBody::Connect { addr, result } if *result == 0 => Some(addr),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        connects,
+        [
+            &SockAddr::V4 {
+                addr: [127, 0, 0, 1],
+                port: 9
+            },
+            &SockAddr::Other { family: 0 }
+        ],
+        "{connects:?}"
+    );
+    let drops = sensor.drops().expect("drop counts");
+    assert_eq!(drops.unrepresentable, 0, "{drops:?}");
+}

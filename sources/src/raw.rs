@@ -488,7 +488,6 @@ fn name(d: &mut Decoder<'_>, field: &'static str) -> Result<Vec<u8>, DecodeError
 
 fn decode_addr(d: &mut Decoder<'_>) -> Result<SockAddr, DecodeError> {
     d.array_exact("addr", 3)?;
-    let at = d.position();
     let family = d.uint_max("addr.family", u16::MAX as u64)?;
     let bytes_at = d.position();
     let bytes = d.bytes("addr.bytes", 108)?;
@@ -516,13 +515,7 @@ fn decode_addr(d: &mut Decoder<'_>) -> Result<SockAddr, DecodeError> {
         AF_UNIX => SockAddr::Unix {
             path: bytes.to_vec(),
         },
-        0 => {
-            return Err(err_at(
-                at,
-                "addr.family",
-                DecodeErrorKind::Invalid("family 0 is not an address"),
-            ))
-        }
+        // 0 (AF_UNSPEC) too: a connect that dissolves a socket's association names it.
         f => {
             if !bytes.is_empty() {
                 return Err(wrong(0));
@@ -718,8 +711,8 @@ pub(crate) mod tests {
             (any::<[u8; 4]>(), any::<u16>()).prop_map(|(addr, port)| SockAddr::V4 { addr, port }),
             (any::<[u8; 16]>(), any::<u16>()).prop_map(|(addr, port)| SockAddr::V6 { addr, port }),
             bytes(108).prop_map(|path| SockAddr::Unix { path }),
-            (3u16..=u16::MAX)
-                .prop_filter("not inet6", |f| *f != 10)
+            (0u16..=u16::MAX)
+                .prop_filter("not inet, inet6 or unix", |f| ![1, 2, 10].contains(f))
                 .prop_map(|family| SockAddr::Other { family }),
         ]
     }
