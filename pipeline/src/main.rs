@@ -74,6 +74,11 @@ enum Command {
         /// Seconds taint follows a flow or a cone-matched actor after it was last seen.
         #[arg(long, default_value_t = 300)]
         taint_ttl: u64,
+        /// Kernels without module support have no init_module/finit_module tracepoints:
+        /// watch those calls (which can only fail there) with raw sys_enter/sys_exit
+        /// programs, at a cost on every syscall of the host. Default: not watched there.
+        #[arg(long)]
+        raw_module_hooks: bool,
         #[command(flatten)]
         exes: ExeArgs,
         #[command(flatten)]
@@ -90,6 +95,11 @@ enum Command {
         /// Node name, 1-64 of A-Z a-z 0-9 . _ - (default: the host name).
         #[arg(long, env = "RITMA_NODE_ID")]
         node: Option<String>,
+        /// Kernels without module support have no init_module/finit_module tracepoints:
+        /// watch those calls (which can only fail there) with raw sys_enter/sys_exit
+        /// programs, at a cost on every syscall of the host. Default: not watched there.
+        #[arg(long)]
+        raw_module_hooks: bool,
         #[command(flatten)]
         exes: ExeArgs,
     },
@@ -432,22 +442,24 @@ fn run(cli: Cli) -> Result<()> {
             out,
             duration,
             node,
+            raw_module_hooks,
             exes,
-        } => record_cmd(out, duration, node, exes.policy()?),
+        } => record_cmd(out, duration, node, raw_module_hooks, exes.policy()?),
         Command::Run {
             out,
             duration,
             node,
             workers,
             taint_ttl,
+            raw_module_hooks,
             exes,
             ship,
         } => run_cmd(
             out,
             duration,
             node,
-            workers,
-            taint_ttl,
+            (workers, taint_ttl),
+            raw_module_hooks,
             exes.policy()?,
             ship,
         ),
@@ -481,8 +493,8 @@ fn run_cmd(
     out: PathBuf,
     duration: Option<f64>,
     node: Option<String>,
-    workers: usize,
-    taint_ttl_s: u64,
+    (workers, taint_ttl_s): (usize, u64),
+    raw_module_hooks: bool,
     exes: exes::ExePolicy,
     ship: fleet::RunShipArgs,
 ) -> Result<()> {
@@ -495,6 +507,7 @@ fn run_cmd(
         node,
         workers,
         taint_ttl_ns,
+        raw_module_hooks,
         exes,
         ship,
     })?;
@@ -520,6 +533,7 @@ fn record_cmd(
     out: PathBuf,
     duration: Option<f64>,
     node: Option<String>,
+    raw_module_hooks: bool,
     exes: exes::ExePolicy,
 ) -> Result<()> {
     let duration = parse_duration(duration)?;
@@ -528,6 +542,7 @@ fn record_cmd(
         out: out.clone(),
         duration,
         node,
+        raw_module_hooks,
         exes,
     })?;
     eprintln!("{}", record::summary_line(&out, &summary));
