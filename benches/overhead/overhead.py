@@ -847,6 +847,12 @@ def main():
     for t in templates:
         argv = t.split()
         name = "ritma" if argv[0] == "record" else f"ritma-{argv[0]}"
+        # A second command of the same subcommand is named by its flags (ritma+raw-module-hooks).
+        if any(n == name for n, _ in bench.ritma_configs):
+            flags = [a[2:] for a in argv[1:] if a.startswith("--") and a != "--out"]
+            name = "+".join([name] + flags)
+        if any(n == name for n, _ in bench.ritma_configs):
+            raise BenchError(f"two --ritma-cmd configurations are both named {name}")
         bench.ritma_configs.append((name, argv))
     all_configs = ["none"] + [n for n, _ in bench.ritma_configs] + ["auditd", "bpftrace"]
     args.configs = args.configs.split(",") if args.configs else all_configs

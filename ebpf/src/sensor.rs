@@ -53,6 +53,9 @@ pub struct SensorConfig {
     pub ring_bytes: u32,
     /// Turn on the kernel's BPF run statistics while the sensor runs, for `run_counts`.
     pub run_counts: bool,
+    /// Watch init_module/finit_module on kernels without their tracepoints with raw
+    /// sys_enter/sys_exit programs: off by default, as those run on every syscall of the host.
+    pub raw_module_hooks: bool,
 }
 
 impl Default for SensorConfig {
@@ -61,6 +64,7 @@ impl Default for SensorConfig {
             ignore_prefixes: Vec::new(),
             ring_bytes: 8 << 20,
             run_counts: true,
+            raw_module_hooks: false,
         }
     }
 }
@@ -114,6 +118,7 @@ pub struct Sensor {
     drops: PerCpuArray<MapData, u64>,
     attached: Vec<ProgramSpec>,
     missing_optional: Vec<&'static str>,
+    unwatched: Vec<&'static str>,
     stats: Result<OwnedFd, String>,
     /// The ring's consumer and producer positions, mapped read-only, for its fill.
     positions: Option<RingPositions>,
@@ -190,7 +195,11 @@ impl Sensor {
             .map_err(|e| EbpfError::Object(Box::new(e)))?;
         fill_ignore_prefixes(&mut ebpf, &config.ignore_prefixes)?;
 
-        let (plan, missing_optional) = attach_plan()?;
+        let Plan {
+            programs: plan,
+            missing_optional,
+            unwatched,
+        } = attach_plan(config.raw_module_hooks)?;
         let mut links = HashMap::new();
         for spec in &plan {
             load_program(&mut ebpf, &btf, spec)?;
@@ -222,6 +231,7 @@ impl Sensor {
             drops,
             attached: plan,
             missing_optional,
+            unwatched,
             stats,
             positions,
             ring_bytes: config.ring_bytes,
@@ -413,6 +423,12 @@ impl Sensor {
     pub fn missing_optional(&self) -> &[&'static str] {
         &self.missing_optional
     }
+
+    /// Syscalls not watched here: missing optional ones, and the module ones without
+    /// tracepoints unless `raw_module_hooks` is set.
+    pub fn unwatched(&self) -> &[&'static str] {
+        &self.unwatched
+    }
 }
 
 fn validate(config: &SensorConfig) -> Result<(), EbpfError> {
@@ -441,10 +457,22 @@ fn validate(config: &SensorConfig) -> Result<(), EbpfError> {
     Ok(())
 }
 
-/// The programs to attach on this kernel, in order, and the optional syscalls it lacks.
-fn attach_plan() -> Result<(Vec<ProgramSpec>, Vec<&'static str>), EbpfError> {
+/// What the sensor attaches on this kernel.
+struct Plan {
+    /// The programs to attach, in order.
+    programs: Vec<ProgramSpec>,
+    /// Optional syscalls without tracepoints.
+    missing_optional: Vec<&'static str>,
+    /// Those above, and the module syscalls when their raw stand-ins are not attached.
+    unwatched: Vec<&'static str>,
+}
+
+/// The programs to attach on this kernel, in order; the raw module stand-ins only when
+/// asked (`raw_module_hooks`) and needed.
+fn attach_plan(raw_module_hooks: bool) -> Result<Plan, EbpfError> {
     let mut plan = Vec::new();
     let mut missing = Vec::new();
+    let mut unwatched = Vec::new();
     let mut fallback = false;
     for spec in LIFECYCLE {
         if let Hook::TracePoint { category, name } = spec.hook {
@@ -465,14 +493,22 @@ fn attach_plan() -> Result<(Vec<ProgramSpec>, Vec<&'static str>), EbpfError> {
                 };
                 return Err(missing_tracepoint(category, name));
             }
-            (false, Need::Optional) => missing.push(sc.name),
-            (false, Need::RawFallback) => fallback = true,
+            (false, Need::Optional) => {
+                missing.push(sc.name);
+                unwatched.push(sc.name);
+            }
+            (false, Need::RawFallback) if raw_module_hooks => fallback = true,
+            (false, Need::RawFallback) => unwatched.push(sc.name),
         }
     }
     if fallback {
         plan.extend(MODULE_FALLBACK);
     }
-    Ok((plan, missing))
+    Ok(Plan {
+        programs: plan,
+        missing_optional: missing,
+        unwatched,
+    })
 }
 
 fn missing_tracepoint(category: &'static str, name: &'static str) -> EbpfError {

@@ -531,6 +531,8 @@ fn live_workload_is_captured() {
 
     let mut sensor = Sensor::start(SensorConfig {
         ignore_prefixes: vec![ignored_prefix],
+        // The finit_module below is checked on kernels without its tracepoint too.
+        raw_module_hooks: true,
         ..SensorConfig::default()
     })
     .expect("sensor starts");

@@ -20,8 +20,8 @@
 //! ocsf = "ritma.ocsf"                    # --kafka-ocsf
 //! ```
 //!
-//! and `metrics = "127.0.0.1:9464"` (--metrics), `health_max_lag = 10` (--health-max-lag)
-//! at the top level.
+//! and `raw_module_hooks = false` (--raw-module-hooks), `metrics = "127.0.0.1:9464"`
+//! (--metrics), `health_max_lag = 10` (--health-max-lag) at the top level.
 
 use anyhow::{bail, Result};
 use clap::parser::ValueSource;
@@ -45,6 +45,7 @@ struct FileConfig {
     taint_ttl: Option<Spanned<i64>>,
     baseline: Option<Spanned<PathBuf>>,
     full_max_mb: Option<Spanned<i64>>,
+    raw_module_hooks: Option<Spanned<bool>>,
     metrics: Option<Spanned<String>>,
     health_max_lag: Option<Spanned<i64>>,
     kafka: Option<KafkaSection>,
@@ -126,6 +127,7 @@ pub struct RunSettings<'a> {
     pub baseline: &'a mut Option<PathBuf>,
     pub full_max_mb: &'a mut u64,
     pub ship: &'a mut crate::fleet::RunShipArgs,
+    pub raw_module_hooks: &'a mut bool,
     pub metrics: &'a mut Option<String>,
     pub health_max_lag: &'a mut u64,
 }
@@ -177,6 +179,13 @@ pub fn resolve(
         &cfg.full_max_mb,
         s.full_max_mb,
         |&n| file_int(n, check_full_max_mb),
+    )?;
+    r.take(
+        "raw_module_hooks",
+        "raw_module_hooks",
+        &cfg.raw_module_hooks,
+        s.raw_module_hooks,
+        |&b| Ok(b),
     )?;
     r.take_opt("metrics", "metrics", &cfg.metrics, s.metrics, |a| {
         parse_listen(a).map(|_| a.clone())
@@ -373,6 +382,12 @@ impl Show for String {
     }
 }
 
+impl Show for bool {
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
 impl Show for usize {
     fn show(&self) -> String {
         self.to_string()
@@ -505,7 +520,7 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(e.ends_with(":3: unknown field `wrokers`, expected one of `out`, `node`, `workers`, `taint_ttl`, `baseline`, `full_max_mb`, `metrics`, `health_max_lag`, `kafka`"), "{e}");
+        assert!(e.ends_with(":3: unknown field `wrokers`, expected one of `out`, `node`, `workers`, `taint_ttl`, `baseline`, `full_max_mb`, `raw_module_hooks`, `metrics`, `health_max_lag`, `kafka`"), "{e}");
         let e = load("[kafka]\nbrokers = 9092\n").err().unwrap().to_string();
         assert!(
             e.contains(":2: invalid type: integer `9092`, expected a string"),

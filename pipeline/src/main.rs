@@ -73,6 +73,11 @@ enum Command {
         /// Node name, 1-64 of A-Z a-z 0-9 . _ - (default: the host name).
         #[arg(long, env = "RITMA_NODE_ID")]
         node: Option<String>,
+        /// Kernels without module support have no init_module/finit_module tracepoints:
+        /// watch those calls (which can only fail there) with raw sys_enter/sys_exit
+        /// programs, at a cost on every syscall of the host. Default: not watched there.
+        #[arg(long)]
+        raw_module_hooks: bool,
         #[command(flatten)]
         exes: ExeArgs,
     },
@@ -253,6 +258,11 @@ struct RunArgs {
     /// Seconds taint follows a flow or a cone-matched actor after it was last seen.
     #[arg(long, default_value_t = 300)]
     taint_ttl: u64,
+    /// Kernels without module support have no init_module/finit_module tracepoints:
+    /// watch those calls (which can only fail there) with raw sys_enter/sys_exit
+    /// programs, at a cost on every syscall of the host. Default: not watched there.
+    #[arg(long)]
+    raw_module_hooks: bool,
     #[command(flatten)]
     exes: ExeArgs,
     #[command(flatten)]
@@ -289,6 +299,7 @@ impl RunArgs {
                 baseline: &mut self.exes.baseline,
                 full_max_mb: &mut self.exes.full_max_mb,
                 ship: &mut self.ship,
+                raw_module_hooks: &mut self.raw_module_hooks,
                 metrics: &mut self.metrics,
                 health_max_lag: &mut self.health_max_lag,
             },
@@ -500,8 +511,9 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
             out,
             duration,
             node,
+            raw_module_hooks,
             exes,
-        } => record_cmd(out, duration, node, exes.policy()?),
+        } => record_cmd(out, duration, node, raw_module_hooks, exes.policy()?),
         Command::Run(mut args) => {
             let m = matches.subcommand_matches("run").expect("run's options");
             args.resolve(m)?;
@@ -593,6 +605,7 @@ fn run_cmd(args: RunArgs) -> Result<()> {
         taint_ttl_ns,
         exes: args.exes.policy()?,
         ship: args.ship,
+        raw_module_hooks: args.raw_module_hooks,
         metrics,
     })?;
     eprintln!("{}", record::summary_line(&s.wal, &s.capture));
@@ -617,6 +630,7 @@ fn record_cmd(
     out: PathBuf,
     duration: Option<f64>,
     node: Option<String>,
+    raw_module_hooks: bool,
     exes: exes::ExePolicy,
 ) -> Result<()> {
     let duration = parse_duration(duration)?;
@@ -625,6 +639,7 @@ fn record_cmd(
         out: out.clone(),
         duration,
         node,
+        raw_module_hooks,
         exes,
     })?;
     eprintln!("{}", record::summary_line(&out, &summary));

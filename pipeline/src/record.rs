@@ -80,6 +80,8 @@ pub struct RecordConfig {
     /// Stop after this long (else only on SIGINT/SIGTERM).
     pub duration: Option<Duration>,
     pub node: String,
+    /// Raw module-syscall hooks on kernels without their tracepoints (`SensorConfig`).
+    pub raw_module_hooks: bool,
     pub exes: ExePolicy,
 }
 
@@ -111,7 +113,13 @@ pub fn record(cfg: RecordConfig) -> Result<RecordSummary> {
             cfg.out.display()
         );
     }
-    let live = start_capture(&cfg.node, "ritma record v1", &cfg.exes, 0)?;
+    let live = start_capture(
+        &cfg.node,
+        "ritma record v1",
+        &cfg.exes,
+        cfg.raw_module_hooks,
+        0,
+    )?;
     let mut writer = TraceWriter::create(&cfg.out)?;
     let run = writer.add_run(&live.meta)?;
     let mut rec = Recorder::new(writer, run, None, None, cfg.exes);
@@ -163,6 +171,7 @@ pub fn start_capture(
     node: &str,
     tool: &str,
     exes: &ExePolicy,
+    raw_module_hooks: bool,
     first_seq: u64,
 ) -> Result<LiveStart> {
     let boot_id = read_boot_id()?;
@@ -172,9 +181,21 @@ pub fn start_capture(
     install_stop_handlers()?;
     let sensor_cfg = SensorConfig {
         run_counts: false,
+        raw_module_hooks,
         ..SensorConfig::default()
     };
     let sensor = Sensor::start(sensor_cfg.clone()).context("starting the eBPF sensor")?;
+    if !sensor.unwatched().is_empty() {
+        eprintln!(
+            "ritma: this kernel has no tracepoints for {}: those syscalls are not recorded{}",
+            sensor.unwatched().join(", "),
+            if sensor.unwatched().contains(&"init_module") {
+                " (--raw-module-hooks watches the module ones at a cost on every syscall)"
+            } else {
+                ""
+            }
+        );
+    }
     let drops_seen = sensor
         .drops()
         .context("reading the sensor's drop counters")?;
@@ -188,10 +209,16 @@ pub fn start_capture(
         sensor_version: concat!("ritma-ebpf ", env!("CARGO_PKG_VERSION")).into(),
         config_digest: ritma_schemas::hash::blake3(
             format!(
-                "{tool} ring_bytes={} ignore_prefixes={:?} window_len_ns={WINDOW_LEN_NS} {}",
+                "{tool} ring_bytes={} ignore_prefixes={:?} window_len_ns={WINDOW_LEN_NS} {}{}",
                 sensor_cfg.ring_bytes,
                 sensor_cfg.ignore_prefixes,
-                exes.describe()
+                exes.describe(),
+                // Only when set, so the default's digest is what it was.
+                if raw_module_hooks {
+                    " raw_module_hooks"
+                } else {
+                    ""
+                }
             )
             .as_bytes(),
         ),
@@ -923,7 +950,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let trace = d.path().join("t.rtrace");
         let node = "health-test";
-        let live = start_capture(node, "ritma record v1", &ExePolicy::default(), 0).unwrap();
+        let live = start_capture(node, "ritma record v1", &ExePolicy::default(), false, 0).unwrap();
         let mut writer = TraceWriter::create(&trace).unwrap();
         let run = writer.add_run(&live.meta).unwrap();
         let mut rec = Recorder::new(writer, run, None, None, ExePolicy::default());

@@ -36,6 +36,8 @@ pub struct RunConfig {
     pub node: String,
     pub workers: usize,
     pub taint_ttl_ns: u64,
+    /// Raw module-syscall hooks on kernels without their tracepoints (`SensorConfig`).
+    pub raw_module_hooks: bool,
     pub exes: ExePolicy,
     pub ship: crate::fleet::RunShipArgs,
     /// Where to serve metrics and health, and the seal lag /healthz tolerates.
@@ -67,7 +69,13 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
         );
     }
     let next_seq = wal_next_seq(&earlier, &cfg.node)?;
-    let live = record::start_capture(&cfg.node, "ritma run v1", &cfg.exes, next_seq)?;
+    let live = record::start_capture(
+        &cfg.node,
+        "ritma run v1",
+        &cfg.exes,
+        cfg.raw_module_hooks,
+        next_seq,
+    )?;
     let created_key = ensure_signing_key(&cfg.out, &cfg.node)?;
     let wal = wal_dir(&cfg.out);
     std::fs::create_dir_all(&wal).with_context(|| format!("creating {}", wal.display()))?;
