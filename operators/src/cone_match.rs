@@ -83,27 +83,11 @@ pub struct ConeDef {
 }
 
 fn event_type(name: &str) -> Option<EventType> {
-    use EventType::*;
-    Some(match name {
-        "exec" => Exec,
-        "fork" => Fork,
-        "exit" => Exit,
-        "open" => Open,
-        "unlink" => Unlink,
-        "rename" => Rename,
-        "connect" => Connect,
-        "accept" => Accept,
-        "bind" => Bind,
-        "listen" => Listen,
-        "ptrace" => Ptrace,
-        "setuid" => SetUid,
-        "setgid" => SetGid,
-        "capset" => CapSet,
-        "memfd_create" => MemfdCreate,
-        "module_load" => ModuleLoad,
-        "bpf_prog_load" => BpfProgLoad,
-        _ => return None,
-    })
+    // Present is the sensor's start-up snapshot, not something a step can match.
+    EventType::ALL
+        .iter()
+        .copied()
+        .find(|t| *t != EventType::Present && t.name() == name)
 }
 
 fn duration_ns(s: &str) -> Option<u64> {

@@ -300,8 +300,28 @@ impl Resolver<'_> {
             .map_or_else(|| "default".into(), |e| e.source.clone())
     }
 
-    /// A setting with a default: the command line's or environment's, else the file's
-    /// (checked by `parse`), else the default already in `slot`.
+    /// Where setting `id` comes from, and its value when that is the file (checked by
+    /// `parse`); the command line's and the environment's are already in place.
+    fn pick<F, T>(
+        &self,
+        key: &'static str,
+        id: &str,
+        from_file: &Option<Spanned<F>>,
+        parse: impl Fn(&F) -> Result<T, String>,
+    ) -> Result<(Option<T>, String)> {
+        Ok(match (self.given(id), from_file, self.file) {
+            (Some(given), _, _) => (None, given),
+            (None, Some(v), Some(file)) => {
+                let value = parse(v.get_ref())
+                    .map_err(|why| anyhow::anyhow!("{}: {key} {why}", file.at(v)))?;
+                (Some(value), file.at(v))
+            }
+            _ => (None, "default".into()),
+        })
+    }
+
+    /// A setting with a default: the command line's or environment's, else the file's,
+    /// else the default already in `slot`.
     fn take<F, T: Show>(
         &mut self,
         key: &'static str,
@@ -310,15 +330,10 @@ impl Resolver<'_> {
         slot: &mut T,
         parse: impl Fn(&F) -> Result<T, String>,
     ) -> Result<()> {
-        let source = match (self.given(id), from_file, self.file) {
-            (Some(given), _, _) => given,
-            (None, Some(v), Some(file)) => {
-                *slot = parse(v.get_ref())
-                    .map_err(|why| anyhow::anyhow!("{}: {key} {why}", file.at(v)))?;
-                file.at(v)
-            }
-            _ => "default".into(),
-        };
+        let (value, source) = self.pick(key, id, from_file, parse)?;
+        if let Some(v) = value {
+            *slot = v;
+        }
         self.out.push(Effective {
             key,
             value: Some(slot.show()),
@@ -336,17 +351,10 @@ impl Resolver<'_> {
         slot: &mut Option<T>,
         parse: impl Fn(&F) -> Result<T, String>,
     ) -> Result<()> {
-        let source = match (self.given(id), from_file, self.file) {
-            (Some(given), _, _) => given,
-            (None, Some(v), Some(file)) => {
-                *slot = Some(
-                    parse(v.get_ref())
-                        .map_err(|why| anyhow::anyhow!("{}: {key} {why}", file.at(v)))?,
-                );
-                file.at(v)
-            }
-            _ => "default".into(),
-        };
+        let (value, source) = self.pick(key, id, from_file, parse)?;
+        if value.is_some() {
+            *slot = value;
+        }
         self.out.push(Effective {
             key,
             value: slot.as_ref().map(Show::show),
