@@ -16,6 +16,8 @@ command -v clang >/dev/null 2>&1 || need_apt+=(clang)
 command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# tests/restart.rs runs `ritma run` on a shifted wall clock to cross hour boundaries.
+command -v faketime >/dev/null 2>&1 || need_apt+=(faketime)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test.sh: installing ${need_apt[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

@@ -61,6 +61,7 @@ pub fn read_events(path: &Path, node: &str) -> (Vec<RawEvent>, Vec<(LossReason, 
                 assert!(entries.iter().all(|x| (x.dev, x.ino) != (0, 0)));
             }
             TraceItem::Clock { .. } | TraceItem::BlobPart { .. } => {}
+            TraceItem::Continue { .. } => panic!("a recorded trace is one file: nothing continues"),
             TraceItem::Health(h) => panic!("no hook was removed, yet the trace says {h:?}"),
         }
     }

@@ -132,6 +132,7 @@ fn main() {
                 capture_mode: CaptureMode::Thick,
                 cone_lib_version: 7,
                 window_root: [9; 32],
+                state: None,
             }
             .encode(),
         ),

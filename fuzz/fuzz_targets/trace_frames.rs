@@ -1,10 +1,10 @@
 //! Trace frames (FORMAT.md §7.2) whose bodies are the fuzzer's, sealed under a valid
 //! checksum so the frame-body decoders (raw events of every kind, run, cgroups, loss,
-//! clock, exes, blob and health payloads) meet them: a run frame, the fuzzed frame, then a
+//! clock, exes, blob, health and continue payloads) meet them: a run frame, the fuzzed frame, then a
 //! valid batch. The reader must not panic, must read on past a refused frame, and a batch
 //! it accepts from the fuzzed frame re-encodes to exactly its payload.
 //!
-//! Input: kind (1 byte, mod 10), run (1 byte, mod 3), first seq (1 byte), event count
+//! Input: kind (1 byte, mod 11), run (1 byte, mod 3), first seq (1 byte), event count
 //! (4 bytes, big-endian), then the payload.
 #![no_main]
 
@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     if data.len() < 7 {
         return;
     }
-    let (kind, run, first_seq) = (data[0] % 10, u16::from(data[1] % 3), u64::from(data[2]));
+    let (kind, run, first_seq) = (data[0] % 11, u16::from(data[1] % 3), u64::from(data[2]));
     let count = u32::from_be_bytes(data[3..7].try_into().expect("4 bytes"));
     let raw = &data[7..];
     let mut file = FILE_MAGIC.to_vec();

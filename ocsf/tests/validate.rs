@@ -144,6 +144,7 @@ impl Fixture {
             capture_mode: CaptureMode::Thick,
             cone_lib_version: 3,
             window_root: [0x11; 32],
+            state: None,
         }
     }
 

@@ -11,6 +11,7 @@
 
 use crate::canonicalize::{CanonicalEvent, Detail};
 use ritma_schemas::records::{ActorRecord, DictEntry, DictKind};
+use ritma_schemas::state::{ActorEntry, ExeEntry as SavedExe};
 use ritma_schemas::{Hash32, Id128};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -120,9 +121,20 @@ pub struct ExeFact {
 /// What a cgroup path says about its processes.
 #[derive(Clone, Debug, Default)]
 struct CgroupNames {
+    /// The path the names were read from (a saved state keeps it, FORMAT.md §3.15).
+    path: Vec<u8>,
     container: Option<Id128>,
     service: Option<Id128>,
     dict: Vec<DictEntry>,
+}
+
+/// What an actor table holds between windows (`ActorTable::export`): actors by id,
+/// cgroup paths by id, executables by (dev, ino).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SavedTable {
+    pub actors: Vec<ActorEntry>,
+    pub cgroups: Vec<(u64, Vec<u8>)>,
+    pub exes: Vec<SavedExe>,
 }
 
 /// The actor table of one shard.
@@ -179,6 +191,7 @@ impl ActorTable {
         });
         // A path given again for an id (a reused cgroup inode) replaces the old one.
         let names = CgroupNames {
+            path: path.to_vec(),
             container,
             service,
             dict: dict[1..].to_vec(),
@@ -345,6 +358,61 @@ impl ActorTable {
             self.stats.evicted_capacity += 1;
         }
         records
+    }
+
+    /// What the table holds between windows, for a saved state: its actors (by id),
+    /// cgroup paths (by id) and executables (by dev, ino). The open windows' activity is
+    /// not included: call it between windows.
+    pub fn export(&self) -> SavedTable {
+        debug_assert!(self.active.is_empty(), "exported with a window open");
+        let mut actors: Vec<ActorEntry> = self
+            .actors
+            .values()
+            .map(|s| ActorEntry {
+                record: s.record.clone(),
+                last_window: s.last_window,
+                exited: s.exited,
+            })
+            .collect();
+        actors.sort_by_key(|a| a.record.actor);
+        let mut cgroups: Vec<(u64, Vec<u8>)> = self
+            .cgroups
+            .iter()
+            .map(|(id, c)| (*id, c.path.clone()))
+            .collect();
+        cgroups.sort();
+        let mut exes: Vec<SavedExe> = self
+            .exes
+            .iter()
+            .map(|(&(dev, ino), f)| SavedExe {
+                dev,
+                ino,
+                hash: f.hash,
+                unlisted: f.unlisted,
+                kept: f.kept,
+            })
+            .collect();
+        exes.sort_by_key(|x| (x.dev, x.ino));
+        SavedTable {
+            actors,
+            cgroups,
+            exes,
+        }
+    }
+
+    /// Puts back an actor of a saved state (`export`).
+    pub fn restore_actor(&mut self, a: ActorEntry) {
+        let actor = a.record.actor;
+        self.remove(&actor);
+        self.by_age.insert((a.last_window, actor));
+        self.actors.insert(
+            actor,
+            ActorState {
+                record: a.record,
+                last_window: a.last_window,
+                exited: a.exited,
+            },
+        );
     }
 
     fn remove(&mut self, a: &Id128) {

@@ -11,6 +11,9 @@ use ritma_schemas::Id128;
 use std::collections::{BTreeMap, HashMap};
 
 /// Which actors are raised, window by window, for one node.
+/// (id, number) pairs ascending by id: seeds with their last window, entities with counts.
+pub type IdCounts = Vec<(Id128, u64)>;
+
 pub struct ModeRaises {
     base: CaptureMode,
     ttl_windows: u64,
@@ -45,6 +48,21 @@ impl ModeRaises {
                 self.reached.remove(&c.entity);
             }
         }
+    }
+
+    /// What it holds, for a saved state: (seed, last window sighted) by seed and (entity,
+    /// live seeds reaching it) by entity.
+    pub fn export(&self) -> (IdCounts, IdCounts) {
+        let seeds = self.seeds.iter().map(|(s, w)| (*s, *w)).collect();
+        let mut reached: Vec<(Id128, u64)> = self.reached.iter().map(|(e, n)| (*e, *n)).collect();
+        reached.sort();
+        (seeds, reached)
+    }
+
+    /// Puts back a saved state (`export`).
+    pub fn restore(&mut self, seeds: &[(Id128, u64)], reached: &[(Id128, u64)]) {
+        self.seeds = seeds.iter().copied().collect();
+        self.reached = reached.iter().copied().collect();
     }
 
     /// The mode of actors no trigger raised.

@@ -23,6 +23,7 @@
 
 use crate::canonicalize::{CanonicalEvent, Detail};
 use ritma_schemas::records::{atom_flags, ConeInstance, EventType};
+use ritma_schemas::state::PartialEntry;
 use ritma_schemas::Id128;
 use std::collections::VecDeque;
 
@@ -329,6 +330,65 @@ impl ConeMatcher {
             window_len_ns,
             stats: ConeStats::default(),
         }
+    }
+
+    /// The partial matches held, for a saved state: by cone in library order, each
+    /// cone's in start order.
+    pub fn export(&self) -> Vec<PartialEntry> {
+        self.partials
+            .iter()
+            .enumerate()
+            .flat_map(|(i, ps)| {
+                ps.iter().map(move |p| PartialEntry {
+                    cone: self.cones[i].id.clone(),
+                    next_step: p.next_step as u64,
+                    bindings: p.bindings,
+                    first_seq: p.first_seq,
+                    start_wall_ns: p.start_wall_ns,
+                })
+            })
+            .collect()
+    }
+
+    /// Puts back the partial matches of a saved state (`export`), replacing any held.
+    /// Refuses a cone this library does not have, a step it does not have, or more
+    /// partial matches than the bound.
+    pub fn restore(&mut self, saved: Vec<PartialEntry>) -> Result<(), String> {
+        for ps in &mut self.partials {
+            ps.clear();
+        }
+        self.held = 0;
+        if saved.len() > self.max_partials {
+            return Err(format!(
+                "{} partial cone matches, more than the {} a matcher holds",
+                saved.len(),
+                self.max_partials
+            ));
+        }
+        for p in saved {
+            let Some(i) = self.cones.iter().position(|c| c.id == p.cone) else {
+                return Err(format!(
+                    "a partial match of cone {}, which the cone library does not have",
+                    p.cone
+                ));
+            };
+            let steps = self.cones[i].steps.len() as u64;
+            if p.next_step == 0 || p.next_step >= steps {
+                return Err(format!(
+                    "a partial match of cone {} at step {} of {steps}",
+                    p.cone, p.next_step
+                ));
+            }
+            self.partials[i].push_back(Partial {
+                cone: i,
+                next_step: p.next_step as usize,
+                bindings: p.bindings,
+                first_seq: p.first_seq,
+                start_wall_ns: p.start_wall_ns,
+            });
+            self.held += 1;
+        }
+        Ok(())
     }
 
     fn step_matches(step: &Step, e: &CanonicalEvent, bindings: &mut [Option<Id128>]) -> bool {

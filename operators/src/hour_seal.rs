@@ -34,6 +34,19 @@ impl HourSealer {
 
     /// Records a sealed window (its record's leaf hash and the node log after it);
     /// returns the hour's seal if it was the hour's last window.
+    /// The hour sealed last, if any.
+    pub fn prev(&self) -> Option<&PrevHour> {
+        self.prev.as_ref()
+    }
+
+    /// Continues after the hour `prev`, sealed at log frontier `log` (a saved state).
+    pub fn restore(&mut self, prev: PrevHour, log: Frontier) {
+        self.prev = Some(prev);
+        self.base = log;
+        self.since.clear();
+        self.first_window = None;
+    }
+
     pub fn push(
         &mut self,
         window: u64,

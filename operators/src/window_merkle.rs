@@ -26,6 +26,9 @@ pub struct WindowContents {
     /// Lost events by reason (any order, may repeat a reason).
     pub lost: Vec<(LossReason, u64)>,
     pub late_events: u64,
+    /// The digest of the dataflow state saved after the previous window (its hour's
+    /// last), when one was (FORMAT.md §3.15).
+    pub state: Option<Hash32>,
 }
 
 /// A sealed window: what the store writes.
@@ -130,6 +133,18 @@ impl NodeLog {
 
     pub fn frontier(&self) -> &Frontier {
         &self.frontier
+    }
+
+    /// The seq after the highest sealed (the first seq of a window without events).
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Continues a log saved after window `next_window - 1`: its frontier and next seq.
+    pub fn restore(&mut self, frontier: Frontier, next_window: u64, next_seq: u64) {
+        self.frontier = frontier;
+        self.next_window = Some(next_window);
+        self.next_seq = next_seq;
     }
 
     /// Seals `window`. Windows must be sealed consecutively; seal empty contents for
@@ -251,6 +266,7 @@ impl NodeLog {
             capture_mode: mode,
             cone_lib_version: self.cone_lib_version,
             window_root: tree.root::<Blake3Tree>(),
+            state: c.state,
         };
         let record_bytes = record.encode();
         let mut log = self.frontier.clone();

@@ -21,7 +21,8 @@
 //! ```
 //!
 //! and `raw_module_hooks = false` (--raw-module-hooks), `metrics = "127.0.0.1:9464"`
-//! (--metrics), `health_max_lag = 10` (--health-max-lag) at the top level.
+//! (--metrics), `health_max_lag = 10` (--health-max-lag), `wal_archive = "/var/lib/ritma/wal"`
+//! (--wal-archive) at the top level.
 
 use anyhow::{bail, Result};
 use clap::parser::ValueSource;
@@ -48,6 +49,7 @@ struct FileConfig {
     raw_module_hooks: Option<Spanned<bool>>,
     metrics: Option<Spanned<String>>,
     health_max_lag: Option<Spanned<i64>>,
+    wal_archive: Option<Spanned<PathBuf>>,
     kafka: Option<KafkaSection>,
 }
 
@@ -130,6 +132,7 @@ pub struct RunSettings<'a> {
     pub raw_module_hooks: &'a mut bool,
     pub metrics: &'a mut Option<String>,
     pub health_max_lag: &'a mut u64,
+    pub wal_archive: &'a mut Option<PathBuf>,
 }
 
 /// One effective setting: its key in the file, its value as TOML, and where it came from.
@@ -196,6 +199,13 @@ pub fn resolve(
         &cfg.health_max_lag,
         s.health_max_lag,
         |&n| file_int(n, check_health_max_lag),
+    )?;
+    r.take_opt(
+        "wal_archive",
+        "wal_archive",
+        &cfg.wal_archive,
+        s.wal_archive,
+        |p| Ok(p.clone()),
     )?;
     let ship = s.ship;
     r.take_opt(
@@ -528,7 +538,7 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(e.ends_with(":3: unknown field `wrokers`, expected one of `out`, `node`, `workers`, `taint_ttl`, `baseline`, `full_max_mb`, `raw_module_hooks`, `metrics`, `health_max_lag`, `kafka`"), "{e}");
+        assert!(e.ends_with(":3: unknown field `wrokers`, expected one of `out`, `node`, `workers`, `taint_ttl`, `baseline`, `full_max_mb`, `raw_module_hooks`, `metrics`, `health_max_lag`, `wal_archive`, `kafka`"), "{e}");
         let e = load("[kafka]\nbrokers = 9092\n").err().unwrap().to_string();
         assert!(
             e.contains(":2: invalid type: integer `9092`, expected a string"),

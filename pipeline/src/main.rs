@@ -42,8 +42,13 @@ enum Command {
     /// Run recorded traces through the dataflow and seal them into a store.
     Replay {
         /// Trace files (.rtrace), read in the order given.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "wal", conflicts_with = "wal")]
         traces: Vec<PathBuf>,
+        /// Seal the store's own WAL (`OUT/wal/`, written by `ritma run`) again, from the
+        /// state saved at its restart point: every file the store holds must come out the
+        /// same, and the hours a stopped run left open are sealed as a restart would.
+        #[arg(long)]
+        wal: bool,
         /// The store (RITMA_OUT) to write; one node's store, or nodes/<node>/ for several.
         #[arg(long, env = "RITMA_OUT")]
         out: PathBuf,
@@ -242,8 +247,9 @@ struct RunArgs {
     #[arg(long, env = "RITMA_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// The store (RITMA_OUT) to create, or one an earlier `ritma run` of this node wrote
-    /// (stopped or killed) to continue: its WAL is sealed again first, then capture
-    /// goes on in the same node log. Its signing key is made if absent.
+    /// (stopped or killed) to continue: its WAL is sealed again from the state saved at its
+    /// last hour seal, then capture goes on in the same node log. Its signing key is made
+    /// if absent.
     #[arg(long, env = "RITMA_OUT", default_value = "RITMA_OUT")]
     out: PathBuf,
     /// Stop after this many seconds (default: at SIGINT or SIGTERM).
@@ -274,6 +280,11 @@ struct RunArgs {
     /// /healthz fails when sealing is more than this many windows behind the clock.
     #[arg(long, default_value_t = 10, value_name = "WINDOWS")]
     health_max_lag: u64,
+    /// Move the WAL files no restart needs any more (hours sealed, saved and shipped) to
+    /// this directory instead of deleting them (it then grows without bound: the raw
+    /// input of every hour, for audits or another machine's replay).
+    #[arg(long, value_name = "DIR")]
+    wal_archive: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -302,6 +313,7 @@ impl RunArgs {
                 raw_module_hooks: &mut self.raw_module_hooks,
                 metrics: &mut self.metrics,
                 health_max_lag: &mut self.health_max_lag,
+                wal_archive: &mut self.wal_archive,
             },
             m,
             file,
@@ -448,11 +460,12 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
         } => synth(events, seed, hosts, batch, rate, window_ms, &out),
         Command::Replay {
             traces,
+            wal,
             out,
             workers,
             key,
             taint_ttl,
-        } => replay_cmd(traces, out, workers, key, taint_ttl),
+        } => replay_cmd(traces, wal, out, workers, key, taint_ttl),
         Command::Verify {
             dir,
             trust,
@@ -607,6 +620,7 @@ fn run_cmd(args: RunArgs) -> Result<()> {
         ship: args.ship,
         raw_module_hooks: args.raw_module_hooks,
         metrics,
+        wal_archive: args.wal_archive,
     })?;
     eprintln!("{}", record::summary_line(&s.wal, &s.capture));
     eprintln!(
@@ -1074,8 +1088,26 @@ fn retention_cmd(
     Ok(())
 }
 
+/// A store's own WAL files from its restart point on, with the state saved there.
+fn own_wal(out: &Path) -> Result<(Vec<PathBuf>, Option<replay::Resume>)> {
+    let files: Vec<PathBuf> = ritma_sinks::wal::wal_files(out)?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    let Some(first) = files.first() else {
+        bail!("{}: no WAL files in {}/wal", out.display(), out.display());
+    };
+    // A store holds one node: the WAL's first run names it and its window length.
+    let Some(run) = ritma_sources::trace::scan_runs(first)?.into_iter().next() else {
+        bail!("{}: no run in it", first.display());
+    };
+    let (resume, files) = run::restart_from(out, &run.node, run.window_len_ns, &files)?;
+    Ok((files, resume))
+}
+
 fn replay_cmd(
     traces: Vec<PathBuf>,
+    wal: bool,
     out: PathBuf,
     workers: usize,
     key: Option<PathBuf>,
@@ -1083,6 +1115,7 @@ fn replay_cmd(
 ) -> Result<()> {
     let taint_ttl_ns = check_dataflow_args(workers, taint_ttl_s)?;
     let started = std::time::Instant::now();
+    let (traces, resume) = if wal { own_wal(&out)? } else { (traces, None) };
     let cfg = replay::ReplayConfig {
         traces,
         out: out.clone(),
@@ -1092,6 +1125,8 @@ fn replay_cmd(
         taint_ttl_ns,
         metrics: None,
         mode: ritma_schemas::records::CaptureMode::Thin,
+        resume,
+        wal,
     };
     let s = replay::replay(cfg)?;
     let secs = started.elapsed().as_secs_f64();

@@ -22,6 +22,7 @@
 //! seals them as health records and the counted calls as probe_detached loss.
 
 use crate::exes::{ExeCatalog, ExePolicy, ExeStats};
+use crate::replay::{LiveItem, WalPos};
 use anyhow::{bail, Context, Result};
 use ritma_ebpf::system::{self, Capability};
 use ritma_ebpf::{DropCounts, EbpfError, Gap, HookMonitor, Sensor, SensorConfig};
@@ -44,7 +45,7 @@ pub const BATCH_EVENTS: usize = 8192;
 pub const BATCH_AGE: Duration = Duration::from_millis(200);
 /// Longest one poll of the ring buffer: the stop flag is checked at least this often.
 const POLL_SLICE: Duration = Duration::from_millis(100);
-const WINDOW_LEN_NS: u64 = 1_000_000_000;
+pub(crate) const WINDOW_LEN_NS: u64 = 1_000_000_000;
 /// Where the cgroup v2 hierarchy is usually mounted (else found in /proc/self/mountinfo):
 /// a cgroup's id is the inode number of its directory there.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -358,6 +359,18 @@ impl ClockFrames {
     }
 }
 
+/// One hour in ns: `ritma run`'s WAL files each hold one.
+const HOUR_NS: u64 = 3_600_000_000_000;
+
+/// Where and from when a live run's WAL goes on in a new file (one per hour, so the
+/// hours sealed and saved can be deleted whole).
+struct WalRotation {
+    dir: PathBuf,
+    /// The run's run frame, repeated by each new file's continue frame.
+    meta: RunMeta,
+    next_hour_ns: u64,
+}
+
 /// Most zero-timeout polls that drain the ring before a clock frame (so a flood cannot
 /// hold the frame back forever; what is left is read after it, as late events).
 const MAX_DRAIN_ROUNDS: usize = 16;
@@ -375,8 +388,10 @@ pub struct Recorder {
     decode_errors: u64,
     decode_errors_written: u64,
     /// A live run's dataflow: every frame is sent after it is on disk (the WAL first).
-    items: Option<SyncSender<TraceItem>>,
+    items: Option<SyncSender<LiveItem>>,
     clock: Option<ClockFrames>,
+    /// A live run's WAL goes on in a new file at each hour.
+    rotation: Option<WalRotation>,
     pub summary: RecordSummary,
     /// A live run's metrics endpoint, when it has one.
     pub metrics: Option<std::sync::Arc<crate::metrics::RunMetrics>>,
@@ -386,7 +401,7 @@ impl Recorder {
     pub fn new(
         writer: TraceWriter,
         run: u16,
-        items: Option<SyncSender<TraceItem>>,
+        items: Option<SyncSender<LiveItem>>,
         clock: Option<ClockFrames>,
         exes: ExePolicy,
     ) -> Self {
@@ -401,6 +416,7 @@ impl Recorder {
             decode_errors_written: 0,
             items,
             clock,
+            rotation: None,
             summary: RecordSummary::default(),
             metrics: None,
         }
@@ -411,18 +427,72 @@ impl Recorder {
         self.writer.next_seq(self.run).unwrap_or(0)
     }
 
-    /// Hands a written frame to the dataflow; fails once the dataflow has stopped.
+    /// Hands the frame written last to the dataflow; fails once the dataflow has stopped.
     fn send(&self, item: TraceItem) -> Result<()> {
         match &self.items {
-            Some(tx) => tx
-                .send(item)
-                .map_err(|_| anyhow::anyhow!("the sealing dataflow stopped")),
+            Some(tx) => {
+                let pos = WalPos {
+                    file: self.writer.path().to_owned(),
+                    offset: self.writer.last_frame_offset(),
+                };
+                tx.send(LiveItem { item, pos })
+                    .map_err(|_| anyhow::anyhow!("the sealing dataflow stopped"))
+            }
             None => Ok(()),
         }
     }
 
+    /// Starts a new WAL file at each hour (FORMAT.md §8): called with `mono_ns`, the
+    /// newest time of the batch or clock frame about to be written.
+    pub fn rotate_wal_hourly(&mut self, dir: PathBuf, meta: RunMeta) {
+        let wall = meta.started_wall_ns;
+        self.rotation = Some(WalRotation {
+            dir,
+            next_hour_ns: (wall / HOUR_NS + 1) * HOUR_NS,
+            meta,
+        });
+    }
+
+    /// The WAL file being written.
+    pub fn wal_path(&self) -> &Path {
+        self.writer.path()
+    }
+
+    /// Goes on in a new WAL file if `mono_ns` is in an hour after the current file's.
+    fn rotate_if_due(&mut self, mono_ns: u64) -> Result<()> {
+        let Some(r) = &mut self.rotation else {
+            return Ok(());
+        };
+        let wall = (mono_ns as i128 + r.meta.wall_minus_mono_ns as i128).max(0) as u64;
+        if wall < r.next_hour_ns {
+            return Ok(());
+        }
+        let hour_ns = wall / HOUR_NS * HOUR_NS;
+        r.next_hour_ns = hour_ns + HOUR_NS;
+        let last: u64 = self
+            .writer
+            .path()
+            .file_stem()
+            .and_then(|n| n.to_str()?.parse().ok())
+            .unwrap_or(0);
+        // Named by its hour, after every earlier file even if the clock went back.
+        let path = r.dir.join(format!("{:019}.rtrace", hour_ns.max(last + 1)));
+        let next_seq = self.writer.next_seq(self.run).unwrap_or(0);
+        let mut writer = TraceWriter::create(&path)?;
+        let run = writer.continue_run(&r.meta, next_seq)?;
+        let meta = r.meta.clone();
+        self.writer = writer;
+        self.run = run;
+        self.send(TraceItem::Continue {
+            run,
+            meta,
+            next_seq,
+        })
+    }
+
     /// A clock frame (FORMAT.md §7.2): every event read before `mono_ns` is written.
     pub fn write_clock(&mut self, mono_ns: u64) -> Result<()> {
+        self.rotate_if_due(mono_ns)?;
         self.writer.append_clock(self.run, mono_ns)?;
         if let Some(c) = &mut self.clock {
             c.closed_below = c.closed_below.max(c.closed_below_at(mono_ns));
@@ -501,6 +571,9 @@ impl Recorder {
             })?;
         }
         self.write_exes()?;
+        if let Some(newest) = batch.iter().map(|e| e.mono_ns).max() {
+            self.rotate_if_due(newest)?;
+        }
         // `take` flushes at BATCH_EVENTS: a batch is one frame.
         self.writer.append_batch(self.run, batch)?;
         self.summary.batches += 1;
@@ -1050,6 +1123,8 @@ mod tests {
             mode: ritma_schemas::records::CaptureMode::Thin,
             taint_ttl_ns: 60_000_000_000,
             metrics: None,
+            resume: None,
+            wal: false,
         })
         .unwrap();
         let reports = ritma_sinks::verify::verify_store(&out, None).unwrap();

@@ -10,7 +10,7 @@
 //! output is byte-identical for any number of workers.
 
 use crate::latency::Latencies;
-use crate::store_writer::{HourWrite, StoreWriter, WindowWrite};
+use crate::store_writer::{HourWrite, StateWrite, StoreWriter, WindowWrite};
 use crate::taint::taint_changes;
 use anyhow::{bail, Result};
 use ritma_operators::attribute::{ActorTable, ActorTableConfig, ExeFact};
@@ -24,11 +24,15 @@ use ritma_operators::triggers::TriggerDetectors;
 use ritma_operators::window_merkle::{NodeLog, WindowContents};
 use ritma_schemas::merkle::TreeHash;
 use ritma_schemas::note::NoteSigner;
+use ritma_schemas::records::Record as _;
 use ritma_schemas::records::{
     ActorRecord, CaptureMode, ConeInstance, DictEntry, Edge, EdgeKind, EventAtom, HealthKind,
     HealthRecord, LossReason, RunMeta, StoreMeta,
 };
-use ritma_schemas::Id128;
+use ritma_schemas::state::{
+    ActorEntry, DataflowState, ExeEntry as SavedExe, FeedState, PartialEntry,
+};
+use ritma_schemas::{Hash32, Id128};
 use ritma_sinks::cas::Cas;
 use ritma_sinks::index::{HourIndexBuilder, IndexedWindow};
 use ritma_sinks::keys::Keystore;
@@ -69,6 +73,19 @@ pub struct ReplayConfig {
     pub taint_ttl_ns: u64,
     /// A live run's metrics, told of each window sealed.
     pub metrics: Option<Arc<crate::metrics::RunMetrics>>,
+    /// A store continued from the state saved at its last cut.
+    pub resume: Option<Resume>,
+    /// The traces are the store's own WAL: a state saved at a cut names where in it the
+    /// restart goes on (the restart point, `wal/restart.cbor`).
+    pub wal: bool,
+}
+
+/// A saved state to continue from (FORMAT.md §3.15), and where in the WAL the item
+/// after it starts (`traces` then begins with that file).
+pub struct Resume {
+    pub state: DataflowState,
+    pub digest: Hash32,
+    pub from: WalPos,
 }
 
 impl ReplayConfig {
@@ -191,6 +208,64 @@ enum SourceMsg {
         window: u64,
         record: HealthRecord,
     },
+    /// The cut after `window`, an hour's last: every operator saves its state after it
+    /// (FORMAT.md §3.15). `feed` is the source's, before the item that crossed the cut,
+    /// which starts at `pos` in the WAL.
+    Cut {
+        node: u32,
+        window: u64,
+        feed: Box<FeedState>,
+        pos: Option<WalPos>,
+    },
+    /// A saved state's actor, for the attribution shard that holds it.
+    RestoreActor {
+        node: u32,
+        window: u64,
+        actor: Box<ActorEntry>,
+    },
+    /// A saved state's partial cone matches.
+    RestoreCone {
+        node: u32,
+        window: u64,
+        partials: Vec<PartialEntry>,
+    },
+    /// A saved state's live taint sightings: (from, to, window sighted), (seed, window sighted).
+    RestoreTaint {
+        node: u32,
+        window: u64,
+        flows: Vec<(Id128, Id128, u64)>,
+        seeds: Vec<(Id128, u64)>,
+    },
+}
+
+/// Where an item starts in a WAL file: a restart from the state saved before the item
+/// feeds the WAL from there.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WalPos {
+    pub file: PathBuf,
+    pub offset: u64,
+}
+
+/// A live run's item, written to the WAL at `pos` before it was sent.
+pub struct LiveItem {
+    pub item: TraceItem,
+    pub pos: WalPos,
+}
+
+/// The cgroup paths (by id) and executables (by dev, ino) a saved state holds.
+type SavedNames = (Vec<(u64, Vec<u8>)>, Vec<SavedExe>);
+
+/// A share of the state saved at a cut, on its way to the node's sealer.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+enum StatePiece {
+    Feed(Box<FeedState>, Option<WalPos>),
+    /// One attribution shard's actors; the first shard's also the cgroup paths and the
+    /// executables (every shard holds them all).
+    Actors {
+        actors: Vec<ActorEntry>,
+        names: Option<SavedNames>,
+    },
+    Cone(Vec<PartialEntry>),
 }
 
 /// A canonical event or a loss, on its way to attribution (events are the common case,
@@ -218,6 +293,18 @@ enum CanonMsg {
         window: u64,
         record: HealthRecord,
     },
+    /// The cut after `window` (every shard gets it; the source's state rides along).
+    Cut {
+        node: u32,
+        window: u64,
+        feed: Box<FeedState>,
+        pos: Option<WalPos>,
+    },
+    RestoreActor {
+        node: u32,
+        window: u64,
+        actor: Box<ActorEntry>,
+    },
 }
 
 /// What a node's trace names besides events: every attribute shard learns them.
@@ -235,7 +322,9 @@ impl CanonMsg {
             CanonMsg::Event { event, .. } => event.window,
             CanonMsg::Lost { window, .. }
             | CanonMsg::Names { window, .. }
-            | CanonMsg::Health { window, .. } => *window,
+            | CanonMsg::Health { window, .. }
+            | CanonMsg::Cut { window, .. }
+            | CanonMsg::RestoreActor { window, .. } => *window,
         }
     }
 
@@ -244,7 +333,9 @@ impl CanonMsg {
             CanonMsg::Event { node, .. }
             | CanonMsg::Lost { node, .. }
             | CanonMsg::Names { node, .. }
-            | CanonMsg::Health { node, .. } => *node,
+            | CanonMsg::Health { node, .. }
+            | CanonMsg::Cut { node, .. }
+            | CanonMsg::RestoreActor { node, .. } => *node,
         }
     }
 
@@ -257,6 +348,8 @@ impl CanonMsg {
             } => (*node, 0, *first_seq, 0),
             CanonMsg::Event { node, event } => (*node, 0, event.atom.seq, 1),
             CanonMsg::Lost { node, .. } | CanonMsg::Health { node, .. } => (*node, 1, 0, 0),
+            CanonMsg::RestoreActor { node, .. } => (*node, 0, 0, 0),
+            CanonMsg::Cut { node, .. } => (*node, 2, 0, 0),
         }
     }
 }
@@ -277,13 +370,24 @@ enum ConeMsg {
     },
     /// The window must be sealed: the cone matcher gives it an empty part.
     Close { node: u32, window: u64 },
+    /// The cut after `window`: the matcher saves its partial matches after it.
+    Cut { node: u32, window: u64 },
+    /// A saved state's partial matches.
+    Restore {
+        node: u32,
+        window: u64,
+        partials: Vec<PartialEntry>,
+    },
 }
 
 impl ConeMsg {
     fn window(&self) -> u64 {
         match self {
             ConeMsg::Event { event, .. } => event.window,
-            ConeMsg::Tick { window, .. } | ConeMsg::Close { window, .. } => *window,
+            ConeMsg::Tick { window, .. }
+            | ConeMsg::Close { window, .. }
+            | ConeMsg::Cut { window, .. }
+            | ConeMsg::Restore { window, .. } => *window,
         }
     }
 
@@ -291,7 +395,9 @@ impl ConeMsg {
         match self {
             ConeMsg::Event { node, .. }
             | ConeMsg::Tick { node, .. }
-            | ConeMsg::Close { node, .. } => *node,
+            | ConeMsg::Close { node, .. }
+            | ConeMsg::Cut { node, .. }
+            | ConeMsg::Restore { node, .. } => *node,
         }
     }
 
@@ -299,7 +405,8 @@ impl ConeMsg {
         match self {
             ConeMsg::Event { node, event } => (*node, event.atom.seq),
             ConeMsg::Tick { node, seq, .. } => (*node, *seq),
-            ConeMsg::Close { node, .. } => (*node, u64::MAX),
+            ConeMsg::Close { node, .. } | ConeMsg::Cut { node, .. } => (*node, u64::MAX),
+            ConeMsg::Restore { node, .. } => (*node, 0),
         }
     }
 }
@@ -312,6 +419,12 @@ enum Routed {
     Cone(ConeMsg),
     /// To every attribution shard.
     Names(CanonMsg),
+    /// A saved state's live taint sightings, into the taint relation.
+    Taint {
+        node: u32,
+        flows: Vec<(Id128, Id128, u64)>,
+        seeds: Vec<(Id128, u64)>,
+    },
 }
 
 impl Routed {
@@ -320,6 +433,7 @@ impl Routed {
             Routed::Attr(_) => 0,
             Routed::Cone(_) => 1,
             Routed::Names(_) => 2,
+            Routed::Taint { .. } => 3,
         }
     }
 }
@@ -360,6 +474,8 @@ struct WindowPart {
     thick: Vec<(Id128, EncodedArgv)>,
     /// Changes of the taint relation at this window.
     taint: Vec<TaintChange>,
+    /// Shares of the state saved after this window (an hour's last), at a cut.
+    state: Vec<StatePiece>,
 }
 
 impl WindowPart {
@@ -424,7 +540,11 @@ fn route_source(m: &SourceMsg) -> u64 {
         SourceMsg::Lost { node, .. }
         | SourceMsg::Health { node, .. }
         | SourceMsg::Names { node, .. }
-        | SourceMsg::Close { node, .. } => mix(*node as u64),
+        | SourceMsg::Close { node, .. }
+        | SourceMsg::Cut { node, .. }
+        | SourceMsg::RestoreActor { node, .. }
+        | SourceMsg::RestoreCone { node, .. }
+        | SourceMsg::RestoreTaint { node, .. } => mix(*node as u64),
     }
 }
 
@@ -432,6 +552,10 @@ fn route_actor(m: &CanonMsg) -> u64 {
     match m {
         CanonMsg::Event { event, .. } => mix(u64::from_le_bytes(
             event.atom.actor[..8].try_into().expect("8 bytes"),
+        )),
+        // An actor restored goes to the shard its events go to.
+        CanonMsg::RestoreActor { actor, .. } => mix(u64::from_le_bytes(
+            actor.record.actor[..8].try_into().expect("8 bytes"),
         )),
         _ => mix(m.node() as u64),
     }
@@ -583,7 +707,10 @@ fn load_signers(cfg: &ReplayConfig, nodes: &Nodes) -> Result<Vec<NoteSigner>> {
 }
 
 pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
-    let nodes = scan_nodes(&cfg.traces)?;
+    let mut nodes = scan_nodes(&cfg.traces)?;
+    if let Some(r) = &cfg.resume {
+        nodes.add(r.state.feed.run.clone());
+    }
     let lock = StoreLock::acquire(&cfg.out, &StoreLock::lock_dir())?;
     start(&cfg, nodes, ItemSource::Traces(cfg.traces.clone()), lock)?.finish()
 }
@@ -595,7 +722,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
 pub fn start_live(
     cfg: &ReplayConfig,
     meta: RunMeta,
-    items: Receiver<TraceItem>,
+    items: Receiver<LiveItem>,
     lock: StoreLock,
 ) -> Result<Sealing> {
     let mut nodes = if cfg.traces.is_empty() {
@@ -603,6 +730,9 @@ pub fn start_live(
     } else {
         scan_nodes(&cfg.traces)?
     };
+    if let Some(r) = &cfg.resume {
+        nodes.add(r.state.feed.run.clone());
+    }
     if let Some(other) = nodes.names.iter().find(|n| **n != meta.node) {
         bail!(
             "{}: the WAL holds node {other}, this run is node {}",
@@ -625,7 +755,7 @@ enum ItemSource {
     /// Earlier runs' WAL files, then the live run's items.
     Live {
         wal: Vec<PathBuf>,
-        items: Mutex<Option<Receiver<TraceItem>>>,
+        items: Mutex<Option<Receiver<LiveItem>>>,
     },
 }
 
@@ -717,8 +847,8 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
         check_taint_ttl(&root, &meta)?;
         let store = NodeStore::open(&root, meta)?;
         // A resume seals again from the store's first window; hours retention deleted
-        // would come back, so such a store is not continued.
-        if ritma_sinks::retention::has_deletions(&root)? {
+        // would come back, so such a store is not continued (but from a saved state).
+        if cfg.resume.is_none() && ritma_sinks::retention::has_deletions(&root)? {
             bail!(
                 "{}: retention deleted hours of this store, so it cannot be sealed again from its trace (the trace starts before them): replay, or `ritma run`, into a new store",
                 root.display()
@@ -757,7 +887,34 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
     let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let clock = Arc::new(Mutex::new(SealClock::for_nodes(stores.len())));
     let mut writers = Vec::new();
-    for (node, (store, (resume_at, last_sealed))) in stores.into_iter().zip(resume_at).enumerate() {
+    // The saved state a node continues from, and the windows it already holds.
+    let mut restored: Vec<Option<(Box<DataflowState>, Hash32)>> = vec![None; stores.len()];
+    let mut floors = vec![0u64; stores.len()];
+    if let Some(r) = &cfg.resume {
+        let n = nodes
+            .names
+            .iter()
+            .position(|n| *n == r.state.node)
+            .expect("added");
+        restored[n] = Some((Box::new(r.state.clone()), r.digest));
+        floors[n] = r.state.cut;
+    }
+    let floors = Arc::new(floors);
+    let resume = cfg.resume.as_ref().map(|r| {
+        (
+            nodes
+                .names
+                .iter()
+                .position(|n| *n == r.state.node)
+                .expect("added"),
+            r.state.clone(),
+            r.from.clone(),
+        )
+    });
+    let positions = cfg.wal;
+    for (node, ((store, (resume_at, last_sealed)), restored)) in
+        stores.into_iter().zip(resume_at).zip(restored).enumerate()
+    {
         let (clock, metrics) = (clock.clone(), cfg.metrics.clone());
         let written = move |w| {
             let latency = clock.lock().expect("clock").sealed(node, w);
@@ -768,6 +925,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
         writers.push(Some((
             StoreWriter::spawn(store, last_sealed, errors.clone(), written)?,
             resume_at,
+            restored,
         )));
     }
     let shared = Arc::new(Mutex::new((signers, writers)));
@@ -801,6 +959,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
         let (stats_cone, stats_attr) = (stats2.clone(), stats2.clone());
         let ctxs_canon = ctxs.clone();
         let names_merkle = names2.clone();
+        let floors = floors.clone();
         worker.dataflow::<u64, _, _>(|scope| {
             let cone_defs: Vec<ConeDef> = builtin_cones();
             let mut routed = input
@@ -823,13 +982,17 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                         SourceMsg::Names { node, window, first_seq, names } => (Routed::Names(CanonMsg::Names { node, window, first_seq, names }), None),
                         SourceMsg::Close { node, window } => (Routed::Cone(ConeMsg::Close { node, window }), None),
                         SourceMsg::Health { node, window, record } => (Routed::Attr(CanonMsg::Health { node, window, record }), None),
+                        SourceMsg::Cut { node, window, feed, pos } => (Routed::Names(CanonMsg::Cut { node, window, feed, pos }), Some(Routed::Cone(ConeMsg::Cut { node, window }))),
+                        SourceMsg::RestoreActor { node, window, actor } => (Routed::Attr(CanonMsg::RestoreActor { node, window, actor }), None),
+                        SourceMsg::RestoreCone { node, window, partials } => (Routed::Cone(ConeMsg::Restore { node, window, partials }), None),
+                        SourceMsg::RestoreTaint { node, flows, seeds, .. } => (Routed::Taint { node, flows, seeds }, None),
                     };
                     std::iter::once(first).chain(cone)
                 })
-                .partition(3, |r| (r.port(), r))
+                .partition(4, |r| (r.port(), r))
                 .into_iter();
-            let (Some(canon), Some(cone_input), Some(names)) = (routed.next(), routed.next(), routed.next()) else {
-                unreachable!("partition makes three streams");
+            let (Some(canon), Some(cone_input), Some(names), Some(restored_taint)) = (routed.next(), routed.next(), routed.next(), routed.next()) else {
+                unreachable!("partition makes four streams");
             };
             let canon = canon.flat_map(|r| match r { Routed::Attr(m) => Some(m), _ => None });
             let cone_input = cone_input.flat_map(|r| match r { Routed::Cone(m) => Some(m), _ => None });
@@ -854,25 +1017,44 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                             // A node's events in seq order: matching is a sequence.
                             msgs.sort_by_key(ConeMsg::order);
                             let mut by_node: BTreeMap<u32, WindowPart> = BTreeMap::new();
-                            for m in &msgs {
+                            let mut cuts = Vec::new();
+                            for m in msgs {
                                 let node = m.node();
                                 let matcher = matchers.entry(node).or_insert_with(|| ConeMatcher::new(cones.clone(), MAX_PARTIAL_MATCHES, window_len_ns));
                                 let e = match m {
                                     ConeMsg::Tick { wall_ns, .. } => {
-                                        matcher.expire(*wall_ns);
+                                        matcher.expire(wall_ns);
                                         continue;
                                     }
                                     ConeMsg::Close { .. } => {
                                         by_node.entry(node).or_insert_with(|| WindowPart::at(node, w));
                                         continue;
                                     }
+                                    ConeMsg::Cut { .. } => {
+                                        by_node.entry(node).or_insert_with(|| WindowPart::at(node, w));
+                                        cuts.push(node);
+                                        continue;
+                                    }
+                                    ConeMsg::Restore { partials, .. } => {
+                                        // Checked against this library when the state was loaded.
+                                        if let Err(e) = matcher.restore(partials) {
+                                            eprintln!("ritma: restoring partial cone matches: {e}");
+                                        }
+                                        continue;
+                                    }
                                     ConeMsg::Event { event, .. } => event,
                                 };
+                                let e = &*e;
                                 for m in matcher.push(e, event_wall(window_len_ns, e)) {
                                     let part = by_node.entry(node).or_insert_with(|| WindowPart::at(node, w));
                                     part.cones.push(m.instance);
                                     part.seeds.push(e.atom.actor);
                                 }
+                            }
+                            // The state after the window, at a cut.
+                            for node in cuts {
+                                let partials = matchers.get(&node).map(ConeMatcher::export).unwrap_or_default();
+                                by_node.entry(node).or_insert_with(|| WindowPart::at(node, w)).state.push(StatePiece::Cone(partials));
                             }
                             let mut session = output.session(&cap);
                             for (_, part) in by_node {
@@ -896,6 +1078,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                 Pipeline,
                 "attribute+graph-edge",
                 move |_default_cap, _info| {
+                    let shard = index;
                     let mut stash: Stash<CanonMsg> = Stash::new();
                     let mut tables: HashMap<u32, (ActorTable, EdgeTable, TriggerDetectors)> = HashMap::new();
                     let detector_cones = builtin_cones();
@@ -917,6 +1100,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                             // One actor's events in seq order, whatever the arrival order.
                             msgs.sort_by_key(CanonMsg::attribution_order);
                             let mut by_node: BTreeMap<u32, WindowPart> = BTreeMap::new();
+                            let mut cuts: BTreeMap<u32, (Box<FeedState>, Option<WalPos>)> = BTreeMap::new();
                             for m in msgs {
                                 match m {
                                     CanonMsg::Event { node, mut event } => {
@@ -950,6 +1134,14 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                         let part = by_node.entry(node).or_insert_with(|| WindowPart::at(node, w));
                                         part.health.push(record);
                                     }
+                                    CanonMsg::Cut { node, feed, pos, .. } => {
+                                        by_node.entry(node).or_insert_with(|| WindowPart::at(node, w));
+                                        cuts.insert(node, (feed, pos));
+                                    }
+                                    CanonMsg::RestoreActor { node, actor, .. } => {
+                                        let (actors, _, _) = tables.entry(node).or_insert_with(&new_tables);
+                                        actors.restore_actor(*actor);
+                                    }
                                     CanonMsg::Names { node, names, .. } => {
                                         let (actors, _, _) = tables.entry(node).or_insert_with(&new_tables);
                                         match names {
@@ -975,6 +1167,16 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                     part.actors = actors.close(w);
                                     part.dict.extend(actors.cgroup_dict(&part.actors));
                                     part.edges = edges.close(w);
+                                }
+                                // The state after the window, at a cut: this shard's actors; the
+                                // names (the same on every shard) and the source's state once.
+                                if let Some((feed, pos)) = cuts.remove(&node) {
+                                    let saved = tables.get(&node).map(|t| t.0.export()).unwrap_or_default();
+                                    let first = shard == 0;
+                                    part.state.push(StatePiece::Actors { actors: saved.actors, names: first.then_some((saved.cgroups, saved.exes)) });
+                                    if first {
+                                        part.state.push(StatePiece::Feed(feed, pos));
+                                    }
                                 }
                                 let flows: Vec<(Id128, Id128)> = part.edges.iter().flat_map(taint_flows).collect();
                                 if !flows.is_empty() || !part.seeds.is_empty() {
@@ -1003,10 +1205,11 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
             };
             let parts = parts.flat_map(|o| match o { AttrOut::Part(p) => Some(p), AttrOut::Taint { .. } => None });
             // Taint: flows of the windows' edges from the actors that matched a cone.
+            let restored_taint = restored_taint.flat_map(|r| match r { Routed::Taint { node, flows, seeds } => Some((node, flows, seeds)), _ => None });
             let flows = taint_out.clone().flat_map(|o| match o {
-                AttrOut::Taint { node, flows, .. } => flows.into_iter().map(|(from, to)| (node, from, to)).collect(),
+                AttrOut::Taint { node, flows, .. } => flows.into_iter().map(|(from, to)| ((node, from, to), None)).collect(),
                 AttrOut::Part(_) => Vec::new(),
-            });
+            }).concat(restored_taint.clone().flat_map(|(node, flows, _)| flows.into_iter().map(move |(from, to, w)| ((node, from, to), Some(w)))));
             // Seeds: actors that matched a step cone or fired a detector cone.
             let detector_seeds = taint_out.flat_map(|o| match o {
                 AttrOut::Taint { node, seeds, .. } => seeds.into_iter().map(|s| (node, s)).collect(),
@@ -1018,7 +1221,9 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                     let node = p.node;
                     p.seeds.into_iter().map(move |s| (node, s))
                 })
-                .concat(detector_seeds);
+                .concat(detector_seeds)
+                .map(|s| (s, None))
+                .concat(restored_taint.flat_map(|(node, _, seeds)| seeds.into_iter().map(move |(s, w)| ((node, s), Some(w)))));
             let taint = taint_changes(flows, seeds, taint_ttl).map(|c| WindowPart { node: c.node, window: c.window, taint: vec![c], ..Default::default() });
 
             parts
@@ -1049,7 +1254,12 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                             while let Some((w, cap, parts)) = stash.pop_closed(|w| frontier.less_equal(w)) {
                                 let mut by_node: BTreeMap<u32, WindowContents> = BTreeMap::new();
                                 let mut raising: BTreeMap<u32, Raising> = BTreeMap::new();
+                                let mut saved: BTreeMap<u32, Vec<StatePiece>> = BTreeMap::new();
                                 for mut p in parts {
+                                    // Windows a restored state holds are sealed already.
+                                    if w < floors[p.node as usize] {
+                                        continue;
+                                    }
                                     if !p.taint.is_empty() {
                                         // Taint alone never seals a window: it waits for the window's record.
                                         taint_at.entry(p.node).or_default().entry(w).or_default().append(&mut p.taint);
@@ -1066,6 +1276,9 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                     let r = raising.entry(p.node).or_default();
                                     r.seeds.extend(p.seeds);
                                     r.thick.extend(p.thick);
+                                    if !p.state.is_empty() {
+                                        saved.entry(p.node).or_default().append(&mut p.state);
+                                    }
                                 }
                                 let mut session = output.session(&cap);
                                 for (node, mut contents) in by_node {
@@ -1075,9 +1288,9 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                     let sink = sinks.entry(node).or_insert_with(|| {
                                         let mut s = shared.lock().expect("shared");
                                         let signer = s.0[node as usize].clone();
-                                        let (writer, resume_at) = s.1[node as usize].take().expect("one owner per node store");
+                                        let (writer, resume_at, restored) = s.1[node as usize].take().expect("one owner per node store");
                                         let name = &names_merkle[node as usize];
-                                        NodeSink {
+                                        let mut sink = NodeSink {
                                             log: NodeLog::new(name, window_len_ns, CONE_LIB_VERSION, signer),
                                             hours: HourSealer::new(name, window_len_ns),
                                             writer,
@@ -1085,7 +1298,13 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                             index: None,
                                             raises: ModeRaises::new(mode, taint_ttl),
                                             taint_ttl,
+                                            sightings: Sightings::default(),
+                                            saved_state: None,
+                                        };
+                                        if let Some((state, digest)) = restored {
+                                            sink.restore(&state, digest);
                                         }
+                                        sink
                                     });
                                     contents.late_events = contents.atoms.iter().filter(|a| a.flags & ritma_schemas::records::atom_flags::LATE != 0).count() as u64;
                                     // Windows without events still get a record: the log has no gaps.
@@ -1097,7 +1316,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                             return;
                                         }
                                     }
-                                    match sink.seal(w, contents, raising.remove(&node).unwrap_or_default(), taint.remove(&w).unwrap_or_default()) {
+                                    match sink.seal_saving(w, contents, raising.remove(&node).unwrap_or_default(), taint.remove(&w).unwrap_or_default(), saved.remove(&node)) {
                                         Ok(n) => {
                                             let mut c = window_counts.lock().expect("counts");
                                             c.0 += w - first + 1;
@@ -1137,8 +1356,18 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
             ItemSource::Traces(traces) => (traces, None),
             ItemSource::Live { wal, items } => (wal, items.lock().expect("items").take()),
         };
+        let mut feeder = feeder;
+        let start = match &resume {
+            Some((n, state, from)) => {
+                restore_input(&mut input, *n as u32, state);
+                clock_feed.lock().expect("clock").advanced_to(state.cut);
+                feeder.restore(*n, state);
+                Some(from)
+            }
+            None => None,
+        };
         let intake = Intake { input: &mut input, worker, probe: &probe, clock: &clock_feed, failed };
-        let result = feed(traces, live, feeder, intake);
+        let result = feed(traces, start, positions, live, feeder, intake);
         clock_feed.lock().expect("clock").ended = Some(Instant::now());
         drop(input);
         worker.step_or_park_while(Some(IDLE_PARK), || !probe.done());
@@ -1156,6 +1385,88 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
     })
 }
 
+/// Sends a saved state's operator shares into the dataflow at the window before its cut
+/// (each operator takes them before anything after the cut), then moves the input to the cut.
+fn restore_input(input: &mut SourceInput, node: u32, state: &DataflowState) {
+    let window = state.cut - 1;
+    input.advance_to(window);
+    for actor in &state.actors {
+        input.send(SourceMsg::RestoreActor {
+            node,
+            window,
+            actor: Box::new(actor.clone()),
+        });
+    }
+    let cgroups = state.cgroups.clone();
+    let exes = state
+        .exes
+        .iter()
+        .map(|x| {
+            let fact = ExeFact {
+                hash: x.hash,
+                unlisted: x.unlisted,
+                kept: x.kept,
+            };
+            ((x.dev, x.ino), fact)
+        })
+        .collect();
+    for names in [NodeNames::Cgroups(cgroups), NodeNames::Exes(exes)] {
+        input.send(SourceMsg::Names {
+            node,
+            window,
+            first_seq: 0,
+            names,
+        });
+    }
+    input.send(SourceMsg::RestoreCone {
+        node,
+        window,
+        partials: state.partials.clone(),
+    });
+    input.send(SourceMsg::RestoreTaint {
+        node,
+        window,
+        flows: state.taint_flows.clone(),
+        seeds: state.taint_seeds.clone(),
+    });
+    input.advance_to(state.cut);
+}
+
+/// The taint flows and seeds a node sighted that are still live, each with the last
+/// window it was sighted in: a saved state's share of the taint relation.
+#[derive(Default)]
+struct Sightings {
+    flows: HashMap<(Id128, Id128), u64>,
+    seeds: HashMap<Id128, u64>,
+}
+
+impl Sightings {
+    /// Takes `window`'s sightings and lets go of those no window after it has live.
+    fn sight(&mut self, window: u64, edges: &[Edge], seeds: &[Id128], ttl: u64) {
+        for (from, to) in edges.iter().flat_map(taint_flows) {
+            self.flows.insert((from, to), window);
+        }
+        for s in seeds {
+            self.seeds.insert(*s, window);
+        }
+        self.flows.retain(|_, w| *w + ttl > window);
+        self.seeds.retain(|_, w| *w + ttl > window);
+    }
+
+    fn export(
+        &self,
+    ) -> (
+        Vec<(Id128, Id128, u64)>,
+        ritma_operators::capture_mode::IdCounts,
+    ) {
+        let mut flows: Vec<_> = self.flows.iter().map(|(&(f, t), &w)| (f, t, w)).collect();
+        flows.sort_unstable();
+        let mut seeds: Vec<_> = self.seeds.iter().map(|(&s, &w)| (s, w)).collect();
+        seeds.sort_unstable();
+        (flows, seeds)
+    }
+}
+
 /// One node's sealing state on the worker that owns it: log, hour seals, store, index.
 struct NodeSink {
     log: NodeLog,
@@ -1168,6 +1479,10 @@ struct NodeSink {
     /// Which actors triggers raised above the base mode.
     raises: ModeRaises,
     taint_ttl: u64,
+    /// The live taint sightings, for a saved state.
+    sightings: Sightings,
+    /// The digest of the state saved after the window sealed last, for the next record.
+    saved_state: Option<Hash32>,
 }
 
 /// What a window's capture modes are decided from, besides its taint changes.
@@ -1189,9 +1504,22 @@ impl NodeSink {
     fn seal(
         &mut self,
         window: u64,
+        contents: WindowContents,
+        raising: Raising,
+        taint: Vec<TaintChange>,
+    ) -> Result<u64, String> {
+        self.seal_saving(window, contents, raising, taint, None)
+    }
+
+    /// `seal`, then, at a cut, the state after the window (from the operators' shares
+    /// `saved`) before the hour's index and accounting, which count its file.
+    fn seal_saving(
+        &mut self,
+        window: u64,
         mut contents: WindowContents,
         raising: Raising,
         mut taint: Vec<TaintChange>,
+        saved: Option<Vec<StatePiece>>,
     ) -> Result<u64, String> {
         let node = self.writer.meta().node.clone();
         let len = self.writer.meta().window_len_ns;
@@ -1203,6 +1531,9 @@ impl NodeSink {
         // Taint sorted first: the raised set is then one function of the window's inputs.
         taint.sort();
         self.raises.advance(window, &raising.seeds, &taint);
+        self.sightings
+            .sight(window, &contents.edges, &raising.seeds, self.taint_ttl);
+        contents.state = self.saved_state.take();
         contents.dict.extend(
             raising
                 .thick
@@ -1258,10 +1589,105 @@ impl NodeSink {
             edge_parts: closed.edges,
             edge_refs: closed.edge_refs,
         });
+        if let Some(pieces) = saved {
+            self.save_state(window, pieces)?;
+        }
         if ends_hour {
             self.finish_hour(true);
         }
         Ok(events)
+    }
+
+    /// Continues from a saved state (FORMAT.md §3.15): the log, hour chain, raises and
+    /// taint sightings after the window before its cut; the next record names its digest.
+    fn restore(&mut self, state: &DataflowState, digest: Hash32) {
+        let frontier =
+            ritma_schemas::merkle::Frontier::from_parts(state.log_size, state.log_frontier.clone())
+                .expect("checked when loaded");
+        self.log
+            .restore(frontier.clone(), state.cut, state.log_next_seq);
+        self.hours.restore(state.prev_hour.clone(), frontier);
+        self.raises
+            .restore(&state.raised_seeds, &state.raised_reached);
+        self.sightings.flows = state
+            .taint_flows
+            .iter()
+            .map(|&(f, t, w)| ((f, t), w))
+            .collect();
+        self.sightings.seeds = state.taint_seeds.iter().copied().collect();
+        self.saved_state = Some(digest);
+    }
+
+    /// Saves the state after `window` (an hour's last, just sealed) from the operators'
+    /// shares and the sink's own, and hands it to the store writer; the next window's
+    /// record names its digest.
+    fn save_state(&mut self, window: u64, pieces: Vec<StatePiece>) -> Result<(), String> {
+        let node = self.writer.meta().node.clone();
+        let (mut feed, mut names, mut partials) = (None, None, None);
+        let mut actors = Vec::new();
+        for p in pieces {
+            match p {
+                StatePiece::Feed(f, pos) => feed = Some((f, pos)),
+                StatePiece::Actors {
+                    actors: a,
+                    names: n,
+                } => {
+                    actors.extend(a);
+                    names = names.or(n);
+                }
+                StatePiece::Cone(c) => partials = Some(c),
+            }
+        }
+        let (Some((feed, pos)), Some((cgroups, exes)), Some(partials)) = (feed, names, partials)
+        else {
+            return Err(format!(
+                "node {node}: the state after window {window} lacks an operator's share"
+            ));
+        };
+        let Some(prev_hour) = self
+            .hours
+            .prev()
+            .filter(|_| (window + 1).is_multiple_of(self.per_hour()))
+            .cloned()
+        else {
+            return Err(format!(
+                "node {node}: a state saved after window {window}, which ends no hour"
+            ));
+        };
+        actors.sort_by_key(|a| a.record.actor);
+        let (raised_seeds, raised_reached) = self.raises.export();
+        let (taint_flows, taint_seeds) = self.sightings.export();
+        let log = self.log.frontier();
+        let state = DataflowState {
+            node: node.clone(),
+            cut: window + 1,
+            window_len_ns: self.writer.meta().window_len_ns,
+            taint_ttl_windows: self.taint_ttl,
+            feed: *feed,
+            actors,
+            cgroups,
+            exes,
+            partials,
+            log_size: log.size(),
+            log_frontier: log.nodes().to_vec(),
+            log_next_seq: self.log.next_seq(),
+            prev_hour,
+            raised_seeds,
+            raised_reached,
+            taint_flows,
+            taint_seeds,
+        };
+        let encoded = state.encode();
+        if encoded.len() > ritma_schemas::state::MAX_STATE_LEN {
+            return Err(format!("node {node}: the state after window {window} is {} bytes, more than a saved state may hold", encoded.len()));
+        }
+        self.saved_state = Some(DataflowState::digest_of(&encoded));
+        self.writer.state(StateWrite {
+            window,
+            encoded,
+            pos,
+        });
+        Ok(())
     }
 
     /// Hands the open hour's last edge part and index files, then its catalog and
@@ -1320,11 +1746,39 @@ struct Feeder {
     runs: Vec<(u32, u32)>,
     /// Every run context with its node (`Nodes::runs`).
     contexts: Vec<(u32, RunContext)>,
-    /// The sensor of each node's current run, once it has one.
-    sensors: Vec<Option<String>>,
+    /// Each node's current run, once it has one.
+    run_meta: Vec<Option<RunMeta>>,
+    /// Each node's next cut: the first window of the next hour whose state is saved.
+    next_cut: Vec<Option<u64>>,
+    per_hour: u64,
+    sent: Sent,
     counts: FeedCounts,
     /// The input's time: the oldest window still open on any node.
     epoch: u64,
+}
+
+/// What the source sent each node: the newest window, and the windows a restored state
+/// already holds (from a restart: what the items give for them is not sent again).
+struct Sent {
+    newest: Vec<Option<u64>>,
+    floor: Vec<u64>,
+}
+
+impl Sent {
+    fn send(&mut self, input: &mut SourceInput, node: u32, window: u64, msg: SourceMsg) {
+        let n = node as usize;
+        self.newest[n] = self.newest[n].max(Some(window));
+        if window >= self.floor[n] {
+            input.send(msg);
+        }
+    }
+}
+
+/// A node's source state before an item, for the state saved at a cut the item crosses
+/// (the blobs kept are taken at the cut: only blob frames change them).
+struct BeforeItem {
+    node: usize,
+    feed: Option<FeedState>,
 }
 
 impl Feeder {
@@ -1343,6 +1797,7 @@ impl Feeder {
                     .1
             })
             .collect();
+        let per_hour = ritma_schemas::records::windows_per_hour(ctxs[0].window_len_ns);
         Feeder {
             names: names.to_vec(),
             // Windows are the node's: a later run continues them in its own context.
@@ -1365,51 +1820,202 @@ impl Feeder {
             pending_health: vec![Vec::new(); ctxs.len()],
             runs: Vec::new(),
             contexts: contexts.to_vec(),
-            sensors: vec![None; ctxs.len()],
+            run_meta: vec![None; ctxs.len()],
+            next_cut: vec![None; ctxs.len()],
+            per_hour,
+            sent: Sent {
+                newest: vec![None; ctxs.len()],
+                floor: vec![0; ctxs.len()],
+            },
             counts: FeedCounts::default(),
             epoch: 0,
         }
     }
 
-    /// Run numbers start again in every trace file.
-    fn start_file(&mut self) {
-        self.runs.clear();
+    /// Continues node `n` from a saved state: the source as it was before the item that
+    /// crossed the cut; windows before the cut are sealed and not sent again.
+    fn restore(&mut self, n: usize, state: &DataflowState) {
+        let f = &state.feed;
+        let w = &mut self.windowing[n];
+        w.ctx = RunContext::from_meta(&f.run);
+        w.oldest_open = Some(f.oldest_open);
+        w.max_wall = f.max_wall_ns;
+        self.next_seq[n] = f.next_seq;
+        self.pending_loss[n] = f.pending_loss.clone();
+        self.pending_health[n] = f.pending_health.clone();
+        self.kept[n] = f.kept.iter().copied().collect();
+        self.run_meta[n] = Some(f.run.clone());
+        self.next_cut[n] = Some(state.cut + self.per_hour);
+        self.sent.floor[n] = state.cut;
+        self.epoch = f.epoch;
+    }
+
+    /// The node and context slot of a run frame's (or continue frame's) run.
+    fn run_of(&self, meta: &RunMeta) -> (u32, u32) {
+        let slot = run_slot(&self.contexts, meta).expect("scanned");
+        (self.contexts[slot as usize].0, slot)
+    }
+
+    /// A run frame read before where feeding starts (a restart from a saved state):
+    /// numbers the file's runs, nothing more.
+    fn number_run(&mut self, run: u16, meta: &RunMeta) {
+        if run == 0 {
+            self.runs.clear();
+        }
+        let at = self.run_of(meta);
+        self.runs.push(at);
     }
 
     /// Names for a node's events from `first_seq` on: sent at its oldest open window,
     /// or held until its first event.
     fn names(&mut self, node: u32, first_seq: u64, names: NodeNames, input: &mut SourceInput) {
         match self.windowing[node as usize].oldest_open {
-            Some(open) => input.send(SourceMsg::Names {
-                node,
-                window: open.max(self.epoch),
-                first_seq,
-                names,
-            }),
+            Some(open) => {
+                let window = open.max(self.epoch);
+                let msg = SourceMsg::Names {
+                    node,
+                    window,
+                    first_seq,
+                    names,
+                };
+                self.sent.send(input, node, window, msg);
+            }
             None => self.pending_names[node as usize].push((first_seq, names)),
         }
     }
 
-    /// Feeds one item; advances the input when the oldest open window moved. Fails
-    /// only when a blob cannot be written to the store.
+    /// What node `n` holds before an item that may cross its next cut.
+    fn before_item(&self, n: usize) -> BeforeItem {
+        let feed = match (&self.run_meta[n], self.windowing[n].oldest_open) {
+            (Some(run), Some(oldest_open)) if self.next_cut[n].is_some() => Some(FeedState {
+                run: run.clone(),
+                next_seq: self.next_seq[n],
+                oldest_open,
+                max_wall_ns: self.windowing[n].max_wall,
+                epoch: self.epoch,
+                pending_loss: self.pending_loss[n].clone(),
+                // Named by their node (the sealer names them again where it seals them).
+                pending_health: self.pending_health[n]
+                    .iter()
+                    .map(|h| HealthRecord {
+                        node: self.names[n].clone(),
+                        ..h.clone()
+                    })
+                    .collect(),
+                kept: Vec::new(),
+            }),
+            _ => None,
+        };
+        BeforeItem { node: n, feed }
+    }
+
+    /// After an item: if it reached the node's next cut (sent something for a window at
+    /// or after it, or closed the window before it), every operator saves its state after
+    /// the window before each cut it reached, the source's being `before` (FORMAT.md §3.15).
+    fn after_item(&mut self, before: BeforeItem, pos: &Option<WalPos>, input: &mut SourceInput) {
+        let n = before.node;
+        let Some(open) = self.windowing[n].oldest_open else {
+            return;
+        };
+        let reach = open.max(self.sent.newest[n].unwrap_or(0));
+        let next = (reach / self.per_hour + 1) * self.per_hour;
+        let Some(cut) = self.next_cut[n] else {
+            // The node's first windows: its first cut is the next hour's.
+            self.next_cut[n] = Some(next);
+            return;
+        };
+        if reach < cut {
+            return;
+        }
+        self.next_cut[n] = Some(next);
+        let Some(mut feed) = before.feed else {
+            return;
+        };
+        let mut kept: Vec<[u8; 32]> = self.kept[n].iter().copied().collect();
+        kept.sort_unstable();
+        feed.kept = kept;
+        // A blob in progress is given up at a cut: a restart from it could not finish it.
+        if self.blobs[n].in_progress() {
+            self.blobs[n] = BlobAssembly::default();
+            self.warnings.push(format!(
+                "node {}: a blob in progress at the cut before window {cut} was given up; its events name no content",
+                self.names[n]
+            ));
+        }
+        let mut at = cut;
+        while at <= reach {
+            let msg = SourceMsg::Cut {
+                node: n as u32,
+                window: at - 1,
+                feed: Box::new(feed.clone()),
+                pos: pos.clone(),
+            };
+            self.sent.send(input, n as u32, at - 1, msg);
+            at += self.per_hour;
+        }
+    }
+
+    /// Feeds one item (at `pos` in the WAL, when known); advances the input when the
+    /// oldest open window moved. Fails only when a blob cannot be written to the store.
     fn item(
         &mut self,
         item: TraceItem,
+        pos: &Option<WalPos>,
         input: &mut SourceInput,
         clock: &Mutex<SealClock>,
     ) -> Result<(), String> {
+        let node_of_run = |runs: &[(u32, u32)], run: u16| runs[run as usize].0 as usize;
+        let before = match &item {
+            TraceItem::Run { meta, .. } | TraceItem::Continue { meta, .. } => {
+                Some(self.before_item(self.run_of(meta).0 as usize))
+            }
+            TraceItem::Batch { run, .. } | TraceItem::Clock { run, .. } => {
+                Some(self.before_item(node_of_run(&self.runs, *run)))
+            }
+            _ => None,
+        };
+        self.item_inner(item, input)?;
+        if let Some(before) = before {
+            self.after_item(before, pos, input);
+        }
+        self.advance(input, clock);
+        Ok(())
+    }
+
+    fn item_inner(&mut self, item: TraceItem, input: &mut SourceInput) -> Result<(), String> {
         match item {
-            TraceItem::Run { meta, .. } => {
-                let slot = run_slot(&self.contexts, &meta).expect("scanned");
-                let node = self.contexts[slot as usize].0;
+            TraceItem::Run { run, meta } => {
+                if run == 0 {
+                    self.runs.clear();
+                }
+                let (node, slot) = self.run_of(&meta);
                 let n = node as usize;
-                if let Some(sensor) = self.sensors[n].replace(meta.sensor_version.clone()) {
-                    self.next_run(n, &sensor, &meta, input)?;
-                    self.advance(input, clock);
+                if let Some(earlier) = self.run_meta[n].replace(meta.clone()) {
+                    self.next_run(n, &earlier.sensor_version, &meta, input)?;
                 }
                 self.windowing[n].ctx = self.contexts[slot as usize].1.clone();
                 // A corrupt first batch shows as a gap from the run's first seq.
                 self.next_seq[n].get_or_insert(meta.first_seq);
+                self.runs.push((node, slot));
+            }
+            TraceItem::Continue {
+                run,
+                meta,
+                next_seq,
+            } => {
+                if run == 0 {
+                    self.runs.clear();
+                }
+                let (node, slot) = self.run_of(&meta);
+                let n = node as usize;
+                // The node's current run goes on; another run starts here as a run frame would.
+                if self.run_meta[n].as_ref() != Some(&meta) {
+                    if let Some(earlier) = self.run_meta[n].replace(meta.clone()) {
+                        self.next_run(n, &earlier.sensor_version, &meta, input)?;
+                    }
+                    self.windowing[n].ctx = self.contexts[slot as usize].1.clone();
+                    self.next_seq[n].get_or_insert(next_seq);
+                }
                 self.runs.push((node, slot));
             }
             TraceItem::Cgroups {
@@ -1489,14 +2095,13 @@ impl Feeder {
                 let node = self.runs[run as usize].0;
                 let closed = self.windowing[node as usize].clock(mono_ns, self.epoch);
                 for window in closed {
-                    input.send(SourceMsg::Close { node, window });
+                    self.sent
+                        .send(input, node, window, SourceMsg::Close { node, window });
                 }
-                self.advance(input, clock);
             }
             TraceItem::Batch { run, events: batch } => {
                 let (node, ctx) = self.runs[run as usize];
                 self.batch(node, ctx, batch, input);
-                self.advance(input, clock);
             }
         }
         Ok(())
@@ -1517,46 +2122,51 @@ impl Feeder {
                 let at = before.unwrap_or(window);
                 if gap > 0 {
                     self.counts.gap_lost += gap;
-                    input.send(SourceMsg::Lost {
+                    let msg = SourceMsg::Lost {
                         node,
                         window: at,
                         reason: LossReason::TraceCorrupt,
                         count: gap,
-                    });
+                    };
+                    self.sent.send(input, node, at, msg);
                 }
                 for (reason, count) in self.pending_loss[n].drain(..) {
                     self.counts.recorded_lost += count;
-                    input.send(SourceMsg::Lost {
+                    let msg = SourceMsg::Lost {
                         node,
                         window: at,
                         reason,
                         count,
-                    });
+                    };
+                    self.sent.send(input, node, at, msg);
                 }
                 for record in self.pending_health[n].drain(..) {
                     self.counts.recorded_lost += record.probe_lost();
-                    input.send(SourceMsg::Health {
+                    let msg = SourceMsg::Health {
                         node,
                         window: at,
                         record,
-                    });
+                    };
+                    self.sent.send(input, node, at, msg);
                 }
                 for (first_seq, names) in self.pending_names[n].drain(..) {
-                    input.send(SourceMsg::Names {
+                    let msg = SourceMsg::Names {
                         node,
                         window: at,
                         first_seq,
                         names,
-                    });
+                    };
+                    self.sent.send(input, node, at, msg);
                 }
             }
             self.counts.events += 1;
-            input.send(SourceMsg::Event {
+            let msg = SourceMsg::Event {
                 node,
                 ctx,
                 window,
                 raw,
-            });
+            };
+            self.sent.send(input, node, window, msg);
         }
     }
 
@@ -1569,9 +2179,12 @@ impl Feeder {
             .min()
             .unwrap_or(self.epoch);
         if open > self.epoch {
-            clock.lock().expect("clock").advanced_to(open);
             self.epoch = open;
-            input.advance_to(open);
+            // A restored input starts at its cut, maybe past the source's own epoch.
+            if open > *input.time() {
+                clock.lock().expect("clock").advanced_to(open);
+                input.advance_to(open);
+            }
         }
     }
 
@@ -1613,11 +2226,12 @@ impl Feeder {
                 Some(0),
             ),
         ] {
-            input.send(SourceMsg::Health {
+            let msg = SourceMsg::Health {
                 node: n as u32,
                 window: next,
                 record,
-            });
+            };
+            self.sent.send(input, n as u32, next, msg);
         }
         Ok(())
     }
@@ -1627,33 +2241,34 @@ impl Feeder {
     /// event go to its oldest open window. Returns the node's next window, `None` if no
     /// window holds anything of it yet (its loss and health then stay pending).
     fn end_run(&mut self, n: usize, input: &mut SourceInput) -> Option<u64> {
+        let node = n as u32;
         let w = &mut self.windowing[n];
         let open = w.oldest_open?.max(self.epoch);
         let last = w.max_wall / w.ctx.window_len_ns;
-        for window in open..=last {
-            input.send(SourceMsg::Close {
-                node: n as u32,
-                window,
-            });
-        }
         let next = (last + 1).max(open);
         w.oldest_open = Some(next);
+        for window in open..=last {
+            self.sent
+                .send(input, node, window, SourceMsg::Close { node, window });
+        }
         for (reason, count) in std::mem::take(&mut self.pending_loss[n]) {
             self.counts.recorded_lost += count;
-            input.send(SourceMsg::Lost {
-                node: n as u32,
+            let msg = SourceMsg::Lost {
+                node,
                 window: open,
                 reason,
                 count,
-            });
+            };
+            self.sent.send(input, node, open, msg);
         }
         for record in std::mem::take(&mut self.pending_health[n]) {
             self.counts.recorded_lost += record.probe_lost();
-            input.send(SourceMsg::Health {
-                node: n as u32,
+            let msg = SourceMsg::Health {
+                node,
                 window: open,
                 record,
-            });
+            };
+            self.sent.send(input, node, open, msg);
         }
         Some(next)
     }
@@ -1736,17 +2351,27 @@ impl<F: Fn() -> bool> Intake<'_, F> {
     }
 }
 
-/// Worker 0: feeds every item of `traces`, then, in a live run, what the capture loop
-/// sends on `live` (it wrote it to the WAL first) until it hangs up; stops early when
-/// sealing failed.
+/// Worker 0: feeds every item of `traces` (from `start` on, when a saved state was
+/// restored), then, in a live run, what the capture loop sends on `live` (it wrote it to
+/// the WAL first) until it hangs up; stops early when sealing failed. `positions`: the
+/// traces are the store's WAL, so a cut names where its item is.
 fn feed(
     traces: &[PathBuf],
-    live: Option<Receiver<TraceItem>>,
+    start: Option<&WalPos>,
+    positions: bool,
+    live: Option<Receiver<LiveItem>>,
     mut feeder: Feeder,
     mut intake: Intake<'_, impl Fn() -> bool>,
 ) -> Result<FeedCounts, String> {
     let mut progress = Progress::new(traces);
-    if !feed_files(traces, &mut feeder, &mut progress, &mut intake)? {
+    if !feed_files(
+        traces,
+        start,
+        positions,
+        &mut feeder,
+        &mut progress,
+        &mut intake,
+    )? {
         progress.finish();
         return Ok(feeder.counts);
     }
@@ -1762,18 +2387,25 @@ fn feed(
     Ok(counts)
 }
 
-/// Feeds every item of `traces`; false if it stopped because sealing failed.
+/// Feeds every item of `traces`; false if it stopped because sealing failed. Items of
+/// the first file before `start` were fed before the saved state: only its runs are
+/// numbered.
 fn feed_files(
     traces: &[PathBuf],
+    start: Option<&WalPos>,
+    positions: bool,
     feeder: &mut Feeder,
     progress: &mut Progress,
     intake: &mut Intake<'_, impl Fn() -> bool>,
 ) -> Result<bool, String> {
-    for path in traces {
+    for (i, path) in traces.iter().enumerate() {
         progress.next_file();
-        feeder.start_file();
+        let skip_below = start
+            .filter(|s| i == 0 && s.file == *path)
+            .map_or(0, |s| s.offset);
         let mut reader = TraceReader::open(path).map_err(|e| e.to_string())?;
         loop {
+            let at = reader.offset();
             let item = match reader.next_item() {
                 Ok(Some(item)) => item,
                 Ok(None) => break,
@@ -1792,8 +2424,22 @@ fn feed_files(
                 }
                 Err(e) => return Err(e.to_string()),
             };
-            let advances = matches!(item, TraceItem::Batch { .. } | TraceItem::Clock { .. });
-            feeder.item(item, intake.input, intake.clock)?;
+            if at < skip_below {
+                if let TraceItem::Run { run, meta } | TraceItem::Continue { run, meta, .. } = &item
+                {
+                    feeder.number_run(*run, meta);
+                }
+                continue;
+            }
+            let advances = matches!(
+                item,
+                TraceItem::Batch { .. } | TraceItem::Clock { .. } | TraceItem::Run { .. }
+            );
+            let pos = positions.then(|| WalPos {
+                file: path.clone(),
+                offset: at,
+            });
+            feeder.item(item, &pos, intake.input, intake.clock)?;
             for w in feeder.warnings.drain(..) {
                 progress.warn(&w);
             }
@@ -1812,16 +2458,15 @@ fn feed_files(
 /// Feeds the live items until the capture loop hangs up, or sealing failed (dropping
 /// the receiver then stops the capture loop, which reports the error).
 fn feed_items(
-    items: &Receiver<TraceItem>,
+    items: &Receiver<LiveItem>,
     feeder: &mut Feeder,
     intake: &mut Intake<'_, impl Fn() -> bool>,
 ) -> Result<(), String> {
     use std::sync::mpsc::TryRecvError;
-    feeder.start_file();
     while !(intake.failed)() {
         match items.try_recv() {
-            Ok(item) => {
-                feeder.item(item, intake.input, intake.clock)?;
+            Ok(LiveItem { item, pos }) => {
+                feeder.item(item, &Some(pos), intake.input, intake.clock)?;
                 for w in feeder.warnings.drain(..) {
                     eprintln!("ritma: {w}");
                 }

@@ -5,19 +5,23 @@
 //! windows as clock frames close them. Windows are decided by the frames alone, so
 //! `ritma replay` of the WAL gives the same store byte for byte.
 //!
-//! A store that already holds a run (stopped, or killed) is continued: its WAL is sealed
-//! again first, every file it already holds coming out the same, then the new run's
-//! frames follow in a WAL file of their own, so the store is still the replay of
-//! `wal/*` (FORMAT §7.2, several runs of one node).
+//! A store that already holds a run (stopped, or killed) is continued: from the
+//! dataflow state saved at its last hour seal, its WAL is sealed again from the item
+//! after that state (every file the store already holds coming out the same), then the
+//! new run's frames follow in a WAL file of their own, so the store is still what a
+//! replay of the whole WAL would give (FORMAT §7.2, several runs of one node; §3.15).
+//! The WAL goes on in a new file each hour, and the files before the one the restart
+//! point names are deleted once the hour is saved (and shipped, when shipping).
 
 use crate::exes::ExePolicy;
 use crate::metrics::{MetricsServer, RunMetrics};
 use crate::record::{self, ClockFrames, RecordSummary, Recorder};
-use crate::replay::{self, ReplayConfig, ReplaySummary};
+use crate::replay::{self, LiveItem, ReplayConfig, ReplaySummary, Resume, WalPos};
 use anyhow::{bail, Context, Result};
 use ritma_schemas::records::CaptureMode;
 use ritma_sinks::keys::Keystore;
 use ritma_sinks::store::StoreLock;
+use ritma_sinks::wal::{self, RestartPoint};
 use ritma_sources::trace::TraceWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,6 +46,8 @@ pub struct RunConfig {
     pub ship: crate::fleet::RunShipArgs,
     /// Where to serve metrics and health, and the seal lag /healthz tolerates.
     pub metrics: Option<(std::net::SocketAddr, u64)>,
+    /// Where WAL files no restart needs go (default: deleted).
+    pub wal_archive: Option<PathBuf>,
 }
 
 /// What a live run did: the capture's counts and the sealing's.
@@ -61,14 +67,17 @@ pub fn wal_dir(store: &Path) -> PathBuf {
 pub fn run(cfg: RunConfig) -> Result<RunSummary> {
     record::check_node(&cfg.node)?;
     let lock = StoreLock::acquire(&cfg.out, &StoreLock::lock_dir())?;
-    let (starts, earlier): (Vec<u64>, Vec<PathBuf>) = wal_files(&cfg.out)?.into_iter().unzip();
-    if earlier.is_empty() && cfg.out.join("windows").exists() {
+    let (starts, wal_all): (Vec<u64>, Vec<PathBuf>) = wal::wal_files(&cfg.out)?.into_iter().unzip();
+    if wal_all.is_empty() && cfg.out.join("windows").exists() {
         bail!(
             "{} holds sealed windows but no WAL: it was not written by `ritma run` and cannot be continued (give another --out)",
             cfg.out.display()
         );
     }
-    let next_seq = wal_next_seq(&earlier, &cfg.node)?;
+    let (resume, earlier) = restart_from(&cfg.out, &cfg.node, record::WINDOW_LEN_NS, &wal_all)?;
+    let next_seq = wal_next_seq(&earlier, &cfg.node)?.max(resume.as_ref().map_or(0, |r| {
+        r.state.feed.next_seq.unwrap_or(r.state.feed.run.first_seq)
+    }));
     let live = record::start_capture(
         &cfg.node,
         "ritma run v1",
@@ -86,6 +95,10 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
     let wal = wal.join(format!("{name:019}.rtrace"));
     let mut writer = TraceWriter::create(&wal)?;
     let run = writer.add_run(&live.meta)?;
+    let run_pos = WalPos {
+        file: wal.clone(),
+        offset: writer.last_frame_offset(),
+    };
 
     let metrics = cfg.metrics.map(|(_, max_lag)| {
         Arc::new(RunMetrics::new(
@@ -117,12 +130,17 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
         mode: CaptureMode::Thin,
         taint_ttl_ns: cfg.taint_ttl_ns,
         metrics: metrics.clone(),
+        resume,
+        wal: true,
     };
     let (tx, rx) = std::sync::mpsc::sync_channel(ITEMS_IN_FLIGHT);
     // The run frame first: the dataflow learns the node from it, as a replay does.
-    tx.send(ritma_sources::trace::TraceItem::Run {
-        run,
-        meta: live.meta.clone(),
+    tx.send(LiveItem {
+        item: ritma_sources::trace::TraceItem::Run {
+            run,
+            meta: live.meta.clone(),
+        },
+        pos: run_pos,
     })
     .expect("the receiver is alive");
     let sealing = replay::start_live(&seal_cfg, live.meta.clone(), rx, lock)?;
@@ -137,10 +155,17 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
         );
     }
     if !earlier.is_empty() {
+        let from = match &seal_cfg.resume {
+            Some(r) => format!(
+                "from the state saved at window {} (hour {})",
+                r.state.cut,
+                r.state.prev_hour.hour + 1
+            ),
+            None => "from its start".to_owned(),
+        };
         eprintln!(
-            "ritma: continuing the store: sealing its {} earlier WAL file(s) again first (what it holds must come out the same), from seq {} on",
+            "ritma: continuing the store {from}: sealing {} WAL file(s) again first (what it holds must come out the same); this run starts at seq {next_seq}",
             earlier.len(),
-            next_seq
         );
     }
     eprintln!(
@@ -156,7 +181,14 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
         closed_below: 0,
     };
     let mut rec = Recorder::new(writer, run, Some(tx), Some(clock), cfg.exes);
+    rec.rotate_wal_hourly(wal_dir(&cfg.out), live.meta.clone());
     rec.metrics = metrics.clone();
+    let trimmer = WalTrimmer::start(
+        &cfg.out,
+        live.meta.window_len_ns,
+        shipper.is_some(),
+        cfg.wal_archive.clone(),
+    );
     let deadline = cfg.duration.map(|d| live.started + d);
     let (mut sensor, mut drops_seen) = (live.sensor, live.drops_seen);
     // The store starts at the run's start: the first window is the one holding it.
@@ -170,6 +202,7 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
     }
     let mut capture = std::mem::take(&mut rec.summary);
     capture.elapsed = live.started.elapsed();
+    let wal = rec.wal_path().to_owned();
     // Hanging up ends the dataflow's input: it seals every window that holds anything.
     drop(rec);
     drop(sensor);
@@ -179,6 +212,7 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
     let sealed = sealing.finish()?;
     // The last windows go out within a few seconds, or wait in the store.
     let shipped = shipper.map(|s| s.finish(SHIP_GRACE));
+    trimmer.finish()?;
     captured?;
     capture.bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
     Ok(RunSummary {
@@ -187,39 +221,6 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
         sealed,
         shipped,
     })
-}
-
-/// The store's WAL files, `wal/<start ns>.rtrace`, with their starts, in the order
-/// they were written.
-pub fn wal_files(store: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let dir = wal_dir(store);
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
-    };
-    let mut files = Vec::new();
-    for e in entries {
-        let e = e.with_context(|| format!("listing {}", dir.display()))?;
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        // Temporary names (a file being created) start with a dot.
-        if name.starts_with('.') {
-            continue;
-        }
-        let start = name
-            .strip_suffix(".rtrace")
-            .and_then(|s| s.parse::<u64>().ok())
-            .with_context(|| {
-                format!(
-                    "{}: not a WAL file name (<start ns>.rtrace); move it out of the WAL",
-                    e.path().display()
-                )
-            })?;
-        files.push((start, e.path()));
-    }
-    files.sort();
-    Ok(files)
 }
 
 /// The seq a run continuing the WAL files `wal` (of node `node` only) starts at: one
@@ -242,6 +243,16 @@ pub fn wal_next_seq(wal: &[PathBuf], node: &str) -> Result<u64> {
                     }
                     next = next.max(meta.first_seq);
                 }
+                Ok(Some(TraceItem::Continue { meta, next_seq, .. })) => {
+                    if meta.node != node {
+                        bail!(
+                            "{}: a run of node {}, but this run is node {node}: a store holds one node",
+                            path.display(),
+                            meta.node
+                        );
+                    }
+                    next = next.max(next_seq);
+                }
                 Ok(Some(TraceItem::Batch { events, .. })) => {
                     if let Some(e) = events.last() {
                         next = next.max(e.seq + 1);
@@ -259,6 +270,168 @@ pub fn wal_next_seq(wal: &[PathBuf], node: &str) -> Result<u64> {
         }
     }
     Ok(next)
+}
+
+/// Where a continued store starts sealing again: from the state its restart point names
+/// (checked against the store: its digest, the hour seal it follows, the next window's
+/// record if sealed) and the WAL from the point's file on, or, without a restart point,
+/// from the store's start and all of its WAL.
+pub(crate) fn restart_from(
+    out: &Path,
+    node: &str,
+    len: u64,
+    wal: &[PathBuf],
+) -> Result<(Option<Resume>, Vec<PathBuf>)> {
+    let Some(point) = RestartPoint::read(out)? else {
+        // A WAL trimmed to a later hour cannot be sealed again from the start.
+        if let Some(first) = wal.first() {
+            let mut reader = ritma_sources::trace::TraceReader::open(first)?;
+            if let Ok(Some(ritma_sources::trace::TraceItem::Continue { .. })) = reader.next_item() {
+                bail!(
+                    "{}: the WAL starts inside a run (its earlier hours were deleted) and wal/{} is missing: the store cannot be continued (run into a new store)",
+                    out.display(),
+                    wal::RESTART_FILE
+                );
+            }
+        }
+        return Ok((None, wal.to_vec()));
+    };
+    let last = point
+        .cut
+        .checked_sub(1)
+        .context("a restart point at window 0")?;
+    let Some((state, digest)) = ritma_sinks::store::read_state(out, last, len)? else {
+        bail!(
+            "{}: wal/{} names the state saved after window {last}, which the store does not hold: the store cannot be continued",
+            out.display(),
+            wal::RESTART_FILE
+        );
+    };
+    let state_file = out.join(ritma_sinks::store::WindowPaths::new(last, len).state());
+    let refuse = |why: String| {
+        anyhow::anyhow!(
+            "{}: the state saved after window {last}: {why}; the store cannot be continued",
+            state_file.display()
+        )
+    };
+    if digest != point.state {
+        return Err(refuse(format!(
+            "its digest is not the one wal/{} names",
+            wal::RESTART_FILE
+        )));
+    }
+    if state.node != node || state.cut != point.cut || state.window_len_ns != len {
+        return Err(refuse(format!(
+            "it is node {}'s at window {} (windows of {} ns), not node {node}'s at {} ({len} ns)",
+            state.node, state.cut, state.window_len_ns, point.cut
+        )));
+    }
+    let paths = ritma_sinks::store::WindowPaths::new(last, len);
+    let seal = std::fs::read(out.join(paths.hour_seal()))
+        .ok()
+        .and_then(|b| {
+            <ritma_schemas::records::HourSeal as ritma_schemas::records::Record>::decode(&b).ok()
+        });
+    let matches_seal = seal.is_some_and(|s| {
+        s.last_window == last
+            && s.log_size == state.log_size
+            && s.log_root == state.prev_hour.log_root
+    });
+    if !matches_seal {
+        return Err(refuse(
+            "it does not follow the hour seal of its hour".into(),
+        ));
+    }
+    let next = out.join(ritma_sinks::store::WindowPaths::new(point.cut, len).record());
+    if let Ok(bytes) = std::fs::read(&next) {
+        let record =
+            <ritma_schemas::records::WindowRecord as ritma_schemas::records::Record>::decode(
+                &bytes,
+            )
+            .with_context(|| format!("reading {}", next.display()))?;
+        if record.state != Some(digest) {
+            return Err(refuse(format!(
+                "window {} is sealed naming another state",
+                point.cut
+            )));
+        }
+    }
+    let mut matcher = ritma_operators::cone_match::ConeMatcher::new(
+        ritma_operators::cone_match::builtin_cones(),
+        usize::MAX,
+        len,
+    );
+    matcher.restore(state.partials.clone()).map_err(refuse)?;
+    let Some(i) = wal
+        .iter()
+        .position(|p| p.file_name().is_some_and(|n| *n == *point.file))
+    else {
+        return Err(refuse(format!(
+            "its WAL file wal/{} is not there",
+            point.file
+        )));
+    };
+    let from = WalPos {
+        file: wal[i].clone(),
+        offset: point.offset,
+    };
+    Ok((
+        Some(Resume {
+            state,
+            digest,
+            from,
+        }),
+        wal[i..].to_vec(),
+    ))
+}
+
+/// Deletes the WAL hours no restart needs, every few seconds while the run lasts.
+struct WalTrimmer {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Result<()>>,
+}
+
+impl WalTrimmer {
+    const EVERY: Duration = Duration::from_secs(5);
+
+    fn start(out: &Path, window_len_ns: u64, shipping: bool, archive: Option<PathBuf>) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, out) = (stop.clone(), out.to_owned());
+        let thread = std::thread::spawn(move || {
+            use std::sync::atomic::Ordering;
+            loop {
+                let stopping = flag.load(Ordering::Relaxed);
+                for path in wal::trim(&out, window_len_ns, shipping, archive.as_deref())? {
+                    let done = if archive.is_some() {
+                        "moved"
+                    } else {
+                        "deleted"
+                    };
+                    eprintln!(
+                        "ritma: {done} {} (its hour is sealed and saved{})",
+                        path.display(),
+                        if shipping { " and shipped" } else { "" }
+                    );
+                }
+                if stopping {
+                    return Ok(());
+                }
+                let until = std::time::Instant::now() + Self::EVERY;
+                while std::time::Instant::now() < until && !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        });
+        WalTrimmer { stop, thread }
+    }
+
+    /// Trims once more and stops.
+    fn finish(self) -> Result<()> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the WAL trimming thread panicked"))?
+    }
 }
 
 /// Creates the store's signing key for `node` if it has none; returns its vkey then.

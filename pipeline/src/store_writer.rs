@@ -40,9 +40,18 @@ pub struct HourWrite {
     pub sealed: bool,
 }
 
+/// The dataflow state saved after `window` (an hour's last), and where in the WAL the
+/// item after it starts (a live run's: the restart point, FORMAT.md §3.15).
+pub struct StateWrite {
+    pub window: u64,
+    pub encoded: Vec<u8>,
+    pub pos: Option<crate::replay::WalPos>,
+}
+
 enum Job {
     Window(Box<WindowWrite>),
     Hour(Box<HourWrite>),
+    State(Box<StateWrite>),
 }
 
 /// The writer of one node's store. Its first error goes to the run's errors; the jobs
@@ -94,6 +103,10 @@ impl StoreWriter {
 
     pub fn hour(&self, write: HourWrite) {
         self.send(Job::Hour(Box::new(write)));
+    }
+
+    pub fn state(&self, write: StateWrite) {
+        self.send(Job::State(Box::new(write)));
     }
 
     fn send(&self, job: Job) {
@@ -171,6 +184,7 @@ fn write_all(
                 write_window(store, &w, &mut part_ids).map(|()| written(w.record.window))
             }
             Job::Hour(h) => write_hour(store, *h, &mut part_ids),
+            Job::State(s) => write_state(store, &s),
         };
         if let Err(e) = done {
             errors.lock().expect("errors").push(e);
@@ -204,6 +218,27 @@ fn write_window(store: &NodeStore, w: &WindowWrite, part_ids: &mut PartIds) -> R
     if let Some(refs) = &w.edge_refs {
         write_edge_refs(store.root(), &paths, refs)
             .map_err(|e| format!("writing the edge refs of window {window} of node {node}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The state file, then (a live run's) the WAL's restart point naming it: a restart
+/// point is only ever written for a state on disk.
+fn write_state(store: &NodeStore, s: &StateWrite) -> Result<(), String> {
+    let node = &store.meta().node;
+    let digest = store.write_state(s.window, &s.encoded).map_err(|e| {
+        format!(
+            "saving the state after window {} of node {node}: {e}",
+            s.window
+        )
+    })?;
+    if let Some(pos) = &s.pos {
+        let point =
+            ritma_sinks::wal::RestartPoint::new(s.window + 1, &pos.file, pos.offset, digest)
+                .map_err(|e| format!("node {node}: {e}"))?;
+        point
+            .write(store.root())
+            .map_err(|e| format!("writing the WAL restart point of node {node}: {e}"))?;
     }
     Ok(())
 }

@@ -18,6 +18,9 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::{Capability, Operator};
 use timely::dataflow::StreamVec;
 
+/// A flow or seed sighted, with the window it was sighted in when that is not its timestamp.
+pub type Sighting<D> = (D, Option<u64>);
+
 /// The changes of the tainted set, each at timestamp = its window.
 ///
 /// `flows` are `(node, from, to)` taint flows (`ritma_operators::taint::taint_flows` of the
@@ -27,9 +30,13 @@ use timely::dataflow::StreamVec;
 /// windows the frontier reaches before the inputs close: a caller that wants the changes up
 /// to window `w` advances the inputs past `w` first (what was still live at the close is
 /// never retracted, as no window follows it).
+///
+/// A sighting may name the window it was made in (`Some(w)`, earlier than its timestamp):
+/// a restored state's live sightings re-enter so, at the window before the cut, and age
+/// out as they would have. `None` is a sighting at its timestamp.
 pub fn taint_changes<'scope>(
-    flows: StreamVec<'scope, u64, (u32, Id128, Id128)>,
-    seeds: StreamVec<'scope, u64, (u32, Id128)>,
+    flows: StreamVec<'scope, u64, Sighting<(u32, Id128, Id128)>>,
+    seeds: StreamVec<'scope, u64, Sighting<(u32, Id128)>>,
     ttl_windows: u64,
 ) -> StreamVec<'scope, u64, TaintChange> {
     // Flows are the bulk of the state: one arrangement, outside the loop, holds them. A flow
@@ -72,6 +79,7 @@ pub fn reachable_from(
 ) -> Vec<(Id128, u64, bool)> {
     use std::sync::{Arc, Mutex};
     use timely::dataflow::operators::core::Inspect;
+    use timely::dataflow::operators::vec::Map;
     use timely::dataflow::operators::Probe;
     use timely::dataflow::{InputHandleVec, ProbeHandle};
 
@@ -85,8 +93,8 @@ pub fn reachable_from(
         let mut seed_in: InputHandleVec<u64, (u32, Id128)> = InputHandleVec::new();
         let probe = ProbeHandle::new();
         worker.dataflow::<u64, _, _>(|scope| {
-            let flows = flow_in.to_stream(scope);
-            let seeds = seed_in.to_stream(scope);
+            let flows = flow_in.to_stream(scope).map(|f| (f, None));
+            let seeds = seed_in.to_stream(scope).map(|s| (s, None));
             taint_changes(flows, seeds, ttl_windows)
                 .inspect(move |c| sink.lock().expect("taint sink").push(c.clone()))
                 .probe_with(&probe);
@@ -114,7 +122,8 @@ pub fn reachable_from(
         .collect()
 }
 
-/// Each sighting at `w`, live for `w ..= w + ttl - 1`, as the updates `+1 @ w`, `-1 @ w + ttl`.
+/// Each sighting at `w`, live for `w ..= w + ttl - 1`, as the updates `+1 @ w`, `-1 @ w + ttl`
+/// (a sighting naming an earlier window `s`: `+1` at its timestamp, `-1 @ s + ttl`).
 ///
 /// The retraction is sent only once the input reaches `w + ttl`: sent at once, it would wait
 /// in the arrangement's batcher for the whole lifetime, re-sorted at every window, at about
@@ -122,7 +131,7 @@ pub fn reachable_from(
 /// are dropped: no window follows the end (merged all at once, they set the peak memory
 /// of a long replay).
 fn lifetimes<'scope, D: Clone + 'static>(
-    sightings: StreamVec<'scope, u64, D>,
+    sightings: StreamVec<'scope, u64, (D, Option<u64>)>,
     ttl_windows: u64,
     name: &str,
 ) -> VecCollection<'scope, u64, D> {
@@ -138,14 +147,19 @@ fn lifetimes<'scope, D: Clone + 'static>(
                     input.for_each(|cap, data| {
                         // A message with an empty stamp claims no window, so it has no sighting.
                         let Some(&window) = cap.least() else { return };
-                        let end = window.saturating_add(ttl_windows);
-                        output
-                            .session(&cap)
-                            .give_iterator(data.iter().map(|d| (d.clone(), window, 1)));
-                        let (_, pending) = due
-                            .entry(end)
-                            .or_insert_with(|| (cap.delayed(&end, port), Vec::new()));
-                        pending.append(data);
+                        let mut session = output.session(&cap);
+                        for (d, seen) in data.drain(..) {
+                            let end = seen.unwrap_or(window).saturating_add(ttl_windows);
+                            // A restored sighting that aged out before the cut is not live.
+                            if end <= window {
+                                continue;
+                            }
+                            session.give((d.clone(), window, 1));
+                            due.entry(end)
+                                .or_insert_with(|| (cap.delayed(&end, port), Vec::new()))
+                                .1
+                                .push(d);
+                        }
                     });
                     // The input has ended: nothing comes after it, so nothing ages out after it.
                     if frontier.is_empty() {
@@ -208,6 +222,7 @@ mod tests {
     use ritma_schemas::records::{edge_flags, Edge, EdgeKind};
     use std::sync::{Arc, Mutex};
     use timely::dataflow::operators::core::Inspect;
+    use timely::dataflow::operators::vec::Map;
     use timely::dataflow::operators::Probe;
     use timely::dataflow::{InputHandleVec, ProbeHandle};
 
@@ -246,8 +261,8 @@ mod tests {
             let probe = ProbeHandle::new();
             let sink = sink.clone();
             worker.dataflow::<u64, _, _>(|scope| {
-                let flows = flow_in.to_stream(scope);
-                let seeds = seed_in.to_stream(scope);
+                let flows = flow_in.to_stream(scope).map(|f| (f, None));
+                let seeds = seed_in.to_stream(scope).map(|s| (s, None));
                 taint_changes(flows, seeds, ttl)
                     .inspect_core(move |event| {
                         if let Ok((stamp, changes)) = event {

@@ -18,6 +18,8 @@ pub enum Domain {
     Dict,
     /// Actor id.
     Actor,
+    /// The dataflow state saved at an hour's end (FORMAT.md §3.15).
+    State,
 }
 
 impl Domain {
@@ -28,13 +30,15 @@ impl Domain {
             Domain::MerkleNode => "ritma/merkle-node/v1",
             Domain::Dict => "ritma/dict-id/v1",
             Domain::Actor => "ritma/actor-id/v1",
+            Domain::State => "ritma/dataflow-state/v1",
         }
     }
 
     /// The 32-byte key of this domain, derived once per process.
     pub fn key(self) -> &'static [u8; 32] {
         use std::sync::OnceLock;
-        static KEYS: [OnceLock<[u8; 32]>; 4] = [
+        static KEYS: [OnceLock<[u8; 32]>; 5] = [
+            OnceLock::new(),
             OnceLock::new(),
             OnceLock::new(),
             OnceLock::new(),
@@ -45,6 +49,7 @@ impl Domain {
             Domain::MerkleNode => 1,
             Domain::Dict => 2,
             Domain::Actor => 3,
+            Domain::State => 4,
         };
         KEYS[slot].get_or_init(|| *blake3::hash(self.name().as_bytes()).as_bytes())
     }

@@ -20,6 +20,7 @@ pub mod packed;
 pub mod proof_bundle;
 pub mod records;
 pub mod ship;
+pub mod state;
 
 pub use hash::{Hash32, Id128};
 

@@ -973,6 +973,7 @@ mod tests {
                 capture_mode: CaptureMode::Thick,
                 cone_lib_version: 1,
                 window_root: root,
+                state: None,
             }
         }
 
@@ -1032,6 +1033,7 @@ mod tests {
                     actor_count: 0,
                     edge_count: 0,
                     window_root: blake3(b""),
+                    state: None,
                     ..record.clone()
                 }
                 .encode(),
@@ -1187,8 +1189,9 @@ mod tests {
         // The window record: another root does not hold the leaves; another capture
         // mode keeps them but is not the log's leaf.
         let e = alter(&|b| {
+            // The root's last byte: the record ends with it and `state` (null).
             let n = b.window_record.len();
-            b.window_record[n - 1] ^= 1;
+            b.window_record[n - 2] ^= 1;
         });
         assert_eq!(
             e,
@@ -1574,6 +1577,7 @@ mod tests {
             capture_mode: CaptureMode::Thin,
             cone_lib_version: 1,
             window_root: root::<Blake3Tree>(&hashes),
+            state: None,
         };
         let next = WindowRecord {
             window: record.window + 1,
@@ -1581,6 +1585,7 @@ mod tests {
             event_count: 0,
             dict_count: 0,
             window_root: blake3(b""),
+            state: None,
             ..record.clone()
         };
         let log = [record.encode(), next.encode()];

@@ -821,6 +821,9 @@ pub struct WindowRecord {
     pub cone_lib_version: u32,
     /// Root of the window tree over the window's records in canonical order.
     pub window_root: Hash32,
+    /// The digest of the dataflow state saved at the end of the previous window, when
+    /// that window ended an hour and its state was saved (FORMAT.md §3.15).
+    pub state: Option<Hash32>,
 }
 
 impl WindowRecord {
@@ -850,9 +853,9 @@ impl WindowRecord {
 
 impl Record for WindowRecord {
     const TYPE: u64 = 6;
-    const VERSION: u64 = 1;
+    const VERSION: u64 = 2;
     const NAME: &'static str = "WindowRecord";
-    const FIELDS: u64 = 17;
+    const FIELDS: u64 = 18;
     const MAX_LEN: usize = MAX_RECORD_LEN;
 
     fn encode_fields(&self, e: &mut Encoder) {
@@ -870,7 +873,8 @@ impl Record for WindowRecord {
         e.uint(self.late_events)
             .uint(self.capture_mode.as_u64())
             .uint(self.cone_lib_version as u64)
-            .bytes(&self.window_root);
+            .bytes(&self.window_root)
+            .opt_bytes(self.state.as_ref().map(|h| &h[..]));
     }
 
     fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
@@ -908,6 +912,7 @@ impl Record for WindowRecord {
             capture_mode: CaptureMode::decode(d, "capture_mode")?,
             cone_lib_version: d.u32("cone_lib_version")?,
             window_root: d.fixed("window_root")?,
+            state: d.opt_fixed("state")?,
         })
     }
 }

@@ -43,8 +43,9 @@ fn examples() -> BTreeMap<&'static str, String> {
         Domain::MerkleNode,
         Domain::Dict,
         Domain::Actor,
+        Domain::State,
     ] {
-        writeln!(keys, "{:<22} {}", d.name(), hex(d.key())).unwrap();
+        writeln!(keys, "{:<23} {}", d.name(), hex(d.key())).unwrap();
     }
     ex.insert("domain-keys", keys.trim_end().to_owned());
 
@@ -152,6 +153,7 @@ fn examples() -> BTreeMap<&'static str, String> {
         capture_mode: CaptureMode::Thin,
         cone_lib_version: 1,
         window_root: seq32(0x10),
+        state: None,
     };
     ex.insert("window-record", wrapped(&window.encode()));
 

@@ -180,6 +180,7 @@ fn seeds() -> Vec<Vec<u8>> {
             capture_mode: CaptureMode::Thick,
             cone_lib_version: 7,
             window_root: [9; 32],
+            state: None,
         }),
         AnyRecord::Hour(HourSeal {
             node: "web-1".into(),
@@ -391,7 +392,24 @@ fn schema(ty: u64) -> &'static [F] {
         ],
         4 => &[Enum(6), B16, B16, U8, I, I, U],
         5 => &[Text(64), U32, I, U, U, U, Bindings, Exceptions],
-        6 => &[Node, U, U, U, U, U, U, U, U, U, Lost, U, Enum(3), U32, B32],
+        6 => &[
+            Node,
+            U,
+            U,
+            U,
+            U,
+            U,
+            U,
+            U,
+            U,
+            U,
+            Lost,
+            U,
+            Enum(3),
+            U32,
+            B32,
+            OB32,
+        ],
         7 => &[Node, U, U, U, U, B32, Prev, Hashes],
         8 => &[Node, Enum(3), B32, U, OB32],
         9 => &[Node, B16, Text(128), B32, WindowLen, I, U, U],
@@ -672,11 +690,13 @@ fn grammar_record() -> impl Strategy<Value = (u64, Vec<u8>)> {
         .prop_flat_map(|ty| {
             let fields: Vec<BoxedStrategy<Vec<u8>>> =
                 schema(ty).iter().map(|f| field(*f)).collect();
+            // The current version of each type (WindowRecord is at 2).
+            let v = if ty == 6 { 2u64 } else { 1 };
             let header = prop_oneof![
-                30 => Just((ty, 1u64, 0i64)),
-                1 => Just((ty, 2, 0)),
-                1 => Just((ty, 1, 1)),
-                1 => Just((ty, 1, -1)),
+                30 => Just((ty, v, 0i64)),
+                1 => Just((ty, v + 1, 0)),
+                1 => Just((ty, v, 1)),
+                1 => Just((ty, v, -1)),
                 1 => (0u64..14, 0u64..3).prop_map(move |(t, v)| (t, v, 0)),
             ];
             (Just(ty), header, fields)

@@ -501,6 +501,7 @@ mod tests {
             capture_mode: CaptureMode::Thin,
             cone_lib_version: 1,
             window_root: [0; 32],
+            state: None,
         }
     }
 

@@ -13,3 +13,4 @@ pub mod retention;
 pub mod ship;
 pub mod store;
 pub mod verify;
+pub mod wal;

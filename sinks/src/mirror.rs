@@ -833,6 +833,12 @@ impl Mirror {
                 format!("hour {hour}'s envelope does not end with {catalog_rel}"),
             ));
         }
+        // The state saved after the hour, if the node has one, comes after the derived files.
+        let state_rel = hour_rel.join("proofs/state.cbor.zst");
+        let (derived, state) = match derived.split_last() {
+            Some((s, rest)) if Path::new(&s.path) == state_rel => (rest, Some(s)),
+            _ => (derived, None),
+        };
         for f in derived {
             let parent = Path::new(&f.path).parent().unwrap_or(Path::new(""));
             if !dirs.iter().any(|d| d == parent) {
@@ -841,6 +847,9 @@ impl Mirror {
                     format!("{} is not a derived file of hour {hour}", f.path),
                 ));
             }
+        }
+        if let Some(f) = state {
+            check_state(root, hour, per_hour, meta_len, f)?;
         }
         let encoded = crate::store::decompress_frame(&last.bytes, MAX_DAY_LEN)
             .map_err(|e| refused(Reason::Decode, format!("{}: {e}", last.path)))?;
@@ -868,7 +877,7 @@ impl Mirror {
                     }
                 }
             }
-            for f in derived {
+            for f in derived.iter().chain(state) {
                 let path = root.join(&f.path);
                 fs::create_dir_all(path.parent().expect("a directory")).map_err(io(&path))?;
                 replace_file(&path, &f.bytes)?;
@@ -1083,4 +1092,45 @@ impl NodeLock {
         let _ = f.flush();
         Ok(NodeLock { _file: f })
     }
+}
+
+/// A node's saved state (FORMAT.md §3.15) shipped with its hour: it must decode strictly and
+/// be the node's after the hour's last window, whose hour seal the receiver holds.
+fn check_state(
+    root: &Path,
+    hour: u64,
+    per_hour: u64,
+    window_len_ns: u64,
+    f: &ritma_schemas::ship::ShipFile,
+) -> Result<(), Refused> {
+    use ritma_schemas::records::{HourSeal, Record};
+    use ritma_schemas::state::{DataflowState, MAX_STATE_LEN};
+    let raw = crate::store::decompress_frame(&f.bytes, MAX_STATE_LEN)
+        .map_err(|e| refused(Reason::Decode, format!("{}: {e}", f.path)))?;
+    let state = DataflowState::decode(&raw)
+        .map_err(|e| refused(Reason::Decode, format!("{}: {e}", f.path)))?;
+    let last = (hour + 1) * per_hour - 1;
+    let seal_path = root.join(crate::store::WindowPaths::new(last, window_len_ns).hour_seal());
+    let seal = fs::read(&seal_path)
+        .ok()
+        .and_then(|b| HourSeal::decode(&b).ok());
+    let fits = seal.is_some_and(|s| {
+        (
+            state.prev_hour.hour,
+            state.prev_hour.log_size,
+            state.prev_hour.log_root,
+        ) == (s.hour, s.log_size, s.log_root)
+            && state.cut == last + 1
+            && state.node == s.node
+    });
+    if !fits {
+        return Err(refused(
+            Reason::Decode,
+            format!(
+                "{}: not the state after hour {hour}'s last window and seal",
+                f.path
+            ),
+        ));
+    }
+    Ok(())
 }

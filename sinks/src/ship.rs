@@ -233,6 +233,12 @@ impl ShipSource {
                 files.push(self.file(&rel, 256 << 20)?);
             }
         }
+        // The state saved after the hour, when the node has one (FORMAT.md §3.15).
+        let state = hour_rel.join("proofs/state.cbor.zst");
+        if self.root.join(&state).exists() {
+            let cap = crate::store::compressed_cap(ritma_schemas::state::MAX_STATE_LEN);
+            files.push(self.file(&state, cap)?);
+        }
         files.push(self.file(&catalog_path(day), MAX_DAY_LEN + (MAX_DAY_LEN >> 8) + 64)?);
         let mut env = ShipEnvelope {
             node: self.meta.node.clone(),

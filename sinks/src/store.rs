@@ -7,12 +7,14 @@
 use ritma_schemas::cbor::DecodeError;
 use ritma_schemas::packed::{IdIndex, IdTable, PackedBlock};
 use ritma_schemas::records::{Block, HourSeal, Record, StoreMeta, WindowRecord, MAX_BLOCK_RECORDS};
+use ritma_schemas::state::{DataflowState, MAX_STATE_LEN};
+use ritma_schemas::Hash32;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Version of FORMAT.md a store written by this code follows.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// zstd level of blocks.
 const BLOCK_ZSTD_LEVEL: i32 = 3;
 
@@ -150,6 +152,11 @@ impl WindowPaths {
     }
 
     /// The checkpoint at the hour's last window, beside the seal.
+    /// The dataflow state saved after the hour's last window (FORMAT.md §3.15).
+    pub fn state(&self) -> PathBuf {
+        self.hour_dir.join("proofs/state.cbor.zst")
+    }
+
     pub fn hour_checkpoint(&self) -> PathBuf {
         self.hour_dir.join("proofs/hour_root.sig")
     }
@@ -579,6 +586,46 @@ impl NodeStore {
         sync_dir(sig.parent().expect("micro dir"))?;
         Ok(ids)
     }
+}
+
+/// zstd level of saved dataflow states.
+const STATE_ZSTD_LEVEL: i32 = 3;
+
+impl NodeStore {
+    /// Writes the dataflow state saved after `window` (its hour's last), `encoded` being
+    /// the DataflowState record; returns its digest. A state already there must be the same.
+    pub fn write_state(&self, window: u64, encoded: &[u8]) -> Result<Hash32, StoreError> {
+        let p = WindowPaths::new(window, self.meta.window_len_ns);
+        let path = self.root.join(p.state());
+        let bytes = zstd::bulk::compress(encoded, STATE_ZSTD_LEVEL).map_err(io(&path))?;
+        write_atomic(&path, &bytes)?;
+        sync_dir(path.parent().expect("proofs dir"))?;
+        Ok(DataflowState::digest_of(encoded))
+    }
+}
+
+/// The dataflow state saved after `window` in the node tree at `root`, with its digest,
+/// decoded strictly; `None` if there is none.
+pub fn read_state(
+    root: &Path,
+    window: u64,
+    window_len_ns: u64,
+) -> Result<Option<(DataflowState, Hash32)>, StoreError> {
+    let path = root.join(WindowPaths::new(window, window_len_ns).state());
+    let bytes = match read_capped(&path, compressed_cap(MAX_STATE_LEN)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&path)(e)),
+    };
+    let raw = decompress_frame(&bytes, MAX_STATE_LEN).map_err(|e| StoreError::Invalid {
+        path: path.clone(),
+        reason: format!("not one zstd frame of at most {MAX_STATE_LEN} bytes: {e}"),
+    })?;
+    let state = DataflowState::decode(&raw).map_err(|source| StoreError::Decode {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(Some((state, DataflowState::digest_of(&raw))))
 }
 
 /// The smallest name in `dir` that `keep` accepts (none if `dir` is absent or has none);
@@ -1031,6 +1078,7 @@ mod tests {
             capture_mode: ritma_schemas::records::CaptureMode::Thin,
             cone_lib_version: 1,
             window_root: [7; 32],
+            state: None,
         };
         let seal = HourSeal {
             node: "a".into(),

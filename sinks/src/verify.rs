@@ -552,6 +552,8 @@ fn verify_node(root: &Path, opts: &VerifyOptions<'_>) -> Result<NodeReport, Veri
     let (mut events, mut lost, mut gap_covering_loss) = (0u64, 0u64, 0u64);
     let per_hour = windows_per_hour(meta.window_len_ns);
     let mut hour_prev: Option<PrevHour> = None;
+    // The digest of the state saved at the last hour's end, for the window after it.
+    let mut saved_state: Option<(u64, ritma_schemas::Hash32, PathBuf)> = None;
 
     let mut blobs_checked = std::collections::HashSet::new();
     let mut health_copies: std::collections::HashSet<PathBuf> = Default::default();
@@ -731,6 +733,28 @@ fn verify_node(root: &Path, opts: &VerifyOptions<'_>) -> Result<NodeReport, Veri
                     w,
                     "node, window length or cone library differs from _meta/store.cbor",
                 ));
+            }
+            // A window names the state saved after the one before it, if that ended an hour
+            // and the state is in the store; it names none otherwise.
+            match saved_state.take() {
+                Some((after, digest, path))
+                    if after == record.window && record.state != Some(digest) =>
+                {
+                    let detail = format!(
+                        "window {} names another state than this one (its digest)",
+                        record.window
+                    );
+                    return Err(fail("E_STATE", &path, w, detail));
+                }
+                _ if record.state.is_some() && !record.window.is_multiple_of(per_hour) => {
+                    return Err(fail(
+                        "E_STATE",
+                        &record_path,
+                        w,
+                        "a state digest in a window that does not start an hour",
+                    ));
+                }
+                _ => {}
             }
             let expected_path = WindowPaths::new(record.window, meta.window_len_ns);
             if expected_path.hour_dir != hour || expected_path.index != index {
@@ -976,6 +1000,7 @@ fn verify_node(root: &Path, opts: &VerifyOptions<'_>) -> Result<NodeReport, Veri
         if let Some(n) = proof_files.iter().find(|n| {
             *n != "hour_root.cbor"
                 && *n != "hour_root.sig"
+                && !(complete && *n == "state.cbor.zst")
                 && !(deleted.is_some() && *n == "deleted.cbor")
         }) {
             return Err(fail(
@@ -1079,6 +1104,7 @@ fn verify_node(root: &Path, opts: &VerifyOptions<'_>) -> Result<NodeReport, Veri
                 log_size: seal.log_size,
                 log_root: seal.log_root,
             });
+            saved_state = check_saved_state(root, &meta, last, &seal)?;
         } else if !proof_files.is_empty() {
             return Err(fail(
                 "E_EXTRA",
@@ -1338,6 +1364,45 @@ impl BlockSource<'_> {
 /// block per 1000 leaves, every leaf strict and in canonical order, the counts, first
 /// seq and probe loss the record states, and the window root. Each event seq goes into
 /// `seqs` (E_SEQ if seen before).
+/// The dataflow state saved after `last` (an hour's last window, sealed by `seal`), if
+/// the store holds it: decoded strictly, it must be the node's, at that cut, after that
+/// hour's log (FORMAT.md §3.15). Returns the window that must name it, and its digest.
+fn check_saved_state(
+    root: &Path,
+    meta: &StoreMeta,
+    last: u64,
+    seal: &HourSeal,
+) -> Result<Option<(u64, ritma_schemas::Hash32, PathBuf)>, VerifyError> {
+    let path = root.join(WindowPaths::new(last, meta.window_len_ns).state());
+    let w = Some(last);
+    let Some((state, digest)) = crate::store::read_state(root, last, meta.window_len_ns)
+        .map_err(|e| fail("E_DECODE", &path, w, e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let frontier =
+        ritma_schemas::merkle::Frontier::from_parts(state.log_size, state.log_frontier.clone());
+    let consistent = state.node == meta.node
+        && state.cut == last + 1
+        && state.window_len_ns == meta.window_len_ns
+        && state.taint_ttl_windows == meta.taint_ttl_windows
+        && (
+            state.prev_hour.hour,
+            state.prev_hour.log_size,
+            state.prev_hour.log_root,
+        ) == (seal.hour, seal.log_size, seal.log_root)
+        && frontier.is_some_and(|f| f.root::<Blake3Tree>() == seal.log_root);
+    if !consistent {
+        return Err(fail(
+            "E_STATE",
+            &path,
+            w,
+            "the saved state is not this node's after this hour's last window and node log",
+        ));
+    }
+    Ok(Some((last + 1, digest, path)))
+}
+
 pub(crate) fn check_window_blocks(
     blocks_dir: &Path,
     source: BlockSource<'_>,
@@ -2100,6 +2165,7 @@ mod tests {
             capture_mode: mode,
             cone_lib_version: 3,
             window_root: [0; 32],
+            state: None,
         }
     }
 

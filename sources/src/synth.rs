@@ -919,8 +919,9 @@ mod tests {
                     | TraceItem::Clock { .. }
                     | TraceItem::Exes { .. }
                     | TraceItem::BlobPart { .. }
+                    | TraceItem::Continue { .. }
                     | TraceItem::Health(_) => {
-                        panic!("synth writes no loss, clock, exes, blob or health frames")
+                        panic!("synth writes no loss, clock, exes, blob, continue or health frames")
                     }
                     TraceItem::Batch { run, events: e } => {
                         let run = run as usize;
@@ -981,6 +982,7 @@ mod tests {
                 | TraceItem::Clock { .. }
                 | TraceItem::Exes { .. }
                 | TraceItem::BlobPart { .. }
+                | TraceItem::Continue { .. }
                 | TraceItem::Health(_) => {}
             }
         }

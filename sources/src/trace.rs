@@ -83,6 +83,7 @@ const KIND_CLOCK: u8 = 5;
 const KIND_EXES: u8 = 6;
 const KIND_BLOB: u8 = 7;
 const KIND_HEALTH: u8 = 8;
+const KIND_CONTINUE: u8 = 9;
 
 /// Where in a trace something went wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -170,8 +171,16 @@ impl TraceError {
 /// One item read from a trace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TraceItem {
-    /// A run starts; later batches name it by `run` (its order among run frames).
+    /// A run starts; later batches name it by `run` (its order among run and continue frames).
     Run { run: u16, meta: RunMeta },
+    /// A run begun in an earlier file goes on in this one (`ritma run` starts a new WAL
+    /// file each hour): `meta` is its run frame's RunMeta, `next_seq` where its next batch
+    /// starts. Later frames of this file name it by `run`.
+    Continue {
+        run: u16,
+        meta: RunMeta,
+        next_seq: u64,
+    },
     /// Consecutive events of one run, `seq` = first_seq, first_seq + 1, ….
     Batch { run: u16, events: Vec<RawEvent> },
     /// Paths of cgroup ids, for the events of `run` from `first_seq` on (the run's
@@ -256,6 +265,11 @@ pub struct BlobAssembly {
 }
 
 impl BlobAssembly {
+    /// Whether a blob's first parts were taken and its last is still to come.
+    pub fn in_progress(&self) -> bool {
+        self.open
+    }
+
     /// Takes the next part; returns the blob it completes, and why a blob in progress
     /// was given up, if one was (a part out of order, a blob whose parts stop before its
     /// end, or bytes that do not hash to the blob's name).
@@ -532,23 +546,27 @@ impl TraceReader {
     fn decode_raw(&mut self, h: &FrameHeader, raw: &[u8]) -> Result<TraceItem, TraceError> {
         match h.kind {
             KIND_RUN => {
-                if h.run as usize != self.next_seq.len() || h.count != 0 {
-                    return Err(self.corrupt(format!(
-                        "run frame numbered {} with count {}, expected run {} and count 0",
-                        h.run,
-                        h.count,
-                        self.next_seq.len()
-                    )));
-                }
-                let meta = RunMeta::decode(raw).map_err(|source| TraceError::Run {
-                    pos: self.pos(),
-                    source,
-                })?;
+                let meta = self.run_meta(h, raw, "run")?;
                 if meta.first_seq != h.first_seq {
                     return Err(self.corrupt("run frame first_seq differs from its RunMeta"));
                 }
                 self.next_seq.push(meta.first_seq);
                 Ok(TraceItem::Run { run: h.run, meta })
+            }
+            KIND_CONTINUE => {
+                let meta = self.run_meta(h, raw, "continue")?;
+                if h.first_seq < meta.first_seq {
+                    return Err(self.corrupt(format!(
+                        "continue frame at seq {}, before its run's first seq {}",
+                        h.first_seq, meta.first_seq
+                    )));
+                }
+                self.next_seq.push(h.first_seq);
+                Ok(TraceItem::Continue {
+                    run: h.run,
+                    meta,
+                    next_seq: h.first_seq,
+                })
             }
             KIND_BATCH => {
                 self.check_continues_run(h, "batch")?;
@@ -693,6 +711,22 @@ impl TraceReader {
         }
     }
 
+    /// The RunMeta of a run or continue frame (`what`), which numbers the next run.
+    fn run_meta(&self, h: &FrameHeader, raw: &[u8], what: &str) -> Result<RunMeta, TraceError> {
+        if h.run as usize != self.next_seq.len() || h.count != 0 {
+            return Err(self.corrupt(format!(
+                "{what} frame numbered {} with count {}, expected run {} and count 0",
+                h.run,
+                h.count,
+                self.next_seq.len()
+            )));
+        }
+        RunMeta::decode(raw).map_err(|source| TraceError::Run {
+            pos: self.pos(),
+            source,
+        })
+    }
+
     /// A batch, cgroups or loss frame must name a known run and start at its next seq.
     fn check_continues_run(&self, h: &FrameHeader, what: &str) -> Result<(), TraceError> {
         let Some(&expected) = self.next_seq.get(h.run as usize) else {
@@ -741,7 +775,7 @@ impl TraceReader {
                 self.offset = new_offset;
                 self.frame += 1;
                 // Let the next frame of its run start wherever the skipped data ended.
-                if h.kind != KIND_RUN {
+                if h.kind != KIND_RUN && h.kind != KIND_CONTINUE {
                     if let Some(n) = self.next_seq.get_mut(h.run as usize) {
                         if h.first_seq > *n {
                             *n = h.first_seq;
@@ -771,7 +805,7 @@ pub fn scan_runs(path: &Path) -> Result<Vec<RunMeta>, TraceError> {
         if h.comp_len > MAX_PAYLOAD_LEN || h.raw_len > MAX_PAYLOAD_LEN {
             return Err(r.corrupt("payload length exceeds its bound"));
         }
-        if h.kind == KIND_RUN {
+        if h.kind == KIND_RUN || h.kind == KIND_CONTINUE {
             let mut payload = vec![0u8; h.comp_len as usize];
             if read_full(&mut r.file, &mut payload).map_err(|e| r.io(e))? < payload.len() {
                 return Ok(runs);
@@ -780,8 +814,9 @@ pub fn scan_runs(path: &Path) -> Result<Vec<RunMeta>, TraceError> {
             if checksum(&head, &payload) != h.checksum {
                 return Err(r.corrupt("checksum mismatch"));
             }
-            if let TraceItem::Run { meta, .. } = r.decode_frame(&h, &payload)? {
-                runs.push(meta);
+            match r.decode_frame(&h, &payload)? {
+                TraceItem::Run { meta, .. } | TraceItem::Continue { meta, .. } => runs.push(meta),
+                _ => {}
             }
         } else {
             r.file
@@ -1014,6 +1049,9 @@ pub struct TraceWriter {
     file: File,
     next_seq: Vec<u64>,
     raw: Vec<u8>,
+    /// The file's length, and where its last frame starts.
+    len: u64,
+    last_frame: u64,
 }
 
 impl TraceWriter {
@@ -1052,6 +1090,8 @@ impl TraceWriter {
             file,
             next_seq: Vec::new(),
             raw: Vec::new(),
+            len: FILE_MAGIC.len() as u64,
+            last_frame: FILE_MAGIC.len() as u64,
         })
     }
 
@@ -1064,7 +1104,9 @@ impl TraceWriter {
         let mut truncated = 0;
         loop {
             match reader.next_item() {
-                Ok(Some(TraceItem::Run { meta, .. })) => runs.push(meta),
+                Ok(Some(TraceItem::Run { meta, .. } | TraceItem::Continue { meta, .. })) => {
+                    runs.push(meta)
+                }
                 Ok(Some(
                     TraceItem::Batch { .. }
                     | TraceItem::Cgroups { .. }
@@ -1105,6 +1147,8 @@ impl TraceWriter {
             file,
             next_seq: next_seq.clone(),
             raw: Vec::new(),
+            len: reader.offset(),
+            last_frame: reader.offset(),
         };
         Ok((
             w,
@@ -1132,6 +1176,20 @@ impl TraceWriter {
         let raw = meta.encode();
         self.write_frame(KIND_RUN, run, meta.first_seq, 0, &raw)?;
         self.next_seq.push(meta.first_seq);
+        Ok(run)
+    }
+
+    /// Goes on with a run begun in an earlier file (`meta`, its run frame's RunMeta) at
+    /// `next_seq`; returns its number in this file.
+    pub fn continue_run(&mut self, meta: &RunMeta, next_seq: u64) -> Result<u16, TraceError> {
+        let run = u16::try_from(self.next_seq.len())
+            .map_err(|_| self.misuse("more than 65535 runs in one trace"))?;
+        if next_seq < meta.first_seq {
+            return Err(self.misuse("a run continued before its first seq"));
+        }
+        let raw = meta.encode();
+        self.write_frame(KIND_CONTINUE, run, next_seq, 0, &raw)?;
+        self.next_seq.push(next_seq);
         Ok(run)
     }
 
@@ -1355,7 +1413,15 @@ impl TraceWriter {
             return Err(self.misuse("compressed frame too large"));
         }
         self.file.write_all(&frame).map_err(io_err)?;
-        self.file.sync_data().map_err(io_err)
+        self.file.sync_data().map_err(io_err)?;
+        self.last_frame = self.len;
+        self.len += frame.len() as u64;
+        Ok(())
+    }
+
+    /// Where the frame written last starts (the file's header's end before any).
+    pub fn last_frame_offset(&self) -> u64 {
+        self.last_frame
     }
 }
 
@@ -1468,6 +1534,64 @@ mod tests {
                 run: 0,
                 events: events(10, 10)
             }
+        );
+    }
+
+    #[test]
+    fn a_run_continued_in_a_second_file_goes_on_from_its_next_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.rtrace"), dir.path().join("b.rtrace"));
+        let m = meta("n1", 5);
+        let mut w = TraceWriter::create(&a).unwrap();
+        let run = w.add_run(&m).unwrap();
+        w.append_batch(run, &events(5, 10)).unwrap();
+        let next = w.next_seq(run).unwrap();
+        let mut w2 = TraceWriter::create(&b).unwrap();
+        assert!(
+            w2.continue_run(&m, 4).is_err(),
+            "before the run's first seq"
+        );
+        let run2 = w2.continue_run(&m, next).unwrap();
+        assert_eq!(w2.last_frame_offset(), FILE_MAGIC.len() as u64);
+        w2.append_batch(run2, &events(next, 3)).unwrap();
+        assert!(
+            w2.append_batch(run2, &events(next, 1)).is_err(),
+            "seqs continue"
+        );
+        let items = read_all(&b).unwrap();
+        assert_eq!(
+            items[0],
+            TraceItem::Continue {
+                run: 0,
+                meta: m.clone(),
+                next_seq: 15
+            }
+        );
+        assert_eq!(
+            items[1],
+            TraceItem::Batch {
+                run: 0,
+                events: events(15, 3)
+            }
+        );
+        assert_eq!(scan_runs(&b).unwrap(), vec![m.clone()]);
+        // A continue frame before its run's first seq, or misnumbered, is refused.
+        let bad = |run: u16, first_seq: u64| {
+            let mut bytes = FILE_MAGIC.to_vec();
+            bytes.extend(encode_frame(KIND_CONTINUE, run, first_seq, 0, &m.encode()).unwrap());
+            let p = dir.path().join("bad.rtrace");
+            std::fs::write(&p, bytes).unwrap();
+            read_all(&p).unwrap_err().to_string()
+        };
+        assert!(
+            bad(0, 4).contains("before its run's first seq"),
+            "{}",
+            bad(0, 4)
+        );
+        assert!(
+            bad(1, 15).contains("continue frame numbered 1"),
+            "{}",
+            bad(1, 15)
         );
     }
 

@@ -262,8 +262,8 @@ fn reader_rejects_bad_cgroups_headers() {
         reason,
         "cgroups frame starts at seq 3, run 0 continues at 0"
     );
-    let reason = corrupt_reason(frame(9, 0, 0, 1, &raw));
-    assert_eq!(reason, "unknown frame kind 9");
+    let reason = corrupt_reason(frame(10, 0, 0, 1, &raw));
+    assert_eq!(reason, "unknown frame kind 10");
     let reason = corrupt_reason(frame(0, 0, 0, 1, &raw));
     assert_eq!(reason, "unknown frame kind 0");
 }

@@ -684,7 +684,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut per_type = std::collections::BTreeMap::<&'static str, (u64, u64)>::new();
     while let Some(item) = reader.next_item()? {
         match item {
-            TraceItem::Run { run, meta } => {
+            TraceItem::Run { run, meta } | TraceItem::Continue { run, meta, .. } => {
                 debug_assert_eq!(run as usize, runs.len());
                 runs.push((meta.node.clone(), meta.wall_minus_mono_ns));
             }

@@ -17,6 +17,7 @@ pub const KIND_CLOCK: u8 = 5;
 pub const KIND_EXES: u8 = 6;
 pub const KIND_BLOB: u8 = 7;
 pub const KIND_HEALTH: u8 = 8;
+pub const KIND_CONTINUE: u8 = 9;
 
 pub fn meta(node: &str) -> RunMeta {
     RunMeta {
@@ -110,6 +111,7 @@ pub fn read_skipping(p: &Path) -> Vec<(u8, u64)> {
             Ok(Some(TraceItem::Exes { first_seq, .. })) => out.push((KIND_EXES, first_seq)),
             Ok(Some(TraceItem::BlobPart { offset, .. })) => out.push((KIND_BLOB, offset)),
             Ok(Some(TraceItem::Health(h))) => out.push((KIND_HEALTH, h.at_seq)),
+            Ok(Some(TraceItem::Continue { next_seq, .. })) => out.push((KIND_CONTINUE, next_seq)),
             Ok(None) => return out,
             Err(_) => {
                 r.skip_corrupt().unwrap().expect("a valid frame follows");

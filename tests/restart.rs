@@ -1,0 +1,346 @@
+//! Restarting from the dataflow state saved at an hour seal (FORMAT.md §3.15, §8 the WAL):
+//! a store continued from it is the store sealed whole, byte for byte, for any number of
+//! workers; a state that does not check is refused; and `ritma run` across hour
+//! boundaries (on a shifted wall clock, as root) keeps only the open hour's WAL and
+//! restarts from the state, its output the replay of its whole input.
+
+#[allow(dead_code)]
+mod live;
+#[allow(dead_code)]
+mod util;
+
+use ritma_schemas::records::{Record, WindowRecord};
+use ritma_sinks::store::{read_state, WindowPaths};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use util::{copy_tree, tree, Dir, OutputExt};
+
+/// One-minute windows: 60 per hour.
+const WINDOW_NS: u64 = 60_000_000_000;
+
+/// A store `s` whose WAL is a synthetic trace of about three hours (with attacks), sealed
+/// by `ritma replay --wal`; returns the cuts it saved states at.
+fn store_from_wal(d: &Dir) -> Vec<u64> {
+    d.ritma(&[
+        "synth",
+        "--events",
+        "120000",
+        "--rate",
+        "11",
+        "--window-ms",
+        "60000",
+        "--seed",
+        "7",
+        "--out",
+        "t.rtrace",
+    ])
+    .output()
+    .success();
+    d.ritma(&["keys", "init", "--out", "s", "--node", "synth-0"])
+        .output()
+        .success();
+    std::fs::create_dir_all(d.join("s/wal")).unwrap();
+    std::fs::copy(
+        d.join("t.rtrace"),
+        d.join("s/wal/0000000000000000001.rtrace"),
+    )
+    .unwrap();
+    d.ritma(&["replay", "--wal", "--out", "s"])
+        .output()
+        .success();
+    let mut cuts: Vec<u64> = tree(&d.join("s"))
+        .into_keys()
+        .filter(|p| p.ends_with("proofs/state.cbor.zst"))
+        .map(|p| {
+            let hour = WindowPaths::hour_of_dir(p.parent().unwrap().parent().unwrap()).unwrap();
+            (hour + 1) * 60
+        })
+        .collect();
+    cuts.sort();
+    cuts
+}
+
+/// Every file of the store's windows from `cut` on (and their derived files) removed:
+/// the store as a run that stopped right after the cut's state was saved left it.
+fn cut_back(store: &Path, cut: u64) {
+    for (p, _) in tree(store) {
+        let dir = p.iter().take(5).collect::<PathBuf>();
+        let hour = match p.iter().next().and_then(|c| c.to_str()) {
+            Some("windows") => WindowPaths::hour_of_dir(&dir),
+            Some("graph") => {
+                WindowPaths::hour_of_dir(&p.iter().skip(1).take(5).collect::<PathBuf>())
+            }
+            Some("_meta") if p.starts_with("_meta/health") => {
+                WindowPaths::hour_of_dir(&p.iter().skip(1).take(5).collect::<PathBuf>())
+            }
+            _ => None,
+        };
+        if hour.is_some_and(|h| h * 60 >= cut) {
+            std::fs::remove_file(store.join(&p)).unwrap();
+        }
+    }
+}
+
+fn record_of(store: &Path, window: u64) -> WindowRecord {
+    let p = store.join(WindowPaths::new(window, WINDOW_NS).record());
+    WindowRecord::decode(&std::fs::read(p).unwrap()).unwrap()
+}
+
+#[test]
+fn a_store_continued_from_its_saved_state_is_the_store_sealed_whole() {
+    let d = Dir::new();
+    let cuts = store_from_wal(&d);
+    assert!(cuts.len() >= 2, "a state at each hour seal: {cuts:?}");
+    let whole = d.join("s");
+    d.ritma(&["verify", "s", "--trust-embedded-key"])
+        .output()
+        .success();
+    // The window after each cut names its state; no other window names one.
+    for &cut in &cuts {
+        let (state, digest) = read_state(&whole, cut - 1, WINDOW_NS).unwrap().unwrap();
+        assert_eq!(state.cut, cut);
+        assert!(!state.actors.is_empty() && !state.cgroups.is_empty());
+        assert_eq!(record_of(&whole, cut).state, Some(digest));
+        assert_eq!(record_of(&whole, cut + 1).state, None);
+        assert_eq!(record_of(&whole, cut - 1).state, None);
+    }
+    let last = *cuts.last().unwrap();
+    let all = tree(&whole);
+    // Continued from the last state, with any number of workers: the same store.
+    for workers in ["1", "3"] {
+        let name = format!("c{workers}");
+        let c = d.join(&name);
+        copy_tree(&whole, &c);
+        use std::os::unix::fs::PermissionsExt;
+        let key = c.join("_meta/keys/signing.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        cut_back(&c, last);
+        assert!(tree(&c).len() < all.len());
+        d.ritma(&["replay", "--wal", "--out", &name, "--workers", workers])
+            .output()
+            .success();
+        let again = tree(&c);
+        assert_eq!(
+            all.keys().collect::<Vec<_>>(),
+            again.keys().collect::<Vec<_>>(),
+            "the same files ({workers} workers)"
+        );
+        for (p, bytes) in &all {
+            assert!(
+                again[p] == *bytes,
+                "{} differs ({workers} workers)",
+                p.display()
+            );
+        }
+    }
+    // Sealing the kept WAL again over the whole store changes nothing (every file is
+    // compared as it is written).
+    d.ritma(&["replay", "--wal", "--out", "s"])
+        .output()
+        .success();
+    assert!(tree(&whole) == all);
+}
+
+#[test]
+fn a_state_that_does_not_check_is_refused_by_restart_and_verify() {
+    let d = Dir::new();
+    let cuts = store_from_wal(&d);
+    let last = *cuts.last().unwrap();
+    let state = d
+        .join("s")
+        .join(WindowPaths::new(last - 1, WINDOW_NS).state());
+    let good = std::fs::read(&state).unwrap();
+    // Another valid state in its place (the one an hour earlier): its digest is not the
+    // one the restart point and the window after the cut name.
+    let other = d
+        .join("s")
+        .join(WindowPaths::new(cuts[0] - 1, WINDOW_NS).state());
+    std::fs::write(&state, std::fs::read(&other).unwrap()).unwrap();
+    let err = d
+        .ritma(&["replay", "--wal", "--out", "s"])
+        .output()
+        .failure();
+    assert!(err.contains("digest") || err.contains("not this"), "{err}");
+    let err = d
+        .ritma(&["verify", "s", "--trust-embedded-key"])
+        .output()
+        .failure();
+    assert!(err.contains("E_STATE"), "{err}");
+    // A damaged file does not decode.
+    let mut bad = good.clone();
+    let n = bad.len();
+    bad[n / 2] ^= 0x40;
+    std::fs::write(&state, &bad).unwrap();
+    let err = d
+        .ritma(&["verify", "s", "--trust-embedded-key"])
+        .output()
+        .failure();
+    assert!(err.contains("E_DECODE") || err.contains("E_STATE"), "{err}");
+    assert!(d
+        .ritma(&["replay", "--wal", "--out", "s"])
+        .output()
+        .failure()
+        .contains("state.cbor.zst"));
+    // Without its state a restart cannot go on (it never seals the WAL from a later
+    // point without one); the verifier does not require the file.
+    std::fs::remove_file(&state).unwrap();
+    let err = d
+        .ritma(&["replay", "--wal", "--out", "s"])
+        .output()
+        .failure();
+    assert!(err.contains("does not hold"), "{err}");
+    std::fs::write(&state, &good).unwrap();
+    d.ritma(&["replay", "--wal", "--out", "s"])
+        .output()
+        .success();
+}
+
+/// The libfaketime preload of Debian's `faketime` package, if installed.
+fn libfaketime() -> Option<PathBuf> {
+    let out = Command::new("dpkg")
+        .args(["-L", "libfaketime"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.ends_with("/libfaketime.so.1"))
+        .map(PathBuf::from)
+}
+
+/// `ritma run` in `d` on a wall clock `offset_s` ahead (monotonic time, the sensor's, is
+/// the kernel's own), its WAL files trimmed into `archive`.
+fn faked_run(d: &Dir, lib: &Path, offset_s: i64, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_ritma"))
+        .args([
+            "run",
+            "--out",
+            "s",
+            "--node",
+            "hours",
+            "--wal-archive",
+            "archive",
+        ])
+        .args(extra)
+        .current_dir(d.path())
+        .env_remove("RITMA_NODE_ID")
+        .env_remove("RITMA_OUT")
+        .env_remove("RITMA_CONFIG")
+        .env("LD_PRELOAD", lib)
+        .env("FAKETIME", format!("{offset_s:+}s"))
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wal_names(store: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(store.join("wal"))
+        .map(|r| {
+            r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".rtrace"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn finish(child: std::process::Child) -> String {
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "ritma run failed: {err}");
+    err
+}
+
+#[test]
+fn a_live_run_across_hours_keeps_the_open_hour_and_restarts_from_its_state() {
+    if live::skip_without_root(
+        "a_live_run_across_hours_keeps_the_open_hour_and_restarts_from_its_state",
+    ) {
+        return;
+    }
+    let Some(lib) = libfaketime() else {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("libfaketime is missing (test.sh installs the faketime package)");
+        }
+        eprintln!("skipping: libfaketime is not installed (apt-get install faketime)");
+        return;
+    };
+    let d = Dir::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // The first run starts 5 s before an hour ends and runs 12 s into the next.
+    let hour_s = (now / 3600 + 2) * 3600;
+    let offset = hour_s - 5 - now;
+    let first = faked_run(&d, &lib, offset, &["--duration", "17"]);
+    let err = finish(first);
+    let cut = (hour_s as u64) * 1_000_000_000 / live::WINDOW_LEN_NS;
+    let store = d.join("s");
+    let (state, _) = read_state(&store, cut - 1, live::WINDOW_LEN_NS)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no state saved at the hour's end: {err}"));
+    assert_eq!(state.cut, cut);
+    // The WAL holds only the open hour: the first hour's file was moved out.
+    let names = wal_names(&store);
+    assert_eq!(names.len(), 1, "{names:?}: {err}");
+    assert!(names[0] >= format!("{:019}", hour_s as u64 * 1_000_000_000));
+    assert_eq!(std::fs::read_dir(d.join("archive")).unwrap().count(), 1);
+
+    // A second run, killed; a third, stopped: each starts from the saved state.
+    let mut second = faked_run(&d, &lib, offset, &[]);
+    live::wait_until_started(&mut second, || wal_names(&store).len() == 2);
+    std::thread::sleep(Duration::from_secs(2));
+    second.kill().unwrap();
+    let err = String::from_utf8_lossy(&second.wait_with_output().unwrap().stderr).into_owned();
+    assert!(err.contains("from the state saved at window"), "{err}");
+    let third = faked_run(&d, &lib, offset, &["--duration", "3"]);
+    let err = finish(third);
+    assert!(err.contains("from the state saved at window"), "{err}");
+    d.ritma(&["verify", "s", "--trust-embedded-key"])
+        .output()
+        .success();
+    // The kept WAL sealed again gives the store; all of the input, archived and kept,
+    // replayed into a new store gives it too, byte for byte.
+    d.ritma(&["replay", "--wal", "--out", "s"])
+        .output()
+        .success();
+    let mut input: Vec<PathBuf> = std::fs::read_dir(d.join("archive"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    input.sort();
+    input.extend(wal_names(&store).iter().map(|n| store.join("wal").join(n)));
+    let key = store.join("_meta/keys/signing.key");
+    let mut args = vec!["replay".to_owned()];
+    args.extend(input.iter().map(|p| p.display().to_string()));
+    args.extend([
+        "--out".into(),
+        "r".into(),
+        "--key".into(),
+        key.display().to_string(),
+        "--workers".into(),
+        "2".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    d.ritma(&args).output().success();
+    let sealed = |root: &Path| {
+        let mut t = tree(root);
+        t.retain(|p, _| !p.starts_with("wal") && !p.ends_with("signing.key"));
+        t
+    };
+    let (live_files, replayed) = (sealed(&store), sealed(&d.join("r")));
+    assert_eq!(
+        live_files.keys().collect::<Vec<_>>(),
+        replayed.keys().collect::<Vec<_>>()
+    );
+    for (p, b) in &live_files {
+        assert!(
+            replayed[p] == *b,
+            "{} differs from the replay of the whole input",
+            p.display()
+        );
+    }
+}
