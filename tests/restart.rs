@@ -196,6 +196,78 @@ fn a_state_that_does_not_check_is_refused_by_restart_and_verify() {
         .success();
 }
 
+#[test]
+fn a_store_retention_thinned_is_continued_from_its_saved_state() {
+    let d = Dir::new();
+    let cuts = store_from_wal(&d);
+    let last = *cuts.last().unwrap();
+    // Every sealed hour goes (the trace is weeks old); the tail hour the input stopped
+    // in stays, and with it the state its restart goes on from.
+    d.ritma(&["retention", "s", "--keep", "1h", "--apply"])
+        .output()
+        .success();
+    let store = d.join("s");
+    assert!(!store
+        .join(WindowPaths::new(cuts[0], WINDOW_NS).record())
+        .exists());
+    assert!(read_state(&store, last - 1, WINDOW_NS).unwrap().is_some());
+    d.ritma(&["verify", "s", "--trust-embedded-key"])
+        .output()
+        .success();
+    // Sealing the WAL again goes on from the state: the deleted hours do not come back.
+    let before = tree(&store);
+    let out = d.ritma(&["replay", "--wal", "--out", "s"]).output();
+    let o = out.expect("run ritma");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(tree(&store) == before, "the same store");
+    d.ritma(&["verify", "s", "--trust-embedded-key"])
+        .output()
+        .success();
+}
+
+#[test]
+fn a_running_retention_deletes_hours_it_can_check_against_their_seals() {
+    use ritma_sinks::retention::{apply, plan_running};
+    let d = Dir::new();
+    let cuts = store_from_wal(&d);
+    let store = d.join("s");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    // A record of the second hour changed (its checkpoint re-signed or not, its hour
+    // seal stands): that hour is kept, unchecked, and so is every later one.
+    let second = store.join(WindowPaths::new(cuts[0] + 5, WINDOW_NS).record());
+    let good = std::fs::read(&second).unwrap();
+    let mut r = WindowRecord::decode(&good).unwrap();
+    r.late_events += 1;
+    std::fs::write(&second, r.encode()).unwrap();
+    let (plan, unchecked) = plan_running(&store, 3_600_000_000_000, now).unwrap();
+    assert_eq!(plan.hours.len(), 1, "only the first hour checks");
+    assert_eq!(unchecked.len(), 1, "{unchecked:?}");
+    assert!(unchecked[0].1.contains("hour seal"), "{unchecked:?}");
+    std::fs::write(&second, &good).unwrap();
+    // Whole: every sealed hour old enough goes, the later ones checked from the state
+    // saved before each; the store verifies and continues from its state.
+    let (plan, unchecked) = plan_running(&store, 3_600_000_000_000, now).unwrap();
+    assert!(unchecked.is_empty(), "{unchecked:?}");
+    assert_eq!(plan.hours.len(), cuts.len());
+    apply(&plan, 3_600_000_000_000, now).unwrap();
+    for &cut in &cuts {
+        let hour_dir = store.join(WindowPaths::new(cut - 1, WINDOW_NS).hour_dir);
+        assert!(hour_dir.join("proofs/deleted.cbor").exists());
+        assert!(!hour_dir.join("micro").exists());
+    }
+    d.ritma(&["verify", "s", "--trust-embedded-key"])
+        .output()
+        .success();
+    d.ritma(&["replay", "--wal", "--out", "s"])
+        .output()
+        .success();
+    let (plan, _) = plan_running(&store, 3_600_000_000_000, now).unwrap();
+    assert!(plan.hours.is_empty(), "nothing twice");
+}
+
 /// The libfaketime preload of Debian's `faketime` package, if installed.
 fn libfaketime() -> Option<PathBuf> {
     let out = Command::new("dpkg")
@@ -343,4 +415,57 @@ fn a_live_run_across_hours_keeps_the_open_hour_and_restarts_from_its_state() {
             p.display()
         );
     }
+}
+
+#[test]
+fn a_live_run_deletes_its_aged_hours_as_it_goes_and_restarts_after() {
+    if live::skip_without_root("a_live_run_deletes_its_aged_hours_as_it_goes_and_restarts_after") {
+        return;
+    }
+    let Some(lib) = libfaketime() else {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("libfaketime is missing (test.sh installs the faketime package)");
+        }
+        eprintln!("skipping: libfaketime is not installed (apt-get install faketime)");
+        return;
+    };
+    let d = Dir::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // 5 s before an hour ends to 9 s into the next: the hour before is 9 s old at the end.
+    let hour_s = (now / 3600 + 3) * 3600;
+    let offset = hour_s - 5 - now;
+    let err = finish(faked_run(
+        &d,
+        &lib,
+        offset,
+        &["--duration", "14", "--keep", "5s"],
+    ));
+    let store = d.join("s");
+    let cut = (hour_s as u64) * 1_000_000_000 / live::WINDOW_LEN_NS;
+    let hour_dir = store.join(WindowPaths::new(cut - 1, live::WINDOW_LEN_NS).hour_dir);
+    assert!(
+        hour_dir.join("proofs/deleted.cbor").exists() && !hour_dir.join("micro").exists(),
+        "the hour before is deleted: {err}"
+    );
+    assert!(err.contains("retention deleted hour"), "{err}");
+    d.ritma(&["verify", "s", "--trust-embedded-key"])
+        .output()
+        .success();
+    // Thinned, the store is continued from the state saved at the deleted hour's end.
+    let err = finish(faked_run(
+        &d,
+        &lib,
+        offset,
+        &["--duration", "3", "--keep", "5s"],
+    ));
+    assert!(err.contains("from the state saved at window"), "{err}");
+    d.ritma(&["verify", "s", "--trust-embedded-key"])
+        .output()
+        .success();
+    d.ritma(&["replay", "--wal", "--out", "s"])
+        .output()
+        .success();
 }

@@ -22,7 +22,7 @@
 //!
 //! and `raw_module_hooks = false` (--raw-module-hooks), `metrics = "127.0.0.1:9464"`
 //! (--metrics), `health_max_lag = 10` (--health-max-lag), `wal_archive = "/var/lib/ritma/wal"`
-//! (--wal-archive) at the top level.
+//! (--wal-archive), `keep = "30d"` (--keep) at the top level.
 
 use anyhow::{bail, Result};
 use clap::parser::ValueSource;
@@ -50,6 +50,7 @@ struct FileConfig {
     metrics: Option<Spanned<String>>,
     health_max_lag: Option<Spanned<i64>>,
     wal_archive: Option<Spanned<PathBuf>>,
+    keep: Option<Spanned<String>>,
     kafka: Option<KafkaSection>,
 }
 
@@ -133,6 +134,7 @@ pub struct RunSettings<'a> {
     pub metrics: &'a mut Option<String>,
     pub health_max_lag: &'a mut u64,
     pub wal_archive: &'a mut Option<PathBuf>,
+    pub keep: &'a mut Option<String>,
 }
 
 /// One effective setting: its key in the file, its value as TOML, and where it came from.
@@ -207,6 +209,11 @@ pub fn resolve(
         s.wal_archive,
         |p| Ok(p.clone()),
     )?;
+    r.take_opt("keep", "keep", &cfg.keep, s.keep, |k| {
+        crate::parse_keep(k)
+            .map(|_| k.clone())
+            .map_err(|e| e.to_string())
+    })?;
     let ship = s.ship;
     r.take_opt(
         "kafka.brokers",
@@ -538,7 +545,7 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(e.ends_with(":3: unknown field `wrokers`, expected one of `out`, `node`, `workers`, `taint_ttl`, `baseline`, `full_max_mb`, `raw_module_hooks`, `metrics`, `health_max_lag`, `wal_archive`, `kafka`"), "{e}");
+        assert!(e.ends_with(":3: unknown field `wrokers`, expected one of `out`, `node`, `workers`, `taint_ttl`, `baseline`, `full_max_mb`, `raw_module_hooks`, `metrics`, `health_max_lag`, `wal_archive`, `keep`, `kafka`"), "{e}");
         let e = load("[kafka]\nbrokers = 9092\n").err().unwrap().to_string();
         assert!(
             e.contains(":2: invalid type: integer `9092`, expected a string"),

@@ -280,6 +280,11 @@ struct RunArgs {
     /// /healthz fails when sealing is more than this many windows behind the clock.
     #[arg(long, default_value_t = 10, value_name = "WINDOWS")]
     health_max_lag: u64,
+    /// Delete the sealed hours that ended more than this long ago while running, as
+    /// `ritma retention --keep D --apply` does (signed deletions): a number and a unit, s,
+    /// m, h or d (e.g. 30d). Default: keep everything.
+    #[arg(long, value_name = "D")]
+    keep: Option<String>,
     /// Move the WAL files no restart needs any more (hours sealed, saved and shipped) to
     /// this directory instead of deleting them (it then grows without bound: the raw
     /// input of every hour, for audits or another machine's replay).
@@ -314,6 +319,7 @@ impl RunArgs {
                 metrics: &mut self.metrics,
                 health_max_lag: &mut self.health_max_lag,
                 wal_archive: &mut self.wal_archive,
+                keep: &mut self.keep,
             },
             m,
             file,
@@ -621,6 +627,7 @@ fn run_cmd(args: RunArgs) -> Result<()> {
         raw_module_hooks: args.raw_module_hooks,
         metrics,
         wal_archive: args.wal_archive,
+        keep_ns: args.keep.as_deref().map(parse_keep).transpose()?,
     })?;
     eprintln!("{}", record::summary_line(&s.wal, &s.capture));
     eprintln!(

@@ -48,6 +48,8 @@ pub struct RunConfig {
     pub metrics: Option<(std::net::SocketAddr, u64)>,
     /// Where WAL files no restart needs go (default: deleted).
     pub wal_archive: Option<PathBuf>,
+    /// Delete sealed hours this long after they ended, while running.
+    pub keep_ns: Option<u64>,
 }
 
 /// What a live run did: the capture's counts and the sealing's.
@@ -183,12 +185,13 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
     let mut rec = Recorder::new(writer, run, Some(tx), Some(clock), cfg.exes);
     rec.rotate_wal_hourly(wal_dir(&cfg.out), live.meta.clone());
     rec.metrics = metrics.clone();
-    let trimmer = WalTrimmer::start(
-        &cfg.out,
-        live.meta.window_len_ns,
-        shipper.is_some(),
-        cfg.wal_archive.clone(),
-    );
+    let trimmer = Housekeeping::start(Housekeeping {
+        out: cfg.out.clone(),
+        window_len_ns: live.meta.window_len_ns,
+        shipping: shipper.is_some(),
+        archive: cfg.wal_archive.clone(),
+        keep_ns: cfg.keep_ns,
+    });
     let deadline = cfg.duration.map(|d| live.started + d);
     let (mut sensor, mut drops_seen) = (live.sensor, live.drops_seen);
     // The store starts at the run's start: the first window is the one holding it.
@@ -385,52 +388,117 @@ pub(crate) fn restart_from(
     ))
 }
 
-/// Deletes the WAL hours no restart needs, every few seconds while the run lasts.
-struct WalTrimmer {
+/// What a run deletes as it goes: the WAL hours no restart needs (every few seconds) and,
+/// with a retention period, the sealed hours older than it (every minute).
+struct Housekeeping {
+    out: PathBuf,
+    window_len_ns: u64,
+    shipping: bool,
+    archive: Option<PathBuf>,
+    keep_ns: Option<u64>,
+}
+
+/// The housekeeping thread of a run.
+struct Housekeeper {
     stop: Arc<std::sync::atomic::AtomicBool>,
     thread: std::thread::JoinHandle<Result<()>>,
 }
 
-impl WalTrimmer {
-    const EVERY: Duration = Duration::from_secs(5);
+impl Housekeeping {
+    const TRIM_EVERY: Duration = Duration::from_secs(5);
+    const RETAIN_EVERY: Duration = Duration::from_secs(60);
 
-    fn start(out: &Path, window_len_ns: u64, shipping: bool, archive: Option<PathBuf>) -> Self {
+    fn start(self) -> Housekeeper {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (flag, out) = (stop.clone(), out.to_owned());
+        let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             use std::sync::atomic::Ordering;
+            let mut retained: Option<std::time::Instant> = None;
             loop {
                 let stopping = flag.load(Ordering::Relaxed);
-                for path in wal::trim(&out, window_len_ns, shipping, archive.as_deref())? {
-                    let done = if archive.is_some() {
-                        "moved"
-                    } else {
-                        "deleted"
-                    };
-                    eprintln!(
-                        "ritma: {done} {} (its hour is sealed and saved{})",
-                        path.display(),
-                        if shipping { " and shipped" } else { "" }
-                    );
+                self.trim()?;
+                if let Some(keep_ns) = self.keep_ns {
+                    // Every minute, and once more at the end.
+                    if stopping || retained.is_none_or(|t| t.elapsed() >= Self::RETAIN_EVERY) {
+                        retained = Some(std::time::Instant::now());
+                        // A retention failure is said and tried again; capture goes on.
+                        if let Err(e) = self.retain(keep_ns) {
+                            eprintln!("ritma: retention: {e:#}");
+                        }
+                    }
                 }
                 if stopping {
                     return Ok(());
                 }
-                let until = std::time::Instant::now() + Self::EVERY;
+                let until = std::time::Instant::now() + Self::TRIM_EVERY;
                 while std::time::Instant::now() < until && !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(100));
                 }
             }
         });
-        WalTrimmer { stop, thread }
+        Housekeeper { stop, thread }
     }
 
-    /// Trims once more and stops.
+    fn trim(&self) -> Result<()> {
+        for path in wal::trim(
+            &self.out,
+            self.window_len_ns,
+            self.shipping,
+            self.archive.as_deref(),
+        )? {
+            let done = if self.archive.is_some() {
+                "moved"
+            } else {
+                "deleted"
+            };
+            let shipped = if self.shipping { " and shipped" } else { "" };
+            eprintln!(
+                "ritma: {done} {} (its hour is sealed and saved{shipped})",
+                path.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Deletes the sealed hours older than `keep_ns`, each checked against its seal.
+    fn retain(&self, keep_ns: u64) -> Result<()> {
+        use ritma_sinks::retention;
+        let now_ns = crate::wall_now_ns()?;
+        let (plan, unchecked) = retention::plan_running(&self.out, keep_ns, now_ns)?;
+        for (hour, why) in unchecked {
+            eprintln!(
+                "ritma: retention keeps hour {}: {why} (`ritma retention` verifies the store and can delete it)",
+                retention::hour_label(hour)
+            );
+        }
+        if plan.hours.is_empty() {
+            return Ok(());
+        }
+        let done = retention::apply(&plan, keep_ns, now_ns)?;
+        for h in &plan.hours {
+            eprintln!(
+                "ritma: retention deleted hour {} ({}; the signed deletion record stays)",
+                retention::hour_label(h.deletion.hour),
+                h.hour_dir.display()
+            );
+        }
+        if done.cas_files > 0 {
+            eprintln!(
+                "ritma: retention freed {} CAS files ({} bytes) only deleted hours named",
+                done.cas_files, done.cas_bytes
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Housekeeper {
+    /// Trims (and retains) once more and stops.
     fn finish(self) -> Result<()> {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread
             .join()
-            .map_err(|_| anyhow::anyhow!("the WAL trimming thread panicked"))?
+            .map_err(|_| anyhow::anyhow!("the housekeeping thread panicked"))?
     }
 }
 

@@ -138,6 +138,10 @@ fn write_day(path: &Path, encoded: &[u8]) -> Result<(), StoreError> {
     crate::store::replace_file(path, &bytes)
 }
 
+/// One process's updates of the day files, one at a time: a running `ritma run` records
+/// the hours it seals while its retention records the hours it deletes, in the same files.
+static DAY_FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Records one hour's catalog and accounting entries in its day's files (read, replace
 /// the hour's entries, write back atomically). The catalog entry goes last: it attests
 /// that the hour's derived files are complete (FORMAT.md §8.12).
@@ -148,6 +152,7 @@ pub fn record_hour(
     account: AccountHour,
 ) -> Result<(), StoreError> {
     debug_assert_eq!(entry.hour, account.hour);
+    let _one = DAY_FILES.lock().unwrap_or_else(|e| e.into_inner());
     let day = entry.hour / HOURS_PER_DAY;
     let mut accounts = read_account(root, day)?.unwrap_or_else(|| DayAccount {
         node: node.to_owned(),
@@ -169,6 +174,7 @@ pub fn record_hour(
 /// other hour): a run continuing in the store's newest hour does this before it writes
 /// anything, so until it writes the hour's derived files again they are known out of date.
 pub fn forget_hour(root: &Path, hour: u64) -> Result<(), StoreError> {
+    let _one = DAY_FILES.lock().unwrap_or_else(|e| e.into_inner());
     let day = hour / HOURS_PER_DAY;
     let Some(mut catalog) = read_catalog(root, day)? else {
         return Ok(());

@@ -15,10 +15,10 @@ use crate::store::{
 use crate::verify::{hour_dirs, names, VerifyError};
 use ritma_schemas::catalog::CatalogHour;
 use ritma_schemas::keys::sign_record;
-use ritma_schemas::merkle::{aligned_ranges, Blake3Tree, Subtrees, TreeHash};
+use ritma_schemas::merkle::{aligned_ranges, Blake3Tree, Frontier, Subtrees, TreeHash};
 use ritma_schemas::records::{
-    windows_per_hour, EventAtom, HourDeletion, LossReason, Record, SignedRecord, StoreMeta,
-    WindowRecord, HOUR_NS,
+    windows_per_hour, CaptureMode, EventAtom, HourDeletion, HourSeal, LossReason, Record,
+    SignedRecord, StoreMeta, WindowRecord, HOUR_NS,
 };
 use ritma_schemas::Hash32;
 use std::collections::{BTreeMap, HashSet};
@@ -95,6 +95,9 @@ pub struct NodePlan {
     /// The blobs the windows kept name (`None` where the plan did not read them: no CAS,
     /// or finishing an interrupted run), so applying the plan need not read them again.
     blobs_kept: Option<HashSet<Hash32>>,
+    /// Whether applying the plan frees the CAS blobs no kept window names (a running
+    /// plan whose hours name no blob leaves the CAS alone, unread).
+    free_blobs: bool,
 }
 
 impl NodePlan {
@@ -111,6 +114,7 @@ impl NodePlan {
             cas_files: 0,
             cas_bytes: 0,
             blobs_kept: None,
+            free_blobs: true,
         }
     }
 }
@@ -273,6 +277,193 @@ fn plan_node(
         let files = manifests.iter().chain(&chunks);
         (out.cas_files, out.cas_bytes) = files.fold((0, 0), |(n, b), (_, len)| (n + 1, b + len));
         out.blobs_kept = Some(kept);
+    }
+    Ok(out)
+}
+
+/// Retention in a running `ritma run` (FORMAT.md §8.8): plans the node's sealed hours that
+/// ended at least `keep_ns` before `now_ns`, oldest first, like [`plan`], but without
+/// verifying the whole store (its cost would grow with the store): each hour's window
+/// records are checked against its hour seal from the node log's frontier before it, which
+/// the state saved at the hour before holds (FORMAT.md §3.15); an hour that cannot be
+/// checked so is kept, with every later one, and said in `unchecked`. The kept hours' blocks are read only when
+/// a planned hour's events name CAS blobs (Full capture). An interrupted deletion is
+/// finished first, as by [`plan`].
+pub fn plan_running(
+    root: &Path,
+    keep_ns: u64,
+    now_ns: u64,
+) -> Result<(NodePlan, Vec<(u64, String)>), RetentionError> {
+    let pending = interrupted(root)?;
+    if !pending.hours.is_empty() {
+        return Ok((pending, Vec::new()));
+    }
+    let meta = read_meta(root)?;
+    let shipped_below = crate::ship::shipped_below_hour(root, meta.window_len_ns)?;
+    let frozen = crate::case::frozen_cases(root).map_err(|e| invalid(root, e.to_string()))?;
+    let mut out = NodePlan::empty(root, &meta.node);
+    let mut unchecked = Vec::new();
+    let mut names_blobs = false;
+    let mut old_enough = true;
+    for hour_dir in hour_dirs(root).map_err(RetentionError::NotVerified)? {
+        let dir = root.join(&hour_dir);
+        if let Some(d) = read_deletion(root, &hour_dir)? {
+            out.log_size += d.windows();
+            out.deleted_before += 1;
+            continue;
+        }
+        // The node log's size: every window with its checkpoint (the newest may be half
+        // written), read from the directory alone for the hours not planned.
+        let sealed_windows = names(&dir.join("micro"))
+            .map_err(RetentionError::NotVerified)?
+            .iter()
+            .filter(|n| n.ends_with(".sig"))
+            .count() as u64;
+        let Some(hour) = WindowPaths::hour_of_dir(&hour_dir) else {
+            continue;
+        };
+        let log_start = out.log_size;
+        out.log_size += sealed_windows;
+        let seal_path = dir.join("proofs/hour_root.cbor");
+        let ended = (hour + 1).saturating_mul(HOUR_NS);
+        // Sealed, and its derived files complete: the writer lists it in its day's catalog.
+        let listed = || -> Result<bool, RetentionError> {
+            Ok(crate::catalog::read_catalog(root, hour / 24)?
+                .is_some_and(|c| c.hours.iter().any(|h| h.hour == hour)))
+        };
+        old_enough = old_enough
+            && seal_path.exists()
+            && ended.saturating_add(keep_ns) <= now_ns
+            && listed()?;
+        if !old_enough {
+            out.kept += 1;
+            continue;
+        }
+        let records = window_records(&dir)?;
+        let (Some((first, _)), Some((last, _))) = (records.first(), records.last()) else {
+            continue;
+        };
+        let (first, last) = (first.window, last.window);
+        let holders: Vec<String> = frozen
+            .iter()
+            .filter(|c| c.names_any(first, last))
+            .map(|c| c.case.clone())
+            .collect();
+        if !holders.is_empty() {
+            out.held.push((hour, holders));
+            continue;
+        }
+        if shipped_below.is_some_and(|below| hour >= below) {
+            out.unshipped.push(hour);
+            continue;
+        }
+        if let Err(why) = check_against_seal(root, &meta, &seal_path, log_start, &records) {
+            // Nothing after an hour that does not check goes either: oldest first, always.
+            unchecked.push((hour, why));
+            out.kept += 1;
+            old_enough = false;
+            continue;
+        }
+        names_blobs = names_blobs || !blobs_of(root, &records)?.is_empty();
+        let deletion = describe_hour(root, &meta, hour, log_start, &records)?;
+        let bytes = hour_files(root, &hour_dir)?
+            .iter()
+            .map(|p| file_len(p))
+            .sum();
+        out.hours.push(HourPlan {
+            hour_dir,
+            deletion,
+            recorded: false,
+            bytes,
+        });
+    }
+    out.free_blobs = names_blobs;
+    if names_blobs {
+        if let Some(cas) = Cas::existing(root) {
+            let going: Vec<&Path> = out.hours.iter().map(|h| h.hour_dir.as_path()).collect();
+            let kept = blobs_named(root, &going)?;
+            let (manifests, chunks) = cas
+                .unnamed(&kept)
+                .map_err(|e| invalid(&root.join("cas"), e.to_string()))?;
+            let files = manifests.iter().chain(&chunks);
+            (out.cas_files, out.cas_bytes) =
+                files.fold((0, 0), |(n, b), (_, len)| (n + 1, b + len));
+            out.blobs_kept = Some(kept);
+        }
+    }
+    Ok((out, unchecked))
+}
+
+/// Checks an hour's window records (all of its windows, in order) against its hour seal:
+/// the node log's frontier before the hour (empty for the log's first windows, else the
+/// state saved after the hour before, FORMAT.md §3.15) grown by the records must give the
+/// seal's size and root.
+fn check_against_seal(
+    root: &Path,
+    meta: &StoreMeta,
+    seal_path: &Path,
+    log_start: u64,
+    records: &[(WindowRecord, Vec<u8>)],
+) -> Result<(), String> {
+    let bytes = read_capped(seal_path, HourSeal::MAX_LEN).map_err(|e| e.to_string())?;
+    let seal = HourSeal::decode(&bytes).map_err(|e| e.to_string())?;
+    let first = records[0].0.window;
+    let mut log = if log_start == 0 {
+        Frontier::new()
+    } else {
+        let (state, _) = crate::store::read_state(root, first - 1, meta.window_len_ns)
+            .map_err(|e| e.to_string())?
+            .ok_or("no dataflow state was saved after the hour before it")?;
+        Frontier::from_parts(state.log_size, state.log_frontier)
+            .filter(|f| f.size() == log_start)
+            .ok_or("the state saved before it is not the node log's there")?
+    };
+    for (_, bytes) in records {
+        log.push::<Blake3Tree>(Blake3Tree::leaf(bytes));
+    }
+    let whole = records
+        .windows(2)
+        .all(|w| w[1].0.window == w[0].0.window + 1);
+    if !whole
+        || (seal.first_window, seal.last_window) != (first, records[records.len() - 1].0.window)
+        || (log.size(), log.root::<Blake3Tree>()) != (seal.log_size, seal.log_root)
+    {
+        return Err("its window records do not give its hour seal's node log".into());
+    }
+    Ok(())
+}
+
+/// The CAS blobs the events of `records`' windows name.
+fn blobs_of(
+    root: &Path,
+    records: &[(WindowRecord, Vec<u8>)],
+) -> Result<HashSet<Hash32>, RetentionError> {
+    let mut named = HashSet::new();
+    for (record, _) in records {
+        named.extend(payload_refs(root, record)?);
+    }
+    Ok(named)
+}
+
+/// The `payload_ref`s of one window's events.
+fn payload_refs(root: &Path, record: &WindowRecord) -> Result<Vec<Hash32>, RetentionError> {
+    if record.event_count == 0 || record.capture_mode != CaptureMode::Full {
+        return Ok(Vec::new());
+    }
+    let paths = WindowPaths::new(record.window, record.window_len_ns);
+    let path = root.join(paths.blocks());
+    let leaves = read_window_leaves(&path, record.window, record.leaf_count())?;
+    let first = (record.dict_count + record.actor_count) as usize;
+    let atoms = leaves
+        .get(first..first + record.event_count as usize)
+        .ok_or_else(|| invalid(&path, "fewer leaves than its record counts"))?;
+    let mut out = Vec::new();
+    for leaf in atoms {
+        let atom = EventAtom::decode(leaf).map_err(|source| StoreError::Decode {
+            path: path.clone(),
+            source,
+        })?;
+        out.extend(atom.payload_ref);
     }
     Ok(out)
 }
@@ -464,7 +655,7 @@ pub fn apply(plan: &NodePlan, keep_ns: u64, now_ns: u64) -> Result<Applied, Rete
         done.hours += 1;
     }
     // Then the blobs only deleted windows named (after an interruption, too: every run).
-    if let Some(cas) = Cas::existing(&plan.root) {
+    if let Some(cas) = Cas::existing(&plan.root).filter(|_| plan.free_blobs) {
         let read;
         let named = match &plan.blobs_kept {
             Some(kept) => kept,
@@ -489,23 +680,7 @@ fn blobs_named(root: &Path, skip: &[&Path]) -> Result<HashSet<Hash32>, Retention
             continue;
         }
         for (record, _) in window_records(&root.join(&hour_dir))? {
-            if record.event_count == 0 {
-                continue;
-            }
-            let paths = WindowPaths::new(record.window, record.window_len_ns);
-            let path = root.join(paths.blocks());
-            let leaves = read_window_leaves(&path, record.window, record.leaf_count())?;
-            let first = (record.dict_count + record.actor_count) as usize;
-            let atoms = leaves.get(first..first + record.event_count as usize);
-            for leaf in
-                atoms.ok_or_else(|| invalid(&path, "fewer leaves than its record counts"))?
-            {
-                let atom = EventAtom::decode(leaf).map_err(|source| StoreError::Decode {
-                    path: path.clone(),
-                    source,
-                })?;
-                named.extend(atom.payload_ref);
-            }
+            named.extend(payload_refs(root, &record)?);
         }
     }
     Ok(named)
