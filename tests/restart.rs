@@ -344,10 +344,11 @@ fn a_live_run_across_hours_keeps_the_open_hour_and_restarts_from_its_state() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    // The first run starts 5 s before an hour ends and runs 12 s into the next.
+    // The first run starts 20 s before an hour ends (its sensor takes a few to attach)
+    // and runs 12 s into the next.
     let hour_s = (now / 3600 + 2) * 3600;
-    let offset = hour_s - 5 - now;
-    let first = faked_run(&d, &lib, offset, &["--duration", "17"]);
+    let offset = hour_s - 20 - now;
+    let first = faked_run(&d, &lib, offset, &["--duration", "32"]);
     let err = finish(first);
     let cut = (hour_s as u64) * 1_000_000_000 / live::WINDOW_LEN_NS;
     let store = d.join("s");
@@ -434,14 +435,14 @@ fn a_live_run_deletes_its_aged_hours_as_it_goes_and_restarts_after() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    // 5 s before an hour ends to 9 s into the next: the hour before is 9 s old at the end.
+    // 20 s before an hour ends to 9 s into the next: the hour before is 9 s old at the end.
     let hour_s = (now / 3600 + 3) * 3600;
-    let offset = hour_s - 5 - now;
+    let offset = hour_s - 20 - now;
     let err = finish(faked_run(
         &d,
         &lib,
         offset,
-        &["--duration", "14", "--keep", "5s"],
+        &["--duration", "29", "--keep", "5s"],
     ));
     let store = d.join("s");
     let cut = (hour_s as u64) * 1_000_000_000 / live::WINDOW_LEN_NS;
