@@ -280,6 +280,26 @@ fn libfaketime() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
+/// What a live test on a shifted wall clock needs: libfaketime and the real time now (s);
+/// `None` (a printed skip) without root or libfaketime, a failure in CI.
+fn shifted_clock(test: &str) -> Option<(PathBuf, i64)> {
+    if live::skip_without_root(test) {
+        return None;
+    }
+    let Some(lib) = libfaketime() else {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{test}: libfaketime is missing (test.sh installs the faketime package)");
+        }
+        eprintln!("skipping {test}: libfaketime is not installed (apt-get install faketime)");
+        return None;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    Some((lib, now))
+}
+
 /// `ritma run` in `d` on a wall clock `offset_s` ahead (monotonic time, the sensor's, is
 /// the kernel's own), its WAL files trimmed into `archive`.
 fn faked_run(d: &Dir, lib: &Path, offset_s: i64, extra: &[&str]) -> std::process::Child {
@@ -327,23 +347,12 @@ fn finish(child: std::process::Child) -> String {
 
 #[test]
 fn a_live_run_across_hours_keeps_the_open_hour_and_restarts_from_its_state() {
-    if live::skip_without_root(
-        "a_live_run_across_hours_keeps_the_open_hour_and_restarts_from_its_state",
-    ) {
-        return;
-    }
-    let Some(lib) = libfaketime() else {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("libfaketime is missing (test.sh installs the faketime package)");
-        }
-        eprintln!("skipping: libfaketime is not installed (apt-get install faketime)");
+    let Some((lib, now)) =
+        shifted_clock("a_live_run_across_hours_keeps_the_open_hour_and_restarts_from_its_state")
+    else {
         return;
     };
     let d = Dir::new();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
     // The first run starts 20 s before an hour ends (its sensor takes a few to attach)
     // and runs 12 s into the next.
     let hour_s = (now / 3600 + 2) * 3600;
@@ -420,21 +429,12 @@ fn a_live_run_across_hours_keeps_the_open_hour_and_restarts_from_its_state() {
 
 #[test]
 fn a_live_run_deletes_its_aged_hours_as_it_goes_and_restarts_after() {
-    if live::skip_without_root("a_live_run_deletes_its_aged_hours_as_it_goes_and_restarts_after") {
-        return;
-    }
-    let Some(lib) = libfaketime() else {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("libfaketime is missing (test.sh installs the faketime package)");
-        }
-        eprintln!("skipping: libfaketime is not installed (apt-get install faketime)");
+    let Some((lib, now)) =
+        shifted_clock("a_live_run_deletes_its_aged_hours_as_it_goes_and_restarts_after")
+    else {
         return;
     };
     let d = Dir::new();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
     // 20 s before an hour ends to 9 s into the next: the hour before is 9 s old at the end.
     let hour_s = (now / 3600 + 3) * 3600;
     let offset = hour_s - 20 - now;

@@ -242,43 +242,80 @@ fn plan_node(
             out.kept += 1;
             continue;
         }
-        let (first, last) = (first.window, records.last().expect("non-empty").0.window);
+        if !out.may_go(hour, &records, &frozen, shipped_below) {
+            continue;
+        }
+        out.push_hour(&meta, hour_dir, hour, log_start, &records)?;
+    }
+    out.plan_blobs()?;
+    Ok(out)
+}
+
+impl NodePlan {
+    /// Whether an hour old enough may go: no frozen case holds a window of it, and where
+    /// the store ships, it is shipped (else it is noted as held or unshipped).
+    fn may_go(
+        &mut self,
+        hour: u64,
+        records: &[(WindowRecord, Vec<u8>)],
+        frozen: &[ritma_schemas::case::CaseManifest],
+        shipped_below: Option<u64>,
+    ) -> bool {
+        let (first, last) = (records[0].0.window, records[records.len() - 1].0.window);
         let holders: Vec<String> = frozen
             .iter()
             .filter(|c| c.names_any(first, last))
             .map(|c| c.case.clone())
             .collect();
         if !holders.is_empty() {
-            out.held.push((hour, holders));
-            continue;
+            self.held.push((hour, holders));
+            return false;
         }
         if shipped_below.is_some_and(|below| hour >= below) {
-            out.unshipped.push(hour);
-            continue;
+            self.unshipped.push(hour);
+            return false;
         }
-        let deletion = describe_hour(root, &meta, hour, log_start, &records)?;
-        let bytes = hour_files(root, &hour_dir)?
+        true
+    }
+
+    /// Plans the deletion of `hour`, its node-log leaves from `log_start`.
+    fn push_hour(
+        &mut self,
+        meta: &StoreMeta,
+        hour_dir: PathBuf,
+        hour: u64,
+        log_start: u64,
+        records: &[(WindowRecord, Vec<u8>)],
+    ) -> Result<(), RetentionError> {
+        let deletion = describe_hour(&self.root, meta, hour, log_start, records)?;
+        let bytes = hour_files(&self.root, &hour_dir)?
             .iter()
             .map(|p| file_len(p))
             .sum();
-        out.hours.push(HourPlan {
+        self.hours.push(HourPlan {
             hour_dir,
             deletion,
             recorded: false,
             bytes,
         });
+        Ok(())
     }
-    if let Some(cas) = Cas::existing(root) {
-        let going: Vec<&Path> = out.hours.iter().map(|h| h.hour_dir.as_path()).collect();
-        let kept = blobs_named(root, &going)?;
+
+    /// The CAS blobs the kept windows name, and what goes with the planned hours.
+    fn plan_blobs(&mut self) -> Result<(), RetentionError> {
+        let Some(cas) = Cas::existing(&self.root) else {
+            return Ok(());
+        };
+        let going: Vec<&Path> = self.hours.iter().map(|h| h.hour_dir.as_path()).collect();
+        let kept = blobs_named(&self.root, &going)?;
         let (manifests, chunks) = cas
             .unnamed(&kept)
-            .map_err(|e| invalid(&root.join("cas"), e.to_string()))?;
+            .map_err(|e| invalid(&self.root.join("cas"), e.to_string()))?;
         let files = manifests.iter().chain(&chunks);
-        (out.cas_files, out.cas_bytes) = files.fold((0, 0), |(n, b), (_, len)| (n + 1, b + len));
-        out.blobs_kept = Some(kept);
+        (self.cas_files, self.cas_bytes) = files.fold((0, 0), |(n, b), (_, len)| (n + 1, b + len));
+        self.blobs_kept = Some(kept);
+        Ok(())
     }
-    Ok(out)
 }
 
 /// Retention in a running `ritma run` (FORMAT.md §8.8): plans the node's sealed hours that
@@ -340,21 +377,7 @@ pub fn plan_running(
             continue;
         }
         let records = window_records(&dir)?;
-        let (Some((first, _)), Some((last, _))) = (records.first(), records.last()) else {
-            continue;
-        };
-        let (first, last) = (first.window, last.window);
-        let holders: Vec<String> = frozen
-            .iter()
-            .filter(|c| c.names_any(first, last))
-            .map(|c| c.case.clone())
-            .collect();
-        if !holders.is_empty() {
-            out.held.push((hour, holders));
-            continue;
-        }
-        if shipped_below.is_some_and(|below| hour >= below) {
-            out.unshipped.push(hour);
+        if records.is_empty() || !out.may_go(hour, &records, &frozen, shipped_below) {
             continue;
         }
         if let Err(why) = check_against_seal(root, &meta, &seal_path, log_start, &records) {
@@ -365,31 +388,11 @@ pub fn plan_running(
             continue;
         }
         names_blobs = names_blobs || !blobs_of(root, &records)?.is_empty();
-        let deletion = describe_hour(root, &meta, hour, log_start, &records)?;
-        let bytes = hour_files(root, &hour_dir)?
-            .iter()
-            .map(|p| file_len(p))
-            .sum();
-        out.hours.push(HourPlan {
-            hour_dir,
-            deletion,
-            recorded: false,
-            bytes,
-        });
+        out.push_hour(&meta, hour_dir, hour, log_start, &records)?;
     }
     out.free_blobs = names_blobs;
     if names_blobs {
-        if let Some(cas) = Cas::existing(root) {
-            let going: Vec<&Path> = out.hours.iter().map(|h| h.hour_dir.as_path()).collect();
-            let kept = blobs_named(root, &going)?;
-            let (manifests, chunks) = cas
-                .unnamed(&kept)
-                .map_err(|e| invalid(&root.join("cas"), e.to_string()))?;
-            let files = manifests.iter().chain(&chunks);
-            (out.cas_files, out.cas_bytes) =
-                files.fold((0, 0), |(n, b), (_, len)| (n + 1, b + len));
-            out.blobs_kept = Some(kept);
-        }
+        out.plan_blobs()?;
     }
     Ok((out, unchecked))
 }
