@@ -159,9 +159,9 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
     if !earlier.is_empty() {
         let from = match &seal_cfg.resume {
             Some(r) => format!(
-                "from the state saved at window {} (hour {})",
+                "from the state saved at window {} ({} UTC)",
                 r.state.cut,
-                r.state.prev_hour.hour + 1
+                ritma_sinks::retention::hour_label(r.state.prev_hour.hour + 1)
             ),
             None => "from its start".to_owned(),
         };
