@@ -2388,8 +2388,8 @@ fn feed(
 }
 
 /// Feeds every item of `traces`; false if it stopped because sealing failed. Items of
-/// the first file before `start` were fed before the saved state: only its runs are
-/// numbered.
+/// the first file before `start` were fed before the saved state: they are skimmed,
+/// only its runs numbered.
 fn feed_files(
     traces: &[PathBuf],
     start: Option<&WalPos>,
@@ -2404,6 +2404,21 @@ fn feed_files(
             .filter(|s| i == 0 && s.file == *path)
             .map_or(0, |s| s.offset);
         let mut reader = TraceReader::open(path).map_err(|e| e.to_string())?;
+        // Up to the restart point the items were fed before the saved state: only the
+        // runs are numbered, the frames' payloads left unread.
+        while reader.offset() < skip_below {
+            match reader.skim().map_err(|e| e.to_string())? {
+                Some(s) => {
+                    if let Some(
+                        TraceItem::Run { run, meta } | TraceItem::Continue { run, meta, .. },
+                    ) = &s.item
+                    {
+                        feeder.number_run(*run, meta);
+                    }
+                }
+                None => break,
+            }
+        }
         loop {
             let at = reader.offset();
             let item = match reader.next_item() {
@@ -2424,13 +2439,6 @@ fn feed_files(
                 }
                 Err(e) => return Err(e.to_string()),
             };
-            if at < skip_below {
-                if let TraceItem::Run { run, meta } | TraceItem::Continue { run, meta, .. } = &item
-                {
-                    feeder.number_run(*run, meta);
-                }
-                continue;
-            }
             let advances = matches!(
                 item,
                 TraceItem::Batch { .. } | TraceItem::Clock { .. } | TraceItem::Run { .. }

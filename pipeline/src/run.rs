@@ -227,41 +227,30 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
 }
 
 /// The seq a run continuing the WAL files `wal` (of node `node` only) starts at: one
-/// past the last event they hold whole. A torn tail (a run killed while writing) ends
-/// a file, a corrupt frame is skipped, as replay does.
+/// past the last event they hold whole, read from the frames' headers alone (a restart
+/// must not decode an hour of WAL before it captures again). A torn tail ends a file,
+/// a corrupt frame is skipped, as replay does.
 pub fn wal_next_seq(wal: &[PathBuf], node: &str) -> Result<u64> {
     use ritma_sources::trace::{TraceError, TraceItem, TraceReader};
     let mut next = 0;
     for path in wal {
         let mut reader = TraceReader::open(path)?;
         loop {
-            match reader.next_item() {
-                Ok(Some(TraceItem::Run { meta, .. })) => {
-                    if meta.node != node {
-                        bail!(
-                            "{}: a run of node {}, but this run is node {node}: a store holds one node",
-                            path.display(),
-                            meta.node
-                        );
+            match reader.skim() {
+                Ok(Some(s)) => {
+                    if let Some(TraceItem::Run { meta, .. } | TraceItem::Continue { meta, .. }) =
+                        &s.item
+                    {
+                        if meta.node != node {
+                            bail!(
+                                "{}: a run of node {}, but this run is node {node}: a store holds one node",
+                                path.display(),
+                                meta.node
+                            );
+                        }
                     }
-                    next = next.max(meta.first_seq);
+                    next = next.max(s.next_seq.unwrap_or(0));
                 }
-                Ok(Some(TraceItem::Continue { meta, next_seq, .. })) => {
-                    if meta.node != node {
-                        bail!(
-                            "{}: a run of node {}, but this run is node {node}: a store holds one node",
-                            path.display(),
-                            meta.node
-                        );
-                    }
-                    next = next.max(next_seq);
-                }
-                Ok(Some(TraceItem::Batch { events, .. })) => {
-                    if let Some(e) = events.last() {
-                        next = next.max(e.seq + 1);
-                    }
-                }
-                Ok(Some(_)) => {}
                 Ok(None) | Err(TraceError::TornTail { .. }) => break,
                 Err(e) if e.is_skippable() => {
                     if reader.skip_corrupt()?.is_none() {

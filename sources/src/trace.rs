@@ -225,6 +225,18 @@ pub enum TraceItem {
     Health(HealthNote),
 }
 
+/// A frame moved past by [`TraceReader::skim`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skimmed {
+    /// Where the frame starts.
+    pub offset: u64,
+    pub run: u16,
+    /// A run or continue frame's item; `None` for any other frame.
+    pub item: Option<TraceItem>,
+    /// The frame's run's next seq after it (`None` for a run the file has not started).
+    pub next_seq: Option<u64>,
+}
+
 /// What a health frame says (FORMAT.md §7.2).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HealthNote {
@@ -742,6 +754,60 @@ impl TraceReader {
             )));
         }
         Ok(())
+    }
+
+    /// Moves past the next frame reading only its header (and, for a run or continue
+    /// frame, its RunMeta), its payload unread and unchecked: for a reader that needs where
+    /// the runs' seqs stand, not the events (a restart skipping to its restart point, the
+    /// next seq of a WAL). Keeps the runs' numbering and next seqs as reading would.
+    /// `None` at the end of the file or at a torn tail.
+    pub fn skim(&mut self) -> Result<Option<Skimmed>, TraceError> {
+        let mut hb = [0u8; FRAME_HEADER_LEN];
+        if read_full(&mut self.file, &mut hb).map_err(|e| self.io(e))? < FRAME_HEADER_LEN {
+            return Ok(None);
+        }
+        let h = FrameHeader::parse(&hb).map_err(|r| self.corrupt(r))?;
+        if h.comp_len > MAX_PAYLOAD_LEN || h.raw_len > MAX_PAYLOAD_LEN {
+            return Err(self.corrupt("payload length exceeds its bound"));
+        }
+        let item = match h.kind {
+            KIND_RUN | KIND_CONTINUE => {
+                let mut payload = vec![0u8; h.comp_len as usize];
+                if read_full(&mut self.file, &mut payload).map_err(|e| self.io(e))? < payload.len()
+                {
+                    return Ok(None);
+                }
+                let head: [u8; 28] = hb[..28].try_into().expect("28 bytes");
+                if checksum(&head, &payload) != h.checksum {
+                    return Err(self.corrupt("checksum mismatch"));
+                }
+                Some(self.decode_frame(&h, &payload)?)
+            }
+            _ => {
+                let len = std::fs::metadata(&self.path).map_err(|e| self.io(e))?.len();
+                if self.offset + (FRAME_HEADER_LEN as u64) + u64::from(h.comp_len) > len {
+                    return Ok(None);
+                }
+                self.file
+                    .seek_relative(i64::from(h.comp_len))
+                    .map_err(|e| self.io(e))?;
+                if h.kind == KIND_BATCH {
+                    if let Some(n) = self.next_seq.get_mut(h.run as usize) {
+                        *n = h.first_seq + u64::from(h.count);
+                    }
+                }
+                None
+            }
+        };
+        let at = self.offset;
+        self.offset += (FRAME_HEADER_LEN + h.comp_len as usize) as u64;
+        self.frame += 1;
+        Ok(Some(Skimmed {
+            offset: at,
+            run: h.run,
+            item,
+            next_seq: self.next_seq.get(h.run as usize).copied(),
+        }))
     }
 
     /// After a corrupt frame: moves to the next frame whose checksum is valid and
@@ -1593,6 +1659,50 @@ mod tests {
             "{}",
             bad(1, 15)
         );
+    }
+
+    #[test]
+    fn skimming_numbers_the_runs_and_follows_their_seqs_without_reading_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.rtrace");
+        let offsets = write_sample(&p);
+        let mut r = TraceReader::open(&p).unwrap();
+        let first = r.skim().unwrap().unwrap();
+        assert_eq!(
+            first.item,
+            Some(TraceItem::Run {
+                run: 0,
+                meta: meta("n1", 0)
+            })
+        );
+        let mut seen = Vec::new();
+        while let Some(s) = r.skim().unwrap() {
+            assert!(s.item.is_none());
+            seen.push((s.offset, s.next_seq));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (offsets[0], Some(10)),
+                (offsets[1], Some(20)),
+                (offsets[2], Some(30))
+            ]
+        );
+        // A torn tail ends the skim; a reader skimmed to a frame reads on from it.
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() - 3]).unwrap();
+        let mut r = TraceReader::open(&p).unwrap();
+        while r.offset() < offsets[1] {
+            r.skim().unwrap().unwrap();
+        }
+        assert_eq!(
+            r.next_item().unwrap(),
+            Some(TraceItem::Batch {
+                run: 0,
+                events: events(10, 10)
+            })
+        );
+        assert_eq!(r.skim().unwrap(), None);
     }
 
     /// A batch frame of run 0 from `first_seq` whose header states `raw_len` for the
