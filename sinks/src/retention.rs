@@ -323,9 +323,10 @@ impl NodePlan {
 /// verifying the whole store (its cost would grow with the store): each hour's window
 /// records are checked against its hour seal from the node log's frontier before it, which
 /// the state saved at the hour before holds (FORMAT.md §3.15); an hour that cannot be
-/// checked so is kept, with every later one, and said in `unchecked`. The kept hours' blocks are read only when
-/// a planned hour's events name CAS blobs (Full capture). An interrupted deletion is
-/// finished first, as by [`plan`].
+/// checked so is kept, with every later one, and said in `unchecked`. CAS blobs are not
+/// freed: the run's source names a kept blob in every later event of its executable, so
+/// a blob no sealed window names may be named by the next (`ritma retention`, with the
+/// store to itself, frees them). An interrupted deletion is finished first, as by [`plan`].
 pub fn plan_running(
     root: &Path,
     keep_ns: u64,
@@ -340,7 +341,6 @@ pub fn plan_running(
     let frozen = crate::case::frozen_cases(root).map_err(|e| invalid(root, e.to_string()))?;
     let mut out = NodePlan::empty(root, &meta.node);
     let mut unchecked = Vec::new();
-    let mut names_blobs = false;
     let mut old_enough = true;
     for hour_dir in hour_dirs(root).map_err(RetentionError::NotVerified)? {
         let dir = root.join(&hour_dir);
@@ -387,13 +387,11 @@ pub fn plan_running(
             old_enough = false;
             continue;
         }
-        names_blobs = names_blobs || !blobs_of(root, &records)?.is_empty();
         out.push_hour(&meta, hour_dir, hour, log_start, &records)?;
     }
-    out.free_blobs = names_blobs;
-    if names_blobs {
-        out.plan_blobs()?;
-    }
+    // The CAS is left alone: the run's source names a blob it kept in every later event
+    // of that executable, so a blob no sealed window names may be named by the next one.
+    out.free_blobs = false;
     Ok((out, unchecked))
 }
 
@@ -434,18 +432,6 @@ fn check_against_seal(
         return Err("its window records do not give its hour seal's node log".into());
     }
     Ok(())
-}
-
-/// The CAS blobs the events of `records`' windows name.
-fn blobs_of(
-    root: &Path,
-    records: &[(WindowRecord, Vec<u8>)],
-) -> Result<HashSet<Hash32>, RetentionError> {
-    let mut named = HashSet::new();
-    for (record, _) in records {
-        named.extend(payload_refs(root, record)?);
-    }
-    Ok(named)
 }
 
 /// The `payload_ref`s of one window's events.
