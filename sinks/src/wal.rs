@@ -225,6 +225,25 @@ mod tests {
         assert!(RestartPoint::decode(&trailing).is_err());
     }
 
+    #[test]
+    fn the_restart_point_decoder_takes_any_damage_without_panicking() {
+        let good = RestartPoint {
+            cut: 7200,
+            file: format!("{:019}.rtrace", 7_200_000_000_000u64),
+            offset: 4242,
+            state: [7; 32],
+        }
+        .encode();
+        for i in 0..good.len() {
+            for bit in 0..8 {
+                let mut b = good.clone();
+                b[i] ^= 1 << bit;
+                let _ = RestartPoint::decode(&b);
+            }
+            let _ = RestartPoint::decode(&good[..i]);
+        }
+    }
+
     /// A store directory with WAL files of three hours and a restart point in the third.
     fn store_with_wal() -> (tempfile::TempDir, Vec<String>) {
         let d = tempfile::tempdir().unwrap();

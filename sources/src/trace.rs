@@ -1705,6 +1705,41 @@ mod tests {
         assert_eq!(r.skim().unwrap(), None);
     }
 
+    proptest::proptest! {
+        /// Skimming never panics: not on arbitrary bytes after the magic, not on a valid
+        /// trace with bytes flipped.
+        #[test]
+        fn skimming_takes_any_bytes(
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            flips in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 1..6),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("a.rtrace");
+            let skim_all = |p: &Path| {
+                let mut r = TraceReader::open(p).unwrap();
+                for _ in 0..1000 {
+                    match r.skim() {
+                        Ok(Some(_)) => {}
+                        _ => break,
+                    }
+                }
+            };
+            let mut bytes = FILE_MAGIC.to_vec();
+            bytes.extend(&noise);
+            std::fs::write(&p, &bytes).unwrap();
+            skim_all(&p);
+            let p = dir.path().join("b.rtrace");
+            write_sample(&p);
+            let mut bytes = std::fs::read(&p).unwrap();
+            for (i, x) in flips {
+                let n = bytes.len() - 8;
+                bytes[8 + i % n] ^= x;
+            }
+            std::fs::write(&p, &bytes).unwrap();
+            skim_all(&p);
+        }
+    }
+
     /// A batch frame of run 0 from `first_seq` whose header states `raw_len` for the
     /// payload `raw`, with a valid checksum.
     fn frame_claiming(raw: &[u8], raw_len: u32, first_seq: u64, count: u32) -> Vec<u8> {
