@@ -470,3 +470,89 @@ fn a_live_run_deletes_its_aged_hours_as_it_goes_and_restarts_after() {
         .output()
         .success();
 }
+
+/// A file-writing loop in `dir` (each round an open, a write and a close), until killed.
+fn file_load(dir: &Path) -> std::process::Child {
+    std::fs::create_dir_all(dir).unwrap();
+    Command::new("sh")
+        .args(["-c", "while :; do echo x > f; done"])
+        .current_dir(dir)
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_restart_sealing_a_long_wal_under_load_reads_the_new_frames_back_from_the_wal() {
+    let test = "a_restart_sealing_a_long_wal_under_load_reads_the_new_frames_back_from_the_wal";
+    if live::skip_without_root(test) {
+        return;
+    }
+    let d = Dir::new();
+    let mut load = file_load(&d.join("load"));
+    let run = |secs: &str| {
+        let out = d
+            .ritma(&["run", "--out", "s", "--node", "busy", "--duration", secs])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "ritma run failed: {err}");
+        err
+    };
+    run("8");
+    // The restart seals the first run's WAL again while the capture goes on under load:
+    // the frames it writes meanwhile outgrow the hand-off, and come back from the WAL.
+    let err = run("8");
+    load.kill().unwrap();
+    load.wait().unwrap();
+    assert!(err.contains("sealing 1 WAL file(s) again first"), "{err}");
+    assert!(err.contains("reading the WAL back from"), "{err}");
+    d.ritma(&["verify", "s", "--trust-embedded-key"])
+        .output()
+        .success();
+    // Every frame was fed once, in order: the WAL sealed again gives the store.
+    let sealed = |root: &Path| {
+        let mut t = tree(root);
+        t.retain(|p, _| !p.starts_with("wal"));
+        t
+    };
+    let before = sealed(&d.join("s"));
+    d.ritma(&["replay", "--wal", "--out", "s"])
+        .output()
+        .success();
+    // And so does the WAL replayed into a new store.
+    let store = d.join("s");
+    let key = store.join("_meta/keys/signing.key");
+    let mut args = vec!["replay".to_owned()];
+    args.extend(
+        wal_names(&store)
+            .iter()
+            .map(|n| store.join("wal").join(n).display().to_string()),
+    );
+    args.extend([
+        "--out".into(),
+        "r".into(),
+        "--key".into(),
+        key.display().to_string(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    d.ritma(&args).output().success();
+    let mut replayed = sealed(&d.join("r"));
+    replayed.retain(|p, _| !p.ends_with("signing.key"));
+    for (name, after) in [
+        ("the WAL sealed again", sealed(&store)),
+        ("a new store", replayed),
+    ] {
+        let mut before = before.clone();
+        before.retain(|p, _| !p.ends_with("signing.key"));
+        let mut after = after;
+        after.retain(|p, _| !p.ends_with("signing.key"));
+        assert_eq!(
+            before.keys().collect::<Vec<_>>(),
+            after.keys().collect::<Vec<_>>(),
+            "{name}"
+        );
+        for (p, b) in &before {
+            assert!(after[p] == *b, "{} differs in {name}", p.display());
+        }
+    }
+}

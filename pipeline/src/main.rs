@@ -5,6 +5,7 @@ mod config;
 mod exes;
 mod fleet;
 mod latency;
+mod live_link;
 mod metrics;
 mod progress;
 mod prove;

@@ -22,7 +22,8 @@
 //! seals them as health records and the counted calls as probe_detached loss.
 
 use crate::exes::{ExeCatalog, ExePolicy, ExeStats};
-use crate::replay::{LiveItem, WalPos};
+use crate::live_link::LiveSender;
+use crate::replay::WalPos;
 use anyhow::{bail, Context, Result};
 use ritma_ebpf::system::{self, Capability};
 use ritma_ebpf::{DropCounts, EbpfError, Gap, HookMonitor, Sensor, SensorConfig};
@@ -36,7 +37,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
 /// Most events in one batch frame.
@@ -388,7 +388,7 @@ pub struct Recorder {
     decode_errors: u64,
     decode_errors_written: u64,
     /// A live run's dataflow: every frame is sent after it is on disk (the WAL first).
-    items: Option<SyncSender<LiveItem>>,
+    items: Option<LiveSender>,
     clock: Option<ClockFrames>,
     /// A live run's WAL goes on in a new file at each hour.
     rotation: Option<WalRotation>,
@@ -401,7 +401,7 @@ impl Recorder {
     pub fn new(
         writer: TraceWriter,
         run: u16,
-        items: Option<SyncSender<LiveItem>>,
+        items: Option<LiveSender>,
         clock: Option<ClockFrames>,
         exes: ExePolicy,
     ) -> Self {
@@ -427,15 +427,16 @@ impl Recorder {
         self.writer.next_seq(self.run).unwrap_or(0)
     }
 
-    /// Hands the frame written last to the dataflow; fails once the dataflow has stopped.
+    /// Hands the frame written last to the dataflow (never waiting for it: see
+    /// `live_link`); fails once the dataflow has stopped.
     fn send(&self, item: TraceItem) -> Result<()> {
         match &self.items {
-            Some(tx) => {
+            Some(link) => {
                 let pos = WalPos {
                     file: self.writer.path().to_owned(),
                     offset: self.writer.last_frame_offset(),
                 };
-                tx.send(LiveItem { item, pos })
+                link.send(item, pos, self.writer.end_offset())
                     .map_err(|_| anyhow::anyhow!("the sealing dataflow stopped"))
             }
             None => Ok(()),

@@ -10,6 +10,7 @@
 //! output is byte-identical for any number of workers.
 
 use crate::latency::Latencies;
+use crate::live_link::{LiveReceiver, Next};
 use crate::store_writer::{HourWrite, StateWrite, StoreWriter, WindowWrite};
 use crate::taint::taint_changes;
 use anyhow::{bail, Result};
@@ -43,7 +44,6 @@ use ritma_sources::trace::{
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use timely::dataflow::channels::pact::{Exchange as ExchangePact, Pipeline};
@@ -266,6 +266,11 @@ enum StatePiece {
         names: Option<SavedNames>,
     },
     Cone(Vec<PartialEntry>),
+    /// One worker's share of the node's live taint sightings.
+    Taint {
+        flows: Vec<(Id128, Id128, u64)>,
+        seeds: Vec<(Id128, u64)>,
+    },
 }
 
 /// A canonical event or a loss, on its way to attribution (events are the common case,
@@ -448,6 +453,12 @@ enum AttrOut {
         node: u32,
         flows: Vec<(Id128, Id128)>,
         seeds: Vec<Id128>,
+    },
+    /// A node's cut (the hour's first window) reached this shard, at the window before it:
+    /// the taint relation saves its live sightings there too.
+    Cut {
+        node: u32,
+        cut: u64,
     },
 }
 
@@ -722,7 +733,7 @@ pub fn replay(cfg: ReplayConfig) -> Result<ReplaySummary> {
 pub fn start_live(
     cfg: &ReplayConfig,
     meta: RunMeta,
-    items: Receiver<LiveItem>,
+    items: LiveReceiver,
     lock: StoreLock,
 ) -> Result<Sealing> {
     let mut nodes = if cfg.traces.is_empty() {
@@ -755,7 +766,7 @@ enum ItemSource {
     /// Earlier runs' WAL files, then the live run's items.
     Live {
         wal: Vec<PathBuf>,
-        items: Mutex<Option<Receiver<LiveItem>>>,
+        items: Mutex<Option<LiveReceiver>>,
     },
 }
 
@@ -1171,6 +1182,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                 // The state after the window, at a cut: this shard's actors; the
                                 // names (the same on every shard) and the source's state once.
                                 if let Some((feed, pos)) = cuts.remove(&node) {
+                                    session.give(AttrOut::Cut { node, cut: w + 1 });
                                     let saved = tables.get(&node).map(|t| t.0.export()).unwrap_or_default();
                                     let first = shard == 0;
                                     part.state.push(StatePiece::Actors { actors: saved.actors, names: first.then_some((saved.cgroups, saved.exes)) });
@@ -1199,21 +1211,22 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                 },
             );
 
-            let mut attributed = attributed.partition(2, |o| (matches!(o, AttrOut::Taint { .. }) as u64, o)).into_iter();
+            let mut attributed = attributed.partition(2, |o| (!matches!(o, AttrOut::Part(_)) as u64, o)).into_iter();
             let (Some(parts), Some(taint_out)) = (attributed.next(), attributed.next()) else {
                 unreachable!("partition makes two streams");
             };
-            let parts = parts.flat_map(|o| match o { AttrOut::Part(p) => Some(p), AttrOut::Taint { .. } => None });
+            let parts = parts.flat_map(|o| match o { AttrOut::Part(p) => Some(p), _ => None });
+            let cut_marks = taint_out.clone().flat_map(|o| match o { AttrOut::Cut { node, cut } => Some((node, cut)), _ => None });
             // Taint: flows of the windows' edges from the actors that matched a cone.
             let restored_taint = restored_taint.flat_map(|r| match r { Routed::Taint { node, flows, seeds } => Some((node, flows, seeds)), _ => None });
             let flows = taint_out.clone().flat_map(|o| match o {
                 AttrOut::Taint { node, flows, .. } => flows.into_iter().map(|(from, to)| ((node, from, to), None)).collect(),
-                AttrOut::Part(_) => Vec::new(),
+                _ => Vec::new(),
             }).concat(restored_taint.clone().flat_map(|(node, flows, _)| flows.into_iter().map(move |(from, to, w)| ((node, from, to), Some(w)))));
             // Seeds: actors that matched a step cone or fired a detector cone.
             let detector_seeds = taint_out.flat_map(|o| match o {
                 AttrOut::Taint { node, seeds, .. } => seeds.into_iter().map(|s| (node, s)).collect(),
-                AttrOut::Part(_) => Vec::new(),
+                _ => Vec::new(),
             });
             let seeds = cone_parts
                 .clone()
@@ -1224,11 +1237,23 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                 .concat(detector_seeds)
                 .map(|s| (s, None))
                 .concat(restored_taint.flat_map(|(node, _, seeds)| seeds.into_iter().map(move |(s, w)| ((node, s), Some(w)))));
-            let taint = taint_changes(flows, seeds, taint_ttl).map(|c| WindowPart { node: c.node, window: c.window, taint: vec![c], ..Default::default() });
+            let taint = taint_changes(flows, seeds, cut_marks, taint_ttl);
+            // The live sightings at a cut go to the node's sealer as state shares.
+            let live_flows = taint.live_flows.map(|(node, window, flows)| {
+                let flows = flows.into_iter().map(|((_, from, to), w)| (from, to, w)).collect();
+                WindowPart { node, window, state: vec![StatePiece::Taint { flows, seeds: Vec::new() }], ..Default::default() }
+            });
+            let live_seeds = taint.live_seeds.map(|(node, window, seeds)| {
+                let seeds = seeds.into_iter().map(|((_, s), w)| (s, w)).collect();
+                WindowPart { node, window, state: vec![StatePiece::Taint { flows: Vec::new(), seeds }], ..Default::default() }
+            });
+            let taint = taint.changes.map(|c| WindowPart { node: c.node, window: c.window, taint: vec![c], ..Default::default() });
 
             parts
                 .concat(cone_parts)
                 .concat(taint)
+                .concat(live_flows)
+                .concat(live_seeds)
                 .unary_frontier::<timely::container::CapacityContainerBuilder<Vec<(u32, u64)>>, _, _, _>(
                     ExchangePact::new(|p: &WindowPart| node_route(p.node)),
                     "window-merkle",
@@ -1298,7 +1323,6 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                             index: None,
                                             raises: ModeRaises::new(mode, taint_ttl),
                                             taint_ttl,
-                                            sightings: Sightings::default(),
                                             saved_state: None,
                                         };
                                         if let Some((state, digest)) = restored {
@@ -1432,41 +1456,6 @@ fn restore_input(input: &mut SourceInput, node: u32, state: &DataflowState) {
     input.advance_to(state.cut);
 }
 
-/// The taint flows and seeds a node sighted that are still live, each with the last
-/// window it was sighted in: a saved state's share of the taint relation.
-#[derive(Default)]
-struct Sightings {
-    flows: HashMap<(Id128, Id128), u64>,
-    seeds: HashMap<Id128, u64>,
-}
-
-impl Sightings {
-    /// Takes `window`'s sightings and lets go of those no window after it has live.
-    fn sight(&mut self, window: u64, edges: &[Edge], seeds: &[Id128], ttl: u64) {
-        for (from, to) in edges.iter().flat_map(taint_flows) {
-            self.flows.insert((from, to), window);
-        }
-        for s in seeds {
-            self.seeds.insert(*s, window);
-        }
-        self.flows.retain(|_, w| *w + ttl > window);
-        self.seeds.retain(|_, w| *w + ttl > window);
-    }
-
-    fn export(
-        &self,
-    ) -> (
-        Vec<(Id128, Id128, u64)>,
-        ritma_operators::capture_mode::IdCounts,
-    ) {
-        let mut flows: Vec<_> = self.flows.iter().map(|(&(f, t), &w)| (f, t, w)).collect();
-        flows.sort_unstable();
-        let mut seeds: Vec<_> = self.seeds.iter().map(|(&s, &w)| (s, w)).collect();
-        seeds.sort_unstable();
-        (flows, seeds)
-    }
-}
-
 /// One node's sealing state on the worker that owns it: log, hour seals, store, index.
 struct NodeSink {
     log: NodeLog,
@@ -1479,8 +1468,6 @@ struct NodeSink {
     /// Which actors triggers raised above the base mode.
     raises: ModeRaises,
     taint_ttl: u64,
-    /// The live taint sightings, for a saved state.
-    sightings: Sightings,
     /// The digest of the state saved after the window sealed last, for the next record.
     saved_state: Option<Hash32>,
 }
@@ -1531,8 +1518,6 @@ impl NodeSink {
         // Taint sorted first: the raised set is then one function of the window's inputs.
         taint.sort();
         self.raises.advance(window, &raising.seeds, &taint);
-        self.sightings
-            .sight(window, &contents.edges, &raising.seeds, self.taint_ttl);
         contents.state = self.saved_state.take();
         contents.dict.extend(
             raising
@@ -1609,12 +1594,6 @@ impl NodeSink {
         self.hours.restore(state.prev_hour.clone(), frontier);
         self.raises
             .restore(&state.raised_seeds, &state.raised_reached);
-        self.sightings.flows = state
-            .taint_flows
-            .iter()
-            .map(|&(f, t, w)| ((f, t), w))
-            .collect();
-        self.sightings.seeds = state.taint_seeds.iter().copied().collect();
         self.saved_state = Some(digest);
     }
 
@@ -1625,6 +1604,8 @@ impl NodeSink {
         let node = self.writer.meta().node.clone();
         let (mut feed, mut names, mut partials) = (None, None, None);
         let mut actors = Vec::new();
+        // Each worker's share of the live sightings; a sighting in several keeps its latest.
+        let (mut flows, mut seeds) = (BTreeMap::new(), BTreeMap::new());
         for p in pieces {
             match p {
                 StatePiece::Feed(f, pos) => feed = Some((f, pos)),
@@ -1636,6 +1617,16 @@ impl NodeSink {
                     names = names.or(n);
                 }
                 StatePiece::Cone(c) => partials = Some(c),
+                StatePiece::Taint { flows: f, seeds: s } => {
+                    for (from, to, w) in f {
+                        let last = flows.entry((from, to)).or_insert(w);
+                        *last = (*last).max(w);
+                    }
+                    for (seed, w) in s {
+                        let last = seeds.entry(seed).or_insert(w);
+                        *last = (*last).max(w);
+                    }
+                }
             }
         }
         let (Some((feed, pos)), Some((cgroups, exes)), Some(partials)) = (feed, names, partials)
@@ -1656,7 +1647,8 @@ impl NodeSink {
         };
         actors.sort_by_key(|a| a.record.actor);
         let (raised_seeds, raised_reached) = self.raises.export();
-        let (taint_flows, taint_seeds) = self.sightings.export();
+        let taint_flows = flows.into_iter().map(|((f, t), w)| (f, t, w)).collect();
+        let taint_seeds = seeds.into_iter().collect();
         let log = self.log.frontier();
         let state = DataflowState {
             node: node.clone(),
@@ -2359,7 +2351,7 @@ fn feed(
     traces: &[PathBuf],
     start: Option<&WalPos>,
     positions: bool,
-    live: Option<Receiver<LiveItem>>,
+    live: Option<LiveReceiver>,
     mut feeder: Feeder,
     mut intake: Intake<'_, impl Fn() -> bool>,
 ) -> Result<FeedCounts, String> {
@@ -2375,9 +2367,9 @@ fn feed(
         progress.finish();
         return Ok(feeder.counts);
     }
-    if let Some(items) = live {
+    if let Some(mut items) = live {
         progress.finish();
-        feed_items(&items, &mut feeder, &mut intake)?;
+        feed_items(&mut items, &mut feeder, &mut intake)?;
     }
     let (counts, end) = feeder.finish(intake.input, |w| progress.warn(w));
     if let Some(end) = end {
@@ -2466,24 +2458,23 @@ fn feed_files(
 /// Feeds the live items until the capture loop hangs up, or sealing failed (dropping
 /// the receiver then stops the capture loop, which reports the error).
 fn feed_items(
-    items: &Receiver<LiveItem>,
+    items: &mut LiveReceiver,
     feeder: &mut Feeder,
     intake: &mut Intake<'_, impl Fn() -> bool>,
 ) -> Result<(), String> {
-    use std::sync::mpsc::TryRecvError;
     while !(intake.failed)() {
-        match items.try_recv() {
-            Ok(LiveItem { item, pos }) => {
+        match items.next()? {
+            Next::Item(LiveItem { item, pos }) => {
                 feeder.item(item, &Some(pos), intake.input, intake.clock)?;
                 for w in feeder.warnings.drain(..) {
                     eprintln!("ritma: {w}");
                 }
                 intake.catch_up(feeder.epoch);
             }
-            Err(TryRecvError::Empty) => {
+            Next::Empty => {
                 intake.worker.step_or_park(Some(Duration::from_millis(5)));
             }
-            Err(TryRecvError::Disconnected) => break,
+            Next::Ended => break,
         }
     }
     Ok(())

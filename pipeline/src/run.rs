@@ -14,9 +14,10 @@
 //! point names are deleted once the hour is saved (and shipped, when shipping).
 
 use crate::exes::ExePolicy;
+use crate::live_link;
 use crate::metrics::{MetricsServer, RunMetrics};
 use crate::record::{self, ClockFrames, RecordSummary, Recorder};
-use crate::replay::{self, LiveItem, ReplayConfig, ReplaySummary, Resume, WalPos};
+use crate::replay::{self, ReplayConfig, ReplaySummary, Resume, WalPos};
 use anyhow::{bail, Context, Result};
 use ritma_schemas::records::CaptureMode;
 use ritma_sinks::keys::Keystore;
@@ -27,9 +28,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Frames the capture loop may hand ahead of the dataflow before it waits (and the
-/// ring buffer, not memory, takes up the slack; its drops are counted as loss).
-const ITEMS_IN_FLIGHT: usize = 64;
+/// Frames the capture loop may hand ahead of the dataflow through memory; beyond them
+/// the dataflow reads the frames back from the WAL (`live_link`), so capture never waits.
+const ITEMS_IN_FLIGHT: usize = 8;
 
 /// How long a stopping run waits for its last windows to be shipped.
 const SHIP_GRACE: Duration = Duration::from_secs(10);
@@ -135,16 +136,14 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
         resume,
         wal: true,
     };
-    let (tx, rx) = std::sync::mpsc::sync_channel(ITEMS_IN_FLIGHT);
+    let (tx, rx) = live_link::link(ITEMS_IN_FLIGHT);
     // The run frame first: the dataflow learns the node from it, as a replay does.
-    tx.send(LiveItem {
-        item: ritma_sources::trace::TraceItem::Run {
-            run,
-            meta: live.meta.clone(),
-        },
-        pos: run_pos,
-    })
-    .expect("the receiver is alive");
+    let run_item = ritma_sources::trace::TraceItem::Run {
+        run,
+        meta: live.meta.clone(),
+    };
+    tx.send(run_item, run_pos, writer.end_offset())
+        .expect("the receiver is alive");
     let sealing = replay::start_live(&seal_cfg, live.meta.clone(), rx, lock)?;
     let shipper = crate::fleet::RunShipper::start(&cfg.ship, &cfg.out, &cfg.node)?;
     if let (Some(m), Some(s)) = (&metrics, &shipper) {

@@ -12,14 +12,25 @@ use differential_dataflow::operators::Iterate;
 use differential_dataflow::{AsCollection, VecCollection};
 use ritma_operators::taint::TaintChange;
 use ritma_schemas::Id128;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::{Capability, Operator};
 use timely::dataflow::StreamVec;
 
 /// A flow or seed sighted, with the window it was sighted in when that is not its timestamp.
 pub type Sighting<D> = (D, Option<u64>);
+
+/// What `taint_changes` makes: the changes, and the live sightings at each cut.
+pub struct TaintStreams<'scope> {
+    pub changes: StreamVec<'scope, u64, TaintChange>,
+    /// Per cut and node, one share per worker: the live flows `((node, from, to), last window)`.
+    pub live_flows: StreamVec<'scope, u64, LiveAtCut<(u32, Id128, Id128)>>,
+    /// Likewise the live seeds `((node, actor), last window)`.
+    pub live_seeds: StreamVec<'scope, u64, LiveAtCut<(u32, Id128)>>,
+}
 
 /// The changes of the tainted set, each at timestamp = its window.
 ///
@@ -34,18 +45,31 @@ pub type Sighting<D> = (D, Option<u64>);
 /// A sighting may name the window it was made in (`Some(w)`, earlier than its timestamp):
 /// a restored state's live sightings re-enter so, at the window before the cut, and age
 /// out as they would have. `None` is a sighting at its timestamp.
+///
+/// `cuts` are `(node, cut)` at timestamp `cut - 1`, on every worker: for each, the node's
+/// flows and seeds live at `cut - 1` come out at that timestamp (a saved state's share of
+/// the relation; re-fed so, they give the same changes from the cut on).
 pub fn taint_changes<'scope>(
     flows: StreamVec<'scope, u64, Sighting<(u32, Id128, Id128)>>,
     seeds: StreamVec<'scope, u64, Sighting<(u32, Id128)>>,
+    cuts: StreamVec<'scope, u64, (u32, u64)>,
     ttl_windows: u64,
-) -> StreamVec<'scope, u64, TaintChange> {
+) -> TaintStreams<'scope> {
     // Flows are the bulk of the state: one arrangement, outside the loop, holds them. A flow
     // sighted twice has count 2; no `distinct` is needed as the loop's `distinct` makes
     // reachability a set whatever the multiplicities.
-    let live_flows = lifetimes(flows, ttl_windows, "taint-flow-lifetimes")
+    let (live_flows, flows_at_cut) = lifetimes(
+        flows,
+        cuts.clone(),
+        ttl_windows,
+        |f| f.0,
+        "taint-flow-lifetimes",
+    );
+    let live_flows = live_flows
         .map(|(node, from, to)| ((node, from), to))
         .arrange_by_key();
-    let live_seeds = lifetimes(seeds, ttl_windows, "taint-seed-lifetimes");
+    let (live_seeds, seeds_at_cut) =
+        lifetimes(seeds, cuts, ttl_windows, |s| s.0, "taint-seed-lifetimes");
     // Reached sets keyed by (node, entity) so they join with flows keyed by (node, from).
     let roots = live_seeds.map(|(node, seed)| ((node, seed), seed));
     let reached = roots.clone().iterate(|scope, reached| {
@@ -61,7 +85,11 @@ pub fn taint_changes<'scope>(
         .filter(|((_, entity), seed)| entity != seed)
         .map(|((node, entity), seed)| (node, seed, entity))
         .consolidate();
-    to_changes(tainted)
+    TaintStreams {
+        changes: to_changes(tainted),
+        live_flows: flows_at_cut,
+        live_seeds: seeds_at_cut,
+    }
 }
 
 /// What one window contributes to a single-seed query: its number, its taint flows, and
@@ -95,7 +123,9 @@ pub fn reachable_from(
         worker.dataflow::<u64, _, _>(|scope| {
             let flows = flow_in.to_stream(scope).map(|f| (f, None));
             let seeds = seed_in.to_stream(scope).map(|s| (s, None));
-            taint_changes(flows, seeds, ttl_windows)
+            let no_cuts = timely::dataflow::operators::generic::operator::empty(scope);
+            taint_changes(flows, seeds, no_cuts, ttl_windows)
+                .changes
                 .inspect(move |c| sink.lock().expect("taint sink").push(c.clone()))
                 .probe_with(&probe);
         });
@@ -122,64 +152,118 @@ pub fn reachable_from(
         .collect()
 }
 
+/// What a node's sightings were at a cut, from one worker: `(node, window before the cut,
+/// [(flow or seed, last window sighted)])`, each live at the window before the cut
+/// (sighted before the cut, aging out at the cut or later). Sent at the window before the cut.
+pub type LiveAtCut<D> = (u32, u64, Vec<(D, u64)>);
+
 /// Each sighting at `w`, live for `w ..= w + ttl - 1`, as the updates `+1 @ w`, `-1 @ w + ttl`
-/// (a sighting naming an earlier window `s`: `+1` at its timestamp, `-1 @ s + ttl`).
+/// (a sighting naming an earlier window `s`: `+1` at its timestamp, `-1 @ s + ttl`); and, for
+/// each `(node, cut)` of `cuts` (at timestamp `cut - 1`), the node's sightings live then.
 ///
 /// The retraction is sent only once the input reaches `w + ttl`: sent at once, it would wait
 /// in the arrangement's batcher for the whole lifetime, re-sorted at every window, at about
 /// twice the memory of the sighting held here. Retractions not yet due when the input ends
 /// are dropped: no window follows the end (merged all at once, they set the peak memory
-/// of a long replay).
-fn lifetimes<'scope, D: Clone + 'static>(
-    sightings: StreamVec<'scope, u64, (D, Option<u64>)>,
+/// of a long replay). The retractions held are also what a saved state needs of the taint
+/// relation, so a cut reads them rather than another copy of the live sightings.
+fn lifetimes<'scope, D: Clone + Ord + 'static>(
+    sightings: StreamVec<'scope, u64, Sighting<D>>,
+    cuts: StreamVec<'scope, u64, (u32, u64)>,
     ttl_windows: u64,
+    node_of: fn(&D) -> u32,
     name: &str,
-) -> VecCollection<'scope, u64, D> {
-    sightings
-        .unary_frontier::<CapacityContainerBuilder<Vec<(D, u64, isize)>>, _, _, _>(
-            Pipeline,
-            name,
-            move |_, _| {
-                // Retractions not yet due, by window, each with the capability to send them.
-                let mut due: BTreeMap<u64, (Capability<u64>, Vec<D>)> = BTreeMap::new();
-                move |(input, frontier), output| {
-                    let port = output.output_index();
-                    input.for_each(|cap, data| {
-                        // A message with an empty stamp claims no window, so it has no sighting.
-                        let Some(&window) = cap.least() else { return };
-                        let mut session = output.session(&cap);
-                        for (d, seen) in data.drain(..) {
-                            let end = seen.unwrap_or(window).saturating_add(ttl_windows);
-                            // A restored sighting that aged out before the cut is not live.
-                            if end <= window {
-                                continue;
-                            }
-                            session.give((d.clone(), window, 1));
-                            due.entry(end)
-                                .or_insert_with(|| (cap.delayed(&end, port), Vec::new()))
-                                .1
-                                .push(d);
-                        }
-                    });
-                    // The input has ended: nothing comes after it, so nothing ages out after it.
-                    if frontier.is_empty() {
-                        due.clear();
+) -> (
+    VecCollection<'scope, u64, D>,
+    StreamVec<'scope, u64, LiveAtCut<D>>,
+) {
+    let mut builder = OperatorBuilder::new(name.to_owned(), sightings.scope());
+    let mut sightings = builder.new_input(sightings, Pipeline);
+    let mut cuts = builder.new_input(cuts, Pipeline);
+    let (updates_out, updates) = builder.new_output::<Vec<(D, u64, isize)>>();
+    let (live_out, live) = builder.new_output::<Vec<LiveAtCut<D>>>();
+    let mut updates_out = OutputBuilder::<_, CapacityContainerBuilder<_>>::from(updates_out);
+    let mut live_out = OutputBuilder::<_, CapacityContainerBuilder<_>>::from(live_out);
+    builder.build(move |_initial| {
+        // Retractions not yet due, by window, each with the capability to send them.
+        let mut due: BTreeMap<u64, (Capability<u64>, Vec<D>)> = BTreeMap::new();
+        // Cuts not yet answered, by cut, with the capability at the window before it.
+        let mut pending: BTreeMap<u64, (Capability<u64>, BTreeSet<u32>)> = BTreeMap::new();
+        move |frontiers| {
+            let (seen_frontier, cut_frontier) = (&frontiers[0], &frontiers[1]);
+            let mut updates_out = updates_out.activate();
+            let mut live_out = live_out.activate();
+            sightings.for_each(|cap, data| {
+                // A message with an empty stamp claims no window, so it has no sighting.
+                let Some(&window) = cap.least() else { return };
+                let mut session = updates_out.session(&cap);
+                for (d, seen) in data.drain(..) {
+                    let end = seen.unwrap_or(window).saturating_add(ttl_windows);
+                    // A restored sighting that aged out before the cut is not live.
+                    if end <= window {
+                        continue;
                     }
-                    // Due once no sighting before its window can arrive any more.
-                    while let Some(next) = due.first_entry() {
-                        if frontier.less_than(next.key()) {
-                            break;
+                    session.give((d.clone(), window, 1));
+                    due.entry(end)
+                        .or_insert_with(|| (cap.delayed(&end, 0), Vec::new()))
+                        .1
+                        .push(d);
+                }
+            });
+            cuts.for_each(|cap, data| {
+                let Some(&window) = cap.least() else { return };
+                for (node, cut) in data.drain(..) {
+                    pending
+                        .entry(cut)
+                        .or_insert_with(|| (cap.delayed(&window, 1), BTreeSet::new()))
+                        .1
+                        .insert(node);
+                }
+            });
+            // A cut is answered once every sighting before it has arrived, and before any
+            // retraction at or after it is let go (that waits for the cuts' frontier too).
+            while let Some(next) = pending.first_entry() {
+                let cut = *next.key();
+                if seen_frontier.less_than(&cut) {
+                    break;
+                }
+                let (at, nodes) = next.remove();
+                let mut live: BTreeMap<u32, BTreeMap<D, u64>> =
+                    nodes.into_iter().map(|n| (n, BTreeMap::new())).collect();
+                // Live at `cut - 1`: retracted at the cut or later, sighted before the cut.
+                for (&end, (_, ds)) in due.range(cut..cut.saturating_add(ttl_windows)) {
+                    let born = end.saturating_sub(ttl_windows);
+                    for d in ds {
+                        if let Some(of_node) = live.get_mut(&node_of(d)) {
+                            let last = of_node.entry(d.clone()).or_insert(born);
+                            *last = (*last).max(born);
                         }
-                        let (at, pending) = next.remove();
-                        let end = *at.time();
-                        output
-                            .session(&at)
-                            .give_iterator(pending.into_iter().map(|d| (d, end, -1)));
                     }
                 }
-            },
-        )
-        .as_collection()
+                let window = *at.time();
+                live_out.session(&at).give_iterator(
+                    live.into_iter()
+                        .map(|(node, of_node)| (node, window, of_node.into_iter().collect())),
+                );
+            }
+            // The inputs have ended: nothing comes after them, so nothing ages out after them.
+            if seen_frontier.is_empty() && cut_frontier.is_empty() {
+                due.clear();
+            }
+            // Due once no sighting before its window can arrive any more, nor a cut.
+            while let Some(next) = due.first_entry() {
+                if seen_frontier.less_than(next.key()) || cut_frontier.less_than(next.key()) {
+                    break;
+                }
+                let (at, pending) = next.remove();
+                let end = *at.time();
+                updates_out
+                    .session(&at)
+                    .give_iterator(pending.into_iter().map(|d| (d, end, -1)));
+            }
+        }
+    });
+    (updates.as_collection(), live)
 }
 
 /// A consolidated collection's updates as `TaintChange`s, each at its own window's timestamp.
@@ -222,7 +306,6 @@ mod tests {
     use ritma_schemas::records::{edge_flags, Edge, EdgeKind};
     use std::sync::{Arc, Mutex};
     use timely::dataflow::operators::core::Inspect;
-    use timely::dataflow::operators::vec::Map;
     use timely::dataflow::operators::Probe;
     use timely::dataflow::{InputHandleVec, ProbeHandle};
 
@@ -251,19 +334,72 @@ mod tests {
         ttl: u64,
         through: u64,
     ) -> Vec<(u64, TaintChange)> {
+        run_with_cuts(
+            workers,
+            input,
+            ttl,
+            &Span {
+                from: 0,
+                through,
+                cuts: vec![],
+                restored: Live::default(),
+            },
+        )
+        .0
+    }
+
+    /// The live sightings at cuts, merged over workers: flows and seeds with their last window.
+    #[derive(Clone, Debug, Default, PartialEq)]
+    struct Live {
+        flows: BTreeMap<LiveKey<(u32, Id128, Id128)>, u64>,
+        seeds: BTreeMap<LiveKey<(u32, Id128)>, u64>,
+    }
+
+    /// (node, the window it came out at, the flow or seed).
+    type LiveKey<D> = (u32, u64, D);
+
+    /// Which windows a run feeds, the cuts it marks, and the sightings it restores first.
+    struct Span {
+        from: u64,
+        through: u64,
+        /// `(node, cut)`, marked at `cut - 1` on every worker.
+        cuts: Vec<(u32, u64)>,
+        /// Re-fed at window `from - 1` as sightings naming their window.
+        restored: Live,
+    }
+
+    /// `taint_changes` over `span` of `input` on `workers` workers: the changes with the
+    /// timestamp each came out at, sorted, and the live sightings at the cuts (keyed by
+    /// node, the window they came out at, and the sighting).
+    fn run_with_cuts(
+        workers: usize,
+        input: &[Sighted],
+        ttl: u64,
+        span: &Span,
+    ) -> (Vec<(u64, TaintChange)>, Live) {
         let input = Arc::new(input.to_vec());
+        let (from, through) = (span.from, span.through);
+        let (cuts, restored) = (Arc::new(span.cuts.clone()), Arc::new(span.restored.clone()));
         let out: Arc<Mutex<Vec<(u64, TaintChange)>>> = Arc::new(Mutex::new(Vec::new()));
-        let sink = out.clone();
+        let live: Arc<Mutex<Live>> = Arc::default();
+        let (sink, live_sink) = (out.clone(), live.clone());
         timely::execute(timely::Config::process(workers), move |worker| {
             let (me, peers) = (worker.index(), worker.peers());
-            let mut flow_in: InputHandleVec<u64, (u32, Id128, Id128)> = InputHandleVec::new();
-            let mut seed_in: InputHandleVec<u64, (u32, Id128)> = InputHandleVec::new();
+            let mut flow_in: InputHandleVec<u64, Sighting<(u32, Id128, Id128)>> =
+                InputHandleVec::new();
+            let mut seed_in: InputHandleVec<u64, Sighting<(u32, Id128)>> = InputHandleVec::new();
+            let mut cut_in: InputHandleVec<u64, (u32, u64)> = InputHandleVec::new();
             let probe = ProbeHandle::new();
-            let sink = sink.clone();
+            let (sink, live_sink, live_sink2) =
+                (sink.clone(), live_sink.clone(), live_sink.clone());
             worker.dataflow::<u64, _, _>(|scope| {
-                let flows = flow_in.to_stream(scope).map(|f| (f, None));
-                let seeds = seed_in.to_stream(scope).map(|s| (s, None));
-                taint_changes(flows, seeds, ttl)
+                let out = taint_changes(
+                    flow_in.to_stream(scope),
+                    seed_in.to_stream(scope),
+                    cut_in.to_stream(scope),
+                    ttl,
+                );
+                out.changes
                     .inspect_core(move |event| {
                         if let Ok((stamp, changes)) = event {
                             let at = *stamp.expect_singleton();
@@ -272,26 +408,107 @@ mod tests {
                         }
                     })
                     .probe_with(&probe);
+                out.live_flows
+                    .inspect(move |(node, at, flows)| {
+                        let mut live = live_sink.lock().expect("live");
+                        for &(f, w) in flows {
+                            let last = live.flows.entry((*node, *at, f)).or_insert(w);
+                            *last = (*last).max(w);
+                        }
+                    })
+                    .probe_with(&probe);
+                out.live_seeds
+                    .inspect(move |(node, at, seeds)| {
+                        let mut live = live_sink2.lock().expect("live");
+                        for &(s, w) in seeds {
+                            let last = live.seeds.entry((*node, *at, s)).or_insert(w);
+                            *last = (*last).max(w);
+                        }
+                    })
+                    .probe_with(&probe);
             });
-            for window in 0..=through {
-                let here = input.iter().filter(|s| s.window == window);
-                for (_, s) in here.enumerate().filter(|(i, _)| i % peers == me) {
-                    for (from, to) in s.edges.iter().flat_map(taint_flows) {
-                        flow_in.send((s.node, from, to));
-                    }
-                    for &seed in &s.seeds {
-                        seed_in.send((s.node, seed));
+            let start = from.saturating_sub(1);
+            for input in [
+                &mut flow_in as &mut dyn AdvanceTo,
+                &mut seed_in,
+                &mut cut_in,
+            ] {
+                input.advance(start);
+            }
+            if me == 0 {
+                for (&(_, _, f), &w) in &restored.flows {
+                    flow_in.send((f, Some(w)));
+                }
+                for (&(_, _, s), &w) in &restored.seeds {
+                    seed_in.send((s, Some(w)));
+                }
+            }
+            for window in start..=through {
+                if window >= from {
+                    let here = input.iter().filter(|s| s.window == window);
+                    for (_, s) in here.enumerate().filter(|(i, _)| i % peers == me) {
+                        for (from, to) in s.edges.iter().flat_map(taint_flows) {
+                            flow_in.send(((s.node, from, to), None));
+                        }
+                        for &seed in &s.seeds {
+                            seed_in.send(((s.node, seed), None));
+                        }
                     }
                 }
-                flow_in.advance_to(window + 1);
-                seed_in.advance_to(window + 1);
+                // Every worker marks the cut, as every attribution shard does.
+                for &(node, cut) in cuts.iter().filter(|c| c.1 == window + 1) {
+                    cut_in.send((node, cut));
+                }
+                for input in [
+                    &mut flow_in as &mut dyn AdvanceTo,
+                    &mut seed_in,
+                    &mut cut_in,
+                ] {
+                    input.advance(window + 1);
+                }
                 worker.step_while(|| probe.less_than(flow_in.time()));
             }
         })
         .expect("timely runs");
         let mut out = std::mem::take(&mut *out.lock().expect("out"));
         out.sort_by_key(|(at, c)| (*at, c.node, c.seed, c.entity, c.diff));
-        out
+        let live = std::mem::take(&mut *live.lock().expect("live"));
+        (out, live)
+    }
+
+    /// The three inputs of a test run, advanced together.
+    trait AdvanceTo {
+        fn advance(&mut self, window: u64);
+    }
+
+    impl<D: Clone + 'static> AdvanceTo for InputHandleVec<u64, D> {
+        fn advance(&mut self, window: u64) {
+            self.advance_to(window);
+        }
+    }
+
+    /// The reference of live sightings at `cut` for `node`: each flow and seed sighted
+    /// before the cut whose last sighting is live at `cut - 1`, with that window.
+    fn live_reference(input: &[Sighted], ttl: u64, node: u32, cut: u64, live: &mut Live) {
+        for s in input.iter().filter(|s| s.node == node && s.window < cut) {
+            if s.window + ttl < cut {
+                continue;
+            }
+            for (f, t) in s.edges.iter().flat_map(taint_flows) {
+                let last = live
+                    .flows
+                    .entry((node, cut - 1, (node, f, t)))
+                    .or_insert(s.window);
+                *last = (*last).max(s.window);
+            }
+            for &seed in &s.seeds {
+                let last = live
+                    .seeds
+                    .entry((node, cut - 1, (node, seed)))
+                    .or_insert(s.window);
+                *last = (*last).max(s.window);
+            }
+        }
     }
 
     /// The reference: the tracker closed at every window through the last expiry.
@@ -414,6 +631,58 @@ mod tests {
             }
             let got: Vec<TaintChange> = got.into_iter().map(|(_, c)| c).collect();
             assert_eq!(got, expected, "{workers} workers");
+        }
+    }
+
+    #[test]
+    fn live_sightings_at_a_cut_restore_the_same_changes_for_any_worker_count() {
+        let ttl = 6;
+        let input = random_input(0x5eed_c0ff_ee00_0001, 50, 3);
+        let whole = run_dataflow_through(1, &input, ttl, 49);
+        // Cuts of two nodes at 20, one at 35 (a node's cut need not be another's).
+        let cuts = vec![(0, 20), (2, 20), (1, 35)];
+        let mut expected = Live::default();
+        for &(node, cut) in &cuts {
+            live_reference(&input, ttl, node, cut, &mut expected);
+        }
+        assert!(
+            expected.flows.len() > 10 && expected.seeds.len() >= 2,
+            "{} flows, {} seeds",
+            expected.flows.len(),
+            expected.seeds.len()
+        );
+        for workers in 1..=3 {
+            let span = Span {
+                from: 0,
+                through: 49,
+                cuts: cuts.clone(),
+                restored: Live::default(),
+            };
+            let (changes, live) = run_with_cuts(workers, &input, ttl, &span);
+            assert_eq!(
+                changes, whole,
+                "marking cuts changes nothing ({workers} workers)"
+            );
+            assert_eq!(live, expected, "{workers} workers");
+        }
+        // A run restarted at 20 from the live sightings of every node there, fed the input
+        // from 20 on, makes the uninterrupted run's changes from 20 on.
+        let mut at_20 = Live::default();
+        for node in 0..3 {
+            live_reference(&input, ttl, node, 20, &mut at_20);
+        }
+        for workers in 1..=3 {
+            let span = Span {
+                from: 20,
+                through: 49,
+                cuts: vec![],
+                restored: at_20.clone(),
+            };
+            let (changes, _) = run_with_cuts(workers, &input, ttl, &span);
+            let changes: Vec<_> = changes.into_iter().filter(|(at, _)| *at >= 20).collect();
+            let tail: Vec<_> = whole.iter().filter(|(at, _)| *at >= 20).cloned().collect();
+            assert!(!tail.is_empty());
+            assert_eq!(changes, tail, "{workers} workers");
         }
     }
 

@@ -1489,6 +1489,11 @@ impl TraceWriter {
     pub fn last_frame_offset(&self) -> u64 {
         self.last_frame
     }
+
+    /// Where the next frame will start: the end of the frames written.
+    pub fn end_offset(&self) -> u64 {
+        self.len
+    }
 }
 
 /// A frame (FORMAT.md §7.2) of `kind` with the header fields given and `raw` as its
