@@ -211,6 +211,10 @@ fn run_as_nobody_with_the_units_capabilities_seals_and_fails_naming_each_one_mis
     // A non-root process cannot mount these (CAP_SYS_ADMIN): the host mounts them (systemd does).
     ritma_ebpf::system::ensure_filesystems().expect("mount tracefs and bpffs as root");
     let caps = unit_capabilities();
+    // The unit's ExecStartPre: the pins' directory, the service user's.
+    let pins = Path::new("/sys/fs/bpf/ritma");
+    std::fs::create_dir_all(pins).unwrap();
+    std::os::unix::fs::chown(pins, Some(UID), None).unwrap();
 
     let d = nobody_dir();
     let mut run = ritma_as_nobody(&d, &caps, &["run", "--out", "s", "--node", "deploy-1"])
@@ -232,6 +236,8 @@ fn run_as_nobody_with_the_units_capabilities_seals_and_fails_naming_each_one_mis
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "ritma run as uid {UID} failed: {err}");
     assert!(err.contains("sealed"), "{err}");
+    // With the unit's privileges it pins its counters (a kill's in-flight events counted).
+    assert!(!err.contains("cannot pin"), "{err}");
 
     // The store is the non-root user's, it has sealed windows, and it verifies.
     let store = d.join("s");

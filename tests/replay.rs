@@ -226,7 +226,7 @@ fn verify_refuses_a_store_of_another_format_version() {
         .output()
         .failure();
     assert!(
-        err.contains("E_LAYOUT") && err.contains("format version 3, this verifier reads version 5"),
+        err.contains("E_LAYOUT") && err.contains("format version 3, this verifier reads version 6"),
         "{err}"
     );
     let err = d

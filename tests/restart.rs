@@ -471,14 +471,41 @@ fn a_live_run_deletes_its_aged_hours_as_it_goes_and_restarts_after() {
         .success();
 }
 
-/// A file-writing loop in `dir` (each round an open, a write and a close), until killed.
-fn file_load(dir: &Path) -> std::process::Child {
-    std::fs::create_dir_all(dir).unwrap();
-    Command::new("sh")
-        .args(["-c", "while :; do echo x > f; done"])
-        .current_dir(dir)
-        .spawn()
-        .unwrap()
+/// `ritma run --out s --node NODE --duration SECS` in `d`, which must succeed; its stderr.
+fn timed_run(d: &Dir, node: &str, secs: &str) -> String {
+    let out = d
+        .ritma(&["run", "--out", "s", "--node", node, "--duration", secs])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "ritma run failed: {err}");
+    err
+}
+
+/// A file-writing loop (each round an open, a write and a close), killed when dropped,
+/// so a failing test leaves none behind.
+struct FileLoad(std::process::Child);
+
+impl FileLoad {
+    fn start(dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let child = Command::new("sh")
+            .args(["-c", "while :; do echo x > f; done"])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        FileLoad(child)
+    }
+}
+
+impl Drop for FileLoad {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
@@ -488,22 +515,13 @@ fn a_restart_sealing_a_long_wal_under_load_reads_the_new_frames_back_from_the_wa
         return;
     }
     let d = Dir::new();
-    let mut load = file_load(&d.join("load"));
-    let run = |secs: &str| {
-        let out = d
-            .ritma(&["run", "--out", "s", "--node", "busy", "--duration", secs])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "ritma run failed: {err}");
-        err
-    };
+    let load = FileLoad::start(&d.join("load"));
+    let run = |secs: &str| timed_run(&d, "busy", secs);
     run("8");
     // The restart seals the first run's WAL again while the capture goes on under load:
     // the frames it writes meanwhile outgrow the hand-off, and come back from the WAL.
     let err = run("8");
-    load.kill().unwrap();
-    load.wait().unwrap();
+    drop(load);
     assert!(err.contains("sealing 1 WAL file(s) again first"), "{err}");
     assert!(err.contains("reading the WAL back from"), "{err}");
     d.ritma(&["verify", "s", "--trust-embedded-key"])
@@ -555,4 +573,130 @@ fn a_restart_sealing_a_long_wal_under_load_reads_the_new_frames_back_from_the_wa
             assert!(after[p] == *b, "{} differs in {name}", p.display());
         }
     }
+}
+
+/// The loss frames of the WAL file `path`, in order.
+fn wal_losses(path: &Path) -> Vec<(ritma_schemas::records::LossReason, u64)> {
+    let mut reader = ritma_sources::trace::TraceReader::open(path).unwrap();
+    let mut out = Vec::new();
+    while let Some(item) = reader.next_item().unwrap() {
+        if let ritma_sources::trace::TraceItem::Loss { reason, count, .. } = item {
+            out.push((reason, count));
+        }
+    }
+    out
+}
+
+/// The events of the WAL file `path` that came from the ring buffer (not the process
+/// snapshot's `present` events).
+fn wal_ring_events(path: &Path) -> u64 {
+    let mut reader = ritma_sources::trace::TraceReader::open(path).unwrap();
+    let mut n = 0;
+    while let Some(item) = reader.next_item().unwrap() {
+        if let ritma_sources::trace::TraceItem::Batch { events, .. } = item {
+            n += events
+                .iter()
+                .filter(|e| !matches!(e.body, ritma_sources::raw::RawBody::Present { .. }))
+                .count() as u64;
+        }
+    }
+    n
+}
+
+/// The in_flight_at_stop loss sealed in the store's window records, in total.
+fn sealed_in_flight(store: &Path) -> u64 {
+    tree(&store.join("windows"))
+        .into_iter()
+        .filter(|(rel, _)| {
+            rel.to_string_lossy().contains("/micro/")
+                && rel.extension().is_some_and(|e| e == "cbor")
+        })
+        .flat_map(|(_, bytes)| WindowRecord::decode(&bytes).unwrap().lost)
+        .filter(|(r, _)| *r == ritma_schemas::records::LossReason::InFlightAtStop)
+        .map(|(_, n)| n)
+        .sum()
+}
+
+#[test]
+fn a_run_killed_under_load_has_its_events_in_flight_counted_by_the_next_run() {
+    let test = "a_run_killed_under_load_has_its_events_in_flight_counted_by_the_next_run";
+    if live::skip_without_root(test) {
+        return;
+    }
+    use ritma_schemas::records::LossReason::InFlightAtStop;
+    let d = Dir::new();
+    let store = d.join("s");
+    let load = FileLoad::start(&d.join("load"));
+    let mut first = d
+        .ritma(&["run", "--out", "s", "--node", "killed"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    live::wait_until_started(&mut first, || !wal_names(&store).is_empty());
+    std::thread::sleep(Duration::from_secs(3));
+    // SIGKILL: a batch being gathered (up to 200 ms of events) and the ring buffer's
+    // contents are lost with the process.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // What its sensor produced, as its pinned counters say.
+    let id = blake3::hash(store.canonicalize().unwrap().as_os_str().as_encoded_bytes());
+    let produced = ritma_ebpf::pinned::counts_in(&ritma_ebpf::pinned::dir_for(&id.to_hex()[..32]))
+        .unwrap()
+        .expect("a killed run leaves its counters pinned")
+        .produced;
+    let run = |secs: &str| timed_run(&d, "killed", secs);
+    let err = run("2");
+    drop(load);
+    assert!(err.contains("was killed with"), "{err}");
+    let names = wal_names(&store);
+    assert_eq!(names.len(), 2, "{names:?}");
+    // The second run's WAL says it first: one loss frame, right after its run frame.
+    let second = wal_losses(&store.join("wal").join(&names[1]));
+    let in_flight: Vec<u64> = second
+        .iter()
+        .filter(|(r, _)| *r == InFlightAtStop)
+        .map(|(_, n)| *n)
+        .collect();
+    assert_eq!(in_flight.len(), 1, "{second:?}");
+    assert!(in_flight[0] > 0);
+    assert_eq!(second[0], (InFlightAtStop, in_flight[0]), "{second:?}");
+    assert!(
+        err.contains(&format!("killed with {} events in flight", in_flight[0])),
+        "{err}"
+    );
+    // The first run's own WAL counted nothing of the kind: it could not. What it holds
+    // (events from the ring buffer, and the kernel's drops and undecodable records as
+    // loss) plus the count is what its sensor produced, give or take the one frame that
+    // may be written but not yet accounted when the kill came (counted in flight too).
+    let first_wal = store.join("wal").join(&names[0]);
+    assert!(wal_losses(&first_wal)
+        .iter()
+        .all(|(r, _)| *r != InFlightAtStop));
+    let held = wal_ring_events(&first_wal)
+        + wal_losses(&first_wal)
+            .iter()
+            .filter(|(r, _)| {
+                use ritma_schemas::records::LossReason::*;
+                matches!(r, KernelRingbufFull | QueueShed | DecodeError)
+            })
+            .map(|(_, n)| n)
+            .sum::<u64>();
+    let missing = produced - held;
+    assert!(
+        in_flight[0] >= missing && in_flight[0] - missing <= 8192,
+        "in flight {}, produced {produced}, the WAL holds {held}",
+        in_flight[0]
+    );
+    // A clean stop leaves nothing in flight: the next run counts none.
+    let err = run("1");
+    assert!(!err.contains("in flight"), "{err}");
+    let names = wal_names(&store);
+    assert!(wal_losses(&store.join("wal").join(&names[2]))
+        .iter()
+        .all(|(r, _)| *r != InFlightAtStop));
+    // Sealed once, in a window record, and the store verifies.
+    assert_eq!(sealed_in_flight(&store), in_flight[0]);
+    d.ritma(&["verify", "s", "--trust-embedded-key"])
+        .output()
+        .success();
 }

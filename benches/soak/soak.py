@@ -37,7 +37,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-REASONS = ["kernel_ringbuf_full", "queue_shed", "decode_error", "probe_detached"]
+REASONS = ["kernel_ringbuf_full", "queue_shed", "decode_error", "probe_detached", "in_flight_at_stop"]
 MIB = 1024 * 1024
 
 

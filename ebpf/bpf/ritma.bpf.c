@@ -52,6 +52,16 @@ struct {
 	__type(value, __u64);
 } ritma_drops SEC(".maps");
 
+/* How much of ritma_drops the WAL accounts for (events written, losses written): written by
+ * user space after each frame, read by no program. Pinned with ritma_drops, it outlives a
+ * killed sensor, so the next run counts what the kill left in flight. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} ritma_accounted SEC(".maps");
+
 /* Heartbeats: every program counts the calls of the sensor's own process it skips, in
  * its slot (a syscall's enter program 2*SC, its exit 2*SC+1, fork and exit below), so the
  * loader can make each hook fire on purpose and see that it still runs. */
@@ -292,6 +302,8 @@ static __always_inline void submit(__u8 *rec, __u32 len)
 			      : BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_output(&ritma_events, rec, len, flags))
 		count_drop(RITMA_DROP_RINGBUF_FULL);
+	else
+		count_drop(RITMA_SUBMITTED);
 }
 
 /* ---------- paths ---------- */

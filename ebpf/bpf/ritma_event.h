@@ -37,12 +37,15 @@ enum ritma_kind {
 	RITMA_PRESENT = 19, /* 18 is trigger, which the sensor never emits */
 };
 
-/* Indexes of the per-CPU drop counter (ritma_drops). */
+/* Indexes of the per-CPU counters (ritma_drops): the drops by reason, then the records the
+ * ring buffer took. Their sum is every event the programs produced: user space accounts for
+ * each as an event or a loss in the WAL, so what a kill left unaccounted is known. */
 enum ritma_drop_reason {
 	RITMA_DROP_RINGBUF_FULL = 0, /* bpf_ringbuf_output failed: no room */
 	RITMA_DROP_STASH_FULL = 1,   /* syscall args could not be stashed: its exit is lost */
 	RITMA_DROP_UNREPRESENTABLE = 2, /* a socket address with family 0 (AF_UNSPEC) or unreadable */
-	RITMA_DROP_REASONS = 3,
+	RITMA_SUBMITTED = 3,         /* not a drop: a record bpf_ringbuf_output took */
+	RITMA_DROP_REASONS = 4,
 };
 
 /* Which set*id call (the raw model's IdCall). */

@@ -60,6 +60,13 @@ pub enum EbpfError {
         source: Box<aya::programs::ProgramError>,
     },
 
+    #[error("the sensor's pinned counters in {dir}: {what}: {reason}")]
+    Pinned {
+        dir: std::path::PathBuf,
+        what: &'static str,
+        reason: String,
+    },
+
     #[error("map {map}: {action} failed")]
     Map {
         map: &'static str,

@@ -7,6 +7,7 @@
 pub mod canary;
 pub mod error;
 pub mod health;
+pub mod pinned;
 pub mod programs;
 pub mod sensor;
 pub mod snapshot;

@@ -7,6 +7,8 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/ritma.bpf.o");
 /// Maps the loader touches, by their names in `ritma.bpf.c`.
 pub const RING_MAP: &str = "ritma_events";
 pub const DROPS_MAP: &str = "ritma_drops";
+/// How much of `ritma_drops` the WAL accounts for, written by user space (`pinned`).
+pub const ACCOUNTED_MAP: &str = "ritma_accounted";
 /// Per-program heartbeats: the calls of the sensor's own process each program skipped.
 pub const BEATS_MAP: &str = "ritma_beats";
 /// Heartbeat slots (ritma.bpf.c): fork and exit, then 2·SC (enter) and 2·SC + 1 (exit)

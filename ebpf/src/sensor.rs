@@ -16,9 +16,10 @@ use ritma_sources::raw::RawEvent;
 use std::collections::HashMap;
 
 use crate::error::EbpfError;
+use crate::pinned::Accounted;
 use crate::programs::{
-    self, beat_slot, hooked_syscall, Hook, Need, ProgramSpec, BEATS_MAP, BEAT_SLOTS, CALLS_MAP,
-    CALL_SLOTS, DROPS_MAP, IGNORE_MAP, LIFECYCLE, MODULE_FALLBACK, OBJECT, RING_MAP,
+    self, beat_slot, hooked_syscall, Hook, Need, ProgramSpec, ACCOUNTED_MAP, BEATS_MAP, BEAT_SLOTS,
+    CALLS_MAP, CALL_SLOTS, DROPS_MAP, IGNORE_MAP, LIFECYCLE, MODULE_FALLBACK, OBJECT, RING_MAP,
     SELF_TGID_GLOBAL, SNAPSHOT, SYSCALLS, WAKEUP_BYTES_GLOBAL,
 };
 use crate::snapshot::parse_snapshot;
@@ -56,6 +57,9 @@ pub struct SensorConfig {
     /// Watch init_module/finit_module on kernels without their tracepoints with raw
     /// sys_enter/sys_exit programs: off by default, as those run on every syscall of the host.
     pub raw_module_hooks: bool,
+    /// A directory in the BPF filesystem to pin the counters in (`pinned`), so that what a
+    /// kill leaves in flight is counted by the next run; empty of pins (read and unpinned).
+    pub pin_counters: Option<std::path::PathBuf>,
 }
 
 impl Default for SensorConfig {
@@ -65,6 +69,7 @@ impl Default for SensorConfig {
             ring_bytes: 8 << 20,
             run_counts: true,
             raw_module_hooks: false,
+            pin_counters: None,
         }
     }
 }
@@ -78,9 +83,12 @@ pub struct DropCounts {
     pub stash_full: u64,
     /// A socket address the raw model cannot hold (unreadable, or an accept's without a socket).
     pub unrepresentable: u64,
+    /// Not a drop: the records the ring buffer took.
+    pub submitted: u64,
 }
 
 impl DropCounts {
+    /// The events dropped, by every reason.
     pub fn total(&self) -> u64 {
         self.ringbuf_full + self.stash_full + self.unrepresentable
     }
@@ -116,6 +124,8 @@ pub struct Sensor {
     snapshot_loaded: bool,
     ring: RingBuf<MapData>,
     drops: PerCpuArray<MapData, u64>,
+    /// Where the WAL's accounted total goes, when the counters are pinned.
+    accounted: Option<Accounted>,
     attached: Vec<ProgramSpec>,
     missing_optional: Vec<&'static str>,
     unwatched: Vec<&'static str>,
@@ -215,6 +225,14 @@ impl Sensor {
         // Only for a gauge: a ring whose positions cannot be mapped still captures.
         let positions = RingPositions::map(ring.as_raw_fd());
         let drops = take_map(&mut ebpf, DROPS_MAP)?;
+        let accounted = match &config.pin_counters {
+            Some(dir) => Some(Accounted::pin(
+                dir,
+                &drops,
+                take_map(&mut ebpf, ACCOUNTED_MAP)?,
+            )?),
+            None => None,
+        };
         let drops = PerCpuArray::try_from(drops).map_err(map_err(DROPS_MAP, "open"))?;
         let beats = take_map(&mut ebpf, BEATS_MAP)?;
         let beats = PerCpuArray::try_from(beats).map_err(map_err(BEATS_MAP, "open"))?;
@@ -229,6 +247,7 @@ impl Sensor {
             snapshot_loaded: false,
             ring,
             drops,
+            accounted,
             attached: plan,
             missing_optional,
             unwatched,
@@ -319,7 +338,17 @@ impl Sensor {
             ringbuf_full: sum(0)?,
             stash_full: sum(1)?,
             unrepresentable: sum(2)?,
+            submitted: sum(3)?,
         })
+    }
+
+    /// Records that the WAL accounts for `total` of the counters (events written, and drops
+    /// and malformed records written as loss), where they are pinned; else does nothing.
+    pub fn account(&mut self, total: u64) -> Result<(), EbpfError> {
+        match &mut self.accounted {
+            Some(a) => a.set(total),
+            None => Ok(()),
+        }
     }
 
     /// Run counts per attached program, or why the kernel keeps none (run statistics

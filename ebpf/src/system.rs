@@ -93,6 +93,11 @@ pub fn check_privileges() -> Result<(), EbpfError> {
     check_capabilities(&SENSOR_CAPABILITIES[..2])
 }
 
+/// Whether `path` is on a BPF filesystem (where maps can be pinned).
+pub fn on_bpffs(path: &Path) -> bool {
+    fs_magic(path) == Some(BPF_FS_MAGIC)
+}
+
 fn fs_magic(path: &Path) -> Option<i64> {
     let c = CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };

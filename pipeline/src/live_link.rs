@@ -256,6 +256,18 @@ mod tests {
     }
 
     impl Capture {
+        /// A run's first WAL file in `dir`, its run frame written.
+        fn start(dir: &Path, tx: LiveSender) -> Self {
+            let mut writer = TraceWriter::create(&dir.join("0000000000000000001.rtrace")).unwrap();
+            let run = writer.add_run(&meta()).unwrap();
+            Capture {
+                writer,
+                run,
+                tx,
+                sent: Vec::new(),
+            }
+        }
+
         fn send(&mut self, item: TraceItem) -> Result<(), Stopped> {
             let pos = WalPos {
                 file: self.writer.path().to_owned(),
@@ -303,15 +315,8 @@ mod tests {
     fn items_the_channel_cannot_hold_come_back_from_the_wal_in_order_across_files() {
         let dir = tempfile::tempdir().unwrap();
         let (tx, mut rx) = link(3);
-        let mut writer =
-            TraceWriter::create(&dir.path().join("0000000000000000001.rtrace")).unwrap();
-        let run = writer.add_run(&meta()).unwrap();
-        let mut cap = Capture {
-            writer,
-            run,
-            tx,
-            sent: Vec::new(),
-        };
+        let mut cap = Capture::start(dir.path(), tx);
+        let run = cap.run;
         cap.send(TraceItem::Run { run, meta: meta() }).unwrap();
         // Far more than the channel holds, across a new file, with nothing received: the
         // capture never waits.
@@ -347,15 +352,8 @@ mod tests {
     fn a_receiver_gone_stops_the_capture_even_while_it_was_behind() {
         let dir = tempfile::tempdir().unwrap();
         let (tx, rx) = link(1);
-        let mut writer =
-            TraceWriter::create(&dir.path().join("0000000000000000001.rtrace")).unwrap();
-        let run = writer.add_run(&meta()).unwrap();
-        let mut cap = Capture {
-            writer,
-            run,
-            tx,
-            sent: Vec::new(),
-        };
+        let mut cap = Capture::start(dir.path(), tx);
+        let run = cap.run;
         cap.clock(1);
         cap.clock(2);
         assert!(cap.tx.backlog.lock().unwrap().behind.is_some());

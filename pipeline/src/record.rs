@@ -120,6 +120,7 @@ pub fn record(cfg: RecordConfig) -> Result<RecordSummary> {
         &cfg.exes,
         cfg.raw_module_hooks,
         0,
+        None,
     )?;
     let mut writer = TraceWriter::create(&cfg.out)?;
     let run = writer.add_run(&live.meta)?;
@@ -154,6 +155,10 @@ pub struct LiveStart {
     pub started: Instant,
     /// Kernel monotonic ns at the start (the clock of the events' `mono_ns`).
     pub started_mono_ns: u64,
+    /// The events the previous capture of the store left in flight when it was killed.
+    pub in_flight: Option<u64>,
+    /// Where this capture's counters are pinned, to remove after a clean stop.
+    pub pinned: Option<PathBuf>,
 }
 
 /// What live capture needs: the sensor's capabilities, and CAP_SYS_PTRACE for the
@@ -174,15 +179,21 @@ pub fn start_capture(
     exes: &ExePolicy,
     raw_module_hooks: bool,
     first_seq: u64,
+    pin_counters: Option<&Path>,
 ) -> Result<LiveStart> {
     let boot_id = read_boot_id()?;
     // Checked together so one error names every capability the deployment forgot.
     ritma_ebpf::system::check_capabilities(&CAPTURE_CAPABILITIES)
         .context("checking the privileges of live capture")?;
     install_stop_handlers()?;
+    let (in_flight, pinned) = match pin_counters {
+        Some(dir) => take_pinned(dir),
+        None => (None, None),
+    };
     let sensor_cfg = SensorConfig {
         run_counts: false,
         raw_module_hooks,
+        pin_counters: pinned.clone(),
         ..SensorConfig::default()
     };
     let sensor = Sensor::start(sensor_cfg.clone()).context("starting the eBPF sensor")?;
@@ -234,7 +245,32 @@ pub fn start_capture(
         drops_seen,
         started,
         started_mono_ns,
+        in_flight,
+        pinned,
     })
+}
+
+/// What the last capture pinned in `dir` left unaccounted (its events in flight when it
+/// was killed; `None` if it stopped cleanly or none ran), with the pins removed; and `dir`
+/// if this capture can pin its own counters there (else why not, said on stderr).
+fn take_pinned(dir: &Path) -> (Option<u64>, Option<PathBuf>) {
+    let in_flight = match ritma_ebpf::pinned::unaccounted_in(dir) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("ritma: {e}; the events in flight when the last run stopped are not counted");
+            None
+        }
+    };
+    if let Err(e) = ritma_ebpf::pinned::unpin(dir) {
+        eprintln!("ritma: {e}");
+    }
+    match ritma_ebpf::pinned::usable(dir) {
+        Ok(()) => (in_flight, Some(dir.to_owned())),
+        Err(why) => {
+            eprintln!("ritma: cannot pin the sensor's counters ({why}): if this run is killed, the events then in flight will not be counted");
+            (in_flight, None)
+        }
+    }
 }
 
 /// Whether SIGINT or SIGTERM asked the capture to stop.
@@ -387,6 +423,8 @@ pub struct Recorder {
     /// Malformed ring-buffer records seen, and how many of them loss frames hold.
     decode_errors: u64,
     decode_errors_written: u64,
+    /// Whether the sensor's pinned counters are told what the WAL holds (`account`).
+    accounting: bool,
     /// A live run's dataflow: every frame is sent after it is on disk (the WAL first).
     items: Option<LiveSender>,
     clock: Option<ClockFrames>,
@@ -414,6 +452,7 @@ impl Recorder {
             exes: ExeCatalog::new(exes),
             decode_errors: 0,
             decode_errors_written: 0,
+            accounting: true,
             items,
             clock,
             rotation: None,
@@ -531,7 +570,7 @@ impl Recorder {
     fn take(
         &mut self,
         read: &mut Vec<RawEvent>,
-        sensor: &Sensor,
+        sensor: &mut Sensor,
         drops_seen: &mut DropCounts,
         batch: &mut Vec<RawEvent>,
     ) -> Result<()> {
@@ -552,7 +591,7 @@ impl Recorder {
     /// of at most `BATCH_EVENTS` events), and empties it.
     fn flush(
         &mut self,
-        sensor: &Sensor,
+        sensor: &mut Sensor,
         drops_seen: &mut DropCounts,
         batch: &mut Vec<RawEvent>,
     ) -> Result<()> {
@@ -591,6 +630,53 @@ impl Recorder {
             })?;
         }
         batch.clear();
+        self.account(sensor, drops_seen);
+        Ok(())
+    }
+
+    /// Tells the sensor how much of its counters the WAL now holds: the ring's records
+    /// written as events (the process snapshot is not from the ring) or as decode_error
+    /// loss, and the drops written as loss (FORMAT.md §7.2, in-flight loss).
+    fn account(&mut self, sensor: &mut Sensor, drops_written: &DropCounts) {
+        if !self.accounting {
+            return;
+        }
+        // The snapshot's events are counted as read, before their batch is written.
+        let total = (self.summary.events.saturating_sub(self.summary.present))
+            + self.decode_errors_written
+            + drops_written.total();
+        if let Err(e) = sensor.account(total) {
+            eprintln!(
+                "ritma: {e}; if this run is killed, its events in flight will be overcounted"
+            );
+            self.accounting = false;
+        }
+    }
+
+    /// Seals `count` events the store's previous capture left in flight when it was
+    /// killed, as in_flight_at_stop loss before this run's first event.
+    pub fn write_in_flight(&mut self, count: u64) -> Result<()> {
+        let mut n = count;
+        while n > 0 {
+            let part = n.min(MAX_LOSS_COUNT);
+            self.writer
+                .append_loss(self.run, LossReason::InFlightAtStop, part)?;
+            *self
+                .summary
+                .lost
+                .entry(LossReason::InFlightAtStop)
+                .or_default() += part;
+            if let Some(m) = &self.metrics {
+                m.lost(LossReason::InFlightAtStop, part);
+            }
+            n -= part;
+            self.send(TraceItem::Loss {
+                run: self.run,
+                at_seq: self.written_seq(),
+                reason: LossReason::InFlightAtStop,
+                count: part,
+            })?;
+        }
         Ok(())
     }
 
@@ -689,7 +775,7 @@ impl Recorder {
     }
 
     /// A loss frame per reason whose count grew since the last call.
-    fn write_losses(&mut self, sensor: &Sensor, seen: &mut DropCounts) -> Result<()> {
+    fn write_losses(&mut self, sensor: &mut Sensor, seen: &mut DropCounts) -> Result<()> {
         let now = sensor
             .drops()
             .context("reading the sensor's drop counters")?;
@@ -734,6 +820,7 @@ impl Recorder {
         }
         *seen = now;
         self.decode_errors_written = self.decode_errors;
+        self.account(sensor, seen);
         Ok(())
     }
 }
@@ -1024,7 +1111,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let trace = d.path().join("t.rtrace");
         let node = "health-test";
-        let live = start_capture(node, "ritma record v1", &ExePolicy::default(), false, 0).unwrap();
+        let live = start_capture(
+            node,
+            "ritma record v1",
+            &ExePolicy::default(),
+            false,
+            0,
+            None,
+        )
+        .unwrap();
         let mut writer = TraceWriter::create(&trace).unwrap();
         let run = writer.add_run(&live.meta).unwrap();
         let mut rec = Recorder::new(writer, run, None, None, ExePolicy::default());

@@ -81,12 +81,14 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
     let next_seq = wal_next_seq(&earlier, &cfg.node)?.max(resume.as_ref().map_or(0, |r| {
         r.state.feed.next_seq.unwrap_or(r.state.feed.run.first_seq)
     }));
+    let pins = ritma_ebpf::pinned::dir_for(&store_id(&cfg.out)?);
     let live = record::start_capture(
         &cfg.node,
         "ritma run v1",
         &cfg.exes,
         cfg.raw_module_hooks,
         next_seq,
+        Some(&pins),
     )?;
     let created_key = ensure_signing_key(&cfg.out, &cfg.node)?;
     let wal = wal_dir(&cfg.out);
@@ -184,6 +186,10 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
     let mut rec = Recorder::new(writer, run, Some(tx), Some(clock), cfg.exes);
     rec.rotate_wal_hourly(wal_dir(&cfg.out), live.meta.clone());
     rec.metrics = metrics.clone();
+    if let Some(n) = live.in_flight.filter(|&n| n > 0) {
+        eprintln!("ritma: the store's last run was killed with {n} events in flight (in the kernel's ring buffer, or read and not yet written); sealed as in_flight_at_stop loss");
+        rec.write_in_flight(n)?;
+    }
     let trimmer = Housekeeping::start(Housekeeping {
         out: cfg.out.clone(),
         window_len_ns: live.meta.window_len_ns,
@@ -208,6 +214,12 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
     // Hanging up ends the dataflow's input: it seals every window that holds anything.
     drop(rec);
     drop(sensor);
+    // Stopped cleanly, everything the sensor produced is in the WAL: nothing in flight.
+    if let (Ok(()), Some(dir)) = (&captured, &live.pinned) {
+        if let Err(e) = ritma_ebpf::pinned::unpin(dir) {
+            eprintln!("ritma: {e}");
+        }
+    }
     if let Some(e) = sealing.error() {
         bail!("{e}");
     }
@@ -223,6 +235,15 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
         sealed,
         shipped,
     })
+}
+
+/// A name for the store at `out` among the BPF filesystem's pins: a hash of its canonical path.
+fn store_id(out: &Path) -> Result<String> {
+    let path = out
+        .canonicalize()
+        .with_context(|| format!("resolving {}", out.display()))?;
+    let hash = blake3::hash(path.as_os_str().as_encoded_bytes());
+    Ok(hash.to_hex()[..32].to_owned())
 }
 
 /// The seq a run continuing the WAL files `wal` (of node `node` only) starts at: one

@@ -269,6 +269,10 @@ wire_enum!(
         DecodeError = 4,
         /// A trace segment was corrupt or torn.
         TraceCorrupt = 5,
+        /// Produced by the kernel side before a capture process was killed and never written
+        /// (in the ring buffer, read but not yet written, or drops not yet written); counted
+        /// by the next run from the sensor's counters pinned in the BPF filesystem.
+        InFlightAtStop = 6,
     }
 );
 
@@ -281,6 +285,7 @@ impl LossReason {
             LossReason::ProbeDetached => "probe_detached",
             LossReason::DecodeError => "decode_error",
             LossReason::TraceCorrupt => "trace_corrupt",
+            LossReason::InFlightAtStop => "in_flight_at_stop",
         }
     }
 }

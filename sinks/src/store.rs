@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Version of FORMAT.md a store written by this code follows.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// zstd level of blocks.
 const BLOCK_ZSTD_LEVEL: i32 = 3;
 
