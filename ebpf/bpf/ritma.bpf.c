@@ -905,7 +905,8 @@ static __always_inline void emit_rename(struct stash *s, long ret)
 	submit(rec, off + old_len + new_len);
 }
 
-/* Fills family, port and address bytes from a user sockaddr copy; false if unrepresentable. */
+/* Fills family, port and address bytes from a user sockaddr copy; false if too short to name
+ * a family (then family 0, no bytes). */
 static __always_inline bool sock_from_sa(__u8 *rec, struct ritma_sock *b, __u32 off,
 					 const __u8 *sa, __u32 sa_len)
 {
@@ -951,10 +952,10 @@ static __always_inline void emit_connect_bind(struct stash *s, long ret, __u16 k
 	fill_header(rec, kind);
 	b = (void *)(rec + HDR_LEN);
 	off = HDR_LEN + sizeof(*b);
-	if (!sock_from_sa(rec, b, off, s->sa, s->sa_len)) {
-		count_drop(RITMA_DROP_UNREPRESENTABLE);
-		return;
-	}
+	/* An address too short to name a family (unreadable: the call fails with EFAULT, as
+	 * the sensor's own canary calls do) is sent as family 0 without bytes: the call is an
+	 * event, not a loss. */
+	sock_from_sa(rec, b, off, s->sa, s->sa_len);
 	b->result = ret;
 	submit(rec, off + b->addr_len);
 }
@@ -995,10 +996,10 @@ static __always_inline void emit_accept(struct stash *s, long ret)
 	b->port = 0;
 	b->addr_len = 0;
 	b->pad = 0;
-	if (!sk || family == AF_UNSPEC) {
-		count_drop(RITMA_DROP_UNREPRESENTABLE);
-		return;
-	}
+	/* No socket behind the descriptor (a bad fd: the call failed) reads as family 0: sent
+	 * without an address, as an AF_UNSPEC one is. */
+	if (!sk)
+		b->family = family = AF_UNSPEC;
 	if (family == AF_INET) {
 		if (ret >= 0) {
 			__u32 a = BPF_CORE_READ(sk, __sk_common.skc_daddr);

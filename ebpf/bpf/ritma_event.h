@@ -43,7 +43,7 @@ enum ritma_kind {
 enum ritma_drop_reason {
 	RITMA_DROP_RINGBUF_FULL = 0, /* bpf_ringbuf_output failed: no room */
 	RITMA_DROP_STASH_FULL = 1,   /* syscall args could not be stashed: its exit is lost */
-	RITMA_DROP_UNREPRESENTABLE = 2, /* a socket address with family 0 (AF_UNSPEC) or unreadable */
+	RITMA_DROP_UNREPRESENTABLE = 2, /* kept for the layout: no program counts it any more */
 	RITMA_SUBMITTED = 3,         /* not a drop: a record bpf_ringbuf_output took */
 	RITMA_DROP_REASONS = 4,
 };

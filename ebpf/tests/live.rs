@@ -1083,7 +1083,7 @@ fn ring_fill_counts_what_is_written_and_not_read() {
 }
 
 /// A connect to AF_UNSPEC (which dissolves a datagram socket's association) is an event
-/// with family 0, not a loss.
+/// with family 0, not a loss; so are a connect without an address and an accept on no socket.
 #[test]
 fn an_af_unspec_connect_is_an_event() {
     if !live_allowed("an_af_unspec_connect_is_an_event") {
@@ -1107,6 +1107,13 @@ fn an_af_unspec_connect_is_an_event() {
             let len = std::mem::size_of::<libc::sockaddr>() as u32;
             if libc::connect(fd, &unspec, len) != 0 {
                 return 2;
+            }
+            // No address at all, and an accept on no socket: failed calls, still events.
+            if libc::connect(fd, std::ptr::null(), 0) == 0 {
+                return 3;
+            }
+            if libc::accept(-1, std::ptr::null_mut(), std::ptr::null_mut()) == 0 {
+                return 4;
             }
             libc::close(fd);
         }
@@ -1135,6 +1142,30 @@ fn an_af_unspec_connect_is_an_event() {
         ],
         "{connects:?}"
     );
+    let failed: Vec<&RawBody> = of_pid(&events, child)
+        .into_iter()
+        .map(|e| &e.body)
+        .filter(|b| match b {
+            RawBody::Connect { result, .. } | RawBody::Accept { result, .. } => *result < 0,
+            _ => false,
+        })
+        .collect();
+    let unspec = SockAddr::Other { family: 0 };
+    assert_eq!(
+        failed,
+        [
+            &RawBody::Connect {
+                addr: unspec.clone(),
+                result: -i64::from(libc::EINVAL)
+            },
+            &RawBody::Accept {
+                addr: unspec,
+                result: -i64::from(libc::EBADF)
+            }
+        ],
+        "{failed:?}"
+    );
+    // Nothing of it was counted as a drop (by any process: no program counts these any more).
     let drops = sensor.drops().expect("drop counts");
     assert_eq!(drops.unrepresentable, 0, "{drops:?}");
 }

@@ -43,6 +43,7 @@ pub struct RunMetrics {
     ship_lag_seconds: Gauge<f64, AtomicU64>,
     seal_lag_windows: Gauge,
     ring_fill: Gauge<f64, AtomicU64>,
+    cone_shed: Counter,
     shipping: std::sync::OnceLock<Arc<crate::fleet::ShipCounters>>,
     /// Wall ns of the capture loop's last turn, 0 before the first and after it ended.
     capture_turned_ns: AtomicI64,
@@ -109,6 +110,12 @@ impl RunMetrics {
             "How full the kernel ring buffer is (0 to 1), as the capture loop last saw it",
             ring_fill.clone(),
         );
+        let cone_shed = Counter::default();
+        registry.register(
+            "cone_partials_shed",
+            "Partial cone matches dropped at the matcher's bound (their sequences can no longer match)",
+            cone_shed.clone(),
+        );
         let ship_lag_windows = Gauge::default();
         let ship_lag_seconds = Gauge::<f64, AtomicU64>::default();
         if shipping {
@@ -135,6 +142,7 @@ impl RunMetrics {
             ship_lag_seconds,
             seal_lag_windows,
             ring_fill,
+            cone_shed,
             shipping: std::sync::OnceLock::new(),
             capture_turned_ns: AtomicI64::new(0),
             sealed_below: AtomicU64::new(0),
@@ -160,6 +168,13 @@ impl RunMetrics {
                 reason: reason.name(),
             })
             .inc_by(n);
+    }
+
+    /// `n` more partial cone matches shed at the matcher's bound.
+    pub fn cone_partials_shed(&self, n: u64) {
+        if n > 0 {
+            self.cone_shed.inc_by(n);
+        }
     }
 
     pub fn cas_bytes(&self, total: u64) {
@@ -369,6 +384,8 @@ mod tests {
         m.events(EventType::Exec, 1);
         m.lost(LossReason::KernelRingbufFull, 7);
         m.sealed(1, Some(Duration::from_millis(300)));
+        m.cone_partials_shed(5);
+        m.cone_partials_shed(0);
         let text = m.render();
         for line in [
             "ritma_events_total{type=\"exec\"} 4",
@@ -377,6 +394,7 @@ mod tests {
             "ritma_windows_sealed_total 1",
             "ritma_seal_latency_seconds_count 1",
             "ritma_seal_latency_seconds_bucket{le=\"0.32\"} 1",
+            "ritma_cone_partials_shed_total 5",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} in\n{text}");
         }

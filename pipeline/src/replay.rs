@@ -954,6 +954,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
         .collect();
 
     let runs = nodes.runs.clone();
+    let run_metrics = cfg.metrics.clone();
     let (e2, wc2, names2, clock2) = (
         errors.clone(),
         window_counts.clone(),
@@ -968,6 +969,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
         let clock_feed = clock.clone();
         let errors_feed = errors.clone();
         let (stats_cone, stats_attr) = (stats2.clone(), stats2.clone());
+        let metrics_cone = run_metrics.clone();
         let ctxs_canon = ctxs.clone();
         let names_merkle = names2.clone();
         let floors = floors.clone();
@@ -1017,6 +1019,8 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                     let mut stash: Stash<ConeMsg> = Stash::new();
                     let mut matchers: HashMap<u32, ConeMatcher> = HashMap::new();
                     let cones: Vec<ConeDef> = builtin_cones();
+                    // The matchers' shed count already told to the run's metrics.
+                    let mut shed_reported = 0u64;
                     move |(input, frontier), output| {
                         input.for_each(|cap, data| {
                             for m in data.drain(..) {
@@ -1071,6 +1075,12 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                             for (_, part) in by_node {
                                 session.give(part);
                             }
+                            // Shedding at the bound blinds multi-step cones: a live run shows it as it happens.
+                            if let Some(m) = &metrics_cone {
+                                let shed: u64 = matchers.values().map(|x| x.stats.shed).sum();
+                                m.cone_partials_shed(shed.saturating_sub(shed_reported));
+                                shed_reported = shed;
+                            }
                         }
                         if frontier.is_empty() {
                             let mut s = stats_cone.lock().expect("stats");
@@ -1078,6 +1088,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                 s.cone_partials_expired += std::mem::take(&mut m.stats.expired);
                                 s.cone_partials_shed += std::mem::take(&mut m.stats.shed);
                             }
+                            shed_reported = 0;
                         }
                     }
                 },
