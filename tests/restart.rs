@@ -370,6 +370,17 @@ fn a_live_run_across_hours_keeps_the_open_hour_and_restarts_from_its_state() {
     assert_eq!(names.len(), 1, "{names:?}: {err}");
     assert!(names[0] >= format!("{:019}", hour_s as u64 * 1_000_000_000));
     assert_eq!(std::fs::read_dir(d.join("archive")).unwrap().count(), 1);
+    // The run says what it wrote over both files.
+    let written: u64 = std::fs::read_dir(d.join("archive"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .chain(names.iter().map(|n| store.join("wal").join(n)))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(
+        err.contains(&format!(" ({written} bytes) in ")),
+        "{written}: {err}"
+    );
 
     // A second run, killed; a third, stopped: each starts from the saved state.
     let mut second = faked_run(&d, &lib, offset, &[]);

@@ -430,6 +430,8 @@ pub struct Recorder {
     clock: Option<ClockFrames>,
     /// A live run's WAL goes on in a new file at each hour.
     rotation: Option<WalRotation>,
+    /// Bytes written to the WAL files before the current one.
+    bytes_in_earlier_files: u64,
     pub summary: RecordSummary,
     /// A live run's metrics endpoint, when it has one.
     pub metrics: Option<std::sync::Arc<crate::metrics::RunMetrics>>,
@@ -456,6 +458,7 @@ impl Recorder {
             items,
             clock,
             rotation: None,
+            bytes_in_earlier_files: 0,
             summary: RecordSummary::default(),
             metrics: None,
         }
@@ -498,6 +501,11 @@ impl Recorder {
         self.writer.path()
     }
 
+    /// Bytes this recorder wrote, over every WAL file it went on in.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_in_earlier_files + self.writer.end_offset()
+    }
+
     /// Goes on in a new WAL file if `mono_ns` is in an hour after the current file's.
     fn rotate_if_due(&mut self, mono_ns: u64) -> Result<()> {
         let Some(r) = &mut self.rotation else {
@@ -521,6 +529,7 @@ impl Recorder {
         let mut writer = TraceWriter::create(&path)?;
         let run = writer.continue_run(&r.meta, next_seq)?;
         let meta = r.meta.clone();
+        self.bytes_in_earlier_files += self.writer.end_offset();
         self.writer = writer;
         self.run = run;
         self.send(TraceItem::Continue {
@@ -1000,7 +1009,14 @@ pub fn summary_line(out: &Path, s: &RecordSummary) -> String {
         LossReason::ProbeDetached,
     ]
     .iter()
-    .map(|r| format!("{} {}", r.name(), s.lost.get(r).copied().unwrap_or(0)))
+    .copied()
+    // A kill's in-flight loss is said only by the run after it.
+    .chain(
+        s.lost
+            .contains_key(&LossReason::InFlightAtStop)
+            .then_some(LossReason::InFlightAtStop),
+    )
+    .map(|r| format!("{} {}", r.name(), s.lost.get(&r).copied().unwrap_or(0)))
     .collect();
     format!(
         "ritma: recorded {} events ({} processes running at the start) in {} batches to {} ({} bytes) in {:.1} s; lost {} ({}); {} sensor programs attached again ({} gaps uncounted); {} cgroups named; {} executables hashed ({} gone before they could be read), {} kept ({} bytes; {} over the size limit or budget)",

@@ -211,6 +211,7 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
     let mut capture = std::mem::take(&mut rec.summary);
     capture.elapsed = live.started.elapsed();
     let wal = rec.wal_path().to_owned();
+    capture.bytes = rec.bytes_written();
     // Hanging up ends the dataflow's input: it seals every window that holds anything.
     drop(rec);
     drop(sensor);
@@ -228,7 +229,6 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary> {
     let shipped = shipper.map(|s| s.finish(SHIP_GRACE));
     trimmer.finish()?;
     captured?;
-    capture.bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
     Ok(RunSummary {
         wal,
         capture,
