@@ -130,9 +130,9 @@ fn reader_rejects_malformed_loss_frames_with_typed_errors() {
         DecodeErrorKind::UnknownValue { value: 0 },
     );
     check(
-        payload(6, 1),
+        payload(7, 1),
         "reason",
-        DecodeErrorKind::UnknownValue { value: 6 },
+        DecodeErrorKind::UnknownValue { value: 7 },
     );
     let bad_count = DecodeErrorKind::Invalid("loss count is not 1 to 4294967295");
     check(payload(1, 0), "count", bad_count.clone());
@@ -244,7 +244,7 @@ proptest! {
         raw in prop_oneof![
             proptest::collection::vec(any::<u8>(), 0..12),
             (0u64..8, any::<u64>()).prop_map(|(r, c)| payload(r, c)),
-            (1u64..6, 0u64..1000).prop_map(|(r, c)| payload(r, c)),
+            (1u64..7, 0u64..1000).prop_map(|(r, c)| payload(r, c)),
         ],
         count in prop_oneof![Just(0u32), any::<u32>()],
     ) {
