@@ -665,24 +665,24 @@ impl Recorder {
     /// Seals `count` events the store's previous capture left in flight when it was
     /// killed, as in_flight_at_stop loss before this run's first event.
     pub fn write_in_flight(&mut self, count: u64) -> Result<()> {
-        let mut n = count;
+        self.write_loss(LossReason::InFlightAtStop, count)
+    }
+
+    /// Loss frames for `n` events lost for `reason` (several when `n` exceeds one frame's
+    /// count), counted in the summary and the metrics and handed to the dataflow.
+    fn write_loss(&mut self, reason: LossReason, mut n: u64) -> Result<()> {
         while n > 0 {
             let part = n.min(MAX_LOSS_COUNT);
-            self.writer
-                .append_loss(self.run, LossReason::InFlightAtStop, part)?;
-            *self
-                .summary
-                .lost
-                .entry(LossReason::InFlightAtStop)
-                .or_default() += part;
+            self.writer.append_loss(self.run, reason, part)?;
+            *self.summary.lost.entry(reason).or_default() += part;
             if let Some(m) = &self.metrics {
-                m.lost(LossReason::InFlightAtStop, part);
+                m.lost(reason, part);
             }
             n -= part;
             self.send(TraceItem::Loss {
                 run: self.run,
                 at_seq: self.written_seq(),
-                reason: LossReason::InFlightAtStop,
+                reason,
                 count: part,
             })?;
         }
@@ -810,22 +810,8 @@ impl Recorder {
             LossReason::DecodeError,
             self.decode_errors - self.decode_errors_written,
         );
-        for (reason, mut n) in grown {
-            while n > 0 {
-                let part = n.min(MAX_LOSS_COUNT);
-                self.writer.append_loss(self.run, reason, part)?;
-                *self.summary.lost.entry(reason).or_default() += part;
-                if let Some(m) = &self.metrics {
-                    m.lost(reason, part);
-                }
-                n -= part;
-                self.send(TraceItem::Loss {
-                    run: self.run,
-                    at_seq: self.written_seq(),
-                    reason,
-                    count: part,
-                })?;
-            }
+        for (reason, n) in grown {
+            self.write_loss(reason, n)?;
         }
         *seen = now;
         self.decode_errors_written = self.decode_errors;
