@@ -53,9 +53,14 @@ fn manifest_path(s: &Path) -> PathBuf {
     s.join("cases/CASE_IR-1/manifest.cbor")
 }
 
-fn manifest(s: &Path) -> CaseManifest {
-    let bytes = std::fs::read(manifest_path(s)).unwrap();
+/// The manifest of `case` in store `s`.
+fn manifest2(s: &Path, case: &str) -> CaseManifest {
+    let bytes = std::fs::read(s.join(format!("cases/CASE_{case}/manifest.cbor"))).unwrap();
     CaseManifest::decode(&SignedRecord::decode(&bytes).unwrap().body).unwrap()
+}
+
+fn manifest(s: &Path) -> CaseManifest {
+    manifest2(s, "IR-1")
 }
 
 #[test]
@@ -500,4 +505,95 @@ fn the_access_log_records_the_real_uid_and_the_claimed_name_as_a_claim() {
     let uid = unsafe { libc::getuid() };
     assert!(user.starts_with(&format!("uid {uid} (")), "{user}");
     assert!(user.ends_with(", claims \"mallory\""), "{user}");
+}
+
+/// A case over a downtime (FORMAT §7.2): its windows are the sealed ones — the earlier run's,
+/// the hours' last windows, the later run's — in ranges split where windows were left out;
+/// the bundle names each range's first leaf and verifies on its own.
+#[test]
+fn a_case_across_a_downtime_exports_and_verifies() {
+    let d = Dir::new();
+    let t = crate::util::downtime_traces(&d);
+    d.ritma(&["keys", "init", "--out", "s", "--node", "synth-0"])
+        .output()
+        .success();
+    d.ritma(&["replay", "a.rtrace", "b.rtrace", "--out", "s"])
+        .output()
+        .success();
+    d.ritma(&["keys", "new", "alice", "--out", "alice.key"])
+        .output()
+        .success();
+    d.ritma(&[
+        "case",
+        "open",
+        "s",
+        "IR-2",
+        "--title",
+        "down",
+        "--approver",
+        "alice.key.vkey",
+    ])
+    .output()
+    .success();
+    let len_s = t.second.window_len_ns / 1_000_000_000;
+    let from = (t.last_window - 3) * len_s;
+    let to = t.second.started_wall_ns / 1_000_000_000 + 10;
+    d.ritma(&[
+        "case",
+        "add",
+        "s",
+        "IR-2",
+        "--from",
+        &from.to_string(),
+        "--to",
+        &to.to_string(),
+    ])
+    .output()
+    .success();
+    let sealed: Vec<u64> = crate::util::window_leaves(&d.join("s"))
+        .iter()
+        .map(|(r, _)| r.window)
+        .filter(|w| *w * len_s >= from && *w * len_s < to)
+        .collect();
+    let m = manifest2(&d.join("s"), "IR-2");
+    let named: Vec<u64> = m.windows.iter().flat_map(|&(a, b)| a..=b).collect();
+    assert_eq!(named, sealed, "the case names exactly the sealed windows");
+    assert!(
+        m.windows.len() >= 3,
+        "ranges split at the downtime: {:?}",
+        m.windows
+    );
+    d.ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
+    let out = d
+        .ritma(&["case", "export", "s", "IR-2", "--out", "b"])
+        .output()
+        .success();
+    assert!(
+        out.contains(&format!("exported {} windows", sealed.len())),
+        "{out}"
+    );
+    let out = d
+        .ritma(&["verify", "b", "--key", "s/_meta/keys/signing.vkey"])
+        .output()
+        .success();
+    assert!(out.contains(&format!("{} windows", sealed.len())), "{out}");
+
+    // Retention deletes the sealed hours, the downtime's among them: the first run's hour
+    // has fewer sealed windows (node-log leaves) than its span, and the store still verifies.
+    d.ritma(&["retention", "s", "--keep", "1s", "--apply"])
+        .output()
+        .success();
+    d.ritma(&["verify", "--trust-embedded-key", "s"])
+        .output()
+        .success();
+    let hour = ritma_sinks::store::WindowPaths::new(t.last_window, t.second.window_len_ns);
+    let path = d.join("s").join(&hour.hour_dir).join("proofs/deleted.cbor");
+    let signed = SignedRecord::decode(&std::fs::read(&path).unwrap()).unwrap();
+    let deletion = ritma_schemas::records::HourDeletion::decode(&signed.body).unwrap();
+    assert!(
+        deletion.leaves < deletion.last_window - deletion.first_window + 1,
+        "{deletion:?}"
+    );
 }

@@ -297,6 +297,46 @@ fn three_nodes_ship_through_a_broker_outage_into_one_ingest() {
     );
 }
 
+/// A node down for hours between two runs ships, and the ingest rebuilds it byte for byte:
+/// the receiver accepts the windows the downtime left out (FORMAT §7.2) because the later
+/// run's first window records the restart, and the shipper goes on past them.
+#[test]
+fn a_node_with_hours_of_downtime_ships_and_is_rebuilt_whole() {
+    let Some(b) = broker() else { return };
+    let d = Dir::new();
+    util::downtime_traces(&d);
+    d.ritma(&["keys", "init", "--out", "s", "--node", "synth-0"])
+        .output()
+        .success();
+    d.ritma(&["replay", "a.rtrace", "b.rtrace", "--out", "s"])
+        .output()
+        .success();
+    std::fs::create_dir_all(d.join("trust")).unwrap();
+    std::fs::copy(
+        d.join("s/_meta/keys/signing.vkey"),
+        d.join("trust/synth-0.vkey"),
+    )
+    .unwrap();
+    // The store has windows left out: its window numbers jump.
+    let windows: Vec<u64> = util::window_leaves(&d.join("s"))
+        .iter()
+        .map(|(r, _)| r.window)
+        .collect();
+    assert!(windows.windows(2).any(|w| w[1] > w[0] + 1), "no downtime");
+    let ing = ingest(&d, &b, "central").spawn().unwrap();
+    let mut ship = d.ritma(&["ship", "s", "--brokers", &b.bootstrap()]);
+    ship.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out = wait(ship.spawn().unwrap(), "ship");
+    assert!(
+        out.contains(&format!("shipped {} windows", windows.len())),
+        "{out}"
+    );
+    let node = [("synth-0", "s")];
+    let out = stop_when_rebuilt(&d, "central", &node, ing);
+    assert!(out.contains("quarantined: none"), "{out}");
+    assert_rebuilt(&d, "central", &node);
+}
+
 /// Every message on `topic` whose key is `node`, read until the topic is quiet.
 fn read_topic(b: &Broker, topic: &str, node: &str) -> Vec<String> {
     let c: BaseConsumer = ClientConfig::new()

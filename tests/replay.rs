@@ -195,7 +195,7 @@ fn verify_refuses_a_store_of_another_format_version() {
     d.sealed_store(&["--events", "3000"]);
     let path = d.join("s/_meta/store.cbor");
     let meta = StoreMeta::decode(&std::fs::read(&path).unwrap()).unwrap();
-    assert_eq!(meta.format_version, 6);
+    assert_eq!(meta.format_version, 7);
     // Version 2 blocks were lists of leaves, not packed: refused, not misread.
     let old = StoreMeta {
         format_version: 2,
@@ -226,7 +226,11 @@ fn verify_refuses_a_store_of_another_format_version() {
         .output()
         .failure();
     assert!(
-        err.contains("E_LAYOUT") && err.contains("format version 3, this verifier reads version 6"),
+        err.contains("E_LAYOUT")
+            && err.contains(&format!(
+                "format version 3, this verifier reads version {}",
+                ritma_sinks::store::FORMAT_VERSION
+            )),
         "{err}"
     );
     let err = d

@@ -1,7 +1,10 @@
 //! Late events, corrupt frames and torn tails through `ritma replay`: traces are
 //! written with exact event times, and the sealed windows are read back from the store.
 
-use crate::util::{copy_tree, forge_window, task, tree, window_leaves, Dir, OutputExt};
+use crate::util::{
+    copy_tree, downtime_traces, forge_window, task, tree, window_leaves, Dir, DowntimeTraces,
+    OutputExt,
+};
 use ritma_schemas::records::{
     atom_flags, AnyRecord, EventAtom, LossReason, Record, RunMeta, WindowRecord,
 };
@@ -793,7 +796,7 @@ fn a_node_that_runs_again_continues_its_log_and_says_capture_was_down() {
         .output()
         .success();
         let report = verify(&d, &out, &vkey);
-        assert!(report.contains("12 windows"), "{report}");
+        assert!(report.contains("6 windows"), "{report}");
         stores.push(tree(&d.join(&out)));
     }
     assert!(
@@ -803,10 +806,11 @@ fn a_node_that_runs_again_continues_its_log_and_says_capture_was_down() {
 
     let store = d.join("s1");
     let windows = sealed_windows(&store);
-    // One log: W0..=W0 + 11 with no gap, seqs 0..=5 in order.
+    // One log: run 1's W0..=W0 + 2, then, capture down, run 2's from the window open at
+    // its start (W0 + 9, the slack before it); seqs 0..=5 in order.
     assert_eq!(
         windows.keys().copied().collect::<Vec<_>>(),
-        (W0..=W0 + 11).collect::<Vec<_>>()
+        (W0..=W0 + 2).chain(W0 + 9..=W0 + 11).collect::<Vec<_>>()
     );
     assert_eq!(all_seqs(&windows), (0..=5).collect::<Vec<_>>());
     // Run 1's trailing loss is sealed where its run ended, W0 + 2.
@@ -829,10 +833,10 @@ fn a_node_that_runs_again_continues_its_log_and_says_capture_was_down() {
         ActorRecord::id_of(NODE, &[8; 16], 100, start)
     );
     assert_eq!(
-        events_by_window(&windows)[11],
+        events_by_window(&windows)[5],
         (11, vec![(5, ns(300), false)])
     );
-    // The window after run 1's newest time says capture stopped then and started again.
+    // Run 2's first window says capture stopped then and started again.
     let health: Vec<(u64, HealthRecord)> = window_leaves(&store)
         .into_iter()
         .flat_map(|(r, leaves)| {
@@ -852,14 +856,14 @@ fn a_node_that_runs_again_continues_its_log_and_says_capture_was_down() {
         said,
         vec![
             (
-                3,
+                9,
                 HealthKind::CaptureStopped,
                 W0 * WINDOW_LEN_NS + 2_200 * MS,
                 "replay-loss-test",
                 None
             ),
             (
-                3,
+                9,
                 HealthKind::CaptureStarted,
                 (W0 + 10) * WINDOW_LEN_NS,
                 "second",
@@ -867,10 +871,7 @@ fn a_node_that_runs_again_continues_its_log_and_says_capture_was_down() {
             ),
         ]
     );
-    // Between them capture was down: those windows are sealed empty.
-    for w in W0 + 3..W0 + 10 {
-        assert_eq!(windows[&w].record.event_count, 0, "window {w}");
-    }
+    assert_eq!(windows[&(W0 + 9)].record.event_count, 0);
 
     // Given out of order, the later run would go back in seq: refused, naming both.
     let err = d
@@ -1154,7 +1155,8 @@ fn an_empty_windows_first_seq_is_the_nodes_next_seq() {
     w.append_batch(run, &[raw_event(0, 100), raw_event(1, 1_100)])
         .unwrap();
     drop(w);
-    // Run 2 from seq 10 at W0 + 6: seqs 2-9 are a gap, windows W0+2..=W0+5 hold nothing.
+    // Run 2 from seq 10 at W0 + 6: seqs 2-9 are a gap, windows W0+2..=W0+4 are left out
+    // (capture was down) and W0 + 5, open at run 2's start, holds only the restart.
     let mut meta = run_meta();
     meta.first_seq = 10;
     meta.started_wall_ns = (W0 + 6) * WINDOW_LEN_NS;
@@ -1174,19 +1176,8 @@ fn an_empty_windows_first_seq_is_the_nodes_next_seq() {
         .iter()
         .map(|(r, _)| (r.window - W0, r.event_count, r.first_seq))
         .collect();
-    assert_eq!(
-        firsts,
-        vec![
-            (0, 1, 0),
-            (1, 1, 1),
-            (2, 0, 2),
-            (3, 0, 2),
-            (4, 0, 2),
-            (5, 0, 2),
-            (6, 2, 10)
-        ]
-    );
-    for (window, first_seq) in [(W0 + 3, 10), (W0 + 4, 0)] {
+    assert_eq!(firsts, vec![(0, 1, 0), (1, 1, 1), (5, 0, 2), (6, 2, 10)]);
+    for (window, first_seq) in [(W0 + 5, 10), (W0 + 5, 0)] {
         let out = format!("forged-{first_seq}");
         copy_tree(&d.join("s"), &d.join(&out));
         forge_window(&d.join(&out), Path::new(&key), window, |r, _| {
@@ -1201,4 +1192,212 @@ fn an_empty_windows_first_seq_is_the_nodes_next_seq() {
             "{err}"
         );
     }
+}
+
+/// A node down for hours (FORMAT §7.2): the windows while capture was down are left out,
+/// except each hour's last, so every hour keeps its seal; the later run's first window
+/// holds the restart, and taint that aged out while capture was down leaves the relation at
+/// the next sealed window. The store is the same for 1 and 2 workers and verifies; a
+/// restart forged away, or dated inside the windows left out, fails verify though re-signed.
+#[test]
+fn a_downtime_of_hours_leaves_out_its_windows_but_every_hours_last() {
+    use ritma_schemas::index::{TaintIndex, MAX_INDEX_LEN};
+    use ritma_schemas::records::{HealthKind, HealthRecord, Record};
+    let d = Dir::new();
+    let DowntimeTraces {
+        last_window,
+        second,
+    } = downtime_traces(&d);
+    let len = second.window_len_ns;
+    let per_hour = 3_600_000_000_000 / len;
+    let (key, vkey) = d.signing_key("synth-0");
+    let mut stores = Vec::new();
+    for workers in [1, 2] {
+        let out = format!("s{workers}");
+        d.ritma(&[
+            "replay",
+            "a.rtrace",
+            "b.rtrace",
+            "--out",
+            &out,
+            "--workers",
+            &workers.to_string(),
+            "--key",
+            &key,
+        ])
+        .output()
+        .success();
+        verify(&d, &out, &vkey);
+        stores.push(tree(&d.join(&out)));
+    }
+    assert!(
+        stores[0] == stores[1],
+        "1 and 2 workers seal the same store"
+    );
+
+    let store = d.join("s1");
+    let windows: Vec<u64> = window_leaves(&store)
+        .iter()
+        .map(|(r, _)| r.window)
+        .collect();
+    // Run 2's first window is the one open at its start: its own or, within the slack, one before.
+    let restart = *windows
+        .iter()
+        .find(|w| **w > last_window && (**w + 1) % per_hour != 0)
+        .unwrap();
+    assert!(
+        restart * len <= second.started_wall_ns && second.started_wall_ns < (restart + 2) * len,
+        "{restart}"
+    );
+    let before: Vec<u64> = windows
+        .iter()
+        .copied()
+        .filter(|w| *w <= last_window)
+        .collect();
+    let after: Vec<u64> = windows
+        .iter()
+        .copied()
+        .filter(|w| *w > last_window)
+        .collect();
+    assert_eq!(
+        before,
+        (windows[0]..=last_window).collect::<Vec<_>>(),
+        "run 1's windows, every one"
+    );
+    let hour_ends: Vec<u64> = (last_window + 1..restart)
+        .filter(|w| (w + 1) % per_hour == 0)
+        .collect();
+    assert!(hour_ends.len() >= 2, "{hour_ends:?}");
+    let expected: Vec<u64> = hour_ends
+        .iter()
+        .copied()
+        .chain(restart..=*after.last().unwrap())
+        .collect();
+    assert_eq!(after, expected, "the hours' last windows, then run 2's");
+    // Every hour the node has windows in is sealed, but the one run 2 is in.
+    for end in &hour_ends {
+        let seal = store.join(WindowPaths::new(*end, len).hour_seal());
+        assert!(seal.is_file(), "{}", seal.display());
+    }
+    // The restart is in run 2's first window; the hour ends hold nothing.
+    let by_window: BTreeMap<u64, (ritma_schemas::records::WindowRecord, Vec<Vec<u8>>)> =
+        window_leaves(&store)
+            .into_iter()
+            .map(|(r, l)| (r.window, (r, l)))
+            .collect();
+    for end in &hour_ends {
+        let r = &by_window[end].0;
+        assert_eq!((r.event_count, r.health_count, r.lost.len()), (0, 0, 0));
+    }
+    let kinds: Vec<HealthKind> = by_window[&restart]
+        .1
+        .iter()
+        .filter_map(|l| HealthRecord::decode(l).ok())
+        .map(|h| h.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![HealthKind::CaptureStopped, HealthKind::CaptureStarted]
+    );
+    // Taint sighted in run 1 aged out while capture was down: it leaves at the first
+    // sealed window after, the first hour's last.
+    let first_end = hour_ends[0];
+    let taint: TaintIndex = TaintIndex::decode(
+        &ritma_sinks::index::read_compressed(
+            &store
+                .join(WindowPaths::new(first_end, len).hour_dir)
+                .join("index/taint.cbor.zst"),
+            MAX_INDEX_LEN,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        taint
+            .changes
+            .iter()
+            .any(|c| !c.enters && c.window_index == first_end % per_hour),
+        "no taint left at window {first_end}"
+    );
+
+    // The restart forged away (the window then holds nothing) or stopped inside the
+    // windows left out: refused, though every checkpoint is signed again.
+    let forge = |out: &str, change: &dyn Fn(&mut Vec<Vec<u8>>, &mut u64)| {
+        copy_tree(&store, &d.join(out));
+        forge_window(&d.join(out), Path::new(&key), restart, |r, leaves| {
+            change(leaves, &mut r.health_count);
+        });
+    };
+    forge("no-restart", &|leaves, count| {
+        leaves.retain(|l| HealthRecord::decode(l).is_err());
+        *count = 0;
+    });
+    let err = d
+        .ritma(&["verify", "no-restart", "--key", &vkey])
+        .output()
+        .failure();
+    assert!(
+        err.contains("E_CONTINUITY") && err.contains("records no restart"),
+        "{err}"
+    );
+    forge("stop-inside", &|leaves, _| {
+        for l in leaves.iter_mut() {
+            if let Ok(mut h) = HealthRecord::decode(l) {
+                if h.kind == HealthKind::CaptureStopped {
+                    h.t_wall_ns = (hour_ends[0] + 1) * len;
+                    *l = h.encode();
+                }
+            }
+        }
+    });
+    let err = d
+        .ritma(&["verify", "stop-inside", "--key", &vkey])
+        .output()
+        .failure();
+    assert!(
+        err.contains("E_CONTINUITY") && err.contains("capture was not down there"),
+        "{err}"
+    );
+
+    // Cut off while writing run 2's first window (its files but its checkpoint written,
+    // nothing after it): an interrupted write, though the window follows windows left out;
+    // the replay run again completes it to the same bytes.
+    let cut = d.join("cut");
+    copy_tree(&store, &cut);
+    for (r, _) in window_leaves(&store)
+        .iter()
+        .filter(|(r, _)| r.window >= restart)
+    {
+        let p = WindowPaths::new(r.window, len);
+        let mut files = vec![p.checkpoint()];
+        if r.window > restart {
+            files.extend([p.record(), p.blocks()]);
+            files.extend((0..r.health_count as u32).map(|n| p.health(n)));
+        }
+        for f in files {
+            let _ = std::fs::remove_file(cut.join(f));
+        }
+    }
+    let hour = WindowPaths::new(restart, len);
+    std::fs::remove_dir_all(cut.join(&hour.hour_dir).join("index")).unwrap();
+    let edges = Path::new("graph/edges").join(hour.hour_dir.strip_prefix("windows").unwrap());
+    let _ = std::fs::remove_dir_all(cut.join(edges));
+    ritma_sinks::catalog::forget_hour(&cut, restart / per_hour).unwrap();
+    let out = d
+        .ritma(&["verify", "cut", "--key", &vkey])
+        .output()
+        .success();
+    assert!(
+        out.contains("INTERRUPTED") && out.contains("was begun but has no checkpoint"),
+        "{out}"
+    );
+    d.ritma(&[
+        "replay", "a.rtrace", "b.rtrace", "--out", "cut", "--key", &key,
+    ])
+    .output()
+    .success();
+    assert!(
+        tree(&cut) == stores[0],
+        "the completed store is the uninterrupted one"
+    );
 }

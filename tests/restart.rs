@@ -438,6 +438,87 @@ fn a_live_run_across_hours_keeps_the_open_hour_and_restarts_from_its_state() {
     }
 }
 
+/// A live node down for over two hours (its wall clock moved on between runs): the restart
+/// seals no window of the downtime but each hour's last (so every hour keeps its seal), its
+/// first window records the restart, and the store verifies and is its WAL sealed again.
+#[test]
+fn a_live_restart_after_hours_down_seals_only_each_hours_last_window_between() {
+    let Some((lib, _)) =
+        shifted_clock("a_live_restart_after_hours_down_seals_only_each_hours_last_window_between")
+    else {
+        return;
+    };
+    use ritma_schemas::records::{HealthKind, HealthRecord};
+    let d = Dir::new();
+    let store = d.join("s");
+    finish(faked_run(&d, &lib, 0, &["--duration", "3"]));
+    let windows = |store: &Path| -> Vec<(u64, bool, bool)> {
+        util::window_leaves(store)
+            .into_iter()
+            .map(|(r, leaves)| {
+                let restart = leaves.iter().any(|l| {
+                    HealthRecord::decode(l).is_ok_and(|h| h.kind == HealthKind::CaptureStarted)
+                });
+                let holds = r.event_count > 0 || r.health_count > 0 || !r.lost.is_empty();
+                (r.window, holds, restart)
+            })
+            .collect()
+    };
+    let last_before = windows(&store).last().unwrap().0;
+    // 2 h 10 min later.
+    let err = finish(faked_run(&d, &lib, 7_800, &["--duration", "3"]));
+    d.ritma(&["verify", "s", "--trust-embedded-key"])
+        .output()
+        .success();
+    let after: Vec<(u64, bool, bool)> = windows(&store)
+        .into_iter()
+        .filter(|(w, _, _)| *w > last_before)
+        .collect();
+    let restart = after
+        .iter()
+        .find(|(_, _, r)| *r)
+        .unwrap_or_else(|| panic!("no restart recorded: {err}"))
+        .0;
+    let per_hour = 3_600_000_000_000 / live::WINDOW_LEN_NS;
+    let hour_ends: Vec<u64> = (last_before + 1..restart)
+        .filter(|w| (w + 1) % per_hour == 0)
+        .collect();
+    assert!((2..=3).contains(&hour_ends.len()), "{hour_ends:?}");
+    let between: Vec<(u64, bool, bool)> = after
+        .iter()
+        .copied()
+        .filter(|(w, _, _)| *w < restart)
+        .collect();
+    assert_eq!(
+        between,
+        hour_ends
+            .iter()
+            .map(|w| (*w, false, false))
+            .collect::<Vec<_>>(),
+        "between the runs, only the hours' last windows, holding nothing"
+    );
+    // From the restart on, the second run's windows, one after another (no flood before).
+    let second: Vec<u64> = after
+        .iter()
+        .map(|x| x.0)
+        .filter(|w| *w >= restart)
+        .collect();
+    assert_eq!(
+        second,
+        (restart..restart + second.len() as u64).collect::<Vec<_>>()
+    );
+    assert!(second.len() < 30, "{second:?}");
+    for end in &hour_ends {
+        assert!(store
+            .join(WindowPaths::new(*end, live::WINDOW_LEN_NS).hour_seal())
+            .is_file());
+    }
+    // The WAL, both runs, sealed again gives the store byte for byte.
+    d.ritma(&["replay", "--wal", "--out", "s"])
+        .output()
+        .success();
+}
+
 #[test]
 fn a_live_run_deletes_its_aged_hours_as_it_goes_and_restarts_after() {
     let Some((lib, now)) =
@@ -705,8 +786,20 @@ fn a_run_killed_under_load_has_its_events_in_flight_counted_by_the_next_run() {
     assert!(wal_losses(&store.join("wal").join(&names[2]))
         .iter()
         .all(|(r, _)| *r != InFlightAtStop));
-    // Sealed once, in a window record, and the store verifies.
+    // Sealed once, in a window record beside the restart it happened at (the window
+    // holding the second run's capture_started), and the store verifies.
     assert_eq!(sealed_in_flight(&store), in_flight[0]);
+    use ritma_schemas::records::{HealthKind, HealthRecord};
+    let holding: Vec<bool> = util::window_leaves(&store)
+        .into_iter()
+        .filter(|(r, _)| r.lost.iter().any(|(x, _)| *x == InFlightAtStop))
+        .map(|(_, leaves)| {
+            leaves.iter().any(|l| {
+                HealthRecord::decode(l).is_ok_and(|h| h.kind == HealthKind::CaptureStarted)
+            })
+        })
+        .collect();
+    assert_eq!(holding, vec![true]);
     d.ritma(&["verify", "s", "--trust-embedded-key"])
         .output()
         .success();

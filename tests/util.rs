@@ -271,3 +271,64 @@ pub fn forge_window(
         }
     }
 }
+
+/// Two traces of node `synth-0`: `a.rtrace`, a synthetic run with attacks (so taint) over a
+/// few minutes, and `b.rtrace`, a later run on another boot started 2.5 hours after the first
+/// one's newest event, with three events and seqs going on after a gap of 5.
+pub struct DowntimeTraces {
+    /// The window of the first run's newest event.
+    pub last_window: u64,
+    /// The second run's RunMeta.
+    pub second: ritma_schemas::records::RunMeta,
+}
+
+pub fn downtime_traces(d: &Dir) -> DowntimeTraces {
+    use ritma_sources::raw::{RawBody, RawEvent};
+    use ritma_sources::trace::{TraceItem, TraceReader, TraceWriter};
+    d.ritma(&["synth", "--events", "20000", "--out", "a.rtrace"])
+        .output()
+        .success();
+    let mut r = TraceReader::open(&d.join("a.rtrace")).unwrap();
+    let (mut meta, mut next_seq, mut newest_mono) = (None, 0, 0);
+    while let Some(item) = r.next_item().unwrap() {
+        match item {
+            TraceItem::Run { meta: m, .. } => meta = Some(m),
+            TraceItem::Batch { events, .. } => {
+                for e in events {
+                    next_seq = e.seq + 1;
+                    newest_mono = newest_mono.max(e.mono_ns);
+                }
+            }
+            _ => {}
+        }
+    }
+    let first = meta.unwrap();
+    let stop_wall = (newest_mono as i64 + first.wall_minus_mono_ns) as u64;
+    let mut second = first.clone();
+    second.boot_id = [9; 16];
+    second.first_seq = next_seq + 5;
+    second.started_wall_ns = stop_wall + 9_000 * 1_000_000_000;
+    second.wall_minus_mono_ns = second.started_wall_ns as i64 - 1_000_000_000;
+    second.sensor_version = "second".into();
+    let mut w = TraceWriter::create(&d.join("b.rtrace")).unwrap();
+    let run = w.add_run(&second).unwrap();
+    let events: Vec<RawEvent> = (0..3)
+        .map(|i| RawEvent {
+            seq: second.first_seq + i,
+            mono_ns: 1_000_000_000 + 200_000_000 * (i + 1),
+            task: task(100, "worker"),
+            body: RawBody::Open {
+                path: format!("/data/after{i}").into_bytes(),
+                flags: 0,
+                mode: 0,
+                result: 3,
+            },
+        })
+        .collect();
+    w.append_batch(run, &events).unwrap();
+    drop(w);
+    DowntimeTraces {
+        last_window: stop_wall / first.window_len_ns,
+        second,
+    }
+}

@@ -283,6 +283,10 @@ class RitmaSensor(Sensor):
     def __init__(self, bench, name, argv_template):
         super().__init__(bench)
         self.name = name
+        # `@BINARY` first: this configuration runs another ritma binary (an older build).
+        self.binary = bench.ritma
+        if argv_template and argv_template[0].startswith("@"):
+            self.binary, argv_template = argv_template[0][1:], argv_template[1:]
         self.argv_template = argv_template
         self.proc = None
 
@@ -293,7 +297,7 @@ class RitmaSensor(Sensor):
         self.stderr_path = os.path.join(run_dir, "ritma.stderr")
         self.stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(
-            [self.bench.ritma] + argv, stdout=subprocess.DEVNULL, stderr=self.stderr
+            [self.binary] + argv, stdout=subprocess.DEVNULL, stderr=self.stderr
         )
         self.pids = [self.proc.pid]
         self.attached = wait_attached(self.proc, f"ritma {' '.join(argv)}")
@@ -327,7 +331,7 @@ class RitmaSensor(Sensor):
             report["out_bytes"] = dir_bytes(self.out)
             # A store: its sealed windows say what was lost (and prove the run sealed).
             vkey = os.path.join(self.out, "_meta", "keys", "signing.vkey")
-            verified = run_checked([self.bench.ritma, "verify", self.out, "--key", vkey])
+            verified = run_checked([self.binary, "verify", self.out, "--key", vkey])
             m = re.search(r"(\d+) events, (\d+) lost", verified)
             if not m:
                 raise BenchError(f"ritma verify printed no event and loss counts: {verified!r}")
@@ -796,8 +800,9 @@ def main():
         action="append",
         default=None,
         help="a ritma command measured as its own configuration, {out} standing for a fresh "
-        "output path (repeatable; default 'record --out {out}.rtrace', plus "
-        "'run --out {out}' when `ritma run --help` works)",
+        "output path; '@BINARY' first runs that binary instead of --ritma, the configuration "
+        "named with '@' and the binary's file name (repeatable; default 'record --out "
+        "{out}.rtrace', plus 'run --out {out}' when `ritma run --help` works)",
     )
     p.add_argument("--configs", default=None, help="comma list; default all")
     p.add_argument("--reps", type=int, default=3)
@@ -846,10 +851,14 @@ def main():
     bench.ritma_configs = []
     for t in templates:
         argv = t.split()
-        name = "ritma" if argv[0] == "record" else f"ritma-{argv[0]}"
+        other = argv[0][1:] if argv[0].startswith("@") else None
+        cmd = argv[1:] if other else argv
+        name = "ritma" if cmd[0] == "record" else f"ritma-{cmd[0]}"
+        if other:
+            name += "@" + os.path.basename(other)
         # A second command of the same subcommand is named by its flags (ritma+raw-module-hooks).
         if any(n == name for n, _ in bench.ritma_configs):
-            flags = [a[2:] for a in argv[1:] if a.startswith("--") and a != "--out"]
+            flags = [a[2:] for a in cmd[1:] if a.startswith("--") and a != "--out"]
             name = "+".join([name] + flags)
         if any(n == name for n, _ in bench.ritma_configs):
             raise BenchError(f"two --ritma-cmd configurations are both named {name}")

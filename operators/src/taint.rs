@@ -214,6 +214,23 @@ fn live(seen: &[u64], window: u64, ttl: u64) -> bool {
     upto > 0 && window < seen[upto - 1].saturating_add(ttl)
 }
 
+/// The changes at windows up to `window` taken as one change at `window`: the relation's
+/// difference from the sealed window before (windows a downtime left out are not sealed,
+/// FORMAT.md §8.5). A pair that entered and left again makes no change.
+pub fn changes_by(window: u64, mut changes: Vec<TaintChange>) -> Vec<TaintChange> {
+    changes.sort_by_key(|c| (c.node, c.seed, c.entity));
+    let mut net: Vec<TaintChange> = Vec::with_capacity(changes.len());
+    for c in changes {
+        match net.last_mut() {
+            Some(n) if (n.node, n.seed, n.entity) == (c.node, c.seed, c.entity) => n.diff += c.diff,
+            _ => net.push(TaintChange { window, ..c }),
+        }
+    }
+    net.retain(|c| c.diff != 0);
+    net.sort_by_key(|c| (c.window, c.node, c.seed, c.entity, c.diff));
+    net
+}
+
 fn change(&(node, seed, entity): &(u32, Id128, Id128), window: u64, diff: i64) -> TaintChange {
     TaintChange {
         node,
@@ -227,6 +244,23 @@ fn change(&(node, seed, entity): &(u32, Id128, Id128), window: u64, diff: i64) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changes_by_a_window_are_the_net_changes_since_the_window_before() {
+        let (a, b, c) = ([1u8; 16], [2u8; 16], [3u8; 16]);
+        let changes = vec![
+            change(&(0, a, b), 4, 1),
+            change(&(0, a, c), 5, 1),
+            change(&(0, a, b), 7, -1),
+            change(&(0, a, c), 8, -1),
+            change(&(0, a, c), 9, 1),
+        ];
+        assert_eq!(changes_by(10, changes), vec![change(&(0, a, c), 10, 1)]);
+        assert_eq!(
+            changes_by(3, vec![change(&(1, b, a), 3, -1)]),
+            vec![change(&(1, b, a), 3, -1)]
+        );
+    }
 
     const A: Id128 = [0xa; 16];
     const B: Id128 = [0xb; 16];

@@ -147,8 +147,22 @@ impl NodeLog {
         self.next_seq = next_seq;
     }
 
-    /// Seals `window`. Windows must be sealed consecutively; seal empty contents for
-    /// a window without events so the log has no gaps.
+    /// Leaves out `window`, the next one, which a downtime gives no record (FORMAT.md §7.2).
+    pub fn leave_out(&mut self, window: u64) -> Result<(), SealError> {
+        match self.next_window {
+            Some(expected) if window != expected => Err(SealError::OutOfOrder {
+                expected,
+                got: window,
+            }),
+            _ => {
+                self.next_window = Some(window + 1);
+                Ok(())
+            }
+        }
+    }
+
+    /// Seals `window`. Windows must be sealed consecutively (or left out); seal empty
+    /// contents for a window without events so the log has no gaps.
     pub fn seal(
         &mut self,
         window: u64,

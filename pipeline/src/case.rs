@@ -448,11 +448,27 @@ fn export(ctx: &Ctx, out: &Path) -> Result<Exported> {
         bail!("case {} names no windows yet (ritma case add)", m.case);
     }
     ctx.none_deleted(m, "exported")?;
-    let (Some(first), Some(newest)) = (ctx.sealed.first(), ctx.sealed.last()) else {
+    let Some(newest) = ctx.sealed.last() else {
         bail!("the store has no sealed windows");
     };
-    let first_window = first.record.window - first.log_index;
     let log_size = ctx.log.size();
+    // Each range's windows are consecutive leaves (a downtime leaves windows out between
+    // sealed ones, never inside a range of sealed windows).
+    let leaf_of = |win: u64| {
+        ctx.sealed
+            .binary_search_by_key(&win, |s| s.record.window)
+            .map(|i| ctx.sealed[i].log_index)
+            .map_err(|_| anyhow!("window {win} of the case is not sealed in the store"))
+    };
+    let mut leaf_ranges: Vec<(u64, u64)> = Vec::with_capacity(m.windows.len() + 1);
+    for &(a, b) in &m.windows {
+        let (first, last) = (leaf_of(a)?, leaf_of(b)?);
+        if last - first != b - a {
+            bail!("windows {a} to {b} of the case are not all sealed in the store");
+        }
+        leaf_ranges.push((first, last));
+    }
+    let first_leaves: Vec<u64> = leaf_ranges.iter().map(|(a, _)| *a).collect();
     fs::create_dir_all(
         out.parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -473,11 +489,6 @@ fn export(ctx: &Ctx, out: &Path) -> Result<Exported> {
     // The node-log leaves not exported, as gaps of aligned subtree roots.
     let mut gaps = Vec::new();
     let mut at = 0u64;
-    let mut leaf_ranges: Vec<(u64, u64)> = m
-        .windows
-        .iter()
-        .map(|&(a, b)| (a - first_window, b - first_window))
-        .collect();
     leaf_ranges.push((log_size, log_size));
     for &(a, b) in &leaf_ranges {
         if a > at {
@@ -547,7 +558,7 @@ fn export(ctx: &Ctx, out: &Path) -> Result<Exported> {
     let record = ritma_schemas::case::CaseExport {
         node: ctx.node.clone(),
         case: m.case.clone(),
-        first_window,
+        first_leaves,
         log_size,
         gaps,
         exported_wall_ns: wall_now_ns()?,

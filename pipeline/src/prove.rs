@@ -408,7 +408,8 @@ fn names(dir: &Path) -> Result<Vec<String>, ProveError> {
 
 /// Every window with a record and a checkpoint, in node-log order, the node log they
 /// make (hours retention deleted known by their deletion records' subtrees), and those
-/// deletion records; windows must follow each other without a gap.
+/// deletion records; windows must follow each other as FORMAT.md §7.2 allows (a jump only
+/// where a downtime left windows out, never past an hour's last; `verify` checks the rest).
 #[allow(clippy::type_complexity)]
 pub(crate) fn sealed_windows(
     root: &Path,
@@ -417,13 +418,11 @@ pub(crate) fn sealed_windows(
     let dirs = hour_dirs(root)?;
     let mut out: Vec<Sealed> = Vec::new();
     let (mut log, mut deleted) = (SparseLog::new(), Vec::new());
-    let mut prev_window: Option<u64> = None;
-    let follows = |prev: Option<u64>, window: u64, path: &Path| match prev {
-        Some(p) if p.checked_add(1) != Some(window) => Err(damaged(
-            path,
-            format!("window {window} follows window {p}: the node log has a gap or a repeat"),
-        )),
-        _ => Ok(()),
+    let mut sequence = ritma_sinks::continuity::WindowSequence::new(meta.window_len_ns);
+    let mut follows = |window: u64, path: &Path| {
+        sequence
+            .follow(window)
+            .map_err(|e| damaged(path, format!("{e}: the node log has a gap or a repeat")))
     };
     for hour in dirs {
         let rel = hour.strip_prefix(root).unwrap_or(&hour);
@@ -435,10 +434,12 @@ pub(crate) fn sealed_windows(
         })?;
         if let Some(d) = d {
             let path = hour.join(ritma_sinks::retention::DELETION_FILE);
-            follows(prev_window, d.first_window, &path)?;
+            follows(d.first_window, &path)?;
+            if d.last_window > d.first_window {
+                follows(d.last_window, &path)?;
+            }
             log.push_deleted(d.windows(), &d.subtrees)
                 .map_err(|e| damaged(&path, e.to_string()))?;
-            prev_window = Some(d.last_window);
             deleted.push((path, d));
             continue;
         }
@@ -457,8 +458,7 @@ pub(crate) fn sealed_windows(
                     format!("window {} does not belong here", record.window),
                 ));
             }
-            follows(prev_window, record.window, &record_path)?;
-            prev_window = Some(record.window);
+            follows(record.window, &record_path)?;
             out.push(Sealed {
                 log_index: log.size(),
                 record,

@@ -42,7 +42,7 @@ use ritma_sources::raw::RawEvent;
 use ritma_sources::trace::{
     scan_runs, BaselineStatus, BlobAssembly, CgroupEntry, TraceError, TraceItem, TraceReader,
 };
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -201,7 +201,13 @@ enum SourceMsg {
         names: NodeNames,
     },
     /// A clock frame closed the node's `window`: it is sealed even if it holds nothing.
-    Close { node: u32, window: u64 },
+    /// `resumed`: capture was down before it, so the windows between the node's last sealed
+    /// one and this are left out, except hours' last windows (FORMAT.md §7.2).
+    Close {
+        node: u32,
+        window: u64,
+        resumed: bool,
+    },
     /// A sensor health observation, sealed in `window` (with its loss, if it counts one).
     Health {
         node: u32,
@@ -373,8 +379,13 @@ enum ConeMsg {
         seq: u64,
         wall_ns: u64,
     },
-    /// The window must be sealed: the cone matcher gives it an empty part.
-    Close { node: u32, window: u64 },
+    /// The window must be sealed: the cone matcher gives it an empty part (`resumed`: see
+    /// `SourceMsg::Close`).
+    Close {
+        node: u32,
+        window: u64,
+        resumed: bool,
+    },
     /// The cut after `window`: the matcher saves its partial matches after it.
     Cut { node: u32, window: u64 },
     /// A saved state's partial matches.
@@ -487,6 +498,8 @@ struct WindowPart {
     taint: Vec<TaintChange>,
     /// Shares of the state saved after this window (an hour's last), at a cut.
     state: Vec<StatePiece>,
+    /// Capture was down before this window (see `SourceMsg::Close`).
+    resumed: bool,
 }
 
 impl WindowPart {
@@ -993,7 +1006,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                         }
                         SourceMsg::Lost { node, window, reason, count } => (Routed::Attr(CanonMsg::Lost { node, window, reason, count }), None),
                         SourceMsg::Names { node, window, first_seq, names } => (Routed::Names(CanonMsg::Names { node, window, first_seq, names }), None),
-                        SourceMsg::Close { node, window } => (Routed::Cone(ConeMsg::Close { node, window }), None),
+                        SourceMsg::Close { node, window, resumed } => (Routed::Cone(ConeMsg::Close { node, window, resumed }), None),
                         SourceMsg::Health { node, window, record } => (Routed::Attr(CanonMsg::Health { node, window, record }), None),
                         SourceMsg::Cut { node, window, feed, pos } => (Routed::Names(CanonMsg::Cut { node, window, feed, pos }), Some(Routed::Cone(ConeMsg::Cut { node, window }))),
                         SourceMsg::RestoreActor { node, window, actor } => (Routed::Attr(CanonMsg::RestoreActor { node, window, actor }), None),
@@ -1041,8 +1054,8 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                         matcher.expire(wall_ns);
                                         continue;
                                     }
-                                    ConeMsg::Close { .. } => {
-                                        by_node.entry(node).or_insert_with(|| WindowPart::at(node, w));
+                                    ConeMsg::Close { resumed, .. } => {
+                                        by_node.entry(node).or_insert_with(|| WindowPart::at(node, w)).resumed |= resumed;
                                         continue;
                                     }
                                     ConeMsg::Cut { .. } => {
@@ -1291,6 +1304,7 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                 let mut by_node: BTreeMap<u32, WindowContents> = BTreeMap::new();
                                 let mut raising: BTreeMap<u32, Raising> = BTreeMap::new();
                                 let mut saved: BTreeMap<u32, Vec<StatePiece>> = BTreeMap::new();
+                                let mut resumed: BTreeSet<u32> = BTreeSet::new();
                                 for mut p in parts {
                                     // Windows a restored state holds are sealed already.
                                     if w < floors[p.node as usize] {
@@ -1300,6 +1314,9 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                         // Taint alone never seals a window: it waits for the window's record.
                                         taint_at.entry(p.node).or_default().entry(w).or_default().append(&mut p.taint);
                                         continue;
+                                    }
+                                    if p.resumed {
+                                        resumed.insert(p.node);
                                     }
                                     let c = by_node.entry(p.node).or_default();
                                     c.dict.extend(p.dict);
@@ -1342,19 +1359,37 @@ fn start(cfg: &ReplayConfig, nodes: Nodes, source: ItemSource, lock: StoreLock) 
                                         sink
                                     });
                                     contents.late_events = contents.atoms.iter().filter(|a| a.flags & ritma_schemas::records::atom_flags::LATE != 0).count() as u64;
-                                    // Windows without events still get a record: the log has no gaps.
+                                    // Windows without events still get a record, except those a
+                                    // downtime leaves out: not an hour's last (FORMAT.md §7.2).
                                     let first = sink.log.next_window().unwrap_or(w);
                                     let taint = taint_at.entry(node).or_default();
+                                    let per_hour = ritma_schemas::records::windows_per_hour(window_len_ns);
+                                    let down = resumed.contains(&node);
+                                    // The taint changes of windows left out count at the next one sealed.
+                                    let mut carried = Vec::new();
+                                    let mut sealed = 0u64;
                                     for gap in first..w {
-                                        if let Err(e) = sink.seal(gap, WindowContents::default(), Raising::default(), taint.remove(&gap).unwrap_or_default()) {
+                                        carried.append(&mut taint.remove(&gap).unwrap_or_default());
+                                        if down && !(gap + 1).is_multiple_of(per_hour) {
+                                            if let Err(e) = sink.log.leave_out(gap) {
+                                                errors.lock().expect("errors").push(format!("node {}: {e}", names_merkle[node as usize]));
+                                                return;
+                                            }
+                                            continue;
+                                        }
+                                        let changes = ritma_operators::taint::changes_by(gap, std::mem::take(&mut carried));
+                                        if let Err(e) = sink.seal(gap, WindowContents::default(), Raising::default(), changes) {
                                             errors.lock().expect("errors").push(e);
                                             return;
                                         }
+                                        sealed += 1;
                                     }
-                                    match sink.seal_saving(w, contents, raising.remove(&node).unwrap_or_default(), taint.remove(&w).unwrap_or_default(), saved.remove(&node)) {
+                                    carried.append(&mut taint.remove(&w).unwrap_or_default());
+                                    let changes = ritma_operators::taint::changes_by(w, carried);
+                                    match sink.seal_saving(w, contents, raising.remove(&node).unwrap_or_default(), changes, saved.remove(&node)) {
                                         Ok(n) => {
                                             let mut c = window_counts.lock().expect("counts");
-                                            c.0 += w - first + 1;
+                                            c.0 += sealed + 1;
                                             c.1 += n;
                                             session.give((node, w));
                                         }
@@ -1745,6 +1780,9 @@ struct Feeder {
     pending_loss: Vec<Vec<(LossReason, u64)>>,
     /// Health frames wait likewise, with their loss.
     pending_health: Vec<Vec<HealthRecord>>,
+    /// Per node, the window holding a later run's capture_started while that run has sent
+    /// no batch or clock frame yet: its loss frames then (a kill's in-flight count) go there.
+    restarted: Vec<Option<u64>>,
     /// Node and context slot of each run of the current trace file.
     runs: Vec<(u32, u32)>,
     /// Every run context with its node (`Nodes::runs`).
@@ -1821,6 +1859,7 @@ impl Feeder {
             warnings: Vec::new(),
             pending_loss: vec![Vec::new(); ctxs.len()],
             pending_health: vec![Vec::new(); ctxs.len()],
+            restarted: vec![None; ctxs.len()],
             runs: Vec::new(),
             contexts: contexts.to_vec(),
             run_meta: vec![None; ctxs.len()],
@@ -2080,7 +2119,20 @@ impl Feeder {
                 run, reason, count, ..
             } => {
                 let node = self.runs[run as usize].0;
-                self.pending_loss[node as usize].push((reason, count));
+                match self.restarted[node as usize] {
+                    // Lost at the stop: beside the restart's records.
+                    Some(window) => {
+                        self.counts.recorded_lost += count;
+                        let msg = SourceMsg::Lost {
+                            node,
+                            window,
+                            reason,
+                            count,
+                        };
+                        self.sent.send(input, node, window, msg);
+                    }
+                    None => self.pending_loss[node as usize].push((reason, count)),
+                }
             }
             TraceItem::Health(h) => {
                 let n = self.runs[h.run as usize].0 as usize;
@@ -2096,14 +2148,24 @@ impl Feeder {
             }
             TraceItem::Clock { run, mono_ns, .. } => {
                 let node = self.runs[run as usize].0;
+                self.restarted[node as usize] = None;
                 let closed = self.windowing[node as usize].clock(mono_ns, self.epoch);
                 for window in closed {
-                    self.sent
-                        .send(input, node, window, SourceMsg::Close { node, window });
+                    self.sent.send(
+                        input,
+                        node,
+                        window,
+                        SourceMsg::Close {
+                            node,
+                            window,
+                            resumed: false,
+                        },
+                    );
                 }
             }
             TraceItem::Batch { run, events: batch } => {
                 let (node, ctx) = self.runs[run as usize];
+                self.restarted[node as usize] = None;
                 self.batch(node, ctx, batch, input);
             }
         }
@@ -2192,8 +2254,10 @@ impl Feeder {
     }
 
     /// A later run of node `n` starts (`meta`; `sensor` ran the earlier one): the earlier
-    /// run ends as at the end of the input, and the next window records that capture
-    /// stopped and started again (the windows between hold nothing because it was down).
+    /// run ends as at the end of the input, and the later run's first window records that
+    /// capture stopped and started again. The windows between are left out (capture was
+    /// down), except each hour's last, which is sealed holding nothing so every hour keeps
+    /// its seal (FORMAT.md §7.2).
     fn next_run(
         &mut self,
         n: usize,
@@ -2208,9 +2272,32 @@ impl Feeder {
             ));
         }
         let stopped_wall = self.windowing[n].max_wall;
-        let Some(next) = self.end_run(n, input) else {
+        let Some(after) = self.end_run(n, input) else {
             return Ok(());
         };
+        // The later run's first window: the one open at its start, as for a node's first event.
+        let w = &mut self.windowing[n];
+        let started = meta.started_wall_ns.saturating_sub(w.slack_ns) / w.ctx.window_len_ns;
+        let next = after.max(started);
+        w.oldest_open = Some(next);
+        let node = n as u32;
+        let mut end = (after / self.per_hour + 1) * self.per_hour - 1;
+        while end < next {
+            let msg = SourceMsg::Close {
+                node,
+                window: end,
+                resumed: true,
+            };
+            self.sent.send(input, node, end, msg);
+            end += self.per_hour;
+        }
+        let msg = SourceMsg::Close {
+            node,
+            window: next,
+            resumed: true,
+        };
+        self.sent.send(input, node, next, msg);
+        self.restarted[n] = Some(next);
         let health = |kind, t_wall_ns, subject: &str, lost| HealthRecord {
             node: String::new(),
             t_wall_ns,
@@ -2251,8 +2338,16 @@ impl Feeder {
         let next = (last + 1).max(open);
         w.oldest_open = Some(next);
         for window in open..=last {
-            self.sent
-                .send(input, node, window, SourceMsg::Close { node, window });
+            self.sent.send(
+                input,
+                node,
+                window,
+                SourceMsg::Close {
+                    node,
+                    window,
+                    resumed: false,
+                },
+            );
         }
         for (reason, count) in std::mem::take(&mut self.pending_loss[n]) {
             self.counts.recorded_lost += count;

@@ -395,8 +395,9 @@ impl Record for CaseManifest {
 pub struct CaseExport {
     pub node: String,
     pub case: String,
-    /// The window of node-log leaf 0 (window w is leaf w − first_window).
-    pub first_window: u64,
+    /// The node-log leaf of the first window of each of the case's window ranges, in
+    /// order: a range's windows are consecutive leaves from there.
+    pub first_leaves: Vec<u64>,
     /// The size of the checkpoint (`checkpoint.sig`) the bundle is proven under.
     pub log_size: u64,
     /// The leaf ranges not exported, as (first leaf, leaves, roots of
@@ -409,7 +410,7 @@ pub struct CaseExport {
 
 impl Record for CaseExport {
     const TYPE: u64 = 23;
-    const VERSION: u64 = 1;
+    const VERSION: u64 = 2;
     const NAME: &'static str = "CaseExport";
     const FIELDS: u64 = 9;
     const MAX_LEN: usize = MAX_CASE_LEN;
@@ -417,9 +418,11 @@ impl Record for CaseExport {
     fn encode_fields(&self, e: &mut Encoder) {
         e.text(&self.node)
             .text(&self.case)
-            .uint(self.first_window)
-            .uint(self.log_size)
-            .array(self.gaps.len() as u64);
+            .array(self.first_leaves.len() as u64);
+        for leaf in &self.first_leaves {
+            e.uint(*leaf);
+        }
+        e.uint(self.log_size).array(self.gaps.len() as u64);
         for (start, len, roots) in &self.gaps {
             e.array(3).uint(*start).uint(*len).array(roots.len() as u64);
             for r in roots {
@@ -432,10 +435,18 @@ impl Record for CaseExport {
     fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
         let node = node_name(d)?;
         let case = case_id(d)?;
-        let first_window = d.uint("first_window")?;
+        let n = d.array("first_leaves", MAX_CASE_RANGES)?;
+        let mut first_leaves: Vec<u64> = Vec::with_capacity(n.min(4096) as usize);
+        for _ in 0..n {
+            let leaf = d.uint("first_leaves")?;
+            if first_leaves.last().is_some_and(|l| leaf <= *l) {
+                return Err(invalid(d, "first_leaves", "not strictly ascending"));
+            }
+            first_leaves.push(leaf);
+        }
         let log_size = d.uint("log_size")?;
-        if first_window.checked_add(log_size).is_none() {
-            return Err(invalid(d, "log_size", "the log's windows overflow"));
+        if first_leaves.last().is_some_and(|l| *l >= log_size) {
+            return Err(invalid(d, "first_leaves", "a leaf beyond the log"));
         }
         let n = d.array("gaps", MAX_CASE_RANGES + 1)?;
         let mut gaps: Vec<(u64, u64, Vec<crate::Hash32>)> =
@@ -471,7 +482,7 @@ impl Record for CaseExport {
         Ok(CaseExport {
             node,
             case,
-            first_window,
+            first_leaves,
             log_size,
             gaps,
             exported_wall_ns,

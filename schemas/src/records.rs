@@ -1112,7 +1112,7 @@ pub struct HourDeletion {
     pub last_window: u64,
     /// Node-log size before the hour's first window (that window's leaf index).
     pub log_start: u64,
-    /// Roots of `merkle::aligned_ranges(log_start, last_window - first_window + 1)`, in order.
+    /// Roots of `merkle::aligned_ranges(log_start, leaves)`, in order.
     pub subtrees: Vec<Hash32>,
     /// Events sealed in the hour's windows.
     pub events: u64,
@@ -1125,19 +1125,23 @@ pub struct HourDeletion {
     pub deleted_wall_ns: u64,
     /// Node-log size when the deletion was signed; the signing key is valid at it.
     pub log_size: u64,
+    /// The hour's sealed windows (its node-log leaves): fewer than its span of window
+    /// numbers where a downtime left windows out (FORMAT.md §7.2).
+    pub leaves: u64,
 }
 
 impl HourDeletion {
+    /// The hour's sealed windows: node-log leaves `log_start .. log_start + windows()`.
     pub fn windows(&self) -> u64 {
-        self.last_window - self.first_window + 1
+        self.leaves
     }
 }
 
 impl Record for HourDeletion {
     const TYPE: u64 = 21;
-    const VERSION: u64 = 1;
+    const VERSION: u64 = 2;
     const NAME: &'static str = "HourDeletion";
-    const FIELDS: u64 = 14;
+    const FIELDS: u64 = 15;
     const MAX_LEN: usize = MAX_RECORD_LEN;
 
     fn encode_fields(&self, e: &mut Encoder) {
@@ -1155,7 +1159,8 @@ impl Record for HourDeletion {
         encode_lost(e, &self.lost);
         e.uint(self.keep_ns)
             .uint(self.deleted_wall_ns)
-            .uint(self.log_size);
+            .uint(self.log_size)
+            .uint(self.leaves);
     }
 
     fn decode_fields(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
@@ -1167,24 +1172,8 @@ impl Record for HourDeletion {
             return Err(invalid(d, "last_window", "last window before first window"));
         }
         let log_start = d.uint("log_start")?;
-        let windows = last_window - first_window + 1;
-        if log_start.checked_add(windows).is_none() {
-            return Err(invalid(
-                d,
-                "log_start",
-                "the hour's leaves overflow the log",
-            ));
-        }
-        let want = crate::merkle::aligned_ranges(log_start, windows).len();
         let n = d.array("subtrees", 128)?;
-        if n != want as u64 {
-            return Err(invalid(
-                d,
-                "subtrees",
-                "not one root per aligned subtree of the hour's leaves",
-            ));
-        }
-        let subtrees = (0..n)
+        let subtrees: Vec<Hash32> = (0..n)
             .map(|_| d.fixed("subtrees"))
             .collect::<Result<_, _>>()?;
         let events = d.uint("events")?;
@@ -1193,7 +1182,29 @@ impl Record for HourDeletion {
         let keep_ns = d.uint("keep_ns")?;
         let deleted_wall_ns = d.uint("deleted_wall_ns")?;
         let log_size = d.uint("log_size")?;
-        if log_size < log_start + windows {
+        let leaves = d.uint("leaves")?;
+        if leaves == 0 || leaves > last_window - first_window + 1 {
+            return Err(invalid(
+                d,
+                "leaves",
+                "not between 1 and the hour's span of windows",
+            ));
+        }
+        if log_start.checked_add(leaves).is_none() {
+            return Err(invalid(
+                d,
+                "log_start",
+                "the hour's leaves overflow the log",
+            ));
+        }
+        if subtrees.len() != crate::merkle::aligned_ranges(log_start, leaves).len() {
+            return Err(invalid(
+                d,
+                "subtrees",
+                "not one root per aligned subtree of the hour's leaves",
+            ));
+        }
+        if log_size < log_start + leaves {
             return Err(invalid(
                 d,
                 "log_size",
@@ -1213,6 +1224,7 @@ impl Record for HourDeletion {
             keep_ns,
             deleted_wall_ns,
             log_size,
+            leaves,
         })
     }
 }

@@ -190,6 +190,7 @@ fn examples() -> BTreeMap<&'static str, String> {
         keep_ns: 30 * 86_400 * 1_000_000_000,
         deleted_wall_ns: 1_796_169_600_000_000_000,
         log_size: 2_595_700,
+        leaves: 3600,
     };
     ex.insert("hour-deletion", wrapped(&deletion.encode()));
 
@@ -234,7 +235,7 @@ fn examples() -> BTreeMap<&'static str, String> {
     let export = ritma_schemas::case::CaseExport {
         node: "web-1".into(),
         case: "IR-7".into(),
-        first_window: first,
+        first_leaves: vec![60],
         log_size: 100,
         gaps: vec![
             (0, 60, vec![[1; 32], [2; 32], [3; 32], [4; 32]]),

@@ -243,6 +243,7 @@ fn seeds() -> Vec<Vec<u8>> {
             keep_ns: 86_400_000_000_000,
             deleted_wall_ns: 1_800_000_000_000_000_000,
             log_size: 5000,
+            leaves: 3600,
         }),
         AnyRecord::Case(ritma_schemas::case::CaseManifest {
             node: "web-1".into(),
@@ -270,7 +271,7 @@ fn seeds() -> Vec<Vec<u8>> {
         AnyRecord::Export(ritma_schemas::case::CaseExport {
             node: "web-1".into(),
             case: "IR-7".into(),
-            first_window: 1000,
+            first_leaves: vec![10, 20],
             log_size: 40,
             gaps: vec![(0, 10, vec![[1; 32], [2; 32]]), (13, 7, vec![[3; 32]; 3])],
             exported_wall_ns: 5,

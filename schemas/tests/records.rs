@@ -510,6 +510,7 @@ fn hour_deletion() -> impl Strategy<Value = HourDeletion> {
                         keep_ns: keep,
                         deleted_wall_ns: at,
                         log_size: log_start + windows + after,
+                        leaves: windows,
                     }
                 })
             },
@@ -616,11 +617,23 @@ fn case_export() -> impl Strategy<Value = ritma_schemas::case::CaseExport> {
             )
         })
         .prop_map(
-            |(roots, (node, case, first_window, log_size, spans, exported_wall_ns, manifest))| {
+            |(roots, (node, case, _, log_size, spans, exported_wall_ns, manifest))| {
+                // Each leaf range between the gaps starts one of the case's window ranges.
+                let mut first_leaves = Vec::new();
+                let mut at = 0;
+                for &(a, b) in &spans {
+                    if a > at {
+                        first_leaves.push(at);
+                    }
+                    at = b;
+                }
+                if at < log_size {
+                    first_leaves.push(at);
+                }
                 ritma_schemas::case::CaseExport {
                     node,
                     case,
-                    first_window,
+                    first_leaves,
                     log_size,
                     gaps: spans
                         .into_iter()

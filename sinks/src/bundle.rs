@@ -133,7 +133,15 @@ pub fn verify_bundle(
             .collect();
     let mut log = Frontier::new();
     let mut gaps = export.gaps.iter().peekable();
-    let mut windows = case.windows.iter().peekable();
+    if export.first_leaves.len() != case.windows.len() {
+        let detail = format!(
+            "{} first leaves for the case's {} window ranges",
+            export.first_leaves.len(),
+            case.windows.len()
+        );
+        return Err(fail("E_CASE", &bundle_path, None, detail));
+    }
+    let mut windows = case.windows.iter().zip(&export.first_leaves).peekable();
     let mut seqs = SeqSet::new();
     let (mut count, mut events, mut lost) = (0u64, 0u64, 0u64);
     let mut blobs = std::collections::HashSet::new();
@@ -145,12 +153,9 @@ pub fn verify_bundle(
                 .map_err(|e| fail("E_CHECKPOINT", &bundle_path, None, e.to_string()))?;
             continue;
         }
-        let Some(&(first, last)) =
-            windows.next_if(|(first, _)| first.checked_sub(export.first_window) == Some(at))
-        else {
+        let Some((&(first, last), _)) = windows.next_if(|(_, leaf)| **leaf == at) else {
             let detail = format!(
-                "node-log leaf {at} (window {}) is neither an exported window nor in a gap",
-                export.first_window.saturating_add(at)
+                "node-log leaf {at} is neither the first of an exported window range nor in a gap"
             );
             return Err(fail("E_CASE", &bundle_path, None, detail));
         };
@@ -219,7 +224,7 @@ pub fn verify_bundle(
             format!("a gap at leaf {start} is not where the windows leave one"),
         ));
     }
-    if let Some((first, _)) = windows.next() {
+    if let Some(((first, _), _)) = windows.next() {
         return Err(fail(
             "E_CASE",
             &case_path,

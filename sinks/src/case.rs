@@ -112,7 +112,7 @@ pub(crate) fn check_cases(
     meta: &StoreMeta,
     history: &KeyHistory,
     log_size: u64,
-    windows: Option<(u64, u64)>,
+    held: &[(u64, u64)],
     deleted: &[(u64, u64)],
 ) -> Result<u64, VerifyError> {
     let ids = case_ids(root)?;
@@ -148,11 +148,20 @@ pub(crate) fn check_cases(
             .map_err(|e| fail("E_SIGNATURE", &path, None, e.to_string()))?;
         m.check_log()
             .map_err(|why| fail("E_CASE", &path, None, why))?;
-        if let (Some(&(first, _)), Some(&(_, last))) = (m.windows.first(), m.windows.last()) {
-            if windows.is_none_or(|(lo, hi)| first < lo || last > hi) {
+        // Each range within one run of windows the node log holds (a downtime leaves
+        // windows out between runs).
+        for &(first, last) in &m.windows {
+            let run = held.partition_point(|(lo, _)| *lo <= first).checked_sub(1);
+            if run.is_none_or(|i| last > held[i].1) {
+                let runs: Vec<String> =
+                    held.iter().map(|(lo, hi)| format!("{lo}..={hi}")).collect();
                 let detail = format!(
                     "names windows {first}..={last}, the node log holds {}",
-                    windows.map_or("none".to_owned(), |(lo, hi)| format!("{lo}..={hi}"))
+                    if runs.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        runs.join(", ")
+                    }
                 );
                 return Err(fail("E_CASE", &path, Some(first), detail));
             }

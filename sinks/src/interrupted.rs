@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 pub struct Interrupted {
     /// Temporary files (`.NAME.tmp`, FORMAT.md §8.12).
     pub temp_files: Vec<PathBuf>,
-    /// The window after the newest completed one, begun but without its checkpoint.
+    /// The window after the newest completed one (or a later one after a downtime), begun
+    /// but without its checkpoint.
     pub unfinished_window: Option<u64>,
     /// That window's files (blocks, health copies, record, its hour's seal).
     pub unfinished_files: Vec<PathBuf>,
@@ -95,7 +96,14 @@ impl Leftovers {
         }
         let window = later.first().map(|(w, _)| *w);
         let one_window = later.iter().all(|(w, _)| Some(*w) == window);
-        let next = newest.is_none_or(|(_, nw)| Some(nw + 1) == window);
+        // The next window, or a later one after windows a downtime left out (FORMAT.md §7.2).
+        let next = newest.is_none_or(|(_, nw)| {
+            window.is_some_and(|w| {
+                crate::continuity::WindowSequence::resume(window_len_ns, Some(nw), None)
+                    .follow(w)
+                    .is_ok()
+            })
+        });
         let mut skip = BTreeSet::new();
         if let (Some(w), true, true) = (window, one_window, next) {
             skip.extend(later.into_iter().map(|(_, p)| p));

@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod cas;
 pub mod case;
 pub mod catalog;
+pub mod continuity;
 pub mod index;
 pub mod interrupted;
 pub mod keys;

@@ -102,6 +102,10 @@ pub struct Origin {
 struct NodeState {
     next_seq: u64,
     next_window: Option<u64>,
+    /// Windows left out (a downtime, FORMAT.md §7.2) that no window holding a restart has
+    /// accounted for yet.
+    #[serde(default)]
+    left_out: Option<(u64, u64)>,
     /// The node log after the last accepted window.
     log_size: u64,
     log_nodes: Vec<String>,
@@ -633,16 +637,31 @@ impl Mirror {
             if w < next {
                 return Err(self.earlier(env, root, pinned));
             }
-            if w > next {
-                return Err(refused(Reason::Gap, format!("window {w} of node {} follows window {}: windows {next} to {} never arrived", env.node, next - 1, w - 1)));
-            }
         }
+        // Later than the next window only where a downtime left windows out.
+        let mut sequence = crate::continuity::WindowSequence::resume(
+            meta.window_len_ns,
+            state.next_window.map(|n| n - 1),
+            state.left_out,
+        );
+        let gap = |e: crate::continuity::ContinuityError| {
+            refused(
+                Reason::Gap,
+                format!("node {}: {e}: windows never arrived", env.node),
+            )
+        };
+        sequence.follow(w).map_err(gap)?;
         // Blocks and health copies, checked from the message's bytes (or ahead, by
         // precheck, from this envelope's, when it read this same record).
         let checked = match pre {
             Some((pre_record, blocks)) if pre_record == record => blocks,
             _ => check_blocks(root, &env.node, &files, &p, &record),
         }?;
+        let holds_anything =
+            record.event_count > 0 || record.health_count > 0 || !record.lost.is_empty();
+        sequence
+            .holds(holds_anything, checked.stopped)
+            .map_err(gap)?;
         for (n, leaf) in checked.health.iter().enumerate() {
             let path = rel(p.health(n as u32));
             if files.iter().find(|f| f.path == path).map(|f| &f.bytes) != Some(leaf) {
@@ -741,6 +760,7 @@ impl Mirror {
             .map_err(|e| refused(Reason::Decode, e.to_string()))?;
         let _ = fs::remove_dir_all(&staging);
         state.next_window = Some(w + 1);
+        state.left_out = sequence.left_out();
         state.set_frontier(&log);
         state.hour_first = match closes_hour {
             true => None,

@@ -546,6 +546,7 @@ fn describe_hour(
         keep_ns: 0,
         deleted_wall_ns: 0,
         log_size: 0,
+        leaves: records.len() as u64,
     })
 }
 

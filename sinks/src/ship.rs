@@ -201,6 +201,10 @@ impl ShipSource {
         if next > last {
             return Ok(None);
         }
+        // After a downtime the next window sealed may be a later one (FORMAT.md §7.2).
+        let Some(next) = store.sealed_from(next)? else {
+            return Ok(None);
+        };
         self.window_shipment(next).map(Some)
     }
 

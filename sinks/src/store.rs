@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Version of FORMAT.md a store written by this code follows.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 /// zstd level of blocks.
 const BLOCK_ZSTD_LEVEL: i32 = 3;
 
@@ -498,6 +498,29 @@ impl NodeStore {
             }
         }
         Ok(None)
+    }
+
+    /// The first completed window from `window` on in its hour: `window` itself, or the next
+    /// after windows a downtime left out (FORMAT.md §7.2; never an hour's last, so the next
+    /// one sealed is in the same hour). `None` if the hour holds none yet.
+    pub fn sealed_from(&self, window: u64) -> Result<Option<u64>, StoreError> {
+        let p = WindowPaths::new(window, self.meta.window_len_ns);
+        let micro = self.root.join(&p.hour_dir).join("micro");
+        let first = window - p.index;
+        let found = match fs::read_dir(&micro) {
+            Ok(it) => it
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter_map(|n| {
+                    let i = n.strip_prefix('w')?.strip_suffix(".sig")?;
+                    (i.len() == 4 && i.bytes().all(|b| b.is_ascii_digit()))
+                        .then(|| i.parse::<u64>().ok())?
+                })
+                .filter(|i| *i >= p.index)
+                .min(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io(&micro)(e)),
+        };
+        Ok(found.map(|i| first + i))
     }
 
     /// Writes `_meta/schema/FORMAT-vN.md`, the specification the store's bytes follow

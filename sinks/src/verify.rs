@@ -547,13 +547,21 @@ fn verify_node(root: &Path, opts: &VerifyOptions<'_>) -> Result<NodeReport, Veri
 
     let mut log = Frontier::new();
     let mut prev_window: Option<u64> = None;
+    // The runs of consecutive windows the node log holds (deleted hours counted whole).
+    let mut held: Vec<(u64, u64)> = Vec::new();
+    let hold = |held: &mut Vec<(u64, u64)>, first: u64, last: u64| match held.last_mut() {
+        Some((_, hi)) if *hi + 1 == first => *hi = last,
+        _ => held.push((first, last)),
+    };
+    // Windows left out while capture was down must be accounted for by a restart.
+    let mut sequence = crate::continuity::WindowSequence::new(meta.window_len_ns);
     let mut first_window = None;
     let mut seqs = SeqSet::new();
     let (mut events, mut lost, mut gap_covering_loss) = (0u64, 0u64, 0u64);
     let per_hour = windows_per_hour(meta.window_len_ns);
     let mut hour_prev: Option<PrevHour> = None;
     // The digest of the state saved at the last hour's end, for the window after it.
-    let mut saved_state: Option<(u64, ritma_schemas::Hash32, PathBuf)> = None;
+    let mut saved_state: Option<(ritma_schemas::Hash32, PathBuf)> = None;
 
     let mut blobs_checked = std::collections::HashSet::new();
     let mut health_copies: std::collections::HashSet<PathBuf> = Default::default();
@@ -605,19 +613,9 @@ fn verify_node(root: &Path, opts: &VerifyOptions<'_>) -> Result<NodeReport, Veri
         if let Some(d) = &deleted {
             let path = root.join(&hour).join(crate::retention::DELETION_FILE);
             let w = Some(d.first_window);
-            if let Some(p) = prev_window {
-                if d.first_window != p + 1 {
-                    return Err(fail(
-                        "E_CONTINUITY",
-                        &path,
-                        w,
-                        format!(
-                            "the deleted hour starts at window {}, after window {p}",
-                            d.first_window
-                        ),
-                    ));
-                }
-            }
+            sequence
+                .deleted(d.first_window, d.last_window)
+                .map_err(|e| fail("E_CONTINUITY", &path, w, format!("the deleted hour: {e}")))?;
             if d.log_start != log.size()
                 || log
                     .push_deleted::<Blake3Tree>(d.windows(), &d.subtrees)
@@ -637,6 +635,7 @@ fn verify_node(root: &Path, opts: &VerifyOptions<'_>) -> Result<NodeReport, Veri
             saved.observe(&log)?;
             newest_checkpoint = Some(root.join(&hour).join("proofs/hour_root.sig"));
             prev_window = Some(d.last_window);
+            hold(&mut held, d.first_window, d.last_window);
             first_window.get_or_insert(d.first_window);
             hour_first = Some(d.first_window);
             events += d.events;
@@ -735,23 +734,23 @@ fn verify_node(root: &Path, opts: &VerifyOptions<'_>) -> Result<NodeReport, Veri
                 ));
             }
             // A window names the state saved after the one before it, if that ended an hour
-            // and the state is in the store; it names none otherwise.
+            // and the state is in the store; it names none otherwise. (The window after an
+            // hour's last is the next hour's first, or a later one after a downtime.)
+            let after_hour = prev_window.is_some_and(|p| (p + 1).is_multiple_of(per_hour));
             match saved_state.take() {
-                Some((after, digest, path))
-                    if after == record.window && record.state != Some(digest) =>
-                {
+                Some((digest, path)) if record.state != Some(digest) => {
                     let detail = format!(
                         "window {} names another state than this one (its digest)",
                         record.window
                     );
                     return Err(fail("E_STATE", &path, w, detail));
                 }
-                _ if record.state.is_some() && !record.window.is_multiple_of(per_hour) => {
+                _ if record.state.is_some() && !after_hour => {
                     return Err(fail(
                         "E_STATE",
                         &record_path,
                         w,
-                        "a state digest in a window that does not start an hour",
+                        "a state digest in a window that does not follow an hour's last",
                     ));
                 }
                 _ => {}
@@ -769,22 +768,14 @@ fn verify_node(root: &Path, opts: &VerifyOptions<'_>) -> Result<NodeReport, Veri
                     ),
                 ));
             }
-            if let Some(p) = prev_window {
-                if record.window != p + 1 {
-                    let what = if record.window <= p {
-                        "repeats or goes back from"
-                    } else {
-                        "leaves a gap after"
-                    };
-                    return Err(fail(
-                        "E_CONTINUITY",
-                        &record_path,
-                        w,
-                        format!("window {} {what} window {p}", record.window),
-                    ));
-                }
-            }
+            sequence
+                .follow(record.window)
+                .map_err(|e| fail("E_CONTINUITY", &record_path, w, e.to_string()))?;
+            // Anything besides a saved state's digest: an event, a loss, a health record.
+            let holds_anything =
+                record.event_count > 0 || record.health_count > 0 || !record.lost.is_empty();
             prev_window = Some(record.window);
+            hold(&mut held, record.window, record.window);
             first_window.get_or_insert(record.window);
             windows_done += 1;
             progress(windows_done, total_windows);
@@ -802,6 +793,22 @@ fn verify_node(root: &Path, opts: &VerifyOptions<'_>) -> Result<NodeReport, Veri
                     skipping = true;
                 }
                 seqs_from_start = false;
+                if holds_anything && sequence.left_out().is_some() {
+                    // Windows left out before it: its blocks say whether capture was down.
+                    let source = BlockSource::on_disk(blocks.contains(&index));
+                    let mut own = SeqSet::new();
+                    let checked = check_window_blocks(
+                        &blocks_dir,
+                        source,
+                        &record,
+                        &record_path,
+                        &meta.node,
+                        &mut own,
+                    )?;
+                    sequence
+                        .holds(true, checked.stopped)
+                        .map_err(|e| fail("E_CONTINUITY", &record_path, w, e.to_string()))?;
+                }
                 taint = TaintTracker::new(ttl);
                 raises = ModeRaises::new(CaptureMode::Thin, ttl);
                 taint_rebuilt_from = record.window + 1 + ttl;
@@ -843,6 +850,7 @@ fn verify_node(root: &Path, opts: &VerifyOptions<'_>) -> Result<NodeReport, Veri
                 health,
                 argv,
                 ids,
+                stopped,
             } = check_window_blocks(
                 &blocks_dir,
                 BlockSource::on_disk(blocks.contains(&index)),
@@ -851,6 +859,9 @@ fn verify_node(root: &Path, opts: &VerifyOptions<'_>) -> Result<NodeReport, Veri
                 &meta.node,
                 &mut seqs,
             )?;
+            sequence
+                .holds(holds_anything, stopped)
+                .map_err(|e| fail("E_CONTINUITY", &record_path, w, e.to_string()))?;
             if record.event_count == 0 && seqs_from_start && record.first_seq != seqs.next() {
                 let detail = format!(
                     "first_seq {} of a window without events, but the node's next seq is {} (FORMAT §3.6)",
@@ -891,7 +902,9 @@ fn verify_node(root: &Path, opts: &VerifyOptions<'_>) -> Result<NodeReport, Veri
                 .filter_map(|c| atoms.iter().find(|a| a.seq == c.last_seq).map(|a| a.actor))
                 .collect();
             taint.push(0, record.window, &edges, &seeds);
-            let tracked = taint.close(record.window);
+            // Changes in windows a downtime left out count at the next sealed window.
+            let tracked =
+                ritma_operators::taint::changes_by(record.window, taint.close(record.window));
             raises.advance(record.window, &seeds, &tracked);
             if record.window >= taint_rebuilt_from {
                 check_capture_mode(&record, &record_path, &atoms, &argv, &raises)?;
@@ -1128,9 +1141,8 @@ fn verify_node(root: &Path, opts: &VerifyOptions<'_>) -> Result<NodeReport, Veri
     if deletions_signed_at > log.size() {
         return Err(fail("E_RETENTION", root, prev_window, format!("a deletion was signed at node-log size {deletions_signed_at}, beyond the log's {} windows: the store lost windows it had (rolled back?)", log.size())));
     }
-    let held = first_window.zip(prev_window);
     let cases =
-        crate::case::check_cases(root, &meta, &history, log.size(), held, &deleted_windows)?;
+        crate::case::check_cases(root, &meta, &history, log.size(), &held, &deleted_windows)?;
     let missing_seqs = missing_seqs + seqs.missing();
     if missing_seqs > gap_covering_loss {
         return Err(fail("E_SEQ", root, None, format!("{missing_seqs} seqs are missing but only {gap_covering_loss} events are sealed as lost from the trace")));
@@ -1287,6 +1299,8 @@ pub(crate) struct CheckedWindow {
     pub argv: Vec<Hash32>,
     /// The window's id table (none without leaves), which its graph edges are packed with.
     pub ids: Option<IdTable>,
+    /// The newest capture_stopped time, when the window records a restart.
+    pub stopped: Option<u64>,
 }
 
 /// The capture-mode policy (FORMAT.md §10) for a window whose taint is known: its
@@ -1372,7 +1386,7 @@ fn check_saved_state(
     meta: &StoreMeta,
     last: u64,
     seal: &HourSeal,
-) -> Result<Option<(u64, ritma_schemas::Hash32, PathBuf)>, VerifyError> {
+) -> Result<Option<(ritma_schemas::Hash32, PathBuf)>, VerifyError> {
     let path = root.join(WindowPaths::new(last, meta.window_len_ns).state());
     let w = Some(last);
     let Some((state, digest)) = crate::store::read_state(root, last, meta.window_len_ns)
@@ -1400,7 +1414,7 @@ fn check_saved_state(
             "the saved state is not this node's after this hour's last window and node log",
         ));
     }
-    Ok(Some((last + 1, digest, path)))
+    Ok(Some((digest, path)))
 }
 
 pub(crate) fn check_window_blocks(
@@ -1643,6 +1657,7 @@ pub(crate) fn check_window_blocks(
         health,
         argv,
         ids: file.map(BlockFile::into_ids),
+        stopped: restarts.2,
     })
 }
 
