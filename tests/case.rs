@@ -475,12 +475,8 @@ fn an_exported_case_verifies_on_its_own_and_any_change_to_it_is_caught() {
         .success();
 }
 
-/// The access log records the real uid (and its name), not whatever `$USER` says: a
-/// name from the environment is kept only as a claim.
-#[test]
-fn the_access_log_records_the_real_uid_and_the_claimed_name_as_a_claim() {
-    let d = Dir::new();
-    d.sealed_store(&["--events", "2000", "--rate", "1000"]);
+/// A key `alice.key` and the command opening `case` in store `s` with her as its approver.
+fn open_with_alice(d: &Dir, case: &str) -> std::process::Command {
     d.ritma(&["keys", "new", "alice", "--out", "alice.key"])
         .output()
         .success();
@@ -488,16 +484,25 @@ fn the_access_log_records_the_real_uid_and_the_claimed_name_as_a_claim() {
         "case",
         "open",
         "s",
-        "IR-9",
+        case,
         "--title",
-        "who",
+        case,
         "--approver",
         "alice.key.vkey",
     ])
-    .env("SUDO_USER", "mallory")
-    .env("USER", "mallory")
-    .output()
-    .success();
+}
+
+/// The access log records the real uid (and its name), not whatever `$USER` says: a
+/// name from the environment is kept only as a claim.
+#[test]
+fn the_access_log_records_the_real_uid_and_the_claimed_name_as_a_claim() {
+    let d = Dir::new();
+    d.sealed_store(&["--events", "2000", "--rate", "1000"]);
+    open_with_alice(&d, "IR-9")
+        .env("SUDO_USER", "mallory")
+        .env("USER", "mallory")
+        .output()
+        .success();
     let bytes = std::fs::read(d.join("s/cases/CASE_IR-9/manifest.cbor")).unwrap();
     let manifest = CaseManifest::decode(&SignedRecord::decode(&bytes).unwrap().body).unwrap();
     let user = &manifest.log[0].user;
@@ -513,28 +518,8 @@ fn the_access_log_records_the_real_uid_and_the_claimed_name_as_a_claim() {
 #[test]
 fn a_case_across_a_downtime_exports_and_verifies() {
     let d = Dir::new();
-    let t = crate::util::downtime_traces(&d);
-    d.ritma(&["keys", "init", "--out", "s", "--node", "synth-0"])
-        .output()
-        .success();
-    d.ritma(&["replay", "a.rtrace", "b.rtrace", "--out", "s"])
-        .output()
-        .success();
-    d.ritma(&["keys", "new", "alice", "--out", "alice.key"])
-        .output()
-        .success();
-    d.ritma(&[
-        "case",
-        "open",
-        "s",
-        "IR-2",
-        "--title",
-        "down",
-        "--approver",
-        "alice.key.vkey",
-    ])
-    .output()
-    .success();
+    let t = crate::util::downtime_store(&d);
+    open_with_alice(&d, "IR-2").output().success();
     let len_s = t.second.window_len_ns / 1_000_000_000;
     let from = (t.last_window - 3) * len_s;
     let to = t.second.started_wall_ns / 1_000_000_000 + 10;

@@ -304,13 +304,7 @@ fn three_nodes_ship_through_a_broker_outage_into_one_ingest() {
 fn a_node_with_hours_of_downtime_ships_and_is_rebuilt_whole() {
     let Some(b) = broker() else { return };
     let d = Dir::new();
-    util::downtime_traces(&d);
-    d.ritma(&["keys", "init", "--out", "s", "--node", "synth-0"])
-        .output()
-        .success();
-    d.ritma(&["replay", "a.rtrace", "b.rtrace", "--out", "s"])
-        .output()
-        .success();
+    util::downtime_store(&d);
     std::fs::create_dir_all(d.join("trust")).unwrap();
     std::fs::copy(
         d.join("s/_meta/keys/signing.vkey"),

@@ -740,6 +740,36 @@ fn health_frames_are_sealed_as_health_records_with_their_loss() {
     verify(&d, "s1", &vkey);
 }
 
+/// `a.rtrace` then `b.rtrace` replayed into `s1` with one worker and `s2` with two, each
+/// verified (its report given to `check`); the two stores' files.
+fn replay_both_runs(
+    d: &Dir,
+    key: &str,
+    vkey: &str,
+    check: impl Fn(&str),
+) -> Vec<BTreeMap<std::path::PathBuf, Vec<u8>>> {
+    let mut stores = Vec::new();
+    for workers in [1, 2] {
+        let out = format!("s{workers}");
+        d.ritma(&[
+            "replay",
+            "a.rtrace",
+            "b.rtrace",
+            "--out",
+            &out,
+            "--workers",
+            &workers.to_string(),
+            "--key",
+            key,
+        ])
+        .output()
+        .success();
+        check(&verify(d, &out, vkey));
+        stores.push(tree(&d.join(&out)));
+    }
+    stores
+}
+
 #[test]
 fn a_node_that_runs_again_continues_its_log_and_says_capture_was_down() {
     use ritma_schemas::records::{ActorRecord, HealthKind, HealthRecord};
@@ -779,26 +809,9 @@ fn a_node_that_runs_again_continues_its_log_and_says_capture_was_down() {
     drop(w);
 
     let (key, vkey) = d.signing_key(NODE);
-    let mut stores = Vec::new();
-    for workers in [1, 2] {
-        let out = format!("s{workers}");
-        d.ritma(&[
-            "replay",
-            "a.rtrace",
-            "b.rtrace",
-            "--out",
-            &out,
-            "--workers",
-            &workers.to_string(),
-            "--key",
-            &key,
-        ])
-        .output()
-        .success();
-        let report = verify(&d, &out, &vkey);
-        assert!(report.contains("6 windows"), "{report}");
-        stores.push(tree(&d.join(&out)));
-    }
+    let stores = replay_both_runs(&d, &key, &vkey, |report| {
+        assert!(report.contains("6 windows"), "{report}")
+    });
     assert!(
         stores[0] == stores[1],
         "1 and 2 workers seal the same store"
@@ -1211,25 +1224,7 @@ fn a_downtime_of_hours_leaves_out_its_windows_but_every_hours_last() {
     let len = second.window_len_ns;
     let per_hour = 3_600_000_000_000 / len;
     let (key, vkey) = d.signing_key("synth-0");
-    let mut stores = Vec::new();
-    for workers in [1, 2] {
-        let out = format!("s{workers}");
-        d.ritma(&[
-            "replay",
-            "a.rtrace",
-            "b.rtrace",
-            "--out",
-            &out,
-            "--workers",
-            &workers.to_string(),
-            "--key",
-            &key,
-        ])
-        .output()
-        .success();
-        verify(&d, &out, &vkey);
-        stores.push(tree(&d.join(&out)));
-    }
+    let stores = replay_both_runs(&d, &key, &vkey, |_| {});
     assert!(
         stores[0] == stores[1],
         "1 and 2 workers seal the same store"

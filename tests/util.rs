@@ -332,3 +332,15 @@ pub fn downtime_traces(d: &Dir) -> DowntimeTraces {
         second,
     }
 }
+
+/// `downtime_traces`, sealed into the store `s` with a key of its own.
+pub fn downtime_store(d: &Dir) -> DowntimeTraces {
+    let t = downtime_traces(d);
+    d.ritma(&["keys", "init", "--out", "s", "--node", "synth-0"])
+        .output()
+        .success();
+    d.ritma(&["replay", "a.rtrace", "b.rtrace", "--out", "s"])
+        .output()
+        .success();
+    t
+}
