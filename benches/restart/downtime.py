@@ -71,7 +71,14 @@ def main():
     p.add_argument("--seconds", type=int, default=3, help="capture of each run")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--work", required=True)
+    p.add_argument("--report", action="store_true", help="print the table of WORK/results.json")
     args = p.parse_args()
+    if args.report:
+        with open(os.path.join(args.work, "results.json")) as f:
+            saved = json.load(f)
+        labels = [b.split("=", 1)[0] for b in saved["args"]["binary"]]
+        report(saved["rows"], labels, argparse.Namespace(**saved["args"]))
+        return
     if os.geteuid() != 0:
         raise SystemExit("needs root (eBPF)")
     lib = libfaketime()
@@ -107,15 +114,25 @@ def main():
             shutil.rmtree(store)
     with open(os.path.join(args.work, "results.json"), "w") as f:
         json.dump({"args": vars(args), "rows": rows}, f, indent=1)
-    med = lambda label, k: statistics.median(r[k] for r in rows if r["binary"] == label)
-    print(f"| binary | second run, wall s (median of {args.reps}) | of it sealing the downtime "
-          f"(− {args.seconds} s capture) | windows added | files added | disk added |")
-    print("|---|---|---|---|---|---|")
-    for label, _ in binaries:
-        s = med(label, "second_run_s")
+    report(rows, [label for label, _ in binaries], args)
+
+
+def report(rows, labels, args):
+    """The Markdown table: medians over the repetitions of each binary."""
+    def med(label, f):
+        return statistics.median(f(r) for r in rows if r["binary"] == label)
+
+    print(f"| binary | first run, wall s | second run ({args.hours:g} h later), wall s | "
+          "added by the downtime, s | windows added | files added | disk added |")
+    print("|---|---|---|---|---|---|---|")
+    for label in labels:
         print(
-            f"| {label} | {s:.1f} | {s - args.seconds:.1f} | {med(label, 'windows_added'):.0f} "
-            f"| {med(label, 'files_added'):.0f} | {med(label, 'disk_added') / 2**20:.1f} MiB |"
+            f"| {label} | {med(label, lambda r: r['first_run_s']):.1f} "
+            f"| {med(label, lambda r: r['second_run_s']):.1f} "
+            f"| {med(label, lambda r: r['second_run_s'] - r['first_run_s']):.1f} "
+            f"| {med(label, lambda r: r['windows_added']):.0f} "
+            f"| {med(label, lambda r: r['files_added']):.0f} "
+            f"| {med(label, lambda r: r['disk_added']) / 2**20:.1f} MiB |"
         )
 
 
