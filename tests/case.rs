@@ -551,6 +551,29 @@ fn a_case_across_a_downtime_exports_and_verifies() {
     d.ritma(&["verify", "--trust-embedded-key", "s"])
         .output()
         .success();
+    // `query hours` counts the windows each hour holds, not the span of their numbers.
+    let per_hour = 3_600_000_000_000 / t.second.window_len_ns;
+    let hour_windows = |d: &Dir| -> Vec<(u64, u64)> {
+        d.ritma(&["query", "s", "--json", "hours"])
+            .output()
+            .success()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|r| {
+                (
+                    r["windows"].as_u64().unwrap(),
+                    r["events"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let mut held: std::collections::BTreeMap<u64, (u64, u64)> = Default::default();
+    for (r, _) in crate::util::window_leaves(&d.join("s")) {
+        let e = held.entry(r.window / per_hour).or_default();
+        e.0 += 1;
+        e.1 += r.event_count;
+    }
+    assert_eq!(hour_windows(&d), held.values().copied().collect::<Vec<_>>());
     let out = d
         .ritma(&["case", "export", "s", "IR-2", "--out", "b"])
         .output()
@@ -581,4 +604,6 @@ fn a_case_across_a_downtime_exports_and_verifies() {
         deletion.leaves < deletion.last_window - deletion.first_window + 1,
         "{deletion:?}"
     );
+    // A deleted hour's windows are its deletion record's leaves.
+    assert_eq!(hour_windows(&d)[0], (deletion.leaves, deletion.events));
 }

@@ -24,7 +24,7 @@ use ritma_sinks::verify::TimeRange;
 use serde_json::{json, Map, Value};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ritma_schemas::records::HOUR_NS;
 
@@ -895,7 +895,7 @@ fn hours(args: &QueryArgs, out: &mut Rows) -> Result<()> {
                 .as_ref()
                 .and_then(|a| a.hours.iter().find(|a| a.hour == h.hour))
                 .map(|a| a.bytes());
-            rows.insert(h.hour, hour_row(h, bytes));
+            rows.insert(h.hour, hour_row(h, sealed_in_hour(&root, h), bytes));
         }
     }
     for dir in hour_dirs(&root)? {
@@ -919,9 +919,34 @@ fn hour_value(hour: u64) -> Value {
     Value::String(format!("{}:00Z", ritma_sinks::retention::hour_label(hour)))
 }
 
-/// What `query hours` shows of one catalog entry (and its bytes on disk, if accounted).
+/// The windows an hour holds (or held, deleted): its checkpoints, or its deletion record's
+/// leaves; the span of its window numbers if neither can be read. Fewer than the span where a
+/// downtime left windows out (FORMAT.md §7.2).
+fn sealed_in_hour(root: &Path, h: &ritma_schemas::catalog::CatalogHour) -> u64 {
+    let hour_dir = ritma_sinks::catalog::hour_dir(h.hour);
+    let counted = match h.state {
+        ritma_schemas::catalog::HourState::Deleted => {
+            ritma_sinks::retention::read_deletion(root, &hour_dir)
+                .ok()
+                .flatten()
+                .map(|d| d.windows())
+        }
+        _ => std::fs::read_dir(root.join(&hour_dir).join("micro"))
+            .ok()
+            .map(|it| {
+                it.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .filter(|n| n.starts_with('w') && n.ends_with(".sig"))
+                    .count() as u64
+            }),
+    };
+    counted.unwrap_or_else(|| h.window_span())
+}
+
+/// What `query hours` shows of one catalog entry: `windows` the windows it holds (or held),
+/// and its bytes on disk, if accounted.
 fn hour_row(
     h: &ritma_schemas::catalog::CatalogHour,
+    windows: u64,
     bytes: Option<u64>,
 ) -> Vec<(&'static str, Value)> {
     let c = h.contents.as_ref();
@@ -939,7 +964,7 @@ fn hour_row(
     vec![
         ("hour", hour_value(h.hour)),
         ("state", json!(h.state.name())),
-        ("windows", json!(h.windows())),
+        ("windows", json!(windows)),
         ("events", json!(h.events)),
         ("lost", json!(h.lost_total())),
         ("late", opt(c.map(|c| c.late_events))),

@@ -85,7 +85,9 @@ pub struct CatalogHour {
 }
 
 impl CatalogHour {
-    pub fn windows(&self) -> u64 {
+    /// The window numbers first to last: the hour's windows unless a downtime left some out
+    /// (FORMAT.md §7.2).
+    pub fn window_span(&self) -> u64 {
         self.last_window - self.first_window + 1
     }
 
