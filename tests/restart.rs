@@ -191,6 +191,18 @@ fn a_state_that_does_not_check_is_refused_by_restart_and_verify() {
         .failure();
     assert!(err.contains("does not hold"), "{err}");
     std::fs::write(&state, &good).unwrap();
+    // The window sealed after the cut naming another state: refused as well.
+    let after = d.join("s").join(WindowPaths::new(last, WINDOW_NS).record());
+    let kept = std::fs::read(&after).unwrap();
+    let mut record = WindowRecord::decode(&kept).unwrap();
+    record.state = Some([7; 32]);
+    std::fs::write(&after, record.encode()).unwrap();
+    let err = d
+        .ritma(&["replay", "--wal", "--out", "s"])
+        .output()
+        .failure();
+    assert!(err.contains("naming another state"), "{err}");
+    std::fs::write(&after, kept).unwrap();
     d.ritma(&["replay", "--wal", "--out", "s"])
         .output()
         .success();

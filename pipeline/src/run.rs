@@ -354,18 +354,18 @@ pub(crate) fn restart_from(
             "it does not follow the hour seal of its hour".into(),
         ));
     }
-    let next = out.join(ritma_sinks::store::WindowPaths::new(point.cut, len).record());
-    if let Ok(bytes) = std::fs::read(&next) {
+    // The window sealed after the cut (window `cut`, or a later one after a downtime).
+    let after = ritma_sinks::store::sealed_from(out, point.cut, len)?;
+    if let Some(w) = after {
+        let next = out.join(ritma_sinks::store::WindowPaths::new(w, len).record());
+        let bytes = std::fs::read(&next).with_context(|| format!("reading {}", next.display()))?;
         let record =
             <ritma_schemas::records::WindowRecord as ritma_schemas::records::Record>::decode(
                 &bytes,
             )
             .with_context(|| format!("reading {}", next.display()))?;
         if record.state != Some(digest) {
-            return Err(refuse(format!(
-                "window {} is sealed naming another state",
-                point.cut
-            )));
+            return Err(refuse(format!("window {w} is sealed naming another state")));
         }
     }
     let mut matcher = ritma_operators::cone_match::ConeMatcher::new(

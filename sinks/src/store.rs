@@ -500,27 +500,9 @@ impl NodeStore {
         Ok(None)
     }
 
-    /// The first completed window from `window` on in its hour: `window` itself, or the next
-    /// after windows a downtime left out (FORMAT.md §7.2; never an hour's last, so the next
-    /// one sealed is in the same hour). `None` if the hour holds none yet.
+    /// The first completed window from `window` on in its hour (`sealed_from`).
     pub fn sealed_from(&self, window: u64) -> Result<Option<u64>, StoreError> {
-        let p = WindowPaths::new(window, self.meta.window_len_ns);
-        let micro = self.root.join(&p.hour_dir).join("micro");
-        let first = window - p.index;
-        let found = match fs::read_dir(&micro) {
-            Ok(it) => it
-                .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter_map(|n| {
-                    let i = n.strip_prefix('w')?.strip_suffix(".sig")?;
-                    (i.len() == 4 && i.bytes().all(|b| b.is_ascii_digit()))
-                        .then(|| i.parse::<u64>().ok())?
-                })
-                .filter(|i| *i >= p.index)
-                .min(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io(&micro)(e)),
-        };
-        Ok(found.map(|i| first + i))
+        sealed_from(&self.root, window, self.meta.window_len_ns)
     }
 
     /// Writes `_meta/schema/FORMAT-vN.md`, the specification the store's bytes follow
@@ -629,6 +611,33 @@ impl NodeStore {
 
 /// The dataflow state saved after `window` in the node tree at `root`, with its digest,
 /// decoded strictly; `None` if there is none.
+/// The first completed window from `window` on in its hour: `window` itself, or the next
+/// after windows a downtime left out (FORMAT.md §7.2; never an hour's last, so the next one
+/// sealed is in the same hour). `None` if the hour holds none yet.
+pub fn sealed_from(
+    root: &Path,
+    window: u64,
+    window_len_ns: u64,
+) -> Result<Option<u64>, StoreError> {
+    let p = WindowPaths::new(window, window_len_ns);
+    let micro = root.join(&p.hour_dir).join("micro");
+    let first = window - p.index;
+    let found = match fs::read_dir(&micro) {
+        Ok(it) => it
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|n| {
+                let i = n.strip_prefix('w')?.strip_suffix(".sig")?;
+                (i.len() == 4 && i.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| i.parse::<u64>().ok())?
+            })
+            .filter(|i| *i >= p.index)
+            .min(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io(&micro)(e)),
+    };
+    Ok(found.map(|i| first + i))
+}
+
 pub fn read_state(
     root: &Path,
     window: u64,
