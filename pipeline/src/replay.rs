@@ -1908,6 +1908,25 @@ impl Feeder {
         self.runs.push(at);
     }
 
+    /// Sends `count` events lost for `reason`, sealed in the node's `window`.
+    fn lost(
+        &mut self,
+        node: u32,
+        window: u64,
+        reason: LossReason,
+        count: u64,
+        input: &mut SourceInput,
+    ) {
+        self.counts.recorded_lost += count;
+        let msg = SourceMsg::Lost {
+            node,
+            window,
+            reason,
+            count,
+        };
+        self.sent.send(input, node, window, msg);
+    }
+
     /// Names for a node's events from `first_seq` on: sent at its oldest open window,
     /// or held until its first event.
     fn names(&mut self, node: u32, first_seq: u64, names: NodeNames, input: &mut SourceInput) {
@@ -2121,16 +2140,7 @@ impl Feeder {
                 let node = self.runs[run as usize].0;
                 match self.restarted[node as usize] {
                     // Lost at the stop: beside the restart's records.
-                    Some(window) => {
-                        self.counts.recorded_lost += count;
-                        let msg = SourceMsg::Lost {
-                            node,
-                            window,
-                            reason,
-                            count,
-                        };
-                        self.sent.send(input, node, window, msg);
-                    }
+                    Some(window) => self.lost(node, window, reason, count, input),
                     None => self.pending_loss[node as usize].push((reason, count)),
                 }
             }
@@ -2195,15 +2205,8 @@ impl Feeder {
                     };
                     self.sent.send(input, node, at, msg);
                 }
-                for (reason, count) in self.pending_loss[n].drain(..) {
-                    self.counts.recorded_lost += count;
-                    let msg = SourceMsg::Lost {
-                        node,
-                        window: at,
-                        reason,
-                        count,
-                    };
-                    self.sent.send(input, node, at, msg);
+                for (reason, count) in std::mem::take(&mut self.pending_loss[n]) {
+                    self.lost(node, at, reason, count, input);
                 }
                 for record in self.pending_health[n].drain(..) {
                     self.counts.recorded_lost += record.probe_lost();
@@ -2350,14 +2353,7 @@ impl Feeder {
             );
         }
         for (reason, count) in std::mem::take(&mut self.pending_loss[n]) {
-            self.counts.recorded_lost += count;
-            let msg = SourceMsg::Lost {
-                node,
-                window: open,
-                reason,
-                count,
-            };
-            self.sent.send(input, node, open, msg);
+            self.lost(node, open, reason, count, input);
         }
         for record in std::mem::take(&mut self.pending_health[n]) {
             self.counts.recorded_lost += record.probe_lost();

@@ -121,9 +121,9 @@ impl WindowSequence {
         }
     }
 
-    /// The window just followed cannot be read (outside a checked range, or deleted by
-    /// retention): a range left out before it is taken as accounted for.
-    pub fn unread(&mut self) {
+    /// The window just followed cannot be read (deleted by retention): a range left out
+    /// before it is taken as accounted for.
+    fn unread(&mut self) {
         self.left_out = None;
     }
 

@@ -202,7 +202,8 @@ impl ShipSource {
             return Ok(None);
         }
         // After a downtime the next window sealed may be a later one (FORMAT.md §7.2).
-        let Some(next) = store.sealed_from(next)? else {
+        let Some(next) = crate::store::sealed_from(&self.root, next, self.meta.window_len_ns)?
+        else {
             return Ok(None);
         };
         self.window_shipment(next).map(Some)

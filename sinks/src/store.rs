@@ -500,11 +500,6 @@ impl NodeStore {
         Ok(None)
     }
 
-    /// The first completed window from `window` on in its hour (`sealed_from`).
-    pub fn sealed_from(&self, window: u64) -> Result<Option<u64>, StoreError> {
-        sealed_from(&self.root, window, self.meta.window_len_ns)
-    }
-
     /// Writes `_meta/schema/FORMAT-vN.md`, the specification the store's bytes follow
     /// (informative: a verifier checks against its own). An existing copy is kept.
     pub fn write_schema(&self, spec: &str) -> Result<(), StoreError> {
