@@ -27,6 +27,9 @@ command -v cargo >/dev/null 2>&1 || { echo "test.sh: cargo not found: install Ru
 # A real Kafka-protocol broker for tests/kafka.rs: tansu, built once into /var/tmp/ritma-tools.
 RITMA_TANSU=$(tests/broker/install-tansu.sh | tail -n 1)
 export RITMA_TANSU
+# Debian's real ClickHouse server (18.16) for tests/clickhouse.rs, unpacked once into /var/tmp/ritma-tools.
+RITMA_CLICKHOUSE=$(tests/clickhouse/install-clickhouse.sh | tail -n 1)
+export RITMA_CLICKHOUSE
 # The Kubernetes manifest's and the Dockerfile's linters (PyPI), for tests/deploy.rs.
 RITMA_DEPLOY_LINTERS=$(tests/deploy/install-linters.sh | tail -n 1)
 export RITMA_DEPLOY_LINTERS

@@ -6,6 +6,7 @@ mod exes;
 mod fleet;
 mod latency;
 mod live_link;
+mod load;
 mod metrics;
 mod progress;
 mod prove;
@@ -183,6 +184,10 @@ enum Command {
     /// Ask a store: processes, an actor's events and process tree, who touched a path,
     /// the taint slice from an actor, cone matches; a table or JSON Lines.
     Query(query::QueryArgs),
+    /// Load a store's sealed windows into ClickHouse for analysts: events, actors, edges,
+    /// cone matches, health, loss, windows and hour seals, each window exactly once,
+    /// resuming where a previous load stopped (docs/ANALYSTS.md).
+    Load(load::LoadArgs),
     /// Write a self-contained proof of one sealed event (FORMAT.md §11).
     Prove {
         /// The store (RITMA_OUT) directory.
@@ -507,6 +512,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
         Command::Ingest(a) => fleet::ingest_cmd(a),
         Command::Case(c) => case::case_cmd(c),
         Command::Query(q) => query::query_cmd(q),
+        Command::Load(a) => load::load_cmd(a),
         Command::Prove {
             dir,
             seq,
@@ -912,7 +918,7 @@ fn interrupted_json(i: &ritma_sinks::interrupted::Interrupted) -> serde_json::Va
 }
 
 /// A duration like `30d`, `12h`, `90m` or `3600s`, in nanoseconds.
-fn parse_keep(s: &str) -> Result<u64> {
+pub(crate) fn parse_keep(s: &str) -> Result<u64> {
     // The unit is the last character, whatever its width (no panic on `3é`).
     let at = s.char_indices().next_back().map_or(0, |(i, _)| i);
     let (n, unit) = s.split_at(at);

@@ -4,7 +4,6 @@
 
 use crate::trust::Trust;
 use base64::Engine;
-use ritma_schemas::cbor::Decoder;
 use ritma_schemas::keys::KeyHistory;
 use ritma_schemas::merkle::{self, Blake3Tree, SparseLog, Subtrees, TreeHash};
 use ritma_schemas::note::NoteVerifier;
@@ -821,63 +820,9 @@ pub fn verify_proof(
     })
 }
 
-/// FORMAT.md §3 names of event types 1–19.
-const EVENT_TYPE_NAMES: [&str; 19] = [
-    "exec",
-    "fork",
-    "exit",
-    "open",
-    "unlink",
-    "rename",
-    "connect",
-    "accept",
-    "bind",
-    "listen",
-    "ptrace",
-    "setuid",
-    "setgid",
-    "capset",
-    "memfd_create",
-    "module_load",
-    "bpf_prog_load",
-    "trigger",
-    "present",
-];
-
-/// FORMAT.md §3 names of dictionary kinds 1–10.
-const DICT_KIND_NAMES: [&str; 10] = [
-    "path",
-    "exe",
-    "comm",
-    "argv",
-    "flow",
-    "container",
-    "service",
-    "env",
-    "cgroup",
-    "name",
-];
-
-pub(crate) fn event_type_name(t: EventType) -> String {
-    let n = t.as_u64();
-    EVENT_TYPE_NAMES
-        .get((n as usize).wrapping_sub(1))
-        .map_or_else(|| format!("event type {n}"), |s| (*s).to_owned())
-}
-
-pub(crate) fn dict_kind_name(k: DictKind) -> String {
-    let n = k.as_u64();
-    DICT_KIND_NAMES
-        .get((n as usize).wrapping_sub(1))
-        .map_or_else(|| format!("kind {n}"), |s| (*s).to_owned())
-}
-
+pub(crate) use ritma_schemas::display::{dict_kind_name, dict_value, event_type_name, hex};
 /// FORMAT.md §3.2 names of an atom's flag bits.
 pub(crate) use ritma_schemas::records::atom_flags::names as flag_names;
-
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 fn b64(h: &Hash32) -> String {
     base64::engine::general_purpose::STANDARD.encode(h)
@@ -900,51 +845,6 @@ pub fn utc(ns: i128) -> String {
             )
         }
         Err(_) => format!("{ns} ns since the epoch"),
-    }
-}
-
-/// Bytes as text: UTF-8 where they are, escapes elsewhere.
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).escape_debug().to_string()
-}
-
-/// A flow value (FORMAT.md §3.1: family, address, port) as `addr:port`.
-fn flow(v: &[u8]) -> String {
-    let port = |p: &[u8]| u16::from_be_bytes([p[0], p[1]]);
-    match v {
-        [0, 2, a, b, c, d, p @ ..] if p.len() == 2 => format!("{a}.{b}.{c}.{d}:{}", port(p)),
-        [0, 10, rest @ ..] if rest.len() == 18 => {
-            let addr: [u8; 16] = rest[..16].try_into().expect("16 bytes");
-            format!("[{}]:{}", std::net::Ipv6Addr::from(addr), port(&rest[16..]))
-        }
-        [0, 1, path @ ..] => format!("unix:{}", text(path)),
-        _ => format!("flow {}", hex(v)),
-    }
-}
-
-/// An argv value (a CBOR array of byte strings) as space-separated words.
-fn argv(v: &[u8]) -> String {
-    let mut d = Decoder::new(v, "argv");
-    let words: Option<Vec<String>> = d.array("argv", 4096).ok().and_then(|n| {
-        (0..n)
-            .map(|_| d.bytes("argv", v.len() as u64).ok().map(text))
-            .collect()
-    });
-    match words {
-        Some(w) if d.finish().is_ok() => w.join(" "),
-        _ => format!("argv {}", hex(v)),
-    }
-}
-
-/// A dictionary entry's value as a reader wants it.
-pub(crate) fn dict_value(d: &DictEntry) -> String {
-    if d.hashed {
-        return format!("(too long; BLAKE3 {})", hex(&d.value));
-    }
-    match d.kind {
-        DictKind::Flow => flow(&d.value),
-        DictKind::Argv => argv(&d.value),
-        _ => text(&d.value),
     }
 }
 
@@ -1205,22 +1105,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn times_flows_and_argv_render() {
+    fn times_and_names_render() {
         assert_eq!(utc(0), "1970-01-01T00:00:00.000000000Z");
         assert_eq!(
             utc(1_793_491_200_000_000_001),
             "2026-11-01T00:00:00.000000001Z"
         );
         assert_eq!(utc(-1), "1969-12-31T23:59:59.999999999Z");
-        assert_eq!(flow(&[0, 2, 10, 0, 0, 5, 1, 187]), "10.0.0.5:443");
-        let mut v6 = vec![0, 10];
-        v6.extend([0; 15]);
-        v6.extend([1, 0, 80]);
-        assert_eq!(flow(&v6), "[::1]:80");
-        assert_eq!(flow(b"\x00\x01/run/x.sock"), "unix:/run/x.sock");
-        let mut e = ritma_schemas::cbor::Encoder::new();
-        e.array(2).bytes(b"cat").bytes(b"/etc/passwd");
-        assert_eq!(argv(&e.into_bytes()), "cat /etc/passwd");
         assert_eq!(js("a\"b\\\n"), "\"a\\\"b\\\\\\u000a\"");
         assert_eq!(event_type_name(EventType::MemfdCreate), "memfd_create");
         assert_eq!(dict_kind_name(DictKind::Flow), "flow");

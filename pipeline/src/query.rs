@@ -699,15 +699,8 @@ pub(crate) fn flow_arg(s: &str) -> Result<FlowMatch> {
 impl FlowMatch {
     /// Whether a Flow dictionary value (FORMAT.md §3.1) is this address (and port).
     fn matches(&self, v: &[u8]) -> bool {
-        let (ip, port): (std::net::IpAddr, &[u8]) = match v {
-            [0, 2, a, b, c, d, p @ ..] if p.len() == 2 => ([*a, *b, *c, *d].into(), p),
-            [0, 10, rest @ ..] if rest.len() == 18 => {
-                let addr: [u8; 16] = rest[..16].try_into().expect("16 bytes");
-                (addr.into(), &rest[16..])
-            }
-            _ => return false,
-        };
-        ip == self.ip && self.port.is_none_or(|want| want.to_be_bytes() == port)
+        ritma_schemas::display::flow_endpoint(v)
+            .is_some_and(|(ip, port)| ip == self.ip && self.port.is_none_or(|want| want == port))
     }
 }
 

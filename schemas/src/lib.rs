@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod cbor;
 pub mod cone_library;
 pub mod cosignature;
+pub mod display;
 pub mod format_doc;
 pub mod hash;
 pub mod index;

@@ -276,6 +276,31 @@ wire_enum!(
     }
 );
 
+impl EdgeKind {
+    /// The edge kind's name (FORMAT.md §3, the enum table).
+    pub fn name(self) -> &'static str {
+        match self {
+            EdgeKind::ExecLineage => "exec_lineage",
+            EdgeKind::ProcToFile => "proc_to_file",
+            EdgeKind::ProcToFlow => "proc_to_flow",
+            EdgeKind::FileToFile => "file_to_file",
+            EdgeKind::ProcToProc => "proc_to_proc",
+            EdgeKind::ContainerToProc => "container_to_proc",
+        }
+    }
+}
+
+impl CaptureMode {
+    /// The capture mode's name (FORMAT.md §3, the enum table).
+    pub fn name(self) -> &'static str {
+        match self {
+            CaptureMode::Thin => "thin",
+            CaptureMode::Thick => "thick",
+            CaptureMode::Full => "full",
+        }
+    }
+}
+
 impl LossReason {
     /// The reason's name, as reports and metrics label it.
     pub fn name(self) -> &'static str {
@@ -312,6 +337,20 @@ wire_enum!(
         CaptureStarted = 6,
     }
 );
+
+impl HealthKind {
+    /// The health record kind's name (FORMAT.md §3, the enum table).
+    pub fn name(self) -> &'static str {
+        match self {
+            HealthKind::ProbeDetached => "probe_detached",
+            HealthKind::ProbeReattached => "probe_reattached",
+            HealthKind::RingbufDrops => "ringbuf_drops",
+            HealthKind::ClockResync => "clock_resync",
+            HealthKind::CaptureStopped => "capture_stopped",
+            HealthKind::CaptureStarted => "capture_started",
+        }
+    }
+}
 
 /// Flag bits of an event atom's `flags` field.
 pub mod atom_flags {

@@ -701,6 +701,12 @@ impl StoreLock {
         Self::acquire_named(store, lock_dir, ".cases")
     }
 
+    /// The lock of a ClickHouse load of the store (`ritma load`): one loader per store, so
+    /// two never insert the same window's rows at once; a writer or a case action may run.
+    pub fn acquire_load(store: &Path, lock_dir: &Path) -> Result<Self, StoreError> {
+        Self::acquire_named(store, lock_dir, ".load")
+    }
+
     fn acquire_named(store: &Path, lock_dir: &Path, suffix: &str) -> Result<Self, StoreError> {
         use std::io::Read;
         use std::os::fd::AsRawFd;
@@ -731,14 +737,19 @@ impl StoreLock {
             return Err(StoreError::Invalid {
                 path,
                 reason: format!(
-                    "another process is writing the {}store {} ({}): one writer per store",
-                    if suffix.is_empty() {
-                        ""
-                    } else {
-                        "cases of the "
+                    "another process is {} {} ({}): {}",
+                    match suffix {
+                        "" => "writing the store",
+                        ".cases" => "writing the cases of the store",
+                        _ => "loading into ClickHouse the store",
                     },
                     canonical.display(),
-                    holder.trim()
+                    holder.trim(),
+                    if suffix.is_empty() {
+                        "one writer per store"
+                    } else {
+                        "one at a time"
+                    }
                 ),
             });
         }

@@ -1,0 +1,265 @@
+//! `ritma load`: a store's sealed windows into ClickHouse, each (node, window) exactly once,
+//! resumable from wherever a previous load stopped (docs/ANALYSTS.md).
+
+use crate::prove::{hour_dirs, hour_records, HourRecord, WindowLeaves};
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use ritma_schemas::records::{HourSeal, Record, StoreMeta};
+use ritma_sinks::store::{read_capped, StoreLock};
+use ritma_warehouse::clickhouse::{BatchOutcome, ClickHouse};
+use ritma_warehouse::rows::Window;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+pub struct LoadArgs {
+    /// The store (RITMA_OUT) directory: one node's, or an ingest store of several.
+    dir: PathBuf,
+    /// The ClickHouse server's HTTP interface, e.g. http://127.0.0.1:8123/?database=ritma
+    /// (user and password as `user=`/`password=` parameters).
+    #[arg(long, value_name = "URL")]
+    clickhouse: String,
+    /// Only this node, in a store of several.
+    #[arg(long)]
+    node: Option<String>,
+    /// Rows per batch: each table gets one INSERT per batch (a batch ends at a window).
+    #[arg(long, default_value_t = 250_000)]
+    batch_rows: usize,
+    /// The store's retention (as `ritma retention --keep`, e.g. 30d): tables created by
+    /// this load get a TTL of as many days, rounded up (servers from 20.1; 3650 days
+    /// without it). An existing table's TTL is not changed.
+    #[arg(long)]
+    keep: Option<String>,
+    /// Tries of a batch after the server was unreachable or failed it.
+    #[arg(long, default_value_t = 5)]
+    retries: u32,
+    /// Seconds one request may take (a query, or one table's INSERT of a batch).
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// Print the CREATE TABLE statements this server gets, and load nothing.
+    #[arg(long)]
+    print_ddl: bool,
+    /// Rows per block the server commits an INSERT in (its max_insert_block_size), so
+    /// tests can cut a load between commits.
+    #[arg(long, hide = true)]
+    server_block_rows: Option<u64>,
+}
+
+/// One node of the store to load.
+struct NodeDir {
+    root: PathBuf,
+    meta: StoreMeta,
+}
+
+pub fn load_cmd(args: LoadArgs) -> Result<()> {
+    let ttl_days = match &args.keep {
+        Some(k) => {
+            let ns = crate::parse_keep(k)?;
+            u32::try_from(ns.div_ceil(86_400 * 1_000_000_000))
+                .unwrap_or(u32::MAX)
+                .max(1)
+        }
+        None => 3650,
+    };
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let mut ch = ClickHouse::connect(&args.clickhouse, timeout)?;
+    if let Some(n) = args.server_block_rows {
+        ch = ch.with_block_rows(n);
+    }
+    if args.print_ddl {
+        for (_, sql) in ch.ddl(ttl_days) {
+            println!("{sql};\n");
+        }
+        return Ok(());
+    }
+    let nodes = node_dirs(&args.dir, args.node.as_deref())?;
+    let _lock = StoreLock::acquire_load(&args.dir, &StoreLock::lock_dir())?;
+    ch.ensure_tables(ttl_days)?;
+    eprintln!(
+        "ritma load: ClickHouse {} at {} ({:?} tables)",
+        ch.version, args.clickhouse, ch.dialect
+    );
+    for node in &nodes {
+        load_node(&ch, node, &args)?;
+    }
+    Ok(())
+}
+
+/// The nodes of the store at `dir`: itself, or each `nodes/<node>/`.
+fn node_dirs(dir: &Path, only: Option<&str>) -> Result<Vec<NodeDir>> {
+    let read = |root: PathBuf| -> Result<NodeDir> {
+        let path = root.join("_meta/store.cbor");
+        let bytes = read_capped(&path, StoreMeta::MAX_LEN)
+            .with_context(|| format!("{}", path.display()))?;
+        let meta = StoreMeta::decode(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        Ok(NodeDir { root, meta })
+    };
+    let mut nodes = Vec::new();
+    if dir.join("_meta/store.cbor").exists() {
+        nodes.push(read(dir.to_owned())?);
+    } else {
+        let entries = std::fs::read_dir(dir.join("nodes")).map_err(|_| {
+            anyhow!(
+                "{}: not a store (no _meta/store.cbor, no nodes/)",
+                dir.display()
+            )
+        })?;
+        let mut roots: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("_meta/store.cbor").exists())
+            .collect();
+        roots.sort();
+        for root in roots {
+            nodes.push(read(root)?);
+        }
+    }
+    if let Some(n) = only {
+        nodes.retain(|d| d.meta.node == n);
+        if nodes.is_empty() {
+            bail!("{}: no node {n:?} in this store", dir.display());
+        }
+    }
+    Ok(nodes)
+}
+
+/// What the load of one node did.
+#[derive(Default)]
+struct Totals {
+    batch: BatchOutcome,
+    events: u64,
+    hours: u64,
+}
+
+fn load_node(ch: &ClickHouse, node: &NodeDir, args: &LoadArgs) -> Result<()> {
+    let started = Instant::now();
+    let name = &node.meta.node;
+    let mut totals = Totals::default();
+    let mut batch: Vec<Window> = Vec::new();
+    let mut batch_rows = 0usize;
+    let mut seals: Vec<HourSeal> = Vec::new();
+    for dir in hour_dirs(&node.root)? {
+        let rel = dir.strip_prefix(&node.root).unwrap_or(&dir).to_owned();
+        if ritma_sinks::retention::read_deletion(&node.root, &rel)
+            .with_context(|| format!("{}", dir.display()))?
+            .is_some()
+        {
+            continue;
+        }
+        let records = hour_records(&dir, &node.meta)?;
+        for HourRecord {
+            record,
+            record_path,
+            sig_path,
+            ..
+        } in records
+        {
+            let leaves = WindowLeaves::read_record(&node.root, &record, &record_path)?.leaves;
+            let note =
+                read_capped(&sig_path, 16384).with_context(|| format!("{}", sig_path.display()))?;
+            let note = String::from_utf8(note)
+                .map_err(|_| anyhow!("{}: the checkpoint note is not UTF-8", sig_path.display()))?;
+            let window = Window::decode(record, note, &leaves)
+                .with_context(|| format!("{}", record_path.display()))?;
+            batch_rows += window.leaf_rows();
+            batch.push(window);
+            if batch_rows >= args.batch_rows {
+                flush(ch, name, &mut batch, &mut seals, &mut totals, args)?;
+                batch_rows = 0;
+            }
+        }
+        // The hour's seal is written with its last window: load it after that window.
+        let seal_path = dir.join("proofs/hour_root.cbor");
+        if seal_path.exists() {
+            let bytes = read_capped(&seal_path, HourSeal::MAX_LEN)
+                .with_context(|| format!("{}", seal_path.display()))?;
+            let seal =
+                HourSeal::decode(&bytes).map_err(|e| anyhow!("{}: {e}", seal_path.display()))?;
+            seals.push(seal);
+        }
+    }
+    flush(ch, name, &mut batch, &mut seals, &mut totals, args)?;
+    let b = totals.batch;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "node {name}: {} window(s) loaded ({} completed after an interrupted load), {} already loaded; \
+         {} events, {} rows, {} hour seal(s) in {secs:.1} s ({:.0} rows/s)",
+        b.loaded,
+        b.resumed,
+        b.already,
+        totals.events,
+        b.rows,
+        totals.hours,
+        b.rows as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
+/// Loads the batch (retrying it from the ledger after a transient error), then the hour
+/// seals whose windows are all loaded.
+fn flush(
+    ch: &ClickHouse,
+    node: &str,
+    batch: &mut Vec<Window>,
+    seals: &mut Vec<HourSeal>,
+    totals: &mut Totals,
+    args: &LoadArgs,
+) -> Result<()> {
+    let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+        return Ok(());
+    };
+    let (lo, hi) = (first.record.window, last.record.window);
+    let mut tries = 0;
+    let outcome = loop {
+        match ch.load_batch(batch) {
+            Ok(o) => break o,
+            Err(e) if e.is_transient() && tries < args.retries => {
+                tries += 1;
+                let wait = Duration::from_millis(500 << tries.min(6));
+                eprintln!(
+                    "ritma load: node {node}, windows {lo}-{hi}: {e}; trying again in {:.1} s ({tries}/{})",
+                    wait.as_secs_f64(),
+                    args.retries
+                );
+                std::thread::sleep(wait);
+            }
+            Err(e) => {
+                return Err(anyhow!(e)).with_context(|| {
+                    format!(
+                        "loading node {node}, windows {lo}-{hi}: every window before {lo} is loaded; \
+                         run `ritma load` again to go on from there (windows partly loaded are completed, none twice)"
+                    )
+                })
+            }
+        }
+    };
+    totals.events += outcome.events;
+    totals.batch.loaded += outcome.loaded;
+    totals.batch.already += outcome.already;
+    totals.batch.resumed += outcome.resumed;
+    totals.batch.rows += outcome.rows;
+    let ready: Vec<HourSeal> = seals
+        .iter()
+        .filter(|s| s.last_window <= hi)
+        .cloned()
+        .collect();
+    seals.retain(|s| s.last_window > hi);
+    let mut tries = 0;
+    loop {
+        match ch.load_hours(&ready) {
+            Ok(n) => {
+                totals.hours += n;
+                break;
+            }
+            Err(e) if e.is_transient() && tries < args.retries => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(500 << tries.min(6)));
+            }
+            Err(e) => {
+                return Err(anyhow!(e))
+                    .with_context(|| format!("loading the hour seals of node {node}"))
+            }
+        }
+    }
+    batch.clear();
+    Ok(())
+}

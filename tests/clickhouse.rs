@@ -1,0 +1,311 @@
+//! `ritma load` into a real ClickHouse server (Debian's 18.16, tests/clickhouse_server.rs):
+//! every table counts exactly what the store seals, a second load adds nothing, and a load
+//! cut or failed mid-INSERT is completed by the next one without a row twice.
+
+mod clickhouse_server;
+#[allow(dead_code)]
+mod util;
+
+use clickhouse_server::{Fault, FaultProxy, Server};
+use ritma_schemas::records::StoreMeta;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use util::{window_leaves, Dir, OutputExt};
+
+/// What the store seals, per table of ClickHouse.
+fn store_counts(d: &Dir) -> BTreeMap<&'static str, u64> {
+    let mut c = BTreeMap::new();
+    for (r, _) in window_leaves(&d.join("s")) {
+        *c.entry("events").or_default() += r.event_count;
+        *c.entry("actors").or_default() += r.actor_count;
+        *c.entry("edges").or_default() += r.edge_count;
+        *c.entry("cone_matches").or_default() += r.cone_count;
+        *c.entry("health").or_default() += r.health_count;
+        *c.entry("loss").or_default() += r.lost.len() as u64;
+        *c.entry("windows").or_default() += 1;
+    }
+    c
+}
+
+fn table_counts(ch: &Server, db: &str) -> BTreeMap<&'static str, u64> {
+    [
+        "events",
+        "actors",
+        "edges",
+        "cone_matches",
+        "health",
+        "loss",
+        "windows",
+    ]
+    .into_iter()
+    .map(|t| (t, ch.count(db, t)))
+    .collect()
+}
+
+/// Rows loaded more than once: (node, window, leaf) seen twice in a leaf table.
+fn duplicates(ch: &Server, db: &str) -> u64 {
+    ["events", "actors", "edges", "cone_matches", "health"]
+        .iter()
+        .map(|t| {
+            ch.query(&format!(
+                "SELECT count() FROM (SELECT node, win, leaf FROM {db}.{t} GROUP BY node, win, leaf HAVING count() > 1)"
+            ))
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+        })
+        .sum()
+}
+
+/// A sealed store of 60 one-second windows (30000 events, a labelled attack).
+fn store() -> Dir {
+    let d = Dir::new();
+    d.sealed_store(&["--events", "30000", "--seed", "3", "--rate", "500"]);
+    d
+}
+
+fn load(d: &Dir, url: &str, extra: &[&str]) -> std::process::Command {
+    let mut args = vec!["load", "s", "--clickhouse", url];
+    args.extend_from_slice(extra);
+    let mut c = d.ritma(&args);
+    c.env("RITMA_LOCK_DIR", d.join("locks"));
+    c
+}
+
+#[test]
+fn a_store_loads_once_with_every_row_and_a_second_load_adds_nothing() {
+    let Some(ch) = Server::start() else { return };
+    let d = store();
+    let url = ch.database("once", None);
+    let out = load(&d, &url, &[]).output().success();
+    assert!(out.contains("60 window(s) loaded"), "{out}");
+    let want = store_counts(&d);
+    assert!(
+        want["events"] == 30000 && want["cone_matches"] > 0,
+        "{want:?}"
+    );
+    assert_eq!(table_counts(&ch, "once"), want);
+    assert_eq!(duplicates(&ch, "once"), 0);
+
+    // Again: nothing new, the counts stay.
+    let out = load(&d, &url, &[]).output().success();
+    assert!(
+        out.contains("0 window(s) loaded") && out.contains("60 already loaded"),
+        "{out}"
+    );
+    assert_eq!(table_counts(&ch, "once"), want);
+
+    // Each window row names its root and checkpoint as the store seals them.
+    for (r, _) in window_leaves(&d.join("s")).iter().take(3) {
+        let row = ch.query(&format!(
+            "SELECT window_root, event_count, first_seq, log_size > 0 FROM once.windows WHERE win = {}",
+            r.window
+        ));
+        let root: String = r.window_root.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            row.trim(),
+            format!("{root}\t{}\t{}\t1", r.event_count, r.first_seq)
+        );
+    }
+
+    // The rows say what `ritma query` says of the same events.
+    let queried: Vec<Value> = d
+        .ritma(&["query", "s", "path", "/tmp/.x", "--json"])
+        .output()
+        .success()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!queried.is_empty());
+    let rows = ch.query(
+        "SELECT seq, event, pid, comm, object, arrayStringConcat(flags, ','), lower(hex(actor)) \
+         FROM once.events WHERE object = '/tmp/.x' ORDER BY seq",
+    );
+    let from_query: Vec<String> = queried
+        .iter()
+        .filter(|q| q.get("renamed").is_none())
+        .map(|q| {
+            let flags: Vec<&str> = q["flags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap())
+                .collect();
+            format!(
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                q["seq"],
+                q["event"].as_str().unwrap(),
+                q["pid"],
+                q["comm"].as_str().unwrap(),
+                q["object"].as_str().unwrap(),
+                flags.join(","),
+                q["actor"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(rows.lines().collect::<Vec<_>>(), from_query);
+}
+
+#[test]
+fn a_load_cut_mid_insert_is_completed_by_the_next_without_a_row_twice() {
+    let Some(ch) = Server::start() else { return };
+    let d = store();
+    // How many bytes a whole load sends, to cut the next one in the middle of it.
+    let probe = FaultProxy::start(ch.http);
+    let url = ch.database("probe", Some(probe.addr));
+    load(&d, &url, &[]).output().success();
+    let whole = probe.sent();
+
+    // Where in those bytes the events INSERT is depends on the sizes of the rows: cut
+    // earlier and later until a cut lands inside it (some blocks committed, not all).
+    let want = store_counts(&d);
+    let mut cut = None;
+    for (i, tenths) in (1..=8).enumerate() {
+        let proxy = FaultProxy::start(ch.http);
+        let db = format!("cut{i}");
+        let url = ch.database(&db, Some(proxy.addr));
+        proxy.arm(Fault::CutAfter(whole * tenths / 10));
+        let err = load(&d, &url, &["--retries", "0", "--server-block-rows", "1000"])
+            .output()
+            .failure();
+        assert!(proxy.fired(), "the load ended before the cut: {err}");
+        assert!(
+            err.contains("windows") && err.contains("run `ritma load` again"),
+            "{err}"
+        );
+        // No window is marked loaded before all its rows are in.
+        assert_eq!(ch.count(&db, "windows"), 0);
+        let events = ch.count(&db, "events");
+        eprintln!("cut at {tenths}/10 of {whole} bytes: {events} events loaded");
+        if events > 0 && events < want["events"] {
+            cut = Some((proxy, url, db));
+            break;
+        }
+    }
+    let (proxy, url, db) = cut.expect("no cut left part of the events loaded");
+    proxy.heal();
+    let out = load(&d, &url, &[]).output().success();
+    assert!(out.contains("completed after an interrupted load"), "{out}");
+    assert!(!out.contains("(0 completed"), "{out}");
+    assert_eq!(table_counts(&ch, &db), want);
+    assert_eq!(duplicates(&ch, &db), 0);
+}
+
+#[test]
+fn a_server_error_mid_insert_is_named_and_the_next_load_is_exact() {
+    let Some(ch) = Server::start() else { return };
+    let d = store();
+    let probe = FaultProxy::start(ch.http);
+    let url = ch.database("probe", Some(probe.addr));
+    load(&d, &url, &[]).output().success();
+    let whole = probe.sent();
+
+    let proxy = FaultProxy::start(ch.http);
+    let url = ch.database("corrupt", Some(proxy.addr));
+    proxy.arm(Fault::CorruptAt(whole * 6 / 10));
+    let err = load(&d, &url, &["--retries", "0", "--server-block-rows", "1000"])
+        .output()
+        .failure();
+    assert!(proxy.fired(), "{err}");
+    // The server's own error, named with the table and the windows.
+    assert!(err.contains("inserting into"), "{err}");
+    assert!(err.contains("bad response"), "{err}");
+    proxy.heal();
+    load(&d, &url, &[]).output().success();
+    assert_eq!(table_counts(&ch, "corrupt"), store_counts(&d));
+    assert_eq!(duplicates(&ch, "corrupt"), 0);
+}
+
+#[test]
+fn a_network_blip_is_retried_within_the_same_load() {
+    let Some(ch) = Server::start() else { return };
+    let d = store();
+    let probe = FaultProxy::start(ch.http);
+    let url = ch.database("probe", Some(probe.addr));
+    load(&d, &url, &[]).output().success();
+    let whole = probe.sent();
+
+    let proxy = FaultProxy::start(ch.http);
+    let url = ch.database("blip", Some(proxy.addr));
+    proxy.arm(Fault::BlipAfter(whole / 2));
+    let o = load(&d, &url, &["--server-block-rows", "1000"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("trying again"), "{err}");
+    assert_eq!(table_counts(&ch, "blip"), store_counts(&d));
+    assert_eq!(duplicates(&ch, "blip"), 0);
+}
+
+#[test]
+fn an_unreachable_server_is_a_clear_error() {
+    let d = store();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let err = load(&d, &url, &[]).output().failure();
+    assert!(
+        err.contains(&format!("ClickHouse at {url}")) && err.contains("network error"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_table_of_another_shape_is_refused_before_any_row_is_sent() {
+    let Some(ch) = Server::start() else { return };
+    let d = store();
+    let url = ch.database("shape", None);
+    ch.query("CREATE TABLE shape.actors (node String, day Date, win UInt32) ENGINE = MergeTree PARTITION BY day ORDER BY node");
+    let err = load(&d, &url, &[]).output().failure();
+    assert!(
+        err.contains("table actors has another shape") && err.contains("column win is UInt32"),
+        "{err}"
+    );
+    for t in ["events", "windows", "load_attempts", "actors"] {
+        assert_eq!(ch.count("shape", t), 0, "{t}");
+    }
+}
+
+#[test]
+fn every_node_of_an_ingest_store_loads_and_print_ddl_matches_the_server() {
+    let Some(ch) = Server::start() else { return };
+    let d = store();
+    // Two nodes under nodes/: the same sealed store copied as a second node's directory is
+    // not another node, so use --node to pick one and check the other is left alone.
+    let meta: StoreMeta = {
+        use ritma_schemas::records::Record;
+        StoreMeta::decode(&std::fs::read(d.join("s/_meta/store.cbor")).unwrap()).unwrap()
+    };
+    let url = ch.database("ddl", None);
+    let ddl = load(&d, &url, &["--print-ddl"]).output().success();
+    assert!(ddl.contains("CREATE TABLE IF NOT EXISTS events"), "{ddl}");
+    assert!(
+        !ddl.contains("LowCardinality") && !ddl.contains("CODEC"),
+        "18.16 gets the legacy DDL: {ddl}"
+    );
+    assert_eq!(
+        ch.query("EXISTS TABLE ddl.events").trim(),
+        "0",
+        "--print-ddl creates nothing"
+    );
+    let err = load(&d, &url, &["--node", "elsewhere"]).output().failure();
+    assert!(err.contains("no node \"elsewhere\""), "{err}");
+    load(&d, &url, &["--node", &meta.node]).output().success();
+    assert_eq!(ch.count("ddl", "windows"), 60);
+}
+
+#[test]
+fn a_second_loader_of_the_same_store_is_refused() {
+    let d = store();
+    let lock = ritma_sinks::store::StoreLock::acquire_load(&d.join("s"), &d.join("locks")).unwrap();
+    let Some(ch) = Server::start() else { return };
+    let url = ch.database("locked", None);
+    let err = load(&d, &url, &[]).output().failure();
+    assert!(err.contains("loading into ClickHouse the store"), "{err}");
+    assert_eq!(ch.query("EXISTS TABLE locked.windows").trim(), "0");
+    drop(lock);
+}
