@@ -7,7 +7,6 @@ mod clickhouse_server;
 mod util;
 
 use clickhouse_server::{Fault, FaultProxy, Server};
-use ritma_schemas::records::StoreMeta;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use util::{window_leaves, Dir, OutputExt};
@@ -271,31 +270,83 @@ fn a_table_of_another_shape_is_refused_before_any_row_is_sent() {
 }
 
 #[test]
-fn every_node_of_an_ingest_store_loads_and_print_ddl_matches_the_server() {
+fn every_node_of_a_multi_node_store_loads_and_node_picks_one() {
     let Some(ch) = Server::start() else { return };
-    let d = store();
-    // Two nodes under nodes/: the same sealed store copied as a second node's directory is
-    // not another node, so use --node to pick one and check the other is left alone.
-    let meta: StoreMeta = {
-        use ritma_schemas::records::Record;
-        StoreMeta::decode(&std::fs::read(d.join("s/_meta/store.cbor")).unwrap()).unwrap()
-    };
-    let url = ch.database("ddl", None);
-    let ddl = load(&d, &url, &["--print-ddl"]).output().success();
-    assert!(ddl.contains("CREATE TABLE IF NOT EXISTS events"), "{ddl}");
-    assert!(
-        !ddl.contains("LowCardinality") && !ddl.contains("CODEC"),
-        "18.16 gets the legacy DDL: {ddl}"
-    );
-    assert_eq!(
-        ch.query("EXISTS TABLE ddl.events").trim(),
-        "0",
-        "--print-ddl creates nothing"
-    );
+    let d = Dir::new();
+    d.ritma(&[
+        "synth", "--events", "20000", "--hosts", "2", "--out", "m.rtrace",
+    ])
+    .output()
+    .success();
+    d.node_keys("s", &["synth-0", "synth-1"]);
+    d.ritma(&["replay", "m.rtrace", "--out", "s"])
+        .output()
+        .success();
+    let events: u64 = window_leaves(&d.join("s/nodes/synth-1"))
+        .iter()
+        .map(|(r, _)| r.event_count)
+        .sum();
+
+    let url = ch.database("one", None);
     let err = load(&d, &url, &["--node", "elsewhere"]).output().failure();
     assert!(err.contains("no node \"elsewhere\""), "{err}");
-    load(&d, &url, &["--node", &meta.node]).output().success();
-    assert_eq!(ch.count("ddl", "windows"), 60);
+    load(&d, &url, &["--node", "synth-1"]).output().success();
+    assert_eq!(
+        ch.query("SELECT DISTINCT node, count() FROM one.events GROUP BY node"),
+        format!("synth-1\t{events}\n")
+    );
+
+    let url = ch.database("all", None);
+    let out = load(&d, &url, &[]).output().success();
+    assert!(
+        out.contains("node synth-0:") && out.contains("node synth-1:"),
+        "{out}"
+    );
+    assert_eq!(ch.count("all", "events"), 20000);
+}
+
+#[test]
+fn print_ddl_shows_what_the_server_gets_and_creates_nothing() {
+    let Some(ch) = Server::start() else { return };
+    let d = store();
+    let url = ch.database("ddl", None);
+    let ddl = load(&d, &url, &["--print-ddl", "--keep", "30d"])
+        .output()
+        .success();
+    assert_eq!(
+        ddl.matches("CREATE TABLE IF NOT EXISTS").count(),
+        9,
+        "{ddl}"
+    );
+    assert!(
+        !ddl.contains("LowCardinality") && !ddl.contains("CODEC") && !ddl.contains("TTL"),
+        "18.16 gets the legacy DDL: {ddl}"
+    );
+    assert_eq!(ch.query("EXISTS TABLE ddl.events").trim(), "0");
+}
+
+#[test]
+fn a_user_and_password_are_sent_and_the_password_is_never_shown() {
+    let Some(ch) = Server::start() else { return };
+    let d = store();
+    ch.database("auth", None);
+    let url = format!("http://loader:wrong@{}/?database=auth", ch.http);
+    let err = load(&d, &url, &[]).output().failure();
+    assert!(
+        err.contains("loader:***@") && !err.contains("wrong"),
+        "{err}"
+    );
+    assert!(
+        err.contains("password is incorrect") || err.contains("Wrong password"),
+        "{err}"
+    );
+    // The password from the environment, the user from the URL.
+    let url = format!("http://loader@{}/?database=auth", ch.http);
+    load(&d, &url, &[])
+        .env("CLICKHOUSE_PASSWORD", "s3cret")
+        .output()
+        .success();
+    assert_eq!(ch.count("auth", "windows"), 60);
 }
 
 #[test]

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 pub struct LoadArgs {
     /// The store (RITMA_OUT) directory: one node's, or an ingest store of several.
     dir: PathBuf,
-    /// The ClickHouse server's HTTP interface, e.g. http://127.0.0.1:8123/?database=ritma
-    /// (user and password as `user=`/`password=` parameters).
+    /// The ClickHouse server's HTTP interface, e.g.
+    /// http://loader@127.0.0.1:8123/?database=ritma (the database must exist). Give the
+    /// password in CLICKHOUSE_PASSWORD rather than in the URL, where `ps` shows it.
     #[arg(long, value_name = "URL")]
     clickhouse: String,
     /// Only this node, in a store of several.
@@ -62,7 +63,8 @@ pub fn load_cmd(args: LoadArgs) -> Result<()> {
         None => 3650,
     };
     let timeout = Duration::from_secs(args.timeout.max(1));
-    let mut ch = ClickHouse::connect(&args.clickhouse, timeout)?;
+    let password = std::env::var("CLICKHOUSE_PASSWORD").ok();
+    let mut ch = ClickHouse::connect(&args.clickhouse, password.as_deref(), timeout)?;
     if let Some(n) = args.server_block_rows {
         ch = ch.with_block_rows(n);
     }
@@ -77,7 +79,9 @@ pub fn load_cmd(args: LoadArgs) -> Result<()> {
     ch.ensure_tables(ttl_days)?;
     eprintln!(
         "ritma load: ClickHouse {} at {} ({:?} tables)",
-        ch.version, args.clickhouse, ch.dialect
+        ch.version,
+        ch.url(),
+        ch.dialect
     );
     for node in &nodes {
         load_node(&ch, node, &args)?;

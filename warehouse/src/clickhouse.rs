@@ -234,22 +234,34 @@ pub struct ClickHouse {
 const LEAF_TABLES: [&str; 5] = ["events", "actors", "edges", "cone_matches", "health"];
 
 impl ClickHouse {
-    /// Connects to `url` (`http://host:port/?database=db`), reading the server's version;
-    /// every request then gets `timeout`.
-    pub fn connect(url: &str, timeout: Duration) -> Result<Self, ClickHouseError> {
+    /// Connects to `url` (`http://[user[:password]@]host:port/?database=db`), reading the
+    /// server's version; every request then gets `timeout`. `password` (e.g. from the
+    /// environment) stands in for one the URL does not give.
+    pub fn connect(
+        url: &str,
+        password: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Self, ClickHouseError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(ClickHouseError::Runtime)?;
-        // The crate reads `database` from the URL; user and password come from the URL too.
-        let client = Client::default()
-            .with_url(url)
+        let parts = UrlParts::parse(url);
+        // The crate reads `database` from the URL; user and password go in its headers.
+        let mut client = Client::default()
+            .with_url(&parts.bare)
             .with_compression(Compression::Lz4)
             .with_validation(false);
+        if let Some(user) = &parts.user {
+            client = client.with_user(user);
+        }
+        if let Some(pw) = parts.password.as_deref().or(password) {
+            client = client.with_password(pw);
+        }
         let mut ch = ClickHouse {
             rt,
             client,
-            url: url.to_owned(),
+            url: parts.shown,
             version: String::new(),
             dialect: Dialect::Legacy,
             block_rows: None,
@@ -261,6 +273,11 @@ impl ClickHouse {
         ch.dialect = Dialect::of_version(&version);
         ch.version = version;
         Ok(ch)
+    }
+
+    /// The server's URL as messages show it (without the password).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Makes the server commit inserts every `rows` rows (its `max_insert_block_size`).
@@ -520,6 +537,48 @@ impl ClickHouse {
     }
 }
 
+/// A server URL split into what the client gets and what messages show.
+struct UrlParts {
+    /// The URL without user and password.
+    bare: String,
+    /// The URL with the password hidden.
+    shown: String,
+    user: Option<String>,
+    password: Option<String>,
+}
+
+impl UrlParts {
+    fn parse(url: &str) -> UrlParts {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(end);
+        let Some((userinfo, host)) = authority.rsplit_once('@') else {
+            return UrlParts {
+                bare: url.to_owned(),
+                shown: url.to_owned(),
+                user: None,
+                password: None,
+            };
+        };
+        let (user, password) = match userinfo.split_once(':') {
+            Some((u, p)) => (u.to_owned(), Some(p.to_owned())),
+            None => (userinfo.to_owned(), None),
+        };
+        let prefix = if scheme.is_empty() {
+            String::new()
+        } else {
+            format!("{scheme}://")
+        };
+        let hidden = if password.is_some() { ":***" } else { "" };
+        UrlParts {
+            bare: format!("{prefix}{host}{path}"),
+            shown: format!("{prefix}{user}{hidden}@{host}{path}"),
+            user: Some(user),
+            password,
+        }
+    }
+}
+
 /// `1, 2, 3`: numbers for an `IN (…)` list (18.16 takes no array there).
 fn number_list(ns: &[u64]) -> String {
     ns.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
@@ -592,6 +651,21 @@ mod tests {
                 assert!(modern.contains("TTL day + INTERVAL 30 DAY"), "{modern}");
             }
         }
+    }
+
+    #[test]
+    fn a_url_gives_user_and_password_and_never_shows_the_password() {
+        let p = UrlParts::parse("http://loader:s3cret@10.0.0.1:8123/?database=ritma");
+        assert_eq!(p.bare, "http://10.0.0.1:8123/?database=ritma");
+        assert_eq!(p.shown, "http://loader:***@10.0.0.1:8123/?database=ritma");
+        assert_eq!(
+            (p.user.as_deref(), p.password.as_deref()),
+            (Some("loader"), Some("s3cret"))
+        );
+        let p = UrlParts::parse("http://127.0.0.1:8123");
+        assert_eq!((p.bare.as_str(), p.user), ("http://127.0.0.1:8123", None));
+        let p = UrlParts::parse("http://me@h:1/");
+        assert_eq!((p.shown.as_str(), p.password), ("http://me@h:1/", None));
     }
 
     #[test]
