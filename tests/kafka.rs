@@ -1,9 +1,11 @@
 //! Evidence through a real Kafka-protocol broker (tansu, tests/broker.rs): nodes ship their
 //! stores with `ritma ship`, `ritma ingest` rebuilds them byte for byte, through a broker
 //! outage, ingest processes killed at random points, and a rebalance between two ingest
-//! processes; the witness's cosigned checkpoints make a later tail cut visible.
+//! processes; the witness's cosigned checkpoints make a later tail cut visible; and
+//! `ritma ingest --clickhouse` loads what it accepts into a real ClickHouse server.
 
 mod broker;
+mod clickhouse_server;
 #[allow(dead_code)]
 mod live;
 #[allow(dead_code)]
@@ -573,4 +575,45 @@ fn a_live_run_ships_as_it_seals_and_keeps_a_witnessed_checkpoint() {
     ])
     .output()
     .success();
+}
+
+#[test]
+fn an_ingest_loads_every_accepted_window_into_clickhouse_once() {
+    let Some(b) = broker() else { return };
+    let Some(ch) = clickhouse_server::Server::start() else {
+        return;
+    };
+    let d = three_nodes();
+    let url = ch.database("fleet", None);
+    // The first node before the ingest starts, the others while it runs and loads.
+    wait(ship(&d, &b, NODES[0]).spawn().unwrap(), "ship");
+    let mut ing = ingest(&d, &b, "central");
+    ing.args(["--clickhouse", &url, "--clickhouse-interval", "0.3"]);
+    let ing = ing.spawn().unwrap();
+    for n in &NODES[1..] {
+        wait(ship(&d, &b, n).spawn().unwrap(), "ship");
+    }
+    let out = stop_when_rebuilt(&d, "central", &THREE, ing);
+    assert!(out.contains("quarantined: none"), "{out}");
+    assert_rebuilt(&d, "central", &THREE);
+    for n in NODES {
+        let sealed = util::window_leaves(&d.join(&format!("s/nodes/{n}")));
+        let events: u64 = sealed.iter().map(|(r, _)| r.event_count).sum();
+        let count = |table: &str| {
+            ch.query(&format!(
+                "SELECT count() FROM fleet.{table} WHERE node = '{n}'"
+            ))
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+        };
+        assert_eq!(count("events"), events, "{n}");
+        assert_eq!(count("windows"), sealed.len() as u64, "{n}");
+        // The hour seals of the hours the store closed.
+        assert!(count("hours") >= 1, "{n}");
+    }
+    assert_eq!(
+        ch.query("SELECT count() FROM (SELECT node, seq FROM fleet.events GROUP BY node, seq HAVING count() > 1)").trim(),
+        "0"
+    );
 }

@@ -346,6 +346,14 @@ pub struct IngestArgs {
     /// The consumer group session timeout.
     #[arg(long, default_value_t = 10_000)]
     pub session_timeout_ms: u64,
+    /// Also load every window accepted into ClickHouse (as `ritma load` does, exactly
+    /// once), e.g. http://127.0.0.1:8123/?database=ritma; the password in
+    /// CLICKHOUSE_PASSWORD. A server away delays the load, never the ingest.
+    #[arg(long, value_name = "URL")]
+    pub clickhouse: Option<String>,
+    /// Seconds between loads of newly accepted windows into ClickHouse.
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    pub clickhouse_interval: f64,
 }
 
 pub fn ingest_cmd(a: IngestArgs) -> Result<()> {
@@ -370,6 +378,10 @@ pub fn ingest_cmd(a: IngestArgs) -> Result<()> {
     }
     settings.check_topics(&topics, Duration::from_secs(10))?;
     let mirror = Mirror::open(&a.out, trust)?;
+    let warehouse = match &a.clickhouse {
+        Some(url) => Some(crate::load::Loader::connect(url)?),
+        None => None,
+    };
     crate::record::install_stop_handlers()?;
     let opts = IngestOptions {
         settings,
@@ -386,11 +398,69 @@ pub fn ingest_cmd(a: IngestArgs) -> Result<()> {
         a.out.display(),
         a.group
     );
-    let stats = ingest(&mirror, &opts, crate::record::stop_flag(), |node, o| {
-        if let Outcome::Quarantined { reason, detail } = o {
-            eprintln!("ritma: {node}: quarantined ({}): {detail}", reason.as_str());
-        }
-    })?;
+    let ingest_done = AtomicBool::new(false);
+    let interval = Duration::from_secs_f64(a.clickhouse_interval.clamp(0.1, 3600.0));
+    let (stats, loaded) = std::thread::scope(|scope| {
+        // Loads what the ingest accepted, on its own thread: ClickHouse away or slow holds
+        // back the tables, never the evidence.
+        let loading = warehouse.map(|mut loader| {
+            let (out, done) = (&a.out, &ingest_done);
+            scope.spawn(move || -> Result<()> {
+                let mut failing = false;
+                while !done.load(Ordering::SeqCst) {
+                    let tick = Instant::now();
+                    while tick.elapsed() < interval && !done.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    // One loader per store: of several ingest processes sharing `out`,
+                    // whichever holds the lock loads every node; the others skip the pass.
+                    let Ok(_lock) = ritma_sinks::store::StoreLock::acquire_load(
+                        out,
+                        &ritma_sinks::store::StoreLock::lock_dir(),
+                    ) else {
+                        continue;
+                    };
+                    match loader.load_dir(out, None) {
+                        Ok(_) if failing => {
+                            eprintln!("ritma: ingest: ClickHouse loads again");
+                            failing = false;
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            if !failing {
+                                eprintln!("ritma: ingest: ClickHouse: {e:#} (retrying)");
+                            }
+                            failing = true;
+                        }
+                    }
+                }
+                // What arrived last, loaded before the ingest exits (waiting for another
+                // process's pass to end, if one is running).
+                let lock_dir = ritma_sinks::store::StoreLock::lock_dir();
+                let deadline = Instant::now() + Duration::from_secs(600);
+                let _lock = loop {
+                    match ritma_sinks::store::StoreLock::acquire_load(out, &lock_dir) {
+                        Ok(l) => break l,
+                        Err(e) if Instant::now() > deadline => return Err(e.into()),
+                        Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                    }
+                };
+                loader.load_dir(out, None).map(|_| ())
+            })
+        });
+        let stats = ingest(&mirror, &opts, crate::record::stop_flag(), |node, o| {
+            if let Outcome::Quarantined { reason, detail } = o {
+                eprintln!("ritma: {node}: quarantined ({}): {detail}", reason.as_str());
+            }
+        });
+        ingest_done.store(true, Ordering::SeqCst);
+        let loaded = loading.map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(anyhow!("the ClickHouse loader panicked")))
+        });
+        (stats, loaded)
+    });
+    let stats = stats?;
     let q: Vec<String> = stats
         .quarantined
         .iter()
@@ -404,5 +474,13 @@ pub fn ingest_cmd(a: IngestArgs) -> Result<()> {
         stats.cosigned,
         if q.is_empty() { "none".into() } else { q.join(", ") }
     );
+    if let Some(Err(e)) = loaded {
+        return Err(e).with_context(|| {
+            format!(
+                "the evidence is ingested, but not all of it is in ClickHouse: `ritma load {} --clickhouse URL` completes it",
+                a.out.display()
+            )
+        });
+    }
     Ok(())
 }

@@ -4,10 +4,11 @@
 use crate::prove::{hour_dirs, hour_records, HourRecord, WindowLeaves};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use ritma_schemas::records::{HourSeal, Record, StoreMeta};
-use ritma_sinks::store::{read_capped, StoreLock};
+use ritma_schemas::records::{HourSeal, Record, StoreMeta, HOUR_NS};
+use ritma_sinks::store::{read_capped, StoreLock, WindowPaths};
 use ritma_warehouse::clickhouse::{BatchOutcome, ClickHouse};
 use ritma_warehouse::rows::Window;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -74,7 +75,6 @@ pub fn load_cmd(args: LoadArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let nodes = node_dirs(&args.dir, args.node.as_deref())?;
     let _lock = StoreLock::acquire_load(&args.dir, &StoreLock::lock_dir())?;
     ch.ensure_tables(ttl_days)?;
     eprintln!(
@@ -83,10 +83,55 @@ pub fn load_cmd(args: LoadArgs) -> Result<()> {
         ch.url(),
         ch.dialect
     );
-    for node in &nodes {
-        load_node(&ch, node, &args)?;
+    let mut loader = Loader {
+        ch,
+        batch_rows: args.batch_rows,
+        retries: args.retries,
+        next: HashMap::new(),
+    };
+    for t in loader.load_dir(&args.dir, args.node.as_deref())? {
+        println!("{t}");
     }
     Ok(())
+}
+
+/// Loads stores into one ClickHouse database, remembering per node where it got to, so
+/// loading the same growing store again (as `ritma ingest` does) only reads what is new.
+pub(crate) struct Loader {
+    ch: ClickHouse,
+    batch_rows: usize,
+    retries: u32,
+    /// Per node, the first window not loaded yet by this loader.
+    next: HashMap<String, u64>,
+}
+
+impl Loader {
+    /// Connects and creates or checks the tables, for `ritma ingest --clickhouse`.
+    pub(crate) fn connect(url: &str) -> Result<Self> {
+        let password = std::env::var("CLICKHOUSE_PASSWORD").ok();
+        let ch = ClickHouse::connect(url, password.as_deref(), Duration::from_secs(300))?;
+        ch.ensure_tables(3650)?;
+        Ok(Loader {
+            ch,
+            batch_rows: 250_000,
+            retries: 2,
+            next: HashMap::new(),
+        })
+    }
+
+    /// Loads every node (or `only`) of the store at `dir`; one summary line per node.
+    pub(crate) fn load_dir(&mut self, dir: &Path, only: Option<&str>) -> Result<Vec<String>> {
+        let mut lines = Vec::new();
+        for node in node_dirs(dir, only)? {
+            let from = self.next.get(&node.meta.node).copied();
+            let (line, next) = load_node(self, &node, from)?;
+            if let Some(n) = next {
+                self.next.insert(node.meta.node.clone(), n);
+            }
+            lines.push(line);
+        }
+        Ok(lines)
+    }
 }
 
 /// The nodes of the store at `dir`: itself, or each `nodes/<node>/`.
@@ -134,8 +179,16 @@ struct Totals {
     hours: u64,
 }
 
-fn load_node(ch: &ClickHouse, node: &NodeDir, args: &LoadArgs) -> Result<()> {
+/// Loads one node's windows from window `from` on (all without it); returns its summary
+/// and the window after the last one loaded or found loaded.
+fn load_node(loader: &Loader, node: &NodeDir, from: Option<u64>) -> Result<(String, Option<u64>)> {
     let started = Instant::now();
+    let len = node.meta.window_len_ns as u128;
+    // The hour of the last window loaded is read again: its seal may have come since.
+    let from_hour = from.map_or(0, |w| {
+        (w.saturating_sub(1) as u128 * len / HOUR_NS as u128) as u64
+    });
+    let mut next = None;
     let name = &node.meta.node;
     let mut totals = Totals::default();
     let mut batch: Vec<Window> = Vec::new();
@@ -143,6 +196,9 @@ fn load_node(ch: &ClickHouse, node: &NodeDir, args: &LoadArgs) -> Result<()> {
     let mut seals: Vec<HourSeal> = Vec::new();
     for dir in hour_dirs(&node.root)? {
         let rel = dir.strip_prefix(&node.root).unwrap_or(&dir).to_owned();
+        if WindowPaths::hour_of_dir(&rel).is_some_and(|h| h < from_hour) {
+            continue;
+        }
         if ritma_sinks::retention::read_deletion(&node.root, &rel)
             .with_context(|| format!("{}", dir.display()))?
             .is_some()
@@ -157,6 +213,10 @@ fn load_node(ch: &ClickHouse, node: &NodeDir, args: &LoadArgs) -> Result<()> {
             ..
         } in records
         {
+            if from.is_some_and(|f| record.window < f) {
+                continue;
+            }
+            next = Some(record.window + 1);
             let leaves = WindowLeaves::read_record(&node.root, &record, &record_path)?.leaves;
             let note =
                 read_capped(&sig_path, 16384).with_context(|| format!("{}", sig_path.display()))?;
@@ -166,8 +226,8 @@ fn load_node(ch: &ClickHouse, node: &NodeDir, args: &LoadArgs) -> Result<()> {
                 .with_context(|| format!("{}", record_path.display()))?;
             batch_rows += window.leaf_rows();
             batch.push(window);
-            if batch_rows >= args.batch_rows {
-                flush(ch, name, &mut batch, &mut seals, &mut totals, args)?;
+            if batch_rows >= loader.batch_rows {
+                flush(loader, name, &mut batch, &mut seals, &mut totals)?;
                 batch_rows = 0;
             }
         }
@@ -181,10 +241,10 @@ fn load_node(ch: &ClickHouse, node: &NodeDir, args: &LoadArgs) -> Result<()> {
             seals.push(seal);
         }
     }
-    flush(ch, name, &mut batch, &mut seals, &mut totals, args)?;
+    flush(loader, name, &mut batch, &mut seals, &mut totals)?;
     let b = totals.batch;
     let secs = started.elapsed().as_secs_f64();
-    println!(
+    let line = format!(
         "node {name}: {} window(s) loaded ({} completed after an interrupted load), {} already loaded; \
          {} events, {} rows, {} hour seal(s) in {secs:.1} s ({:.0} rows/s)",
         b.loaded,
@@ -195,19 +255,19 @@ fn load_node(ch: &ClickHouse, node: &NodeDir, args: &LoadArgs) -> Result<()> {
         totals.hours,
         b.rows as f64 / secs.max(1e-9)
     );
-    Ok(())
+    Ok((line, next.or(from)))
 }
 
 /// Loads the batch (retrying it from the ledger after a transient error), then the hour
 /// seals whose windows are all loaded.
 fn flush(
-    ch: &ClickHouse,
+    loader: &Loader,
     node: &str,
     batch: &mut Vec<Window>,
     seals: &mut Vec<HourSeal>,
     totals: &mut Totals,
-    args: &LoadArgs,
 ) -> Result<()> {
+    let ch = &loader.ch;
     let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
         return Ok(());
     };
@@ -216,13 +276,13 @@ fn flush(
     let outcome = loop {
         match ch.load_batch(batch) {
             Ok(o) => break o,
-            Err(e) if e.is_transient() && tries < args.retries => {
+            Err(e) if e.is_transient() && tries < loader.retries => {
                 tries += 1;
                 let wait = Duration::from_millis(500 << tries.min(6));
                 eprintln!(
                     "ritma load: node {node}, windows {lo}-{hi}: {e}; trying again in {:.1} s ({tries}/{})",
                     wait.as_secs_f64(),
-                    args.retries
+                    loader.retries
                 );
                 std::thread::sleep(wait);
             }
@@ -254,7 +314,7 @@ fn flush(
                 totals.hours += n;
                 break;
             }
-            Err(e) if e.is_transient() && tries < args.retries => {
+            Err(e) if e.is_transient() && tries < loader.retries => {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(500 << tries.min(6)));
             }
