@@ -30,6 +30,9 @@ export RITMA_TANSU
 # Debian's real ClickHouse server (18.16) for tests/clickhouse.rs, unpacked once into /var/tmp/ritma-tools.
 RITMA_CLICKHOUSE=$(tests/clickhouse/install-clickhouse.sh | tail -n 1)
 export RITMA_CLICKHOUSE
+# The current ClickHouse engine (26.9, PyPI chdb-core) in a virtualenv, for the modern tables.
+RITMA_CLICKHOUSE_ENGINE=$(tests/clickhouse/install-engine.sh | tail -n 1)
+export RITMA_CLICKHOUSE_ENGINE
 # The Kubernetes manifest's and the Dockerfile's linters (PyPI), for tests/deploy.rs.
 RITMA_DEPLOY_LINTERS=$(tests/deploy/install-linters.sh | tail -n 1)
 export RITMA_DEPLOY_LINTERS

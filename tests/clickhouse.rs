@@ -1,12 +1,13 @@
 //! `ritma load` into a real ClickHouse server (Debian's 18.16, tests/clickhouse_server.rs):
 //! every table counts exactly what the store seals, a second load adds nothing, and a load
-//! cut or failed mid-INSERT is completed by the next one without a row twice.
+//! cut or failed mid-INSERT is completed by the next one without a row twice. The current
+//! engine (26.9, chdb behind an emulated HTTP transport) gets the modern tables.
 
 mod clickhouse_server;
 #[allow(dead_code)]
 mod util;
 
-use clickhouse_server::{Fault, FaultProxy, Server};
+use clickhouse_server::{Engine, Fault, FaultProxy, Server};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use util::{window_leaves, Dir, OutputExt};
@@ -359,4 +360,45 @@ fn a_second_loader_of_the_same_store_is_refused() {
     assert!(err.contains("loading into ClickHouse the store"), "{err}");
     assert_eq!(ch.query("EXISTS TABLE locked.windows").trim(), "0");
     drop(lock);
+}
+
+#[test]
+fn the_current_engine_gets_the_modern_tables_and_loads_exactly() {
+    // ClickHouse 26.9 (chdb-core) behind tests/clickhouse/chdb_http.py: a real engine, an
+    // emulated HTTP transport.
+    let Some(engine) = Engine::start() else {
+        return;
+    };
+    let d = store();
+    let url = engine.database("modern");
+    // The synthetic store is dated 2026-11-01: a TTL shorter than its age would drop its rows.
+    let out = load(&d, &url, &["--keep", "400d"]).output().success();
+    assert!(out.contains("60 window(s) loaded"), "{out}");
+    let want = store_counts(&d);
+    for (table, n) in &want {
+        assert_eq!(engine.count("modern", table), *n, "{table}");
+    }
+    let out = load(&d, &url, &[]).output().success();
+    assert!(out.contains("60 already loaded"), "{out}");
+    assert_eq!(engine.count("modern", "events"), want["events"]);
+
+    // LowCardinality, codecs, the TTL of --keep and the time ALIAS, as schema.sql says.
+    let ddl = engine.query("SHOW CREATE TABLE modern.events");
+    for part in [
+        "`node` LowCardinality(String)",
+        "CODEC(DoubleDelta, ZSTD(3))",
+        "TTL day + toIntervalDay(400)",
+        "`time` DateTime64(9, \\'UTC\\') ALIAS fromUnixTimestamp64Nano(time_ns)",
+    ] {
+        assert!(ddl.contains(part), "{part} not in {ddl}");
+    }
+    let first =
+        engine.query("SELECT toString(time), time_ns FROM modern.events ORDER BY seq LIMIT 1");
+    let (time, ns) = first.trim().split_once('\t').unwrap();
+    let ns: i64 = ns.parse().unwrap();
+    assert_eq!(
+        time,
+        format!("2026-11-01 00:00:00.{:09}", ns % 1_000_000_000),
+        "{first}"
+    );
 }

@@ -180,6 +180,109 @@ impl Drop for Server {
     }
 }
 
+/// The ClickHouse 26.9 engine (PyPI chdb-core, in-process) behind the small HTTP front of
+/// `tests/clickhouse/chdb_http.py`: the engine is real, the HTTP transport emulated. Its python
+/// comes from `RITMA_CLICKHOUSE_ENGINE` or `tests/clickhouse/install-engine.sh`'s cache path.
+pub struct Engine {
+    child: Child,
+    dir: tempfile::TempDir,
+    pub http: SocketAddr,
+}
+
+impl Engine {
+    /// Starts the front; `None` when the engine is missing outside CI.
+    pub fn start() -> Option<Engine> {
+        let python = match std::env::var_os("RITMA_CLICKHOUSE_ENGINE") {
+            Some(p) => PathBuf::from(p),
+            None => std::env::var_os("RITMA_TOOLS")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/var/tmp/ritma-tools"))
+                .join("clickhouse-engine-1/bin/python3"),
+        };
+        if !python.is_file() {
+            let why = format!(
+                "no chdb engine at {}; install it with tests/clickhouse/install-engine.sh",
+                python.display()
+            );
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("CI=true: {why}");
+            }
+            eprintln!("skipping: {why}");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("engine dir");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/clickhouse/chdb_http.py"
+        );
+        let log = std::fs::File::create(dir.path().join("front.log")).unwrap();
+        let child = Command::new(&python)
+            .arg(script)
+            .arg(dir.path().join("data"))
+            .arg(dir.path().join("port"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", python.display()));
+        let mut engine = Engine {
+            child,
+            dir,
+            http: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            if let Ok(p) = std::fs::read_to_string(engine.dir.path().join("port")) {
+                engine.http.set_port(p.trim().parse().unwrap());
+                break;
+            }
+            if let Ok(Some(status)) = engine.child.try_wait() {
+                panic!("the chdb front exited ({status}): {}", engine.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the chdb front did not start: {}",
+                engine.log()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+        Some(engine)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("front.log")).unwrap_or_default()
+    }
+
+    /// Runs `sql` and returns its TabSeparated answer; panics on an engine error.
+    pub fn query(&self, sql: &str) -> String {
+        match http_request(self.http, "POST", "/", sql) {
+            Ok((200, body)) => body,
+            Ok((status, body)) => panic!("the engine answered {status} to {sql}: {body}"),
+            Err(e) => panic!("the chdb front at {}: {e}", self.http),
+        }
+    }
+
+    /// A fresh database; its URL for `ritma load`.
+    pub fn database(&self, name: &str) -> String {
+        self.query(&format!("CREATE DATABASE {name}"));
+        format!("http://{}/?database={name}", self.http)
+    }
+
+    pub fn count(&self, db: &str, table: &str) -> u64 {
+        self.query(&format!("SELECT count() FROM {db}.{table}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A bare HTTP/1.0 request; returns the status and body.
 fn http_request(
     addr: SocketAddr,

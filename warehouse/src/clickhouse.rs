@@ -185,7 +185,7 @@ impl Column {
             None => (rest, None),
         };
         let (ty, codec) = match rest.split_once(" CODEC(") {
-            Some((t, c)) => (t, Some(c.trim_end_matches(')').to_owned())),
+            Some((t, c)) => (t, Some(c.strip_suffix(')').unwrap_or(c).to_owned())),
             None => (rest, None),
         };
         Column {
@@ -636,6 +636,24 @@ mod tests {
             events.stored_columns(Dialect::Legacy)[0],
             ("node".into(), "String".into())
         );
+    }
+
+    #[test]
+    fn the_modern_ddl_is_schema_sql_itself() {
+        let statements: Vec<String> = SCHEMA_SQL
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .split(';')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let made: Vec<String> = TableDef::all()
+            .iter()
+            .map(|t| t.create_sql(Dialect::Modern, 3650))
+            .collect();
+        assert_eq!(made, statements);
     }
 
     #[test]
