@@ -402,3 +402,141 @@ fn the_current_engine_gets_the_modern_tables_and_loads_exactly() {
         "{first}"
     );
 }
+
+/// `ritma query` of the store and `ritma query --clickhouse` of the tables, for every question
+/// the shipped queries answer: the same rows, in the same order.
+fn same_answers(d: &Dir, url: &str) {
+    let run = |args: &[&str], ch: bool| -> std::process::Output {
+        let mut all = vec!["query"];
+        if ch {
+            all.extend(["--clickhouse", url]);
+        } else {
+            all.push("s");
+        }
+        all.extend_from_slice(args);
+        d.ritma(&all).output().unwrap()
+    };
+    let x: Value = serde_json::from_str(
+        String::from_utf8_lossy(&run(&["actors", "--exe", ".x", "--json"], false).stdout)
+            .lines()
+            .next()
+            .expect("the dropped binary ran"),
+    )
+    .unwrap();
+    let (actor, parent) = (x["actor"].as_str().unwrap(), x["parent"].as_str().unwrap());
+    let questions: Vec<Vec<&str>> = vec![
+        vec!["actors"],
+        vec!["actors", "--exe", ".x"],
+        vec!["actors", "--exe", "/tmp/.x"],
+        vec!["actors", "--pid", "1"],
+        vec!["actors", "--comm", "cron"],
+        vec![
+            "actors",
+            "--from",
+            "2026-11-01T00:00:30Z",
+            "--to",
+            "2026-11-01T00:00:31.5Z",
+        ],
+        vec!["events", actor],
+        vec!["tree", actor],
+        vec!["tree", parent],
+        vec!["path", "/tmp/.x"],
+        vec!["path", "/tmp/.x", "--from", "2026-11-01T00:00:04.93Z"],
+        vec!["flow", "203.0.113.9"],
+        vec!["flow", "203.0.113.9:4444"],
+        vec!["cones"],
+        vec!["cones", "--cone", "exec_from_tmp"],
+        vec!["actors", "--limit", "5"],
+    ];
+    for q in questions {
+        for json in [true, false] {
+            let mut args = q.clone();
+            if json {
+                args.push("--json");
+            }
+            let (store, tables) = (run(&args, false), run(&args, true));
+            let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+            assert!(
+                store.status.success() && !text(&store).is_empty(),
+                "{q:?}: {}",
+                String::from_utf8_lossy(&store.stderr)
+            );
+            assert!(
+                tables.status.success(),
+                "{q:?} --clickhouse: {}",
+                String::from_utf8_lossy(&tables.stderr)
+            );
+            assert_eq!(text(&tables), text(&store), "{q:?} json={json}");
+        }
+    }
+    // An actor in no window is the same error.
+    let unknown = run(&["events", "00000000000000000000000000000001"], true);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("is in no window of the range"));
+    let taint = run(&["taint", actor], true);
+    assert!(String::from_utf8_lossy(&taint.stderr).contains("answered from the store only"));
+}
+
+#[test]
+fn the_shipped_queries_answer_as_ritma_query_does_on_the_legacy_server() {
+    let Some(ch) = Server::start() else { return };
+    let d = store();
+    let url = ch.database("asked", None);
+    load(&d, &url, &[]).output().success();
+    same_answers(&d, &url);
+}
+
+#[test]
+fn the_shipped_queries_answer_as_ritma_query_does_on_the_current_engine() {
+    let Some(engine) = Engine::start() else {
+        return;
+    };
+    let d = store();
+    let url = engine.database("asked");
+    load(&d, &url, &["--keep", "400d"]).output().success();
+    same_answers(&d, &url);
+}
+
+#[test]
+fn query_clickhouse_picks_the_node_as_a_store_query_does() {
+    let Some(ch) = Server::start() else { return };
+    let d = Dir::new();
+    d.ritma(&[
+        "synth", "--events", "20000", "--hosts", "2", "--out", "m.rtrace",
+    ])
+    .output()
+    .success();
+    d.node_keys("s", &["synth-0", "synth-1"]);
+    d.ritma(&["replay", "m.rtrace", "--out", "s"])
+        .output()
+        .success();
+    let url = ch.database("two", None);
+    load(&d, &url, &[]).output().success();
+    let err = d
+        .ritma(&["query", "--clickhouse", &url, "cones"])
+        .output()
+        .failure();
+    assert!(
+        err.contains("several nodes (synth-0, synth-1)") && err.contains("--node"),
+        "{err}"
+    );
+    for node in ["synth-0", "synth-1"] {
+        let store = d
+            .ritma(&["query", "s", "--node", node, "actors", "--json"])
+            .output()
+            .success();
+        let tables = d
+            .ritma(&[
+                "query",
+                "--clickhouse",
+                &url,
+                "--node",
+                node,
+                "actors",
+                "--json",
+            ])
+            .output()
+            .success();
+        assert!(!store.is_empty());
+        assert_eq!(tables, store, "{node}");
+    }
+}

@@ -11,6 +11,7 @@ mod metrics;
 mod progress;
 mod prove;
 mod query;
+mod query_clickhouse;
 mod record;
 mod replay;
 mod run;

@@ -30,17 +30,23 @@ use ritma_schemas::records::HOUR_NS;
 
 #[derive(Args)]
 pub struct QueryArgs {
-    /// The store (RITMA_OUT) directory.
-    dir: PathBuf,
+    /// The store (RITMA_OUT) directory (not with --clickhouse).
+    #[arg(required_unless_present = "clickhouse", conflicts_with = "clickhouse")]
+    dir: Option<PathBuf>,
+    /// Ask the analyst tables `ritma load` filled instead of a store: the shipped queries
+    /// of deploy/clickhouse/queries/ (actors, events, tree, path, flow, cones), e.g.
+    /// http://127.0.0.1:8123/?database=ritma; the password in CLICKHOUSE_PASSWORD.
+    #[arg(long, global = true, value_name = "URL")]
+    clickhouse: Option<String>,
     /// The node, in a store of several (`nodes/<node>/`).
     #[arg(long, global = true)]
-    node: Option<String>,
+    pub(crate) node: Option<String>,
     /// Only windows ending after this time: RFC 3339 UTC (2026-11-23T10:00:00Z) or Unix seconds.
     #[arg(long, global = true)]
-    from: Option<String>,
+    pub(crate) from: Option<String>,
     /// Only windows starting before this time (same forms as --from).
     #[arg(long, global = true)]
-    to: Option<String>,
+    pub(crate) to: Option<String>,
     /// One JSON object per row (JSON Lines) instead of a table.
     #[arg(long, global = true)]
     json: bool,
@@ -48,11 +54,11 @@ pub struct QueryArgs {
     #[arg(long, global = true)]
     limit: Option<usize>,
     #[command(subcommand)]
-    what: QueryWhat,
+    pub(crate) what: QueryWhat,
 }
 
 #[derive(Subcommand)]
-enum QueryWhat {
+pub(crate) enum QueryWhat {
     /// Processes (actors) seen, optionally only those with this pid, command name or executable.
     Actors {
         #[arg(long)]
@@ -93,8 +99,19 @@ enum QueryWhat {
     Hours,
 }
 
+impl QueryArgs {
+    /// The store; clap requires it unless --clickhouse is given, which is answered first.
+    fn store_dir(&self) -> &Path {
+        self.dir.as_deref().unwrap_or(Path::new("."))
+    }
+}
+
 pub fn query_cmd(args: QueryArgs) -> Result<()> {
     let mut out = Rows::new(args.json, args.limit);
+    if let Some(url) = &args.clickhouse {
+        crate::query_clickhouse::answer(url, &args, &mut out)?;
+        return out.print();
+    }
     if let QueryWhat::Hours = args.what {
         hours(&args, &mut out)?;
         return out.print();
@@ -137,7 +154,7 @@ struct Scope {
 
 impl Scope {
     fn open(args: &QueryArgs) -> Result<Self> {
-        let (root, meta) = node_root(&args.dir, args.node.as_deref())?;
+        let (root, meta) = node_root(args.store_dir(), args.node.as_deref())?;
         let (from_ns, to_ns) = parse_range(args.from.as_deref(), args.to.as_deref())?;
         let mut scope = Scope {
             root,
@@ -209,10 +226,10 @@ impl Scope {
 }
 
 /// What a window says about an actor.
-struct ActorInfo {
-    record: ActorRecord,
-    comm: Option<String>,
-    exe: Option<String>,
+pub(crate) struct ActorInfo {
+    pub record: ActorRecord,
+    pub comm: Option<String>,
+    pub exe: Option<String>,
 }
 
 impl ActorInfo {
@@ -270,7 +287,7 @@ fn describe(w: &WindowLeaves, id: &Id128) -> Result<(String, String)> {
 }
 
 /// The rows of an answer, printed as a table or as JSON Lines.
-struct Rows {
+pub(crate) struct Rows {
     json: bool,
     limit: Option<usize>,
     columns: Vec<&'static str>,
@@ -294,7 +311,7 @@ impl Rows {
     }
 
     /// Adds a row (ignored once the limit is reached); returns false once it is.
-    fn push(&mut self, row: Vec<(&'static str, Value)>) -> bool {
+    pub(crate) fn push(&mut self, row: Vec<(&'static str, Value)>) -> bool {
         if self.full() {
             self.cut = true;
             return false;
@@ -388,7 +405,7 @@ fn opt(v: Option<String>) -> Value {
     v.map_or(Value::Null, Value::String)
 }
 
-fn time_value(ns: i128) -> Value {
+pub(crate) fn time_value(ns: i128) -> Value {
     Value::String(utc(ns))
 }
 
@@ -525,12 +542,14 @@ fn events(scope: &Scope, out: &mut Rows, actor: &Id128) -> Result<()> {
     Ok(())
 }
 
+/// A process of a tree: when it was first seen, and its latest record.
+pub(crate) struct TreeNode {
+    pub first_ns: u128,
+    pub info: ActorInfo,
+}
+
 fn tree(scope: &Scope, out: &mut Rows, actor: &Id128) -> Result<()> {
-    struct Node {
-        first_ns: u128,
-        info: ActorInfo,
-    }
-    let mut nodes: HashMap<Id128, Node> = HashMap::new();
+    let mut nodes: HashMap<Id128, TreeNode> = HashMap::new();
     scope.each_window(
         |r| r.actor_count > 0,
         |w| {
@@ -539,16 +558,26 @@ fn tree(scope: &Scope, out: &mut Rows, actor: &Id128) -> Result<()> {
                 let id = record.actor;
                 let first_ns = nodes.get(&id).map_or(w.record.t_start_ns(), |n| n.first_ns);
                 let info = ActorInfo::from_record(w, record)?;
-                nodes.insert(id, Node { first_ns, info });
+                nodes.insert(id, TreeNode { first_ns, info });
             }
             Ok(true)
         },
     )?;
+    print_tree(&nodes, actor, out)
+}
+
+/// An actor's ancestors (oldest first) and descendants (depth first, children by first
+/// sighting) among `nodes`.
+pub(crate) fn print_tree(
+    nodes: &HashMap<Id128, TreeNode>,
+    actor: &Id128,
+    out: &mut Rows,
+) -> Result<()> {
     if !nodes.contains_key(actor) {
         bail!("actor {} is in no window of the range", hex(actor));
     }
     let mut children: BTreeMap<Id128, Vec<(u128, Id128)>> = BTreeMap::new();
-    for (id, n) in &nodes {
+    for (id, n) in nodes {
         if let Some(p) = n.info.record.parent {
             children.entry(p).or_default().push((n.first_ns, *id));
         }
@@ -571,7 +600,7 @@ fn tree(scope: &Scope, out: &mut Rows, actor: &Id128) -> Result<()> {
         }
     }
     chain.reverse();
-    let row = |depth: usize, relation: &str, id: &Id128, n: &Node| {
+    let row = |depth: usize, relation: &str, id: &Id128, n: &TreeNode| {
         let r = &n.info.record;
         vec![
             ("relation", Value::String(relation.into())),
@@ -675,8 +704,8 @@ fn path_events(scope: &Scope, out: &mut Rows, path: &str) -> Result<()> {
 /// An address to match flows against, with or without a port.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct FlowMatch {
-    ip: std::net::IpAddr,
-    port: Option<u16>,
+    pub ip: std::net::IpAddr,
+    pub port: Option<u16>,
 }
 
 pub(crate) fn flow_arg(s: &str) -> Result<FlowMatch> {
@@ -860,7 +889,7 @@ fn cones(scope: &Scope, out: &mut Rows, cone: Option<&str>) -> Result<()> {
 /// of a run cut off before its index).
 fn hours(args: &QueryArgs, out: &mut Rows) -> Result<()> {
     use ritma_sinks::catalog::{day_files, read_account, read_catalog};
-    let (root, _) = node_root(&args.dir, args.node.as_deref())?;
+    let (root, _) = node_root(args.store_dir(), args.node.as_deref())?;
     let (from_ns, to_ns) = parse_range(args.from.as_deref(), args.to.as_deref())?;
     let range = TimeRange::new(from_ns, to_ns);
     let in_range = |hour: u64| {

@@ -286,7 +286,7 @@ impl ClickHouse {
         self
     }
 
-    fn run<T>(
+    pub(crate) fn run<T>(
         &self,
         what: &str,
         f: impl AsyncFnOnce(&Client) -> clickhouse::error::Result<T>,
@@ -300,6 +300,13 @@ impl ClickHouse {
                 what: what.to_owned(),
                 source,
             })
+    }
+
+    pub(crate) fn unsupported(&self, detail: String) -> ClickHouseError {
+        ClickHouseError::Unsupported {
+            url: self.url.clone(),
+            detail,
+        }
     }
 
     /// The DDL this server gets.
