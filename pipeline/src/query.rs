@@ -15,8 +15,8 @@ use clap::{Args, Subcommand};
 use ritma_operators::canonicalize::NO_OBJECT;
 use ritma_operators::taint::taint_flows;
 use ritma_schemas::records::{
-    ActorRecord, ConeInstance, DictEntry, DictKind, Edge, EdgeKind, EventAtom, EventType,
-    StoreMeta, WindowRecord,
+    atom_flags, ActorRecord, ConeInstance, DictEntry, DictKind, Edge, EdgeKind, EventAtom,
+    EventType, LossReason, StoreMeta, WindowRecord,
 };
 use ritma_schemas::Id128;
 use ritma_sinks::store::WindowPaths;
@@ -93,6 +93,16 @@ pub(crate) enum QueryWhat {
         #[arg(long)]
         cone: Option<String>,
     },
+    /// Events lost per hour and reason (FORMAT.md §3, LossReason), from the window records.
+    Loss,
+    /// Cone matches per hour and cone: instances, and the times their pattern completed.
+    ConeHours,
+    /// Outbound connections (connects to an IP address) by executable: how many, how many
+    /// failed, distinct destinations, first and last.
+    Egress,
+    /// Executables never seen before: those whose first exec (or first sighting running at
+    /// capture start) in the node's whole history falls in the range.
+    NewBinaries,
     /// One row per hour from the daily catalog and accounting (FORMAT.md §8.11), without
     /// opening a window: state, windows, events, loss, actors, cone matches, event types
     /// and bytes on disk — to find the hour worth a closer look.
@@ -125,6 +135,10 @@ pub fn query_cmd(args: QueryArgs) -> Result<()> {
         QueryWhat::Flow { addr } => flow_events(&scope, &mut out, &flow_arg(addr)?)?,
         QueryWhat::Taint { actor, ttl } => taint(&scope, &mut out, &actor_arg(actor)?, *ttl)?,
         QueryWhat::Cones { cone } => cones(&scope, &mut out, cone.as_deref())?,
+        QueryWhat::Loss => loss(&scope, &mut out),
+        QueryWhat::ConeHours => cone_hours(&scope, &mut out)?,
+        QueryWhat::Egress => egress(&scope, &mut out)?,
+        QueryWhat::NewBinaries => new_binaries(&Scope::open_all(&args)?, &scope.range, &mut out)?,
         QueryWhat::Hours => unreachable!("answered from the catalog above"),
     }
     out.print()?;
@@ -154,8 +168,17 @@ struct Scope {
 
 impl Scope {
     fn open(args: &QueryArgs) -> Result<Self> {
-        let (root, meta) = node_root(args.store_dir(), args.node.as_deref())?;
         let (from_ns, to_ns) = parse_range(args.from.as_deref(), args.to.as_deref())?;
+        Self::open_range(args, from_ns, to_ns)
+    }
+
+    /// Every window of the node, whatever the range.
+    fn open_all(args: &QueryArgs) -> Result<Self> {
+        Self::open_range(args, None, None)
+    }
+
+    fn open_range(args: &QueryArgs, from_ns: Option<u64>, to_ns: Option<u64>) -> Result<Self> {
+        let (root, meta) = node_root(args.store_dir(), args.node.as_deref())?;
         let mut scope = Scope {
             root,
             meta,
@@ -882,6 +905,195 @@ fn cones(scope: &Scope, out: &mut Rows, cone: Option<&str>) -> Result<()> {
             Ok(true)
         },
     )
+}
+
+/// The start of the hour holding `t_ns`.
+fn hour_start(t_ns: i128) -> i128 {
+    t_ns.div_euclid(HOUR_NS as i128) * HOUR_NS as i128
+}
+
+fn loss(scope: &Scope, out: &mut Rows) {
+    let mut lost: BTreeMap<(i128, LossReason), u64> = BTreeMap::new();
+    for (record, _) in &scope.windows {
+        let hour = hour_start(record.t_start_ns() as i128);
+        for (reason, n) in &record.lost {
+            *lost.entry((hour, *reason)).or_default() += n;
+        }
+    }
+    for ((hour, reason), n) in lost {
+        let row = vec![
+            ("node", Value::String(scope.meta.node.clone())),
+            ("hour", time_value(hour)),
+            ("reason", Value::String(reason.name().into())),
+            ("lost", json!(n)),
+        ];
+        if !out.push(row) {
+            break;
+        }
+    }
+}
+
+fn cone_hours(scope: &Scope, out: &mut Rows) -> Result<()> {
+    let mut seen: BTreeMap<(i128, String), (u64, u64)> = BTreeMap::new();
+    scope.each_window(
+        |r| r.cone_count > 0,
+        |w| {
+            for i in w.cones() {
+                let c: ConeInstance = w.decode(i)?;
+                let Some(t) = scope.event_time(w, c.t_start_ns) else {
+                    continue;
+                };
+                let e = seen.entry((hour_start(t), c.cone_id)).or_default();
+                e.0 += 1;
+                e.1 += c.count;
+            }
+            Ok(true)
+        },
+    )?;
+    for ((hour, cone), (matches, completions)) in seen {
+        let row = vec![
+            ("node", Value::String(scope.meta.node.clone())),
+            ("hour", time_value(hour)),
+            ("cone", Value::String(cone)),
+            ("matches", json!(matches)),
+            ("completions", json!(completions)),
+        ];
+        if !out.push(row) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn egress(scope: &Scope, out: &mut Rows) -> Result<()> {
+    #[derive(Default)]
+    struct Egress {
+        connects: u64,
+        failed: u64,
+        destinations: BTreeSet<Id128>,
+        first: Option<i128>,
+        last: Option<i128>,
+    }
+    let mut by_exe: HashMap<Option<String>, Egress> = HashMap::new();
+    scope.each_window(
+        |r| r.event_count > 0,
+        |w| {
+            for i in w.atoms() {
+                let a: EventAtom = w.decode(i)?;
+                if a.event_type != EventType::Connect {
+                    continue;
+                }
+                let Some(t) = scope.event_time(w, a.t_ns) else {
+                    continue;
+                };
+                let ip = w.dict_lookup(&a.object)?.is_some_and(|d| {
+                    d.kind == DictKind::Flow
+                        && !d.hashed
+                        && ritma_schemas::display::flow_endpoint(&d.value).is_some()
+                });
+                if !ip {
+                    continue;
+                }
+                let info = ActorInfo::of_event(w, &a)?;
+                let e = by_exe.entry(info.exe).or_default();
+                e.connects += 1;
+                e.failed += u64::from(a.flags & atom_flags::FAILED != 0);
+                e.destinations.insert(a.object);
+                e.first = Some(e.first.map_or(t, |f| f.min(t)));
+                e.last = Some(e.last.map_or(t, |l| l.max(t)));
+            }
+            Ok(true)
+        },
+    )?;
+    let mut all: Vec<(Option<String>, Egress)> = by_exe.into_iter().collect();
+    all.sort_by(|(a, x), (b, y)| {
+        y.connects
+            .cmp(&x.connects)
+            .then_with(|| a.as_deref().unwrap_or("").cmp(b.as_deref().unwrap_or("")))
+    });
+    for (exe, e) in all {
+        let row = vec![
+            ("node", Value::String(scope.meta.node.clone())),
+            ("exe", opt(exe)),
+            ("connects", json!(e.connects)),
+            ("failed", json!(e.failed)),
+            ("destinations", json!(e.destinations.len())),
+            ("first_seen", time_value(e.first.unwrap_or_default())),
+            ("last_seen", time_value(e.last.unwrap_or_default())),
+        ];
+        if !out.push(row) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// `all` holds every window of the node: a binary is new in `range` if its first sighting
+/// in all of them is.
+fn new_binaries(all: &Scope, range: &TimeRange, out: &mut Rows) -> Result<()> {
+    struct First {
+        t: i128,
+        event: EventType,
+        pid: u32,
+        comm: Option<String>,
+        actor: Id128,
+        execs: u64,
+    }
+    let mut seen: HashMap<String, First> = HashMap::new();
+    all.each_window(
+        |r| r.event_count > 0,
+        |w| {
+            for i in w.atoms() {
+                let a: EventAtom = w.decode(i)?;
+                if !matches!(a.event_type, EventType::Exec | EventType::Present) {
+                    continue;
+                }
+                let Some(d) = w.dict_lookup(&a.object)? else {
+                    continue;
+                };
+                if d.kind != DictKind::Path {
+                    continue;
+                }
+                let exec = u64::from(a.event_type == EventType::Exec);
+                match seen.entry(dict_value(&d)) {
+                    Entry::Occupied(mut e) => e.get_mut().execs += exec,
+                    Entry::Vacant(e) => {
+                        let info = ActorInfo::of_event(w, &a)?;
+                        e.insert(First {
+                            t: w.record.t_start_ns() as i128 + a.t_ns as i128,
+                            event: a.event_type,
+                            pid: info.record.pid,
+                            comm: info.comm,
+                            actor: a.actor,
+                            execs: exec,
+                        });
+                    }
+                }
+            }
+            Ok(true)
+        },
+    )?;
+    let mut new: Vec<(String, First)> = seen
+        .into_iter()
+        .filter(|(_, f)| range.contains(f.t))
+        .collect();
+    new.sort_by(|(a, x), (b, y)| x.t.cmp(&y.t).then_with(|| a.cmp(b)));
+    for (exe, f) in new {
+        let row = vec![
+            ("node", Value::String(all.meta.node.clone())),
+            ("first_seen", time_value(f.t)),
+            ("exe", Value::String(exe)),
+            ("event", Value::String(f.event.name().into())),
+            ("pid", json!(f.pid)),
+            ("comm", opt(f.comm)),
+            ("actor", Value::String(hex(&f.actor))),
+            ("execs", json!(f.execs)),
+        ];
+        if !out.push(row) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// `query hours`: the catalog and accounting entries of the hours overlapping the range, and

@@ -95,6 +95,10 @@ pub(crate) fn answer(url: &str, args: &QueryArgs, out: &mut Rows) -> Result<()> 
             params.insert("cone", opt(cone.clone()));
             rows(out, ch.shipped("cones", &params)?)
         }
+        QueryWhat::Loss => rows(out, ch.shipped("loss", &params)?),
+        QueryWhat::ConeHours => rows(out, ch.shipped("cone-hours", &params)?),
+        QueryWhat::Egress => rows(out, ch.shipped("egress", &params)?),
+        QueryWhat::NewBinaries => rows(out, ch.shipped("new-binaries", &params)?),
         QueryWhat::Taint { .. } | QueryWhat::Hours => bail!(
             "this question is answered from the store only (taint follows flows across windows \
              with differential dataflow; hours reads the store's catalog): give the store's \
@@ -134,7 +138,16 @@ fn pick_node(ch: &ClickHouse, want: Option<&str>) -> Result<String> {
 
 /// The row key `ritma query` uses for a column of a shipped query.
 fn key(column: &str) -> Result<&'static str> {
-    const SAME: [&str; 19] = [
+    const SAME: [&str; 28] = [
+        "node",
+        "reason",
+        "lost",
+        "matches",
+        "completions",
+        "connects",
+        "failed",
+        "destinations",
+        "execs",
         "seq",
         "event",
         "pid",
@@ -157,6 +170,7 @@ fn key(column: &str) -> Result<&'static str> {
     ];
     Ok(match column {
         "time_ns" => "time",
+        "hour_ns" => "hour",
         "first_ns" => "first_seen",
         "last_ns" => "last_seen",
         "actor_hex" => "actor",
@@ -182,7 +196,7 @@ fn rows(out: &mut Rows, answer: Answer) -> Result<()> {
         let mut row = Vec::with_capacity(keys.len());
         for (k, v) in keys.iter().zip(r) {
             let v = match (*k, v) {
-                ("time" | "first_seen" | "last_seen", v) => {
+                ("time" | "first_seen" | "last_seen" | "hour", v) => {
                     time_value(v.as_i64().ok_or_else(|| anyhow!("{k}: not a time: {v}"))? as i128)
                 }
                 ("renamed", Value::String(s)) if s.is_empty() => continue,

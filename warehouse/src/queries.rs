@@ -9,7 +9,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Each shipped query by name.
-pub const QUERIES: [(&str, &str); 5] = [
+pub const QUERIES: [(&str, &str); 9] = [
     (
         "actors",
         include_str!("../../deploy/clickhouse/queries/actors.sql"),
@@ -29,6 +29,22 @@ pub const QUERIES: [(&str, &str); 5] = [
     (
         "cones",
         include_str!("../../deploy/clickhouse/queries/cones.sql"),
+    ),
+    (
+        "loss",
+        include_str!("../../deploy/clickhouse/queries/loss.sql"),
+    ),
+    (
+        "cone-hours",
+        include_str!("../../deploy/clickhouse/queries/cone_hours.sql"),
+    ),
+    (
+        "egress",
+        include_str!("../../deploy/clickhouse/queries/egress.sql"),
+    ),
+    (
+        "new-binaries",
+        include_str!("../../deploy/clickhouse/queries/new_binaries.sql"),
     ),
 ];
 
