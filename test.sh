@@ -30,7 +30,8 @@ export RITMA_TANSU
 # Debian's real ClickHouse server (18.16) for tests/clickhouse.rs, unpacked once into /var/tmp/ritma-tools.
 RITMA_CLICKHOUSE=$(tests/clickhouse/install-clickhouse.sh | tail -n 1)
 export RITMA_CLICKHOUSE
-# The current ClickHouse engine (26.9, PyPI chdb-core) in a virtualenv, for the modern tables.
+# The current ClickHouse engine (26.9, PyPI chdb-core) and two Parquet readers (pyarrow, duckdb)
+# in a virtualenv, for the modern tables and the Parquet export.
 RITMA_CLICKHOUSE_ENGINE=$(tests/clickhouse/install-engine.sh | tail -n 1)
 export RITMA_CLICKHOUSE_ENGINE
 # The Kubernetes manifest's and the Dockerfile's linters (PyPI), for tests/deploy.rs.

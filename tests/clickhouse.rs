@@ -576,3 +576,138 @@ fn query_clickhouse_picks_the_node_as_a_store_query_does() {
         assert_eq!(tables, store, "{node}");
     }
 }
+
+/// Runs `script` with the engine's python (chdb, pyarrow, duckdb) in `d`; returns its stdout.
+fn python(engine_python: &std::path::Path, d: &Dir, script: &str) -> String {
+    let o = std::process::Command::new(engine_python)
+        .arg("-c")
+        .arg(script)
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "python failed: {}\n{script}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn a_parquet_export_reads_back_exactly_in_pyarrow_duckdb_and_clickhouse() {
+    let Some(py) = clickhouse_server::engine_python() else {
+        return;
+    };
+    let d = store_with_loss();
+    let out = d
+        .ritma(&["export", "s", "--format", "parquet", "--out", "pq"])
+        .output()
+        .success();
+    assert!(out.contains("events"), "{out}");
+    let want = store_counts(&d);
+
+    // pyarrow: every table's rows, the partitions, the types, zstd everywhere.
+    let report = python(
+        &py,
+        &d,
+        r#"
+import json, glob, pyarrow.dataset as ds, pyarrow.parquet as pq
+out = {}
+for t in ["events", "actors", "edges", "cone_matches", "health", "loss", "windows", "hours"]:
+    files = glob.glob(f"pq/{t}/node=*/day=*/part-0.parquet")
+    if not files:
+        out[t] = 0
+        continue
+    out[t] = ds.dataset(f"pq/{t}", format="parquet", partitioning="hive").count_rows()
+    for f in files:
+        meta = pq.ParquetFile(f).metadata
+        for g in range(meta.num_row_groups):
+            for c in range(meta.num_columns):
+                assert meta.row_group(g).column(c).compression == "ZSTD", (f, c)
+ev = ds.dataset("pq/events", format="parquet", partitioning="hive").to_table()
+out["types"] = {f.name: str(f.type) for f in ev.schema}
+out["nodes"] = sorted(set(ev.column("node").to_pylist()))
+out["days"] = sorted(set(str(x) for x in ev.column("day").to_pylist()))
+seqs = ev.column("seq").to_pylist()
+out["seq"] = [len(set(seqs)), min(seqs), max(seqs)]
+print(json.dumps(out))
+"#,
+    );
+    let r: Value = serde_json::from_str(report.trim()).unwrap();
+    for (table, n) in &want {
+        assert_eq!(r[table], *n, "{table}: {report}");
+    }
+    assert_eq!(r["seq"][0], want["events"]);
+    assert_eq!(r["nodes"], serde_json::json!(["synth-0"]));
+    assert_eq!(r["days"], serde_json::json!(["2026-11-01"]));
+    assert_eq!(r["types"]["time_ns"], "timestamp[ns, tz=UTC]");
+    assert_eq!(r["types"]["actor"], "fixed_size_binary[16]");
+    assert_eq!(r["types"]["flags"], "list<item: string>");
+
+    // duckdb: the same events as `ritma query` shows them.
+    let duck = python(
+        &py,
+        &d,
+        r#"
+import duckdb
+rows = duckdb.sql("""SELECT seq, event, comm, object, array_to_string(flags, ','), lower(hex(actor))
+    FROM read_parquet('pq/events/**/*.parquet', hive_partitioning=true)
+    WHERE object = '/tmp/.x' ORDER BY seq""").fetchall()
+for r in rows:
+    print("\t".join(str(x) for x in r))
+"#,
+    );
+    let queried: Vec<String> = d
+        .ritma(&["query", "s", "path", "/tmp/.x", "--json"])
+        .output()
+        .success()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|q| q.get("renamed").is_none())
+        .map(|q| {
+            let flags: Vec<&str> = q["flags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap())
+                .collect();
+            format!(
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                q["seq"],
+                q["event"].as_str().unwrap(),
+                q["comm"].as_str().unwrap(),
+                q["object"].as_str().unwrap(),
+                flags.join(","),
+                q["actor"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(!queried.is_empty());
+    assert_eq!(duck.lines().collect::<Vec<_>>(), queried);
+
+    // The ClickHouse engine reads the files directly.
+    let chdb = python(
+        &py,
+        &d,
+        r#"
+import chdb, os
+print(chdb.query(f"SELECT count(), uniqExact(seq) FROM file('{os.getcwd()}/pq/events/*/*/*.parquet', Parquet)", "TabSeparated"))
+"#,
+    );
+    assert_eq!(
+        chdb.trim(),
+        format!("{}\t{}", want["events"], want["events"])
+    );
+
+    // Exported again: the same bytes, nothing added.
+    let first = util::tree(&d.join("pq"));
+    d.ritma(&["export", "s", "--format", "parquet", "--out", "pq"])
+        .output()
+        .success();
+    assert_eq!(util::tree(&d.join("pq")), first);
+    let err = d
+        .ritma(&["export", "s", "--format", "parquet", "--out", "s/pq"])
+        .output()
+        .failure();
+    assert!(err.contains("inside the store"), "{err}");
+}

@@ -189,27 +189,34 @@ pub struct Engine {
     pub http: SocketAddr,
 }
 
+/// The python of the engine's virtualenv (chdb, pyarrow, duckdb); `None` when it is
+/// missing outside CI.
+pub fn engine_python() -> Option<PathBuf> {
+    let python = match std::env::var_os("RITMA_CLICKHOUSE_ENGINE") {
+        Some(p) => PathBuf::from(p),
+        None => std::env::var_os("RITMA_TOOLS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/tmp/ritma-tools"))
+            .join("clickhouse-engine-2/bin/python3"),
+    };
+    if python.is_file() {
+        return Some(python);
+    }
+    let why = format!(
+        "no chdb engine at {}; install it with tests/clickhouse/install-engine.sh",
+        python.display()
+    );
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true: {why}");
+    }
+    eprintln!("skipping: {why}");
+    None
+}
+
 impl Engine {
     /// Starts the front; `None` when the engine is missing outside CI.
     pub fn start() -> Option<Engine> {
-        let python = match std::env::var_os("RITMA_CLICKHOUSE_ENGINE") {
-            Some(p) => PathBuf::from(p),
-            None => std::env::var_os("RITMA_TOOLS")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("/var/tmp/ritma-tools"))
-                .join("clickhouse-engine-1/bin/python3"),
-        };
-        if !python.is_file() {
-            let why = format!(
-                "no chdb engine at {}; install it with tests/clickhouse/install-engine.sh",
-                python.display()
-            );
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("CI=true: {why}");
-            }
-            eprintln!("skipping: {why}");
-            return None;
-        }
+        let python = engine_python()?;
         let dir = tempfile::tempdir().expect("engine dir");
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),

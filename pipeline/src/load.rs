@@ -48,9 +48,9 @@ pub struct LoadArgs {
 }
 
 /// One node of the store to load.
-struct NodeDir {
-    root: PathBuf,
-    meta: StoreMeta,
+pub(crate) struct NodeDir {
+    pub root: PathBuf,
+    pub meta: StoreMeta,
 }
 
 pub fn load_cmd(args: LoadArgs) -> Result<()> {
@@ -135,7 +135,7 @@ impl Loader {
 }
 
 /// The nodes of the store at `dir`: itself, or each `nodes/<node>/`.
-fn node_dirs(dir: &Path, only: Option<&str>) -> Result<Vec<NodeDir>> {
+pub(crate) fn node_dirs(dir: &Path, only: Option<&str>) -> Result<Vec<NodeDir>> {
     let read = |root: PathBuf| -> Result<NodeDir> {
         let path = root.join("_meta/store.cbor");
         let bytes = read_capped(&path, StoreMeta::MAX_LEN)
@@ -183,64 +183,25 @@ struct Totals {
 /// and the window after the last one loaded or found loaded.
 fn load_node(loader: &Loader, node: &NodeDir, from: Option<u64>) -> Result<(String, Option<u64>)> {
     let started = Instant::now();
-    let len = node.meta.window_len_ns as u128;
-    // The hour of the last window loaded is read again: its seal may have come since.
-    let from_hour = from.map_or(0, |w| {
-        (w.saturating_sub(1) as u128 * len / HOUR_NS as u128) as u64
-    });
-    let mut next = None;
     let name = &node.meta.node;
     let mut totals = Totals::default();
     let mut batch: Vec<Window> = Vec::new();
     let mut batch_rows = 0usize;
     let mut seals: Vec<HourSeal> = Vec::new();
-    for dir in hour_dirs(&node.root)? {
-        let rel = dir.strip_prefix(&node.root).unwrap_or(&dir).to_owned();
-        if WindowPaths::hour_of_dir(&rel).is_some_and(|h| h < from_hour) {
-            continue;
-        }
-        if ritma_sinks::retention::read_deletion(&node.root, &rel)
-            .with_context(|| format!("{}", dir.display()))?
-            .is_some()
-        {
-            continue;
-        }
-        let records = hour_records(&dir, &node.meta)?;
-        for HourRecord {
-            record,
-            record_path,
-            sig_path,
-            ..
-        } in records
-        {
-            if from.is_some_and(|f| record.window < f) {
-                continue;
+    let next = walk_node(node, from, |item| {
+        match item {
+            Sealed::Window(window) => {
+                batch_rows += window.leaf_rows();
+                batch.push(window);
+                if batch_rows >= loader.batch_rows {
+                    flush(loader, name, &mut batch, &mut seals, &mut totals)?;
+                    batch_rows = 0;
+                }
             }
-            next = Some(record.window + 1);
-            let leaves = WindowLeaves::read_record(&node.root, &record, &record_path)?.leaves;
-            let note =
-                read_capped(&sig_path, 16384).with_context(|| format!("{}", sig_path.display()))?;
-            let note = String::from_utf8(note)
-                .map_err(|_| anyhow!("{}: the checkpoint note is not UTF-8", sig_path.display()))?;
-            let window = Window::decode(record, note, &leaves)
-                .with_context(|| format!("{}", record_path.display()))?;
-            batch_rows += window.leaf_rows();
-            batch.push(window);
-            if batch_rows >= loader.batch_rows {
-                flush(loader, name, &mut batch, &mut seals, &mut totals)?;
-                batch_rows = 0;
-            }
+            Sealed::Hour(seal) => seals.push(seal),
         }
-        // The hour's seal is written with its last window: load it after that window.
-        let seal_path = dir.join("proofs/hour_root.cbor");
-        if seal_path.exists() {
-            let bytes = read_capped(&seal_path, HourSeal::MAX_LEN)
-                .with_context(|| format!("{}", seal_path.display()))?;
-            let seal =
-                HourSeal::decode(&bytes).map_err(|e| anyhow!("{}: {e}", seal_path.display()))?;
-            seals.push(seal);
-        }
-    }
+        Ok(())
+    })?;
     flush(loader, name, &mut batch, &mut seals, &mut totals)?;
     let b = totals.batch;
     let secs = started.elapsed().as_secs_f64();
@@ -256,6 +217,71 @@ fn load_node(loader: &Loader, node: &NodeDir, from: Option<u64>) -> Result<(Stri
         b.rows as f64 / secs.max(1e-9)
     );
     Ok((line, next.or(from)))
+}
+
+/// What [`walk_node`] reads, in store order.
+pub(crate) enum Sealed {
+    Window(Window),
+    /// An hour's seal, after the hour's last window.
+    Hour(HourSeal),
+}
+
+/// Calls `f` with each sealed window of the node from window `from` on (all without it),
+/// decoded, and each hour seal after its hour's windows, skipping hours retention deleted.
+/// Returns the window after the last one read.
+pub(crate) fn walk_node(
+    node: &NodeDir,
+    from: Option<u64>,
+    mut f: impl FnMut(Sealed) -> Result<()>,
+) -> Result<Option<u64>> {
+    let len = node.meta.window_len_ns as u128;
+    // The hour of the window before `from` is read again: its seal may have come since.
+    let from_hour = from.map_or(0, |w| {
+        (w.saturating_sub(1) as u128 * len / HOUR_NS as u128) as u64
+    });
+    let mut next = None;
+    for dir in hour_dirs(&node.root)? {
+        let rel = dir.strip_prefix(&node.root).unwrap_or(&dir).to_owned();
+        if WindowPaths::hour_of_dir(&rel).is_some_and(|h| h < from_hour) {
+            continue;
+        }
+        if ritma_sinks::retention::read_deletion(&node.root, &rel)
+            .with_context(|| format!("{}", dir.display()))?
+            .is_some()
+        {
+            continue;
+        }
+        for HourRecord {
+            record,
+            record_path,
+            sig_path,
+            ..
+        } in hour_records(&dir, &node.meta)?
+        {
+            if from.is_some_and(|f| record.window < f) {
+                continue;
+            }
+            next = Some(record.window + 1);
+            let leaves = WindowLeaves::read_record(&node.root, &record, &record_path)?.leaves;
+            let note =
+                read_capped(&sig_path, 16384).with_context(|| format!("{}", sig_path.display()))?;
+            let note = String::from_utf8(note)
+                .map_err(|_| anyhow!("{}: the checkpoint note is not UTF-8", sig_path.display()))?;
+            let window = Window::decode(record, note, &leaves)
+                .with_context(|| format!("{}", record_path.display()))?;
+            f(Sealed::Window(window))?;
+        }
+        // The hour's seal is written with its last window.
+        let seal_path = dir.join("proofs/hour_root.cbor");
+        if seal_path.exists() {
+            let bytes = read_capped(&seal_path, HourSeal::MAX_LEN)
+                .with_context(|| format!("{}", seal_path.display()))?;
+            let seal =
+                HourSeal::decode(&bytes).map_err(|e| anyhow!("{}: {e}", seal_path.display()))?;
+            f(Sealed::Hour(seal))?;
+        }
+    }
+    Ok(next)
 }
 
 /// Loads the batch (retrying it from the ledger after a transient error), then the hour

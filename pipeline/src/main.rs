@@ -3,6 +3,7 @@
 mod case;
 mod config;
 mod exes;
+mod export;
 mod fleet;
 mod latency;
 mod live_link;
@@ -189,6 +190,9 @@ enum Command {
     /// cone matches, health, loss, windows and hour seals, each window exactly once,
     /// resuming where a previous load stopped (docs/ANALYSTS.md).
     Load(load::LoadArgs),
+    /// Export a store's sealed windows as files for data tools: the analyst tables as
+    /// Parquet, partitioned by node and day (docs/ANALYSTS.md).
+    Export(export::ExportArgs),
     /// Write a self-contained proof of one sealed event (FORMAT.md §11).
     Prove {
         /// The store (RITMA_OUT) directory.
@@ -514,6 +518,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
         Command::Case(c) => case::case_cmd(c),
         Command::Query(q) => query::query_cmd(q),
         Command::Load(a) => load::load_cmd(a),
+        Command::Export(a) => export::export_cmd(a),
         Command::Prove {
             dir,
             seq,

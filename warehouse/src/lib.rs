@@ -1,6 +1,7 @@
 //! A store's sealed windows as analyst tables (docs/ANALYSTS.md): rows, their loading into
-//! ClickHouse, and the shipped queries over them.
+//! ClickHouse, the shipped queries over them, and their export as Parquet.
 
 pub mod clickhouse;
+pub mod parquet;
 pub mod queries;
 pub mod rows;

@@ -153,6 +153,11 @@ impl Window {
         ("unknown", hex(id).into())
     }
 
+    /// The UTC day of the window's start, in days since 1970-01-01.
+    pub fn day(&self) -> u16 {
+        self.day
+    }
+
     pub fn node(&self) -> &str {
         &self.record.node
     }
