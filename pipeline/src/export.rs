@@ -129,7 +129,7 @@ fn write_window(out: &Path, node: &str, d: &mut Day, w: &Window) -> Result<()> {
             .or_insert_with(|| PartFile::new(path(out, table, node, day)));
         row.push_to(f)
     };
-    for r in w.events()? {
+    for r in w.events() {
         push("events", &r)?;
     }
     for r in w.actors() {

@@ -177,6 +177,8 @@ struct Totals {
     batch: BatchOutcome,
     events: u64,
     hours: u64,
+    /// The last window known loaded: hour seals up to it can go in.
+    through: Option<u64>,
 }
 
 /// Loads one node's windows from window `from` on (all without it); returns its summary
@@ -184,23 +186,52 @@ struct Totals {
 fn load_node(loader: &Loader, node: &NodeDir, from: Option<u64>) -> Result<(String, Option<u64>)> {
     let started = Instant::now();
     let name = &node.meta.node;
-    let mut totals = Totals::default();
+    let mut totals = Totals {
+        // Windows before `from` were loaded by this loader's earlier passes.
+        through: from.and_then(|f| f.checked_sub(1)),
+        ..Totals::default()
+    };
     let mut batch: Vec<Window> = Vec::new();
-    let mut batch_rows = 0usize;
     let mut seals: Vec<HourSeal> = Vec::new();
-    let next = walk_node(node, from, |item| {
-        match item {
-            Sealed::Window(window) => {
-                batch_rows += window.leaf_rows();
-                batch.push(window);
-                if batch_rows >= loader.batch_rows {
-                    flush(loader, name, &mut batch, &mut seals, &mut totals)?;
-                    batch_rows = 0;
+    // The store is read and decoded on a second thread while batches go to the server; a
+    // batch waits at most one behind the one being sent, so memory stays at a few batches.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Window>, Vec<HourSeal>)>(1);
+    let next = std::thread::scope(|scope| -> Result<Option<u64>> {
+        let reader = scope.spawn(move || {
+            let (mut windows, mut sealed, mut rows) = (Vec::new(), Vec::new(), 0usize);
+            let next = walk_node(node, from, |item| {
+                match item {
+                    Sealed::Window(window) => {
+                        rows += window.leaf_rows();
+                        windows.push(window);
+                    }
+                    Sealed::Hour(seal) => sealed.push(seal),
                 }
+                if rows >= loader.batch_rows {
+                    rows = 0;
+                    let chunk = (std::mem::take(&mut windows), std::mem::take(&mut sealed));
+                    tx.send(chunk)
+                        .map_err(|_| anyhow!("the loader stopped reading"))?;
+                }
+                Ok(())
+            })?;
+            let _ = tx.send((windows, sealed));
+            Ok(next)
+        });
+        let loaded = (|| -> Result<()> {
+            for (windows, sealed) in rx {
+                batch = windows;
+                seals.extend(sealed);
+                flush(loader, name, &mut batch, &mut seals, &mut totals)?;
             }
-            Sealed::Hour(seal) => seals.push(seal),
-        }
-        Ok(())
+            Ok(())
+        })();
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(anyhow!("the store reader panicked")));
+        // The loader's own error first: the reader's is then only that it was stopped.
+        loaded?;
+        read
     })?;
     flush(loader, name, &mut batch, &mut seals, &mut totals)?;
     let b = totals.batch;
@@ -293,11 +324,28 @@ fn flush(
     seals: &mut Vec<HourSeal>,
     totals: &mut Totals,
 ) -> Result<()> {
-    let ch = &loader.ch;
-    let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+    if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
+        let (lo, hi) = (first.record.window, last.record.window);
+        load_windows(loader, node, batch, totals, lo)?;
+        totals.through = Some(hi);
+        batch.clear();
+    }
+    let Some(hi) = totals.through else {
         return Ok(());
     };
-    let (lo, hi) = (first.record.window, last.record.window);
+    load_ready_seals(loader, node, seals, totals, hi)
+}
+
+/// Loads a batch, retrying it from the ledger after a transient error.
+fn load_windows(
+    loader: &Loader,
+    node: &str,
+    batch: &[Window],
+    totals: &mut Totals,
+    lo: u64,
+) -> Result<()> {
+    let ch = &loader.ch;
+    let hi = batch.last().map_or(lo, |w| w.record.window);
     let mut tries = 0;
     let outcome = loop {
         match ch.load_batch(batch) {
@@ -327,6 +375,18 @@ fn flush(
     totals.batch.already += outcome.already;
     totals.batch.resumed += outcome.resumed;
     totals.batch.rows += outcome.rows;
+    Ok(())
+}
+
+/// Loads the hour seals whose windows are all loaded (up to window `hi`).
+fn load_ready_seals(
+    loader: &Loader,
+    node: &str,
+    seals: &mut Vec<HourSeal>,
+    totals: &mut Totals,
+    hi: u64,
+) -> Result<()> {
+    let ch = &loader.ch;
     let ready: Vec<HourSeal> = seals
         .iter()
         .filter(|s| s.last_window <= hi)
@@ -350,6 +410,5 @@ fn flush(
             }
         }
     }
-    batch.clear();
     Ok(())
 }

@@ -442,12 +442,9 @@ impl ClickHouse {
             let have = present.get(table);
             move |win: u64, key: u64| !have.is_some_and(|h| h.contains(&(win, key)))
         };
-        let mut events = Vec::new();
-        for w in &todo {
-            let keep = missing("events");
-            events.extend(w.events()?.into_iter().filter(|r| keep(r.win, r.leaf)));
-        }
-        outcome.rows += self.insert::<EventRow>("events", events.into_iter())?;
+        let keep = missing("events");
+        let rows = todo.iter().flat_map(|w| w.events());
+        outcome.rows += self.insert::<EventRow>("events", rows.filter(|r| keep(r.win, r.leaf)))?;
         let keep = missing("actors");
         let rows = todo.iter().flat_map(|w| w.actors());
         outcome.rows += self.insert::<ActorRow>("actors", rows.filter(|r| keep(r.win, r.leaf)))?;

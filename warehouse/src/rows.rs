@@ -55,7 +55,8 @@ pub struct Window {
     texts: HashMap<Id128, Text>,
     actors: Vec<(u64, ActorRecord, ActorText)>,
     actor_at: HashMap<Id128, usize>,
-    atoms: Vec<(u64, EventAtom)>,
+    /// Each atom with its leaf and the index of its actor in `actors`.
+    atoms: Vec<(u64, EventAtom, usize)>,
     edges: Vec<(u64, Edge)>,
     cones: Vec<(u64, ConeInstance)>,
     health: Vec<(u64, HealthRecord)>,
@@ -108,6 +109,7 @@ impl Window {
             record,
         };
         let mut actors = Vec::new();
+        let mut atoms = Vec::new();
         for (i, bytes) in leaves.iter().enumerate() {
             let leaf = i as u64;
             let bad = |reason: String| RowsError::Leaf {
@@ -121,7 +123,7 @@ impl Window {
                     w.texts.insert(d.id, text);
                 }
                 AnyRecord::Actor(a) => actors.push((leaf, a)),
-                AnyRecord::Event(a) => w.atoms.push((leaf, a)),
+                AnyRecord::Event(a) => atoms.push((leaf, a)),
                 AnyRecord::Edge(e) => w.edges.push((leaf, e)),
                 AnyRecord::Cone(c) => w.cones.push((leaf, c)),
                 AnyRecord::Health(h) => w.health.push((leaf, h)),
@@ -134,6 +136,15 @@ impl Window {
             let label = format!("{} {}", a.pid, if comm.is_empty() { "?" } else { &comm });
             w.actor_at.insert(a.actor, w.actors.len());
             w.actors.push((leaf, a, ActorText { comm, exe, label }));
+        }
+        // Every event's actor is among the window's records (FORMAT.md §8.2); a row names it.
+        for (leaf, a) in atoms {
+            let &i = w.actor_at.get(&a.actor).ok_or_else(|| RowsError::Leaf {
+                window,
+                leaf,
+                reason: format!("no actor record for seq {}", a.seq),
+            })?;
+            w.atoms.push((leaf, a, i));
         }
         Ok(w)
     }
@@ -179,52 +190,44 @@ impl Window {
         self.start_ns.saturating_add(t_ns)
     }
 
-    pub fn events(&self) -> Result<Vec<EventRow<'_>>, RowsError> {
-        self.atoms
-            .iter()
-            .map(|(leaf, a)| {
-                let &i = self.actor_at.get(&a.actor).ok_or_else(|| RowsError::Leaf {
-                    window: self.record.window,
-                    leaf: *leaf,
-                    reason: format!("no actor record for seq {}", a.seq),
-                })?;
-                let (_, actor, names) = &self.actors[i];
-                let (object_kind, object, addr, port) = if a.object == NO_OBJECT {
-                    ("none", "".into(), "", 0)
-                } else if let Some(t) = self.texts.get(&a.object) {
-                    (
-                        t.kind.as_str(),
-                        t.value.as_str().into(),
-                        t.addr.as_str(),
-                        t.port,
-                    )
-                } else {
-                    let (k, v) = self.describe(&a.object);
-                    (k, v, "", 0)
-                };
-                Ok(EventRow {
-                    node: &self.record.node,
-                    day: self.day,
-                    win: self.record.window,
-                    leaf: *leaf,
-                    seq: a.seq,
-                    time_ns: self.time(a.t_ns),
-                    event: a.event_type.name(),
-                    actor: a.actor,
-                    pid: actor.pid,
-                    comm: &names.comm,
-                    exe: &names.exe,
-                    object_kind,
-                    object,
-                    object_id: a.object,
-                    addr,
-                    port,
-                    flags: atom_flags::names(a.flags),
-                    arg_hash: a.arg_hash.map(|h| hex(&h)).unwrap_or_default(),
-                    payload_ref: a.payload_ref.map(|h| hex(&h)).unwrap_or_default(),
-                })
-            })
-            .collect()
+    pub fn events(&self) -> impl Iterator<Item = EventRow<'_>> {
+        self.atoms.iter().map(|(leaf, a, i)| {
+            let (_, actor, names) = &self.actors[*i];
+            let (object_kind, object, addr, port) = if a.object == NO_OBJECT {
+                ("none", "".into(), "", 0)
+            } else if let Some(t) = self.texts.get(&a.object) {
+                (
+                    t.kind.as_str(),
+                    t.value.as_str().into(),
+                    t.addr.as_str(),
+                    t.port,
+                )
+            } else {
+                let (k, v) = self.describe(&a.object);
+                (k, v, "", 0)
+            };
+            EventRow {
+                node: &self.record.node,
+                day: self.day,
+                win: self.record.window,
+                leaf: *leaf,
+                seq: a.seq,
+                time_ns: self.time(a.t_ns),
+                event: a.event_type.name(),
+                actor: a.actor,
+                pid: actor.pid,
+                comm: &names.comm,
+                exe: &names.exe,
+                object_kind,
+                object,
+                object_id: a.object,
+                addr,
+                port,
+                flags: atom_flags::names(a.flags),
+                arg_hash: a.arg_hash.map(|h| hex(&h)).unwrap_or_default(),
+                payload_ref: a.payload_ref.map(|h| hex(&h)).unwrap_or_default(),
+            }
+        })
     }
 
     pub fn actors(&self) -> impl Iterator<Item = ActorRow<'_>> {
