@@ -296,15 +296,7 @@ fn a_table_of_another_shape_is_refused_before_any_row_is_sent() {
 fn every_node_of_a_multi_node_store_loads_and_node_picks_one() {
     let Some(ch) = Server::start() else { return };
     let d = Dir::new();
-    d.ritma(&[
-        "synth", "--events", "20000", "--hosts", "2", "--out", "m.rtrace",
-    ])
-    .output()
-    .success();
-    d.node_keys("s", &["synth-0", "synth-1"]);
-    d.ritma(&["replay", "m.rtrace", "--out", "s"])
-        .output()
-        .success();
+    d.two_node_store("20000");
     let events: u64 = window_leaves(&d.join("s/nodes/synth-1"))
         .iter()
         .map(|(r, _)| r.event_count)
@@ -536,15 +528,7 @@ fn the_shipped_queries_answer_as_ritma_query_does_on_the_current_engine() {
 fn query_clickhouse_picks_the_node_as_a_store_query_does() {
     let Some(ch) = Server::start() else { return };
     let d = Dir::new();
-    d.ritma(&[
-        "synth", "--events", "20000", "--hosts", "2", "--out", "m.rtrace",
-    ])
-    .output()
-    .success();
-    d.node_keys("s", &["synth-0", "synth-1"]);
-    d.ritma(&["replay", "m.rtrace", "--out", "s"])
-        .output()
-        .success();
+    d.two_node_store("20000");
     let url = ch.database("two", None);
     load(&d, &url, &[]).output().success();
     let err = d

@@ -121,15 +121,7 @@ fn show_rejects_a_tampered_key_event() {
 #[test]
 fn verify_needs_a_pinned_key_and_a_trust_directory_pins_each_node() {
     let d = Dir::new();
-    d.ritma(&[
-        "synth", "--events", "20000", "--hosts", "2", "--out", "m.rtrace",
-    ])
-    .output()
-    .success();
-    d.node_keys("s", &["synth-0", "synth-1"]);
-    d.ritma(&["replay", "m.rtrace", "--out", "s"])
-        .output()
-        .success();
+    d.two_node_store("20000");
     let err = d.ritma(&["verify", "s"]).output().failure();
     assert!(
         err.contains("no key is pinned") && err.contains("--trust DIR"),

@@ -328,15 +328,7 @@ fn a_seq_outside_the_store_or_a_damaged_store_is_a_clear_error() {
 #[test]
 fn a_multi_node_store_needs_the_node() {
     let d = Dir::new();
-    d.ritma(&[
-        "synth", "--events", "30000", "--hosts", "2", "--out", "m.rtrace",
-    ])
-    .output()
-    .success();
-    d.node_keys("s", &["synth-0", "synth-1"]);
-    d.ritma(&["replay", "m.rtrace", "--out", "s"])
-        .output()
-        .success();
+    d.two_node_store("30000");
     let err = d
         .ritma(&["prove", "s", "--seq", "3", "--out", "p.proof"])
         .output()

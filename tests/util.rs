@@ -69,6 +69,20 @@ impl Dir {
         }
     }
 
+    /// A store `s` of two nodes, synth-0 and synth-1 (`nodes/<node>/`, each its own key),
+    /// from a synthetic trace `m.rtrace` of `events` events.
+    pub fn two_node_store(&self, events: &str) {
+        self.ritma(&[
+            "synth", "--events", events, "--hosts", "2", "--out", "m.rtrace",
+        ])
+        .output()
+        .success();
+        self.node_keys("s", &["synth-0", "synth-1"]);
+        self.ritma(&["replay", "m.rtrace", "--out", "s"])
+            .output()
+            .success();
+    }
+
     /// `ritma synth SYNTH_ARGS… --out t.rtrace`, a key for node synth-0 in store `s`,
     /// and `ritma replay t.rtrace --out s`: a sealed single-node store at `s`.
     pub fn sealed_store(&self, synth_args: &[&str]) {

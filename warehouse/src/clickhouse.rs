@@ -364,20 +364,22 @@ impl ClickHouse {
         };
         let node = first.node().to_owned();
         let (lo, hi) = (first.record.window, last.record.window);
-        let in_range = |sql: &str| {
-            format!("SELECT DISTINCT win FROM {sql} WHERE node = ? AND win >= ? AND win <= ?")
-        };
-        let done: HashSet<u64> = self
-            .run("reading the windows loaded", async |c: &Client| {
-                c.query(&in_range("windows"))
+        // The windows of the batch that `table` names.
+        let named_in = |table: &str| -> Result<HashSet<u64>, ClickHouseError> {
+            let sql = format!(
+                "SELECT DISTINCT win FROM {table} WHERE node = ? AND win >= ? AND win <= ?"
+            );
+            let wins = self.run(&format!("reading {table}"), async |c: &Client| {
+                c.query(&sql)
                     .bind(node.as_str())
                     .bind(lo)
                     .bind(hi)
                     .fetch_all::<u64>()
                     .await
-            })?
-            .into_iter()
-            .collect();
+            })?;
+            Ok(wins.into_iter().collect())
+        };
+        let done = named_in("windows")?;
         let todo: Vec<&Window> = windows
             .iter()
             .filter(|w| !done.contains(&w.record.window))
@@ -389,17 +391,7 @@ impl ClickHouse {
         if todo.is_empty() {
             return Ok(outcome);
         }
-        let attempted: HashSet<u64> = self
-            .run("reading the load attempts", async |c: &Client| {
-                c.query(&in_range("load_attempts"))
-                    .bind(node.as_str())
-                    .bind(lo)
-                    .bind(hi)
-                    .fetch_all::<u64>()
-                    .await
-            })?
-            .into_iter()
-            .collect();
+        let attempted = named_in("load_attempts")?;
         let partial: Vec<u64> = todo
             .iter()
             .map(|w| w.record.window)
@@ -409,6 +401,9 @@ impl ClickHouse {
         // Rows already there, by table: only windows attempted before can hold any.
         let mut present: BTreeMap<&str, HashSet<(u64, u64)>> = BTreeMap::new();
         if !partial.is_empty() {
+            // An INSERT the last try lost track of may still be running on the server; its
+            // blocks must all be in (or it stopped) before the rows present are read.
+            self.settle_inserts(&node)?;
             for table in LEAF_TABLES.iter().copied().chain(["loss"]) {
                 let key = if table == "loss" { "reason_id" } else { "leaf" };
                 let sql = format!(
@@ -437,34 +432,38 @@ impl ClickHouse {
                 at: now,
             })
             .collect();
-        self.insert::<AttemptRow>("load_attempts", attempts.into_iter())?;
+        self.insert::<AttemptRow>(&node, "load_attempts", attempts.into_iter())?;
         let missing = |table: &'static str| {
             let have = present.get(table);
             move |win: u64, key: u64| !have.is_some_and(|h| h.contains(&(win, key)))
         };
         let keep = missing("events");
         let rows = todo.iter().flat_map(|w| w.events());
-        outcome.rows += self.insert::<EventRow>("events", rows.filter(|r| keep(r.win, r.leaf)))?;
+        outcome.rows +=
+            self.insert::<EventRow>(&node, "events", rows.filter(|r| keep(r.win, r.leaf)))?;
         let keep = missing("actors");
         let rows = todo.iter().flat_map(|w| w.actors());
-        outcome.rows += self.insert::<ActorRow>("actors", rows.filter(|r| keep(r.win, r.leaf)))?;
+        outcome.rows +=
+            self.insert::<ActorRow>(&node, "actors", rows.filter(|r| keep(r.win, r.leaf)))?;
         let keep = missing("edges");
         let rows = todo.iter().flat_map(|w| w.edges());
-        outcome.rows += self.insert::<EdgeRow>("edges", rows.filter(|r| keep(r.win, r.leaf)))?;
+        outcome.rows +=
+            self.insert::<EdgeRow>(&node, "edges", rows.filter(|r| keep(r.win, r.leaf)))?;
         let keep = missing("cone_matches");
         let rows = todo.iter().flat_map(|w| w.cones());
         outcome.rows +=
-            self.insert::<ConeRow>("cone_matches", rows.filter(|r| keep(r.win, r.leaf)))?;
+            self.insert::<ConeRow>(&node, "cone_matches", rows.filter(|r| keep(r.win, r.leaf)))?;
         let keep = missing("health");
         let rows = todo.iter().flat_map(|w| w.health());
-        outcome.rows += self.insert::<HealthRow>("health", rows.filter(|r| keep(r.win, r.leaf)))?;
+        outcome.rows +=
+            self.insert::<HealthRow>(&node, "health", rows.filter(|r| keep(r.win, r.leaf)))?;
         let keep = missing("loss");
         let rows = todo.iter().flat_map(|w| w.loss());
         outcome.rows +=
-            self.insert::<LossRow>("loss", rows.filter(|r| keep(r.win, r.reason_id)))?;
+            self.insert::<LossRow>(&node, "loss", rows.filter(|r| keep(r.win, r.reason_id)))?;
         // The commit mark, last.
         let rows = todo.iter().map(|w| w.window_row());
-        outcome.rows += self.insert::<WindowRow>("windows", rows)?;
+        outcome.rows += self.insert::<WindowRow>(&node, "windows", rows)?;
         outcome.loaded = todo.len() as u64;
         outcome.events = todo.iter().map(|w| w.event_count() as u64).sum();
         Ok(outcome)
@@ -476,6 +475,7 @@ impl ClickHouse {
             return Ok(0);
         };
         let node = first.node.clone();
+        self.settle_inserts(&node)?;
         let hours: Vec<u64> = seals.iter().map(|s| s.hour).collect();
         let sql = format!(
             "SELECT hour FROM hours WHERE node = ? AND hour IN ({})",
@@ -492,13 +492,14 @@ impl ClickHouse {
             .filter(|s| !done.contains(&s.hour))
             .map(hour_row)
             .collect::<Result<Vec<_>, _>>()?;
-        self.insert::<crate::rows::HourRow>("hours", rows.into_iter())
+        self.insert::<crate::rows::HourRow>(&node, "hours", rows.into_iter())
     }
 
     /// Inserts `rows` into `table` in one INSERT (streamed: the client sends each 256 KiB
     /// as it fills); returns the rows sent. Nothing is sent for no rows.
     fn insert<'r, T>(
         &self,
+        node: &str,
         table: &str,
         mut rows: impl Iterator<Item = T::Value<'r>>,
     ) -> Result<u64, ClickHouseError>
@@ -509,8 +510,20 @@ impl ClickHouse {
             return Ok(0);
         };
         let what = format!("inserting into {table}");
+        // Named, so a later try can find it if the server still runs it (`settle_inserts`).
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let query_id = format!(
+            "{}{table}/{}-{nanos}",
+            query_id_prefix(node),
+            std::process::id()
+        );
         self.run(&what, async |c: &Client| {
-            let mut insert = c.insert::<T>(table).await?;
+            let mut insert = c
+                .insert::<T>(table)
+                .await?
+                .with_setting("query_id", query_id.as_str());
             if let Some(n) = self.block_rows {
                 // Squashing would otherwise merge the small blocks back before writing.
                 insert = insert
@@ -526,6 +539,39 @@ impl ClickHouse {
             insert.end().await?;
             Ok(sent)
         })
+    }
+
+    /// Waits until no INSERT of `node`'s loads runs on the server, stopping any that does:
+    /// one cut off from its client (a dropped connection, a killed loader) can still commit
+    /// blocks after the client gave up on it.
+    fn settle_inserts(&self, node: &str) -> Result<(), ClickHouseError> {
+        let pattern = format!("{}%", like_literal(&query_id_prefix(node)));
+        let deadline = std::time::Instant::now() + self.timeout;
+        loop {
+            let running = self.run("looking for inserts still running", async |c: &Client| {
+                c.query("SELECT count() FROM system.processes WHERE query_id LIKE ?")
+                    .bind(pattern.as_str())
+                    .fetch_one::<u64>()
+                    .await
+            })?;
+            if running == 0 {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(self.unsupported(format!(
+                    "an earlier INSERT of node {node} still runs after {:?}; try again later",
+                    self.timeout
+                )));
+            }
+            // Refused or not, it is waited for: a kill only shortens the wait.
+            let _ = self.run("stopping an earlier insert", async |c: &Client| {
+                c.query("KILL QUERY WHERE query_id LIKE ? SYNC")
+                    .bind(pattern.as_str())
+                    .execute()
+                    .await
+            });
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Runs a query and returns its result in `format` (e.g. `TabSeparatedWithNames`).
@@ -581,6 +627,18 @@ impl UrlParts {
             password,
         }
     }
+}
+
+/// The start of the query ids of a node's inserts.
+fn query_id_prefix(node: &str) -> String {
+    format!("ritma-load/{node}/")
+}
+
+/// `s` as a LIKE pattern matching only itself.
+fn like_literal(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 /// `1, 2, 3`: numbers for an `IN (…)` list (18.16 takes no array there).
@@ -688,6 +746,12 @@ mod tests {
         assert_eq!((p.bare.as_str(), p.user), ("http://127.0.0.1:8123", None));
         let p = UrlParts::parse("http://me@h:1/");
         assert_eq!((p.shown.as_str(), p.password), ("http://me@h:1/", None));
+    }
+
+    #[test]
+    fn a_node_name_is_a_literal_in_a_like_pattern() {
+        assert_eq!(like_literal("web_1%"), "web\\_1\\%");
+        assert_eq!(query_id_prefix("web_1"), "ritma-load/web_1/");
     }
 
     #[test]

@@ -154,6 +154,96 @@ fn unsupported(what: &str) -> SerError {
     SerError(format!("a row field of an unsupported type ({what})"))
 }
 
+/// Serializer methods for the value types a serializer refuses, by name: `reject!(bool, i8)`.
+macro_rules! reject {
+    (bool) => { fn serialize_bool(self, _: bool) -> Result<(), SerError> { Err(unsupported("bool")) } };
+    (i8) => { fn serialize_i8(self, _: i8) -> Result<(), SerError> { Err(unsupported("i8")) } };
+    (i16) => { fn serialize_i16(self, _: i16) -> Result<(), SerError> { Err(unsupported("i16")) } };
+    (i32) => { fn serialize_i32(self, _: i32) -> Result<(), SerError> { Err(unsupported("i32")) } };
+    (i64) => { fn serialize_i64(self, _: i64) -> Result<(), SerError> { Err(unsupported("i64")) } };
+    (u8) => { fn serialize_u8(self, _: u8) -> Result<(), SerError> { Err(unsupported("u8")) } };
+    (u16) => { fn serialize_u16(self, _: u16) -> Result<(), SerError> { Err(unsupported("u16")) } };
+    (u32) => { fn serialize_u32(self, _: u32) -> Result<(), SerError> { Err(unsupported("u32")) } };
+    (u64) => { fn serialize_u64(self, _: u64) -> Result<(), SerError> { Err(unsupported("u64")) } };
+    (f32) => { fn serialize_f32(self, _: f32) -> Result<(), SerError> { Err(unsupported("f32")) } };
+    (f64) => { fn serialize_f64(self, _: f64) -> Result<(), SerError> { Err(unsupported("f64")) } };
+    (char) => { fn serialize_char(self, _: char) -> Result<(), SerError> { Err(unsupported("char")) } };
+    (str) => { fn serialize_str(self, _: &str) -> Result<(), SerError> { Err(unsupported("str")) } };
+    (bytes) => { fn serialize_bytes(self, _: &[u8]) -> Result<(), SerError> { Err(unsupported("bytes")) } };
+    (none) => { fn serialize_none(self) -> Result<(), SerError> { Err(unsupported("an option")) } };
+    (some) => {
+        fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), SerError> {
+            Err(unsupported("an option"))
+        }
+    };
+    (unit) => {
+        fn serialize_unit(self) -> Result<(), SerError> { Err(unsupported("unit")) }
+        fn serialize_unit_struct(self, _: &'static str) -> Result<(), SerError> {
+            Err(unsupported("unit struct"))
+        }
+    };
+    (newtype) => {
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, _: &T) -> Result<(), SerError> {
+            Err(unsupported("newtype struct"))
+        }
+    };
+    (seq) => {
+        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, SerError> {
+            Err(unsupported("a list"))
+        }
+    };
+    (tuple) => {
+        fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, SerError> {
+            Err(unsupported("a tuple"))
+        }
+    };
+    (struct) => {
+        fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, SerError> {
+            Err(unsupported("a struct"))
+        }
+    };
+    // Enums, maps and tuple structs: no row has them.
+    (rest) => {
+        fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<(), SerError> {
+            Err(unsupported("enum"))
+        }
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> Result<(), SerError> {
+            Err(unsupported("enum"))
+        }
+        fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, SerError> {
+            Err(unsupported("tuple struct"))
+        }
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleVariant, SerError> {
+            Err(unsupported("enum"))
+        }
+        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, SerError> {
+            Err(unsupported("map"))
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStructVariant, SerError> {
+            Err(unsupported("enum"))
+        }
+    };
+    ($($kind:tt),+) => { $(reject!($kind);)+ };
+}
+
 /// Serializes one row struct: each field into its column.
 struct RowSer<'a> {
     sink: &'a mut ColumnSink,
@@ -220,118 +310,10 @@ impl<'a> ser::Serializer for RowSer<'a> {
         Ok(self)
     }
 
-    fn serialize_bool(self, _: bool) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_i8(self, _: i8) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_i16(self, _: i16) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_i32(self, _: i32) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_i64(self, _: i64) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_u8(self, _: u8) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_u16(self, _: u16) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_u32(self, _: u32) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_u64(self, _: u64) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_f32(self, _: f32) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_f64(self, _: f64) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_char(self, _: char) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_str(self, _: &str) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_none(self) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_unit(self) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_unit_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-    ) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, SerError> {
-        Err(unsupported("a row must be a struct"))
-    }
+    reject!(
+        bool, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64, char, str, bytes, none, some, unit,
+        newtype, seq, tuple, rest
+    );
 }
 
 impl SerializeStruct for RowSer<'_> {
@@ -377,6 +359,7 @@ impl<'a> ser::Serializer for FieldSer<'a> {
     fn serialize_u8(self, v: u8) -> Result<(), SerError> {
         self.uint(v.into(), || Builder::U8(UInt8Builder::new()))
     }
+
     fn serialize_u16(self, v: u16) -> Result<(), SerError> {
         let day = self.name == "day";
         self.uint(
@@ -388,12 +371,15 @@ impl<'a> ser::Serializer for FieldSer<'a> {
             },
         )
     }
+
     fn serialize_u32(self, v: u32) -> Result<(), SerError> {
         self.uint(v.into(), || Builder::U32(UInt32Builder::new()))
     }
+
     fn serialize_u64(self, v: u64) -> Result<(), SerError> {
         self.uint(v, || Builder::U64(UInt64Builder::new()))
     }
+
     fn serialize_i64(mut self, v: i64) -> Result<(), SerError> {
         let time = TIME_COLUMNS.contains(&self.name);
         match self.column(|| {
@@ -409,6 +395,7 @@ impl<'a> ser::Serializer for FieldSer<'a> {
         }
         Ok(())
     }
+
     fn serialize_str(mut self, v: &str) -> Result<(), SerError> {
         match self.column(|| Builder::Str(StringBuilder::new())) {
             Builder::Str(b) => b.append_value(v),
@@ -416,6 +403,7 @@ impl<'a> ser::Serializer for FieldSer<'a> {
         }
         Ok(())
     }
+
     fn serialize_none(mut self) -> Result<(), SerError> {
         // Ritma's optional row fields are all u64.
         self.sink_nullable();
@@ -425,10 +413,12 @@ impl<'a> ser::Serializer for FieldSer<'a> {
         }
         Ok(())
     }
+
     fn serialize_some<T: Serialize + ?Sized>(mut self, v: &T) -> Result<(), SerError> {
         self.sink_nullable();
         v.serialize(self)
     }
+
     fn serialize_seq(mut self, _: Option<usize>) -> Result<ListSer<'a>, SerError> {
         let numbers = self.name == "exceptions";
         self.column(|| {
@@ -440,6 +430,7 @@ impl<'a> ser::Serializer for FieldSer<'a> {
         });
         Ok(ListSer { field: self })
     }
+
     fn serialize_tuple(mut self, len: usize) -> Result<IdSer<'a>, SerError> {
         if len != 16 {
             return Err(unsupported("a tuple other than a 16-byte id"));
@@ -451,44 +442,6 @@ impl<'a> ser::Serializer for FieldSer<'a> {
         })
     }
 
-    fn serialize_bool(self, _: bool) -> Result<(), SerError> {
-        Err(unsupported("bool"))
-    }
-    fn serialize_i8(self, _: i8) -> Result<(), SerError> {
-        Err(unsupported("i8"))
-    }
-    fn serialize_i16(self, _: i16) -> Result<(), SerError> {
-        Err(unsupported("i16"))
-    }
-    fn serialize_i32(self, _: i32) -> Result<(), SerError> {
-        Err(unsupported("i32"))
-    }
-    fn serialize_f32(self, _: f32) -> Result<(), SerError> {
-        Err(unsupported("f32"))
-    }
-    fn serialize_f64(self, _: f64) -> Result<(), SerError> {
-        Err(unsupported("f64"))
-    }
-    fn serialize_char(self, _: char) -> Result<(), SerError> {
-        Err(unsupported("char"))
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result<(), SerError> {
-        Err(unsupported("bytes"))
-    }
-    fn serialize_unit(self) -> Result<(), SerError> {
-        Err(unsupported("unit"))
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<(), SerError> {
-        Err(unsupported("unit struct"))
-    }
-    fn serialize_unit_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-    ) -> Result<(), SerError> {
-        Err(unsupported("enum"))
-    }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _: &'static str,
@@ -496,50 +449,8 @@ impl<'a> ser::Serializer for FieldSer<'a> {
     ) -> Result<(), SerError> {
         v.serialize(self)
     }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), SerError> {
-        Err(unsupported("enum"))
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, SerError> {
-        Err(unsupported("tuple struct"))
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, SerError> {
-        Err(unsupported("enum"))
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, SerError> {
-        Err(unsupported("map"))
-    }
-    fn serialize_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStruct, SerError> {
-        Err(unsupported("struct"))
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, SerError> {
-        Err(unsupported("enum"))
-    }
+
+    reject!(bool, i8, i16, i32, f32, f64, char, bytes, unit, struct, rest);
 }
 
 impl FieldSer<'_> {
@@ -603,6 +514,7 @@ impl ser::Serializer for ItemSer<'_> {
         }
         Ok(())
     }
+
     fn serialize_u64(self, v: u64) -> Result<(), SerError> {
         match self {
             ItemSer::U64(b) => b.append_value(v),
@@ -610,62 +522,7 @@ impl ser::Serializer for ItemSer<'_> {
         }
         Ok(())
     }
-    fn serialize_bool(self, _: bool) -> Result<(), SerError> {
-        Err(unsupported("bool"))
-    }
-    fn serialize_i8(self, _: i8) -> Result<(), SerError> {
-        Err(unsupported("i8"))
-    }
-    fn serialize_i16(self, _: i16) -> Result<(), SerError> {
-        Err(unsupported("i16"))
-    }
-    fn serialize_i32(self, _: i32) -> Result<(), SerError> {
-        Err(unsupported("i32"))
-    }
-    fn serialize_i64(self, _: i64) -> Result<(), SerError> {
-        Err(unsupported("i64"))
-    }
-    fn serialize_u8(self, _: u8) -> Result<(), SerError> {
-        Err(unsupported("u8"))
-    }
-    fn serialize_u16(self, _: u16) -> Result<(), SerError> {
-        Err(unsupported("u16"))
-    }
-    fn serialize_u32(self, _: u32) -> Result<(), SerError> {
-        Err(unsupported("u32"))
-    }
-    fn serialize_f32(self, _: f32) -> Result<(), SerError> {
-        Err(unsupported("f32"))
-    }
-    fn serialize_f64(self, _: f64) -> Result<(), SerError> {
-        Err(unsupported("f64"))
-    }
-    fn serialize_char(self, _: char) -> Result<(), SerError> {
-        Err(unsupported("char"))
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result<(), SerError> {
-        Err(unsupported("bytes"))
-    }
-    fn serialize_none(self) -> Result<(), SerError> {
-        Err(unsupported("an option in a list"))
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), SerError> {
-        Err(unsupported("an option in a list"))
-    }
-    fn serialize_unit(self) -> Result<(), SerError> {
-        Err(unsupported("unit"))
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<(), SerError> {
-        Err(unsupported("unit struct"))
-    }
-    fn serialize_unit_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-    ) -> Result<(), SerError> {
-        Err(unsupported("enum"))
-    }
+
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _: &'static str,
@@ -673,56 +530,11 @@ impl ser::Serializer for ItemSer<'_> {
     ) -> Result<(), SerError> {
         v.serialize(self)
     }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), SerError> {
-        Err(unsupported("enum"))
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, SerError> {
-        Err(unsupported("a list in a list"))
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, SerError> {
-        Err(unsupported("a tuple in a list"))
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, SerError> {
-        Err(unsupported("tuple struct"))
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, SerError> {
-        Err(unsupported("enum"))
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, SerError> {
-        Err(unsupported("map"))
-    }
-    fn serialize_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStruct, SerError> {
-        Err(unsupported("struct"))
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, SerError> {
-        Err(unsupported("enum"))
-    }
+
+    reject!(
+        bool, i8, i16, i32, i64, u8, u16, u32, f32, f64, char, bytes, none, some, unit, seq, tuple,
+        struct, rest
+    );
 }
 
 /// A 16-byte id (`[u8; 16]` serializes as a tuple of bytes).
@@ -759,7 +571,7 @@ impl SerializeTuple for IdSer<'_> {
 /// One byte of an id.
 struct ByteSer(Option<u8>);
 
-impl ser::Serializer for &mut ByteSer {
+impl<'b> ser::Serializer for &'b mut ByteSer {
     type Ok = ();
     type Error = SerError;
     type SerializeSeq = Impossible<(), SerError>;
@@ -774,122 +586,11 @@ impl ser::Serializer for &mut ByteSer {
         self.0 = Some(v);
         Ok(())
     }
-    fn serialize_bool(self, _: bool) -> Result<(), SerError> {
-        Err(unsupported("bool"))
-    }
-    fn serialize_i8(self, _: i8) -> Result<(), SerError> {
-        Err(unsupported("i8"))
-    }
-    fn serialize_i16(self, _: i16) -> Result<(), SerError> {
-        Err(unsupported("i16"))
-    }
-    fn serialize_i32(self, _: i32) -> Result<(), SerError> {
-        Err(unsupported("i32"))
-    }
-    fn serialize_i64(self, _: i64) -> Result<(), SerError> {
-        Err(unsupported("i64"))
-    }
-    fn serialize_u16(self, _: u16) -> Result<(), SerError> {
-        Err(unsupported("u16"))
-    }
-    fn serialize_u32(self, _: u32) -> Result<(), SerError> {
-        Err(unsupported("u32"))
-    }
-    fn serialize_u64(self, _: u64) -> Result<(), SerError> {
-        Err(unsupported("u64"))
-    }
-    fn serialize_f32(self, _: f32) -> Result<(), SerError> {
-        Err(unsupported("f32"))
-    }
-    fn serialize_f64(self, _: f64) -> Result<(), SerError> {
-        Err(unsupported("f64"))
-    }
-    fn serialize_char(self, _: char) -> Result<(), SerError> {
-        Err(unsupported("char"))
-    }
-    fn serialize_str(self, _: &str) -> Result<(), SerError> {
-        Err(unsupported("str"))
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result<(), SerError> {
-        Err(unsupported("bytes"))
-    }
-    fn serialize_none(self) -> Result<(), SerError> {
-        Err(unsupported("none"))
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), SerError> {
-        Err(unsupported("some"))
-    }
-    fn serialize_unit(self) -> Result<(), SerError> {
-        Err(unsupported("unit"))
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<(), SerError> {
-        Err(unsupported("unit struct"))
-    }
-    fn serialize_unit_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-    ) -> Result<(), SerError> {
-        Err(unsupported("enum"))
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), SerError> {
-        Err(unsupported("newtype"))
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), SerError> {
-        Err(unsupported("enum"))
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, SerError> {
-        Err(unsupported("seq"))
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, SerError> {
-        Err(unsupported("tuple"))
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, SerError> {
-        Err(unsupported("tuple struct"))
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, SerError> {
-        Err(unsupported("enum"))
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, SerError> {
-        Err(unsupported("map"))
-    }
-    fn serialize_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStruct, SerError> {
-        Err(unsupported("struct"))
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, SerError> {
-        Err(unsupported("enum"))
-    }
+
+    reject!(
+        bool, i8, i16, i32, i64, u16, u32, u64, f32, f64, char, str, bytes, none, some, unit,
+        newtype, seq, tuple, struct, rest
+    );
 }
 
 /// How the files are written: zstd, row groups of up to a million rows for scans, page
