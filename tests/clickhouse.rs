@@ -695,3 +695,19 @@ print(chdb.query(f"SELECT count(), uniqExact(seq) FROM file('{os.getcwd()}/pq/ev
         .failure();
     assert!(err.contains("inside the store"), "{err}");
 }
+
+#[test]
+fn keep_drops_the_days_past_retention_on_a_server_without_ttl() {
+    let Some(ch) = Server::start() else { return };
+    let d = store();
+    let url = ch.database("kept", None);
+    // The synthetic store is dated 2026-11-01: within 400 days of the test's today, not 1 day.
+    let out = load(&d, &url, &["--keep", "400d"]).output().success();
+    assert!(!out.contains("dropped"), "{out}");
+    assert_eq!(table_counts(&ch, "kept"), store_counts(&d));
+    let out = load(&d, &url, &["--keep", "1d"]).output().success();
+    assert!(out.contains("dropped"), "{out}");
+    for t in ["events", "actors", "edges", "cone_matches", "windows"] {
+        assert_eq!(ch.count("kept", t), 0, "{t}");
+    }
+}

@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use ritma_schemas::records::{HourSeal, Record, StoreMeta, HOUR_NS};
 use ritma_sinks::store::{read_capped, StoreLock, WindowPaths};
-use ritma_warehouse::clickhouse::{BatchOutcome, ClickHouse};
+use ritma_warehouse::clickhouse::{BatchOutcome, ClickHouse, Dialect};
 use ritma_warehouse::rows::Window;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -91,6 +91,13 @@ pub fn load_cmd(args: LoadArgs) -> Result<()> {
     };
     for t in loader.load_dir(&args.dir, args.node.as_deref())? {
         println!("{t}");
+    }
+    // Servers before 20.1 have no TTL: the retention is applied here, by day partition.
+    if let (Some(_), Dialect::Legacy) = (&args.keep, loader.ch.dialect) {
+        let dropped = loader.ch.drop_days_before(ttl_days)?;
+        if dropped > 0 {
+            println!("dropped {dropped} day partition(s) older than --keep");
+        }
     }
     Ok(())
 }

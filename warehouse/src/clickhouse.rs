@@ -541,6 +541,42 @@ impl ClickHouse {
         })
     }
 
+    /// On a server without TTL (before 20.1): drops the day partitions of every table older
+    /// than `keep_days` before today (UTC), as a modern table's TTL would; returns how many.
+    pub fn drop_days_before(&self, keep_days: u32) -> Result<u64, ClickHouseError> {
+        let today = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() / 86_400);
+        let cutoff = today.saturating_sub(keep_days as u64);
+        let mut dropped = 0;
+        for t in TableDef::all()
+            .iter()
+            .filter(|t| t.tail.iter().any(|l| l == "PARTITION BY day"))
+        {
+            let table = t.name.as_str();
+            let days: Vec<(String, u64)> = self.run(
+                &format!("reading the days of {table}"),
+                async |c: &Client| {
+                    c.query(
+                    "SELECT DISTINCT toString(day), toUInt64(day) FROM ?  WHERE day < toDate(?)",
+                )
+                .bind(clickhouse::sql::Identifier(table))
+                .bind(cutoff)
+                .fetch_all::<(String, u64)>()
+                .await
+                },
+            )?;
+            for (day, _) in days {
+                let sql = format!("ALTER TABLE {table} DROP PARTITION '{day}'");
+                self.run(&format!("dropping {day} of {table}"), async |c: &Client| {
+                    c.query(&sql).execute().await
+                })?;
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
+    }
+
     /// Waits until no INSERT of `node`'s loads runs on the server, stopping any that does:
     /// one cut off from its client (a dropped connection, a killed loader) can still commit
     /// blocks after the client gave up on it.
