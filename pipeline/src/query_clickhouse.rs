@@ -243,10 +243,12 @@ fn tree_nodes(answer: &Answer) -> Result<HashMap<Id128, TreeNode>> {
     );
     let mut nodes = HashMap::new();
     for r in &answer.rows {
-        let n = |i: usize| r[i].as_u64().unwrap_or(0);
-        let text = |i: usize| r[i].as_str().filter(|s| !s.is_empty()).map(str::to_owned);
-        let id = actor_arg(r[actor].as_str().unwrap_or(""))?;
-        let parent = actor_arg(r[parent].as_str().unwrap_or(""))?;
+        // A short or odd row from the server reads as empty values, never out of bounds.
+        let at = |i: usize| r.get(i).unwrap_or(&Value::Null);
+        let n = |i: usize| at(i).as_u64().unwrap_or(0);
+        let text = |i: usize| at(i).as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+        let id = actor_arg(at(actor).as_str().unwrap_or(""))?;
+        let parent = actor_arg(at(parent).as_str().unwrap_or(""))?;
         let record = ActorRecord {
             actor: id,
             pid: n(pid) as u32,
@@ -271,7 +273,7 @@ fn tree_nodes(answer: &Answer) -> Result<HashMap<Id128, TreeNode>> {
             comm: text(comm),
             exe: text(exe),
         };
-        let first_ns = r[first].as_u64().unwrap_or(0) as u128;
+        let first_ns = n(first) as u128;
         nodes.insert(id, TreeNode { first_ns, info });
     }
     Ok(nodes)
