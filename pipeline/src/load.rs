@@ -210,7 +210,7 @@ fn load_node(loader: &Loader, node: &NodeDir, from: Option<u64>) -> Result<(Stri
                 match item {
                     Sealed::Window(window) => {
                         rows += window.leaf_rows();
-                        windows.push(window);
+                        windows.push(*window);
                     }
                     Sealed::Hour(seal) => sealed.push(seal),
                 }
@@ -259,7 +259,7 @@ fn load_node(loader: &Loader, node: &NodeDir, from: Option<u64>) -> Result<(Stri
 
 /// What [`walk_node`] reads, in store order.
 pub(crate) enum Sealed {
-    Window(Window),
+    Window(Box<Window>),
     /// An hour's seal, after the hour's last window.
     Hour(HourSeal),
 }
@@ -307,7 +307,7 @@ pub(crate) fn walk_node(
                 .map_err(|_| anyhow!("{}: the checkpoint note is not UTF-8", sig_path.display()))?;
             let window = Window::decode(record, note, &leaves)
                 .with_context(|| format!("{}", record_path.display()))?;
-            f(Sealed::Window(window))?;
+            f(Sealed::Window(Box::new(window)))?;
         }
         // The hour's seal is written with its last window.
         let seal_path = dir.join("proofs/hour_root.cbor");

@@ -571,7 +571,7 @@ impl SerializeTuple for IdSer<'_> {
 /// One byte of an id.
 struct ByteSer(Option<u8>);
 
-impl<'b> ser::Serializer for &'b mut ByteSer {
+impl ser::Serializer for &mut ByteSer {
     type Ok = ();
     type Error = SerError;
     type SerializeSeq = Impossible<(), SerError>;
