@@ -15,13 +15,18 @@
 # PERF=0, one more load under `perf record -a -g` (who uses the CPU, and the client's hotspots)
 # and `ritma query s actors` as the floor of reading the store once.
 # Prints markdown tables of the medians. Every command's exit status is checked.
+# With RITMA_BIN_B set, every round also loads the same store with that second binary into a
+# fresh database cN right after RITMA_BIN's load (an interleaved A/B on one store and server),
+# and its row and the per-round ratio B/A are printed too.
 #
 #   benches/clickhouse/load.sh [EVENTS]        (default 1000000; ROUNDS=5, PERF=1)
 #   RITMA_BIN=/var/tmp/ritma-bench-target/release/ritma benches/clickhouse/load.sh 1000000
+#   RITMA_BIN=old/ritma RITMA_BIN_B=new/ritma PERF=0 benches/clickhouse/load.sh 1000000
 set -euo pipefail
 
 events="${1:-1000000}"
 rounds="${ROUNDS:-5}"
+ritma_b="${RITMA_BIN_B:-}"
 source "$(dirname "${BASH_SOURCE[0]}")/../store_bench.sh" clickhouse-load
 server_bin=$("$repo/tests/clickhouse/install-clickhouse.sh" | tail -1)
 ch_lib="$(dirname "$(dirname "$server_bin")")/lib/x86_64-linux-gnu"
@@ -76,12 +81,13 @@ sql() { curl -sS --fail-with-body "$url/" --data-binary "$1"; }
 version=$(sql 'SELECT version()')
 # The server's CPU seconds so far (user + system).
 server_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$ch_pid/stat"; }
-# Wall seconds of "$@", its stdout kept in $1; the client's user+system CPU in $work/cpu.
+# Wall seconds of "$@", its stdout kept in $1; the client's user+system CPU in $work/cpu and
+# its peak RSS in KB in $work/rss.
 timed() {
   local out=$1 t0 t1 rc=0
   shift
   t0=$(date +%s.%N)
-  /usr/bin/time -f '%U %S' -o "$work/time" "$@" >"$out" 2>"$work/timed.err" || rc=$?
+  /usr/bin/time -f '%U %S %M' -o "$work/time" "$@" >"$out" 2>"$work/timed.err" || rc=$?
   t1=$(date +%s.%N)
   if [ "$rc" -ne 0 ]; then
     echo "benchmark command failed (exit $rc): $*" >&2
@@ -89,26 +95,43 @@ timed() {
     exit 1
   fi
   awk '{ print $1 + $2 }' "$work/time" >"$work/cpu"
+  awk '{ print $3 }' "$work/time" >"$work/rss"
   echo "$t1 - $t0" | bc
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 minmax() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f–%.2f", lo, hi }'; }
 
 # --- interleaved rounds: ritma load, then the raw INSERTs -------------------------------
-runs="$work/runs.tsv"   # round, load s, rows, events, client cpu, server cpu, raw events s, raw all s, raw server cpu
+runs="$work/runs.tsv"   # round, load s, rows, events, client cpu, server cpu, raw events s, raw all s, raw server cpu, client rss KB
+runs_b="$work/runs-b.tsv"   # round, load s, rows, events, client cpu, server cpu, client rss KB (RITMA_BIN_B)
 : >"$runs"
-for r in $(seq "$rounds"); do
-  sql "CREATE DATABASE b$r"
+: >"$runs_b"
+# `ritma load` of the store into a fresh database $2 with binary $1, checked: prints
+# "wall s, rows, events, client cpu, server cpu, client rss KB".
+load_into() {
+  local bin=$1 db=$2 c0 c1 t line ev rows n
+  sql "CREATE DATABASE $db" >/dev/null
   c0=$(server_cpu)
-  t_load=$(timed "$work/load-$r.out" "$ritma" load s --clickhouse "$url/?database=b$r")
+  t=$(timed "$work/load-$db.out" "$bin" load s --clickhouse "$url/?database=$db")
   c1=$(server_cpu)
-  cpu_load=$(cat "$work/cpu")
-  line=$(grep -o '[0-9]* events, [0-9]* rows' "$work/load-$r.out")
+  line=$(grep -o '[0-9]* events, [0-9]* rows' "$work/load-$db.out")
   ev=${line%% events*}
   rows=$(echo "$line" | sed 's/.* events, \([0-9]*\) rows/\1/')
-  [ "$ev" -eq "$events" ] || { echo "round $r: ritma load says $ev events, the store has $events" >&2; exit 1; }
-  n=$(sql "SELECT count() FROM b$r.events")
-  [ "$n" -eq "$events" ] || { echo "round $r: b$r.events has $n rows, not $events" >&2; exit 1; }
+  [ "$ev" -eq "$events" ] || { echo "$db: ritma load says $ev events, the store has $events" >&2; exit 1; }
+  n=$(sql "SELECT count() FROM $db.events")
+  [ "$n" -eq "$events" ] || { echo "$db: $db.events has $n rows, not $events" >&2; exit 1; }
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$rows" "$ev" "$(cat "$work/cpu")" "$(echo "$c1 - $c0" | bc)" "$(cat "$work/rss")"
+}
+for r in $(seq "$rounds"); do
+  # Not in $(...): its `exit 1` on a failed check must stop the script, not a subshell.
+  load_into "$ritma" "b$r" >"$work/a.tsv"
+  IFS=$'\t' read -r t_load rows ev cpu_load scpu_load rss_load <"$work/a.tsv"
+  if [ -n "$ritma_b" ]; then
+    load_into "$ritma_b" "c$r" >"$work/b.tsv"
+    printf '%s\t%s\n' "$r" "$(cat "$work/b.tsv")" >>"$runs_b"
+    echo "round $r: RITMA_BIN_B load $(cut -f1 "$work/b.tsv") s" >&2
+    sql "DROP DATABASE c$r"
+  fi
   if [ "$r" -eq 1 ]; then
     tables=$(sql "SELECT name FROM system.tables WHERE database = 'b1' ORDER BY name")
     all_rows=0
@@ -133,8 +156,8 @@ for r in $(seq "$rounds"); do
   c3=$(server_cpu)
   n=$(sql "SELECT count() FROM r$r.events")
   [ "$n" -eq "$events" ] || { echo "round $r: r$r.events has $n rows, not $events" >&2; exit 1; }
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$t_load" "$rows" "$ev" "$cpu_load" \
-    "$(echo "$c1 - $c0" | bc)" "$raw_events" "$raw_all" "$(echo "$c3 - $c2" | bc)" >>"$runs"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$t_load" "$rows" "$ev" "$cpu_load" \
+    "$scpu_load" "$raw_events" "$raw_all" "$(echo "$c3 - $c2" | bc)" "$rss_load" >>"$runs"
   echo "round $r: load $t_load s ($rows rows), raw events $raw_events s, raw all tables $raw_all s" >&2
   sql "DROP DATABASE r$r"
   if [ "$r" -gt 1 ]; then sql "DROP DATABASE b$r"; fi
@@ -148,16 +171,27 @@ ratio() { col 2 | paste - <(col "$1") | awk '{ print $1 / $2 }' | median; }
 echo
 echo "ClickHouse $version; $events events, $rows rows from ritma load ($all_rows rows in all tables of b1 with its ledger); $rounds rounds"
 echo
-printf '| per run (median of %d, [min–max]) | wall s | rows/s | events/s | client CPU s | server CPU s |\n|---|---|---|---|---|---|\n' "$rounds"
-printf '| ritma load | %.2f [%s] | %.0f | %.0f | %.2f | %.2f |\n' "$m_load" "$(col 2 | minmax)" \
-  "$(echo "$rows / $m_load" | bc -l)" "$(echo "$events / $m_load" | bc -l)" "$m_cpu" "$m_scpu"
-printf '| raw RowBinary INSERT, events table (%d rows, %d bytes) | %.2f [%s] | %.0f | %.0f | | |\n' "$events" "$rb_events" \
+printf '| per run (median of %d, [min–max]) | wall s | rows/s | events/s | client CPU s | server CPU s | client peak RSS MB |\n|---|---|---|---|---|---|---|\n' "$rounds"
+printf '| ritma load | %.2f [%s] | %.0f | %.0f | %.2f | %.2f | %.0f |\n' "$m_load" "$(col 2 | minmax)" \
+  "$(echo "$rows / $m_load" | bc -l)" "$(echo "$events / $m_load" | bc -l)" "$m_cpu" "$m_scpu" "$(echo "$(col 10 | median) / 1024" | bc -l)"
+if [ -n "$ritma_b" ]; then
+  colb() { cut -f"$1" "$runs_b"; }
+  mb_load=$(colb 2 | median); rows_b=$(colb 3 | head -1)
+  printf '| ritma load, RITMA_BIN_B (%d rows) | %.2f [%s] | %.0f | %.0f | %.2f | %.2f | %.0f |\n' "$rows_b" "$mb_load" "$(colb 2 | minmax)" \
+    "$(echo "$rows_b / $mb_load" | bc -l)" "$(echo "$events / $mb_load" | bc -l)" "$(colb 5 | median)" "$(colb 6 | median)" \
+    "$(echo "$(colb 7 | median) / 1024" | bc -l)"
+fi
+printf '| raw RowBinary INSERT, events table (%d rows, %d bytes) | %.2f [%s] | %.0f | %.0f | | | |\n' "$events" "$rb_events" \
   "$m_raw_ev" "$(col 7 | minmax)" "$(echo "$events / $m_raw_ev" | bc -l)" "$(echo "$events / $m_raw_ev" | bc -l)"
-printf '| raw RowBinary INSERT, all tables (%d rows, %d bytes) | %.2f [%s] | %.0f | %.0f | | %.2f |\n' "$all_rows" "$rb_all" \
+printf '| raw RowBinary INSERT, all tables (%d rows, %d bytes) | %.2f [%s] | %.0f | %.0f | | %.2f | |\n' "$all_rows" "$rb_all" \
   "$m_raw_all" "$(col 8 | minmax)" "$(echo "$all_rows / $m_raw_all" | bc -l)" "$(echo "$events / $m_raw_all" | bc -l)" "$m_raw_scpu"
 echo
 printf 'ritma load / raw events INSERT: %.2fx (median of the per-round ratios %.2fx); / raw all tables: %.2fx (per round %.2fx)\n' \
   "$(echo "$m_load / $m_raw_ev" | bc -l)" "$(ratio 7)" "$(echo "$m_load / $m_raw_all" | bc -l)" "$(ratio 8)"
+if [ -n "$ritma_b" ]; then
+  printf 'RITMA_BIN_B / RITMA_BIN wall: %.2fx of the medians (median of the per-round ratios %.2fx)\n' \
+    "$(echo "$mb_load / $m_load" | bc -l)" "$(colb 2 | paste - <(col 2) | awk '{ print $1 / $2 }' | median)"
+fi
 
 # --- bytes per event ----------------------------------------------------------------------
 for t in $tables; do sql "OPTIMIZE TABLE b1.$t FINAL"; done
