@@ -609,18 +609,6 @@ impl ClickHouse {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-
-    /// Runs a query and returns its result in `format` (e.g. `TabSeparatedWithNames`).
-    pub fn query_text(&self, sql: &str, format: &str) -> Result<Vec<u8>, ClickHouseError> {
-        self.run("running a query", async |c: &Client| {
-            let mut cursor = c.query(sql).fetch_bytes(format)?;
-            let mut out = Vec::new();
-            while let Some(chunk) = cursor.next().await? {
-                out.extend_from_slice(&chunk);
-            }
-            Ok(out)
-        })
-    }
 }
 
 /// A server URL split into what the client gets and what messages show.
