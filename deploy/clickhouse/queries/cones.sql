@@ -18,5 +18,7 @@ ANY LEFT JOIN
     SELECT win, seq AS last_seq, pid AS e_pid, comm AS e_comm, actor AS e_actor, 1 AS e_found
     FROM events
     WHERE node = {node:String} AND win >= {win_min:UInt64} AND win <= {win_max:UInt64}
+      AND seq IN (SELECT last_seq FROM cone_matches
+                  WHERE node = {node:String} AND win >= {win_min:UInt64} AND win <= {win_max:UInt64})
 ) AS e USING (win, last_seq)
 ORDER BY win, leaf
