@@ -728,6 +728,56 @@ mod tests {
     }
 
     #[test]
+    fn a_written_file_has_small_zstd_pages_in_row_groups_of_a_million_rows() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let dir = tempfile::tempdir().unwrap();
+        let path = part_path(dir.path(), "events", "n", (2026, 11, 1));
+        let mut file = PartFile::new(path.clone());
+        let text = "x".repeat(40);
+        for i in 0..1_200_000u64 {
+            let row = Row {
+                node: "n",
+                day: 20393,
+                win: i / 1000,
+                time_ns: i as i64,
+                id: [(i % 251) as u8; 16],
+                name: &text,
+                flags: vec!["read"],
+                exceptions: vec![],
+                lost: None,
+                small: (i % 7) as u8,
+            };
+            file.push(&row).unwrap();
+        }
+        assert_eq!(file.finish().unwrap(), 1_200_000);
+        assert!(path.ends_with("events/node=n/day=2026-11-01/part-0.parquet"));
+        let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        let meta = reader.metadata();
+        assert_eq!(meta.num_row_groups(), 2, "row groups of at most 2^20 rows");
+        assert_eq!(meta.row_group(0).num_rows(), 1 << 20);
+        let mut pages = 0;
+        for g in 0..meta.num_row_groups() {
+            let group = reader.get_row_group(g).unwrap();
+            for c in 0..meta.row_group(g).num_columns() {
+                // The file records the codec, not its level.
+                let codec = meta.row_group(g).column(c).compression();
+                assert!(matches!(codec, Compression::ZSTD(_)), "{codec:?}");
+                for page in group.get_column_page_reader(c).unwrap() {
+                    // Uncompressed, as Security Lake bounds them.
+                    let page = page.unwrap();
+                    assert!(
+                        page.buffer().len() <= 1 << 20,
+                        "a page of {}",
+                        page.buffer().len()
+                    );
+                    pages += 1;
+                }
+            }
+        }
+        assert!(pages > 2 * meta.row_group(0).num_columns());
+    }
+
+    #[test]
     fn rows_become_typed_columns_without_the_path_columns() {
         let mut sink = ColumnSink::default();
         for i in 0..3u64 {
