@@ -27,6 +27,33 @@ fn store_counts(d: &Dir) -> BTreeMap<&'static str, u64> {
     c
 }
 
+/// The rows `ritma query s path /tmp/.x` prints (renames aside), as tab-separated `keys`
+/// (flags joined by commas), to compare with what another reader returns.
+fn queried_path_rows(d: &Dir, keys: &[&str]) -> Vec<String> {
+    let rows: Vec<String> = d
+        .ritma(&["query", "s", "path", "/tmp/.x", "--json"])
+        .output()
+        .success()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|q| q.get("renamed").is_none())
+        .map(|q| {
+            let cell = |k: &str| match &q[k] {
+                Value::String(s) => s.clone(),
+                Value::Array(a) => a
+                    .iter()
+                    .map(|f| f.as_str().unwrap())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                v => v.to_string(),
+            };
+            keys.iter().map(|k| cell(k)).collect::<Vec<_>>().join("\t")
+        })
+        .collect();
+    assert!(!rows.is_empty());
+    rows
+}
+
 fn table_counts(ch: &Server, db: &str) -> BTreeMap<&'static str, u64> {
     [
         "events",
@@ -131,40 +158,14 @@ fn a_store_loads_once_with_every_row_and_a_second_load_adds_nothing() {
     }
 
     // The rows say what `ritma query` says of the same events.
-    let queried: Vec<Value> = d
-        .ritma(&["query", "s", "path", "/tmp/.x", "--json"])
-        .output()
-        .success()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert!(!queried.is_empty());
     let rows = ch.query(
         "SELECT seq, event, pid, comm, object, arrayStringConcat(flags, ','), lower(hex(actor)) \
          FROM once.events WHERE object = '/tmp/.x' ORDER BY seq",
     );
-    let from_query: Vec<String> = queried
-        .iter()
-        .filter(|q| q.get("renamed").is_none())
-        .map(|q| {
-            let flags: Vec<&str> = q["flags"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| f.as_str().unwrap())
-                .collect();
-            format!(
-                "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                q["seq"],
-                q["event"].as_str().unwrap(),
-                q["pid"],
-                q["comm"].as_str().unwrap(),
-                q["object"].as_str().unwrap(),
-                flags.join(","),
-                q["actor"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let from_query = queried_path_rows(
+        &d,
+        &["seq", "event", "pid", "comm", "object", "flags", "actor"],
+    );
     assert_eq!(rows.lines().collect::<Vec<_>>(), from_query);
 }
 
@@ -641,32 +642,7 @@ for r in rows:
     print("\t".join(str(x) for x in r))
 "#,
     );
-    let queried: Vec<String> = d
-        .ritma(&["query", "s", "path", "/tmp/.x", "--json"])
-        .output()
-        .success()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|q| q.get("renamed").is_none())
-        .map(|q| {
-            let flags: Vec<&str> = q["flags"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| f.as_str().unwrap())
-                .collect();
-            format!(
-                "{}\t{}\t{}\t{}\t{}\t{}",
-                q["seq"],
-                q["event"].as_str().unwrap(),
-                q["comm"].as_str().unwrap(),
-                q["object"].as_str().unwrap(),
-                flags.join(","),
-                q["actor"].as_str().unwrap()
-            )
-        })
-        .collect();
-    assert!(!queried.is_empty());
+    let queried = queried_path_rows(&d, &["seq", "event", "comm", "object", "flags", "actor"]);
     assert_eq!(duck.lines().collect::<Vec<_>>(), queried);
 
     // The ClickHouse engine reads the files directly.

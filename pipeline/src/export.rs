@@ -121,48 +121,31 @@ fn path(out: &Path, table: &str, node: &str, day: u16) -> PathBuf {
 
 /// Appends a window's rows to its day's files.
 fn write_window(out: &Path, node: &str, d: &mut Day, w: &Window) -> Result<()> {
-    let day = d.day;
-    let files = &mut d.files;
-    let mut push = |table: &'static str, row: &dyn erased::Row| -> Result<()> {
-        let f = files
+    /// Each row of `rows` into the day's file of `table`, found once per window.
+    fn push_all<T: serde::Serialize>(
+        d: &mut Day,
+        out: &Path,
+        node: &str,
+        table: &'static str,
+        rows: impl IntoIterator<Item = T>,
+    ) -> Result<()> {
+        let day = d.day;
+        let file = d
+            .files
             .entry(table)
             .or_insert_with(|| PartFile::new(path(out, table, node, day)));
-        row.push_to(f)
-    };
-    for r in w.events() {
-        push("events", &r)?;
-    }
-    for r in w.actors() {
-        push("actors", &r)?;
-    }
-    for r in w.edges() {
-        push("edges", &r)?;
-    }
-    for r in w.cones() {
-        push("cone_matches", &r)?;
-    }
-    for r in w.health() {
-        push("health", &r)?;
-    }
-    for r in w.loss() {
-        push("loss", &r)?;
-    }
-    push("windows", &w.window_row())
-}
-
-/// A row of any table, pushed into a file (serde's Serialize is not object-safe).
-mod erased {
-    use ritma_warehouse::parquet::PartFile;
-
-    pub trait Row {
-        fn push_to(&self, f: &mut PartFile) -> anyhow::Result<()>;
-    }
-
-    impl<T: serde::Serialize> Row for T {
-        fn push_to(&self, f: &mut PartFile) -> anyhow::Result<()> {
-            Ok(f.push(self)?)
+        for row in rows {
+            file.push(&row)?;
         }
+        Ok(())
     }
+    push_all(d, out, node, "events", w.events())?;
+    push_all(d, out, node, "actors", w.actors())?;
+    push_all(d, out, node, "edges", w.edges())?;
+    push_all(d, out, node, "cone_matches", w.cones())?;
+    push_all(d, out, node, "health", w.health())?;
+    push_all(d, out, node, "loss", w.loss())?;
+    push_all(d, out, node, "windows", [w.window_row()])
 }
 
 fn finish(d: Day, totals: &mut BTreeMap<&'static str, (u64, u64)>) -> Result<()> {
