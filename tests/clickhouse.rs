@@ -687,3 +687,174 @@ fn keep_drops_the_days_past_retention_on_a_server_without_ttl() {
         assert_eq!(ch.count("kept", t), 0, "{t}");
     }
 }
+
+#[test]
+fn an_ocsf_export_is_security_lake_parquet_holding_every_event_as_ritma_ocsf_writes_it() {
+    let Some(py) = clickhouse_server::engine_python() else {
+        return;
+    };
+    let d = store_with_loss();
+    let export = |out: &str| {
+        d.ritma(&[
+            "export",
+            "s",
+            "--format",
+            "parquet",
+            "--ocsf",
+            "--region",
+            "eu-west-1",
+            "--account-id",
+            "123456789012",
+            "--out",
+            out,
+        ])
+        .output()
+        .success()
+    };
+    let said = export("oc");
+    assert!(said.contains("ritma-process-activity"), "{said}");
+
+    // The events as ritma-ocsf writes them for a SIEM, by metadata.uid.
+    let mut want: BTreeMap<String, Value> = BTreeMap::new();
+    for (record, leaves) in window_leaves(&d.join("s")) {
+        for line in ritma_ocsf::window_event_lines(&record, &leaves).unwrap() {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            let uid = v["metadata"]["uid"].as_str().unwrap().to_owned();
+            assert!(want.insert(uid, v).is_none());
+        }
+    }
+    let store_events = store_counts(&d)["events"];
+    let findings = want.values().filter(|v| v["class_uid"] == 2004).count() as u64;
+    assert!(findings > 0);
+    assert_eq!(want.len() as u64, store_events + findings);
+
+    // pyarrow: Security Lake's layout and file rules, and every row as JSON.
+    let report = python(
+        &py,
+        &d,
+        r#"
+import json, glob, pyarrow.parquet as pq
+def plain(x, path=""):
+    if isinstance(x, dict):
+        return {k: plain(v, f"{path}.{k}" if path else k) for k, v in x.items() if v is not None}
+    if path == "unmapped.ritma.bindings":
+        return {k: v for k, v in x}
+    if path.endswith("evidences"):
+        return [dict(plain(e, path + "[]"), **({"data": json.loads(e["data"])} if e.get("data") else {})) for e in x]
+    if isinstance(x, list):
+        return [plain(v, path + "[]") for v in x]
+    return x
+files = sorted(glob.glob("oc/*/region=eu-west-1/accountId=123456789012/eventDay=*/synth-0.parquet"))
+assert files and files == sorted(glob.glob("oc/**/*.parquet", recursive=True)), files
+assert not glob.glob("oc/**/*.tmp", recursive=True)
+report = {"files": {}, "rows": []}
+for f in files:
+    pf = pq.ParquetFile(f)
+    meta = pf.metadata
+    t = pf.read()
+    times = t.column("time").to_pylist()
+    groups = [meta.row_group(g) for g in range(meta.num_row_groups)]
+    report["files"][f] = {
+        "classes": sorted(set(t.column("class_uid").to_pylist())),
+        "rows": t.num_rows,
+        "sorted": times == sorted(times),
+        "sorting": [str(c) for c in groups[0].sorting_columns],
+        "zstd": all(g.column(c).compression == "ZSTD" for g in groups for c in range(g.num_columns)),
+        "largest_group": max(sum(g.column(c).total_compressed_size for c in range(g.num_columns)) for g in groups),
+        "day": f.split("eventDay=")[1][:8],
+        "days": sorted(set(__import__("time").strftime("%Y%m%d", __import__("time").gmtime(x // 1000)) for x in times)),
+    }
+    report["rows"] += [plain(r) for r in t.to_pylist()]
+print(json.dumps(report))
+"#,
+    );
+    let r: Value = serde_json::from_str(report.trim()).unwrap();
+    let sources = [
+        ("ritma-file-activity", 1001),
+        ("ritma-process-activity", 1007),
+        ("ritma-detection-finding", 2004),
+        ("ritma-network-activity", 4001),
+    ];
+    let files = r["files"].as_object().unwrap();
+    assert_eq!(files.len(), sources.len(), "{files:#?}");
+    for (path, f) in files {
+        let (_, class) = sources
+            .iter()
+            .find(|(s, _)| path.starts_with(&format!("oc/{s}/")))
+            .unwrap_or_else(|| panic!("{path}: not a class's source directory"));
+        assert_eq!(
+            f["classes"],
+            serde_json::json!([class]),
+            "{path}: one class per file"
+        );
+        assert_eq!(f["sorted"], true, "{path}: rows in time order");
+        assert_eq!(f["zstd"], true, "{path}");
+        assert!(
+            f["sorting"][0].as_str().unwrap().contains("column_index=0"),
+            "{path}"
+        );
+        assert!(f["largest_group"].as_u64().unwrap() <= 256 << 20, "{path}");
+        assert_eq!(
+            f["days"],
+            serde_json::json!([f["day"]]),
+            "{path}: eventDay is the events' day"
+        );
+    }
+    let rows = r["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), want.len());
+    for row in rows {
+        let uid = row["metadata"]["uid"].as_str().unwrap();
+        assert_eq!(row, &want[uid], "{uid}");
+    }
+
+    // The ClickHouse engine reads them too, by class.
+    let chdb = python(
+        &py,
+        &d,
+        r#"
+import chdb, os
+print(chdb.query(f"SELECT class_uid, count(), uniqExact(metadata.uid) FROM file('{os.getcwd()}/oc/*/*/*/*/*.parquet', Parquet) GROUP BY class_uid ORDER BY class_uid", "TabSeparated"))
+"#,
+    );
+    let mut by_class: BTreeMap<u64, u64> = BTreeMap::new();
+    for v in want.values() {
+        *by_class
+            .entry(v["class_uid"].as_u64().unwrap())
+            .or_default() += 1;
+    }
+    let expected: Vec<String> = by_class
+        .iter()
+        .map(|(c, n)| format!("{c}\t{n}\t{n}"))
+        .collect();
+    assert_eq!(chdb.trim().lines().collect::<Vec<_>>(), expected);
+
+    // Exported again: the same bytes; without --region/--account-id, no such levels.
+    let first = util::tree(&d.join("oc"));
+    export("oc");
+    assert_eq!(util::tree(&d.join("oc")), first);
+    d.ritma(&[
+        "export", "s", "--format", "parquet", "--ocsf", "--out", "plain",
+    ])
+    .output()
+    .success();
+    assert!(d
+        .join("plain/ritma-network-activity/eventDay=20261101/synth-0.parquet")
+        .exists());
+    let err = d
+        .ritma(&[
+            "export",
+            "s",
+            "--format",
+            "parquet",
+            "--ocsf",
+            "--region",
+            "eu/west",
+            "--account-id",
+            "1",
+            "--out",
+            "x",
+        ])
+        .output()
+        .failure();
+    assert!(err.contains("--region"), "{err}");
+}

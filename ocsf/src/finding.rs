@@ -83,7 +83,10 @@ pub(crate) fn cone_finding(w: &Window<'_>, cone: &ConeInstance) -> Value {
     );
     body.insert("evidences".into(), evidences.into());
     body.insert("is_alert".into(), true.into());
-    body.insert("count".into(), cone.count.into());
+    // integer_t is 32-bit: a larger count is in `unmapped.ritma.count` only.
+    if let Ok(count) = i32::try_from(cone.count) {
+        body.insert("count".into(), count.into());
+    }
     body.insert("status_id".into(), 1.into());
     body.insert("status".into(), "New".into());
     let message = format!(

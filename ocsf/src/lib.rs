@@ -45,7 +45,7 @@
 //!
 //! `metadata.uid` is `<node>/<window>/<seq>` for an event and
 //! `<node>/<window>/<cone_id>/<first_seq>-<last_seq>` for a finding (also its `finding_info.uid`),
-//! and `metadata.sequence` the seq. `unmapped.ritma` holds the coordinates a proof needs and what
+//! and `metadata.sequence` the seq (when it fits OCSF's 32-bit `integer_t`, as a finding's `count` must). `unmapped.ritma` holds the coordinates a proof needs and what
 //! OCSF has no place for: `node`, `window`, `seq` (for a finding `first_seq`, `last_seq`, the
 //! cone, its bindings and exceptions), `actor` (hex actor id), `event`, `flags`, `time_ns` (the
 //! wall time in ns), `arg_hash`, `payload_ref`. `ritma prove DIR --node <node> --seq <seq>` then

@@ -164,7 +164,8 @@ impl<'a> EventBuilder<'a> {
             "uid": uid,
             "version": OCSF_VERSION,
         });
-        if let Some(seq) = sequence.and_then(|s| i64::try_from(s).ok()) {
+        // integer_t is 32-bit: a larger seq is in `unmapped.ritma.seq` only.
+        if let Some(seq) = sequence.and_then(|s| i32::try_from(s).ok()) {
             metadata["sequence"] = seq.into();
         }
         if !self.hashed.is_empty() {
@@ -248,7 +249,10 @@ impl<'a> EventBuilder<'a> {
         let Some(a) = self.w.actor(id) else {
             return p;
         };
-        p.insert("pid".into(), a.pid.into());
+        // integer_t is 32-bit; Linux pids are below 2^22, a larger one is not a pid.
+        if let Ok(pid) = i32::try_from(a.pid) {
+            p.insert("pid".into(), pid.into());
+        }
         if let Some(comm) = self.text(&a.comm, &format!("{field}.name")) {
             p.insert("name".into(), comm.into());
         }
@@ -267,7 +271,9 @@ impl<'a> EventBuilder<'a> {
             self.uses_container = true;
         }
         let mut parent = Map::new();
-        parent.insert("pid".into(), a.ppid.into());
+        if let Ok(ppid) = i32::try_from(a.ppid) {
+            parent.insert("pid".into(), ppid.into());
+        }
         if let Some(parent_id) = a.parent {
             parent.insert("uid".into(), hex(&parent_id).into());
             if let Some(pa) = self.w.actor(&parent_id) {

@@ -889,3 +889,105 @@ fn the_kept_schema_names_the_classes_emitted() {
         assert_eq!(schema.class(uid).map(|c| c.caption.as_str()), Some(caption));
     }
 }
+
+/// docs/ocsf-parquet-columns.txt: the Parquet columns of each class (`ritma export --ocsf`),
+/// `path type` lines under a `# <class_uid> …` heading; lists are `path[]`.
+fn parquet_columns() -> BTreeMap<u64, BTreeMap<String, String>> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/ocsf-parquet-columns.txt");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut out: BTreeMap<u64, BTreeMap<String, String>> = BTreeMap::new();
+    let mut class = 0;
+    for line in text.lines() {
+        match line.strip_prefix("# ") {
+            Some(head) => class = head.split(' ').next().unwrap().parse().unwrap(),
+            None => {
+                let (path, t) = line.split_once(' ').unwrap();
+                out.entry(class).or_default().insert(path.into(), t.into());
+            }
+        }
+    }
+    out
+}
+
+/// Each leaf of an event as `path` → the JSON type; a `json_t` value or a map is one leaf.
+fn leaves(v: &Value, path: String, out: &mut BTreeMap<String, &'static str>) {
+    let opaque = path.ends_with("evidences[].data") || path == "unmapped.ritma.bindings";
+    match v {
+        _ if opaque => {
+            out.insert(path, "opaque");
+        }
+        Value::Object(m) => {
+            for (k, x) in m {
+                let p = match path.as_str() {
+                    "" => k.clone(),
+                    _ => format!("{path}.{k}"),
+                };
+                leaves(x, p, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| leaves(x, format!("{path}[]"), out)),
+        Value::String(_) => {
+            out.insert(path, "string");
+        }
+        Value::Number(_) => {
+            out.insert(path, "number");
+        }
+        Value::Bool(_) => {
+            out.insert(path, "boolean");
+        }
+        Value::Null => {
+            out.insert(path, "null");
+        }
+    }
+}
+
+#[test]
+fn every_attribute_emitted_has_its_parquet_column() {
+    let columns = parquet_columns();
+    let (f, _) = every_event();
+    for e in f.events() {
+        let class = e["class_uid"].as_u64().unwrap();
+        let have = columns.get(&class).unwrap_or_else(|| panic!("no columns of {class}"));
+        let mut emitted = BTreeMap::new();
+        leaves(&e, String::new(), &mut emitted);
+        for (path, json) in emitted {
+            let column = have
+                .get(&path)
+                .unwrap_or_else(|| panic!("class {class}: no column {path} in {e:#}"));
+            let fits = match json {
+                "string" => column == "string",
+                "number" => column == "int32" || column == "int64",
+                "boolean" => column == "boolean",
+                _ => column == "string" || column.starts_with("map<"),
+            };
+            assert!(fits, "class {class}: {path} is a {json}, its column a {column}");
+        }
+    }
+}
+
+#[test]
+fn every_parquet_column_is_an_ocsf_attribute_of_its_type() {
+    let schema = ocsf_schema::kept();
+    for (class, columns) in parquet_columns() {
+        for (path, column) in columns {
+            // unmapped is OCSF's free-form object: its columns are Ritma's own.
+            if path.starts_with("unmapped.") {
+                continue;
+            }
+            let names: Vec<&str> = path.split('.').map(|n| n.trim_end_matches("[]")).collect();
+            let (t, is_array) = schema
+                .attribute_type(class, &names)
+                .unwrap_or_else(|e| panic!("class {class} {path}: {e}"));
+            // Each `[]` of the path is an array of the schema, the last one this attribute's.
+            assert_eq!(is_array, path.ends_with("[]"), "class {class} {path}");
+            let want = match t.as_str() {
+                "string_t" | "json_t" => "string",
+                "integer_t" => "int32",
+                "long_t" => "int64",
+                "boolean_t" => "boolean",
+                other => panic!("class {class} {path}: OCSF type {other}"),
+            };
+            assert_eq!(column, want, "class {class} {path}: OCSF {t}");
+        }
+    }
+}

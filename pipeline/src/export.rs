@@ -1,13 +1,16 @@
 //! `ritma export DIR --format parquet --out OUT`: a store's sealed windows as Parquet files,
 //! the analyst tables of docs/ANALYSTS.md, for tools that read files (docs/ANALYSTS.md,
-//! "Parquet").
+//! "Parquet"); with `--ocsf`, its OCSF events for Security Lake (docs/ANALYSTS.md, "OCSF for
+//! Security Lake").
 
-use crate::load::{node_dirs, walk_node, Sealed};
-use anyhow::{bail, Result};
+use crate::load::{node_dirs, walk_node, walk_node_leaves, Sealed, SealedLeaves};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
 use ritma_sinks::store::civil_from_days;
+use ritma_warehouse::ocsf::{self, ocsf_path, time_of, OcsfFile, LATE_ROWS};
 use ritma_warehouse::parquet::{part_path, PartFile};
 use ritma_warehouse::rows::{hour_row, Window};
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -31,6 +34,16 @@ pub struct ExportArgs {
     /// Only this node, in a store of several.
     #[arg(long)]
     node: Option<String>,
+    /// OCSF 1.8.0 events for Amazon Security Lake instead of the analyst tables: one source
+    /// directory per class, OUT/<source>/eventDay=<YYYYMMDD>/<node>.parquet, rows in time order.
+    #[arg(long)]
+    ocsf: bool,
+    /// With --ocsf: the AWS Region level of Security Lake's partitions (region=<R>/).
+    #[arg(long, requires_all = ["ocsf", "account_id"])]
+    region: Option<String>,
+    /// With --ocsf: the AWS account level of Security Lake's partitions (accountId=<A>/).
+    #[arg(long, requires_all = ["ocsf", "region"])]
+    account_id: Option<String>,
 }
 
 /// The files of one node and day being written, by table.
@@ -39,9 +52,8 @@ struct Day {
     files: BTreeMap<&'static str, PartFile>,
 }
 
-pub fn export_cmd(args: ExportArgs) -> Result<()> {
-    let ExportFormat::Parquet = args.format;
-    // The export must not land in the store (verify would find files it does not know).
+/// The export must not land in the store (verify would find files it does not know).
+fn check_out(args: &ExportArgs) -> Result<()> {
     let store = std::fs::canonicalize(&args.dir)?;
     let mut out = std::path::absolute(&args.out)?;
     let mut rest = Vec::new();
@@ -62,6 +74,15 @@ pub fn export_cmd(args: ExportArgs) -> Result<()> {
             args.out.display(),
             args.dir.display()
         );
+    }
+    Ok(())
+}
+
+pub fn export_cmd(args: ExportArgs) -> Result<()> {
+    let ExportFormat::Parquet = args.format;
+    check_out(&args)?;
+    if args.ocsf {
+        return export_ocsf(&args);
     }
     for node in node_dirs(&args.dir, args.node.as_deref())? {
         let started = Instant::now();
@@ -153,6 +174,100 @@ fn finish(d: Day, totals: &mut BTreeMap<&'static str, (u64, u64)>) -> Result<()>
         let t = totals.entry(table).or_default();
         t.0 += f.finish()?;
         t.1 += 1;
+    }
+    Ok(())
+}
+
+/// Days since the epoch of a time in ms.
+fn day_of_ms(ms: i64) -> i64 {
+    ms.div_euclid(86_400_000)
+}
+
+/// `--ocsf`: each window's OCSF events into its class's file of their event day. The files of
+/// a window's day and the day before stay open, so an event sealed just after midnight goes
+/// to its own day; one sealed more than a day late goes to the earliest day still open.
+fn export_ocsf(args: &ExportArgs) -> Result<()> {
+    let lake = args.region.as_deref().zip(args.account_id.as_deref());
+    for (what, v) in [
+        ("--region", &args.region),
+        ("--account-id", &args.account_id),
+    ] {
+        if let Some(v) = v {
+            let ok = !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !ok {
+                bail!("{what} {v:?}: a partition value is letters, digits and '-'");
+            }
+        }
+    }
+    for node in node_dirs(&args.dir, args.node.as_deref())? {
+        let started = Instant::now();
+        let name = node.meta.node.clone();
+        let mut open: BTreeMap<(i64, u32), OcsfFile> = BTreeMap::new();
+        let mut totals: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+        let mut windows = 0u64;
+        let mut finish = |file: OcsfFile, uid: u32| -> Result<()> {
+            let rows = file.finish()?;
+            let t = totals.entry(uid).or_default();
+            t.0 += rows;
+            t.1 += u64::from(rows > 0);
+            Ok(())
+        };
+        walk_node_leaves(&node, None, |item| {
+            let SealedLeaves::Window {
+                record,
+                leaves,
+                path,
+                ..
+            } = item
+            else {
+                return Ok(());
+            };
+            windows += 1;
+            let window_day = day_of_ms((record.t_start_ns() / 1_000_000) as i64);
+            let done: Vec<(i64, u32)> =
+                open.range(..(window_day - 1, 0)).map(|(k, _)| *k).collect();
+            for key in done {
+                finish(open.remove(&key).expect("listed"), key.1)?;
+            }
+            let decoded = ritma_ocsf::WindowLeaves::decode(&record, &leaves)
+                .with_context(|| format!("{}", path.display()))?;
+            let mut by_file: BTreeMap<(i64, u32), Vec<serde_json::Value>> = BTreeMap::new();
+            for event in ritma_ocsf::window_events(&record, &decoded) {
+                let day = day_of_ms(time_of(&event)).clamp(window_day - 1, window_day);
+                let uid = event["class_uid"].as_u64().unwrap_or(0) as u32;
+                by_file.entry((day, uid)).or_default().push(event);
+            }
+            for ((day, uid), events) in by_file {
+                let file = match open.entry((day, uid)) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => {
+                        let class = ocsf::class(uid).ok_or_else(|| {
+                            anyhow!("window {}: OCSF class {uid} has no source", record.window)
+                        })?;
+                        let path = ocsf_path(&args.out, class, lake, &name, civil_from_days(day));
+                        e.insert(OcsfFile::new(path, uid, LATE_ROWS)?)
+                    }
+                };
+                file.push_window(record.window, events)?;
+            }
+            Ok(())
+        })?;
+        for ((_, uid), file) in std::mem::take(&mut open) {
+            finish(file, uid)?;
+        }
+        let classes: Vec<String> = totals
+            .iter()
+            .filter_map(|(uid, (rows, files))| {
+                let class = ocsf::class(*uid)?;
+                Some(format!("{} {rows} events in {files} file(s)", class.source))
+            })
+            .collect();
+        println!(
+            "node {name}: {windows} window(s) exported as OCSF to {} in {:.1} s: {}",
+            args.out.display(),
+            started.elapsed().as_secs_f64(),
+            classes.join(", ")
+        );
     }
     Ok(())
 }

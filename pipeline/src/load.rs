@@ -4,7 +4,7 @@
 use crate::prove::{hour_dirs, hour_records, HourRecord, WindowLeaves};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use ritma_schemas::records::{HourSeal, Record, StoreMeta, HOUR_NS};
+use ritma_schemas::records::{HourSeal, Record, StoreMeta, WindowRecord, HOUR_NS};
 use ritma_sinks::store::{read_capped, StoreLock, WindowPaths};
 use ritma_warehouse::clickhouse::{BatchOutcome, ClickHouse, Dialect};
 use ritma_warehouse::rows::Window;
@@ -272,6 +272,39 @@ pub(crate) fn walk_node(
     from: Option<u64>,
     mut f: impl FnMut(Sealed) -> Result<()>,
 ) -> Result<Option<u64>> {
+    walk_node_leaves(node, from, |item| match item {
+        SealedLeaves::Window {
+            record,
+            note,
+            leaves,
+            path,
+        } => {
+            let window = Window::decode(record, note, &leaves)
+                .with_context(|| format!("{}", path.display()))?;
+            f(Sealed::Window(Box::new(window)))
+        }
+        SealedLeaves::Hour(seal) => f(Sealed::Hour(seal)),
+    })
+}
+
+/// What [`walk_node_leaves`] reads: a window's record, checkpoint note and leaves as stored.
+pub(crate) enum SealedLeaves {
+    Window {
+        record: WindowRecord,
+        note: String,
+        leaves: Vec<Vec<u8>>,
+        /// The window record's file, for messages.
+        path: PathBuf,
+    },
+    Hour(HourSeal),
+}
+
+/// [`walk_node`], the windows' leaves not decoded.
+pub(crate) fn walk_node_leaves(
+    node: &NodeDir,
+    from: Option<u64>,
+    mut f: impl FnMut(SealedLeaves) -> Result<()>,
+) -> Result<Option<u64>> {
     let len = node.meta.window_len_ns as u128;
     // The hour of the window before `from` is read again: its seal may have come since.
     let from_hour = from.map_or(0, |w| {
@@ -305,9 +338,12 @@ pub(crate) fn walk_node(
                 read_capped(&sig_path, 16384).with_context(|| format!("{}", sig_path.display()))?;
             let note = String::from_utf8(note)
                 .map_err(|_| anyhow!("{}: the checkpoint note is not UTF-8", sig_path.display()))?;
-            let window = Window::decode(record, note, &leaves)
-                .with_context(|| format!("{}", record_path.display()))?;
-            f(Sealed::Window(Box::new(window)))?;
+            f(SealedLeaves::Window {
+                record,
+                note,
+                leaves,
+                path: record_path,
+            })?;
         }
         // The hour's seal is written with its last window.
         let seal_path = dir.join("proofs/hour_root.cbor");
@@ -316,7 +352,7 @@ pub(crate) fn walk_node(
                 .with_context(|| format!("{}", seal_path.display()))?;
             let seal =
                 HourSeal::decode(&bytes).map_err(|e| anyhow!("{}: {e}", seal_path.display()))?;
-            f(Sealed::Hour(seal))?;
+            f(SealedLeaves::Hour(seal))?;
         }
     }
     Ok(next)

@@ -652,16 +652,7 @@ impl PartFile {
         }
         let batch = self.sink.batch().map_err(|e| self.write_err(e))?;
         if self.writer.is_none() {
-            if let Some(dir) = self.tmp.parent() {
-                std::fs::create_dir_all(dir).map_err(|source| ParquetError::Io {
-                    path: dir.to_owned(),
-                    source,
-                })?;
-            }
-            let file = File::create(&self.tmp).map_err(|source| ParquetError::Io {
-                path: self.tmp.clone(),
-                source,
-            })?;
+            let file = create_file(&self.tmp)?;
             let w = ArrowWriter::try_new(file, batch.schema(), Some(writer_properties()))
                 .map_err(|e| self.write_err(e))?;
             self.writer = Some(w);
@@ -679,25 +670,43 @@ impl PartFile {
         let Some(w) = self.writer.take() else {
             return Ok(0);
         };
-        let file = w.into_inner().map_err(|e| self.write_err(e))?;
-        file.sync_all().map_err(|source| ParquetError::Io {
-            path: self.tmp.clone(),
-            source,
-        })?;
-        std::fs::rename(&self.tmp, &self.path).map_err(|source| ParquetError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|source| ParquetError::Io {
-                    path: dir.to_owned(),
-                    source,
-                })?;
-        }
+        w.close().map_err(|e| self.write_err(e))?;
+        commit_file(&self.tmp, &self.path)?;
         Ok(self.rows)
     }
+}
+
+/// Creates `path` (and its directory) for writing.
+pub fn create_file(path: &Path) -> Result<File, ParquetError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| ParquetError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    File::create(path).map_err(|source| ParquetError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Fsyncs the written `tmp`, renames it to `path` and fsyncs the directory: a file is whole
+/// under its name or not there.
+pub fn commit_file(tmp: &Path, path: &Path) -> Result<(), ParquetError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ParquetError::Io { path, source }
+    };
+    File::open(tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io(tmp))?;
+    std::fs::rename(tmp, path).map_err(io(path))?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
+    }
+    Ok(())
 }
 
 /// Where a table's file of one node and day goes under `out`.
@@ -710,7 +719,7 @@ pub fn part_path(out: &Path, table: &str, node: &str, day: (i64, u32, u32)) -> P
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[derive(serde::Serialize)]
@@ -729,7 +738,6 @@ mod tests {
 
     #[test]
     fn a_written_file_has_small_zstd_pages_in_row_groups_of_a_million_rows() {
-        use parquet::file::reader::{FileReader, SerializedFileReader};
         let dir = tempfile::tempdir().unwrap();
         let path = part_path(dir.path(), "events", "n", (2026, 11, 1));
         let mut file = PartFile::new(path.clone());
@@ -751,10 +759,21 @@ mod tests {
         }
         assert_eq!(file.finish().unwrap(), 1_200_000);
         assert!(path.ends_with("events/node=n/day=2026-11-01/part-0.parquet"));
-        let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        let groups = assert_small_zstd_pages(&path);
+        assert_eq!(
+            groups,
+            vec![1 << 20, 1_200_000 - (1 << 20)],
+            "row groups of at most 2^20 rows"
+        );
+    }
+
+    /// Asserts that every column chunk of the file is zstd and every page at most 1 MB
+    /// uncompressed, as Security Lake bounds them, and that columns have several pages;
+    /// returns the row groups' row counts.
+    pub(crate) fn assert_small_zstd_pages(path: &Path) -> Vec<i64> {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let reader = SerializedFileReader::new(File::open(path).unwrap()).unwrap();
         let meta = reader.metadata();
-        assert_eq!(meta.num_row_groups(), 2, "row groups of at most 2^20 rows");
-        assert_eq!(meta.row_group(0).num_rows(), 1 << 20);
         let mut pages = 0;
         for g in 0..meta.num_row_groups() {
             let group = reader.get_row_group(g).unwrap();
@@ -775,6 +794,7 @@ mod tests {
             }
         }
         assert!(pages > 2 * meta.row_group(0).num_columns());
+        meta.row_groups().iter().map(|g| g.num_rows()).collect()
     }
 
     #[test]

@@ -218,6 +218,38 @@ impl Schema {
         self.classes.get(&class_uid)
     }
 
+    /// The type of the attribute at `path` (names from the class down, through objects) in
+    /// class `class_uid`: its base type (`string_t`, `integer_t`, `long_t`, `boolean_t`,
+    /// `float_t`, `json_t`) or the object's name, and whether it is an array.
+    pub fn attribute_type(&self, class_uid: u64, path: &[&str]) -> Result<(String, bool), String> {
+        let mut def = self
+            .classes
+            .get(&class_uid)
+            .ok_or(format!("no class {class_uid}"))?;
+        let (last, objects) = path.split_last().ok_or("an empty path")?;
+        for name in objects {
+            let attr = def
+                .attributes
+                .get(*name)
+                .ok_or(format!("{}: no attribute {name}", def.name))?;
+            let t = attr["type"].as_str().unwrap_or("");
+            def = self
+                .objects
+                .get(t)
+                .ok_or(format!("{}.{name}: {t} is not an object", def.name))?;
+        }
+        let attr = def
+            .attributes
+            .get(*last)
+            .ok_or(format!("{}: no attribute {last}", def.name))?;
+        let mut t = attr["type"].as_str().unwrap_or("").to_owned();
+        // A subtype to its base: port_t is an integer_t, timestamp_t a long_t.
+        while let Some(base) = self.types.get(&t).and_then(|d| d["type"].as_str()) {
+            t = base.to_owned();
+        }
+        Ok((t, attr["is_array"] == true))
+    }
+
     /// Every way `event` breaks the schema; empty if it conforms.
     pub fn validate(&self, event: &Value) -> Vec<String> {
         let mut errors = Vec::new();
