@@ -857,4 +857,30 @@ print(chdb.query(f"SELECT class_uid, count(), uniqExact(metadata.uid) FROM file(
         .output()
         .failure();
     assert!(err.contains("--region"), "{err}");
+
+    // A corrupt window stops the export with the file named, and leaves no file behind, whole
+    // or temporary.
+    let block = util::tree(&d.join("s/windows"))
+        .into_keys()
+        .find(|p| p.to_string_lossy().contains("/blocks/"))
+        .unwrap();
+    let path = d.join("s/windows").join(&block);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&path, bytes).unwrap();
+    let err = d
+        .ritma(&[
+            "export", "s", "--format", "parquet", "--ocsf", "--out", "bad",
+        ])
+        .output()
+        .failure();
+    let name = block.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(err.contains(&name), "{err}");
+    let bad = d.join("bad");
+    let written: Vec<_> = match bad.exists() {
+        true => util::tree(&bad).into_keys().collect(),
+        false => Vec::new(),
+    };
+    assert!(written.is_empty(), "{written:?}");
 }

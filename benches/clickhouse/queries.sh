@@ -12,8 +12,9 @@
 #      byte for byte (a difference is reported loudly but does not fail the run);
 #   2. the Parquet export: ROUNDS interleaved rounds of the floor of reading the store
 #      (`zstd -dc` of every block file to /dev/null), then `ritma export s --format parquet
-#      --out pq` into a fresh pq; wall time, events/s; then bytes of pq (and of its events table
-#      alone) against the store (and its windows/ directory).
+#      --out pq` into a fresh pq, then `ritma export s --format parquet --ocsf --out oc` (OCSF
+#      for Security Lake) into a fresh oc; wall time, events/s; then bytes of pq (and of its
+#      events table alone) and of oc against the store (and its windows/ directory).
 # Prints markdown tables of the medians [min–max]. Every command's exit status is checked.
 #
 #   benches/clickhouse/queries.sh [EVENTS]        (default 10000000; ROUNDS=5)
@@ -104,22 +105,33 @@ la_queries=$(loadavg)
 
 # --- 2. the Parquet export -------------------------------------------------------------------
 floor() { find s/windows -path '*/blocks/*' -name '*.zst' -print0 | xargs -0 zstd -dcq >/dev/null; }
-eruns="$work/eruns.tsv"   # round, zstd floor s, export s
+eruns="$work/eruns.tsv"   # round, zstd floor s, export s, OCSF export s
 : >"$eruns"
 for r in $(seq "$rounds"); do
   tf=$(secs floor)
-  rm -rf pq
+  rm -rf pq oc
   te=$(timed "$work/export.out" "$ritma" export s --format parquet --out pq)
   [ -d pq/events ] || { echo "export wrote no pq/events" >&2; exit 1; }
-  printf '%s\t%s\t%s\n' "$r" "$tf" "$te" >>"$eruns"
-  echo "round $r: zstd floor $tf s, export $te s" >&2
+  to=$(timed "$work/ocsf.out" "$ritma" export s --format parquet --ocsf --out oc)
+  [ -d oc/ritma-process-activity ] || { echo "export --ocsf wrote no process activity" >&2; exit 1; }
+  printf '%s\t%s\t%s\t%s\n' "$r" "$tf" "$te" "$to" >>"$eruns"
+  echo "round $r: zstd floor $tf s, export $te s, export --ocsf $to s" >&2
 done
 la_export=$(loadavg)
+# The tests' engine venv has pyarrow (tests/clickhouse/install-engine.sh); else python3's.
+py=/var/tmp/ritma-tools/clickhouse-engine-2/bin/python3
+[ -x "$py" ] || py=python3
 pq_rows=""
-if python3 -c 'import pyarrow' 2>/dev/null; then
-  pq_rows=$(python3 -c 'import pyarrow.dataset as d; print(d.dataset("pq/events", format="parquet", partitioning="hive").count_rows())')
+if "$py" -c 'import pyarrow' 2>/dev/null; then
+  pq_rows=$("$py" -c 'import pyarrow.dataset as d; print(d.dataset("pq/events", format="parquet", partitioning="hive").count_rows())')
   [ "$pq_rows" -eq "$events" ] || { echo "pq/events has $pq_rows rows, not $events" >&2; exit 1; }
 fi
+oc_rows=""
+if "$py" -c 'import pyarrow' 2>/dev/null; then
+  oc_rows=$("$py" -c 'import glob, pyarrow.parquet as p; print(sum(p.ParquetFile(f).metadata.num_rows for f in glob.glob("oc/**/*.parquet", recursive=True)))')
+  [ "$oc_rows" -ge "$events" ] || { echo "oc has $oc_rows rows, fewer than $events events" >&2; exit 1; }
+fi
+oc_all=$(du -sb oc | cut -f1)
 pq_all=$(du -sb pq | cut -f1)
 pq_ev=$(du -sb pq/events | cut -f1)
 st_all=$(du -sb s | cut -f1)
@@ -149,22 +161,28 @@ if [ -s "$diffs" ]; then
 fi
 m_floor=$(cut -f2 "$eruns" | median)
 m_exp=$(cut -f3 "$eruns" | median)
+m_oc=$(cut -f4 "$eruns" | median)
 echo
 printf '| per run (median of %d, [min–max]) | wall s | events/s | / zstd floor |\n|---|---|---|---|\n' "$rounds"
 printf '| zstd -dc of every block file (floor) | %.2f [%s] | %.0f | 1.00x |\n' "$m_floor" "$(cut -f2 "$eruns" | minmax)" \
   "$(echo "$events / $m_floor" | bc -l)"
 printf '| ritma export --format parquet | %.2f [%s] | %.0f | %.2fx (per round %.2fx) |\n' "$m_exp" "$(cut -f3 "$eruns" | minmax)" \
   "$(echo "$events / $m_exp" | bc -l)" "$(echo "$m_exp / $m_floor" | bc -l)" "$(awk -F'\t' '{ print $3 / $2 }' "$eruns" | median)"
+printf '| ritma export --format parquet --ocsf | %.2f [%s] | %.0f | %.2fx (per round %.2fx; / the tables export %.2fx) |\n' "$m_oc" "$(cut -f4 "$eruns" | minmax)" \
+  "$(echo "$events / $m_oc" | bc -l)" "$(echo "$m_oc / $m_floor" | bc -l)" "$(awk -F'\t' '{ print $4 / $2 }' "$eruns" | median)" \
+  "$(awk -F'\t' '{ print $4 / $3 }' "$eruns" | median)"
 echo
 [ -n "$pq_rows" ] && echo "pyarrow: pq/events holds $pq_rows rows"
 printf '| bytes | total | bytes/event |\n|---|---|---|\n'
 printf '| Parquet, all tables (du -sb pq) | %d | %.1f |\n' "$pq_all" "$(echo "$pq_all / $events" | bc -l)"
 printf '| Parquet, events table (pq/events) | %d | %.1f |\n' "$pq_ev" "$(echo "$pq_ev / $events" | bc -l)"
+printf '| OCSF Parquet, all classes (du -sb oc; %s rows) | %d | %.1f |\n' "${oc_rows:-?}" "$oc_all" "$(echo "$oc_all / $events" | bc -l)"
 printf '| store, whole (du -sb s) | %d | %.1f |\n' "$st_all" "$(echo "$st_all / $events" | bc -l)"
 printf '| store, windows/ | %d | %.1f |\n' "$st_win" "$(echo "$st_win / $events" | bc -l)"
 printf '| store, event blocks | %d | %.1f |\n' "$st_blocks" "$(echo "$st_blocks / $events" | bc -l)"
 echo
-printf 'Parquet all / whole store: %.2fx; Parquet events / windows/: %.2fx; Parquet events / event blocks: %.2fx\n' \
-  "$(echo "$pq_all / $st_all" | bc -l)" "$(echo "$pq_ev / $st_win" | bc -l)" "$(echo "$pq_ev / $st_blocks" | bc -l)"
+printf 'Parquet all / whole store: %.2fx; Parquet events / windows/: %.2fx; Parquet events / event blocks: %.2fx; OCSF / whole store: %.2fx; OCSF / windows/: %.2fx\n' \
+  "$(echo "$pq_all / $st_all" | bc -l)" "$(echo "$pq_ev / $st_win" | bc -l)" "$(echo "$pq_ev / $st_blocks" | bc -l)" \
+  "$(echo "$oc_all / $st_all" | bc -l)" "$(echo "$oc_all / $st_win" | bc -l)"
 ls pq >"$work/pq.tables"
 echo "Parquet tables: $(tr '\n' ' ' <"$work/pq.tables")"

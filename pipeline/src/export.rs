@@ -3,9 +3,11 @@
 //! "Parquet"); with `--ocsf`, its OCSF events for Security Lake (docs/ANALYSTS.md, "OCSF for
 //! Security Lake").
 
-use crate::load::{node_dirs, walk_node, walk_node_leaves, Sealed, SealedLeaves};
+use crate::load::{node_dirs, walk_node, walk_node_leaves, NodeDir, Sealed, SealedLeaves};
 use anyhow::{anyhow, bail, Context, Result};
+use arrow_array::RecordBatch;
 use clap::{Args, ValueEnum};
+use ritma_schemas::records::WindowRecord;
 use ritma_sinks::store::civil_from_days;
 use ritma_warehouse::ocsf::{self, ocsf_path, time_of, OcsfFile, LATE_ROWS};
 use ritma_warehouse::parquet::{part_path, PartFile};
@@ -13,6 +15,7 @@ use ritma_warehouse::rows::{hour_row, Window};
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -212,46 +215,29 @@ fn export_ocsf(args: &ExportArgs) -> Result<()> {
             t.1 += u64::from(rows > 0);
             Ok(())
         };
-        walk_node_leaves(&node, None, |item| {
-            let SealedLeaves::Window {
-                record,
-                leaves,
-                path,
-                ..
-            } = item
-            else {
-                return Ok(());
-            };
+        let mut write = |mapped: MappedWindow| -> Result<()> {
             windows += 1;
-            let window_day = day_of_ms((record.t_start_ns() / 1_000_000) as i64);
             let done: Vec<(i64, u32)> =
-                open.range(..(window_day - 1, 0)).map(|(k, _)| *k).collect();
+                open.range(..(mapped.day - 1, 0)).map(|(k, _)| *k).collect();
             for key in done {
                 finish(open.remove(&key).expect("listed"), key.1)?;
             }
-            let decoded = ritma_ocsf::WindowLeaves::decode(&record, &leaves)
-                .with_context(|| format!("{}", path.display()))?;
-            let mut by_file: BTreeMap<(i64, u32), Vec<serde_json::Value>> = BTreeMap::new();
-            for event in ritma_ocsf::window_events(&record, &decoded) {
-                let day = day_of_ms(time_of(&event)).clamp(window_day - 1, window_day);
-                let uid = event["class_uid"].as_u64().unwrap_or(0) as u32;
-                by_file.entry((day, uid)).or_default().push(event);
-            }
-            for ((day, uid), events) in by_file {
+            for ((day, uid), events) in mapped.files {
                 let file = match open.entry((day, uid)) {
                     Entry::Occupied(e) => e.into_mut(),
                     Entry::Vacant(e) => {
                         let class = ocsf::class(uid).ok_or_else(|| {
-                            anyhow!("window {}: OCSF class {uid} has no source", record.window)
+                            anyhow!("window {}: OCSF class {uid} has no source", mapped.window)
                         })?;
                         let path = ocsf_path(&args.out, class, lake, &name, civil_from_days(day));
                         e.insert(OcsfFile::new(path, uid, LATE_ROWS)?)
                     }
                 };
-                file.push_window(record.window, events)?;
+                file.push_batch(mapped.window, events)?;
             }
             Ok(())
-        })?;
+        };
+        map_windows_in_order(&node, &mut write)?;
         for ((_, uid), file) in std::mem::take(&mut open) {
             finish(file, uid)?;
         }
@@ -270,4 +256,104 @@ fn export_ocsf(args: &ExportArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A window's OCSF events by the file (event day, class) they go to.
+struct MappedWindow {
+    window: u64,
+    /// The UTC day of the window's start.
+    day: i64,
+    /// Decoded into the class's schema, sorted by time.
+    files: BTreeMap<(i64, u32), RecordBatch>,
+}
+
+fn map_window(record: &WindowRecord, leaves: &[Vec<u8>], path: &Path) -> Result<MappedWindow> {
+    let day = day_of_ms((record.t_start_ns() / 1_000_000) as i64);
+    let decoded = ritma_ocsf::WindowLeaves::decode(record, leaves)
+        .with_context(|| format!("{}", path.display()))?;
+    let mut events: BTreeMap<(i64, u32), Vec<serde_json::Value>> = BTreeMap::new();
+    for event in ritma_ocsf::window_events(record, &decoded) {
+        let event_day = day_of_ms(time_of(&event)).clamp(day - 1, day);
+        let uid = event["class_uid"].as_u64().unwrap_or(0) as u32;
+        events.entry((event_day, uid)).or_default().push(event);
+    }
+    let mut files = BTreeMap::new();
+    for ((event_day, uid), events) in events {
+        let batch = ocsf::decode_events(uid, events).map_err(|e| {
+            anyhow!(
+                "{}: window {}: OCSF class {uid}: {e}",
+                path.display(),
+                record.window
+            )
+        })?;
+        files.insert((event_day, uid), batch);
+    }
+    Ok(MappedWindow {
+        window: record.window,
+        day,
+        files,
+    })
+}
+
+/// Calls `write` with each sealed window of the node mapped to OCSF, in store order. Mapping
+/// is most of the export's work, so it runs on one worker per core: a reader thread deals the
+/// windows out in turn, and they are taken back in the same turn, which keeps the order.
+fn map_windows_in_order(
+    node: &NodeDir,
+    write: &mut dyn FnMut(MappedWindow) -> Result<()>,
+) -> Result<()> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    std::thread::scope(|scope| {
+        let mut jobs = Vec::new();
+        let mut results = Vec::new();
+        for _ in 0..workers {
+            let (job_tx, job_rx) = mpsc::sync_channel::<(WindowRecord, Vec<Vec<u8>>, PathBuf)>(2);
+            let (result_tx, result_rx) = mpsc::sync_channel::<Result<MappedWindow>>(2);
+            scope.spawn(move || {
+                for (record, leaves, path) in job_rx {
+                    if result_tx.send(map_window(&record, &leaves, &path)).is_err() {
+                        return;
+                    }
+                }
+            });
+            jobs.push(job_tx);
+            results.push(result_rx);
+        }
+        let reader = scope.spawn(move || {
+            let mut turn = 0;
+            walk_node_leaves(node, None, |item| {
+                if let SealedLeaves::Window {
+                    record,
+                    leaves,
+                    path,
+                    ..
+                } = item
+                {
+                    jobs[turn % jobs.len()]
+                        .send((record, leaves, path))
+                        .map_err(|_| anyhow!("the export stopped"))?;
+                    turn += 1;
+                }
+                Ok(())
+            })
+        });
+        let mut turn = 0;
+        let written = loop {
+            // A worker's channel closes after its last window: the windows are all written.
+            let Ok(mapped) = results[turn % results.len()].recv() else {
+                break Ok(());
+            };
+            turn += 1;
+            if let Err(e) = mapped.and_then(&mut *write) {
+                break Err(e);
+            }
+        };
+        // On an error the receivers go, the workers' sends fail and the reader stops.
+        drop(results);
+        let read = reader
+            .join()
+            .map_err(|_| anyhow!("the store reader panicked"))?;
+        written?;
+        read.map(|_| ())
+    })
 }

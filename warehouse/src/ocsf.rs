@@ -390,17 +390,87 @@ fn run_properties() -> WriterProperties {
         .build()
 }
 
+/// Decodes events of class `uid` into a batch of its schema, sorted by time (an equal time
+/// keeps the given order); strictly: an attribute the schema lacks is an error naming it.
+pub fn decode_events(uid: u32, mut events: Vec<Value>) -> Result<RecordBatch, String> {
+    thread_local! {
+        static DECODERS: std::cell::RefCell<Vec<(u32, Decoder)>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let schema =
+        class_schema(uid).ok_or_else(|| format!("OCSF class {uid} is not one Ritma writes"))?;
+    events.sort_by_key(time_of);
+    let rows: Vec<Value> = events.into_iter().map(as_row).collect();
+    DECODERS.with_borrow_mut(|decoders| {
+        let at = match decoders.iter().position(|(u, _)| *u == uid) {
+            Some(at) => at,
+            None => {
+                decoders.push((uid, decoder(&schema)?));
+                decoders.len() - 1
+            }
+        };
+        let d = &mut decoders[at].1;
+        let decoded = d.serialize(&rows).and_then(|_| d.flush());
+        if decoded.is_err() {
+            // A failed decode may leave rows behind: start the next one afresh.
+            decoders.remove(at);
+        }
+        match decoded.map_err(|e| e.to_string())? {
+            Some(batch) => Ok(batch),
+            None => Ok(RecordBatch::new_empty(schema)),
+        }
+    })
+}
+
+fn times(batch: &RecordBatch) -> Result<&Int64Array, String> {
+    batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or_else(|| "the first column is not the Int64 time".to_string())
+}
+
+/// The rows of `batches` sorted by time, an equal time in the order given.
+fn sort_by_time(batches: &[RecordBatch], schema: &SchemaRef) -> Result<Vec<RecordBatch>, String> {
+    let mut order: Vec<(i64, usize, usize)> = Vec::new();
+    for (b, batch) in batches.iter().enumerate() {
+        let t = times(batch)?;
+        order.extend((0..batch.num_rows()).map(|r| (time_at(t, r), b, r)));
+    }
+    order.sort_by_key(|&(t, _, _)| t);
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    let mut out = Vec::new();
+    for chunk in order.chunks(BATCH_ROWS) {
+        let picks: Vec<(usize, usize)> = chunk.iter().map(|&(_, b, r)| (b, r)).collect();
+        out.push(
+            arrow_select::interleave::interleave_record_batch(&refs, &picks)
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    if out.is_empty() {
+        out.push(RecordBatch::new_empty(schema.clone()));
+    }
+    Ok(out)
+}
+
+fn time_at(t: &Int64Array, row: usize) -> i64 {
+    match t.is_null(row) {
+        true => i64::MIN,
+        false => t.value(row),
+    }
+}
+
 /// One class's file of one node and day, its rows in time order. Windows come in order, and
 /// each window's events are sorted by time; an event earlier than rows already written (a late
 /// event, FORMAT.md §3) is held aside, and at the end the held rows are merged in.
 pub struct OcsfFile {
     path: PathBuf,
+    uid: u32,
     schema: SchemaRef,
-    decoder: Decoder,
     main: Option<ArrowWriter<File>>,
     /// The largest time written to the main run.
     main_max: i64,
-    late: Vec<Value>,
+    late: Vec<RecordBatch>,
+    late_rows: usize,
     late_limit: usize,
     late_runs: Vec<PathBuf>,
     pub rows: u64,
@@ -419,17 +489,14 @@ impl OcsfFile {
             path: path.clone(),
             detail: format!("OCSF class {uid} is not one Ritma writes"),
         })?;
-        let decoder = decoder(&schema).map_err(|detail| ParquetError::Write {
-            path: path.clone(),
-            detail,
-        })?;
         Ok(OcsfFile {
             path,
+            uid,
             schema,
-            decoder,
             main: None,
             main_max: i64::MIN,
             late: Vec::new(),
+            late_rows: 0,
             late_limit: late_limit.max(1),
             late_runs: Vec::new(),
             rows: 0,
@@ -446,42 +513,54 @@ impl OcsfFile {
         }
     }
 
-    /// Adds the events of `window` that belong in this file.
-    pub fn push_window(&mut self, window: u64, mut events: Vec<Value>) -> Result<(), ParquetError> {
-        events.sort_by_key(time_of);
-        let on_time = events.partition_point(|e| time_of(e) < self.main_max);
-        let rest = events.split_off(on_time);
-        self.rows += (events.len() + rest.len()) as u64;
-        self.late.extend(events.into_iter().map(as_row));
-        if self.late.len() >= self.late_limit {
-            self.spill_late(window)?;
-        }
-        if let Some(last) = rest.last() {
-            self.main_max = time_of(last);
-        }
-        let rows: Vec<Value> = rest.into_iter().map(as_row).collect();
-        // Decoded per window, so that an error names the window it is in.
-        self.decoder
-            .serialize(&rows)
-            .map_err(|e| self.err(Some(window), e))?;
-        self.write_main(Some(window))
+    /// Adds the events of `window` that belong in this file ([`decode_events`], then
+    /// [`OcsfFile::push_batch`]).
+    pub fn push_window(&mut self, window: u64, events: Vec<Value>) -> Result<(), ParquetError> {
+        let batch = decode_events(self.uid, events).map_err(|e| self.err(Some(window), e))?;
+        self.push_batch(window, batch)
     }
 
-    fn write_main(&mut self, window: Option<u64>) -> Result<(), ParquetError> {
-        let Some(batch) = self.decoder.flush().map_err(|e| self.err(window, e))? else {
-            return Ok(());
-        };
+    /// Adds a window's rows of this file's class, decoded by [`decode_events`] (so sorted by
+    /// time).
+    pub fn push_batch(&mut self, window: u64, batch: RecordBatch) -> Result<(), ParquetError> {
+        if batch.schema() != self.schema {
+            return Err(self.err(Some(window), "rows of another schema"));
+        }
+        let t = times(&batch).map_err(|e| self.err(Some(window), e))?;
+        let n = batch.num_rows();
+        if (1..n).any(|r| time_at(t, r - 1) > time_at(t, r)) {
+            return Err(self.err(Some(window), "rows not sorted by time"));
+        }
+        let on_time = (0..n)
+            .position(|r| time_at(t, r) >= self.main_max)
+            .unwrap_or(n);
+        self.rows += n as u64;
+        if on_time > 0 {
+            self.late.push(batch.slice(0, on_time));
+            self.late_rows += on_time;
+            if self.late_rows >= self.late_limit {
+                self.spill_late(window)?;
+            }
+        }
+        if on_time < n {
+            self.main_max = time_at(t, n - 1);
+            self.write_main(window, &batch.slice(on_time, n - on_time))?;
+        }
+        Ok(())
+    }
+
+    fn write_main(&mut self, window: u64, batch: &RecordBatch) -> Result<(), ParquetError> {
         if self.main.is_none() {
             let tmp = sibling(&self.path, ".main.tmp");
             let file = create_file(&tmp)?;
             let w = ArrowWriter::try_new(file, self.schema.clone(), Some(ocsf_properties()))
-                .map_err(|e| self.err(window, e))?;
+                .map_err(|e| self.err(Some(window), e))?;
             self.main = Some(w);
         }
         let w = self.main.as_mut().expect("made above");
-        w.write(&batch).map_err(|e| ParquetError::Write {
+        w.write(batch).map_err(|e| ParquetError::Write {
             path: self.path.clone(),
-            detail: e.to_string(),
+            detail: format!("window {window}: {e}"),
         })
     }
 
@@ -501,15 +580,9 @@ impl OcsfFile {
 
     /// The late rows held, sorted by time, as batches; none held after.
     fn late_batches(&mut self) -> Result<Vec<RecordBatch>, String> {
-        let mut late = std::mem::take(&mut self.late);
-        late.sort_by_key(time_of);
-        let mut d = decoder(&self.schema)?;
-        let mut out = Vec::new();
-        for chunk in late.chunks(BATCH_ROWS) {
-            d.serialize(chunk).map_err(|e| e.to_string())?;
-            out.extend(d.flush().map_err(|e| e.to_string())?);
-        }
-        Ok(out)
+        let late = std::mem::take(&mut self.late);
+        self.late_rows = 0;
+        sort_by_time(&late, &self.schema)
     }
 
     /// Writes what is left, merges the late rows in, fsyncs the file and renames it into
@@ -519,7 +592,7 @@ impl OcsfFile {
         if let Some(w) = self.main.take() {
             w.close().map_err(|e| self.err(None, e))?;
         }
-        if self.late.is_empty() && self.late_runs.is_empty() {
+        if self.late_rows == 0 && self.late_runs.is_empty() {
             if self.rows > 0 {
                 commit_file(&main_tmp, &self.path)?;
             }
@@ -560,6 +633,19 @@ impl OcsfFile {
         }
         commit_file(&tmp, &self.path)?;
         Ok(self.rows)
+    }
+}
+
+/// A file not finished (an export stopped by an error) leaves no temporary file behind.
+impl Drop for OcsfFile {
+    fn drop(&mut self) {
+        let temporary = [
+            sibling(&self.path, ".main.tmp"),
+            sibling(&self.path, ".tmp"),
+        ];
+        for tmp in temporary.iter().chain(&self.late_runs) {
+            let _ = std::fs::remove_file(tmp);
+        }
     }
 }
 
@@ -605,12 +691,7 @@ impl Cursor {
             if batch.num_rows() == 0 {
                 continue;
             }
-            let times = batch
-                .column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .ok_or("the first column is not the Int64 time")?
-                .clone();
+            let times = times(&batch)?.clone();
             return Ok(Some(Cursor {
                 batches,
                 batch,
@@ -622,10 +703,7 @@ impl Cursor {
     }
 
     fn time(&self) -> i64 {
-        match self.times.is_null(self.row) {
-            true => i64::MIN,
-            false => self.times.value(self.row),
-        }
+        time_at(&self.times, self.row)
     }
 }
 
