@@ -61,6 +61,10 @@ echo
 printf '| table (after OPTIMIZE FINAL) | parts | rows | bytes on disk | bytes/event | compressed | uncompressed |\n|---|---|---|---|---|---|---|\n'
 awk -F'\t' -v n="$events" '{ printf "| %s | %d | %d | %d | %.1f | %d | %d |\n", $1, $2, $3, $4, $4 / n, $5, $6 }' "$work/parts.tsv"
 echo
+printf '| column (largest 12) | table | compressed bytes | bytes/event |\n|---|---|---|---|\n'
+sql "SELECT name, table, data_compressed_bytes FROM system.columns WHERE database = 'm' ORDER BY data_compressed_bytes DESC LIMIT 12 FORMAT TSV" |
+  awk -F'\t' -v n="$events" '{ printf "| %s | %s | %d | %.2f |\n", $1, $2, $3, $3 / n }'
+echo
 printf '| bytes | total | bytes/event |\n|---|---|---|\n'
 printf '| ClickHouse 26.9, all tables | %d | %.1f |\n' "$ch_all" "$(echo "$ch_all / $events" | bc -l)"
 printf '| ClickHouse 26.9, events | %d | %.1f |\n' "$ch_ev" "$(echo "$ch_ev / $events" | bc -l)"
