@@ -578,6 +578,15 @@ fn python(engine_python: &std::path::Path, d: &Dir, script: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The ClickHouse 26.9 engine's TabSeparated answer to `sql`, `{cwd}` being `d`'s path.
+fn chdb_query(engine_python: &std::path::Path, d: &Dir, sql: &str) -> String {
+    let script = format!(
+        "import chdb, os\nprint(chdb.query({:?}.replace('{{cwd}}', os.getcwd()), 'TabSeparated'))\n",
+        sql
+    );
+    python(engine_python, d, &script)
+}
+
 #[test]
 fn a_parquet_export_reads_back_exactly_in_pyarrow_duckdb_and_clickhouse() {
     let Some(py) = clickhouse_server::engine_python() else {
@@ -646,13 +655,10 @@ for r in rows:
     assert_eq!(duck.lines().collect::<Vec<_>>(), queried);
 
     // The ClickHouse engine reads the files directly.
-    let chdb = python(
+    let chdb = chdb_query(
         &py,
         &d,
-        r#"
-import chdb, os
-print(chdb.query(f"SELECT count(), uniqExact(seq) FROM file('{os.getcwd()}/pq/events/*/*/*.parquet', Parquet)", "TabSeparated"))
-"#,
+        "SELECT count(), uniqExact(seq) FROM file('{cwd}/pq/events/*/*/*.parquet', Parquet)",
     );
     assert_eq!(
         chdb.trim(),
@@ -808,13 +814,10 @@ print(json.dumps(report))
     }
 
     // The ClickHouse engine reads them too, by class.
-    let chdb = python(
+    let chdb = chdb_query(
         &py,
         &d,
-        r#"
-import chdb, os
-print(chdb.query(f"SELECT class_uid, count(), uniqExact(metadata.uid) FROM file('{os.getcwd()}/oc/*/*/*/*/*.parquet', Parquet) GROUP BY class_uid ORDER BY class_uid", "TabSeparated"))
-"#,
+        "SELECT class_uid, count(), uniqExact(metadata.uid) FROM file('{cwd}/oc/*/*/*/*/*.parquet', Parquet) GROUP BY class_uid ORDER BY class_uid",
     );
     let mut by_class: BTreeMap<u64, u64> = BTreeMap::new();
     for v in want.values() {

@@ -775,6 +775,7 @@ pub fn ocsf_path(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow_array::cast::AsArray;
     use serde_json::json;
 
     /// An event of class 1007 with only what the test needs.
@@ -790,23 +791,9 @@ mod tests {
         let mut out = Vec::new();
         for batch in reader {
             let batch = batch.unwrap();
-            let times = batch
-                .column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .unwrap();
-            let metadata = batch
-                .column_by_name("metadata")
-                .unwrap()
-                .as_any()
-                .downcast_ref::<arrow_array::StructArray>()
-                .unwrap();
-            let uids = metadata
-                .column_by_name("uid")
-                .unwrap()
-                .as_any()
-                .downcast_ref::<arrow_array::StringArray>()
-                .unwrap();
+            let times = times(&batch).unwrap();
+            let metadata = batch.column_by_name("metadata").unwrap().as_struct();
+            let uids = metadata.column_by_name("uid").unwrap().as_string::<i32>();
             for i in 0..batch.num_rows() {
                 out.push((times.value(i), uids.value(i).to_owned()));
             }
