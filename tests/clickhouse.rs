@@ -402,6 +402,7 @@ fn the_current_engine_gets_the_modern_tables_and_loads_exactly() {
     for part in [
         "`node` LowCardinality(String)",
         "CODEC(DoubleDelta, ZSTD(3))",
+        "`flags` Array(LowCardinality(String)) CODEC(ZSTD(3))",
         "TTL day + toIntervalDay(400)",
         "`time` DateTime64(9, \\'UTC\\') ALIAS fromUnixTimestamp64Nano(time_ns)",
     ] {

@@ -7,23 +7,23 @@
 -- One column per line: the loader reads the columns it checks a table's shape against from here.
 
 CREATE TABLE IF NOT EXISTS events (
-    node LowCardinality(String),
-    day Date,
+    node LowCardinality(String) CODEC(ZSTD(3)),
+    day Date CODEC(ZSTD(3)),
     win UInt64 CODEC(DoubleDelta, ZSTD(3)),
     leaf UInt64 CODEC(Delta, ZSTD(3)),
     seq UInt64 CODEC(Delta, ZSTD(3)),
-    time_ns Int64 CODEC(DoubleDelta, ZSTD(3)),
-    event LowCardinality(String),
+    time_ns Int64 CODEC(Delta, ZSTD(3)),
+    event LowCardinality(String) CODEC(ZSTD(3)),
     actor FixedString(16) CODEC(ZSTD(3)),
     pid UInt32 CODEC(ZSTD(3)),
-    comm LowCardinality(String),
-    exe LowCardinality(String),
-    object_kind LowCardinality(String),
+    comm LowCardinality(String) CODEC(ZSTD(3)),
+    exe LowCardinality(String) CODEC(ZSTD(3)),
+    object_kind LowCardinality(String) CODEC(ZSTD(3)),
     object String CODEC(ZSTD(3)),
     object_id FixedString(16) CODEC(ZSTD(3)),
-    addr LowCardinality(String),
+    addr LowCardinality(String) CODEC(ZSTD(3)),
     port UInt16 CODEC(ZSTD(3)),
-    flags Array(LowCardinality(String)),
+    flags Array(LowCardinality(String)) CODEC(ZSTD(3)),
     arg_hash String CODEC(ZSTD(3)),
     payload_ref String CODEC(ZSTD(3)),
     time DateTime64(9, 'UTC') ALIAS fromUnixTimestamp64Nano(time_ns)
@@ -33,8 +33,8 @@ ORDER BY (node, time_ns, seq)
 TTL day + INTERVAL 3650 DAY;
 
 CREATE TABLE IF NOT EXISTS actors (
-    node LowCardinality(String),
-    day Date,
+    node LowCardinality(String) CODEC(ZSTD(3)),
+    day Date CODEC(ZSTD(3)),
     win UInt64 CODEC(DoubleDelta, ZSTD(3)),
     leaf UInt64 CODEC(Delta, ZSTD(3)),
     time_ns Int64 CODEC(DoubleDelta, ZSTD(3)),
@@ -46,15 +46,15 @@ CREATE TABLE IF NOT EXISTS actors (
     uid UInt32 CODEC(ZSTD(3)),
     gid UInt32 CODEC(ZSTD(3)),
     euid UInt32 CODEC(ZSTD(3)),
-    comm LowCardinality(String),
-    exe LowCardinality(String),
+    comm LowCardinality(String) CODEC(ZSTD(3)),
+    exe LowCardinality(String) CODEC(ZSTD(3)),
     exe_hash String CODEC(ZSTD(3)),
     cgroup_id UInt64 CODEC(ZSTD(3)),
     mnt_ns UInt64 CODEC(ZSTD(3)),
     pid_ns UInt64 CODEC(ZSTD(3)),
     net_ns UInt64 CODEC(ZSTD(3)),
-    container LowCardinality(String),
-    service LowCardinality(String),
+    container LowCardinality(String) CODEC(ZSTD(3)),
+    service LowCardinality(String) CODEC(ZSTD(3)),
     time DateTime64(9, 'UTC') ALIAS fromUnixTimestamp64Nano(time_ns)
 ) ENGINE = MergeTree
 PARTITION BY day
@@ -62,18 +62,18 @@ ORDER BY (node, actor, win)
 TTL day + INTERVAL 3650 DAY;
 
 CREATE TABLE IF NOT EXISTS edges (
-    node LowCardinality(String),
-    day Date,
+    node LowCardinality(String) CODEC(ZSTD(3)),
+    day Date CODEC(ZSTD(3)),
     win UInt64 CODEC(DoubleDelta, ZSTD(3)),
     leaf UInt64 CODEC(Delta, ZSTD(3)),
-    kind LowCardinality(String),
+    kind LowCardinality(String) CODEC(ZSTD(3)),
     src FixedString(16) CODEC(ZSTD(3)),
     dst FixedString(16) CODEC(ZSTD(3)),
-    src_kind LowCardinality(String),
+    src_kind LowCardinality(String) CODEC(ZSTD(3)),
     src_value String CODEC(ZSTD(3)),
-    dst_kind LowCardinality(String),
+    dst_kind LowCardinality(String) CODEC(ZSTD(3)),
     dst_value String CODEC(ZSTD(3)),
-    flags UInt8,
+    flags UInt8 CODEC(ZSTD(3)),
     first_ns Int64 CODEC(Delta, ZSTD(3)),
     last_ns Int64 CODEC(Delta, ZSTD(3)),
     count UInt64 CODEC(ZSTD(3))
