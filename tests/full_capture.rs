@@ -210,6 +210,7 @@ fn open(seq: u64, ms: u64, pid: u32) -> RawEvent {
             flags: 0,
             mode: 0,
             result: 3,
+            given: None,
         },
         ..exec(seq, ms, pid, "/", 0)
     }

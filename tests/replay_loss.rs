@@ -48,6 +48,7 @@ fn raw_event(seq: u64, ms: u64) -> RawEvent {
             flags: 0,
             mode: 0,
             result: 3,
+            given: None,
         },
     }
 }

@@ -129,6 +129,7 @@ pub fn exec_event(
             argv_truncated: false,
             exe_dev: 9,
             exe_ino: ino,
+            given: None,
         },
     }
 }
@@ -336,6 +337,7 @@ pub fn downtime_traces(d: &Dir) -> DowntimeTraces {
                 flags: 0,
                 mode: 0,
                 result: 3,
+                given: None,
             },
         })
         .collect();

@@ -176,6 +176,7 @@ fn typical_atom() -> EventAtom {
         flags: atom_flags::READ | atom_flags::WRITE | atom_flags::ARG_HASHED,
         arg_hash: Some(arg_hash),
         payload_ref: None,
+        given: Vec::new(),
     }
 }
 

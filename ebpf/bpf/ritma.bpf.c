@@ -398,60 +398,62 @@ static __always_inline long walk_path(struct walk_buf *w, struct task_struct *t,
 	return w->off;
 }
 
-/* Writes the path argument at dst and returns its length (see README "Paths"): as given
- * when absolute; when relative, the opened file's path (opened_fd >= 0), else the
- * directory's path (dfd or cwd) joined with the given path; as given if that fails. */
-static __always_inline __u32 put_path(__u8 *dst, struct task_struct *t, long dfd,
-				      const char *upath, long opened_fd)
+/* Writes the path argument as the process gave it at dst; returns its length (0 when it
+ * could not be read). */
+static __always_inline __u32 put_given(__u8 *dst, const char *upath)
 {
 	long n = bpf_probe_read_user_str(dst, RITMA_PATH_MAX, upath);
-	struct walk_buf *w;
+
+	return n > 0 ? (n - 1) & PATH_MASK : 0;
+}
+
+/* Writes at dst what makes a given path canonical (see README "Paths") and returns its
+ * length, its kind in *kind: the walked path of f, the file the kernel used, when f is set
+ * and walks; else, for a relative given path, the walked directory it is relative to (dfd,
+ * or the cwd for AT_FDCWD); else nothing. */
+static __always_inline __u32 put_res(__u8 *dst, struct task_struct *t, struct file *f, long dfd,
+				     bool relative, __u16 *kind)
+{
+	struct walk_buf *w = walk_buf();
+	struct dentry *d;
+	struct vfsmount *m;
 	long l = -1;
-	__u32 len;
 
-	if (n <= 0)
-		return 0;
-	len = (n - 1) & PATH_MASK;
-	if (len == 0 || dst[0] == '/')
-		return len;
-	w = walk_buf();
+	*kind = RITMA_RES_NONE;
 	if (!w)
-		return len;
-	if (opened_fd >= 0) {
-		struct file *f = fd_file(t, opened_fd);
-		if (f)
-			l = walk_path(w, t, BPF_CORE_READ(f, f_path.dentry),
-				      BPF_CORE_READ(f, f_path.mnt));
-	}
-	if (l < 0) {
-		struct dentry *dir_d;
-		struct vfsmount *dir_m;
-
-		if ((int)dfd == AT_FDCWD) {
-			dir_d = BPF_CORE_READ(t, fs, pwd.dentry);
-			dir_m = BPF_CORE_READ(t, fs, pwd.mnt);
-		} else {
-			struct file *f = fd_file(t, (int)dfd);
-			if (!f)
-				return len;
-			dir_d = BPF_CORE_READ(f, f_path.dentry);
-			dir_m = BPF_CORE_READ(f, f_path.mnt);
+		return 0;
+	if (f) {
+		l = walk_path(w, t, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt));
+		if (l > 0 && l < RITMA_PATH_MAX) {
+			*kind = RITMA_RES_FILE;
+			goto copy;
 		}
-		l = walk_path(w, t, dir_d, dir_m);
-		if (l < 0 || l + 1 + len > RITMA_PATH_MAX - 1)
-			return len;
-		/* "/" already ends in a separator. */
-		if (l > 1) {
-			w->path[l & PATH_MASK] = '/';
-			l++;
-		}
-		bpf_probe_read_kernel(&w->path[BOUND(l, PATH_MASK)], BOUND(len, PATH_MASK), dst);
-		l += len;
 	}
-	if (l <= 0 || l > RITMA_PATH_MAX - 1)
-		return len;
+	if (!relative)
+		return 0;
+	if ((int)dfd == AT_FDCWD) {
+		d = BPF_CORE_READ(t, fs, pwd.dentry);
+		m = BPF_CORE_READ(t, fs, pwd.mnt);
+	} else {
+		struct file *df = fd_file(t, (int)dfd);
+		if (!df)
+			return 0;
+		d = BPF_CORE_READ(df, f_path.dentry);
+		m = BPF_CORE_READ(df, f_path.mnt);
+	}
+	l = walk_path(w, t, d, m);
+	if (l <= 0 || l >= RITMA_PATH_MAX)
+		return 0;
+	*kind = RITMA_RES_DIR;
+copy:
 	bpf_probe_read_kernel(dst, BOUND(l, PATH_MASK), w->path);
 	return l & PATH_MASK;
+}
+
+/* True when the given path (at given) is relative. */
+static __always_inline bool is_relative(const __u8 *given, __u32 len)
+{
+	return len > 0 && given[0] != '/';
 }
 
 /* True when a configured ignored prefix starts the path (LPM trie, first 256 bytes). */
@@ -467,6 +469,24 @@ static __always_inline bool ignored_path(const __u8 *path, __u32 len)
 	return bpf_map_lookup_elem(&ritma_ignore, &w->key) != NULL;
 }
 
+/* True when the path an event names is under an ignored prefix: judged on the file the
+ * kernel used when there is one, else on the absolute given path, else on the directory a
+ * relative path is relative to (with a '/' after it, written past its end). A relative
+ * path with no directory is never ignored. */
+static __always_inline bool ignored_event_path(const __u8 *given, __u32 len, __u8 *res,
+					       __u32 res_len, __u16 kind)
+{
+	if (kind == RITMA_RES_FILE)
+		return ignored_path(res, res_len);
+	if (len > 0 && given[0] == '/')
+		return ignored_path(given, len);
+	if (kind == RITMA_RES_DIR && res_len < RITMA_PATH_MAX - 1) {
+		res[res_len & PATH_MASK] = '/';
+		return ignored_path(res, res_len + 1);
+	}
+	return false;
+}
+
 /* ---------- sched: exec, fork, exit ---------- */
 
 static __always_inline __u64 user_dev(__u32 kdev)
@@ -476,16 +496,19 @@ static __always_inline __u64 user_dev(__u32 kdev)
 	return (minor & 0xff) | (major << 8) | ((__u64)(minor & ~0xffu) << 12);
 }
 
-SEC("tracepoint/sched/sched_process_exec")
-int ritma_exec(struct trace_event_raw_sched_process_exec *ctx)
+/* BTF tracepoint: the linux_binprm tells a script (its interpreter runs) from a binary. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(ritma_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	struct task_struct *t = (void *)bpf_get_current_task();
 	__u8 *rec = record_buf();
 	struct ritma_exec *b;
 	struct mm_struct *mm;
 	struct file *exe;
+	const char *fname, *interp;
 	__u64 arg_start, arg_end, total;
-	__u32 fname_len, argv_len = 0, off;
+	__u32 fname_len, res_len, argv_len = 0, off, at;
+	__u16 kind;
 	long n;
 
 	if (!rec || is_self())
@@ -494,8 +517,10 @@ int ritma_exec(struct trace_event_raw_sched_process_exec *ctx)
 	b = (void *)(rec + HDR_LEN);
 	off = HDR_LEN + sizeof(*b);
 
-	n = bpf_probe_read_kernel_str(rec + off, RITMA_PATH_MAX,
-				      (void *)ctx + (ctx->__data_loc_filename & 0xffff));
+	/* bprm->filename: the path as given ("/dev/fd/N" for an execveat of an fd). */
+	fname = BPF_CORE_READ(bprm, filename);
+	interp = BPF_CORE_READ(bprm, interp);
+	n = bpf_probe_read_kernel_str(rec + off, RITMA_PATH_MAX, fname);
 	fname_len = n > 0 ? (n - 1) & PATH_MASK : 0;
 
 	mm = BPF_CORE_READ(t, mm);
@@ -503,18 +528,12 @@ int ritma_exec(struct trace_event_raw_sched_process_exec *ctx)
 	b->exe_dev = user_dev(BPF_CORE_READ(exe, f_inode, i_sb, s_dev));
 	b->exe_ino = BPF_CORE_READ(exe, f_inode, i_ino);
 
-	/* A relative filename is replaced by the executable's path when the walk succeeds. */
-	if (fname_len > 0 && rec[off] != '/') {
-		struct walk_buf *w = walk_buf();
-		if (w) {
-			long l = walk_path(w, t, BPF_CORE_READ(exe, f_path.dentry),
-					   BPF_CORE_READ(exe, f_path.mnt));
-			if (l > 0 && l < RITMA_PATH_MAX) {
-				bpf_probe_read_kernel(rec + off, BOUND(l, PATH_MASK), w->path);
-				fname_len = l & PATH_MASK;
-			}
-		}
-	}
+	/* The running file is the one named only when no interpreter took over (a script's
+	 * interp is its #! program): then its walk is the canonical path, else the given
+	 * path is resolved against the cwd when relative. */
+	at = BOUND(off + fname_len, 2 * RITMA_PATH_MAX - 1);
+	res_len = put_res(rec + at, t, interp == fname ? exe : NULL, AT_FDCWD,
+			  is_relative(rec + off, fname_len), &kind);
 
 	arg_start = BPF_CORE_READ(mm, arg_start);
 	arg_end = BPF_CORE_READ(mm, arg_end);
@@ -522,17 +541,20 @@ int ritma_exec(struct trace_event_raw_sched_process_exec *ctx)
 	if (total > 0xffffffff)
 		total = 0xffffffff;
 	b->argv_total = total;
+	at = off + fname_len + res_len;
 	if (total > 0) {
 		__u32 want = total > RITMA_ARGV_BYTES ? RITMA_ARGV_BYTES : total;
-		__u32 at = off + fname_len;
 		if (want <= RITMA_ARGV_BYTES &&
-		    bpf_probe_read_user(rec + BOUND(at, 2 * RITMA_PATH_MAX - 1), BOUND(want, 2 * RITMA_ARGV_BYTES - 1),
-					(void *)arg_start) == 0)
+		    bpf_probe_read_user(rec + BOUND(at, 4 * RITMA_PATH_MAX - 1),
+					BOUND(want, 2 * RITMA_ARGV_BYTES - 1), (void *)arg_start) == 0)
 			argv_len = want;
 	}
 	b->filename_len = fname_len;
 	b->argv_len = argv_len;
-	submit(rec, off + fname_len + argv_len);
+	b->res_len = res_len;
+	b->res_kind = kind;
+	b->pad = 0;
+	submit(rec, at + argv_len);
 	return 0;
 }
 
@@ -662,6 +684,9 @@ static __always_inline __u32 present_record(__u8 *rec, struct walk_buf *w, struc
 	b->argv_total = total > 0xffffffff ? 0xffffffff : total;
 	b->filename_len = fname_len;
 	b->argv_len = 0;
+	b->res_len = 0;
+	b->res_kind = RITMA_RES_NONE;
+	b->pad = 0;
 	return off + fname_len;
 }
 
@@ -818,15 +843,20 @@ static __always_inline void emit_open(struct stash *s, long ret)
 	struct task_struct *t = (void *)bpf_get_current_task();
 	__u8 *rec = record_buf();
 	struct ritma_open *b;
-	__u32 off, len;
+	__u32 off, len, at, res_len;
+	__u16 kind;
 
 	if (!rec)
 		return;
 	fill_header(rec, RITMA_OPEN);
 	b = (void *)(rec + HDR_LEN);
 	off = HDR_LEN + sizeof(*b);
-	len = put_path(rec + off, t, (long)(int)s->args[0], (void *)s->args[1], ret);
-	if (ignored_path(rec + off, len))
+	len = put_given(rec + off, (void *)s->args[1]);
+	at = BOUND(off + len, 2 * RITMA_PATH_MAX - 1);
+	/* An open that succeeded resolves to the file it opened, whatever the path said. */
+	res_len = put_res(rec + at, t, ret >= 0 ? fd_file(t, ret) : NULL, (long)(int)s->args[0],
+			  is_relative(rec + off, len), &kind);
+	if (ignored_event_path(rec + off, len, rec + at, res_len, kind))
 		return;
 	b->result = ret;
 	if (s->sc == SC_OPENAT2) {
@@ -837,9 +867,10 @@ static __always_inline void emit_open(struct stash *s, long ret)
 		b->mode = s->args[3];
 	}
 	b->path_len = len;
+	b->res_len = res_len;
+	b->res_kind = kind;
 	b->pad16 = 0;
-	b->pad = 0;
-	submit(rec, off + len);
+	submit(rec, off + len + res_len);
 }
 
 static __always_inline void emit_unlink(struct stash *s, long ret)
@@ -847,10 +878,11 @@ static __always_inline void emit_unlink(struct stash *s, long ret)
 	struct task_struct *t = (void *)bpf_get_current_task();
 	__u8 *rec = record_buf();
 	struct ritma_unlink *b;
-	__u32 off, len;
+	__u32 off, len, at, res_len;
 	long dfd = AT_FDCWD;
 	const char *p = (void *)s->args[0];
 	__u32 flags = 0;
+	__u16 kind;
 
 	if (!rec)
 		return;
@@ -862,14 +894,20 @@ static __always_inline void emit_unlink(struct stash *s, long ret)
 	fill_header(rec, RITMA_UNLINK);
 	b = (void *)(rec + HDR_LEN);
 	off = HDR_LEN + sizeof(*b);
-	len = put_path(rec + off, t, dfd, p, -1);
-	if (ignored_path(rec + off, len))
+	len = put_given(rec + off, p);
+	at = BOUND(off + len, 2 * RITMA_PATH_MAX - 1);
+	/* The file is gone: only a relative path's directory can be walked. */
+	res_len = put_res(rec + at, t, NULL, dfd, is_relative(rec + off, len), &kind);
+	if (ignored_event_path(rec + off, len, rec + at, res_len, kind))
 		return;
 	b->result = ret;
 	b->flags = flags;
 	b->path_len = len;
+	b->res_len = res_len;
+	b->res_kind = kind;
 	b->pad16 = 0;
-	submit(rec, off + len);
+	b->pad = 0;
+	submit(rec, off + len + res_len);
 }
 
 static __always_inline void emit_rename(struct stash *s, long ret)
@@ -879,7 +917,8 @@ static __always_inline void emit_rename(struct stash *s, long ret)
 	struct ritma_rename *b;
 	long old_dfd = AT_FDCWD, new_dfd = AT_FDCWD;
 	const char *old_p = (void *)s->args[0], *new_p = (void *)s->args[1];
-	__u32 off, old_len, new_len, flags = 0;
+	__u32 off, old_len, new_len, old_at, new_at, old_res, new_res, flags = 0;
+	__u16 old_kind, new_kind;
 
 	if (!rec)
 		return;
@@ -894,15 +933,30 @@ static __always_inline void emit_rename(struct stash *s, long ret)
 	fill_header(rec, RITMA_RENAME);
 	b = (void *)(rec + HDR_LEN);
 	off = HDR_LEN + sizeof(*b);
-	old_len = put_path(rec + off, t, old_dfd, old_p, -1) & PATH_MASK;
-	new_len = put_path(rec + off + old_len, t, new_dfd, new_p, -1) & PATH_MASK;
-	if (ignored_path(rec + off, old_len) && ignored_path(rec + off + old_len, new_len))
+	old_len = put_given(rec + off, old_p);
+	new_len = put_given(rec + BOUND(off + old_len, 2 * RITMA_PATH_MAX - 1), new_p);
+	old_at = BOUND(off + old_len + new_len, 4 * RITMA_PATH_MAX - 1);
+	old_res = put_res(rec + old_at, t, NULL, old_dfd, is_relative(rec + off, old_len),
+			  &old_kind);
+	new_at = BOUND(old_at + old_res, 4 * RITMA_PATH_MAX - 1);
+	new_res = put_res(rec + new_at, t, NULL, new_dfd,
+			  is_relative(rec + BOUND(off + old_len, 2 * RITMA_PATH_MAX - 1), new_len),
+			  &new_kind);
+	/* The '/' ignored_event_path may write after the old directory lands on the new
+	 * resolution's first byte, which is a '/' already (walked paths are absolute). */
+	if (ignored_event_path(rec + BOUND(off + old_len, 2 * RITMA_PATH_MAX - 1), new_len,
+			       rec + new_at, new_res, new_kind) &&
+	    ignored_event_path(rec + off, old_len, rec + old_at, old_res, old_kind))
 		return;
 	b->result = ret;
 	b->flags = flags;
 	b->old_len = old_len;
 	b->new_len = new_len;
-	submit(rec, off + old_len + new_len);
+	b->old_res_len = old_res;
+	b->new_res_len = new_res;
+	b->old_res_kind = old_kind;
+	b->new_res_kind = new_kind;
+	submit(rec, new_at + new_res);
 }
 
 /* Fills family, port and address bytes from a user sockaddr copy; false if too short to name

@@ -6,14 +6,14 @@
 #ifndef RITMA_EVENT_H
 #define RITMA_EVENT_H
 
-#define RITMA_WIRE_VERSION 1
+#define RITMA_WIRE_VERSION 2
 
 /* Bounds, shared with the decoder. */
 #define RITMA_PATH_MAX 4096  /* a path buffer, NUL included: paths are at most 4095 bytes */
 #define RITMA_NAME_MAX 256   /* memfd name, BPF program name (NUL included) */
 #define RITMA_ARGV_BYTES 8192 /* argv bytes copied from the new mm at exec */
 #define RITMA_UNIX_PATH_MAX 108
-#define RITMA_REC_MAX 16384  /* largest record, and the scratch buffer's size */
+#define RITMA_REC_MAX 32768  /* largest record, and the scratch buffer's size */
 
 /* Kinds equal the raw model's EventType numbers (FORMAT.md §3). */
 enum ritma_kind {
@@ -78,15 +78,26 @@ struct ritma_hdr {
 	__u32 pad;
 };
 
-/* Then filename_len bytes, then argv_len bytes (the NUL-separated argv block).
+/* What a path's res bytes hold (res_kind): how user space makes the path canonical. */
+enum ritma_res_kind {
+	RITMA_RES_NONE = 0, /* nothing: the given path stands alone (absolute, or no walk) */
+	RITMA_RES_FILE = 1, /* the file the kernel used, walked from the task's root */
+	RITMA_RES_DIR = 2,  /* the directory a relative given path is relative to (dirfd or cwd) */
+};
+
+/* Then filename_len bytes (the filename as given to exec), res_len bytes (its
+ * resolution, res_kind), then argv_len bytes (the NUL-separated argv block).
  * A present record (the process snapshot) has the same body, filename being the
- * executable's path. */
+ * executable's walked path and res_len 0. */
 struct ritma_exec {
 	__u64 exe_dev;
 	__u64 exe_ino;
 	__u32 argv_total;
 	__u16 filename_len;
 	__u16 argv_len;
+	__u16 res_len;
+	__u16 res_kind;
+	__u32 pad;
 };
 
 struct ritma_fork {
@@ -100,30 +111,39 @@ struct ritma_exit {
 	__u32 pad;
 };
 
-/* Then path_len bytes. */
+/* Then path_len bytes (the path as given), then res_len bytes (its resolution). */
 struct ritma_open {
 	__s64 result;
 	__u32 flags;
 	__u32 mode;
 	__u16 path_len;
+	__u16 res_len;
+	__u16 res_kind;
 	__u16 pad16;
-	__u32 pad;
 };
 
-/* Then path_len bytes. */
+/* Then path_len bytes (as given), then res_len bytes (its resolution). */
 struct ritma_unlink {
 	__s64 result;
 	__u32 flags;
 	__u16 path_len;
+	__u16 res_len;
+	__u16 res_kind;
 	__u16 pad16;
+	__u32 pad;
 };
 
-/* Then old_len bytes, then new_len bytes. */
+/* Then old_len, new_len bytes (the paths as given), then old_res_len, new_res_len bytes
+ * (their resolutions). */
 struct ritma_rename {
 	__s64 result;
 	__u32 flags;
 	__u16 old_len;
 	__u16 new_len;
+	__u16 old_res_len;
+	__u16 new_res_len;
+	__u16 old_res_kind;
+	__u16 new_res_kind;
 };
 
 /* connect, accept, bind. Then addr_len bytes. */

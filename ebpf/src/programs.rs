@@ -127,8 +127,7 @@ syscalls! {
 pub const LIFECYCLE: &[ProgramSpec] = &[
     ProgramSpec {
         program: "ritma_exec",
-        hook: Hook::TracePoint {
-            category: "sched",
+        hook: Hook::BtfTracePoint {
             name: "sched_process_exec",
         },
     },

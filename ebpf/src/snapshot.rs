@@ -54,7 +54,7 @@ mod tests {
 
     /// A present record as the iterator writes it.
     fn record(pid: u32, tid: u32, exe: &[u8], argv: &[u8], argv_total: u32) -> Vec<u8> {
-        let len = (HEADER_LEN + 24 + exe.len() + argv.len()) as u32;
+        let len = (HEADER_LEN + 32 + exe.len() + argv.len()) as u32;
         let mut b = Vec::new();
         b.extend(PRESENT_KIND.to_le_bytes());
         b.extend(WIRE_VERSION.to_le_bytes());
@@ -72,6 +72,7 @@ mod tests {
         b.extend(argv_total.to_le_bytes());
         b.extend((exe.len() as u16).to_le_bytes());
         b.extend((argv.len() as u16).to_le_bytes());
+        b.extend([0u8; 8]); // no resolution, pad
         b.extend(exe);
         b.extend(argv);
         assert_eq!(b.len(), len as usize);

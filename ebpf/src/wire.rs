@@ -2,9 +2,10 @@
 //! README.md "Wire format") into raw events. Strict: every record either decodes to exactly
 //! one event or to a `WireError`; nothing here panics on input.
 
+use ritma_schemas::path::{canonical_path, join_path};
 use ritma_sources::raw::{IdCall, RawBody, RawEvent, SockAddr, Task, MAX_ARGV, MAX_PATH_LEN};
 
-pub const WIRE_VERSION: u16 = 1;
+pub const WIRE_VERSION: u16 = 2;
 pub const HEADER_LEN: usize = 112;
 /// Longest path or filename on the wire (a 4096-byte buffer with its NUL).
 pub const WIRE_PATH_MAX: usize = 4095;
@@ -14,7 +15,7 @@ pub const WIRE_NAME_MAX: usize = 255;
 pub const ARGV_BYTES: usize = 8192;
 pub const UNIX_PATH_MAX: usize = 108;
 /// Largest record the programs emit (their scratch buffer).
-pub const RECORD_MAX: usize = 16384;
+pub const RECORD_MAX: usize = 32768;
 
 const AF_UNIX: u16 = 1;
 const AF_INET: u16 = 2;
@@ -54,6 +55,15 @@ pub enum WireError {
     Port { family: u16, port: u16 },
     #[error("unknown set*id call {found}")]
     IdCall { found: u32 },
+    #[error("{field}: resolution kind {found}, expected 0 (none), 1 (file) or 2 (directory)")]
+    ResKind { field: &'static str, found: u16 },
+    #[error("{field}: a {kind} resolution with {len} bytes for a given path of {given_len} bytes")]
+    Resolution {
+        field: &'static str,
+        kind: &'static str,
+        len: usize,
+        given_len: usize,
+    },
     #[error("module load from_fd flag is {found}, expected 0 or 1")]
     FromFd { found: u32 },
     #[error(
@@ -219,9 +229,14 @@ fn decode_body(r: &mut Reader<'_>, kind: u16) -> Result<RawBody, WireError> {
             let flags = r.u32()?;
             let mode = r.u32()?;
             let path_len = r.len("open path", WIRE_PATH_MAX)?;
-            r.zero("open pad", 6)?;
+            let res_len = r.len("open resolution", WIRE_PATH_MAX)?;
+            let res_kind = r.u16()?;
+            r.zero("open pad", 2)?;
+            let given = r.take(path_len)?;
+            let (path, given) = resolve("open", given, r.take(res_len)?, res_kind)?;
             RawBody::Open {
-                path: r.take(path_len)?.to_vec(),
+                path,
+                given,
                 flags,
                 mode,
                 result,
@@ -231,9 +246,14 @@ fn decode_body(r: &mut Reader<'_>, kind: u16) -> Result<RawBody, WireError> {
             let result = r.i64()?;
             let flags = r.u32()?;
             let path_len = r.len("unlink path", WIRE_PATH_MAX)?;
-            r.zero("unlink pad", 2)?;
+            let res_len = r.len("unlink resolution", WIRE_PATH_MAX)?;
+            let res_kind = r.u16()?;
+            r.zero("unlink pad", 6)?;
+            let given = r.take(path_len)?;
+            let (path, given) = resolve("unlink", given, r.take(res_len)?, res_kind)?;
             RawBody::Unlink {
-                path: r.take(path_len)?.to_vec(),
+                path,
+                given,
                 flags,
                 result,
             }
@@ -243,9 +263,21 @@ fn decode_body(r: &mut Reader<'_>, kind: u16) -> Result<RawBody, WireError> {
             let flags = r.u32()?;
             let old_len = r.len("rename old", WIRE_PATH_MAX)?;
             let new_len = r.len("rename new", WIRE_PATH_MAX)?;
+            let old_res_len = r.len("rename old resolution", WIRE_PATH_MAX)?;
+            let new_res_len = r.len("rename new resolution", WIRE_PATH_MAX)?;
+            let old_kind = r.u16()?;
+            let new_kind = r.u16()?;
+            let old_given = r.take(old_len)?;
+            let new_given = r.take(new_len)?;
+            let (old, old_given) =
+                resolve("rename old", old_given, r.take(old_res_len)?, old_kind)?;
+            let (new, new_given) =
+                resolve("rename new", new_given, r.take(new_res_len)?, new_kind)?;
             RawBody::Rename {
-                old: r.take(old_len)?.to_vec(),
-                new: r.take(new_len)?.to_vec(),
+                old,
+                new,
+                old_given,
+                new_given,
                 flags,
                 result,
             }
@@ -306,6 +338,48 @@ fn decode_body(r: &mut Reader<'_>, kind: u16) -> Result<RawBody, WireError> {
     })
 }
 
+/// The canonical path of a given path and its resolution (README "Paths"), and the given
+/// path when it differs: the resolved file, or the given path joined with its directory,
+/// or the given path alone, made canonical (FORMAT.md §3.2). A path that would be longer
+/// than a path may be (4096 bytes) is the given path alone, made canonical.
+fn resolve(
+    field: &'static str,
+    given: &[u8],
+    res: &[u8],
+    kind: u16,
+) -> Result<(Vec<u8>, Option<Vec<u8>>), WireError> {
+    let wrong = |kind| WireError::Resolution {
+        field,
+        kind,
+        len: res.len(),
+        given_len: given.len(),
+    };
+    let resolved = match kind {
+        0 if res.is_empty() => None,
+        0 => return Err(wrong("none")),
+        1 if res.starts_with(b"/") => Some(res.to_vec()),
+        1 => return Err(wrong("file")),
+        2 if res.starts_with(b"/") && !given.is_empty() && !given.starts_with(b"/") => {
+            Some(join_path(res, given))
+        }
+        2 => return Err(wrong("directory")),
+        found => return Err(WireError::ResKind { field, found }),
+    };
+    let path = match resolved {
+        Some(p) => {
+            let c = canonical_path(&p).into_owned();
+            if c.len() <= MAX_PATH_LEN {
+                c
+            } else {
+                canonical_path(given).into_owned()
+            }
+        }
+        None => canonical_path(given).into_owned(),
+    };
+    let given = (given != path.as_slice()).then(|| given.to_vec());
+    Ok((path, given))
+}
+
 /// An exec (kind 1) or present (kind 19, the process snapshot) body: the same layout.
 fn decode_exec(r: &mut Reader<'_>, kind: u16) -> Result<RawBody, WireError> {
     let exe_dev = r.u64()?;
@@ -318,27 +392,42 @@ fn decode_exec(r: &mut Reader<'_>, kind: u16) -> Result<RawBody, WireError> {
     };
     let filename_len = r.len(name_field, WIRE_PATH_MAX)?;
     let argv_len = r.len(argv_field, ARGV_BYTES)?;
+    let res_len = r.len("exec resolution", WIRE_PATH_MAX)?;
+    let res_kind = r.u16()?;
+    r.zero("exec pad", 4)?;
     if argv_len > argv_total {
         return Err(WireError::ArgvLength {
             copied: argv_len,
             total: argv_total,
         });
     }
-    let filename = r.take(filename_len)?.to_vec();
+    let filename = r.take(filename_len)?;
+    let res = r.take(res_len)?;
     let block = r.take(argv_len)?;
     let (argv, cut) = split_argv(block);
     let argv_truncated = cut || argv_len < argv_total;
     Ok(if kind == 1 {
+        let (filename, given) = resolve("exec filename", filename, res, res_kind)?;
         RawBody::Exec {
             filename,
+            given,
             argv,
             argv_truncated,
             exe_dev,
             exe_ino,
         }
     } else {
+        // The snapshot's path is the walked executable: nothing else to resolve.
+        if res_len != 0 || res_kind != 0 {
+            return Err(WireError::Resolution {
+                field: "present exe",
+                kind: "any",
+                len: res_len,
+                given_len: filename_len,
+            });
+        }
         RawBody::Present {
-            exe: filename,
+            exe: filename.to_vec(),
             argv,
             argv_truncated,
             exe_dev,
@@ -463,13 +552,21 @@ mod tests {
     }
 
     fn open_record(path: &[u8]) -> Vec<u8> {
+        open_res_record(path, b"", 0)
+    }
+
+    /// An open of `given` with its resolution `res` of kind `kind`.
+    fn open_res_record(given: &[u8], res: &[u8], kind: u16) -> Vec<u8> {
         let mut body = Vec::new();
         body.extend(3i64.to_le_bytes());
         body.extend(0o100u32.to_le_bytes());
         body.extend(0o644u32.to_le_bytes());
-        body.extend((path.len() as u16).to_le_bytes());
-        body.extend([0u8; 6]);
-        body.extend(path);
+        body.extend((given.len() as u16).to_le_bytes());
+        body.extend((res.len() as u16).to_le_bytes());
+        body.extend(kind.to_le_bytes());
+        body.extend([0u8; 2]);
+        body.extend(given);
+        body.extend(res);
         header(4, &body)
     }
 
@@ -479,15 +576,143 @@ mod tests {
 
     /// An exec (kind 1) or present (kind 19) record: the same body.
     fn exec_like_record(kind: u16, filename: &[u8], argv: &[u8], total: u32) -> Vec<u8> {
+        exec_res_record(kind, filename, b"", 0, argv, total)
+    }
+
+    fn exec_res_record(
+        kind: u16,
+        filename: &[u8],
+        res: &[u8],
+        res_kind: u16,
+        argv: &[u8],
+        total: u32,
+    ) -> Vec<u8> {
         let mut body = Vec::new();
         body.extend(0x803u64.to_le_bytes());
         body.extend(1234u64.to_le_bytes());
         body.extend(total.to_le_bytes());
         body.extend((filename.len() as u16).to_le_bytes());
         body.extend((argv.len() as u16).to_le_bytes());
+        body.extend((res.len() as u16).to_le_bytes());
+        body.extend(res_kind.to_le_bytes());
+        body.extend(0u32.to_le_bytes());
         body.extend(filename);
+        body.extend(res);
         body.extend(argv);
         header(kind, &body)
+    }
+
+    /// A rename of two given paths, each with its resolution (bytes, kind).
+    fn rename_record(
+        old: &[u8],
+        new: &[u8],
+        old_res: (&[u8], u16),
+        new_res: (&[u8], u16),
+    ) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend(0i64.to_le_bytes());
+        body.extend(0u32.to_le_bytes());
+        for n in [old.len(), new.len(), old_res.0.len(), new_res.0.len()] {
+            body.extend((n as u16).to_le_bytes());
+        }
+        body.extend(old_res.1.to_le_bytes());
+        body.extend(new_res.1.to_le_bytes());
+        for b in [old, new, old_res.0, new_res.0] {
+            body.extend(b);
+        }
+        header(6, &body)
+    }
+
+    #[test]
+    fn paths_are_made_canonical_from_their_resolution_and_keep_the_given_form() {
+        let open = |given: &[u8], res: &[u8], kind| match decode_record(&open_res_record(
+            given, res, kind,
+        ))
+        .unwrap()
+        .body
+        {
+            RawBody::Open { path, given, .. } => (path, given),
+            other => panic!("{other:?}"),
+        };
+        // The opened file, walked, wins over what the path said.
+        assert_eq!(
+            open(b"/bin/sh", b"/usr/bin/dash", 1),
+            (b"/usr/bin/dash".to_vec(), Some(b"/bin/sh".to_vec()))
+        );
+        // A relative path joins its directory, then loses its dots.
+        assert_eq!(
+            open(b"./x/../y", b"/tmp", 2),
+            (b"/tmp/y".to_vec(), Some(b"./x/../y".to_vec()))
+        );
+        assert_eq!(open(b"y", b"/", 2), (b"/y".to_vec(), Some(b"y".to_vec())));
+        // An absolute path alone is made canonical lexically.
+        assert_eq!(
+            open(b"/tmp//a/./b", b"", 0),
+            (b"/tmp/a/b".to_vec(), Some(b"/tmp//a/./b".to_vec()))
+        );
+        // Already canonical: no given form kept.
+        assert_eq!(
+            open(b"/etc/passwd", b"/etc/passwd", 1),
+            (b"/etc/passwd".to_vec(), None)
+        );
+        assert_eq!(
+            open(b"/etc/passwd", b"", 0),
+            (b"/etc/passwd".to_vec(), None)
+        );
+        // A relative path nothing resolved stays relative (canonical, and marked given).
+        assert_eq!(open(b"./x", b"", 0), (b"x".to_vec(), Some(b"./x".to_vec())));
+
+        // A fileless exec: the given fd path, the memfd the kernel ran.
+        let e = decode_record(&exec_res_record(
+            1,
+            b"/dev/fd/3",
+            b"/memfd:payload",
+            1,
+            b"x\0",
+            2,
+        ))
+        .unwrap();
+        assert!(
+            matches!(e.body, RawBody::Exec { ref filename, ref given, .. }
+            if filename == b"/memfd:payload" && given.as_deref() == Some(b"/dev/fd/3".as_slice()))
+        );
+
+        // A rename resolves each side on its own.
+        let e = decode_record(&rename_record(b"a", b"/tmp/b", (b"/home/u", 2), (b"", 0))).unwrap();
+        assert_eq!(
+            e.body,
+            RawBody::Rename {
+                old: b"/home/u/a".to_vec(),
+                new: b"/tmp/b".to_vec(),
+                old_given: Some(b"a".to_vec()),
+                new_given: None,
+                flags: 0,
+                result: 0,
+            }
+        );
+    }
+
+    #[test]
+    fn resolutions_that_cannot_be_are_rejected() {
+        for (given, res, kind) in [
+            (b"x".as_slice(), b"".as_slice(), 3u16),
+            (b"/x", b"/tmp", 2),     // a directory for an absolute path
+            (b"", b"/tmp", 2),       // a directory for no path
+            (b"x", b"tmp", 2),       // a relative directory
+            (b"x", b"usr/bin/x", 1), // a relative file
+            (b"/x", b"/junk", 0),    // bytes with no kind
+        ] {
+            let r = decode_record(&open_res_record(given, res, kind));
+            assert!(
+                matches!(
+                    r,
+                    Err(WireError::Resolution { .. } | WireError::ResKind { .. })
+                ),
+                "{given:?} {res:?} {kind}: {r:?}"
+            );
+        }
+        // A present record's path is walked already: no resolution.
+        assert!(decode_record(&exec_res_record(19, b"/x", b"/y", 1, b"", 0)).is_err());
     }
 
     fn sock_record(kind: u16, family: u16, port: u16, addr: &[u8]) -> Vec<u8> {
@@ -522,7 +747,8 @@ mod tests {
                 path: b"/etc/passwd".to_vec(),
                 flags: 0o100,
                 mode: 0o644,
-                result: 3
+                result: 3,
+                given: None,
             }
         );
     }
@@ -534,6 +760,9 @@ mod tests {
             exec_record(b"/bin/ls", b"ls\0-l\0", 6),
             exec_like_record(19, b"/usr/sbin/sshd", b"sshd\0-D\0", 8),
             sock_record(7, AF_INET, 443, &[10, 0, 0, 1]),
+            open_res_record(b"x", b"/tmp", 2),
+            exec_res_record(1, b"/dev/fd/3", b"/memfd:x", 1, b"x\0", 2),
+            rename_record(b"a", b"b", (b"/t", 2), (b"/u", 2)),
         ] {
             for cut in 0..rec.len() {
                 assert!(decode_record(&rec[..cut]).is_err(), "cut at {cut}");
@@ -570,8 +799,8 @@ mod tests {
         rec[0] = 99;
         assert_eq!(decode_record(&rec), Err(WireError::Kind { found: 99 }));
         let mut rec = open_record(b"/x");
-        rec[2] = 2;
-        assert_eq!(decode_record(&rec), Err(WireError::Version { found: 2 }));
+        rec[2] = 1;
+        assert_eq!(decode_record(&rec), Err(WireError::Version { found: 1 }));
         let mut rec = open_record(b"/x");
         rec[HEADER_LEN - 1] = 1;
         assert!(matches!(
@@ -603,6 +832,7 @@ mod tests {
             exe_dev,
             exe_ino,
             filename,
+            given: _,
         } = e.body
         else {
             panic!("not an exec")

@@ -648,16 +648,40 @@ fn check_triggers(events: &[RawEvent], w: &Workload) {
     }
 }
 
+/// `p` with its symbolic links resolved, as bytes.
+fn real(p: &str) -> Vec<u8> {
+    std::fs::canonicalize(p)
+        .expect("canonicalize")
+        .into_os_string()
+        .into_encoded_bytes()
+}
+
+/// The given path an event must carry for `filename`: none when they are the same.
+fn given_unless_same(given: &Option<Vec<u8>>, filename: &[u8]) -> Option<Vec<u8>> {
+    given.clone().or_else(|| Some(filename.to_vec()))
+}
+
 fn check_process_tree(events: &[RawEvent], w: &Workload, me: u32) {
     let sh_exec = find(events, w.sh, "sh exec", |b| {
         matches!(b, RawBody::Exec { .. })
     });
     assert_eq!(sh_exec.task.ppid, me);
     assert_eq!(sh_exec.task.uid, 0);
-    let RawBody::Exec { filename, argv, .. } = &sh_exec.body else {
+    let RawBody::Exec {
+        filename,
+        given,
+        argv,
+        ..
+    } = &sh_exec.body
+    else {
         unreachable!()
     };
-    assert_eq!(filename, b"/bin/sh");
+    // The file the kernel ran (merged /usr: /bin/sh is a link), and the path as given.
+    assert_eq!(filename, &real("/bin/sh"));
+    assert_eq!(
+        given_unless_same(given, filename),
+        Some(b"/bin/sh".to_vec())
+    );
     assert_eq!(
         argv[1..],
         [
@@ -688,11 +712,16 @@ fn check_process_tree(events: &[RawEvent], w: &Workload, me: u32) {
         argv_truncated,
         exe_dev,
         exe_ino,
+        given,
     } = &true_exec.body
     else {
         unreachable!()
     };
-    assert_eq!(filename, b"/bin/true");
+    assert_eq!(filename, &real("/bin/true"));
+    assert_eq!(
+        given_unless_same(given, filename),
+        Some(b"/bin/true".to_vec())
+    );
     assert_eq!(
         argv,
         &[b"/bin/true".to_vec(), MARK_TRUE.as_bytes().to_vec()]
@@ -771,15 +800,17 @@ fn check_files(events: &[RawEvent], w: &Workload, dir: &Path, ignored: &Path, ow
                 flags,
                 mode,
                 result,
-            } => Some((e, path, *flags, *mode, *result)),
+                given,
+            } => Some((e, path, *flags, *mode, *result, given)),
             _ => None,
         })
         .collect();
-    // Relative and created: the opened file's absolute path.
+    // Relative and created: the opened file's absolute path, and the path as given.
     let created = opens
         .iter()
         .find(|o| *o.1 == at("rel.txt"))
         .expect("open rel.txt");
+    assert_eq!(created.5.as_deref(), Some(b"rel.txt".as_slice()));
     assert_eq!(created.2 as i32, libc::O_CREAT | libc::O_WRONLY);
     assert_eq!(created.3, 0o640);
     assert!(created.4 >= 0);
@@ -790,6 +821,7 @@ fn check_files(events: &[RawEvent], w: &Workload, dir: &Path, ignored: &Path, ow
         .find(|o| *o.1 == at("missing.txt"))
         .expect("open missing.txt");
     assert_eq!(missing.4, -(libc::ENOENT as i64));
+    assert_eq!(missing.5.as_deref(), Some(b"missing.txt".as_slice()));
     let abs = opens
         .iter()
         .find(|o| *o.1 == at("abs.txt"))
@@ -805,7 +837,9 @@ fn check_files(events: &[RawEvent], w: &Workload, dir: &Path, ignored: &Path, ow
             old: at("rel.txt"),
             new: at("renamed.txt"),
             flags: 0,
-            result: 0
+            result: 0,
+            old_given: Some(b"rel.txt".to_vec()),
+            new_given: Some(b"renamed.txt".to_vec()),
         }
     );
     let unlinks: Vec<_> = of_pid(events, w.files)
@@ -819,12 +853,14 @@ fn check_files(events: &[RawEvent], w: &Workload, dir: &Path, ignored: &Path, ow
             RawBody::Unlink {
                 path: at("renamed.txt"),
                 flags: 0,
-                result: 0
+                result: 0,
+                given: Some(b"renamed.txt".to_vec()),
             },
             RawBody::Unlink {
                 path: at("abs.txt"),
                 flags: 0,
-                result: 0
+                result: 0,
+                given: None,
             },
         ]
     );
@@ -965,6 +1001,7 @@ fn check_privileged_calls(events: &[RawEvent], w: &Workload) {
     });
     let RawBody::Exec {
         filename,
+        given,
         argv,
         exe_ino,
         ..
@@ -973,7 +1010,12 @@ fn check_privileged_calls(events: &[RawEvent], w: &Workload) {
         unreachable!()
     };
     assert_eq!(argv, &[b"true".to_vec(), MARK_MEMFD.as_bytes().to_vec()]);
-    assert_eq!(filename, format!("/dev/fd/{}", w.memfd_fd).as_bytes());
+    // Fileless: the memfd the kernel ran, as the kernel names it, and the fd path given.
+    assert_eq!(filename, format!("/memfd:{MEMFD_NAME}").as_bytes());
+    assert_eq!(
+        given.as_deref(),
+        Some(format!("/dev/fd/{}", w.memfd_fd).as_bytes())
+    );
     assert_ne!(
         *exe_ino,
         std::fs::metadata("/bin/true").unwrap().ino(),

@@ -58,6 +58,7 @@ fn main() {
                 flags: 0x42,
                 arg_hash: Some([3; 32]),
                 payload_ref: None,
+                given: Vec::new(),
             }
             .encode(),
         ),
@@ -294,7 +295,11 @@ fn main() {
         "witness-cosigned",
         w.cosign(&note, 1_763_884_800).unwrap().as_bytes(),
     );
-    write("signed_note", "witness-vkey", w.verifier().to_vkey().as_bytes());
+    write(
+        "signed_note",
+        "witness-vkey",
+        w.verifier().to_vkey().as_bytes(),
+    );
 
     fn leaves<H: TreeHash>(n: u64) -> Vec<[u8; 32]> {
         (0..n).map(|i| H::leaf(&i.to_be_bytes())).collect()
@@ -389,7 +394,10 @@ fn main() {
         hours: vec![AccountHour {
             hour: 472_200,
             events: 9,
-            stored: [FileTally { files: 2, bytes: 90 }; 6],
+            stored: [FileTally {
+                files: 2,
+                bytes: 90,
+            }; 6],
         }],
     };
     write("store_files", "day-account", &account.encode());
@@ -413,9 +421,14 @@ fn main() {
     };
     let leaves = [edge(2).encode(), edge(3).encode()];
     let ids = ritma_schemas::packed::IdIndex::of_leaves(&leaves).unwrap();
-    let block = ritma_schemas::packed::PackedBlock::pack(1_700_000_000, 1, 1000, &leaves, &ids).unwrap();
+    let block =
+        ritma_schemas::packed::PackedBlock::pack(1_700_000_000, 1, 1000, &leaves, &ids).unwrap();
     write("store_files", "block", &block.encode());
-    write("store_files", "id-table", &ids.table(1_700_000_000).encode());
+    write(
+        "store_files",
+        "id-table",
+        &ids.table(1_700_000_000).encode(),
+    );
     trace_frame_seeds();
     eprintln!("seeds written under {}/seeds", env!("CARGO_MANIFEST_DIR"));
 }
@@ -424,7 +437,9 @@ fn main() {
 /// run, first seq, count, then the frame's payload.
 fn trace_frame_seeds() {
     use ritma_sources::raw::{RawBody, RawEvent, Task};
-    use ritma_sources::trace::{BaselineStatus, ExeEntry, TraceWriter, FILE_MAGIC, FRAME_HEADER_LEN};
+    use ritma_sources::trace::{
+        BaselineStatus, ExeEntry, TraceWriter, FILE_MAGIC, FRAME_HEADER_LEN,
+    };
     let path = std::env::temp_dir().join(format!("ritma-seeds-{}.rtrace", std::process::id()));
     let mut w = TraceWriter::create(&path).unwrap();
     let meta = RunMeta {
@@ -438,20 +453,44 @@ fn trace_frame_seeds() {
         started_wall_ns: 1_700_000_000_000_000_000,
     };
     let run = w.add_run(&meta).unwrap();
-    let task = Task { pid: 100, tid: 100, comm: b"sh".to_vec(), ..Task::default() };
-    let event = |seq: u64, body: RawBody| RawEvent { seq, mono_ns: 1_000 + seq, task: task.clone(), body };
-    w.append_cgroups(run, &[(9, b"/system.slice/a.service".to_vec())]).unwrap();
+    let task = Task {
+        pid: 100,
+        tid: 100,
+        comm: b"sh".to_vec(),
+        ..Task::default()
+    };
+    let event = |seq: u64, body: RawBody| RawEvent {
+        seq,
+        mono_ns: 1_000 + seq,
+        task: task.clone(),
+        body,
+    };
+    w.append_cgroups(run, &[(9, b"/system.slice/a.service".to_vec())])
+        .unwrap();
     w.append_batch(
         run,
         &[
-            event(0, RawBody::Exec {
-                filename: b"/tmp/x".to_vec(),
-                argv: vec![b"x".to_vec()],
-                argv_truncated: false,
-                exe_dev: 1,
-                exe_ino: 2,
-            }),
-            event(1, RawBody::Open { path: b"/etc/shadow".to_vec(), flags: 0, mode: 0, result: 3 }),
+            event(
+                0,
+                RawBody::Exec {
+                    filename: b"/tmp/x".to_vec(),
+                    argv: vec![b"x".to_vec()],
+                    argv_truncated: false,
+                    exe_dev: 1,
+                    exe_ino: 2,
+                    given: None,
+                },
+            ),
+            event(
+                1,
+                RawBody::Open {
+                    path: b"/etc/shadow".to_vec(),
+                    flags: 0,
+                    mode: 0,
+                    result: 3,
+                    given: None,
+                },
+            ),
             event(2, RawBody::Exit { code: 0 }),
         ],
     )
@@ -459,8 +498,24 @@ fn trace_frame_seeds() {
     w.append_loss(run, LossReason::QueueShed, 4).unwrap();
     w.append_clock(run, 9_000).unwrap();
     let hash = w.append_blob(run, b"abc").unwrap();
-    w.append_exes(run, &[ExeEntry { dev: 1, ino: 2, hash, baseline: BaselineStatus::Listed }]).unwrap();
-    w.append_health(run, HealthKind::ProbeDetached, "exit_openat", 9_500, Some(1)).unwrap();
+    w.append_exes(
+        run,
+        &[ExeEntry {
+            dev: 1,
+            ino: 2,
+            hash,
+            baseline: BaselineStatus::Listed,
+        }],
+    )
+    .unwrap();
+    w.append_health(
+        run,
+        HealthKind::ProbeDetached,
+        "exit_openat",
+        9_500,
+        Some(1),
+    )
+    .unwrap();
     drop(w);
     let bytes = fs::read(&path).unwrap();
     let _ = fs::remove_file(&path);

@@ -229,6 +229,7 @@ fn every_event() -> (Fixture, Seqs) {
             argv_truncated: false,
             exe_dev: 8,
             exe_ino: 1234,
+            given: None,
         },
     );
     let open = |path: &[u8], result| RawBody::Open {
@@ -236,6 +237,7 @@ fn every_event() -> (Fixture, Seqs) {
         flags: 0,
         mode: 0,
         result,
+        given: None,
     };
     let passwd = f.push(&cat, 3, open(b"/etc/passwd", 3));
     let open_failed = f.push(&cat, 4, open(b"/root/secret", -13));
@@ -247,6 +249,7 @@ fn every_event() -> (Fixture, Seqs) {
             path: b"/tmp/x".to_vec(),
             flags: 0,
             result: 0,
+            given: None,
         },
     );
     let rename = f.push(
@@ -257,6 +260,8 @@ fn every_event() -> (Fixture, Seqs) {
             new: b"/tmp/b".to_vec(),
             flags: 0,
             result: 0,
+            old_given: None,
+            new_given: None,
         },
     );
     let (old, new) = (
@@ -415,6 +420,7 @@ fn every_event() -> (Fixture, Seqs) {
             argv_truncated: false,
             exe_dev: 8,
             exe_ino: 77,
+            given: None,
         },
     );
 
@@ -893,7 +899,10 @@ fn the_kept_schema_names_the_classes_emitted() {
 /// docs/ocsf-parquet-columns.txt: the Parquet columns of each class (`ritma export --ocsf`),
 /// `path type` lines under a `# <class_uid> …` heading; lists are `path[]`.
 fn parquet_columns() -> BTreeMap<u64, BTreeMap<String, String>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/ocsf-parquet-columns.txt");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/ocsf-parquet-columns.txt"
+    );
     let text = std::fs::read_to_string(path).unwrap();
     let mut out: BTreeMap<u64, BTreeMap<String, String>> = BTreeMap::new();
     let mut class = 0;
@@ -947,7 +956,9 @@ fn every_attribute_emitted_has_its_parquet_column() {
     let (f, _) = every_event();
     for e in f.events() {
         let class = e["class_uid"].as_u64().unwrap();
-        let have = columns.get(&class).unwrap_or_else(|| panic!("no columns of {class}"));
+        let have = columns
+            .get(&class)
+            .unwrap_or_else(|| panic!("no columns of {class}"));
         let mut emitted = BTreeMap::new();
         leaves(&e, String::new(), &mut emitted);
         for (path, json) in emitted {
@@ -960,7 +971,10 @@ fn every_attribute_emitted_has_its_parquet_column() {
                 "boolean" => column == "boolean",
                 _ => column == "string" || column.starts_with("map<"),
             };
-            assert!(fits, "class {class}: {path} is a {json}, its column a {column}");
+            assert!(
+                fits,
+                "class {class}: {path} is a {json}, its column a {column}"
+            );
         }
     }
 }

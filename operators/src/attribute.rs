@@ -472,6 +472,7 @@ mod tests {
                 flags: 0,
                 mode: 0,
                 result: 3,
+                given: None,
             },
         )
     }
@@ -518,6 +519,7 @@ mod tests {
                 argv_truncated: false,
                 exe_dev: 1,
                 exe_ino: 2,
+                given: None,
             },
         ));
         t.push(&ev(
@@ -600,6 +602,7 @@ mod tests {
                 argv_truncated: false,
                 exe_dev: 1,
                 exe_ino: 3,
+                given: None,
             },
         ));
         assert_eq!(

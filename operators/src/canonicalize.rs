@@ -2,8 +2,11 @@
 //! Stateless: ids are content-derived (FORMAT.md §2.2), so any worker canonicalises
 //! any event with no coordination.
 
+use std::borrow::Cow;
+
 use ritma_schemas::cbor::Encoder;
 use ritma_schemas::hash::{blake3, Hash32};
+use ritma_schemas::path::canonical_path;
 use ritma_schemas::records::{
     atom_flags, ActorRecord, DictEntry, DictKind, EventAtom, EventType, RunMeta,
 };
@@ -114,6 +117,23 @@ fn dict(out: &mut Vec<DictEntry>, kind: DictKind, value: Vec<u8>) -> Id128 {
     id
 }
 
+/// A path's dictionary entries (FORMAT.md §3.2): its canonical form, the object, and the
+/// path as the process gave it when that differs (the sensor's `given`, or `path` itself
+/// when only lexical canonicalisation changed it).
+fn path_entries(
+    out: &mut Vec<DictEntry>,
+    path: Vec<u8>,
+    given: Option<Vec<u8>>,
+) -> (Id128, Option<Id128>) {
+    let (canonical, given) = match canonical_path(&path) {
+        Cow::Borrowed(_) => (path, given),
+        Cow::Owned(c) => (c, given.or(Some(path))),
+    };
+    let given = given.filter(|g| *g != canonical);
+    let object = dict(out, DictKind::Path, canonical);
+    (object, given.map(|g| dict(out, DictKind::Path, g)))
+}
+
 /// Encodes a socket address as flow bytes: family (2 bytes BE) ‖ address ‖ port (2 bytes BE).
 pub fn flow_bytes(a: &SockAddr) -> Vec<u8> {
     let mut b = Vec::with_capacity(20);
@@ -141,10 +161,10 @@ pub fn flow_bytes(a: &SockAddr) -> Vec<u8> {
 /// is allocated once and at its size: events wait in window stashes by the thousand.
 fn dict_entries_of(body: &RawBody) -> usize {
     match body {
-        RawBody::Exec { .. } | RawBody::Present { .. } | RawBody::Rename { .. } => 2,
-        RawBody::Open { .. }
-        | RawBody::Unlink { .. }
-        | RawBody::Connect { .. }
+        RawBody::Rename { .. } => 4,
+        RawBody::Exec { .. } | RawBody::Present { .. } => 2,
+        RawBody::Open { given, .. } | RawBody::Unlink { given, .. } => 1 + given.is_some() as usize,
+        RawBody::Connect { .. }
         | RawBody::Accept { .. }
         | RawBody::Bind { .. }
         | RawBody::MemfdCreate { .. }
@@ -202,6 +222,7 @@ pub fn canonicalize(ctx: &RunContext, window: u64, raw: RawEvent) -> CanonicalEv
     let mut arg_hash = None;
     let mut thick = None;
     let mut detail = Detail::None;
+    let mut given = Vec::new();
     let event_type = raw.body.event_type();
     let RawEvent {
         seq,
@@ -213,6 +234,7 @@ pub fn canonicalize(ctx: &RunContext, window: u64, raw: RawEvent) -> CanonicalEv
     let object = match body {
         RawBody::Exec {
             filename,
+            given: given_path,
             argv,
             exe_dev,
             exe_ino,
@@ -220,7 +242,8 @@ pub fn canonicalize(ctx: &RunContext, window: u64, raw: RawEvent) -> CanonicalEv
         } => {
             flags |= atom_flags::EXEC;
             // The executable's id is its path's id, so a file written and then run is one node.
-            let exe = dict(&mut dict_out, DictKind::Path, filename);
+            let (exe, g) = path_entries(&mut dict_out, filename, given_path);
+            given.extend(g.map(Some));
             (arg_hash, thick) = encode_argv(&argv);
             flags |= argv_flags(&thick);
             detail = Detail::Exec {
@@ -269,24 +292,44 @@ pub fn canonicalize(ctx: &RunContext, window: u64, raw: RawEvent) -> CanonicalEv
         }
         RawBody::Open {
             path,
+            given: given_path,
             flags: f,
             result,
             ..
         } => {
             flags |= open_flags(f) | failed(result);
-            dict(&mut dict_out, DictKind::Path, path)
+            let (object, g) = path_entries(&mut dict_out, path, given_path);
+            given.extend(g.map(Some));
+            object
         }
-        RawBody::Unlink { path, result, .. } => {
-            flags |= failed(result);
-            dict(&mut dict_out, DictKind::Path, path)
-        }
-        RawBody::Rename {
-            old, new, result, ..
+        RawBody::Unlink {
+            path,
+            given: given_path,
+            result,
+            ..
         } => {
             flags |= failed(result);
-            let from = dict(&mut dict_out, DictKind::Path, old);
+            let (object, g) = path_entries(&mut dict_out, path, given_path);
+            given.extend(g.map(Some));
+            object
+        }
+        RawBody::Rename {
+            old,
+            new,
+            old_given,
+            new_given,
+            result,
+            ..
+        } => {
+            flags |= failed(result);
+            let (from, old_g) = path_entries(&mut dict_out, old, old_given);
             detail = Detail::Rename { from };
-            dict(&mut dict_out, DictKind::Path, new)
+            let (object, new_g) = path_entries(&mut dict_out, new, new_given);
+            // The atom names the new path's given form first: the new path is its object.
+            if old_g.is_some() || new_g.is_some() {
+                given = vec![new_g, old_g];
+            }
+            object
         }
         RawBody::Connect { addr, result }
         | RawBody::Accept { addr, result }
@@ -372,6 +415,7 @@ pub fn canonicalize(ctx: &RunContext, window: u64, raw: RawEvent) -> CanonicalEv
             flags,
             arg_hash,
             payload_ref: None,
+            given,
         },
         dict: dict_out,
         thick,
@@ -480,6 +524,7 @@ mod tests {
                     flags: 0o1101,
                     mode: 0o644,
                     result: 3,
+                    given: None,
                 },
             ),
         );
@@ -502,10 +547,88 @@ mod tests {
                     flags: 0,
                     mode: 0,
                     result: -2,
+                    given: None,
                 },
             ),
         );
         assert_eq!(failed.atom.flags, atom_flags::READ | atom_flags::FAILED);
+    }
+
+    #[test]
+    fn paths_are_sealed_canonical_with_the_given_form_beside_them() {
+        let c = ctx();
+        let id = |p: &[u8]| DictEntry::id_of(DictKind::Path, p);
+        let open = |path: &[u8], given: Option<&[u8]>| {
+            canonicalize(
+                &c,
+                1000,
+                raw(
+                    1,
+                    RawBody::Open {
+                        path: path.to_vec(),
+                        given: given.map(<[u8]>::to_vec),
+                        flags: 0,
+                        mode: 0,
+                        result: 3,
+                    },
+                ),
+            )
+        };
+        // A trace before given paths: the path itself is made canonical and kept as given.
+        let e = open(b"/tmp/./a//../x", None);
+        assert_eq!(e.atom.object, id(b"/tmp/x"));
+        assert_eq!(e.atom.given, vec![Some(id(b"/tmp/./a//../x"))]);
+        assert_eq!(
+            e.dict,
+            vec![
+                DictEntry::new(DictKind::Path, b"/tmp/x"),
+                DictEntry::new(DictKind::Path, b"/tmp/./a//../x")
+            ]
+        );
+        // The sensor's resolution and the argument as given.
+        let e = open(b"/usr/bin/dash", Some(b"/bin/sh"));
+        assert_eq!(e.atom.object, id(b"/usr/bin/dash"));
+        assert_eq!(e.atom.given, vec![Some(id(b"/bin/sh"))]);
+        // Canonical and not given otherwise: a version 1 atom, one entry.
+        let e = open(b"/etc/x", None);
+        assert!(e.atom.given.is_empty());
+        assert_eq!(e.dict.len(), 1);
+        // A given path equal to the canonical one is not a given path.
+        let e = open(b"/tmp/./x", Some(b"/tmp/x"));
+        assert_eq!(
+            (e.atom.object, e.atom.given.clone()),
+            (id(b"/tmp/x"), vec![])
+        );
+
+        // A rename names the new path's given form first, null where canonical.
+        let e = canonicalize(
+            &c,
+            1000,
+            raw(
+                1,
+                RawBody::Rename {
+                    old: b"/home/u/a".to_vec(),
+                    new: b"/tmp/b".to_vec(),
+                    old_given: Some(b"a".to_vec()),
+                    new_given: None,
+                    flags: 0,
+                    result: 0,
+                },
+            ),
+        );
+        assert_eq!(e.atom.object, id(b"/tmp/b"));
+        assert_eq!(e.atom.given, vec![None, Some(id(b"a"))]);
+        assert_eq!(
+            e.detail,
+            Detail::Rename {
+                from: id(b"/home/u/a")
+            }
+        );
+        // The sealed atom round-trips as version 2.
+        use ritma_schemas::records::Record;
+        let bytes = e.atom.encode();
+        assert_eq!(bytes[2], 2);
+        assert_eq!(EventAtom::decode(&bytes).unwrap(), e.atom);
     }
 
     #[test]
@@ -525,6 +648,7 @@ mod tests {
             argv_truncated: false,
             exe_dev: 1,
             exe_ino: 2,
+            given: None,
         };
         let e = canonicalize(&c, 1000, raw(0, body));
         assert!(e.atom.arg_hash.is_some());
@@ -553,6 +677,7 @@ mod tests {
             argv_truncated: false,
             exe_dev: 0x803,
             exe_ino: 99,
+            given: None,
         };
         let p = canonicalize(&c, 1000, raw(0, present));
         let x = canonicalize(&c, 1000, raw(0, exec));
@@ -600,6 +725,7 @@ mod tests {
             argv_truncated: false,
             exe_dev: 1,
             exe_ino: 2,
+            given: None,
         };
         let e = canonicalize(&c, 1000, raw(0, body));
         assert!(e.atom.flags & atom_flags::ARG_HASHED != 0);

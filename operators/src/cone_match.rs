@@ -674,6 +674,7 @@ pub(crate) mod tests {
             flags,
             mode: 0,
             result: 3,
+            given: None,
         }
     }
 
@@ -684,6 +685,7 @@ pub(crate) mod tests {
             argv_truncated: false,
             exe_dev: 0,
             exe_ino: 0,
+            given: None,
         }
     }
 

@@ -259,6 +259,7 @@ mod tests {
                 flags: 0,
                 mode: 0,
                 result: 3,
+                given: None,
             },
         ));
         t.push(&ev(
@@ -269,6 +270,7 @@ mod tests {
                 flags: 1,
                 mode: 0,
                 result: 3,
+                given: None,
             },
         ));
         t.push(&ev(
@@ -279,6 +281,7 @@ mod tests {
                 flags: 1,
                 mode: 0,
                 result: -13,
+                given: None,
             },
         ));
         t.push(&ev(
@@ -289,6 +292,7 @@ mod tests {
                 flags: 0,
                 mode: 0,
                 result: 3,
+                given: None,
             },
         ));
         let w0 = t.close(0);
@@ -314,6 +318,7 @@ mod tests {
                         flags: (i % 2) as u32,
                         mode: 0,
                         result: 1,
+                        given: None,
                     },
                 )
             })
@@ -380,6 +385,8 @@ mod tests {
                 new: b"/b".to_vec(),
                 flags: 0,
                 result: 0,
+                old_given: None,
+                new_given: None,
             },
         );
         let kinds: Vec<_> = edges_of(&r).iter().map(|e| e.0).collect();

@@ -123,6 +123,7 @@ mod tests {
             flags: 0,
             mode: 0,
             result: 3,
+            given: None,
         }
     }
 
@@ -163,6 +164,7 @@ mod tests {
             argv_truncated: false,
             exe_dev: 1,
             exe_ino: 2,
+            given: None,
         };
         let with = |unlisted: Option<bool>| Attributed {
             exe: unlisted.map(|unlisted| crate::attribute::ExeFact {
@@ -204,6 +206,7 @@ mod tests {
             argv_truncated: false,
             exe_dev: 0,
             exe_ino: 0,
+            given: None,
         };
         assert!(d.push(&ev(4, 3, 11, 0, exec), &prev(Some(1000))).is_empty());
         let setuid = RawBody::SetUid {

@@ -327,6 +327,7 @@ mod tests {
             flags: 2,
             arg_hash: None,
             payload_ref: None,
+            given: Vec::new(),
         }
     }
 

@@ -390,6 +390,7 @@ mod tests {
                 argv_truncated: false,
                 exe_dev: m.dev(),
                 exe_ino: m.ino(),
+                given: None,
             },
         }
     }

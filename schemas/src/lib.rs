@@ -18,6 +18,7 @@ pub mod keys;
 pub mod merkle;
 pub mod note;
 pub mod packed;
+pub mod path;
 pub mod proof_bundle;
 pub mod records;
 pub mod ship;

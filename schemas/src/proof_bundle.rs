@@ -902,6 +902,7 @@ mod tests {
             flags,
             arg_hash,
             payload_ref: None,
+            given: Vec::new(),
         };
         let atoms = vec![
             atom(
@@ -1558,6 +1559,7 @@ mod tests {
             flags: atom_flags::READ,
             arg_hash: None,
             payload_ref: None,
+            given: Vec::new(),
         };
         let leaves = [passwd.encode(), atom.encode()];
         let hashes: Vec<Hash32> = leaves.iter().map(|l| Blake3Tree::leaf(l)).collect();

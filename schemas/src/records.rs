@@ -550,6 +550,30 @@ pub struct EventAtom {
     pub arg_hash: Option<Hash32>,
     /// CAS address of captured content (Full mode).
     pub payload_ref: Option<Hash32>,
+    /// The paths as the process gave them, where they differ from the canonical ones
+    /// (dictionary ids, FORMAT.md §3.2): empty (version 1) when none differs; else one
+    /// element (the object's) for exec, open and unlink, two (new, old) for rename.
+    #[serde(default)]
+    pub given: Vec<Option<Id128>>,
+}
+
+/// The version 2 EventAtom: version 1 and the given paths.
+const EVENT_ATOM_V2: u64 = 2;
+
+impl EventAtom {
+    /// How many given paths an event of this type carries in a version 2 atom (0: none).
+    pub fn given_slots(event_type: EventType) -> usize {
+        match event_type {
+            EventType::Exec | EventType::Open | EventType::Unlink => 1,
+            EventType::Rename => 2,
+            _ => 0,
+        }
+    }
+
+    /// The object's path as the process gave it, when it differs from the canonical one.
+    pub fn given_object(&self) -> Option<Id128> {
+        self.given.first().copied().flatten()
+    }
 }
 
 impl Record for EventAtom {
@@ -558,6 +582,102 @@ impl Record for EventAtom {
     const NAME: &'static str = "EventAtom";
     const FIELDS: u64 = 10;
     const MAX_LEN: usize = MAX_EVENT_RECORD_LEN;
+
+    /// Version 1 when no path was given otherwise than canonical, else version 2 with
+    /// one more element: a writer has exactly one encoding for each atom.
+    fn encode_into(&self, buf: &mut Vec<u8>) {
+        let mut e = Encoder::with_buffer(std::mem::take(buf));
+        if self.given.is_empty() {
+            e.array(Self::FIELDS).uint(Self::TYPE).uint(Self::VERSION);
+            self.encode_fields(&mut e);
+        } else {
+            e.array(Self::FIELDS + 1)
+                .uint(Self::TYPE)
+                .uint(EVENT_ATOM_V2);
+            self.encode_fields(&mut e);
+            e.array(self.given.len() as u64);
+            for g in &self.given {
+                e.opt_bytes(g.as_ref().map(|g| &g[..]));
+            }
+        }
+        *buf = e.into_bytes();
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut d = Decoder::new(bytes, Self::NAME);
+        if bytes.len() > Self::MAX_LEN {
+            let kind = DecodeErrorKind::Oversize {
+                len: bytes.len(),
+                max: Self::MAX_LEN,
+            };
+            return Err(d.error("(record)", kind));
+        }
+        let len = d.array("(record)", 64)?;
+        let at = d.position();
+        let t = d.uint("type")?;
+        let v = d.uint("version")?;
+        if t != Self::TYPE || (v != Self::VERSION && v != EVENT_ATOM_V2) {
+            // The common check names the wrong type or version precisely.
+            let mut d = Decoder::new(bytes, Self::NAME);
+            d.array("(record)", 64)?;
+            check_header(&mut d, Self::TYPE, Self::VERSION)?;
+            return Err(d.error_at("version", at, DecodeErrorKind::Invalid("unknown version")));
+        }
+        let want = if v == Self::VERSION {
+            Self::FIELDS
+        } else {
+            Self::FIELDS + 1
+        };
+        if len != want {
+            let kind = DecodeErrorKind::WrongLength {
+                expected: want,
+                found: len,
+            };
+            return Err(DecodeError {
+                record: Self::NAME,
+                field: "(record)",
+                offset: 0,
+                kind,
+            });
+        }
+        let mut value = Self::decode_fields(&mut d)?;
+        if v == EVENT_ATOM_V2 {
+            let slots = Self::given_slots(value.event_type);
+            let at = d.position();
+            let n = d.array("given", 2)?;
+            if slots == 0 || n as usize != slots {
+                return Err(d.error_at(
+                    "given",
+                    at,
+                    DecodeErrorKind::Invalid(
+                        "one given path for exec, open and unlink, two for rename, none otherwise",
+                    ),
+                ));
+            }
+            for _ in 0..n {
+                value.given.push(d.opt_fixed("given")?);
+            }
+            if value.given.iter().all(Option::is_none) {
+                return Err(d.error_at(
+                    "given",
+                    at,
+                    DecodeErrorKind::Invalid("a version 2 atom names at least one given path"),
+                ));
+            }
+        }
+        d.finish()?;
+        let mut again = Vec::with_capacity(bytes.len());
+        value.encode_into(&mut again);
+        if again != bytes {
+            return Err(DecodeError {
+                record: Self::NAME,
+                field: "(record)",
+                offset: 0,
+                kind: DecodeErrorKind::NotCanonical,
+            });
+        }
+        Ok(value)
+    }
 
     fn encode_fields(&self, e: &mut Encoder) {
         e.uint(self.seq)
@@ -580,6 +700,7 @@ impl Record for EventAtom {
             flags: flags(d, "flags", atom_flags::ALL as u64)? as u32,
             arg_hash: d.opt_fixed("arg_hash")?,
             payload_ref: d.opt_fixed("payload_ref")?,
+            given: Vec::new(),
         })
     }
 }

@@ -72,6 +72,7 @@ fn examples() -> BTreeMap<&'static str, String> {
         flags: atom_flags::READ,
         arg_hash: None,
         payload_ref: None,
+        given: Vec::new(),
     };
     ex.insert("event-atom", wrapped(&atom.encode()));
 
@@ -82,6 +83,15 @@ fn examples() -> BTreeMap<&'static str, String> {
         ..atom.clone()
     };
     ex.insert("event-atom-late", wrapped(&late.encode()));
+
+    // An open of `../etc//passwd` from /tmp: the object is the canonical /etc/passwd, the
+    // given path its own entry.
+    let given = DictEntry::new(DictKind::Path, b"../etc//passwd");
+    let given_atom = EventAtom {
+        given: vec![Some(given.id)],
+        ..atom.clone()
+    };
+    ex.insert("event-atom-given", wrapped(&given_atom.encode()));
 
     let actor = ActorRecord {
         actor: actor_id,
@@ -616,6 +626,7 @@ fn example_encodings_decode() {
         "dict-entry",
         "event-atom",
         "event-atom-late",
+        "event-atom-given",
         "actor-record",
         "edge",
         "cone-instance",

@@ -122,6 +122,7 @@ fn seeds() -> Vec<Vec<u8>> {
             flags: atom_flags::READ | atom_flags::LATE,
             arg_hash: Some([3; 32]),
             payload_ref: None,
+            given: Vec::new(),
         }),
         AnyRecord::Actor(ActorRecord {
             actor: [1; 16],

@@ -37,6 +37,7 @@ fn leaf() -> impl Strategy<Value = Vec<u8>> {
                 flags: atom_flags::READ,
                 arg_hash: hashed.then_some(h),
                 payload_ref: None,
+                given: Vec::new(),
             }
             .encode()),
         (ids.clone(), ids.clone(), time.clone(), 0i64..1000, 1u64..5).prop_map(
@@ -153,6 +154,7 @@ fn sample() -> (IdTable, PackedBlock, Vec<Vec<u8>>) {
         flags: 0,
         arg_hash: None,
         payload_ref: None,
+        given: Vec::new(),
     };
     let leaves = vec![
         atom(1, 1000, 1, 2).encode(),

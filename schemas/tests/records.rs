@@ -144,6 +144,7 @@ fn event_atom() -> impl Strategy<Value = EventAtom> {
                 flags,
                 arg_hash,
                 payload_ref,
+                given: Vec::new(),
             },
         )
 }
@@ -909,6 +910,7 @@ fn sample_atom() -> EventAtom {
         flags: atom_flags::READ | atom_flags::LATE,
         arg_hash: Some([3; 32]),
         payload_ref: None,
+        given: Vec::new(),
     }
 }
 
@@ -1496,7 +1498,8 @@ fn an_unknown_version_is_rejected_for_every_type() {
     for r in samples() {
         let m = meta(&r);
         for v in [0, 2, 3, 24, u64::MAX] {
-            if v == m.version {
+            // EventAtom's version 2 is known: it has one element more (tested below).
+            if v == m.version || (m.ty == 2 && v == 2) {
                 continue;
             }
             let bad = with_field(&r.encode(), 1, &uint(v));
@@ -2536,4 +2539,58 @@ fn blocks_and_store_meta_round_trip_and_are_strict() {
             found: 12
         }
     );
+}
+
+#[test]
+fn an_event_atom_with_given_paths_is_version_2_and_strict() {
+    let id = |b: u8| [b; 16];
+    let mut a = EventAtom {
+        seq: 7,
+        t_ns: 5,
+        event_type: EventType::Open,
+        actor: id(1),
+        object: id(2),
+        flags: 0,
+        arg_hash: None,
+        payload_ref: None,
+        given: Vec::new(),
+    };
+    let v1 = a.encode();
+    assert_eq!(&v1[..3], &[0x8a, 0x02, 0x01]);
+    a.given = vec![Some(id(3))];
+    let v2 = a.encode();
+    // One element more, version 2, and the given ids last.
+    assert_eq!(&v2[..3], &[0x8b, 0x02, 0x02]);
+    assert!(v2.ends_with(&[&[0x81, 0x50][..], &id(3)[..]].concat()));
+    assert_eq!(EventAtom::decode(&v2).unwrap(), a);
+    assert_eq!(a.given_object(), Some(id(3)));
+
+    // Version 2 needs its element, and version 1 refuses it.
+    assert!(EventAtom::decode(&with_field(&v1, 1, &uint(2))).is_err());
+    let mut v1_long = v2.clone();
+    v1_long[2] = 0x01;
+    assert!(EventAtom::decode(&v1_long).is_err());
+
+    // The slot count follows the event type; at least one slot names a path.
+    let mut bad = a.clone();
+    bad.given = vec![Some(id(3)), None];
+    assert!(EventAtom::decode(&bad.encode()).is_err());
+    bad.given = vec![None];
+    assert!(EventAtom::decode(&bad.encode()).is_err());
+    bad.event_type = EventType::Connect;
+    bad.given = vec![Some(id(3))];
+    assert!(EventAtom::decode(&bad.encode()).is_err());
+    let mut rename = a.clone();
+    rename.event_type = EventType::Rename;
+    rename.given = vec![None, Some(id(4))];
+    assert_eq!(EventAtom::decode(&rename.encode()).unwrap(), rename);
+    rename.given = vec![Some(id(4))];
+    assert!(EventAtom::decode(&rename.encode()).is_err());
+    // A given id of another length.
+    let mut short = v2.clone();
+    let n = short.len();
+    short.truncate(n - 17);
+    short.extend([0x81, 0x4f]);
+    short.extend([3u8; 15]);
+    assert!(EventAtom::decode(&short).is_err());
 }

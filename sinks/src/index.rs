@@ -515,6 +515,7 @@ mod tests {
             flags: atom_flags::READ,
             arg_hash: None,
             payload_ref: None,
+            given: Vec::new(),
         }
     }
 

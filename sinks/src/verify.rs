@@ -2194,6 +2194,7 @@ mod tests {
             flags: atom_flags::EXEC,
             arg_hash: Some([argv; 32]),
             payload_ref: None,
+            given: Vec::new(),
         }
     }
 

@@ -8,8 +8,10 @@ use ritma_schemas::records::EventType;
 /// Record type of a raw event inside a trace (outside the evidence record space 1–31).
 pub const RAW_EVENT_TYPE: u64 = 32;
 pub const RAW_EVENT_VERSION: u64 = 1;
-/// Largest encoded raw event.
-pub const MAX_RAW_EVENT_LEN: usize = 16384;
+/// The version of a raw event that carries given paths (FORMAT.md §7.1).
+pub const RAW_EVENT_VERSION_GIVEN: u64 = 2;
+/// Largest encoded raw event (a rename with two paths and both as given).
+pub const MAX_RAW_EVENT_LEN: usize = 32768;
 /// Longest path the sensor reports (PATH_MAX).
 pub const MAX_PATH_LEN: usize = 4096;
 /// Most argv elements kept; the rest is marked truncated.
@@ -94,7 +96,11 @@ pub const ID_UNCHANGED: u32 = u32::MAX;
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RawBody {
     Exec {
+        /// The program's path as the sensor resolved it: the file the kernel ran, or the
+        /// argument joined with the directory it was relative to.
         filename: Vec<u8>,
+        /// The argument as the process gave it, when it differs from `filename`.
+        given: Option<Vec<u8>>,
         argv: Vec<Vec<u8>>,
         argv_truncated: bool,
         exe_dev: u64,
@@ -107,20 +113,26 @@ pub enum RawBody {
     Exit {
         code: i32,
     },
+    /// `path` as the sensor resolved it (the opened file, or the argument joined with its
+    /// directory); `given` the argument as the process gave it, when it differs.
     Open {
         path: Vec<u8>,
+        given: Option<Vec<u8>>,
         flags: u32,
         mode: u32,
         result: i64,
     },
     Unlink {
         path: Vec<u8>,
+        given: Option<Vec<u8>>,
         flags: u32,
         result: i64,
     },
     Rename {
         old: Vec<u8>,
         new: Vec<u8>,
+        old_given: Option<Vec<u8>>,
+        new_given: Option<Vec<u8>>,
         flags: u32,
         result: i64,
     },
@@ -193,6 +205,39 @@ pub enum RawBody {
 }
 
 impl RawBody {
+    /// The given-path elements a version 2 encoding appends (FORMAT.md §7.1): one for exec,
+    /// open and unlink, two (old, new) for rename; none when no path was given otherwise.
+    pub fn given_paths(&self) -> Vec<Option<&Vec<u8>>> {
+        match self {
+            RawBody::Exec { given: Some(g), .. }
+            | RawBody::Open { given: Some(g), .. }
+            | RawBody::Unlink { given: Some(g), .. } => vec![Some(g)],
+            RawBody::Rename {
+                old_given,
+                new_given,
+                ..
+            } if old_given.is_some() || new_given.is_some() => {
+                vec![old_given.as_ref(), new_given.as_ref()]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// True when a path was given otherwise than the sensor resolved it (version 2).
+    pub fn has_given(&self) -> bool {
+        match self {
+            RawBody::Exec { given, .. }
+            | RawBody::Open { given, .. }
+            | RawBody::Unlink { given, .. } => given.is_some(),
+            RawBody::Rename {
+                old_given,
+                new_given,
+                ..
+            } => old_given.is_some() || new_given.is_some(),
+            _ => false,
+        }
+    }
+
     /// The event type this body becomes once canonical.
     pub fn event_type(&self) -> EventType {
         match self {
@@ -246,7 +291,11 @@ impl RawEvent {
         let t = &self.task;
         e.array(7)
             .uint(RAW_EVENT_TYPE)
-            .uint(RAW_EVENT_VERSION)
+            .uint(if self.body.has_given() {
+                RAW_EVENT_VERSION_GIVEN
+            } else {
+                RAW_EVENT_VERSION
+            })
             .uint(self.seq)
             .uint(self.mono_ns);
         e.array(14)
@@ -265,6 +314,9 @@ impl RawEvent {
             .uint(t.net_ns)
             .bytes(&t.comm);
         e.uint(self.body.event_type().as_u64());
+        // Given paths, the version 2 elements, follow the version 1 body.
+        let given = self.body.given_paths();
+        let extra = given.len() as u64;
         match &self.body {
             RawBody::Exec {
                 filename: exe,
@@ -272,6 +324,7 @@ impl RawEvent {
                 argv_truncated,
                 exe_dev,
                 exe_ino,
+                ..
             }
             | RawBody::Present {
                 exe,
@@ -280,7 +333,7 @@ impl RawEvent {
                 exe_dev,
                 exe_ino,
             } => {
-                e.array(5).bytes(exe).array(argv.len() as u64);
+                e.array(5 + extra).bytes(exe).array(argv.len() as u64);
                 for a in argv {
                     e.bytes(a);
                 }
@@ -300,8 +353,9 @@ impl RawEvent {
                 flags,
                 mode,
                 result,
+                ..
             } => {
-                e.array(4)
+                e.array(4 + extra)
                     .bytes(path)
                     .uint(*flags as u64)
                     .uint(*mode as u64)
@@ -311,16 +365,21 @@ impl RawEvent {
                 path,
                 flags,
                 result,
+                ..
             } => {
-                e.array(3).bytes(path).uint(*flags as u64).int(*result);
+                e.array(3 + extra)
+                    .bytes(path)
+                    .uint(*flags as u64)
+                    .int(*result);
             }
             RawBody::Rename {
                 old,
                 new,
                 flags,
                 result,
+                ..
             } => {
-                e.array(4)
+                e.array(4 + extra)
                     .bytes(old)
                     .bytes(new)
                     .uint(*flags as u64)
@@ -390,6 +449,12 @@ impl RawEvent {
                 e.array(3).uint(*prog_type as u64).bytes(name).int(*result);
             }
         }
+        for g in given {
+            match g {
+                Some(g) => e.bytes(g),
+                None => e.null(),
+            };
+        }
         *buf = e.into_bytes();
     }
 
@@ -415,7 +480,7 @@ impl RawEvent {
         }
         let at = d.position();
         let v = d.uint("version")?;
-        if v != RAW_EVENT_VERSION {
+        if v != RAW_EVENT_VERSION && v != RAW_EVENT_VERSION_GIVEN {
             return Err(err_at(
                 at,
                 "version",
@@ -448,7 +513,7 @@ impl RawEvent {
         let kind = d.uint("kind")?;
         let kind = EventType::from_u64(kind)
             .ok_or_else(|| err_at(at, "kind", DecodeErrorKind::UnknownValue { value: kind }))?;
-        let body = decode_body(d, kind)?;
+        let body = decode_body(d, kind, v == RAW_EVENT_VERSION_GIVEN)?;
         let len = d.position() - start;
         if len > MAX_RAW_EVENT_LEN {
             return Err(err_at(
@@ -544,10 +609,61 @@ fn decode_ids(d: &mut Decoder<'_>) -> Result<(IdCall, [u32; 3], i64), DecodeErro
     Ok((call, ids, d.int("result")?))
 }
 
-fn decode_body(d: &mut Decoder<'_>, kind: EventType) -> Result<RawBody, DecodeError> {
+/// A given path of a version 2 body: bytes that differ from the resolved `path`, or null
+/// where `nullable` (a rename's other path was given).
+fn given_path(
+    d: &mut Decoder<'_>,
+    field: &'static str,
+    resolved: &[u8],
+    nullable: bool,
+) -> Result<Option<Vec<u8>>, DecodeError> {
+    let at = d.position();
+    if nullable && d.peek_null() {
+        d.null(field)?;
+        return Ok(None);
+    }
+    let g = path(d, field)?;
+    if g == resolved {
+        return Err(err_at(
+            at,
+            field,
+            DecodeErrorKind::Invalid(
+                "a given path equal to the resolved one is written as version 1 (or null)",
+            ),
+        ));
+    }
+    Ok(Some(g))
+}
+
+/// The body's element count: version 1's, plus the given paths in version 2 (FORMAT.md §7.1).
+fn body_len(
+    d: &mut Decoder<'_>,
+    kind: EventType,
+    v1: u64,
+    with_given: bool,
+) -> Result<(), DecodeError> {
+    let extra = match (with_given, kind) {
+        (false, _) => 0,
+        (true, EventType::Exec | EventType::Open | EventType::Unlink) => 1,
+        (true, EventType::Rename) => 2,
+        (true, _) => {
+            return Err(d.error(
+                "version",
+                DecodeErrorKind::Invalid("only exec, open, unlink and rename have version 2"),
+            ))
+        }
+    };
+    d.array_exact("body", v1 + extra)
+}
+
+fn decode_body(
+    d: &mut Decoder<'_>,
+    kind: EventType,
+    with_given: bool,
+) -> Result<RawBody, DecodeError> {
     Ok(match kind {
         EventType::Exec | EventType::Present => {
-            d.array_exact("body", 5)?;
+            body_len(d, kind, 5, with_given)?;
             let exe = path(
                 d,
                 if kind == EventType::Exec {
@@ -562,8 +678,14 @@ fn decode_body(d: &mut Decoder<'_>, kind: EventType) -> Result<RawBody, DecodeEr
             let exe_dev = d.uint("exe_dev")?;
             let exe_ino = d.uint("exe_ino")?;
             if kind == EventType::Exec {
+                let given = if with_given {
+                    given_path(d, "given", &exe, false)?
+                } else {
+                    None
+                };
                 RawBody::Exec {
                     filename: exe,
+                    given,
                     argv,
                     argv_truncated,
                     exe_dev,
@@ -602,29 +724,67 @@ fn decode_body(d: &mut Decoder<'_>, kind: EventType) -> Result<RawBody, DecodeEr
             RawBody::Exit { code }
         }
         EventType::Open => {
-            d.array_exact("body", 4)?;
+            body_len(d, kind, 4, with_given)?;
+            let path = path(d, "path")?;
+            let flags = d.u32("flags")?;
+            let mode = d.u32("mode")?;
+            let result = d.int("result")?;
+            let given = if with_given {
+                given_path(d, "given", &path, false)?
+            } else {
+                None
+            };
             RawBody::Open {
-                path: path(d, "path")?,
-                flags: d.u32("flags")?,
-                mode: d.u32("mode")?,
-                result: d.int("result")?,
+                path,
+                given,
+                flags,
+                mode,
+                result,
             }
         }
         EventType::Unlink => {
-            d.array_exact("body", 3)?;
+            body_len(d, kind, 3, with_given)?;
+            let path = path(d, "path")?;
+            let flags = d.u32("flags")?;
+            let result = d.int("result")?;
+            let given = if with_given {
+                given_path(d, "given", &path, false)?
+            } else {
+                None
+            };
             RawBody::Unlink {
-                path: path(d, "path")?,
-                flags: d.u32("flags")?,
-                result: d.int("result")?,
+                path,
+                given,
+                flags,
+                result,
             }
         }
         EventType::Rename => {
-            d.array_exact("body", 4)?;
+            body_len(d, kind, 4, with_given)?;
+            let old = path(d, "old")?;
+            let new = path(d, "new")?;
+            let flags = d.u32("flags")?;
+            let result = d.int("result")?;
+            let (mut old_given, mut new_given) = (None, None);
+            if with_given {
+                let at = d.position();
+                old_given = given_path(d, "old_given", &old, true)?;
+                new_given = given_path(d, "new_given", &new, true)?;
+                if old_given.is_none() && new_given.is_none() {
+                    return Err(err_at(
+                        at,
+                        "old_given",
+                        DecodeErrorKind::Invalid("a version 2 rename gives at least one path"),
+                    ));
+                }
+            }
             RawBody::Rename {
-                old: path(d, "old")?,
-                new: path(d, "new")?,
-                flags: d.u32("flags")?,
-                result: d.int("result")?,
+                old,
+                new,
+                old_given,
+                new_given,
+                flags,
+                result,
             }
         }
         EventType::Connect | EventType::Accept | EventType::Bind => {
@@ -726,52 +886,80 @@ pub(crate) mod tests {
         ]
     }
 
+    /// A given path for `resolved`: none, or bytes that differ from it.
+    fn given_for(resolved: &[u8], g: Option<Vec<u8>>) -> Option<Vec<u8>> {
+        g.filter(|g| g != resolved)
+    }
+
     pub fn body() -> impl Strategy<Value = RawBody> {
         prop_oneof![
             (
                 bytes(200),
+                proptest::option::of(bytes(60)),
                 proptest::collection::vec(bytes(40), 0..8),
                 any::<bool>(),
                 any::<u64>(),
                 any::<u64>()
             )
-                .prop_map(|(filename, argv, argv_truncated, exe_dev, exe_ino)| {
-                    RawBody::Exec {
-                        filename,
-                        argv,
-                        argv_truncated,
-                        exe_dev,
-                        exe_ino,
+                .prop_map(
+                    |(filename, given, argv, argv_truncated, exe_dev, exe_ino)| {
+                        RawBody::Exec {
+                            given: given_for(&filename, given),
+                            filename,
+                            argv,
+                            argv_truncated,
+                            exe_dev,
+                            exe_ino,
+                        }
                     }
-                }),
+                ),
             (any::<u32>(), any::<u64>()).prop_map(|(child_pid, child_start_ns)| RawBody::Fork {
                 child_pid,
                 child_start_ns
             }),
             any::<i32>().prop_map(|code| RawBody::Exit { code }),
-            (bytes(200), any::<u32>(), any::<u32>(), any::<i64>()).prop_map(
-                |(path, flags, mode, result)| RawBody::Open {
+            (
+                bytes(200),
+                proptest::option::of(bytes(60)),
+                any::<u32>(),
+                any::<u32>(),
+                any::<i64>()
+            )
+                .prop_map(|(path, given, flags, mode, result)| RawBody::Open {
+                    given: given_for(&path, given),
                     path,
                     flags,
                     mode,
-                    result
-                }
-            ),
-            (bytes(200), any::<u32>(), any::<i64>()).prop_map(|(path, flags, result)| {
-                RawBody::Unlink {
+                    result,
+                }),
+            (
+                bytes(200),
+                proptest::option::of(bytes(60)),
+                any::<u32>(),
+                any::<i64>()
+            )
+                .prop_map(|(path, given, flags, result)| RawBody::Unlink {
+                    given: given_for(&path, given),
                     path,
                     flags,
                     result,
-                }
-            }),
-            (bytes(100), bytes(100), any::<u32>(), any::<i64>()).prop_map(
-                |(old, new, flags, result)| RawBody::Rename {
+                }),
+            (
+                bytes(100),
+                bytes(100),
+                proptest::option::of(bytes(60)),
+                proptest::option::of(bytes(60)),
+                any::<u32>(),
+                any::<i64>()
+            )
+                .prop_map(|(old, new, og, ng, flags, result)| RawBody::Rename {
+                    old_given: given_for(&old, og),
+                    new_given: given_for(&new, ng),
                     old,
                     new,
                     flags,
-                    result
-                }
-            ),
+                    result,
+                }),
             (sockaddr(), any::<i64>()).prop_map(|(addr, result)| RawBody::Connect { addr, result }),
             (sockaddr(), any::<i64>()).prop_map(|(addr, result)| RawBody::Accept { addr, result }),
             (sockaddr(), any::<i64>()).prop_map(|(addr, result)| RawBody::Bind { addr, result }),

@@ -441,6 +441,7 @@ impl Host {
                 argv_truncated: false,
                 exe_dev: 0x803,
                 exe_ino: ino,
+                given: None,
             },
         );
         c
@@ -479,6 +480,7 @@ impl Host {
                         flags,
                         mode: if write { 0o644 } else { 0 },
                         result,
+                        given: None,
                     },
                 );
             }
@@ -530,6 +532,7 @@ impl Host {
                             flags: O_CLOEXEC,
                             mode: 0,
                             result: 5,
+                            given: None,
                         },
                     );
                 }
@@ -545,6 +548,8 @@ impl Host {
                             old,
                             flags: 0,
                             result: 0,
+                            old_given: None,
+                            new_given: None,
                         },
                     );
                 } else {
@@ -554,6 +559,7 @@ impl Host {
                             path: old,
                             flags: 0,
                             result: 0,
+                            given: None,
                         },
                     );
                 }
@@ -568,6 +574,7 @@ impl Host {
                         flags: O_CLOEXEC,
                         mode: 0,
                         result: 9,
+                        given: None,
                     },
                 );
             }
@@ -609,6 +616,7 @@ impl Host {
                         flags: O_WRONLY | O_CREAT | O_TRUNC,
                         mode: 0o755,
                         result: 4,
+                        given: None,
                     },
                 );
                 self.exit(curl, 0);
@@ -644,6 +652,7 @@ impl Host {
                         argv_truncated: false,
                         exe_dev: 0x1,
                         exe_ino: 1234,
+                        given: None,
                     },
                 );
                 self.procs[p].comm = b"3";
@@ -703,6 +712,7 @@ impl Host {
                         flags: O_WRONLY | O_APPEND,
                         mode: 0,
                         result: 3,
+                        given: None,
                     },
                 );
             }
@@ -720,6 +730,7 @@ impl Host {
                         flags: O_CLOEXEC,
                         mode: 0,
                         result: 3,
+                        given: None,
                     },
                 );
                 self.emit(
@@ -729,6 +740,7 @@ impl Host {
                         flags: O_CLOEXEC,
                         mode: 0,
                         result: 4,
+                        given: None,
                     },
                 );
                 self.emit(
@@ -756,6 +768,7 @@ impl Host {
                         flags: O_WRONLY | O_CREAT | O_TRUNC,
                         mode: 0o644,
                         result: 3,
+                        given: None,
                     },
                 );
                 self.emit(
@@ -765,6 +778,7 @@ impl Host {
                         flags: O_WRONLY | O_APPEND,
                         mode: 0,
                         result: 4,
+                        given: None,
                     },
                 );
                 self.exit(p, 0);

@@ -1559,6 +1559,7 @@ mod tests {
                     flags: 0,
                     mode: 0,
                     result: 3,
+                    given: None,
                 },
             })
             .collect()

@@ -43,6 +43,7 @@ fn open_event() -> RawEvent {
             flags: 0,
             mode: 0,
             result: 3,
+            given: None,
         },
     }
 }
@@ -51,6 +52,16 @@ fn open_event() -> RawEvent {
 fn format_md_examples_match_the_code() {
     let mut ex = BTreeMap::new();
     ex.insert("raw-open".to_owned(), wrapped(&open_event().encode()));
+    // The same open, given as `../etc//passwd` from /tmp: version 2.
+    let mut given = open_event();
+    if let RawBody::Open { given: g, .. } = &mut given.body {
+        *g = Some(b"../etc//passwd".to_vec());
+    }
+    let bytes = given.encode();
+    let mut d = ritma_schemas::cbor::Decoder::new(&bytes, "RawEvent");
+    assert_eq!(RawEvent::decode_from(&mut d).unwrap(), given);
+    d.finish().unwrap();
+    ex.insert("raw-open-given".to_owned(), wrapped(&bytes));
 
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("t.rtrace");

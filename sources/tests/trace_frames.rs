@@ -31,6 +31,7 @@ fn every_body() -> Vec<RawBody> {
             argv_truncated: false,
             exe_dev: 2049,
             exe_ino: 77,
+            given: None,
         },
         RawBody::Fork {
             child_pid: 101,
@@ -42,17 +43,21 @@ fn every_body() -> Vec<RawBody> {
             flags: 0,
             mode: 0,
             result: 3,
+            given: None,
         },
         RawBody::Unlink {
             path: b"/tmp/x".to_vec(),
             flags: 0,
             result: 0,
+            given: None,
         },
         RawBody::Rename {
             old: b"/tmp/a".to_vec(),
             new: b"/tmp/b".to_vec(),
             flags: 0,
             result: -2,
+            old_given: None,
+            new_given: None,
         },
         RawBody::Connect {
             addr: v4.clone(),

@@ -297,6 +297,7 @@ fn json_line(out: &mut Vec<u8>, node: &str, wmm: i64, e: &RawEvent) {
             argv_truncated,
             exe_dev,
             exe_ino,
+            given: _,
         }
         | RawBody::Present {
             exe: filename,
@@ -332,6 +333,7 @@ fn json_line(out: &mut Vec<u8>, node: &str, wmm: i64, e: &RawEvent) {
             flags,
             mode,
             result,
+            given: _,
         } => {
             kstr(out, "path", path);
             knum(out, "flags", flags);
@@ -342,6 +344,7 @@ fn json_line(out: &mut Vec<u8>, node: &str, wmm: i64, e: &RawEvent) {
             path,
             flags,
             result,
+            given: _,
         } => {
             kstr(out, "path", path);
             knum(out, "flags", flags);
@@ -352,6 +355,8 @@ fn json_line(out: &mut Vec<u8>, node: &str, wmm: i64, e: &RawEvent) {
             new,
             flags,
             result,
+            old_given: _,
+            new_given: _,
         } => {
             kstr(out, "old_path", old);
             kstr(out, "new_path", new);
