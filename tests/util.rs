@@ -130,6 +130,7 @@ pub fn exec_event(
             exe_dev: 9,
             exe_ino: ino,
             given: None,
+            stdio_net: 0,
         },
     }
 }

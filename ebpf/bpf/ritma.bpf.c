@@ -321,6 +321,38 @@ static __always_inline struct file *fd_file(struct task_struct *t, long fd)
 	return f;
 }
 
+static __always_inline struct sock *fd_sock(struct task_struct *t, long fd)
+{
+	struct file *f = fd_file(t, fd);
+	struct socket *so;
+
+	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return NULL;
+	so = BPF_CORE_READ(f, private_data);
+	return BPF_CORE_READ(so, sk);
+}
+
+/* Bit i set when fd i (0, 1, 2) is an IPv4 or IPv6 socket: a program started with its stdio
+ * on the network (a reverse shell), however the fds got there (dup2, dup3, fcntl F_DUPFD, a
+ * socket made on a closed fd, or inherited). */
+static __always_inline __u8 stdio_net(struct task_struct *t)
+{
+	__u8 m = 0;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		struct sock *sk = fd_sock(t, i);
+		__u16 family;
+
+		if (!sk)
+			continue;
+		family = BPF_CORE_READ(sk, __sk_common.skc_family);
+		if (family == AF_INET || family == AF_INET6)
+			m |= 1 << i;
+	}
+	return m;
+}
+
 /* Writes the path of (d, vm) as seen from the task's root into w->path; returns its
  * length, or -1 when it is deeper than the walk bound or longer than a path.
  * The component count and write offset live in the map value, not in registers, so the
@@ -553,7 +585,9 @@ int BPF_PROG(ritma_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	b->argv_len = argv_len;
 	b->res_len = res_len;
 	b->res_kind = kind;
-	b->pad = 0;
+	b->stdio_net = stdio_net(t);
+	b->pad8 = 0;
+	b->pad16 = 0;
 	submit(rec, at + argv_len);
 	return 0;
 }
@@ -686,7 +720,9 @@ static __always_inline __u32 present_record(__u8 *rec, struct walk_buf *w, struc
 	b->argv_len = 0;
 	b->res_len = 0;
 	b->res_kind = RITMA_RES_NONE;
-	b->pad = 0;
+	b->stdio_net = 0;
+	b->pad8 = 0;
+	b->pad16 = 0;
 	return off + fname_len;
 }
 
@@ -1012,17 +1048,6 @@ static __always_inline void emit_connect_bind(struct stash *s, long ret, __u16 k
 	sock_from_sa(rec, b, off, s->sa, s->sa_len);
 	b->result = ret;
 	submit(rec, off + b->addr_len);
-}
-
-static __always_inline struct sock *fd_sock(struct task_struct *t, long fd)
-{
-	struct file *f = fd_file(t, fd);
-	struct socket *so;
-
-	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
-		return NULL;
-	so = BPF_CORE_READ(f, private_data);
-	return BPF_CORE_READ(so, sk);
 }
 
 static __always_inline void emit_accept(struct stash *s, long ret)

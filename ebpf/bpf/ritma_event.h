@@ -88,7 +88,7 @@ enum ritma_res_kind {
 /* Then filename_len bytes (the filename as given to exec), res_len bytes (its
  * resolution, res_kind), then argv_len bytes (the NUL-separated argv block).
  * A present record (the process snapshot) has the same body, filename being the
- * executable's walked path and res_len 0. */
+ * executable's walked path, res_len 0 and stdio_net 0. */
 struct ritma_exec {
 	__u64 exe_dev;
 	__u64 exe_ino;
@@ -97,7 +97,9 @@ struct ritma_exec {
 	__u16 argv_len;
 	__u16 res_len;
 	__u16 res_kind;
-	__u32 pad;
+	__u8 stdio_net; /* bit i: fd i (0-2) is an IPv4/IPv6 socket (exec; 0 for present) */
+	__u8 pad8;
+	__u16 pad16;
 };
 
 struct ritma_fork {

@@ -64,6 +64,8 @@ pub enum WireError {
         len: usize,
         given_len: usize,
     },
+    #[error("exec stdio_net is {found:#x}: only bits 0-2, and none for a present record")]
+    StdioNet { found: u8 },
     #[error("module load from_fd flag is {found}, expected 0 or 1")]
     FromFd { found: u32 },
     #[error(
@@ -100,6 +102,10 @@ impl<'a> Reader<'a> {
         let mut a = [0u8; N];
         a.copy_from_slice(self.take(N)?);
         Ok(a)
+    }
+
+    fn u8(&mut self) -> Result<u8, WireError> {
+        Ok(self.take(1)?[0])
     }
 
     fn u16(&mut self) -> Result<u16, WireError> {
@@ -394,7 +400,11 @@ fn decode_exec(r: &mut Reader<'_>, kind: u16) -> Result<RawBody, WireError> {
     let argv_len = r.len(argv_field, ARGV_BYTES)?;
     let res_len = r.len("exec resolution", WIRE_PATH_MAX)?;
     let res_kind = r.u16()?;
-    r.zero("exec pad", 4)?;
+    let stdio_net = r.u8()?;
+    r.zero("exec pad", 3)?;
+    if stdio_net > 7 || (kind == 19 && stdio_net != 0) {
+        return Err(WireError::StdioNet { found: stdio_net });
+    }
     if argv_len > argv_total {
         return Err(WireError::ArgvLength {
             copied: argv_len,
@@ -415,6 +425,7 @@ fn decode_exec(r: &mut Reader<'_>, kind: u16) -> Result<RawBody, WireError> {
             argv_truncated,
             exe_dev,
             exe_ino,
+            stdio_net,
         }
     } else {
         // The snapshot's path is the walked executable: nothing else to resolve.
@@ -595,7 +606,7 @@ mod tests {
         body.extend((argv.len() as u16).to_le_bytes());
         body.extend((res.len() as u16).to_le_bytes());
         body.extend(res_kind.to_le_bytes());
-        body.extend(0u32.to_le_bytes());
+        body.extend(0u32.to_le_bytes()); // stdio_net 0, pads
         body.extend(filename);
         body.extend(res);
         body.extend(argv);
@@ -713,6 +724,25 @@ mod tests {
         }
         // A present record's path is walked already: no resolution.
         assert!(decode_record(&exec_res_record(19, b"/x", b"/y", 1, b"", 0)).is_err());
+    }
+
+    #[test]
+    fn an_exec_says_which_stdio_fds_are_network_sockets() {
+        let with_stdio = |kind: u16, stdio: u8| {
+            let mut rec = exec_res_record(kind, b"/bin/sh", b"", 0, b"sh\0", 3);
+            rec[HEADER_LEN + 28] = stdio;
+            decode_record(&rec)
+        };
+        assert!(matches!(
+            with_stdio(1, 0b011).unwrap().body,
+            RawBody::Exec {
+                stdio_net: 0b011,
+                ..
+            }
+        ));
+        // Only fds 0-2 exist for it, and a process snapshot never sets it.
+        assert_eq!(with_stdio(1, 8), Err(WireError::StdioNet { found: 8 }));
+        assert_eq!(with_stdio(19, 1), Err(WireError::StdioNet { found: 1 }));
     }
 
     fn sock_record(kind: u16, family: u16, port: u16, addr: &[u8]) -> Vec<u8> {
@@ -833,6 +863,7 @@ mod tests {
             exe_ino,
             filename,
             given: _,
+            stdio_net: _,
         } = e.body
         else {
             panic!("not an exec")

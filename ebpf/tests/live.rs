@@ -713,6 +713,7 @@ fn check_process_tree(events: &[RawEvent], w: &Workload, me: u32) {
         exe_dev,
         exe_ino,
         given,
+        stdio_net: _,
     } = &true_exec.body
     else {
         unreachable!()

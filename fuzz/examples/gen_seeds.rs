@@ -479,6 +479,7 @@ fn trace_frame_seeds() {
                     exe_dev: 1,
                     exe_ino: 2,
                     given: None,
+                    stdio_net: 0,
                 },
             ),
             event(

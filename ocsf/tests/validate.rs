@@ -230,6 +230,7 @@ fn every_event() -> (Fixture, Seqs) {
             exe_dev: 8,
             exe_ino: 1234,
             given: None,
+            stdio_net: 0,
         },
     );
     let open = |path: &[u8], result| RawBody::Open {
@@ -421,6 +422,7 @@ fn every_event() -> (Fixture, Seqs) {
             exe_dev: 8,
             exe_ino: 77,
             given: None,
+            stdio_net: 0,
         },
     );
 

@@ -520,6 +520,7 @@ mod tests {
                 exe_dev: 1,
                 exe_ino: 2,
                 given: None,
+                stdio_net: 0,
             },
         ));
         t.push(&ev(
@@ -603,6 +604,7 @@ mod tests {
                 exe_dev: 1,
                 exe_ino: 3,
                 given: None,
+                stdio_net: 0,
             },
         ));
         assert_eq!(

@@ -238,9 +238,13 @@ pub fn canonicalize(ctx: &RunContext, window: u64, raw: RawEvent) -> CanonicalEv
             argv,
             exe_dev,
             exe_ino,
+            stdio_net,
             ..
         } => {
             flags |= atom_flags::EXEC;
+            if stdio_net != 0 {
+                flags |= atom_flags::STDIO_NET;
+            }
             // The executable's id is its path's id, so a file written and then run is one node.
             let (exe, g) = path_entries(&mut dict_out, filename, given_path);
             given.extend(g.map(Some));
@@ -649,6 +653,7 @@ mod tests {
             exe_dev: 1,
             exe_ino: 2,
             given: None,
+            stdio_net: 0,
         };
         let e = canonicalize(&c, 1000, raw(0, body));
         assert!(e.atom.arg_hash.is_some());
@@ -678,6 +683,7 @@ mod tests {
             exe_dev: 0x803,
             exe_ino: 99,
             given: None,
+            stdio_net: 0,
         };
         let p = canonicalize(&c, 1000, raw(0, present));
         let x = canonicalize(&c, 1000, raw(0, exec));
@@ -726,6 +732,7 @@ mod tests {
             exe_dev: 1,
             exe_ino: 2,
             given: None,
+            stdio_net: 0,
         };
         let e = canonicalize(&c, 1000, raw(0, body));
         assert!(e.atom.flags & atom_flags::ARG_HASHED != 0);

@@ -217,6 +217,7 @@ impl ConeDef {
                                     "read" => atom_flags::READ,
                                     "write" => atom_flags::WRITE,
                                     "create" => atom_flags::CREATE,
+                                    "stdio_net" => atom_flags::STDIO_NET,
                                     _ => return Err(err(n, format!("unknown flag `{f}`"))),
                                 };
                             }
@@ -686,6 +687,7 @@ pub(crate) mod tests {
             exe_dev: 0,
             exe_ino: 0,
             given: None,
+            stdio_net: 0,
         }
     }
 

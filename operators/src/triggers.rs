@@ -165,6 +165,7 @@ mod tests {
             exe_dev: 1,
             exe_ino: 2,
             given: None,
+            stdio_net: 0,
         };
         let with = |unlisted: Option<bool>| Attributed {
             exe: unlisted.map(|unlisted| crate::attribute::ExeFact {
@@ -207,6 +208,7 @@ mod tests {
             exe_dev: 0,
             exe_ino: 0,
             given: None,
+            stdio_net: 0,
         };
         assert!(d.push(&ev(4, 3, 11, 0, exec), &prev(Some(1000))).is_empty());
         let setuid = RawBody::SetUid {

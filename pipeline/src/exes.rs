@@ -391,6 +391,7 @@ mod tests {
                 exe_dev: m.dev(),
                 exe_ino: m.ino(),
                 given: None,
+                stdio_net: 0,
             },
         }
     }

@@ -75,6 +75,8 @@ pub(crate) enum QueryWhat {
     /// An actor's ancestors and every process descended from it.
     Tree { actor: String },
     /// Every event on a path (opens, execs, unlinks, renames to and from it), failed ones too.
+    /// Paths are sealed canonical (the file the kernel used, without `.`, `..` or `//`): the
+    /// argument is made canonical the same way, lexically.
     Path { path: String },
     /// Every connect, accept and bind with an address: `1.2.3.4`, `1.2.3.4:443`, `::1` or
     /// `[::1]:443` (without a port, any port), failed ones too.
@@ -682,8 +684,13 @@ pub(crate) fn print_tree(
     Ok(())
 }
 
+/// A path as the store seals it (FORMAT.md §3.2), so `/tmp/./x` asks about `/tmp/x`.
+pub(crate) fn canonical_arg(path: &str) -> String {
+    String::from_utf8_lossy(&ritma_schemas::path::canonical_path(path.as_bytes())).into_owned()
+}
+
 fn path_events(scope: &Scope, out: &mut Rows, path: &str) -> Result<()> {
-    let id = DictEntry::id_of(DictKind::Path, path.as_bytes());
+    let id = DictEntry::id_of(DictKind::Path, canonical_arg(path).as_bytes());
     scope.each_window(
         |r| r.event_count > 0,
         |w| {

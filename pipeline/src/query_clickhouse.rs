@@ -82,7 +82,7 @@ pub(crate) fn answer(url: &str, args: &QueryArgs, out: &mut Rows) -> Result<()> 
             print_tree(&tree_nodes(&answer)?, &id, out)
         }
         QueryWhat::Path { path } => {
-            params.insert("path", json!(path));
+            params.insert("path", json!(crate::query::canonical_arg(path)));
             rows(out, ch.shipped("path", &params)?)
         }
         QueryWhat::Flow { addr } => {

@@ -364,10 +364,12 @@ pub mod atom_flags {
     pub const LATE: u32 = 1 << 6;
     /// An argument was longer than its bound and is represented by `arg_hash` only.
     pub const ARG_HASHED: u32 = 1 << 7;
-    pub const ALL: u32 = (1 << 8) - 1;
+    /// An exec whose new program has fd 0, 1 or 2 on an IPv4/IPv6 socket (exec only).
+    pub const STDIO_NET: u32 = 1 << 8;
+    pub const ALL: u32 = (1 << 9) - 1;
 
-    /// FORMAT.md §3.2 names of bits 0–7, lowest first.
-    pub const NAMES: [&str; 8] = [
+    /// FORMAT.md §3.2 names of bits 0–8, lowest first.
+    pub const NAMES: [&str; 9] = [
         "failed",
         "read",
         "write",
@@ -376,6 +378,7 @@ pub mod atom_flags {
         "exec",
         "late",
         "arg_hashed",
+        "stdio_net",
     ];
 
     /// The names of the bits set in `flags`, lowest first.
@@ -641,6 +644,13 @@ impl Record for EventAtom {
             });
         }
         let mut value = Self::decode_fields(&mut d)?;
+        if value.flags & atom_flags::STDIO_NET != 0 && value.event_type != EventType::Exec {
+            return Err(d.error_at(
+                "flags",
+                0,
+                DecodeErrorKind::Invalid("stdio_net is a flag of exec events only"),
+            ));
+        }
         if v == EVENT_ATOM_V2 {
             let slots = Self::given_slots(value.event_type);
             let at = d.position();

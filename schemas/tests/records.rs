@@ -141,7 +141,12 @@ fn event_atom() -> impl Strategy<Value = EventAtom> {
                 event_type,
                 actor,
                 object,
-                flags,
+                // stdio_net is a flag of exec alone.
+                flags: if event_type == EventType::Exec {
+                    flags
+                } else {
+                    flags & !atom_flags::STDIO_NET
+                },
                 arg_hash,
                 payload_ref,
                 given: Vec::new(),
@@ -1759,11 +1764,11 @@ fn undefined_enum_values_are_rejected() {
 fn undefined_flag_bits_are_rejected() {
     let b = sample_atom().encode();
     for (v, bits) in [
-        (0x100u64, 0x100u64),
-        (0x1ff, 0x100),
+        (0x200u64, 0x200u64),
+        (0x3ff, 0x200),
         (0x8000_0000, 0x8000_0000),
         (1 << 32, 1 << 32),
-        (u64::MAX, !0xff),
+        (u64::MAX, !0x1ff),
     ] {
         rejects(
             2,
@@ -1772,9 +1777,13 @@ fn undefined_flag_bits_are_rejected() {
             DecodeErrorKind::UnknownFlags { bits },
         );
     }
-    // All eight defined bits together are fine.
-    let m = with_field(&b, 7, &uint(atom_flags::ALL as u64));
+    // All eight bits defined for every type together are fine; stdio_net only on an exec.
+    let m = with_field(&b, 7, &uint(0xff));
     assert_eq!(EventAtom::decode(&m).unwrap().flags, 0xff);
+    let m = with_field(&b, 7, &uint(atom_flags::ALL as u64));
+    assert!(EventAtom::decode(&m).is_err(), "stdio_net on an open");
+    let exec = with_field(&m, 4, &uint(EventType::Exec.as_u64()));
+    assert_eq!(EventAtom::decode(&exec).unwrap().flags, 0x1ff);
     // Edge flags are a u8 with all eight bits defined: 256 is out of range.
     let e = sample_edge().encode();
     rejects(

@@ -105,6 +105,8 @@ pub enum RawBody {
         argv_truncated: bool,
         exe_dev: u64,
         exe_ino: u64,
+        /// Bit i set when fd i (0, 1, 2) of the new program is an IPv4/IPv6 socket.
+        stdio_net: u8,
     },
     Fork {
         child_pid: u32,
@@ -205,36 +207,29 @@ pub enum RawBody {
 }
 
 impl RawBody {
-    /// The given-path elements a version 2 encoding appends (FORMAT.md §7.1): one for exec,
-    /// open and unlink, two (old, new) for rename; none when no path was given otherwise.
-    pub fn given_paths(&self) -> Vec<Option<&Vec<u8>>> {
+    /// True when the event is written as version 2 (FORMAT.md §7.1): a path was given
+    /// otherwise than the sensor resolved it, or an exec's stdio is on the network.
+    pub fn is_version_2(&self) -> bool {
         match self {
-            RawBody::Exec { given: Some(g), .. }
-            | RawBody::Open { given: Some(g), .. }
-            | RawBody::Unlink { given: Some(g), .. } => vec![Some(g)],
-            RawBody::Rename {
-                old_given,
-                new_given,
-                ..
-            } if old_given.is_some() || new_given.is_some() => {
-                vec![old_given.as_ref(), new_given.as_ref()]
-            }
-            _ => Vec::new(),
-        }
-    }
-
-    /// True when a path was given otherwise than the sensor resolved it (version 2).
-    pub fn has_given(&self) -> bool {
-        match self {
-            RawBody::Exec { given, .. }
-            | RawBody::Open { given, .. }
-            | RawBody::Unlink { given, .. } => given.is_some(),
+            RawBody::Exec {
+                given, stdio_net, ..
+            } => given.is_some() || *stdio_net != 0,
+            RawBody::Open { given, .. } | RawBody::Unlink { given, .. } => given.is_some(),
             RawBody::Rename {
                 old_given,
                 new_given,
                 ..
             } => old_given.is_some() || new_given.is_some(),
             _ => false,
+        }
+    }
+
+    /// How many elements version 2 appends to this kind's version 1 body.
+    fn version_2_elements(&self) -> u64 {
+        match self {
+            RawBody::Exec { .. } | RawBody::Rename { .. } => 2,
+            RawBody::Open { .. } | RawBody::Unlink { .. } => 1,
+            _ => 0,
         }
     }
 
@@ -291,7 +286,7 @@ impl RawEvent {
         let t = &self.task;
         e.array(7)
             .uint(RAW_EVENT_TYPE)
-            .uint(if self.body.has_given() {
+            .uint(if self.body.is_version_2() {
                 RAW_EVENT_VERSION_GIVEN
             } else {
                 RAW_EVENT_VERSION
@@ -314,9 +309,13 @@ impl RawEvent {
             .uint(t.net_ns)
             .bytes(&t.comm);
         e.uint(self.body.event_type().as_u64());
-        // Given paths, the version 2 elements, follow the version 1 body.
-        let given = self.body.given_paths();
-        let extra = given.len() as u64;
+        // Version 2's elements (given paths, an exec's stdio) follow the version 1 body.
+        let v2 = self.body.is_version_2();
+        let extra = if v2 {
+            self.body.version_2_elements()
+        } else {
+            0
+        };
         match &self.body {
             RawBody::Exec {
                 filename: exe,
@@ -449,11 +448,33 @@ impl RawEvent {
                 e.array(3).uint(*prog_type as u64).bytes(name).int(*result);
             }
         }
-        for g in given {
-            match g {
-                Some(g) => e.bytes(g),
-                None => e.null(),
+        if v2 {
+            let mut opt = |g: &Option<Vec<u8>>| match g {
+                Some(g) => {
+                    e.bytes(g);
+                }
+                None => {
+                    e.null();
+                }
             };
+            match &self.body {
+                RawBody::Exec {
+                    given, stdio_net, ..
+                } => {
+                    opt(given);
+                    e.uint(*stdio_net as u64);
+                }
+                RawBody::Open { given, .. } | RawBody::Unlink { given, .. } => opt(given),
+                RawBody::Rename {
+                    old_given,
+                    new_given,
+                    ..
+                } => {
+                    opt(old_given);
+                    opt(new_given);
+                }
+                _ => {}
+            }
         }
         *buf = e.into_bytes();
     }
@@ -644,8 +665,8 @@ fn body_len(
 ) -> Result<(), DecodeError> {
     let extra = match (with_given, kind) {
         (false, _) => 0,
-        (true, EventType::Exec | EventType::Open | EventType::Unlink) => 1,
-        (true, EventType::Rename) => 2,
+        (true, EventType::Open | EventType::Unlink) => 1,
+        (true, EventType::Exec | EventType::Rename) => 2,
         (true, _) => {
             return Err(d.error(
                 "version",
@@ -678,11 +699,21 @@ fn decode_body(
             let exe_dev = d.uint("exe_dev")?;
             let exe_ino = d.uint("exe_ino")?;
             if kind == EventType::Exec {
-                let given = if with_given {
-                    given_path(d, "given", &exe, false)?
-                } else {
-                    None
-                };
+                let (mut given, mut stdio_net) = (None, 0);
+                if with_given {
+                    let at = d.position();
+                    given = given_path(d, "given", &exe, true)?;
+                    stdio_net = d.uint_max("stdio_net", 7)? as u8;
+                    if given.is_none() && stdio_net == 0 {
+                        return Err(err_at(
+                            at,
+                            "given",
+                            DecodeErrorKind::Invalid(
+                                "a version 2 exec gives a path or a network stdio",
+                            ),
+                        ));
+                    }
+                }
                 RawBody::Exec {
                     filename: exe,
                     given,
@@ -690,6 +721,7 @@ fn decode_body(
                     argv_truncated,
                     exe_dev,
                     exe_ino,
+                    stdio_net,
                 }
             } else {
                 RawBody::Present {
@@ -899,10 +931,10 @@ pub(crate) mod tests {
                 proptest::collection::vec(bytes(40), 0..8),
                 any::<bool>(),
                 any::<u64>(),
-                any::<u64>()
+                (any::<u64>(), 0u8..8)
             )
                 .prop_map(
-                    |(filename, given, argv, argv_truncated, exe_dev, exe_ino)| {
+                    |(filename, given, argv, argv_truncated, exe_dev, (exe_ino, stdio_net))| {
                         RawBody::Exec {
                             given: given_for(&filename, given),
                             filename,
@@ -910,6 +942,7 @@ pub(crate) mod tests {
                             argv_truncated,
                             exe_dev,
                             exe_ino,
+                            stdio_net,
                         }
                     }
                 ),

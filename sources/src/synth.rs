@@ -442,6 +442,7 @@ impl Host {
                 exe_dev: 0x803,
                 exe_ino: ino,
                 given: None,
+                stdio_net: 0,
             },
         );
         c
@@ -646,13 +647,15 @@ impl Host {
                 );
                 self.emit(
                     p,
+                    // As the live sensor sees it: the memfd the kernel ran, and the fd path given.
                     RawBody::Exec {
-                        filename: b"/proc/self/fd/3".to_vec(),
+                        filename: b"/memfd:x".to_vec(),
                         argv: vec![b"[kworker]".to_vec()],
                         argv_truncated: false,
                         exe_dev: 0x1,
                         exe_ino: 1234,
-                        given: None,
+                        given: Some(b"/proc/self/fd/3".to_vec()),
+                        stdio_net: 0,
                     },
                 );
                 self.procs[p].comm = b"3";

@@ -32,6 +32,7 @@ fn every_body() -> Vec<RawBody> {
             exe_dev: 2049,
             exe_ino: 77,
             given: None,
+            stdio_net: 0,
         },
         RawBody::Fork {
             child_pid: 101,

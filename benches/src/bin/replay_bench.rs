@@ -298,6 +298,7 @@ fn json_line(out: &mut Vec<u8>, node: &str, wmm: i64, e: &RawEvent) {
             exe_dev,
             exe_ino,
             given: _,
+            stdio_net: _,
         }
         | RawBody::Present {
             exe: filename,
