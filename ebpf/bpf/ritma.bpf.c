@@ -363,20 +363,32 @@ static __always_inline long walk_path(struct walk_buf *w, struct task_struct *t,
 	struct dentry *root_d = BPF_CORE_READ(t, fs, root.dentry);
 	struct vfsmount *root_m = BPF_CORE_READ(t, fs, root.mnt);
 	struct mount *mnt = container_of(vm, struct mount, mnt);
+	struct dentry *mnt_root;
 	int i;
 
 	if (!d || !vm)
 		return -1;
+	/* Read once per mount, not per component: each read is a helper call. */
+	mnt_root = BPF_CORE_READ(vm, mnt_root);
 	w->n = 0;
 	for (i = 0; i < WALK_STEPS; i++) {
-		struct dentry *mnt_root, *parent;
+		/* d_parent and d_name, adjacent in struct dentry: one read per component. */
+		struct {
+			struct dentry *parent;
+			struct qstr name;
+		} st;
 		__u32 n;
 
 		if (d == root_d && vm == root_m)
 			break;
-		mnt_root = BPF_CORE_READ(vm, mnt_root);
-		parent = BPF_CORE_READ(d, d_parent);
-		if (d == mnt_root || d == parent) {
+		if (bpf_core_field_offset(struct dentry, d_name) ==
+		    bpf_core_field_offset(struct dentry, d_parent) + sizeof(void *)) {
+			bpf_core_read(&st, sizeof(st), &d->d_parent);
+		} else {
+			st.parent = BPF_CORE_READ(d, d_parent);
+			bpf_core_read(&st.name, sizeof(st.name), &d->d_name);
+		}
+		if (d == mnt_root || d == st.parent) {
 			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
 			/* A dentry that is its own parent without being its mount's root is a
 			 * pseudo file (memfd, pipe, socket): its name is all the path it has. */
@@ -384,8 +396,8 @@ static __always_inline long walk_path(struct walk_buf *w, struct task_struct *t,
 				n = w->n;
 				if (n >= WALK_COMPONENTS)
 					return -1;
-				w->names[n & (WALK_COMPONENTS - 1)] = BPF_CORE_READ(d, d_name.name);
-				w->lens[n & (WALK_COMPONENTS - 1)] = BPF_CORE_READ(d, d_name.len);
+				w->names[n & (WALK_COMPONENTS - 1)] = st.name.name;
+				w->lens[n & (WALK_COMPONENTS - 1)] = st.name.len;
 				w->n = n + 1;
 				break;
 			}
@@ -395,15 +407,16 @@ static __always_inline long walk_path(struct walk_buf *w, struct task_struct *t,
 			d = BPF_CORE_READ(mnt, mnt_mountpoint);
 			mnt = up;
 			vm = &up->mnt;
+			mnt_root = BPF_CORE_READ(vm, mnt_root);
 			continue;
 		}
 		n = w->n;
 		if (n >= WALK_COMPONENTS)
 			return -1;
-		w->names[n & (WALK_COMPONENTS - 1)] = BPF_CORE_READ(d, d_name.name);
-		w->lens[n & (WALK_COMPONENTS - 1)] = BPF_CORE_READ(d, d_name.len);
+		w->names[n & (WALK_COMPONENTS - 1)] = st.name.name;
+		w->lens[n & (WALK_COMPONENTS - 1)] = st.name.len;
 		w->n = n + 1;
-		d = parent;
+		d = st.parent;
 	}
 	if (i == WALK_STEPS)
 		return -1;
