@@ -6,6 +6,8 @@
 //   --renames  openat(O_CREAT) + close, renameat2, unlinkat
 //   --connects socket, connect to its own loopback listener, accept4, close both
 //   --nulls    getppid (hooked by no sensor's rules: the per-syscall cost of a sensor)
+//   --fcntls   fcntl(F_GETFL) (hooked by Ritma, which reports only F_DUPFD onto fds 0-2: the
+//              cost of its fcntl hooks to a program that never duplicates onto stdio)
 // until --iterations (per worker) or --duration is reached, paced to --rate nominal
 // events/s in total (0: as fast as it can). It prints one JSON line on stdout with the
 // nominal event count, wall time and the CPU of itself and all its children.
@@ -44,7 +46,7 @@ struct options {
     double duration;     // seconds; 0 = until --iterations
     double rate;         // nominal events/s over all workers; 0 = flat out
     unsigned jobs;
-    unsigned execs, opens, renames, connects, nulls;
+    unsigned execs, opens, renames, connects, nulls, fcntls;
     const char *dir;
 };
 
@@ -173,6 +175,8 @@ static void worker(const struct options *o, unsigned index, double start,
         }
         for (unsigned i = 0; i < o->nulls; i++)
             syscall(SYS_getppid);
+        for (unsigned i = 0; i < o->fcntls; i++)
+            CHECK(fcntl(listener, F_GETFL) >= 0, "fcntl");
         res->iterations = it + 1;
         res->nominal_events += per_iter;
     }
@@ -199,7 +203,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: ritma-overhead-load [--iterations N] [--duration S] [--rate EV_PER_S]\n"
             "         [--jobs J] [--execs K] [--opens K] [--renames K] [--connects K]\n"
-            "         [--nulls K] [--dir DIR]\n"
+            "         [--nulls K] [--fcntls K] [--dir DIR]\n"
             "  at least one of --iterations (per worker) and --duration must be given\n");
     exit(2);
 }
@@ -236,6 +240,8 @@ int main(int argc, char **argv) {
             bad = parse_u(v, &o.connects);
         } else if (!strcmp(a, "--nulls")) {
             bad = parse_u(v, &o.nulls);
+        } else if (!strcmp(a, "--fcntls")) {
+            bad = parse_u(v, &o.fcntls);
         } else if (!strcmp(a, "--dir")) {
             o.dir = v;
         } else {

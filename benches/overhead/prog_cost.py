@@ -37,7 +37,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--binary", action="append", required=True, help="LABEL=PATH (repeatable)")
     p.add_argument("--load", required=True, help="the ritma-overhead-load binary")
-    p.add_argument("--kind", default="opens", choices=["opens", "renames", "connects", "execs"])
+    p.add_argument("--kind", default="opens",
+                   choices=["opens", "renames", "connects", "execs", "fcntls"])
     p.add_argument("--iterations", type=int, default=20000)
     p.add_argument("--per-iteration", type=int, default=20, help="calls of the kind per iteration")
     p.add_argument("--reps", type=int, default=5)
@@ -80,6 +81,9 @@ def main():
                         raise SystemExit(f"{label} record exited with {proc.returncode}")
                 os.unlink(out)
                 events = json.loads(load.stdout.strip().splitlines()[-1])["nominal_events"]
+                if args.kind == "fcntls":
+                    # fcntl(F_GETFL) is no event: its cost is per call.
+                    events = args.iterations * args.per_iteration
                 per_prog = {}
                 total_ns = 0
                 for pid, (name, cnt0, ns0) in start.items():

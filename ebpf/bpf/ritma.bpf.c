@@ -21,6 +21,11 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define SIGNAL_GROUP_EXIT 0x00000004
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
+#define S_IFIFO 0010000
+#define S_IFREG 0100000
+#define S_IFCHR 0020000
+#define F_DUPFD 0
+#define F_DUPFD_CLOEXEC 1030
 #define BPF_PROG_LOAD_CMD 5
 /* union bpf_attr (UAPI, stable): prog_type at 0, prog_name[16] at 48. */
 #define BPF_ATTR_PROG_NAME_OFF 48
@@ -127,6 +132,10 @@ enum sc {
 	SC_INIT_MODULE,
 	SC_FINIT_MODULE,
 	SC_BPF,
+	SC_DUP,
+	SC_DUP2,
+	SC_DUP3,
+	SC_FCNTL,
 };
 
 /* What a syscall's enter leaves for its exit, keyed by pid_tgid. */
@@ -848,6 +857,10 @@ static __always_inline int on_enter(__u32 sc, __u64 a0, __u64 a1, __u64 a2, __u6
 		return 0;
 	if (sc == SC_BPF && a0 != BPF_PROG_LOAD_CMD)
 		return 0;
+	/* Only a dup that can land on fd 0-2 (dup always may: it takes the lowest free fd). */
+	if ((sc == SC_DUP2 && (a1 > 2 || a0 == a1)) || (sc == SC_DUP3 && a1 > 2) ||
+	    (sc == SC_FCNTL && ((a1 != F_DUPFD && a1 != F_DUPFD_CLOEXEC) || a2 > 2)))
+		return 0;
 	s.sc = sc;
 	s.args[0] = a0;
 	s.args[1] = a1;
@@ -1063,6 +1076,41 @@ static __always_inline void emit_connect_bind(struct stash *s, long ret, __u16 k
 	submit(rec, off + b->addr_len);
 }
 
+/* Writes at dst the peer address of sk (of the given family: IPv4, IPv6 or Unix, whose
+ * peer's bound path it is) and its port in *port; returns the address's length. */
+static __always_inline __u16 put_peer(__u8 *dst, struct sock *sk, __u16 family, __u16 *port)
+{
+	*port = 0;
+	if (family == AF_INET) {
+		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(dst, &a, 4);
+		*port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		return 4;
+	}
+	if (family == AF_INET6) {
+		/* All 16 bytes: BPF_CORE_READ_INTO would copy sizeof(*dst), one byte here. */
+		bpf_core_read(dst, 16, &sk->__sk_common.skc_v6_daddr);
+		*port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		return 16;
+	}
+	if (family == AF_UNIX) {
+		struct sock *peer = BPF_CORE_READ((struct unix_sock *)sk, peer);
+		struct unix_address *ua = BPF_CORE_READ((struct unix_sock *)peer, addr);
+		int alen = BPF_CORE_READ(ua, len);
+		__u32 n = alen > 2 ? alen - 2 : 0;
+		if (n > RITMA_UNIX_PATH_MAX)
+			n = RITMA_UNIX_PATH_MAX;
+		/* name is a flexible array of sockaddr_un; its path follows the 2-byte family.
+		 * (aya's CO-RE rejects an access through element 0 of a flexible array.) */
+		const void *sun_path = (void *)ua +
+				       bpf_core_field_offset(struct unix_address, name) + 2;
+		if (n && bpf_probe_read_kernel(dst, BOUND(n, 0x7f), sun_path) != 0)
+			n = 0;
+		return n;
+	}
+	return 0;
+}
+
 static __always_inline void emit_accept(struct stash *s, long ret)
 {
 	struct task_struct *t = (void *)bpf_get_current_task();
@@ -1070,7 +1118,7 @@ static __always_inline void emit_accept(struct stash *s, long ret)
 	struct ritma_sock *b;
 	struct sock *sk;
 	__u32 off;
-	__u16 family;
+	__u16 family, port = 0;
 
 	/* A non-blocking accept with nothing pending is not a connection. */
 	if (ret == -EAGAIN)
@@ -1084,47 +1132,20 @@ static __always_inline void emit_accept(struct stash *s, long ret)
 	/* The peer from the new socket; a failed accept names the listener's family only. */
 	sk = fd_sock(t, ret >= 0 ? ret : (long)(int)s->args[0]);
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	b->family = family;
-	b->port = 0;
-	b->addr_len = 0;
 	b->pad = 0;
 	/* No socket behind the descriptor (a bad fd: the call failed) reads as family 0: sent
 	 * without an address, as an AF_UNSPEC one is. */
 	if (!sk)
-		b->family = family = AF_UNSPEC;
-	if (family == AF_INET) {
-		if (ret >= 0) {
-			__u32 a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-			__builtin_memcpy(rec + off, &a, 4);
-			b->port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
-		} else {
-			__builtin_memset(rec + off, 0, 4);
-		}
-		b->addr_len = 4;
-	} else if (family == AF_INET6) {
-		if (ret >= 0) {
-			/* All 16 bytes: BPF_CORE_READ_INTO would copy sizeof(*dst), one byte here. */
-			bpf_core_read(rec + off, 16, &sk->__sk_common.skc_v6_daddr);
-			b->port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
-		} else {
-			__builtin_memset(rec + off, 0, 16);
-		}
-		b->addr_len = 16;
-	} else if (family == AF_UNIX && ret >= 0) {
-		struct sock *peer = BPF_CORE_READ((struct unix_sock *)sk, peer);
-		struct unix_address *ua = BPF_CORE_READ((struct unix_sock *)peer, addr);
-		int alen = BPF_CORE_READ(ua, len);
-		__u32 n = alen > 2 ? alen - 2 : 0;
-		if (n > RITMA_UNIX_PATH_MAX)
-			n = RITMA_UNIX_PATH_MAX;
-		/* name is a flexible array of sockaddr_un; its path follows the 2-byte family.
-		 * (aya's CO-RE rejects an access through element 0 of a flexible array.) */
-		const void *sun_path = (void *)ua +
-				       bpf_core_field_offset(struct unix_address, name) + 2;
-		if (n && bpf_probe_read_kernel(rec + off, BOUND(n, 0x7f), sun_path) != 0)
-			n = 0;
-		b->addr_len = n;
+		family = AF_UNSPEC;
+	b->family = family;
+	b->addr_len = 0;
+	if (ret >= 0) {
+		b->addr_len = put_peer(rec + off, sk, family, &port);
+	} else if (family == AF_INET || family == AF_INET6) {
+		b->addr_len = family == AF_INET ? 4 : 16;
+		__builtin_memset(rec + off, 0, 16);
 	}
+	b->port = port;
 	b->result = ret;
 	submit(rec, off + b->addr_len);
 }
@@ -1281,6 +1302,80 @@ static __always_inline void emit_named(struct stash *s, long ret)
 	submit(rec, off + len);
 }
 
+/* True for the calls that can put an fd on 0-2 by duplicating another. */
+static __always_inline bool is_dup_sc(__u32 sc)
+{
+	return sc == SC_DUP || sc == SC_DUP2 || sc == SC_DUP3 || sc == SC_FCNTL;
+}
+
+/* fd_dup: an fd duplicated onto 0, 1 or 2 (ret, the new fd): what the source is (a
+ * socket's peer too) and the process's executable, so a cone can tell a shell's stdio
+ * turned into a network connection after it started. */
+static __always_inline void emit_dup(struct stash *s, long ret)
+{
+	struct task_struct *t = (void *)bpf_get_current_task();
+	struct walk_buf *w;
+	struct ritma_dup *b;
+	struct file *f, *exe;
+	__u8 *rec;
+	__u32 off, mode;
+	__u16 port = 0;
+	long l;
+
+	if (ret < 0 || ret > 2)
+		return;
+	rec = record_buf();
+	if (!rec)
+		return;
+	fill_header(rec, RITMA_FD_DUP);
+	b = (void *)(rec + HDR_LEN);
+	off = HDR_LEN + sizeof(*b);
+	b->oldfd = s->args[0];
+	b->newfd = ret;
+	b->call = s->sc == SC_DUP  ? RITMA_DUP_DUP :
+		  s->sc == SC_DUP2 ? RITMA_DUP_DUP2 :
+		  s->sc == SC_DUP3 ? RITMA_DUP_DUP3 :
+		  s->args[1] == F_DUPFD ? RITMA_DUP_FCNTL :
+					  RITMA_DUP_FCNTL_CLOEXEC;
+	b->family = 0;
+	b->addr_len = 0;
+	b->pad = 0;
+	/* The new fd is the source's file now: read it there. */
+	f = fd_file(t, ret);
+	mode = BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT;
+	if (f && mode == S_IFSOCK) {
+		struct socket *so = BPF_CORE_READ(f, private_data);
+		struct sock *sk = BPF_CORE_READ(so, sk);
+		__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+		b->source = RITMA_SRC_SOCKET;
+		if (sk && (family == AF_INET || family == AF_INET6 || family == AF_UNIX)) {
+			b->family = family;
+			b->addr_len = put_peer(rec + off, sk, family, &port);
+		}
+	} else if (f && mode == S_IFIFO) {
+		b->source = RITMA_SRC_PIPE;
+	} else if (f && mode == S_IFREG) {
+		b->source = RITMA_SRC_FILE;
+	} else if (f && mode == S_IFCHR) {
+		b->source = RITMA_SRC_CHAR;
+	} else {
+		b->source = RITMA_SRC_OTHER;
+	}
+	b->port = port;
+	off += b->addr_len & 0x7f;
+	b->exe_len = 0;
+	exe = BPF_CORE_READ(t, mm, exe_file);
+	w = walk_buf();
+	if (exe && w) {
+		l = walk_path(w, t, BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt));
+		if (l > 0 && l < RITMA_PATH_MAX) {
+			bpf_probe_read_kernel(rec + BOUND(off, 0xff), BOUND(l, PATH_MASK), w->path);
+			b->exe_len = l & PATH_MASK;
+		}
+	}
+	submit(rec, off + b->exe_len);
+}
+
 static __always_inline int on_exit(__u32 sc, long ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -1292,6 +1387,14 @@ static __always_inline int on_exit(__u32 sc, long ret)
 	}
 	s = bpf_map_lookup_elem(&ritma_stash, &pid_tgid);
 
+	/* The dup calls report only an fd landed on 0-2, and their enters stash only calls
+	 * that may land there (fcntl only its F_DUPFD commands): an exit without a stash is a
+	 * gap only when it did land, and for fcntl it cannot be told from another command. */
+	if (is_dup_sc(sc) && (!s || s->sc != sc)) {
+		if (sc != SC_FCNTL && ret >= 0 && ret <= 2)
+			count_call(sc, CALL_ORPHAN);
+		return 0;
+	}
 	if (!s) {
 		count_call(sc, CALL_ORPHAN);
 		return 0;
@@ -1339,6 +1442,12 @@ static __always_inline int on_exit(__u32 sc, long ret)
 		}
 		case SC_PTRACE:
 			emit_ptrace(s, ret);
+			break;
+		case SC_DUP:
+		case SC_DUP2:
+		case SC_DUP3:
+		case SC_FCNTL:
+			emit_dup(s, ret);
 			break;
 		case SC_CAPSET:
 			emit_capset(s, ret);
@@ -1402,6 +1511,10 @@ SYSCALL_PAIR(memfd_create, SC_MEMFD_CREATE, 2)
 SYSCALL_PAIR(init_module, SC_INIT_MODULE, 3)
 SYSCALL_PAIR(finit_module, SC_FINIT_MODULE, 3)
 SYSCALL_PAIR(bpf, SC_BPF, 3)
+SYSCALL_PAIR(dup, SC_DUP, 1)
+SYSCALL_PAIR(dup2, SC_DUP2, 2)
+SYSCALL_PAIR(dup3, SC_DUP3, 3)
+SYSCALL_PAIR(fcntl, SC_FCNTL, 3)
 
 /* Kernels built without module support have no init_module/finit_module tracepoints:
  * the loader attaches these instead, which see every syscall and keep only those two. */

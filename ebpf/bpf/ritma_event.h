@@ -35,6 +35,7 @@ enum ritma_kind {
 	RITMA_MODULE_LOAD = 16,
 	RITMA_BPF_PROG_LOAD = 17,
 	RITMA_PRESENT = 19, /* 18 is trigger, which the sensor never emits */
+	RITMA_FD_DUP = 20,
 };
 
 /* Indexes of the per-CPU counters (ritma_drops): the drops by reason, then the records the
@@ -192,6 +193,39 @@ struct ritma_named {
 	__u32 arg;
 	__u16 name_len;
 	__u16 pad;
+};
+
+/* Which call duplicated an fd onto 0-2 (the raw model's DupCall). */
+enum ritma_dup_call {
+	RITMA_DUP_DUP = 1,
+	RITMA_DUP_DUP2 = 2,
+	RITMA_DUP_DUP3 = 3,
+	RITMA_DUP_FCNTL = 4,         /* F_DUPFD */
+	RITMA_DUP_FCNTL_CLOEXEC = 5, /* F_DUPFD_CLOEXEC */
+};
+
+/* What the duplicated fd is (the raw model's DupSource), from its inode's type. */
+enum ritma_dup_source {
+	RITMA_SRC_SOCKET = 1,
+	RITMA_SRC_PIPE = 2, /* a pipe or FIFO */
+	RITMA_SRC_FILE = 3, /* a regular file */
+	RITMA_SRC_CHAR = 4, /* a character device (a terminal, /dev/null) */
+	RITMA_SRC_OTHER = 5,
+};
+
+/* fd_dup: a successful dup, dup2, dup3 or fcntl F_DUPFD* whose new fd is 0, 1 or 2. Then
+ * addr_len bytes (a socket's peer address, as ritma_sock's), then exe_len bytes (the
+ * process's executable, walked from its root; 0 when the walk failed). */
+struct ritma_dup {
+	__u32 oldfd;
+	__u32 newfd;
+	__u16 call;
+	__u16 source;
+	__u16 family; /* a socket's family, else 0 */
+	__u16 port;   /* host order */
+	__u16 addr_len;
+	__u16 exe_len;
+	__u32 pad;
 };
 
 /* Key of the ignored-prefix LPM trie: prefixlen in bits, then the prefix bytes. */

@@ -43,6 +43,10 @@ pub fn call(name: &str) -> bool {
             "init_module" => syscall(SYS_init_module, none, 0, none),
             "finit_module" => syscall(SYS_finit_module, -1, none, 0),
             "bpf" => syscall(SYS_bpf, all, none, 0),
+            "dup" => syscall(SYS_dup, -1),
+            "dup2" => syscall(SYS_dup2, -1, -1),
+            "dup3" => syscall(SYS_dup3, -1, -1, 0),
+            "fcntl" => syscall(SYS_fcntl, -1, F_GETFD),
             _ => return false,
         };
     }

@@ -121,6 +121,10 @@ syscalls! {
     "init_module" => RawFallback,
     "finit_module" => RawFallback,
     "bpf" => Required,
+    "dup" => Required,
+    "dup2" => Optional,
+    "dup3" => Required,
+    "fcntl" => Required,
 }
 
 /// The process lifecycle programs.

@@ -3,7 +3,9 @@
 //! one event or to a `WireError`; nothing here panics on input.
 
 use ritma_schemas::path::{canonical_path, join_path};
-use ritma_sources::raw::{IdCall, RawBody, RawEvent, SockAddr, Task, MAX_ARGV, MAX_PATH_LEN};
+use ritma_sources::raw::{
+    DupCall, DupSource, IdCall, RawBody, RawEvent, SockAddr, Task, MAX_ARGV, MAX_PATH_LEN,
+};
 
 pub const WIRE_VERSION: u16 = 2;
 pub const HEADER_LEN: usize = 112;
@@ -66,6 +68,8 @@ pub enum WireError {
     },
     #[error("exec stdio_net is {found:#x}: only bits 0-2, and none for a present record")]
     StdioNet { found: u8 },
+    #[error("fd_dup {field} is {found}")]
+    DupField { field: &'static str, found: u32 },
     #[error("module load from_fd flag is {found}, expected 0 or 1")]
     FromFd { found: u32 },
     #[error(
@@ -217,6 +221,7 @@ pub fn decode_record(buf: &[u8]) -> Result<RawEvent, WireError> {
 fn decode_body(r: &mut Reader<'_>, kind: u16) -> Result<RawBody, WireError> {
     Ok(match kind {
         1 | 19 => decode_exec(r, kind)?,
+        20 => decode_dup(r)?,
         2 => {
             let child_pid = r.u32()?;
             r.zero("fork pad", 4)?;
@@ -473,8 +478,15 @@ fn decode_sockaddr(r: &mut Reader<'_>) -> Result<SockAddr, WireError> {
     let port = r.u16()?;
     let len = r.len("address", UNIX_PATH_MAX)?;
     r.zero("address pad", 2)?;
-    let bytes = r.take(len)?;
-    let wrong = || WireError::AddressLength { family, len };
+    sockaddr(family, port, r.take(len)?)
+}
+
+/// A socket address from its family, port (host order) and address bytes.
+fn sockaddr(family: u16, port: u16, bytes: &[u8]) -> Result<SockAddr, WireError> {
+    let wrong = || WireError::AddressLength {
+        family,
+        len: bytes.len(),
+    };
     let addr = match family {
         AF_INET => SockAddr::V4 {
             addr: bytes.try_into().map_err(|_| wrong())?,
@@ -501,6 +513,49 @@ fn decode_sockaddr(r: &mut Reader<'_>) -> Result<SockAddr, WireError> {
         return Err(WireError::Port { family, port });
     }
     Ok(addr)
+}
+
+/// An fd duplicated onto 0-2 (`struct ritma_dup`).
+fn decode_dup(r: &mut Reader<'_>) -> Result<RawBody, WireError> {
+    let oldfd = r.u32()?;
+    let newfd = r.u32()?;
+    let call = r.u16()?;
+    let source = r.u16()?;
+    let family = r.u16()?;
+    let port = r.u16()?;
+    let addr_len = r.len("dup address", UNIX_PATH_MAX)?;
+    let exe_len = r.len("dup exe", WIRE_PATH_MAX)?;
+    r.zero("dup pad", 4)?;
+    let newfd = u8::try_from(newfd)
+        .ok()
+        .filter(|fd| *fd <= 2)
+        .ok_or(WireError::DupField {
+            field: "newfd",
+            found: newfd,
+        })?;
+    let call = DupCall::from_u64(call as u64).ok_or(WireError::DupField {
+        field: "call",
+        found: call as u32,
+    })?;
+    let source = DupSource::from_u64(source as u64).ok_or(WireError::DupField {
+        field: "source",
+        found: source as u32,
+    })?;
+    let peer = sockaddr(family, port, r.take(addr_len)?)?;
+    if source != DupSource::Socket && peer != (SockAddr::Other { family: 0 }) {
+        return Err(WireError::DupField {
+            field: "family (a peer for a source that is not a socket)",
+            found: family as u32,
+        });
+    }
+    Ok(RawBody::FdDup {
+        call,
+        oldfd,
+        newfd,
+        source,
+        peer,
+        exe: canonical_path(r.take(exe_len)?).into_owned(),
+    })
 }
 
 fn decode_named(r: &mut Reader<'_>, kind: u16) -> Result<RawBody, WireError> {
@@ -754,6 +809,65 @@ mod tests {
         body.extend([0u8; 2]);
         body.extend(addr);
         header(kind, &body)
+    }
+
+    fn dup_record(
+        newfd: u32,
+        call: u16,
+        source: u16,
+        family: u16,
+        addr: &[u8],
+        exe: &[u8],
+    ) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend(7u32.to_le_bytes());
+        body.extend(newfd.to_le_bytes());
+        body.extend(call.to_le_bytes());
+        body.extend(source.to_le_bytes());
+        body.extend(family.to_le_bytes());
+        body.extend((if family == 2 { 4444u16 } else { 0 }).to_le_bytes());
+        body.extend((addr.len() as u16).to_le_bytes());
+        body.extend((exe.len() as u16).to_le_bytes());
+        body.extend([0u8; 4]);
+        body.extend(addr);
+        body.extend(exe);
+        header(20, &body)
+    }
+
+    #[test]
+    fn a_dup_onto_stdio_says_what_the_fd_is_and_who_ran() {
+        let e = decode_record(&dup_record(1, 2, 1, 2, &[10, 0, 0, 9], b"/usr/bin/bash")).unwrap();
+        assert_eq!(
+            e.body,
+            RawBody::FdDup {
+                call: DupCall::Dup2,
+                oldfd: 7,
+                newfd: 1,
+                source: DupSource::Socket,
+                peer: SockAddr::V4 {
+                    addr: [10, 0, 0, 9],
+                    port: 4444
+                },
+                exe: b"/usr/bin/bash".to_vec(),
+            }
+        );
+        let e = decode_record(&dup_record(0, 4, 2, 0, b"", b"")).unwrap();
+        assert!(matches!(
+            e.body,
+            RawBody::FdDup { call: DupCall::FcntlDupfd, source: DupSource::Pipe, newfd: 0, ref exe, .. } if exe.is_empty()
+        ));
+        // Not stdio, an unknown call or source, a peer for a pipe: each refused.
+        for bad in [
+            dup_record(3, 2, 1, 2, &[10, 0, 0, 9], b"/bin/sh"),
+            dup_record(1, 6, 1, 2, &[10, 0, 0, 9], b"/bin/sh"),
+            dup_record(1, 2, 6, 0, b"", b"/bin/sh"),
+            dup_record(1, 2, 2, 2, &[10, 0, 0, 9], b"/bin/sh"),
+        ] {
+            assert!(
+                matches!(decode_record(&bad), Err(WireError::DupField { .. })),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ritma_ebpf::programs::all_programs;
 use ritma_ebpf::{verify_object, EbpfError, Sensor, SensorConfig};
-use ritma_sources::raw::{IdCall, RawBody, RawEvent, SockAddr, ID_UNCHANGED};
+use ritma_sources::raw::{DupCall, DupSource, IdCall, RawBody, RawEvent, SockAddr, ID_UNCHANGED};
 
 mod common;
 use common::live_allowed;
@@ -266,6 +266,18 @@ fn run_tcp() -> (libc::pid_t, libc::pid_t, u16, u16) {
         libc::getsockname(s, (&mut me as *mut libc::sockaddr_in).cast(), &mut mlen);
         let port = u16::from_be(me.sin_port).to_ne_bytes();
         libc::write(cport_w, port.as_ptr().cast(), 2);
+        // The connection made stdout (dup2) and stdin (fcntl F_DUPFD into a closed fd 0);
+        // a pipe made stderr (dup3); a dup onto fd 9 is not stdio and not reported.
+        let mut p = [0; 2];
+        libc::close(0);
+        if libc::dup2(s, 1) != 1
+            || libc::fcntl(s, libc::F_DUPFD, 0) != 0
+            || libc::pipe(p.as_mut_ptr()) != 0
+            || libc::dup3(p[1], 2, 0) != 2
+            || libc::dup2(s, 9) != 9
+        {
+            return 31;
+        }
         0
     });
     let client_port = u16::from_ne_bytes(read_pipe::<2>(cport_r));
@@ -932,6 +944,53 @@ fn check_network(events: &[RawEvent], w: &Workload) {
         }
     );
     assert!(*result >= 0, "accept returned {result}");
+
+    // The client's descriptors landed on stdio: each dup, its source and its program.
+    let exe = std::fs::canonicalize(std::env::current_exe().unwrap()).unwrap();
+    let exe = exe.to_str().unwrap().as_bytes().to_vec();
+    let dups: Vec<_> = of_pid(events, w.client)
+        .into_iter()
+        .filter_map(|e| match &e.body {
+            b @ RawBody::FdDup { .. } => Some(b.clone()),
+            _ => None,
+        })
+        .collect();
+    let peer = SockAddr::V4 {
+        addr: lo,
+        port: w.server_port,
+    };
+    let dup = |call, newfd, source, peer: &SockAddr| RawBody::FdDup {
+        call,
+        oldfd: 0,
+        newfd,
+        source,
+        peer: peer.clone(),
+        exe: exe.clone(),
+    };
+    let none = SockAddr::Other { family: 0 };
+    let got: Vec<_> = dups
+        .iter()
+        .map(|b| match b {
+            RawBody::FdDup { oldfd, .. } => {
+                assert!(*oldfd > 2, "{b:?}");
+                let mut b = b.clone();
+                if let RawBody::FdDup { oldfd, .. } = &mut b {
+                    *oldfd = 0;
+                }
+                b
+            }
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            dup(DupCall::Dup2, 1, DupSource::Socket, &peer),
+            dup(DupCall::FcntlDupfd, 0, DupSource::Socket, &peer),
+            dup(DupCall::Dup3, 2, DupSource::Pipe, &none),
+        ],
+        "{dups:?}"
+    );
 }
 
 fn check_privileged_calls(events: &[RawEvent], w: &Workload) {

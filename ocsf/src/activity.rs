@@ -125,7 +125,7 @@ fn class_body(
             put("process", b.process(&atom.actor, "process").into());
             (&PROCESS_ACTIVITY, Activity::new(5, "Set User ID"))
         }
-        EventType::SetGid | EventType::CapSet => {
+        EventType::SetGid | EventType::CapSet | EventType::FdDup => {
             put("process", b.process(&atom.actor, "process").into());
             let name = event_type_name(atom.event_type);
             (&PROCESS_ACTIVITY, Activity::new(OTHER, name))

@@ -17,7 +17,7 @@
 //! | exit | Process Activity (1007) | Terminate (2) | `process` = `actor.process`, the exiting process (OCSF's reflexive case) |
 //! | ptrace | Process Activity (1007) | Inject (4) for a write request (POKETEXT/DATA/USER, SETREGS, SETFPREGS, SETFPXREGS, SETREGSET), otherwise Open (3) | `process` the target (its actor, when its start time was read; else `uid` `"unknown"`); the request recovered from `arg_hash` goes to `unmapped.ritma.ptrace_request` |
 //! | setuid | Process Activity (1007) | Set User ID (5) | `process` = `actor.process`; the credentials after the call are the actor record's |
-//! | setgid, capset | Process Activity (1007) | Other (99), `activity_name` `setgid` / `capset` | as setuid: OCSF has no activity for a group or capability change |
+//! | setgid, capset, fd_dup | Process Activity (1007) | Other (99), `activity_name` `setgid` / `capset` / `fd_dup` | as setuid: OCSF has no activity for a group or capability change, or for a descriptor made standard input, output or error |
 //! | present | Process Activity (1007) | Other (99), `activity_name` `present` | a process running when capture started: not a launch; `process` as for exec |
 //! | open | File System Activity (1001) | Open (14) | `file`; the access (read, write, create, truncate) in `unmapped.ritma.flags` |
 //! | unlink | File System Activity (1001) | Delete (4) | `file` |

@@ -13,7 +13,7 @@ use ritma_schemas::records::{
     EventAtom, Record, WindowRecord,
 };
 use ritma_schemas::Id128;
-use ritma_sources::raw::{IdCall, RawBody, RawEvent, SockAddr, Task};
+use ritma_sources::raw::{DupCall, DupSource, IdCall, RawBody, RawEvent, SockAddr, Task};
 use serde_json::{json, Value};
 
 const NODE: &str = "web-1";
@@ -425,6 +425,21 @@ fn every_event() -> (Fixture, Seqs) {
             stdio_net: 0,
         },
     );
+    f.push(
+        &curl,
+        25,
+        RawBody::FdDup {
+            call: DupCall::Dup2,
+            oldfd: 3,
+            newfd: 1,
+            source: DupSource::Socket,
+            peer: SockAddr::V4 {
+                addr: [203, 0, 113, 9],
+                port: 4444,
+            },
+            exe: b"/usr/bin/bash".to_vec(),
+        },
+    );
 
     let gdb_id = f.actor_id(&gdb);
     let cat_id = f.actor_id(&cat);
@@ -530,6 +545,7 @@ fn each_event_type_has_its_class_and_activity() {
         ("setuid", (1007, 5)),
         ("setgid", (1007, 99)),
         ("capset", (1007, 99)),
+        ("fd_dup", (1007, 99)),
         ("present", (1007, 99)),
         ("open", (1001, 14)),
         ("unlink", (1001, 4)),

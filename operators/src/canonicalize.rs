@@ -11,7 +11,7 @@ use ritma_schemas::records::{
     atom_flags, ActorRecord, DictEntry, DictKind, EventAtom, EventType, RunMeta,
 };
 use ritma_schemas::Id128;
-use ritma_sources::raw::{IdCall, RawBody, RawEvent, SockAddr, Task, ID_UNCHANGED};
+use ritma_sources::raw::{DupSource, IdCall, RawBody, RawEvent, SockAddr, Task, ID_UNCHANGED};
 
 /// Id used as the object of events that have none (exit, listen, id changes).
 pub const NO_OBJECT: Id128 = [0; 16];
@@ -103,6 +103,11 @@ pub enum Detail {
         pid: u32,
         request: u64,
     },
+    /// An fd landed on 0-2: the process's executable as the sensor read it then (the
+    /// cones' `exe` conditions, FORMAT.md §10).
+    FdDup {
+        exe: Vec<u8>,
+    },
     /// The task's credentials changed (the new uid/gid triple).
     Credentials {
         uid: Option<u32>,
@@ -169,7 +174,8 @@ fn dict_entries_of(body: &RawBody) -> usize {
         | RawBody::Bind { .. }
         | RawBody::MemfdCreate { .. }
         | RawBody::ModuleLoad { .. }
-        | RawBody::BpfProgLoad { .. } => 1,
+        | RawBody::BpfProgLoad { .. }
+        | RawBody::FdDup { .. } => 1,
         RawBody::Fork { .. }
         | RawBody::Exit { .. }
         | RawBody::Listen { .. }
@@ -404,6 +410,42 @@ pub fn canonicalize(ctx: &RunContext, window: u64, raw: RawEvent) -> CanonicalEv
         RawBody::ModuleLoad { name, result, .. } | RawBody::BpfProgLoad { name, result, .. } => {
             flags |= failed(result);
             dict(&mut dict_out, DictKind::Name, name)
+        }
+        RawBody::FdDup {
+            call,
+            oldfd,
+            newfd,
+            source,
+            peer,
+            exe,
+        } => {
+            // Which stdio fd it is, readable in the flags; the exact call in the hash.
+            flags |= if newfd == 0 {
+                atom_flags::READ
+            } else {
+                atom_flags::WRITE
+            };
+            if matches!(peer, SockAddr::V4 { .. } | SockAddr::V6 { .. }) {
+                flags |= atom_flags::STDIO_NET;
+            }
+            let mut e = Encoder::new();
+            e.array(3)
+                .uint(call as u64)
+                .uint(oldfd as u64)
+                .uint(newfd as u64);
+            arg_hash = Some(blake3(e.as_bytes()));
+            detail = Detail::FdDup {
+                exe: canonical_path(&exe).into_owned(),
+            };
+            if source == DupSource::Socket {
+                dict(&mut dict_out, DictKind::Flow, flow_bytes(&peer))
+            } else {
+                dict(
+                    &mut dict_out,
+                    DictKind::Name,
+                    source.name().as_bytes().to_vec(),
+                )
+            }
         }
     };
     let actor = ctx.actor_id(task.pid, task.start_ns);

@@ -42,6 +42,8 @@ enum Cond {
     Object(usize),
     PathPrefix(Vec<u8>),
     PathContains(Vec<u8>),
+    ExePrefix(Vec<u8>),
+    ExeContains(Vec<u8>),
     Flags(u32),
     /// Any of these ptrace requests.
     Request(Vec<u64>),
@@ -210,6 +212,10 @@ impl ConeDef {
                             Cond::PathPrefix(p.as_bytes().to_vec())
                         } else if let Some(p) = w.strip_prefix("path~=") {
                             Cond::PathContains(p.as_bytes().to_vec())
+                        } else if let Some(p) = w.strip_prefix("exe^=") {
+                            Cond::ExePrefix(p.as_bytes().to_vec())
+                        } else if let Some(p) = w.strip_prefix("exe~=") {
+                            Cond::ExeContains(p.as_bytes().to_vec())
                         } else if let Some(f) = w.strip_prefix("flags=") {
                             let mut bits = 0;
                             for f in f.split('|') {
@@ -217,6 +223,7 @@ impl ConeDef {
                                     "read" => atom_flags::READ,
                                     "write" => atom_flags::WRITE,
                                     "create" => atom_flags::CREATE,
+                                    "truncate" => atom_flags::TRUNCATE,
                                     "stdio_net" => atom_flags::STDIO_NET,
                                     _ => return Err(err(n, format!("unknown flag `{f}`"))),
                                 };
@@ -408,6 +415,8 @@ impl ConeMatcher {
         };
         let mut prefix_seen = false;
         let mut prefix_ok = false;
+        let mut exe_seen = false;
+        let mut exe_ok = false;
         for c in &step.conds {
             let ok = match c {
                 Cond::Actor(v) | Cond::Object(v) => {
@@ -434,6 +443,20 @@ impl ConeMatcher {
                     prefix_ok = prefix_ok || object_value().is_some_and(|v| contains(v, s));
                     true
                 }
+                Cond::ExePrefix(p) | Cond::ExeContains(p) => {
+                    exe_seen = true;
+                    let exe = match &e.detail {
+                        Detail::FdDup { exe } => Some(exe.as_slice()),
+                        Detail::Exec { .. } | Detail::Present { .. } => object_value(),
+                        _ => None,
+                    };
+                    exe_ok = exe_ok
+                        || exe.is_some_and(|v| match c {
+                            Cond::ExePrefix(_) => v.starts_with(p),
+                            _ => contains(v, p),
+                        });
+                    true
+                }
                 Cond::Flags(bits) => e.atom.flags & bits == *bits,
                 Cond::Request(r) => {
                     matches!(e.detail, Detail::PtraceTarget { request, .. } if r.contains(&request))
@@ -447,7 +470,7 @@ impl ConeMatcher {
                 return false;
             }
         }
-        !prefix_seen || prefix_ok
+        (!prefix_seen || prefix_ok) && (!exe_seen || exe_ok)
     }
 
     /// Whether `e` can take any step of any of `cones`. Bindings only ever add conditions,
@@ -884,6 +907,127 @@ pub(crate) mod tests {
             ev(4, 3, 5, 1000, open("/etc/cron.d/x", 0)),
         ]);
         assert!(benign.is_empty(), "{benign:?}");
+    }
+
+    fn dup(newfd: u8, peer: SockAddr, exe: &str) -> RawBody {
+        let source = match peer {
+            SockAddr::Other { family: 0 } => ritma_sources::raw::DupSource::Pipe,
+            _ => ritma_sources::raw::DupSource::Socket,
+        };
+        RawBody::FdDup {
+            call: ritma_sources::raw::DupCall::Dup2,
+            oldfd: 3,
+            newfd,
+            source,
+            peer,
+            exe: exe.as_bytes().to_vec(),
+        }
+    }
+
+    fn fired(events: Vec<(CanonicalEvent, u64)>) -> Vec<String> {
+        run(events)
+            .into_iter()
+            .map(|m| m.instance.cone_id)
+            .collect()
+    }
+
+    #[test]
+    fn library_5_cones_fire_on_their_technique_and_not_on_look_alikes() {
+        let net = SockAddr::V4 {
+            addr: [203, 0, 113, 9],
+            port: 4444,
+        };
+        // A shell or interpreter whose own stdio becomes a network socket, by exe path.
+        for (fd, exe) in [
+            (0, "/usr/bin/bash"),
+            (1, "/root/.pyenv/versions/3.11.7/bin/python3.11"),
+            (2, "/tmp/x"),
+            (1, "/memfd:payload"),
+        ] {
+            assert_eq!(
+                fired(vec![ev(1, 0, 5, 0, dup(fd, net.clone(), exe))]),
+                vec!["shell_stdio_redirect"],
+                "{exe}"
+            );
+        }
+        // Not a shell, not a network socket, a unix socket: nothing.
+        for body in [
+            dup(1, net.clone(), "/usr/lib/systemd/systemd"),
+            dup(1, SockAddr::Other { family: 0 }, "/usr/bin/bash"),
+            dup(
+                0,
+                SockAddr::Unix {
+                    path: b"/run/x".to_vec(),
+                },
+                "/usr/bin/bash",
+            ),
+        ] {
+            assert!(fired(vec![ev(1, 0, 5, 0, body)]).is_empty());
+        }
+        // The atom: the peer's flow, read for fd 0 and write otherwise, the call hashed.
+        let (e, _) = ev(1, 0, 5, 0, dup(0, net.clone(), "/usr/bin/bash"));
+        assert_eq!(e.atom.event_type, EventType::FdDup);
+        assert_eq!(e.atom.flags, atom_flags::READ | atom_flags::STDIO_NET);
+        assert!(e.atom.arg_hash.is_some());
+        assert_eq!(e.dict[0].kind, ritma_schemas::records::DictKind::Flow);
+        let (e, _) = ev(1, 0, 5, 0, dup(2, SockAddr::Other { family: 0 }, "/bin/x"));
+        assert_eq!(e.atom.flags, atom_flags::WRITE);
+        assert_eq!(e.dict[0].value, b"pipe");
+
+        // Logs emptied, release_agent written, data destroyed, persistence by rename.
+        let rename = |new: &str| RawBody::Rename {
+            old: b"/tmp/x".to_vec(),
+            new: new.as_bytes().to_vec(),
+            old_given: None,
+            new_given: None,
+            flags: 0,
+            result: 0,
+        };
+        for (body, id) in [
+            (open("/var/log/auth.log", 0o1001), "log_clear"),
+            (
+                open("/sys/fs/cgroup/rdma/release_agent", 0o1),
+                "release_agent_write",
+            ),
+            (exec("/usr/bin/shred"), "data_destruction"),
+            (exec("/usr/sbin/mkfs.ext4"), "data_destruction"),
+            (rename("/etc/cron.d/job"), "persistence_rename"),
+            (rename("/root/.ssh/authorized_keys"), "persistence_rename"),
+            (
+                open("/home/u/.ssh/authorized_keys", 0o2101),
+                "persistence_write",
+            ),
+        ] {
+            assert_eq!(fired(vec![ev(1, 0, 5, 0, body)]), vec![id]);
+        }
+        for body in [
+            open("/var/log/auth.log", 0o2001),
+            open("/var/log/auth.log", 0o1000),
+            rename("/etc/hosts"),
+            exec("/usr/bin/shredder-not"),
+        ] {
+            // shredder-not contains "/shred": the cone is by substring, as Falco's is by name.
+            let f = fired(vec![ev(1, 0, 5, 0, body.clone())]);
+            assert!(
+                f.is_empty() || matches!(body, RawBody::Exec { .. }),
+                "{f:?}"
+            );
+        }
+
+        // An inject after a seize, with POKEDATA.
+        let ptrace = |request: u64| RawBody::Ptrace {
+            request,
+            target_pid: 9,
+            target_start_ns: 9,
+            result: 0,
+        };
+        assert_eq!(
+            fired(vec![
+                ev(1, 0, 5, 0, ptrace(16902)),
+                ev(2, 1, 5, 0, ptrace(5))
+            ]),
+            vec!["ptrace_attach", "ptrace_inject"]
+        );
     }
 
     #[test]

@@ -87,6 +87,15 @@ fn implied_edges(e: &CanonicalEvent) -> Implied {
         (EventType::ModuleLoad | EventType::BpfProgLoad, _) => {
             one((EdgeKind::ProcToFile, actor, a.object, edge_flags::EXEC))
         }
+        // A network connection made stdio: input from it (fd 0), or output to it.
+        (EventType::FdDup, _) if a.flags & atom_flags::STDIO_NET != 0 => {
+            let dir = if a.flags & atom_flags::READ != 0 {
+                edge_flags::RECV
+            } else {
+                edge_flags::SEND
+            };
+            one((EdgeKind::ProcToFlow, actor, a.object, dir))
+        }
         _ => Implied::NONE,
     }
 }

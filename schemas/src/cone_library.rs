@@ -3,7 +3,7 @@
 //! verifier compares the store's copy with the one it knows, byte for byte.
 
 /// The library version new windows are matched with.
-pub const CURRENT: u32 = 4;
+pub const CURRENT: u32 = 5;
 
 /// (file name, contents) of each named file of `cones/<dir>/`, embedded at build time.
 macro_rules! cones {
@@ -102,6 +102,36 @@ pub fn builtin_v0004() -> Vec<(&'static str, &'static str)> {
     )
 }
 
+/// Cone library version 5: (file name, contents), as in `cones/v0005/`.
+pub fn builtin_v0005() -> Vec<(&'static str, &'static str)> {
+    cones!(
+        "v0005",
+        [
+            "bpf_prog_load.cone",
+            "data_destruction.cone",
+            "deleted_binary_exec.cone",
+            "download_exec_tmp.cone",
+            "egress_spike.cone",
+            "exec_from_tmp.cone",
+            "log_clear.cone",
+            "memfd_exec.cone",
+            "module_load.cone",
+            "persistence_rename.cone",
+            "persistence_write.cone",
+            "priv_esc_setuid.cone",
+            "ptrace_attach.cone",
+            "ptrace_inject.cone",
+            "release_agent_write.cone",
+            "secrets_read.cone",
+            "secrets_then_egress.cone",
+            "shell_stdio_redirect.cone",
+            "shell_stdio_socket.cone",
+            "uid0_without_setuid_exec.cone",
+            "unknown_binary.cone",
+        ]
+    )
+}
+
 /// The files of library `version`, if this build knows it.
 pub fn library(version: u32) -> Option<Vec<(&'static str, &'static str)>> {
     match version {
@@ -109,6 +139,7 @@ pub fn library(version: u32) -> Option<Vec<(&'static str, &'static str)>> {
         2 => Some(builtin_v0002()),
         3 => Some(builtin_v0003()),
         4 => Some(builtin_v0004()),
+        5 => Some(builtin_v0005()),
         _ => None,
     }
 }

@@ -206,6 +206,9 @@ wire_enum!(
         /// A process already running when capture started (the sensor's start-up
         /// snapshot); the object is its executable's path. Not an exec.
         Present = 19,
+        /// An fd duplicated onto the process's standard input, output or error (dup,
+        /// dup2, dup3, fcntl F_DUPFD*); the object is what the fd now is.
+        FdDup = 20,
     }
 );
 
@@ -231,6 +234,7 @@ impl EventType {
             EventType::ModuleLoad => "module_load",
             EventType::BpfProgLoad => "bpf_prog_load",
             EventType::Present => "present",
+            EventType::FdDup => "fd_dup",
         }
     }
 }
@@ -364,7 +368,8 @@ pub mod atom_flags {
     pub const LATE: u32 = 1 << 6;
     /// An argument was longer than its bound and is represented by `arg_hash` only.
     pub const ARG_HASHED: u32 = 1 << 7;
-    /// An exec whose new program has fd 0, 1 or 2 on an IPv4/IPv6 socket (exec only).
+    /// An exec whose new program has fd 0, 1 or 2 on an IPv4/IPv6 socket, or an fd_dup of
+    /// such a socket (exec and fd_dup only).
     pub const STDIO_NET: u32 = 1 << 8;
     pub const ALL: u32 = (1 << 9) - 1;
 
@@ -644,11 +649,13 @@ impl Record for EventAtom {
             });
         }
         let mut value = Self::decode_fields(&mut d)?;
-        if value.flags & atom_flags::STDIO_NET != 0 && value.event_type != EventType::Exec {
+        if value.flags & atom_flags::STDIO_NET != 0
+            && !matches!(value.event_type, EventType::Exec | EventType::FdDup)
+        {
             return Err(d.error_at(
                 "flags",
                 0,
-                DecodeErrorKind::Invalid("stdio_net is a flag of exec events only"),
+                DecodeErrorKind::Invalid("stdio_net is a flag of exec and fd_dup events only"),
             ));
         }
         if v == EVENT_ATOM_V2 {

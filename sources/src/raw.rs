@@ -68,24 +68,68 @@ const AF_UNIX: u64 = 1;
 const AF_INET: u64 = 2;
 const AF_INET6: u64 = 10;
 
-/// Which id-changing syscall ran.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum IdCall {
-    Set = 1,
-    SetRe = 2,
-    SetRes = 3,
-    SetFs = 4,
+/// An enum of the raw model whose variants are numbered on the wire, with its decoder.
+macro_rules! code_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $val:expr),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        pub enum $name { $($(#[$vm])* $variant = $val),+ }
+
+        impl $name {
+            pub fn from_u64(v: u64) -> Option<Self> {
+                match v { $($val => Some($name::$variant),)+ _ => None }
+            }
+        }
+    };
 }
 
-impl IdCall {
-    fn from_u64(v: u64) -> Option<Self> {
-        Some(match v {
-            1 => IdCall::Set,
-            2 => IdCall::SetRe,
-            3 => IdCall::SetRes,
-            4 => IdCall::SetFs,
-            _ => return None,
-        })
+code_enum!(
+    /// Which id-changing syscall ran.
+    IdCall {
+        Set = 1,
+        SetRe = 2,
+        SetRes = 3,
+        SetFs = 4,
+    }
+);
+
+code_enum!(
+    /// Which call duplicated an fd onto the standard input, output or error.
+    DupCall {
+        Dup = 1,
+        Dup2 = 2,
+        Dup3 = 3,
+        /// fcntl(F_DUPFD)
+        FcntlDupfd = 4,
+        /// fcntl(F_DUPFD_CLOEXEC)
+        FcntlDupfdCloexec = 5,
+    }
+);
+
+code_enum!(
+    /// What kind of file a duplicated fd is.
+    DupSource {
+        Socket = 1,
+        /// A pipe or FIFO.
+        Pipe = 2,
+        /// A regular file.
+        File = 3,
+        /// A character device (a terminal, /dev/null).
+        CharDevice = 4,
+        Other = 5,
+    }
+);
+
+impl DupSource {
+    /// The name an fd_dup atom's object holds for a source that is not a socket.
+    pub fn name(self) -> &'static str {
+        match self {
+            DupSource::Socket => "socket",
+            DupSource::Pipe => "pipe",
+            DupSource::File => "file",
+            DupSource::CharDevice => "char_device",
+            DupSource::Other => "other",
+        }
     }
 }
 
@@ -194,6 +238,18 @@ pub enum RawBody {
         name: Vec<u8>,
         result: i64,
     },
+    /// An fd duplicated onto 0, 1 or 2 (successful calls only: a failed one moves nothing).
+    FdDup {
+        call: DupCall,
+        oldfd: u32,
+        /// 0, 1 or 2.
+        newfd: u8,
+        source: DupSource,
+        /// A socket's peer (`Other { family: 0 }` when not a socket or unknown).
+        peer: SockAddr,
+        /// The process's executable, resolved (empty when the sensor could not read it).
+        exe: Vec<u8>,
+    },
     /// The process was already running when capture started (the sensor's start-up
     /// snapshot): what it runs, as an exec would have said. Not an exec.
     Present {
@@ -254,6 +310,7 @@ impl RawBody {
             RawBody::ModuleLoad { .. } => EventType::ModuleLoad,
             RawBody::BpfProgLoad { .. } => EventType::BpfProgLoad,
             RawBody::Present { .. } => EventType::Present,
+            RawBody::FdDup { .. } => EventType::FdDup,
         }
     }
 }
@@ -446,6 +503,22 @@ impl RawEvent {
                 result,
             } => {
                 e.array(3).uint(*prog_type as u64).bytes(name).int(*result);
+            }
+            RawBody::FdDup {
+                call,
+                oldfd,
+                newfd,
+                source,
+                peer,
+                exe,
+            } => {
+                e.array(6)
+                    .uint(*call as u64)
+                    .uint(*oldfd as u64)
+                    .uint(*newfd as u64)
+                    .uint(*source as u64);
+                addr(&mut e, peer);
+                e.bytes(exe);
             }
         }
         if v2 {
@@ -886,6 +959,36 @@ fn decode_body(
                 result: d.int("result")?,
             }
         }
+        EventType::FdDup => {
+            d.array_exact("body", 6)?;
+            let at = d.position();
+            let c = d.uint("call")?;
+            let call = DupCall::from_u64(c)
+                .ok_or_else(|| err_at(at, "call", DecodeErrorKind::UnknownValue { value: c }))?;
+            let oldfd = d.u32("oldfd")?;
+            let newfd = d.uint_max("newfd", 2)? as u8;
+            let at = d.position();
+            let v = d.uint("source")?;
+            let source = DupSource::from_u64(v)
+                .ok_or_else(|| err_at(at, "source", DecodeErrorKind::UnknownValue { value: v }))?;
+            let at = d.position();
+            let peer = decode_addr(d)?;
+            if source != DupSource::Socket && peer != (SockAddr::Other { family: 0 }) {
+                return Err(err_at(
+                    at,
+                    "peer",
+                    DecodeErrorKind::Invalid("only a socket source has a peer"),
+                ));
+            }
+            RawBody::FdDup {
+                call,
+                oldfd,
+                newfd,
+                source,
+                peer,
+                exe: path(d, "exe")?,
+            }
+        }
     })
 }
 
@@ -1039,6 +1142,29 @@ pub(crate) mod tests {
                     result,
                 }
             }),
+            (
+                1u64..=5,
+                any::<u32>(),
+                0u8..=2,
+                1u64..=5,
+                sockaddr(),
+                bytes(100)
+            )
+                .prop_map(|(call, oldfd, newfd, source, peer, exe)| {
+                    let source = DupSource::from_u64(source).unwrap();
+                    RawBody::FdDup {
+                        call: DupCall::from_u64(call).unwrap(),
+                        oldfd,
+                        newfd,
+                        source,
+                        // Only a socket has a peer.
+                        peer: match source {
+                            DupSource::Socket => peer,
+                            _ => SockAddr::Other { family: 0 },
+                        },
+                        exe,
+                    }
+                }),
             (
                 bytes(200),
                 proptest::collection::vec(bytes(40), 0..8),

@@ -1,7 +1,7 @@
 //! Keeps the raw-event and trace examples of docs/FORMAT.md §7 true.
 
 use ritma_schemas::records::{HealthKind, LossReason, RunMeta};
-use ritma_sources::raw::{RawBody, RawEvent, Task};
+use ritma_sources::raw::{DupCall, DupSource, RawBody, RawEvent, SockAddr, Task};
 use ritma_sources::trace::{BaselineStatus, ExeEntry, TraceWriter, FILE_MAGIC, FRAME_HEADER_LEN};
 use std::collections::BTreeMap;
 
@@ -62,6 +62,25 @@ fn format_md_examples_match_the_code() {
     assert_eq!(RawEvent::decode_from(&mut d).unwrap(), given);
     d.finish().unwrap();
     ex.insert("raw-open-given".to_owned(), wrapped(&bytes));
+    // bash (as `cat` was) makes a TCP connection its stdout: dup2(3, 1).
+    let mut dup = open_event();
+    dup.task.comm = b"bash".to_vec();
+    dup.body = RawBody::FdDup {
+        call: DupCall::Dup2,
+        oldfd: 3,
+        newfd: 1,
+        source: DupSource::Socket,
+        peer: SockAddr::V4 {
+            addr: [203, 0, 113, 9],
+            port: 4444,
+        },
+        exe: b"/usr/bin/bash".to_vec(),
+    };
+    let bytes = dup.encode();
+    let mut d = ritma_schemas::cbor::Decoder::new(&bytes, "RawEvent");
+    assert_eq!(RawEvent::decode_from(&mut d).unwrap(), dup);
+    d.finish().unwrap();
+    ex.insert("raw-fd-dup".to_owned(), wrapped(&bytes));
 
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("t.rtrace");

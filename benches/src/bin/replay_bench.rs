@@ -245,26 +245,7 @@ fn call_name(c: IdCall, uid: bool) -> &'static str {
 }
 
 fn type_name(b: &RawBody) -> &'static str {
-    match b {
-        RawBody::Exec { .. } => "exec",
-        RawBody::Fork { .. } => "fork",
-        RawBody::Exit { .. } => "exit",
-        RawBody::Open { .. } => "open",
-        RawBody::Unlink { .. } => "unlink",
-        RawBody::Rename { .. } => "rename",
-        RawBody::Connect { .. } => "connect",
-        RawBody::Accept { .. } => "accept",
-        RawBody::Bind { .. } => "bind",
-        RawBody::Listen { .. } => "listen",
-        RawBody::Ptrace { .. } => "ptrace",
-        RawBody::SetUid { .. } => "setuid",
-        RawBody::SetGid { .. } => "setgid",
-        RawBody::CapSet { .. } => "capset",
-        RawBody::MemfdCreate { .. } => "memfd_create",
-        RawBody::ModuleLoad { .. } => "module_load",
-        RawBody::BpfProgLoad { .. } => "bpf_prog_load",
-        RawBody::Present { .. } => "present",
-    }
+    b.event_type().name()
 }
 
 /// Appends one JSON line for `e` of node `node`.
@@ -434,6 +415,21 @@ fn json_line(out: &mut Vec<u8>, node: &str, wmm: i64, e: &RawEvent) {
             knum(out, "prog_type", prog_type);
             kstr(out, "name", name);
             knum(out, "result", result);
+        }
+        RawBody::FdDup {
+            call,
+            oldfd,
+            newfd,
+            source,
+            peer,
+            exe,
+        } => {
+            knum(out, "call", *call as u8);
+            knum(out, "oldfd", oldfd);
+            knum(out, "newfd", newfd);
+            kstr(out, "source", source.name().as_bytes());
+            addr(out, peer);
+            kstr(out, "exe", exe);
         }
     }
     out.extend_from_slice(b"}\n");
