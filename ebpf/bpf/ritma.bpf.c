@@ -362,6 +362,18 @@ static __always_inline __u8 stdio_net(struct task_struct *t)
 	return m;
 }
 
+/* True when one of fds lo..2 of the current task is free (a dup may land there). */
+static __always_inline bool stdio_free(__u64 lo)
+{
+	struct task_struct *t = (void *)bpf_get_current_task();
+	int i;
+
+	for (i = 0; i < 3; i++)
+		if (i >= lo && !fd_file(t, i))
+			return true;
+	return false;
+}
+
 /* Writes the path of (d, vm) as seen from the task's root into w->path; returns its
  * length, or -1 when it is deeper than the walk bound or longer than a path.
  * The component count and write offset live in the map value, not in registers, so the
@@ -857,9 +869,13 @@ static __always_inline int on_enter(__u32 sc, __u64 a0, __u64 a1, __u64 a2, __u6
 		return 0;
 	if (sc == SC_BPF && a0 != BPF_PROG_LOAD_CMD)
 		return 0;
-	/* Only a dup that can land on fd 0-2 (dup always may: it takes the lowest free fd). */
+	/* Only a dup that can land on fd 0-2: dup2 and dup3 onto one of them; dup and
+	 * fcntl(F_DUPFD*), which take the lowest free fd, only while one of 0-2 at or above the
+	 * lowest asked for is free. So the exits of all others need no stash lookup. */
 	if ((sc == SC_DUP2 && (a1 > 2 || a0 == a1)) || (sc == SC_DUP3 && a1 > 2) ||
 	    (sc == SC_FCNTL && ((a1 != F_DUPFD && a1 != F_DUPFD_CLOEXEC) || a2 > 2)))
+		return 0;
+	if ((sc == SC_DUP || sc == SC_FCNTL) && !stdio_free(sc == SC_DUP ? 0 : a2))
 		return 0;
 	s.sc = sc;
 	s.args[0] = a0;
@@ -1385,6 +1401,11 @@ static __always_inline int on_exit(__u32 sc, long ret)
 		beat(sc * 2 + 1);
 		return 0;
 	}
+	/* A dup that did not land on 0-2 reports nothing, and its enter stashed only if it
+	 * could have: no lookup in the common case (a stash a failed or raced call left is
+	 * replaced by the thread's next one, or deleted at its exit). */
+	if (is_dup_sc(sc) && (ret < 0 || ret > 2))
+		return 0;
 	s = bpf_map_lookup_elem(&ritma_stash, &pid_tgid);
 
 	/* The dup calls report only an fd landed on 0-2, and their enters stash only calls
