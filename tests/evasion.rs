@@ -83,6 +83,24 @@ impl Argv {
     }
 }
 
+/// In a forked child: writes `image` into a new memfd (created with `flags`) and runs it with
+/// execveat(AT_EMPTY_PATH); returns only on failure, with the child's exit code.
+unsafe fn exec_in_memfd(name: &CString, image: &[u8], flags: libc::c_uint, argv: &Argv) -> i32 {
+    let fd = libc::syscall(libc::SYS_memfd_create, name.as_ptr(), flags) as i32;
+    if fd < 0 || libc::write(fd, image.as_ptr().cast(), image.len()) != image.len() as isize {
+        return 10;
+    }
+    libc::syscall(
+        libc::SYS_execveat,
+        fd,
+        c"".as_ptr(),
+        argv.ptrs.as_ptr(),
+        argv.envp.as_ptr(),
+        libc::AT_EMPTY_PATH,
+    );
+    11
+}
+
 /// The cone instances of the store, each as (cone, pid of the actor of its first event,
 /// which may be sealed in an earlier window than the instance).
 fn fired(store: &Path) -> BTreeSet<(String, u32)> {
@@ -290,7 +308,6 @@ fn every_variant_of_each_technique_fires_its_cone_live() {
     // --- memfd_exec: run a program from an anonymous memory file --------------------------
     let image = true_image();
     let memfd_name = cstr("ritma-evasion");
-    let empty = cstr("");
     let memfd = |flags: libc::c_uint| -> i32 {
         // SAFETY: raw syscalls on buffers that outlive the call.
         unsafe {
@@ -307,21 +324,7 @@ fn every_variant_of_each_technique_fires_its_cone_live() {
         (0, "execveat of a memfd"),
         (libc::MFD_CLOEXEC, "execveat of a CLOEXEC memfd"),
     ] {
-        let pid = in_child(|| unsafe {
-            let fd = memfd(flags);
-            if fd < 0 {
-                return 10;
-            }
-            libc::syscall(
-                libc::SYS_execveat,
-                fd,
-                empty.as_ptr(),
-                tru.ptrs.as_ptr(),
-                tru.envp.as_ptr(),
-                libc::AT_EMPTY_PATH,
-            );
-            11
-        });
+        let pid = in_child(|| unsafe { exec_in_memfd(&memfd_name, &image, flags, &tru) });
         reap(pid, what);
         expect.push(("memfd_exec", what, pid));
     }
@@ -1231,7 +1234,6 @@ fn every_cone_of_the_library_fires_on_each_variant_live() {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let (u_tmp, u_run_c, memfd_name) = (c(&w("u")), c(&u_run), c("ritma-cones"));
-    let empty = c("");
     // The memfd program runs a second: the recorder reads a binary back through the
     // process's /proc/PID/exe, so one that exits at once is never hashed (a known gap).
     let mut changed_sleep = std::fs::read("/bin/sleep").unwrap();
@@ -1250,21 +1252,7 @@ fn every_cone_of_the_library_fires_on_each_variant_live() {
                 1 => {
                     libc::execve(u_run_c.as_ptr(), tru.ptrs.as_ptr(), tru.envp.as_ptr());
                 }
-                _ => {
-                    let fd = libc::syscall(libc::SYS_memfd_create, memfd_name.as_ptr(), 0) as i32;
-                    let n = changed_sleep.len();
-                    if fd < 0 || libc::write(fd, changed_sleep.as_ptr().cast(), n) != n as isize {
-                        return 10;
-                    }
-                    libc::syscall(
-                        libc::SYS_execveat,
-                        fd,
-                        empty.as_ptr(),
-                        sleep_argv.ptrs.as_ptr(),
-                        sleep_argv.envp.as_ptr(),
-                        libc::AT_EMPTY_PATH,
-                    );
-                }
+                _ => return exec_in_memfd(&memfd_name, &changed_sleep, 0, &sleep_argv),
             }
             11
         });
