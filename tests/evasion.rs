@@ -172,25 +172,28 @@ fn sealed_paths(store: &Path) -> Vec<SealedPath> {
 /// Connects a fresh TCP socket to `port` on loopback; returns its fd (in the parent, before
 /// any fork, or in a child: only syscalls).
 fn connect_loopback(port: u16) -> i32 {
+    match connect_v4(libc::SOCK_STREAM, [127, 0, 0, 1], port) {
+        (s, 0) => s,
+        _ => -1,
+    }
+}
+
+/// A new IPv4 socket of type `ty` (SOCK_STREAM, SOCK_DGRAM) connected to `addr:port`: its fd
+/// and connect's result. Only syscalls, so a forked child may call it.
+fn connect_v4(ty: i32, addr: [u8; 4], port: u16) -> (i32, i32) {
     // SAFETY: plain socket calls on a local sockaddr.
     unsafe {
-        let s = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-        if s < 0 {
-            return -1;
-        }
+        let s = libc::socket(libc::AF_INET, ty, 0);
         let mut a: libc::sockaddr_in = std::mem::zeroed();
         a.sin_family = libc::AF_INET as libc::sa_family_t;
         a.sin_port = port.to_be();
-        a.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        a.sin_addr.s_addr = u32::from_ne_bytes(addr);
         let rc = libc::connect(
             s,
             (&a as *const libc::sockaddr_in).cast(),
             std::mem::size_of::<libc::sockaddr_in>() as u32,
         );
-        if rc != 0 {
-            return -1;
-        }
-        s
+        (s, rc)
     }
 }
 
@@ -949,21 +952,7 @@ fn every_cone_of_the_library_fires_on_each_variant_live() {
     let pid = open_in_child(None, None, &c("/etc/passwd"), libc::O_RDONLY);
     reap(pid, "read passwd");
     lookalikes.push(("secrets_read", "a read of /etc/passwd".into(), pid));
-    let udp = |addr: [u8; 4], port: u16| -> i32 {
-        // SAFETY: plain socket calls on a local sockaddr.
-        unsafe {
-            let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
-            let mut a: libc::sockaddr_in = std::mem::zeroed();
-            a.sin_family = libc::AF_INET as libc::sa_family_t;
-            a.sin_port = port.to_be();
-            a.sin_addr.s_addr = u32::from_ne_bytes(addr);
-            libc::connect(
-                s,
-                (&a as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as u32,
-            )
-        }
-    };
+    let udp = |addr: [u8; 4], port: u16| connect_v4(libc::SOCK_DGRAM, addr, port).1;
     for (what, kind) in [
         ("absolute read, TCP", 0),
         ("read through a symlink, UDP", 1),
@@ -1332,20 +1321,8 @@ fn every_cone_of_the_library_fires_on_each_variant_live() {
                         udp([127, 0, 0, 1], 20000 + i);
                     }
                     _ => {
-                        let a: libc::sockaddr_in = libc::sockaddr_in {
-                            sin_family: libc::AF_INET as libc::sa_family_t,
-                            sin_port: 9u16.to_be(),
-                            sin_addr: libc::in_addr {
-                                s_addr: u32::from_ne_bytes([127, 0, 1, (i % 250) as u8 + 1]),
-                            },
-                            sin_zero: [0; 8],
-                        };
-                        let s = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-                        libc::connect(
-                            s,
-                            (&a as *const libc::sockaddr_in).cast(),
-                            std::mem::size_of::<libc::sockaddr_in>() as u32,
-                        );
+                        let addr = [127, 0, 1, (i % 250) as u8 + 1];
+                        let (s, _) = connect_v4(libc::SOCK_STREAM, addr, 9);
                         libc::close(s);
                     }
                 }
